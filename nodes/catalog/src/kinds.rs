@@ -1,0 +1,319 @@
+//! The built-in node kinds.
+
+use crate::params::{ParamSpec, ParamType, Params};
+use crate::PortType;
+
+/// One port of a node kind.
+#[derive(Debug, Clone, Copy)]
+pub struct PortSpec {
+    pub name: &'static str,
+    pub ty: PortType,
+    pub doc: &'static str,
+}
+
+/// A built-in node kind: what it consumes, produces and accepts as params.
+#[derive(Debug, Clone, Copy)]
+pub struct KindSpec {
+    pub kind: &'static str,
+    pub doc: &'static str,
+    pub inputs: &'static [PortSpec],
+    /// When set, the node accepts any number of inputs with any names, each of
+    /// one of these types (the mux takes any number of tracks).
+    pub any_inputs: Option<&'static [PortType]>,
+    pub outputs: &'static [PortSpec],
+    pub params: &'static [ParamSpec],
+    /// Rules that involve several params of one node; returns (param, message).
+    pub check: fn(&Params) -> Vec<(&'static str, String)>,
+}
+
+impl KindSpec {
+    pub fn param(&self, name: &str) -> Option<&'static ParamSpec> {
+        self.params.iter().find(|p| p.name == name)
+    }
+    pub fn input(&self, name: &str) -> Option<&'static PortSpec> {
+        self.inputs.iter().find(|p| p.name == name)
+    }
+    pub fn output(&self, name: &str) -> Option<&'static PortSpec> {
+        self.outputs.iter().find(|p| p.name == name)
+    }
+    /// A node with no inputs produces media from outside the graph.
+    pub fn is_source(&self) -> bool {
+        self.inputs.is_empty() && self.any_inputs.is_none()
+    }
+    /// The binary that implements this kind, found beside the `runtime` binary.
+    pub fn binary_name(&self) -> String {
+        format!("node-{}", self.kind)
+    }
+}
+
+const fn p(
+    name: &'static str,
+    ty: ParamType,
+    default: Option<&'static str>,
+    doc: &'static str,
+) -> ParamSpec {
+    ParamSpec::new(name, ty, default, doc)
+}
+
+const DIM: ParamType = ParamType::Int { min: 16, max: 8192 };
+const FPS: ParamType = ParamType::Rational { max: 1000.0 };
+const PIXEL_FORMATS: &[&str] = &["yuv420p", "nv12", "rgb24", "bgra", "yuyv422"];
+const SAMPLE_FORMATS: &[&str] = &["s16", "s24", "s32", "f32"];
+const SAMPLE_RATE: ParamType = ParamType::Int { min: 8_000, max: 192_000 };
+const CHANNELS: ParamType = ParamType::Int { min: 1, max: 8 };
+
+pub const VIDEO_CODECS: &[&str] = &["h264", "h265", "vp9", "av1"];
+pub const AUDIO_CODECS: &[&str] = &["aac", "opus", "mp3"];
+pub const CONTAINERS: &[&str] = &["auto", "mp4", "mkv", "webm"];
+
+const RAW_VIDEO_OUT: &[PortSpec] = &[PortSpec { name: "video", ty: PortType::RawVideo, doc: "raw video frames" }];
+const RAW_AUDIO_OUT: &[PortSpec] = &[PortSpec { name: "audio", ty: PortType::RawAudio, doc: "raw audio frames" }];
+
+fn no_check(_: &Params) -> Vec<(&'static str, String)> {
+    Vec::new()
+}
+
+/// 4:2:0 and 4:2:2 formats subsample chroma by two: odd sizes cannot be represented.
+fn check_even_size(params: &Params) -> Vec<(&'static str, String)> {
+    let mut errors = Vec::new();
+    let fmt = params.str_or("pixel_format", "yuv420p");
+    if matches!(fmt, "yuv420p" | "nv12" | "yuyv422") {
+        for dim in ["width", "height"] {
+            if let Some(v) = params.i64(dim) {
+                if v % 2 != 0 && (dim == "width" || fmt != "yuyv422") {
+                    errors.push((dim, format!("{dim} {v} is odd, but {fmt} needs even sizes (chroma is subsampled)")));
+                }
+            }
+        }
+    }
+    errors
+}
+
+fn check_video_encode(params: &Params) -> Vec<(&'static str, String)> {
+    let mut errors = Vec::new();
+    let codec = params.str_or("codec", "h264");
+    if let Some(crf) = params.i64("crf") {
+        let max = crf_max(codec);
+        if crf > max {
+            errors.push(("crf", format!("crf {crf} is out of range 0..={max} for {codec}")));
+        }
+    }
+    if params.get("crf").is_some() && params.get("bitrate").is_some() {
+        errors.push(("bitrate", "set either crf or bitrate, not both".to_string()));
+    }
+    errors
+}
+
+/// The largest CRF each codec accepts.
+pub fn crf_max(codec: &str) -> i64 {
+    match codec {
+        "h264" | "h265" => 51,
+        _ => 63,
+    }
+}
+
+/// Whether a container can carry a codec (the codec × container matrix).
+pub fn container_accepts(container: &str, codec: &str) -> bool {
+    match container {
+        "mp4" => matches!(codec, "h264" | "h265" | "vp9" | "av1" | "aac" | "opus" | "mp3"),
+        "mkv" => true,
+        "webm" => matches!(codec, "vp9" | "av1" | "opus"),
+        _ => false,
+    }
+}
+
+/// The container a mux writes: its `container` param, else the path's extension.
+pub fn container_for(container_param: &str, path: &str) -> Option<&'static str> {
+    let pick = |name: &str| CONTAINERS.iter().copied().find(|c| *c == name && *c != "auto");
+    if container_param != "auto" {
+        return pick(container_param);
+    }
+    let ext = path.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase())?;
+    match ext.as_str() {
+        "mp4" | "m4v" | "mov" => Some("mp4"),
+        "mkv" => Some("mkv"),
+        "webm" => Some("webm"),
+        _ => None,
+    }
+}
+
+static KINDS: &[KindSpec] = &[
+    KindSpec {
+        kind: "camera",
+        doc: "Video capture: a camera (nokhwa), a file or URL (FFmpeg demux + decode), or a deterministic test pattern.",
+        inputs: &[],
+        any_inputs: None,
+        outputs: RAW_VIDEO_OUT,
+        params: &[
+            p("source", ParamType::Str, Some("auto"), "`auto` (first camera, else the test pattern with a warning), `device:<index|name>`, `test`, `file:<path>` or a URL"),
+            p("realtime", ParamType::Bool, Some("true"), "pace frames at the native rate; false: as fast as downstream accepts, nothing dropped"),
+            p("width", DIM, Some("1920"), "frame width in pixels (test pattern, camera request)"),
+            p("height", DIM, Some("1080"), "frame height in pixels"),
+            p("fps", FPS, Some("30"), "frame rate, e.g. 30, 60 or 30000/1001"),
+            p("pixel_format", ParamType::Enum(PIXEL_FORMATS), Some("yuv420p"), "preferred pixel format"),
+            p("pattern", ParamType::Enum(&["bars", "clapper"]), Some("bars"), "test pattern: moving bars with frame counter and clock; `clapper`: also a white frame at every whole second"),
+            p("loop", ParamType::Bool, Some("false"), "file sources: start over at the end"),
+        ],
+        check: check_even_size,
+    },
+    KindSpec {
+        kind: "microphone",
+        doc: "Audio capture: the default or a named input device (cpal), a file (FFmpeg), or a test tone.",
+        inputs: &[],
+        any_inputs: None,
+        outputs: RAW_AUDIO_OUT,
+        params: &[
+            p("source", ParamType::Str, Some("auto"), "`auto` (default input device, else a test tone with a warning), `device:<name>`, `test`, `file:<path>`"),
+            p("realtime", ParamType::Bool, Some("true"), "pace audio at the native rate; false: as fast as downstream accepts"),
+            p("sample_rate", SAMPLE_RATE, Some("48000"), "samples per second, 8000..=192000"),
+            p("channels", CHANNELS, Some("2"), "channel count, 1..=8"),
+            p("sample_format", ParamType::Enum(SAMPLE_FORMATS), Some("f32"), "sample format captured"),
+            p("frequency", ParamType::Float { min: 1.0, max: 20_000.0 }, Some("440"), "test tone frequency in Hz"),
+            p("pattern", ParamType::Enum(&["tone", "clapper"]), Some("tone"), "test signal: a steady tone; `clapper`: a 1 kHz beep at every whole second"),
+            p("loop", ParamType::Bool, Some("false"), "file sources: start over at the end"),
+        ],
+        check: no_check,
+    },
+    KindSpec {
+        kind: "video-normalize",
+        doc: "Scales, converts the pixel format and conforms to a constant frame rate (swscale).",
+        inputs: &[PortSpec { name: "video", ty: PortType::RawVideo, doc: "raw video in any supported format" }],
+        any_inputs: None,
+        outputs: RAW_VIDEO_OUT,
+        params: &[
+            p("width", DIM, Some("1920"), "output width"),
+            p("height", DIM, Some("1080"), "output height"),
+            p("pixel_format", ParamType::Enum(PIXEL_FORMATS), Some("yuv420p"), "output pixel format"),
+            p("fps", FPS, Some("30"), "constant output frame rate: frames are duplicated or dropped to conform"),
+            p("keep_aspect", ParamType::Bool, Some("true"), "scale to fit and pad with black instead of stretching"),
+        ],
+        check: check_even_size,
+    },
+    KindSpec {
+        kind: "audio-normalize",
+        doc: "Resamples, rechannels and reformats audio (swresample); optional EBU R128 loudness normalization.",
+        inputs: &[PortSpec { name: "audio", ty: PortType::RawAudio, doc: "raw audio" }],
+        any_inputs: None,
+        outputs: RAW_AUDIO_OUT,
+        params: &[
+            p("sample_rate", SAMPLE_RATE, Some("48000"), "output sample rate"),
+            p("channels", CHANNELS, Some("2"), "output channel count"),
+            p("sample_format", ParamType::Enum(SAMPLE_FORMATS), Some("f32"), "output sample format"),
+            p("target_lufs", ParamType::Float { min: -70.0, max: -5.0 }, None, "integrated loudness target in LUFS; absent: no loudness normalization"),
+            p("true_peak_db", ParamType::Float { min: -12.0, max: 0.0 }, Some("-1.0"), "true-peak ceiling of the limiter in dBTP"),
+        ],
+        check: no_check,
+    },
+    KindSpec {
+        kind: "sync",
+        doc: "Puts video and audio on one timeline from their capture timestamps; output pts start at 0.",
+        inputs: &[
+            PortSpec { name: "video", ty: PortType::RawVideo, doc: "raw video" },
+            PortSpec { name: "audio", ty: PortType::RawAudio, doc: "raw audio" },
+        ],
+        any_inputs: None,
+        outputs: &[
+            PortSpec { name: "video", ty: PortType::RawVideo, doc: "video on the common timeline" },
+            PortSpec { name: "audio", ty: PortType::RawAudio, doc: "audio on the common timeline" },
+        ],
+        params: &[
+            p("buffer_ms", ParamType::Int { min: 0, max: 10_000 }, Some("500"), "maximum latency added while waiting for the other stream"),
+            p("tolerance_ms", ParamType::Float { min: 0.0, max: 1000.0 }, Some("20"), "timestamp error tolerated before gaps are filled or overlaps trimmed"),
+        ],
+        check: no_check,
+    },
+    KindSpec {
+        kind: "video-encode",
+        doc: "Encodes raw video: H.264 (libx264), H.265 (libx265), VP9 (libvpx-vp9), AV1 (SVT-AV1).",
+        inputs: &[PortSpec { name: "video", ty: PortType::RawVideo, doc: "raw video (yuv420p preferred)" }],
+        any_inputs: None,
+        outputs: &[PortSpec { name: "video", ty: PortType::EncodedVideo, doc: "encoded video packets" }],
+        params: &[
+            p("codec", ParamType::Enum(VIDEO_CODECS), Some("h264"), "video codec"),
+            p("quality", ParamType::Enum(&["fast", "balanced", "high", "ultra"]), Some("balanced"), "CRF 28 / 23 / 18 / 13 with speed presets veryfast / veryfast / fast / medium"),
+            p("speed", ParamType::Enum(&["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"]), None, "encoder speed preset (x264/x265 names, mapped for VP9/AV1); absent: from quality"),
+            p("crf", ParamType::Int { min: 0, max: 63 }, None, "constant rate factor (0..=51 for h264/h265, 0..=63 for vp9/av1); absent: from quality"),
+            p("bitrate", ParamType::Bitrate { min: 10_000, max: 400_000_000 }, None, "target bitrate (ABR) instead of CRF"),
+            p("rate_control", ParamType::Enum(&["abr", "cbr"]), Some("abr"), "with `bitrate`: average (abr) or constant (cbr)"),
+            p("keyframe_interval", ParamType::Float { min: 0.1, max: 60.0 }, Some("2"), "seconds between keyframes"),
+            p("threads", ParamType::Int { min: 0, max: 64 }, Some("0"), "encoder threads; 0: automatic"),
+            p("tune", ParamType::Str, None, "encoder tune, e.g. zerolatency, film, animation"),
+            p("hwaccel", ParamType::Enum(&["auto", "none", "nvenc", "vaapi"]), Some("auto"), "hardware encoder; falls back to software with a log line when none exists"),
+        ],
+        check: check_video_encode,
+    },
+    KindSpec {
+        kind: "audio-encode",
+        doc: "Encodes raw audio: AAC, Opus (libopus), MP3 (libmp3lame).",
+        inputs: &[PortSpec { name: "audio", ty: PortType::RawAudio, doc: "raw audio" }],
+        any_inputs: None,
+        outputs: &[PortSpec { name: "audio", ty: PortType::EncodedAudio, doc: "encoded audio packets" }],
+        params: &[
+            p("codec", ParamType::Enum(AUDIO_CODECS), Some("aac"), "audio codec"),
+            p("quality", ParamType::Enum(&["low", "voice", "standard", "high", "maximum"]), Some("standard"), "64 / 96 / 128 / 192 / 320 kb/s"),
+            p("bitrate", ParamType::Bitrate { min: 6_000, max: 512_000 }, None, "bitrate instead of the quality preset"),
+        ],
+        check: no_check,
+    },
+    KindSpec {
+        kind: "mux",
+        doc: "Writes encoded tracks into MP4, MKV or WebM (any number of video and audio tracks).",
+        inputs: &[],
+        any_inputs: Some(&[PortType::EncodedVideo, PortType::EncodedAudio]),
+        outputs: &[],
+        params: &[
+            p("path", ParamType::Str, Some("recordings/${timestamp}.mp4"), "output file; `${timestamp}` is the run's start time"),
+            p("container", ParamType::Enum(CONTAINERS), Some("auto"), "container; auto: from the path's extension"),
+            p("faststart", ParamType::Bool, Some("true"), "MP4: put the index (moov) before the media data"),
+            p("overwrite", ParamType::Bool, Some("false"), "replace an existing file instead of refusing"),
+        ],
+        check: check_mux,
+    },
+];
+
+fn check_mux(params: &Params) -> Vec<(&'static str, String)> {
+    let path = params.str_or("path", "");
+    let container = params.str_or("container", "auto");
+    if container_for(container, path).is_none() {
+        return vec![(
+            "path",
+            format!("cannot tell the container of `{path}`: use a .mp4, .mkv or .webm extension or set `container`"),
+        )];
+    }
+    Vec::new()
+}
+
+/// Every built-in kind, in pipeline order.
+pub fn builtin_kinds() -> &'static [KindSpec] {
+    KINDS
+}
+
+/// The built-in kind of that name.
+pub fn kind(name: &str) -> Option<&'static KindSpec> {
+    KINDS.iter().find(|k| k.kind == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_default_is_valid() {
+        for k in builtin_kinds() {
+            for p in k.params {
+                let _ = p.default_value();
+            }
+        }
+    }
+
+    #[test]
+    fn container_matrix() {
+        assert!(container_accepts("mp4", "h264"));
+        assert!(!container_accepts("webm", "h264"));
+        assert!(!container_accepts("webm", "aac"));
+        assert!(container_accepts("mkv", "mp3"));
+        assert_eq!(container_for("auto", "a/b.WEBM"), Some("webm"));
+        assert_eq!(container_for("auto", "a/b.avi"), None);
+        assert_eq!(container_for("mkv", "x.mp4"), Some("mkv"));
+    }
+}

@@ -1,0 +1,96 @@
+//! The validated graph: what `runtime run` spawns and wires.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use node_catalog::{Params, PortType};
+use serde::{Deserialize, Serialize};
+
+/// A graph that passed validation: every reference resolves, every param is
+/// typed and in range, defaults are filled in, `${var}`s are substituted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Graph {
+    /// `name:` or the file stem.
+    pub name: String,
+    /// The file it was loaded from.
+    pub file: PathBuf,
+    pub nodes: Vec<NodeDef>,
+    pub network: Network,
+}
+
+/// Where a node's executable comes from.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub enum NodeProgram {
+    /// `node: <kind>`: a built-in node, binary `node-<kind>` beside `runtime`.
+    Builtin(String),
+    /// `path: <executable>`: a custom node (resolved relative to the graph file).
+    Custom(PathBuf),
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    Never,
+    OnFailure,
+    Always,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum QueuePolicy {
+    DropOldest,
+    Block,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeDef {
+    pub id: String,
+    pub program: NodeProgram,
+    pub args: Vec<String>,
+    pub env: BTreeMap<String, String>,
+    pub params: Params,
+    pub inputs: Vec<InputDef>,
+    pub outputs: Vec<OutputDef>,
+    pub restart: RestartPolicy,
+    pub max_restarts: u32,
+    /// `deploy: {machine: NAME}`; `None`: the local machine.
+    pub machine: Option<String>,
+}
+
+impl NodeDef {
+    /// A node with no inputs produces media from outside the graph.
+    pub fn is_source(&self) -> bool {
+        self.inputs.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InputDef {
+    pub name: String,
+    pub source_node: String,
+    pub source_output: String,
+    /// Messages buffered before the policy applies (default 4).
+    pub queue_size: usize,
+    /// Raw media defaults to drop-oldest; encoded ports are always `block`.
+    pub policy: QueuePolicy,
+    pub ty: PortType,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OutputDef {
+    pub name: String,
+    pub ty: PortType,
+}
+
+/// `network:` — zenoh endpoints. Loopback only by default.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Network {
+    /// Per machine name: the endpoints its runtime listens on (e.g. `tcp/10.0.0.2:7447`).
+    pub machines: BTreeMap<String, MachineNetwork>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct MachineNetwork {
+    pub listen: Vec<String>,
+    pub connect: Vec<String>,
+}
