@@ -5,3 +5,4 @@
 
 pub mod graph;
 pub mod nodes_doc;
+pub mod run;

@@ -1,1 +1,269 @@
-fn main() {}
+//! `runtime`: the command line over the runtime library.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use runtime::graph::{self, Override, RenderFormat};
+use runtime::run::{RunOptions, StopHandle};
+
+/// Exit codes: 0 success, 1 a node failed at run time, 2 bad usage or bad graph.
+const EXIT_FAILED: u8 = 1;
+const EXIT_USAGE: u8 = 2;
+
+#[derive(Parser)]
+#[command(
+    name = "runtime",
+    version,
+    about = "Runs media dataflow graphs: one process per node, frames shared zero-copy over zenoh shared memory.",
+    long_about = "Runs media dataflow graphs written in YAML. Each node (capture, normalize, sync, \
+encode, mux, or your own executable) runs as its own process; frames travel between them in \
+shared memory with no copies, or over the network between machines.",
+    after_help = "Examples:
+  runtime run graphs/1080p.yaml --duration 10        record 10 s (test sources when no camera/microphone)
+  runtime run graphs/1080p.yaml --set video-encode.quality=high --set mux.path=take1.mp4
+  runtime check graphs/webm.yaml                     validate: every error with file:line:column
+  runtime graph graphs/1080p.yaml --format dot | dot -Tpng > graph.png
+  runtime nodes video-encode                         params, defaults and ranges of a node kind
+
+Exit codes: 0 success, 1 a node failed at run time, 2 bad usage or bad graph.
+Logging: RUST_LOG (e.g. RUST_LOG=debug) applies to the runtime and every node."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a graph until its sources end, --duration passes, or Ctrl-C.
+    #[command(after_help = "Examples:
+  runtime run graphs/1080p.yaml --duration 10
+  runtime run graphs/1080p.yaml --set camera.source=file:in.mkv --set camera.realtime=false \\
+      --set microphone.source=file:in.mkv --set microphone.realtime=false --set mux.path=out.mp4
+  runtime run graphs/multicam.yaml --machine studio-a   (only the nodes deployed on studio-a)
+
+Ctrl-C or SIGTERM stop the graph in order: sources stop, end-of-stream flows through every
+edge, the mux finalizes its file. Per-node logs are kept in the run directory.")]
+    Run {
+        /// The graph file (YAML).
+        graph: PathBuf,
+        /// Override a node param (NODE.PARAM=VALUE) or a graph var (VAR=VALUE); values parse as YAML scalars.
+        #[arg(long = "set", value_name = "NODE.PARAM=VALUE|VAR=VALUE")]
+        sets: Vec<String>,
+        /// Stop after this many seconds of media.
+        #[arg(long, value_name = "SECONDS")]
+        duration: Option<f64>,
+        /// Write a JSON summary of every node's counters here at the end.
+        #[arg(long, value_name = "FILE.json")]
+        report: Option<PathBuf>,
+        /// Run only the nodes deployed on this machine (`deploy: {machine: NAME}`).
+        #[arg(long, value_name = "NAME")]
+        machine: Option<String>,
+        /// Seconds nodes get to finish after a stop before they are killed.
+        #[arg(long, value_name = "SECONDS", default_value_t = 20.0)]
+        grace: f64,
+        /// Directory for this run's logs [default: runs/<timestamp>-<graph>].
+        #[arg(long, value_name = "DIR")]
+        run_dir: Option<PathBuf>,
+        /// Send frames over the socket instead of shared memory (for comparison).
+        #[arg(long)]
+        no_shm: bool,
+        /// No node log lines or status line on the console (logs still go to the run directory).
+        #[arg(long, short)]
+        quiet: bool,
+    },
+    /// Validate a graph and print every error at once (exit 0 valid, 2 invalid).
+    Check {
+        graph: PathBuf,
+        #[arg(long = "set", value_name = "NODE.PARAM=VALUE|VAR=VALUE")]
+        sets: Vec<String>,
+    },
+    /// Print the graph as a Mermaid or Graphviz diagram.
+    Graph {
+        graph: PathBuf,
+        #[arg(long, value_enum, default_value_t = Format::Mermaid)]
+        format: Format,
+    },
+    /// List the built-in node kinds, or one kind's ports and params with defaults and ranges.
+    Nodes {
+        /// A kind such as `video-encode`.
+        kind: Option<String>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Format {
+    Mermaid,
+    Dot,
+}
+
+fn main() -> ExitCode {
+    init_logging();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => ExitCode::SUCCESS,
+                _ => ExitCode::from(EXIT_USAGE),
+            };
+        }
+    };
+    match cli.command {
+        Command::Check { graph, sets } => match load(&graph, &sets) {
+            Ok(g) => {
+                println!("{}: valid ({} nodes)", graph.display(), g.nodes.len());
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Command::Graph { graph, format } => match load(&graph, &[]) {
+            Ok(g) => {
+                let f = match format {
+                    Format::Mermaid => RenderFormat::Mermaid,
+                    Format::Dot => RenderFormat::Dot,
+                };
+                print!("{}", graph::render(&g, f));
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        Command::Nodes { kind } => match runtime::nodes_doc::describe(kind.as_deref()) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(EXIT_USAGE)
+            }
+        },
+        Command::Run { graph, sets, duration, report, machine, grace, run_dir, no_shm, quiet } => {
+            let g = match load(&graph, &sets) {
+                Ok(g) => g,
+                Err(code) => return code,
+            };
+            if let Some(d) = duration {
+                if !(d.is_finite() && d > 0.0) {
+                    eprintln!("error: --duration must be a positive number of seconds");
+                    return ExitCode::from(EXIT_USAGE);
+                }
+            }
+            if !(grace.is_finite() && grace >= 0.0) {
+                eprintln!("error: --grace must be a number of seconds >= 0");
+                return ExitCode::from(EXIT_USAGE);
+            }
+            let run_dir = run_dir.unwrap_or_else(|| PathBuf::from("runs").join(format!("{}-{}", timestamp(), g.name)));
+            let opts = RunOptions {
+                duration: duration.map(Duration::from_secs_f64),
+                grace: Duration::from_secs_f64(grace),
+                run_dir,
+                machine,
+                console: !quiet,
+                shared_memory: !no_shm,
+                ..RunOptions::default()
+            };
+            run(g, opts, report)
+        }
+    }
+}
+
+fn run(g: graph::Graph, opts: RunOptions, report_path: Option<PathBuf>) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    rt.block_on(async move {
+        let stop = StopHandle::default();
+        let signals = stop.clone();
+        tokio::spawn(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+                return;
+            };
+            tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
+            signals.stop();
+        });
+        match runtime::run::run(&g, &opts, stop).await {
+            Ok(report) => {
+                let report = report.with_kinds(&g);
+                if let Some(path) = report_path {
+                    if let Err(e) = std::fs::write(&path, serde_json::to_string_pretty(&report).unwrap_or_default()) {
+                        eprintln!("error: cannot write the report {}: {e}", path.display());
+                    }
+                }
+                if let Some(err) = &report.error {
+                    eprintln!("error: {err}");
+                }
+                eprintln!("logs: {}", opts.run_dir.join("logs").display());
+                ExitCode::from(report.exit_code as u8)
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(EXIT_FAILED)
+            }
+        }
+    })
+}
+
+/// Loads and validates; on error prints every diagnostic and returns exit code 2.
+fn load(path: &Path, sets: &[String]) -> Result<graph::Graph, ExitCode> {
+    let mut overrides = Vec::new();
+    for s in sets {
+        match Override::parse(s) {
+            Ok(o) => overrides.push(o),
+            Err(e) => {
+                eprintln!("error: --set {s}: {e}");
+                return Err(ExitCode::from(EXIT_USAGE));
+            }
+        }
+    }
+    let mut builtins = BTreeMap::new();
+    builtins.insert("timestamp".to_string(), timestamp());
+    graph::load(path, &overrides, &builtins).map_err(|diags| {
+        eprint!("{diags}");
+        if !diags.to_string().ends_with('\n') {
+            eprintln!();
+        }
+        eprintln!("{} error{} in {}", diags.0.len(), if diags.0.len() == 1 { "" } else { "s" }, path.display());
+        ExitCode::from(EXIT_USAGE)
+    })
+}
+
+/// The run's start time, as used in `${timestamp}` and run directory names.
+fn timestamp() -> String {
+    // Local time without extra dependencies: ask libc.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as libc::time_t)
+        .unwrap_or(0);
+    // SAFETY: localtime_r fills the tm we own.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    unsafe { libc::localtime_r(&now, &mut tm) };
+    format!(
+        "{:04}{:02}{:02}-{:02}{:02}{:02}",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec
+    )
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,zenoh=warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}

@@ -1,0 +1,73 @@
+//! What the runtime hands a node at start, as JSON in one environment variable.
+
+use node_catalog::{Params, PortType};
+use serde::{Deserialize, Serialize};
+
+/// The environment variable carrying a node's [`NodeConfig`] as JSON.
+pub const CONFIG_ENV: &str = "MEDIAGRAPH_NODE_CONFIG";
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeConfig {
+    pub run_id: String,
+    pub node_id: String,
+    /// The built-in kind, or `custom`.
+    pub kind: String,
+    pub params: Params,
+    pub inputs: Vec<InputConfig>,
+    pub outputs: Vec<OutputConfig>,
+    pub transport: TransportConfig,
+    /// How many times this node was restarted before this start.
+    #[serde(default)]
+    pub restart_count: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Policy {
+    /// A full queue drops its oldest message (counted).
+    DropOldest,
+    /// A full queue makes the sender wait: nothing is lost.
+    Block,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InputConfig {
+    pub name: String,
+    pub source_node: String,
+    pub source_output: String,
+    pub queue_size: usize,
+    pub policy: Policy,
+    pub ty: PortType,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct OutputConfig {
+    pub name: String,
+    pub ty: PortType,
+    /// Nodes reading this output: the node waits for them before it is ready.
+    pub consumers: Vec<String>,
+    /// The largest queue among the consumers: sizes the shared-memory pool.
+    pub max_queue: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TransportConfig {
+    /// zenoh endpoints this node listens on.
+    pub listen: Vec<String>,
+    /// zenoh endpoints this node connects to (the runtime, upstream nodes).
+    pub connect: Vec<String>,
+    /// Shared memory between processes of one machine; off: bytes go over the link.
+    pub shared_memory: bool,
+}
+
+impl NodeConfig {
+    /// Reads the config the runtime set in the environment.
+    pub fn from_env() -> anyhow::Result<NodeConfig> {
+        let text = std::env::var(CONFIG_ENV).map_err(|_| {
+            anyhow::anyhow!(
+                "{CONFIG_ENV} is not set: nodes are started by `runtime run GRAPH`, not by hand"
+            )
+        })?;
+        serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{CONFIG_ENV} is not valid: {e}"))
+    }
+}

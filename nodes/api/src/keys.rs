@@ -1,0 +1,68 @@
+//! Key expressions of one run. The runtime and every node derive them from the
+//! same run id, so two runs on one machine never see each other's frames.
+
+/// Root of all keys of a run.
+pub fn run_root(run_id: &str) -> String {
+    format!("mediagraph/{run_id}")
+}
+
+/// Where a node publishes one of its outputs.
+pub fn data(run_id: &str, node: &str, output: &str) -> String {
+    format!("mediagraph/{run_id}/data/{node}/{output}")
+}
+
+/// Liveliness token: the node has declared the subscribers of all its inputs.
+pub fn subscribed(run_id: &str, node: &str) -> String {
+    format!("mediagraph/{run_id}/subscribed/{node}")
+}
+
+/// Liveliness token: the node is ready (all its consumers subscribed); the last
+/// chunk carries the bytes of shared memory the node's pools hold.
+pub fn armed(run_id: &str, node: &str, pool_bytes: u64) -> String {
+    format!("mediagraph/{run_id}/armed/{node}/{pool_bytes}")
+}
+
+pub fn armed_all(run_id: &str) -> String {
+    format!("mediagraph/{run_id}/armed/**")
+}
+
+/// Liveliness token the runtime holds once every node is armed: sources may start.
+pub fn started(run_id: &str) -> String {
+    format!("mediagraph/{run_id}/started")
+}
+
+/// Liveliness token the runtime declares to ask every node to stop.
+pub fn stopping(run_id: &str) -> String {
+    format!("mediagraph/{run_id}/stopping")
+}
+
+/// Param updates for one node (JSON `{"name": ..., "value": ...}`).
+pub fn param_update(run_id: &str, node: &str) -> String {
+    format!("mediagraph/{run_id}/param/{node}")
+}
+
+/// Stats a node publishes about once a second (JSON [`crate::NodeStats`]).
+pub fn stats(run_id: &str, node: &str) -> String {
+    format!("mediagraph/{run_id}/stats/{node}")
+}
+
+pub fn stats_all(run_id: &str) -> String {
+    format!("mediagraph/{run_id}/stats/*")
+}
+
+/// Parses the node id and pool size out of an armed token's key.
+pub fn parse_armed(key: &str) -> Option<(String, u64)> {
+    let mut parts = key.rsplit('/');
+    let bytes = parts.next()?.parse().ok()?;
+    let node = parts.next()?.to_string();
+    Some((node, bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn armed_round_trip() {
+        let k = super::armed("r1", "video-encode", 42);
+        assert_eq!(super::parse_armed(&k), Some(("video-encode".into(), 42)));
+    }
+}

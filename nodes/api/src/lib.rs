@@ -1,0 +1,54 @@
+//! The node API: what every node process links, built-in or custom.
+//!
+//! A node is an executable started by `runtime run`. It calls [`Node::init`],
+//! which reads the config the runtime put in the environment and joins the
+//! graph's zenoh session; then it reads [`Event`]s (messages on its inputs,
+//! end-of-stream, stop, param updates) and sends typed messages on its outputs.
+//! Payloads (pixels, samples, packet bytes) are allocated in a per-output
+//! shared-memory pool: a receiver on the same machine reads the sender's
+//! buffer in place, with no copy; a receiver on another machine gets the same
+//! bytes over the network, with no change to either node.
+//!
+//! A source (a node without inputs) arms itself, waits for the graph to start,
+//! and produces until asked to stop:
+//!
+//! ```no_run
+//! use node_api::{Node, VideoFrame};
+//! let mut node = Node::init()?;
+//! node.reserve("video", 640 * 480 * 3 / 2)?;
+//! if node.wait_for_start()? {
+//!     while !node.stop_requested() {
+//!         let mut buf = node.alloc("video", 640 * 480 * 3 / 2)?;
+//!         buf.fill(128);
+//!         # let frame: VideoFrame = unimplemented!();
+//!         node.send_video("video", frame, buf)?;
+//!     }
+//! }
+//! node.finish()?; // end-of-stream on every output
+//! # Ok::<(), anyhow::Error>(())
+//! ```
+
+pub mod clock;
+pub mod config;
+pub mod keys;
+pub mod logging;
+pub mod memlock;
+mod message;
+mod node;
+mod pool;
+mod queue;
+pub mod session;
+mod stats;
+
+pub use config::{InputConfig, NodeConfig, OutputConfig, Policy, TransportConfig, CONFIG_ENV};
+pub use message::{
+    end_of_stream_attachment, AudioFrame, CodecParams, EncodedPacket, Header, MediaKind, Message, Payload, PixelFormat,
+    PlaneLayout, SampleFormat, TimeBase, VideoFrame,
+};
+pub use node::{Event, Node};
+pub use node_catalog::{Params, PortType};
+pub use pool::OutBuf;
+pub use stats::{InputStats, Metrics, NodeStats, OutputStats};
+
+/// Re-exported so custom nodes can name the zenoh bytes behind a [`Payload`].
+pub use zenoh;

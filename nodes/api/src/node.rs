@@ -1,0 +1,575 @@
+//! [`Node`]: one node process's connection to its graph.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use node_catalog::{Params, PortType};
+use zenoh::bytes::ZBytes;
+use zenoh::liveliness::LivelinessToken;
+use zenoh::pubsub::{Publisher, Subscriber};
+use zenoh::qos::{CongestionControl, Reliability};
+use zenoh::sample::SampleKind;
+use zenoh::{Session, Wait};
+
+use crate::config::{NodeConfig, OutputConfig};
+use crate::keys;
+use crate::message::{AudioFrame, EncodedPacket, Envelope, Header, Message, Payload, VideoFrame};
+use crate::pool::{OutBuf, Pool};
+use crate::queue::{Control, Next, Queues};
+use crate::stats::{Metrics, NodeStats, OutputCounters};
+
+/// How long a node waits for its consumers to subscribe before giving up.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Something for the node to act on.
+#[derive(Debug)]
+pub enum Event {
+    /// A message arrived on an input.
+    Input { input: String, message: Message },
+    /// The sender of an input will send nothing more (end-of-stream).
+    InputClosed { input: String },
+    /// The graph is stopping: sources stop producing; other nodes keep draining
+    /// their inputs until they close.
+    Stop,
+    /// A param was changed while running.
+    ParamUpdate { name: String, value: serde_json::Value },
+}
+
+struct Output {
+    config: OutputConfig,
+    publisher: Publisher<'static>,
+    seq: u64,
+    pool: Option<Pool>,
+    counters: Arc<OutputCounters>,
+    closed: bool,
+}
+
+/// One node's handle on its graph: its config and params, its inputs as an event
+/// stream, its outputs as typed sends. Built-in and custom nodes use it the same way:
+///
+/// ```no_run
+/// use node_api::{Event, Node, Header};
+/// let mut node = Node::init()?;
+/// while let Some(event) = node.next_event()? {
+///     if let Event::Input { message, .. } = event {
+///         // process message.header / message.payload, then e.g.:
+///         node.forward("out", message.header.clone(), &message.payload)?;
+///     }
+/// }
+/// node.finish()?;
+/// # Ok::<(), anyhow::Error>(())
+/// ```
+pub struct Node {
+    config: NodeConfig,
+    session: Session,
+    outputs: Vec<Output>,
+    queues: Arc<Queues>,
+    metrics: Arc<Metrics>,
+    subscribed_peers: Arc<Mutex<HashSet<String>>>,
+    started: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    stop_delivered: bool,
+    armed: bool,
+    finished: bool,
+    _subscribers: Vec<Subscriber<()>>,
+    _tokens: Vec<LivelinessToken>,
+    stats_thread: Option<std::thread::JoinHandle<()>>,
+    stats_stop: Arc<AtomicBool>,
+}
+
+impl Node {
+    /// Sets up logging and connects using the config the runtime put in the environment.
+    pub fn init() -> Result<Node> {
+        crate::logging::init();
+        let config = NodeConfig::from_env()?;
+        Node::from_config(config)
+    }
+
+    /// Connects with an explicit config (tests, embedding).
+    pub fn from_config(config: NodeConfig) -> Result<Node> {
+        let t = &config.transport;
+        let session = crate::session::open(&t.listen, &t.connect, t.shared_memory)
+            .with_context(|| format!("node `{}`", config.node_id))?;
+        let run = config.run_id.clone();
+
+        let queues = Arc::new(Queues::new(
+            config.inputs.iter().map(|i| (i.name.clone(), i.queue_size, i.policy)),
+        ));
+        let mut subscribers = Vec::new();
+        for (index, input) in config.inputs.iter().enumerate() {
+            let q = queues.clone();
+            let key = keys::data(&run, &input.source_node, &input.source_output);
+            let sub = session
+                .declare_subscriber(key)
+                .callback(move |sample| {
+                    q.push(index, sample.attachment(), sample.payload().clone());
+                })
+                .wait()
+                .map_err(|e| anyhow!("subscribing input `{}`: {e}", input.name))?;
+            subscribers.push(sub);
+        }
+
+        // Param updates from the runtime.
+        {
+            let q = queues.clone();
+            let sub = session
+                .declare_subscriber(keys::param_update(&run, &config.node_id))
+                .callback(move |sample| {
+                    let parsed: Option<serde_json::Value> =
+                        serde_json::from_slice(&sample.payload().to_bytes()).ok();
+                    if let Some(v) = parsed {
+                        if let (Some(name), Some(value)) = (v.get("name").and_then(|n| n.as_str()), v.get("value")) {
+                            q.push_control(Control::ParamUpdate { name: name.to_string(), value: value.clone() });
+                        }
+                    }
+                })
+                .wait()
+                .map_err(|e| anyhow!("{e}"))?;
+            subscribers.push(sub);
+        }
+
+        // Start and stop are liveliness tokens the runtime declares: state, not
+        // events, so a node that starts late (or restarts) still sees them.
+        let started = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        for (key, flag, control) in [
+            (keys::started(&run), started.clone(), Control::Start),
+            (keys::stopping(&run), stop.clone(), Control::Stop),
+        ] {
+            let q = queues.clone();
+            let sub = session
+                .liveliness()
+                .declare_subscriber(key)
+                .history(true)
+                .callback(move |sample| {
+                    if sample.kind() == SampleKind::Put && !flag.swap(true, Ordering::SeqCst) {
+                        q.push_control(control.clone());
+                    }
+                })
+                .wait()
+                .map_err(|e| anyhow!("{e}"))?;
+            subscribers.push(sub);
+        }
+
+        // Which nodes have subscribed their inputs (to know our consumers are listening).
+        let subscribed_peers = Arc::new(Mutex::new(HashSet::new()));
+        {
+            let peers = subscribed_peers.clone();
+            let prefix = keys::subscribed(&run, "");
+            let sub = session
+                .liveliness()
+                .declare_subscriber(keys::subscribed(&run, "*"))
+                .history(true)
+                .callback(move |sample| {
+                    let key = sample.key_expr().as_str();
+                    if let Some(node) = key.strip_prefix(&prefix) {
+                        let mut p = peers.lock().unwrap();
+                        match sample.kind() {
+                            SampleKind::Put => p.insert(node.to_string()),
+                            SampleKind::Delete => p.remove(node),
+                        };
+                    }
+                })
+                .wait()
+                .map_err(|e| anyhow!("{e}"))?;
+            subscribers.push(sub);
+        }
+
+        let mut outputs = Vec::new();
+        for out in &config.outputs {
+            let publisher = session
+                .declare_publisher(keys::data(&run, &config.node_id, &out.name))
+                .congestion_control(CongestionControl::Block)
+                .reliability(Reliability::Reliable)
+                .express(true)
+                .wait()
+                .map_err(|e| anyhow!("declaring output `{}`: {e}", out.name))?;
+            outputs.push(Output {
+                config: out.clone(),
+                publisher,
+                seq: 0,
+                pool: None,
+                counters: Arc::new(OutputCounters::default()),
+                closed: false,
+            });
+        }
+
+        let token = session
+            .liveliness()
+            .declare_token(keys::subscribed(&run, &config.node_id))
+            .wait()
+            .map_err(|e| anyhow!("{e}"))?;
+
+        let mut node = Node {
+            config,
+            session,
+            outputs,
+            queues,
+            metrics: Arc::new(Metrics::default()),
+            subscribed_peers,
+            started,
+            stop,
+            stop_delivered: false,
+            armed: false,
+            finished: false,
+            _subscribers: subscribers,
+            _tokens: vec![token],
+            stats_thread: None,
+            stats_stop: Arc::new(AtomicBool::new(false)),
+        };
+        node.spawn_stats_thread();
+        tracing::debug!(node = %node.config.node_id, "connected");
+        Ok(node)
+    }
+
+    pub fn id(&self) -> &str {
+        &self.config.node_id
+    }
+
+    pub fn config(&self) -> &NodeConfig {
+        &self.config
+    }
+
+    /// The node's params, validated and with defaults filled in.
+    pub fn params(&self) -> &Params {
+        &self.config.params
+    }
+
+    /// Node-specific figures published with the node's stats.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Sizes the shared-memory pool of `output` for payloads up to `max_payload`
+    /// bytes. Call before the first event so a too-small memlock limit is
+    /// reported at start, not mid-recording.
+    pub fn reserve(&mut self, output: &str, max_payload: usize) -> Result<()> {
+        if !self.config.transport.shared_memory {
+            return Ok(());
+        }
+        let node_id = self.config.node_id.clone();
+        let out = self.output_mut(output)?;
+        if out.pool.as_ref().is_some_and(|p| p.max_payload >= max_payload) {
+            return Ok(());
+        }
+        // Queue of each consumer + one being processed + one being filled + one in flight.
+        let slots = out.config.max_queue + 3;
+        out.pool = Some(Pool::new(&format!("node `{node_id}` output `{output}`"), max_payload, slots)?);
+        Ok(())
+    }
+
+    /// Bytes of shared memory held by this node's pools.
+    pub fn pool_bytes(&self) -> u64 {
+        self.outputs.iter().filter_map(|o| o.pool.as_ref()).map(|p| p.capacity as u64).sum()
+    }
+
+    /// Ready handshake: waits until every consumer of our outputs has
+    /// subscribed, then tells the runtime this node is armed. Called by the
+    /// first [`Node::next_event`] or [`Node::wait_for_start`].
+    pub fn ready(&mut self) -> Result<()> {
+        if self.armed {
+            return Ok(());
+        }
+        let wanted: HashSet<String> =
+            self.outputs.iter().flat_map(|o| o.config.consumers.iter().cloned()).collect();
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            let missing: Vec<String> = {
+                let seen = self.subscribed_peers.lock().unwrap();
+                wanted.iter().filter(|n| !seen.contains(*n)).cloned().collect()
+            };
+            if missing.is_empty() {
+                break;
+            }
+            if Instant::now() > deadline || self.stop.load(Ordering::SeqCst) {
+                bail!("node `{}`: consumers never subscribed: {}", self.config.node_id, missing.join(", "));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let token = self
+            .session
+            .liveliness()
+            .declare_token(keys::armed(&self.config.run_id, &self.config.node_id, self.pool_bytes()))
+            .wait()
+            .map_err(|e| anyhow!("{e}"))?;
+        self._tokens.push(token);
+        self.armed = true;
+        tracing::debug!(node = %self.config.node_id, "armed");
+        Ok(())
+    }
+
+    /// For sources: arms the node and waits until the whole graph is ready.
+    /// Returns false when the graph was stopped before it started.
+    pub fn wait_for_start(&mut self) -> Result<bool> {
+        self.ready()?;
+        while !self.started.load(Ordering::SeqCst) {
+            if self.stop.load(Ordering::SeqCst) {
+                return Ok(false);
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Ok(!self.stop.load(Ordering::SeqCst))
+    }
+
+    /// Whether the runtime asked the graph to stop (sources poll this).
+    pub fn stop_requested(&self) -> bool {
+        self.stop.load(Ordering::SeqCst)
+    }
+
+    /// The next event. `Ok(None)` once every input has closed (for a node without
+    /// inputs: once the graph is stopping).
+    pub fn next_event(&mut self) -> Result<Option<Event>> {
+        self.next_event_timeout(None)
+    }
+
+    /// The event loop behind [`Node::next_event`] and [`Node::poll_event`]; a
+    /// timeout surfaces as an error carrying [`TIMEOUT_MARKER`].
+    fn next_event_timeout(&mut self, timeout: Option<Duration>) -> Result<Option<Event>> {
+        self.ready()?;
+        loop {
+            match self.queues.next(timeout) {
+                Next::Control(Control::Start) => continue,
+                Next::Control(Control::Stop) => {
+                    if self.stop_delivered {
+                        continue;
+                    }
+                    self.stop_delivered = true;
+                    return Ok(Some(Event::Stop));
+                }
+                Next::Control(Control::ParamUpdate { name, value }) => {
+                    return Ok(Some(Event::ParamUpdate { name, value }))
+                }
+                Next::Input(input, message) => return Ok(Some(Event::Input { input, message })),
+                Next::Closed(input) => return Ok(Some(Event::InputClosed { input })),
+                Next::AllClosed => return Ok(None),
+                Next::Timeout => {
+                    if self.config.inputs.is_empty() && self.stop_delivered {
+                        return Ok(None);
+                    }
+                    return Err(anyhow!(TIMEOUT_MARKER));
+                }
+            }
+        }
+    }
+
+    /// Waits up to `timeout` for an event: `Ok(Some(event))`, `Ok(None)` when
+    /// the timeout passed with nothing to do. Use [`Node::is_finished`] to tell the end.
+    pub fn poll_event(&mut self, timeout: Duration) -> Result<Option<Event>> {
+        match self.next_event_timeout(Some(timeout)) {
+            Ok(Some(ev)) => Ok(Some(ev)),
+            Ok(None) => {
+                self.finished = true;
+                Ok(None)
+            }
+            Err(e) if e.to_string() == TIMEOUT_MARKER => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// True once every input has closed.
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    fn output_mut(&mut self, name: &str) -> Result<&mut Output> {
+        let node = &self.config.node_id;
+        self.outputs
+            .iter_mut()
+            .find(|o| o.config.name == name)
+            .ok_or_else(|| anyhow!("node `{node}` has no output `{name}` (is it listed in the graph's `outputs`?)"))
+    }
+
+    /// Whether `output` exists in the graph (it may have no consumers).
+    pub fn has_output(&self, name: &str) -> bool {
+        self.outputs.iter().any(|o| o.config.name == name)
+    }
+
+    /// A buffer of `len` bytes to fill and send on `output`: from the output's
+    /// shared-memory pool (grown if `len` exceeds what was reserved).
+    pub fn alloc(&mut self, output: &str, len: usize) -> Result<OutBuf> {
+        if !self.config.transport.shared_memory {
+            return Ok(OutBuf::Heap(vec![0; len]));
+        }
+        let needs_pool = self.output_mut(output)?.pool.as_ref().is_none_or(|p| p.max_payload < len);
+        if needs_pool {
+            self.reserve(output, len)?;
+        }
+        let out = self.output_mut(output)?;
+        let (buf, waited) = out.pool.as_ref().unwrap().alloc(len)?;
+        if waited {
+            out.counters.pool_waits.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(OutBuf::Shm(buf))
+    }
+
+    /// Sends a message on `output`.
+    pub fn send(&mut self, output: &str, header: Header, payload: OutBuf) -> Result<()> {
+        let bytes = match payload {
+            OutBuf::Shm(b) => ZBytes::from(b),
+            OutBuf::Heap(v) => ZBytes::from(v),
+        };
+        self.put(output, header, bytes)
+    }
+
+    pub fn send_video(&mut self, output: &str, frame: VideoFrame, payload: OutBuf) -> Result<()> {
+        self.send(output, Header::Video(frame), payload)
+    }
+
+    pub fn send_audio(&mut self, output: &str, frame: AudioFrame, payload: OutBuf) -> Result<()> {
+        self.send(output, Header::Audio(frame), payload)
+    }
+
+    pub fn send_packet(&mut self, output: &str, packet: EncodedPacket, data: &[u8]) -> Result<()> {
+        let mut buf = self.alloc(output, data.len())?;
+        buf.copy_from_slice(data);
+        self.send(output, Header::Packet(packet), buf)
+    }
+
+    /// Sends a payload received on an input, unchanged, with a (possibly new)
+    /// header: the same shared-memory buffer, no copy.
+    pub fn forward(&mut self, output: &str, header: Header, payload: &Payload) -> Result<()> {
+        self.put(output, header, payload.zbytes().clone())
+    }
+
+    fn put(&mut self, output: &str, header: Header, bytes: ZBytes) -> Result<()> {
+        let node = self.config.node_id.clone();
+        let out = self.output_mut(output)?;
+        if out.closed {
+            bail!("node `{node}` output `{output}` was already closed");
+        }
+        let len = bytes.len() as u64;
+        let is_eos = matches!(header, Header::EndOfStream);
+        let envelope = Envelope { seq: out.seq, header };
+        out.seq += 1;
+        out.publisher
+            .put(bytes)
+            .attachment(envelope.encode())
+            .wait()
+            .map_err(|e| anyhow!("node `{node}` sending on `{output}`: {e}"))?;
+        if is_eos {
+            out.closed = true;
+        } else {
+            out.counters.sent.fetch_add(1, Ordering::Relaxed);
+            out.counters.bytes.fetch_add(len, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// Ends one output: consumers see [`Event::InputClosed`].
+    pub fn close_output(&mut self, output: &str) -> Result<()> {
+        if self.output_mut(output)?.closed {
+            return Ok(());
+        }
+        self.put(output, Header::EndOfStream, ZBytes::new())
+    }
+
+    /// Ends the node cleanly: end-of-stream on every output, final stats, session closed.
+    pub fn finish(mut self) -> Result<()> {
+        self.finish_inner()
+    }
+
+    fn finish_inner(&mut self) -> Result<()> {
+        let names: Vec<String> = self.outputs.iter().filter(|o| !o.closed).map(|o| o.config.name.clone()).collect();
+        for name in names {
+            self.close_output(&name)?;
+        }
+        self.queues.shut_down();
+        self.stats_stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.stats_thread.take() {
+            let _ = t.join();
+        }
+        self.publish_stats();
+        self._tokens.clear();
+        self.session.close().wait().map_err(|e| anyhow!("{e}"))?;
+        self.finished = true;
+        Ok(())
+    }
+
+    /// The node's counters right now.
+    pub fn stats(&self) -> NodeStats {
+        snapshot(&self.config.node_id, &self.queues, &self.outputs_counters(), &self.metrics)
+    }
+
+    /// Counts an input payload that had to be copied to be read.
+    pub fn count_copy(&self, input: &str) {
+        self.queues.count_copy(input);
+    }
+
+    fn outputs_counters(&self) -> Vec<(String, Arc<OutputCounters>)> {
+        self.outputs.iter().map(|o| (o.config.name.clone(), o.counters.clone())).collect()
+    }
+
+    fn publish_stats(&self) {
+        let stats = self.stats();
+        let _ = self
+            .session
+            .put(keys::stats(&self.config.run_id, &self.config.node_id), serde_json::to_vec(&stats).unwrap_or_default())
+            .wait();
+    }
+
+    fn spawn_stats_thread(&mut self) {
+        let session = self.session.clone();
+        let key = keys::stats(&self.config.run_id, &self.config.node_id);
+        let node = self.config.node_id.clone();
+        let queues = self.queues.clone();
+        let outputs = self.outputs_counters();
+        let metrics = self.metrics.clone();
+        let stop = self.stats_stop.clone();
+        self.stats_thread = Some(
+            std::thread::Builder::new()
+                .name("stats".into())
+                .spawn(move || {
+                    let mut next = Instant::now();
+                    while !stop.load(Ordering::SeqCst) {
+                        next += Duration::from_millis(500);
+                        let stats = snapshot(&node, &queues, &outputs, &metrics);
+                        let _ = session.put(&key, serde_json::to_vec(&stats).unwrap_or_default()).wait();
+                        while Instant::now() < next && !stop.load(Ordering::SeqCst) {
+                            std::thread::sleep(Duration::from_millis(20));
+                        }
+                    }
+                })
+                .expect("spawn stats thread"),
+        );
+    }
+
+    /// The port type of an input (as wired in the graph).
+    pub fn input_type(&self, input: &str) -> Option<PortType> {
+        self.config.inputs.iter().find(|i| i.name == input).map(|i| i.ty)
+    }
+}
+
+const TIMEOUT_MARKER: &str = "no event before the timeout";
+
+fn snapshot(
+    node: &str,
+    queues: &Queues,
+    outputs: &[(String, Arc<OutputCounters>)],
+    metrics: &Metrics,
+) -> NodeStats {
+    let (rss_bytes, cpu_seconds) = crate::stats::process_usage();
+    NodeStats {
+        node: node.to_string(),
+        pid: std::process::id(),
+        inputs: queues.snapshot().into_iter().collect(),
+        outputs: outputs.iter().map(|(n, c)| (n.clone(), c.snapshot())).collect(),
+        metrics: metrics.snapshot(),
+        rss_bytes,
+        cpu_seconds,
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if !self.finished {
+            // A node that returns early (error) still ends its streams so
+            // downstream finalizes instead of waiting for the grace timeout.
+            if let Err(e) = self.finish_inner() {
+                tracing::warn!("closing node: {e:#}");
+            }
+        }
+    }
+}

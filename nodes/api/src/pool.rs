@@ -1,0 +1,95 @@
+//! Per-output shared-memory pools and the buffers they hand out.
+
+use std::ops::{Deref, DerefMut};
+
+use anyhow::{anyhow, Context, Result};
+use zenoh::shm::{
+    AllocAlignment, BlockOn, GarbageCollect, PosixShmProviderBackend, ShmProvider,
+    ShmProviderBuilder, ZShmMut,
+};
+use zenoh::Wait;
+
+use crate::memlock;
+
+/// 64-byte alignment lets swscale and the encoders take their SIMD paths.
+const ALIGN_POW: u8 = 6;
+
+/// A buffer to fill and send: shared memory when the transport uses it, else heap.
+pub enum OutBuf {
+    Shm(ZShmMut),
+    Heap(Vec<u8>),
+}
+
+impl OutBuf {
+    pub fn is_shm(&self) -> bool {
+        matches!(self, OutBuf::Shm(_))
+    }
+}
+
+impl Deref for OutBuf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            OutBuf::Shm(b) => b,
+            OutBuf::Heap(v) => v,
+        }
+    }
+}
+
+impl DerefMut for OutBuf {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        match self {
+            OutBuf::Shm(b) => b,
+            OutBuf::Heap(v) => v,
+        }
+    }
+}
+
+/// One output's pool: a fixed shared-memory segment sized from the largest
+/// payload × the consumers' queue depth, so steady streaming never allocates.
+pub(crate) struct Pool {
+    provider: ShmProvider<PosixShmProviderBackend>,
+    pub capacity: usize,
+    pub max_payload: usize,
+}
+
+impl Pool {
+    /// `what` names the node and output for error messages.
+    pub fn new(what: &str, max_payload: usize, slots: usize) -> Result<Pool> {
+        let per_slot = max_payload.div_ceil(1 << ALIGN_POW) << ALIGN_POW;
+        // zenoh rounds segments to whole pages; leave room for that.
+        let capacity = (per_slot * slots).div_ceil(4096) * 4096;
+        if let Some(limit) = memlock::limit_bytes() {
+            if capacity as u64 > limit {
+                return Err(anyhow!(memlock::too_low_message(what, capacity as u64, limit)));
+            }
+        }
+        let backend = PosixShmProviderBackend::builder(capacity)
+            .wait()
+            .map_err(|e| anyhow!("{e:?}"))
+            .with_context(|| {
+                format!(
+                    "{what}: cannot create a {capacity}-byte shared-memory pool in /dev/shm \
+                     (if the memlock limit is low, raise `ulimit -l`)"
+                )
+            })?;
+        let provider = ShmProviderBuilder::backend(backend).wait();
+        Ok(Pool { provider, capacity, max_payload })
+    }
+
+    /// A buffer of `len` bytes; waits for consumers to release one when the pool
+    /// is exhausted. Returns whether it had to wait.
+    pub fn alloc(&self, len: usize) -> Result<(ZShmMut, bool)> {
+        let layout = (len.max(1), AllocAlignment::new(ALIGN_POW).expect("valid alignment"));
+        if let Ok(buf) = self.provider.alloc(layout).with_policy::<GarbageCollect>().wait() {
+            return Ok((buf, false));
+        }
+        let buf = self
+            .provider
+            .alloc(layout)
+            .with_policy::<BlockOn<GarbageCollect>>()
+            .wait()
+            .map_err(|e| anyhow!("shared-memory allocation of {len} bytes failed: {e:?}"))?;
+        Ok((buf, true))
+    }
+}

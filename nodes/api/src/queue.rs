@@ -1,0 +1,276 @@
+//! The bounded input queues of one node.
+//!
+//! zenoh delivers each sample to a callback on its receive thread. The callback
+//! pushes into the input's queue: a full drop-oldest queue drops (and counts) its
+//! oldest message; a full block queue makes the callback wait, which holds the
+//! link and so pushes back on the sender — nothing is lost. The node's event
+//! loop takes messages in arrival order across all inputs.
+
+use std::collections::VecDeque;
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+use zenoh::bytes::ZBytes;
+
+use crate::config::Policy;
+use crate::message::{Envelope, Header, Message, Payload};
+use crate::stats::InputStats;
+
+/// A control event for the node's event loop.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Control {
+    Start,
+    Stop,
+    ParamUpdate { name: String, value: serde_json::Value },
+}
+
+struct Input {
+    name: String,
+    items: VecDeque<(u64, Message)>,
+    capacity: usize,
+    policy: Policy,
+    closed: bool,
+    last_seq: Option<u64>,
+    stats: InputStats,
+}
+
+struct State {
+    inputs: Vec<Input>,
+    control: VecDeque<Control>,
+    arrivals: u64,
+    shutting_down: bool,
+}
+
+pub(crate) struct Queues {
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+/// What the event loop took next.
+pub(crate) enum Next {
+    Control(Control),
+    Input(String, Message),
+    Closed(String),
+    /// Every input has closed.
+    AllClosed,
+    Timeout,
+}
+
+impl Queues {
+    pub fn new(inputs: impl IntoIterator<Item = (String, usize, Policy)>) -> Self {
+        let inputs = inputs
+            .into_iter()
+            .map(|(name, capacity, policy)| Input {
+                name,
+                items: VecDeque::with_capacity(capacity),
+                capacity: capacity.max(1),
+                policy,
+                closed: false,
+                last_seq: None,
+                stats: InputStats { queue_capacity: capacity.max(1) as u64, ..Default::default() },
+            })
+            .collect();
+        Queues {
+            state: Mutex::new(State { inputs, control: VecDeque::new(), arrivals: 0, shutting_down: false }),
+            changed: Condvar::new(),
+        }
+    }
+
+    /// Called from zenoh's receive thread for every sample on input `index`.
+    pub fn push(&self, index: usize, attachment: Option<&ZBytes>, payload: ZBytes) {
+        let envelope = match attachment.map(|a| Envelope::decode(&a.to_bytes())) {
+            Some(Ok(e)) => e,
+            Some(Err(e)) => {
+                tracing::warn!("dropping a message with a bad header: {e}");
+                return;
+            }
+            None => {
+                tracing::warn!("dropping a message without a header");
+                return;
+            }
+        };
+        let message = Message { header: envelope.header, payload: Payload::new(payload), seq: envelope.seq };
+        let mut st = self.state.lock().unwrap();
+        let input = &mut st.inputs[index];
+        let is_eos = matches!(message.header, Header::EndOfStream);
+        if !is_eos {
+            // End-of-stream may come from the runtime on behalf of a dead sender,
+            // so only media messages take part in gap counting. A restarted
+            // sender starts over at 0; only forward gaps are losses.
+            if let Some(last) = input.last_seq {
+                if message.seq > last + 1 {
+                    input.stats.dropped += message.seq - last - 1;
+                }
+            }
+            input.last_seq = Some(message.seq);
+            input.stats.received += 1;
+            if message.payload.is_shm() {
+                input.stats.shm_payloads += 1;
+            }
+        }
+        loop {
+            let st_ref = &mut *st;
+            let input = &mut st_ref.inputs[index];
+            if input.items.len() < input.capacity || is_eos || st_ref.shutting_down {
+                break;
+            }
+            match input.policy {
+                Policy::DropOldest => {
+                    // Drop the oldest media message, never a queued end-of-stream.
+                    if let Some(pos) = input.items.iter().position(|(_, m)| !matches!(m.header, Header::EndOfStream)) {
+                        input.items.remove(pos);
+                        input.stats.dropped += 1;
+                    }
+                    break;
+                }
+                Policy::Block => {
+                    st = self.changed.wait(st).unwrap();
+                }
+            }
+        }
+        st.arrivals += 1;
+        let arrival = st.arrivals;
+        let input = &mut st.inputs[index];
+        input.items.push_back((arrival, message));
+        input.stats.queue_depth = input.items.len() as u64;
+        drop(st);
+        self.changed.notify_all();
+    }
+
+    pub fn push_control(&self, control: Control) {
+        self.state.lock().unwrap().control.push_back(control);
+        self.changed.notify_all();
+    }
+
+    /// Releases callbacks blocked on full queues (the node is going away).
+    pub fn shut_down(&self) {
+        self.state.lock().unwrap().shutting_down = true;
+        self.changed.notify_all();
+    }
+
+    /// Takes the next event: control first, then the input message that arrived
+    /// earliest. Waits up to `timeout` (forever if `None`).
+    pub fn next(&self, timeout: Option<Duration>) -> Next {
+        let deadline = timeout.map(|t| std::time::Instant::now() + t);
+        let mut st = self.state.lock().unwrap();
+        loop {
+            if let Some(c) = st.control.pop_front() {
+                return Next::Control(c);
+            }
+            let oldest = st
+                .inputs
+                .iter()
+                .enumerate()
+                .filter_map(|(i, q)| q.items.front().map(|(arrival, _)| (*arrival, i)))
+                .min();
+            if let Some((_, i)) = oldest {
+                let input = &mut st.inputs[i];
+                let (_, message) = input.items.pop_front().unwrap();
+                input.stats.queue_depth = input.items.len() as u64;
+                let name = input.name.clone();
+                if matches!(message.header, Header::EndOfStream) {
+                    input.closed = true;
+                    drop(st);
+                    self.changed.notify_all();
+                    return Next::Closed(name);
+                }
+                drop(st);
+                self.changed.notify_all();
+                return Next::Input(name, message);
+            }
+            if !st.inputs.is_empty() && st.inputs.iter().all(|q| q.closed) {
+                return Next::AllClosed;
+            }
+            match deadline {
+                None => st = self.changed.wait(st).unwrap(),
+                Some(d) => {
+                    let now = std::time::Instant::now();
+                    if now >= d {
+                        return Next::Timeout;
+                    }
+                    st = self.changed.wait_timeout(st, d - now).unwrap().0;
+                }
+            }
+        }
+    }
+
+    pub fn count_copy(&self, input: &str) {
+        let mut st = self.state.lock().unwrap();
+        if let Some(q) = st.inputs.iter_mut().find(|q| q.name == input) {
+            q.stats.copied_payloads += 1;
+        }
+    }
+
+    pub fn snapshot(&self) -> Vec<(String, InputStats)> {
+        let st = self.state.lock().unwrap();
+        st.inputs.iter().map(|q| (q.name.clone(), q.stats.clone())).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Envelope;
+
+    fn push_seq(q: &Queues, idx: usize, seq: u64, header: Header) {
+        let att = ZBytes::from(Envelope { seq, header }.encode());
+        q.push(idx, Some(&att), ZBytes::from(vec![seq as u8]));
+    }
+
+    #[test]
+    fn drop_oldest_counts_and_keeps_newest() {
+        let q = Queues::new([("video".to_string(), 2, Policy::DropOldest)]);
+        for s in 0..5 {
+            push_seq(&q, 0, s, Header::Stats(String::new()));
+        }
+        let stats = &q.snapshot()[0].1;
+        assert_eq!(stats.dropped, 3);
+        assert_eq!(stats.received, 5);
+        match q.next(Some(Duration::ZERO)) {
+            Next::Input(_, m) => assert_eq!(m.seq, 3),
+            _ => panic!("expected a message"),
+        }
+    }
+
+    #[test]
+    fn sequence_gaps_count_as_drops() {
+        let q = Queues::new([("a".to_string(), 8, Policy::Block)]);
+        push_seq(&q, 0, 0, Header::Stats(String::new()));
+        push_seq(&q, 0, 4, Header::Stats(String::new()));
+        assert_eq!(q.snapshot()[0].1.dropped, 3);
+    }
+
+    #[test]
+    fn arrival_order_across_inputs_and_close() {
+        let q = Queues::new([("a".to_string(), 4, Policy::Block), ("b".to_string(), 4, Policy::Block)]);
+        push_seq(&q, 1, 0, Header::Stats("b0".into()));
+        push_seq(&q, 0, 0, Header::Stats("a0".into()));
+        push_seq(&q, 1, 1, Header::EndOfStream);
+        push_seq(&q, 0, 1, Header::EndOfStream);
+        let mut seen = Vec::new();
+        loop {
+            match q.next(Some(Duration::ZERO)) {
+                Next::Input(n, _) => seen.push(format!("in:{n}")),
+                Next::Closed(n) => seen.push(format!("closed:{n}")),
+                Next::AllClosed => break,
+                _ => panic!("unexpected"),
+            }
+        }
+        assert_eq!(seen, ["in:b", "in:a", "closed:b", "closed:a"]);
+    }
+
+    #[test]
+    fn block_waits_for_room() {
+        let q = std::sync::Arc::new(Queues::new([("a".to_string(), 1, Policy::Block)]));
+        push_seq(&q, 0, 0, Header::Stats(String::new()));
+        let q2 = q.clone();
+        let t = std::thread::spawn(move || push_seq(&q2, 0, 1, Header::Stats(String::new())));
+        // The second push cannot complete until the first message is taken.
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(q.snapshot()[0].1.queue_depth, 1);
+        assert!(matches!(q.next(Some(Duration::ZERO)), Next::Input(..)));
+        t.join().unwrap();
+        assert!(matches!(q.next(Some(Duration::ZERO)), Next::Input(_, m) if m.seq == 1));
+        assert_eq!(q.snapshot()[0].1.dropped, 0);
+    }
+}

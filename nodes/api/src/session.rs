@@ -1,0 +1,34 @@
+//! Opening a zenoh session the way every process of a run does: peer mode, no
+//! multicast scouting, explicit endpoints, shared memory on or off.
+
+use anyhow::{anyhow, Result};
+use zenoh::{Config, Session, Wait};
+
+/// Opens a peer session listening on `listen` and connecting to `connect`.
+/// Connections to endpoints not yet up are retried in the background, so
+/// processes of a graph may start in any order.
+pub fn open(listen: &[String], connect: &[String], shared_memory: bool) -> Result<Session> {
+    let mut config = Config::default();
+    let set = |config: &mut Config, key: &str, value: String| {
+        config
+            .insert_json5(key, &value)
+            .map_err(|e| anyhow!("zenoh config {key}={value}: {e}"))
+    };
+    set(&mut config, "mode", "\"peer\"".into())?;
+    // Nothing is discovered by multicast: a run only talks to the endpoints it was given.
+    set(&mut config, "scouting/multicast/enabled", "false".into())?;
+    set(&mut config, "listen/endpoints", serde_json::to_string(listen)?)?;
+    set(&mut config, "connect/endpoints", serde_json::to_string(connect)?)?;
+    set(&mut config, "connect/timeout_ms", "0".into())?;
+    set(&mut config, "connect/exit_on_failure", "false".into())?;
+    set(&mut config, "connect/retry/period_init_ms", "20".into())?;
+    set(&mut config, "connect/retry/period_max_ms", "250".into())?;
+    set(&mut config, "connect/retry/period_increase_factor", "1.5".into())?;
+    set(&mut config, "transport/shared_memory/enabled", shared_memory.to_string())?;
+    // Our payloads are allocated in shared memory by the sender; the implicit
+    // copy-into-SHM pool would only cost locked memory.
+    set(&mut config, "transport/shared_memory/transport_optimization/enabled", "false".into())?;
+    zenoh::open(config)
+        .wait()
+        .map_err(|e| anyhow!("cannot open a zenoh session (listen {listen:?}, connect {connect:?}): {e}"))
+}

@@ -1,0 +1,109 @@
+//! Counters every node keeps and publishes about once a second; the runtime
+//! shows them in its status line and writes them to the `--report` JSON.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+/// A snapshot of one node's counters, as published.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct NodeStats {
+    pub node: String,
+    pub pid: u32,
+    pub inputs: BTreeMap<String, InputStats>,
+    pub outputs: BTreeMap<String, OutputStats>,
+    /// Node-specific figures: bitrate, A/V offset, latency percentiles, ...
+    pub metrics: BTreeMap<String, f64>,
+    /// Resident set size of the node process, bytes.
+    pub rss_bytes: u64,
+    /// CPU time used by the node process so far, seconds.
+    pub cpu_seconds: f64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct InputStats {
+    pub received: u64,
+    /// Dropped by this input's drop-oldest queue or lost on the way (sequence gaps).
+    pub dropped: u64,
+    pub queue_depth: u64,
+    pub queue_capacity: u64,
+    /// Payloads that arrived as a view of shared memory (no copy).
+    pub shm_payloads: u64,
+    /// Payloads that had to be copied to be read as one slice.
+    pub copied_payloads: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct OutputStats {
+    pub sent: u64,
+    pub bytes: u64,
+    /// Sends that waited for a free shared-memory buffer (slow consumer).
+    pub pool_waits: u64,
+}
+
+#[derive(Default)]
+pub(crate) struct OutputCounters {
+    pub sent: AtomicU64,
+    pub bytes: AtomicU64,
+    pub pool_waits: AtomicU64,
+}
+
+impl OutputCounters {
+    pub fn snapshot(&self) -> OutputStats {
+        OutputStats {
+            sent: self.sent.load(Ordering::Relaxed),
+            bytes: self.bytes.load(Ordering::Relaxed),
+            pool_waits: self.pool_waits.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Node-specific metrics set by node code.
+#[derive(Default)]
+pub struct Metrics {
+    values: Mutex<BTreeMap<String, f64>>,
+}
+
+impl Metrics {
+    pub fn set(&self, name: &str, value: f64) {
+        let mut m = self.values.lock().unwrap();
+        match m.get_mut(name) {
+            Some(v) => *v = value,
+            None => {
+                m.insert(name.to_string(), value);
+            }
+        }
+    }
+    pub fn add(&self, name: &str, delta: f64) {
+        let mut m = self.values.lock().unwrap();
+        *m.entry(name.to_string()).or_insert(0.0) += delta;
+    }
+    pub fn snapshot(&self) -> BTreeMap<String, f64> {
+        self.values.lock().unwrap().clone()
+    }
+}
+
+/// RSS and CPU time of this process from /proc.
+pub(crate) fn process_usage() -> (u64, f64) {
+    let page = 4096u64;
+    let rss = std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * page);
+    let cpu = std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name (which may contain spaces) end in ')'.
+            let rest = &s[s.rfind(')')? + 2..];
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            let utime: f64 = f.get(11)?.parse().ok()?;
+            let stime: f64 = f.get(12)?.parse().ok()?;
+            // SAFETY: sysconf has no preconditions.
+            let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+            Some((utime + stime) / hz)
+        })
+        .unwrap_or(0.0);
+    (rss, cpu)
+}

@@ -1,0 +1,13 @@
+//! FFmpeg helpers shared by the built-in media nodes. Each concern has its
+//! own module; nodes never copy these helpers.
+
+pub mod audio;
+pub mod packet;
+pub mod video;
+
+/// Initializes FFmpeg once and routes its log level to ours.
+pub fn init() -> anyhow::Result<()> {
+    ffmpeg_next::init().map_err(|e| anyhow::anyhow!("FFmpeg failed to initialize: {e}"))?;
+    ffmpeg_next::util::log::set_level(ffmpeg_next::util::log::Level::Error);
+    Ok(())
+}

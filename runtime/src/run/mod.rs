@@ -1,0 +1,510 @@
+//! `runtime run`: spawn one process per node, hold the ready barrier, supervise
+//! (restarts, logs, live stats), stop in order, report.
+//!
+//! States of a run: Spawning → Arming (every node subscribes, then arms) →
+//! Running (the `started` token is up; sources produce) → Stopping (the
+//! `stopping` token is up; sources end, end-of-stream flows downstream, sinks
+//! finalize) → Done. A node that is still alive `grace` after Stopping began is killed.
+
+mod logs;
+mod report;
+mod spawn;
+mod status;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use node_api::{keys, memlock, NodeStats};
+use tokio::sync::mpsc;
+use zenoh::sample::SampleKind;
+use zenoh::Wait;
+
+use crate::graph::{Graph, RestartPolicy};
+pub use report::{NodeReport, RunReport};
+pub use spawn::builtin_dir;
+
+/// How a run is carried out.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Stop after this long (measured from the moment sources start).
+    pub duration: Option<Duration>,
+    /// How long nodes get to finish after stop before they are killed.
+    pub grace: Duration,
+    /// Where per-node logs and the socket directory go.
+    pub run_dir: PathBuf,
+    /// Only the nodes deployed on this machine (`deploy: {machine: NAME}`).
+    pub machine: Option<String>,
+    /// Print node log lines and the status line on stderr.
+    pub console: bool,
+    /// Share frames through shared memory (off: every byte crosses the socket).
+    pub shared_memory: bool,
+    /// How long nodes may take to arm.
+    pub ready_timeout: Duration,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            duration: None,
+            grace: Duration::from_secs(20),
+            run_dir: PathBuf::from("runs"),
+            machine: None,
+            console: true,
+            shared_memory: true,
+            ready_timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A handle to ask a running graph to stop (Ctrl-C, an embedding application).
+#[derive(Clone, Default)]
+pub struct StopHandle {
+    notify: Arc<tokio::sync::Notify>,
+    requested: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl StopHandle {
+    pub fn stop(&self) {
+        self.requested.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+    fn is_requested(&self) -> bool {
+        self.requested.load(std::sync::atomic::Ordering::SeqCst)
+    }
+    async fn wait(&self) {
+        loop {
+            let n = self.notify.notified();
+            if self.is_requested() {
+                return;
+            }
+            n.await;
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NodeState {
+    Running,
+    Exited,
+    Failed,
+}
+
+struct Supervised {
+    index: usize,
+    program: PathBuf,
+    state: NodeState,
+    restarts: u32,
+    pid: Option<u32>,
+    last_exit: Option<String>,
+    /// Bumped at each spawn, so a late exit notice of an old process is ignored.
+    generation: u32,
+    kill: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+struct Exit {
+    node: String,
+    generation: u32,
+    status: std::io::Result<std::process::ExitStatus>,
+}
+
+/// Runs a validated graph to its end. Returns the report; its `exit_code` is
+/// 0 when every node ended cleanly, 1 when a node failed.
+pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<RunReport> {
+    let started_at = Instant::now();
+    let run_id = format!("{}-{}", std::process::id(), unix_millis() % 1_000_000_000);
+    let logs_dir = opts.run_dir.join("logs");
+    std::fs::create_dir_all(&logs_dir)
+        .with_context(|| format!("cannot create the run directory {}", logs_dir.display()))?;
+    // Unix socket paths are limited to ~100 bytes: keep them short.
+    let socket_dir = std::env::temp_dir().join(format!("mediagraph-{run_id}"));
+    std::fs::create_dir_all(&socket_dir)?;
+    let _socket_guard = RemoveDirOnDrop(socket_dir.clone());
+
+    // Segments left in /dev/shm by killed processes of earlier runs.
+    zenoh::shm::cleanup_orphaned_shm_segments();
+    memlock::raise_to_hard_limit();
+
+    let local: Vec<usize> = graph
+        .nodes
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| opts.machine.is_none() || n.machine.is_none() || n.machine == opts.machine)
+        .map(|(i, _)| i)
+        .collect();
+
+    let mut listen = vec![spawn::local_endpoint(&socket_dir, None)];
+    let mut remote_connect: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    if let Some(m) = &opts.machine {
+        if let Some(net) = graph.network.machines.get(m) {
+            listen.extend(net.listen.iter().cloned());
+            remote_connect.insert(m.clone(), net.connect.clone());
+        }
+    }
+    let connect = opts
+        .machine
+        .as_ref()
+        .and_then(|m| graph.network.machines.get(m))
+        .map(|n| n.connect.clone())
+        .unwrap_or_default();
+    let session = node_api::session::open(&listen, &connect, opts.shared_memory)?;
+
+    // Live stats and the armed set, fed by zenoh callbacks.
+    let stats: Arc<Mutex<HashMap<String, NodeStats>>> = Arc::default();
+    let stats_sub = {
+        let stats = stats.clone();
+        session
+            .declare_subscriber(keys::stats_all(&run_id))
+            .callback(move |sample| {
+                if let Ok(s) = serde_json::from_slice::<NodeStats>(&sample.payload().to_bytes()) {
+                    stats.lock().unwrap().insert(s.node.clone(), s);
+                }
+            })
+            .wait()
+            .map_err(|e| anyhow!("{e}"))?
+    };
+    let armed: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
+    let armed_sub = {
+        let armed = armed.clone();
+        session
+            .liveliness()
+            .declare_subscriber(keys::armed_all(&run_id))
+            .history(true)
+            .callback(move |sample| {
+                if let Some((node, bytes)) = keys::parse_armed(sample.key_expr().as_str()) {
+                    let mut a = armed.lock().unwrap();
+                    match sample.kind() {
+                        SampleKind::Put => a.insert(node, bytes),
+                        SampleKind::Delete => a.remove(&node),
+                    };
+                }
+            })
+            .wait()
+            .map_err(|e| anyhow!("{e}"))?
+    };
+
+    let console = logs::Console::new(opts.console);
+    let (exit_tx, mut exit_rx) = mpsc::unbounded_channel::<Exit>();
+    let mut nodes: BTreeMap<String, Supervised> = BTreeMap::new();
+    for &i in &local {
+        let def = &graph.nodes[i];
+        let program = spawn::program_path(def)?;
+        nodes.insert(
+            def.id.clone(),
+            Supervised {
+                index: i,
+                program,
+                state: NodeState::Exited,
+                restarts: 0,
+                pid: None,
+                last_exit: None,
+                generation: 0,
+                kill: None,
+            },
+        );
+    }
+    let ctx = SpawnCtx {
+        graph,
+        run_id: &run_id,
+        socket_dir: &socket_dir,
+        logs_dir: &logs_dir,
+        remote: &remote_connect,
+        shared_memory: opts.shared_memory,
+        console: &console,
+        exit_tx: &exit_tx,
+    };
+    for sup in nodes.values_mut() {
+        ctx.start(sup)?;
+    }
+    tracing::info!(graph = %graph.name, nodes = nodes.len(), run_dir = %opts.run_dir.display(), "spawned");
+
+    let mut report = RunReport::new(graph, &run_id, &opts.run_dir);
+    let mut failure: Option<String> = None;
+
+    // Ready barrier: every node of the graph (all machines) must arm.
+    let all_ids: HashSet<String> = graph.nodes.iter().map(|n| n.id.clone()).collect();
+    let arm_deadline = Instant::now() + opts.ready_timeout;
+    let mut started_token = None;
+    loop {
+        let armed_now: HashSet<String> = armed.lock().unwrap().keys().cloned().collect();
+        if all_ids.is_subset(&armed_now) {
+            break;
+        }
+        // A node that dies before arming fails the run (restart would mask config errors).
+        if let Ok(exit) = exit_rx.try_recv() {
+            let sup = nodes.get_mut(&exit.node).unwrap();
+            let why = describe_exit(&exit.status);
+            sup.state = NodeState::Failed;
+            sup.last_exit = Some(why.clone());
+            failure = Some(format!(
+                "node `{}` exited before the graph started ({why}){}",
+                exit.node,
+                logs::last_lines_hint(&logs_dir, &exit.node)
+            ));
+            break;
+        }
+        if stop.is_requested() {
+            failure = Some("stopped before the graph started".into());
+            break;
+        }
+        if Instant::now() > arm_deadline {
+            let missing: Vec<_> = all_ids.difference(&armed_now).cloned().collect();
+            failure = Some(format!("nodes never became ready: {}", missing.join(", ")));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let graph_start_ms = started_at.elapsed().as_secs_f64() * 1000.0;
+    if failure.is_none() {
+        if let Err(e) = check_memlock(graph, &armed.lock().unwrap()) {
+            failure = Some(e.to_string());
+        }
+    }
+    if failure.is_none() {
+        started_token = Some(
+            session
+                .liveliness()
+                .declare_token(keys::started(&run_id))
+                .wait()
+                .map_err(|e| anyhow!("{e}"))?,
+        );
+        tracing::info!("all {} nodes ready in {graph_start_ms:.0} ms; started", all_ids.len());
+    }
+    report.graph_start_ms = graph_start_ms;
+    let media_start = Instant::now();
+
+    // Running and stopping.
+    let mut stopping_token = None;
+    let mut stop_deadline: Option<Instant> = None;
+    let begin_stop = |why: &str, stopping_token: &mut Option<zenoh::liveliness::LivelinessToken>, deadline: &mut Option<Instant>| {
+        if stopping_token.is_none() {
+            tracing::info!("stopping: {why}");
+            *stopping_token = session.liveliness().declare_token(keys::stopping(&run_id)).wait().ok();
+            *deadline = Some(Instant::now() + opts.grace);
+        }
+    };
+    if failure.is_some() {
+        begin_stop("the graph could not start", &mut stopping_token, &mut stop_deadline);
+    }
+    let mut status = status::StatusLine::new(opts.console);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        if nodes.values().all(|s| s.state != NodeState::Running) {
+            break;
+        }
+        if let Some(d) = stop_deadline {
+            if Instant::now() >= d {
+                for (id, sup) in nodes.iter_mut().filter(|(_, s)| s.state == NodeState::Running) {
+                    tracing::error!("node `{id}` did not finish within the grace period; killing it");
+                    if let Some(k) = sup.kill.take() {
+                        let _ = k.send(());
+                    }
+                    failure.get_or_insert_with(|| format!("node `{id}` had to be killed after the grace period"));
+                }
+                stop_deadline = None;
+            }
+        }
+        let duration_left = opts
+            .duration
+            .filter(|_| stopping_token.is_none() && started_token.is_some())
+            .map(|d| d.saturating_sub(media_start.elapsed()));
+        tokio::select! {
+            Some(exit) = exit_rx.recv() => {
+                let Some(sup) = nodes.get_mut(&exit.node) else { continue };
+                if exit.generation != sup.generation { continue; }
+                let ok = matches!(&exit.status, Ok(s) if s.success());
+                let why = describe_exit(&exit.status);
+                sup.last_exit = Some(why.clone());
+                sup.pid = None;
+                let def = &graph.nodes[sup.index];
+                let stopping = stopping_token.is_some();
+                let may_restart = !stopping && sup.restarts < def.max_restarts && match def.restart {
+                    RestartPolicy::Never => false,
+                    RestartPolicy::OnFailure => !ok,
+                    RestartPolicy::Always => true,
+                };
+                if may_restart {
+                    sup.restarts += 1;
+                    tracing::warn!("node `{}` {why}; restarting ({}/{})", exit.node, sup.restarts, def.max_restarts);
+                    if let Err(e) = ctx.start(sup) {
+                        sup.state = NodeState::Failed;
+                        failure.get_or_insert(format!("{e:#}"));
+                        begin_stop("a node could not be restarted", &mut stopping_token, &mut stop_deadline);
+                    }
+                    continue;
+                }
+                if ok {
+                    sup.state = NodeState::Exited;
+                    tracing::debug!("node `{}` finished", exit.node);
+                } else {
+                    sup.state = NodeState::Failed;
+                    let restarts = if sup.restarts > 0 { format!(" after {} restarts", sup.restarts) } else { String::new() };
+                    let msg = format!("node `{}` failed{restarts}: {why}{}", exit.node, logs::last_lines_hint(&logs_dir, &exit.node));
+                    if !stopping || failure.is_none() {
+                        tracing::error!("{msg}");
+                    }
+                    failure.get_or_insert(msg);
+                    // Its consumers would wait forever for its end-of-stream: send it for it.
+                    close_outputs_of(&session, &run_id, def);
+                    begin_stop("a node failed", &mut stopping_token, &mut stop_deadline);
+                }
+            }
+            _ = stop.wait(), if stopping_token.is_none() => {
+                begin_stop("stop requested", &mut stopping_token, &mut stop_deadline);
+            }
+            _ = tokio::time::sleep(duration_left.unwrap_or(Duration::from_secs(3600))), if duration_left.is_some() => {
+                begin_stop("--duration reached", &mut stopping_token, &mut stop_deadline);
+            }
+            _ = tick.tick() => {
+                let snapshot = stats.lock().unwrap().clone();
+                status.update(graph, &snapshot, media_start.elapsed(), &console);
+            }
+        }
+    }
+    console.clear_status();
+    drop(started_token);
+    drop(stopping_token);
+
+    // Final stats: each node publishes once more as it finishes.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let final_stats = stats.lock().unwrap().clone();
+    report.finish(
+        &final_stats,
+        nodes.iter().map(|(id, s)| (id.clone(), s.restarts, s.last_exit.clone(), s.state == NodeState::Failed)),
+        media_start.elapsed(),
+        failure.clone(),
+    );
+    drop(stats_sub);
+    drop(armed_sub);
+    let _ = session.close().wait();
+    zenoh::shm::cleanup_orphaned_shm_segments();
+    if let Some(f) = &failure {
+        tracing::error!("{f}");
+    }
+    Ok(report)
+}
+
+/// Everything needed to (re)start one node.
+struct SpawnCtx<'a> {
+    graph: &'a Graph,
+    run_id: &'a str,
+    socket_dir: &'a Path,
+    logs_dir: &'a Path,
+    remote: &'a BTreeMap<String, Vec<String>>,
+    shared_memory: bool,
+    console: &'a logs::Console,
+    exit_tx: &'a mpsc::UnboundedSender<Exit>,
+}
+
+impl SpawnCtx<'_> {
+    fn start(&self, sup: &mut Supervised) -> Result<()> {
+        let def = &self.graph.nodes[sup.index];
+        let config = spawn::node_config(
+            self.graph,
+            def,
+            self.run_id,
+            self.socket_dir,
+            self.remote,
+            self.shared_memory,
+            sup.restarts,
+        );
+        // A restarted node listens on the same socket path.
+        let _ = std::fs::remove_file(self.socket_dir.join(format!("{}.sock", def.id)));
+        let mut child = spawn::spawn(def, &sup.program, &config)?;
+        sup.pid = child.id();
+        sup.generation += 1;
+        sup.state = NodeState::Running;
+        let log_path = self.logs_dir.join(format!("{}.log", def.id));
+        logs::pump(&mut child, def.id.clone(), log_path, self.console.clone(), sup.restarts)?;
+        let (kill_tx, kill_rx) = tokio::sync::oneshot::channel::<()>();
+        sup.kill = Some(kill_tx);
+        let tx = self.exit_tx.clone();
+        let node = def.id.clone();
+        let generation = sup.generation;
+        tokio::spawn(async move {
+            let status = tokio::select! {
+                s = child.wait() => s,
+                _ = kill_rx => {
+                    let _ = child.start_kill();
+                    child.wait().await
+                }
+            };
+            let _ = tx.send(Exit { node, generation, status });
+        });
+        Ok(())
+    }
+}
+
+fn describe_exit(status: &std::io::Result<std::process::ExitStatus>) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match status {
+        Ok(s) if s.success() => "exited normally".into(),
+        Ok(s) => match (s.code(), s.signal()) {
+            (Some(c), _) => format!("exited with status {c}"),
+            (_, Some(sig)) => format!("was killed by signal {sig}{}", signal_name(sig)),
+            _ => "ended".into(),
+        },
+        Err(e) => format!("could not be waited for: {e}"),
+    }
+}
+
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        libc::SIGKILL => " (SIGKILL)",
+        libc::SIGSEGV => " (SIGSEGV)",
+        libc::SIGABRT => " (SIGABRT)",
+        libc::SIGTERM => " (SIGTERM)",
+        libc::SIGINT => " (SIGINT)",
+        _ => "",
+    }
+}
+
+/// Publishes end-of-stream on every output of a node that died, so its
+/// consumers finish instead of waiting for the grace timeout.
+fn close_outputs_of(session: &zenoh::Session, run_id: &str, def: &crate::graph::NodeDef) {
+    for out in &def.outputs {
+        let _ = session
+            .put(keys::data(run_id, &def.id, &out.name), Vec::<u8>::new())
+            .attachment(node_api::end_of_stream_attachment())
+            .congestion_control(zenoh::qos::CongestionControl::Block)
+            .wait();
+    }
+}
+
+/// Every receiver maps the segments of its upstream pools and zenoh locks them
+/// in RAM: a node needs its own pools plus its inputs' pools under the limit,
+/// or the receiver silently drops frames. Checked once every node is armed.
+fn check_memlock(graph: &Graph, pools: &HashMap<String, u64>) -> Result<()> {
+    let Some(limit) = memlock::limit_bytes() else { return Ok(()) };
+    let mut problems = Vec::new();
+    for node in &graph.nodes {
+        let upstream: HashSet<&str> = node.inputs.iter().map(|i| i.source_node.as_str()).collect();
+        let need = pools.get(&node.id).copied().unwrap_or(0)
+            + upstream.iter().map(|u| pools.get(*u).copied().unwrap_or(0)).sum::<u64>();
+        if need > limit {
+            problems.push(memlock::too_low_message(&format!("node `{}`", node.id), need, limit));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        bail!("{}", problems.join("\n"))
+    }
+}
+
+fn unix_millis() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0)
+}
+
+struct RemoveDirOnDrop(PathBuf);
+
+impl Drop for RemoveDirOnDrop {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}

@@ -1,0 +1,107 @@
+//! The `--report` JSON: the run's outcome and every node's final counters.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::time::Duration;
+
+use node_api::NodeStats;
+use serde::{Deserialize, Serialize};
+
+use crate::graph::{Graph, NodeProgram};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunReport {
+    pub graph: String,
+    pub file: String,
+    pub run_id: String,
+    pub run_dir: String,
+    /// 0: every node ended cleanly; 1: a node failed.
+    pub exit_code: i32,
+    pub error: Option<String>,
+    /// From `runtime run` until every node was ready.
+    pub graph_start_ms: f64,
+    /// Media time: from the start barrier to the end.
+    pub duration_s: f64,
+    pub nodes: BTreeMap<String, NodeReport>,
+    #[serde(skip)]
+    kinds: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeReport {
+    pub kind: String,
+    pub restarts: u32,
+    pub exit: Option<String>,
+    pub failed: bool,
+    pub frames_in: u64,
+    pub frames_out: u64,
+    pub dropped: u64,
+    pub fps_out: f64,
+    pub stats: Option<NodeStats>,
+}
+
+impl RunReport {
+    pub fn new(graph: &Graph, run_id: &str, run_dir: &Path) -> Self {
+        RunReport {
+            graph: graph.name.clone(),
+            file: graph.file.display().to_string(),
+            run_id: run_id.to_string(),
+            run_dir: run_dir.display().to_string(),
+            exit_code: 0,
+            error: None,
+            graph_start_ms: 0.0,
+            duration_s: 0.0,
+            nodes: BTreeMap::new(),
+            kinds: graph
+                .nodes
+                .iter()
+                .map(|n| {
+                    let kind = match &n.program {
+                        NodeProgram::Builtin(k) => k.clone(),
+                        NodeProgram::Custom(p) => p.display().to_string(),
+                    };
+                    (n.id.clone(), kind)
+                })
+                .collect(),
+        }
+    }
+
+    pub(crate) fn finish(
+        &mut self,
+        stats: &HashMap<String, NodeStats>,
+        nodes: impl Iterator<Item = (String, u32, Option<String>, bool)>,
+        elapsed: Duration,
+        failure: Option<String>,
+    ) {
+        self.duration_s = elapsed.as_secs_f64();
+        for (id, restarts, exit, failed) in nodes {
+            let s = stats.get(&id).cloned();
+            let frames_in = s.as_ref().map_or(0, |s| s.inputs.values().map(|i| i.received).sum());
+            let frames_out = s.as_ref().map_or(0, |s| s.outputs.values().map(|o| o.sent).sum());
+            let dropped = s.as_ref().map_or(0, |s| {
+                s.inputs.values().map(|i| i.dropped).sum::<u64>() + s.metrics.get("dropped").copied().unwrap_or(0.0) as u64
+            });
+            let kind = self.kind_of(&id);
+            self.nodes.insert(
+                id,
+                NodeReport {
+                    kind,
+                    restarts,
+                    exit,
+                    failed,
+                    frames_in,
+                    frames_out,
+                    dropped,
+                    fps_out: if self.duration_s > 0.0 { frames_out as f64 / self.duration_s } else { 0.0 },
+                    stats: s,
+                },
+            );
+        }
+        self.exit_code = if failure.is_some() { 1 } else { 0 };
+        self.error = failure;
+    }
+
+    fn kind_of(&self, id: &str) -> String {
+        self.kinds.get(id).cloned().unwrap_or_default()
+    }
+}

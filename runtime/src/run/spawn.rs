@@ -1,0 +1,160 @@
+//! Turning a graph node into a running OS process: finding its binary,
+//! building its config, wiring its endpoints, starting it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use anyhow::{anyhow, Context, Result};
+use node_api::{InputConfig, NodeConfig, OutputConfig, Policy, TransportConfig, CONFIG_ENV};
+use tokio::process::{Child, Command};
+
+use crate::graph::{Graph, NodeDef, NodeProgram, QueuePolicy};
+
+/// Where the built-in node binaries live: beside the `runtime` binary, unless
+/// `MEDIAGRAPH_NODE_DIR` says otherwise (embedding applications).
+pub fn builtin_dir() -> Result<PathBuf> {
+    if let Ok(dir) = std::env::var("MEDIAGRAPH_NODE_DIR") {
+        return Ok(PathBuf::from(dir));
+    }
+    let exe = std::env::current_exe().context("locating the runtime binary")?;
+    let dir = exe.parent().ok_or_else(|| anyhow!("runtime binary has no directory"))?;
+    // Test binaries live in target/<profile>/deps; the nodes one level up.
+    if dir.ends_with("deps") {
+        return Ok(dir.parent().unwrap().to_path_buf());
+    }
+    Ok(dir.to_path_buf())
+}
+
+/// The executable of a node.
+pub fn program_path(node: &NodeDef) -> Result<PathBuf> {
+    match &node.program {
+        NodeProgram::Builtin(kind) => {
+            let path = builtin_dir()?.join(format!("node-{kind}"));
+            if !path.exists() {
+                return Err(anyhow!(
+                    "node `{}`: built-in node binary {} is missing (build the workspace: `cargo build --release`)",
+                    node.id,
+                    path.display()
+                ));
+            }
+            Ok(path)
+        }
+        NodeProgram::Custom(path) => Ok(path.clone()),
+    }
+}
+
+/// The unix socket a node (or the runtime, `None`) listens on.
+pub fn local_endpoint(socket_dir: &Path, node: Option<&str>) -> String {
+    let name = node.unwrap_or("_runtime");
+    format!("unixsock-stream/{}", socket_dir.join(format!("{name}.sock")).display())
+}
+
+/// Builds the config handed to `node`.
+pub fn node_config(
+    graph: &Graph,
+    node: &NodeDef,
+    run_id: &str,
+    socket_dir: &Path,
+    remote: &BTreeMap<String, Vec<String>>,
+    shared_memory: bool,
+    restart_count: u32,
+) -> NodeConfig {
+    let inputs = node
+        .inputs
+        .iter()
+        .map(|i| InputConfig {
+            name: i.name.clone(),
+            source_node: i.source_node.clone(),
+            source_output: i.source_output.clone(),
+            queue_size: i.queue_size,
+            policy: match i.policy {
+                QueuePolicy::DropOldest => Policy::DropOldest,
+                QueuePolicy::Block => Policy::Block,
+            },
+            ty: i.ty,
+        })
+        .collect();
+    let outputs = node
+        .outputs
+        .iter()
+        .map(|o| {
+            let consumers: Vec<(&str, usize)> = graph
+                .nodes
+                .iter()
+                .flat_map(|n| {
+                    n.inputs
+                        .iter()
+                        .filter(|i| i.source_node == node.id && i.source_output == o.name)
+                        .map(move |i| (n.id.as_str(), i.queue_size))
+                })
+                .collect();
+            let mut names: Vec<String> = consumers.iter().map(|(n, _)| n.to_string()).collect();
+            names.sort();
+            names.dedup();
+            OutputConfig {
+                name: o.name.clone(),
+                ty: o.ty,
+                consumers: names,
+                max_queue: consumers.iter().map(|(_, q)| *q).max().unwrap_or(1),
+            }
+        })
+        .collect();
+    // Connect to the runtime and to every upstream node: data flows over direct links.
+    let mut connect = vec![local_endpoint(socket_dir, None)];
+    for input in &node.inputs {
+        let upstream = graph.nodes.iter().find(|n| n.id == input.source_node);
+        let is_remote = upstream.is_some_and(|u| u.machine.is_some() && u.machine != node.machine);
+        if !is_remote {
+            let ep = local_endpoint(socket_dir, Some(&input.source_node));
+            if !connect.contains(&ep) {
+                connect.push(ep);
+            }
+        }
+    }
+    if let Some(eps) = node.machine.as_ref().and_then(|m| remote.get(m)) {
+        connect.extend(eps.iter().cloned());
+    }
+    NodeConfig {
+        run_id: run_id.to_string(),
+        node_id: node.id.clone(),
+        kind: match &node.program {
+            NodeProgram::Builtin(k) => k.clone(),
+            NodeProgram::Custom(_) => "custom".into(),
+        },
+        params: node.params.clone(),
+        inputs,
+        outputs,
+        transport: TransportConfig {
+            listen: vec![local_endpoint(socket_dir, Some(&node.id))],
+            connect,
+            shared_memory,
+        },
+        restart_count,
+    }
+}
+
+/// Starts the node process with piped output, in its own process group so a
+/// Ctrl-C at the terminal reaches only the runtime, which stops the graph in order.
+pub fn spawn(node: &NodeDef, program: &Path, config: &NodeConfig) -> Result<Child> {
+    let mut cmd = Command::new(program);
+    cmd.args(&node.args)
+        .envs(&node.env)
+        .env(CONFIG_ENV, serde_json::to_string(config)?)
+        .env("MEDIAGRAPH_NODE_ID", &node.id)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    // SAFETY: prctl is async-signal-safe; it only marks this child to be
+    // terminated if the runtime dies, so no node outlives its supervisor.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
+    cmd.spawn()
+        .with_context(|| format!("node `{}`: cannot start {}", node.id, program.display()))
+}

@@ -1,0 +1,74 @@
+//! The live status line: per node, frames in/out, fps, drops, queue depth, and
+//! the node's own figures (bitrate, A/V offset) — refreshed once a second.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use node_api::NodeStats;
+
+use super::logs::Console;
+use crate::graph::Graph;
+
+pub struct StatusLine {
+    enabled: bool,
+    previous: HashMap<String, (u64, Duration)>,
+    last_printed: Option<Duration>,
+}
+
+impl StatusLine {
+    pub fn new(enabled: bool) -> Self {
+        StatusLine { enabled, previous: HashMap::new(), last_printed: None }
+    }
+
+    pub fn update(&mut self, graph: &Graph, stats: &HashMap<String, NodeStats>, elapsed: Duration, console: &Console) {
+        if !self.enabled {
+            return;
+        }
+        let mut parts = Vec::new();
+        for node in &graph.nodes {
+            let Some(s) = stats.get(&node.id) else { continue };
+            let out: u64 = s.outputs.values().map(|o| o.sent).sum();
+            let inn: u64 = s.inputs.values().map(|i| i.received).sum();
+            let dropped: u64 = s.inputs.values().map(|i| i.dropped).sum::<u64>()
+                + s.metrics.get("dropped").copied().unwrap_or(0.0) as u64;
+            let depth = s.inputs.values().map(|i| i.queue_depth).max().unwrap_or(0);
+            let cap = s.inputs.values().map(|i| i.queue_capacity).max().unwrap_or(0);
+            let count = if s.outputs.is_empty() { inn } else { out };
+            let fps = match self.previous.insert(node.id.clone(), (count, elapsed)) {
+                Some((c, t)) if elapsed > t => (count.saturating_sub(c)) as f64 / (elapsed - t).as_secs_f64(),
+                _ => 0.0,
+            };
+            let mut p = format!("{} in {inn} out {out} {fps:.1}/s", node.id);
+            if cap > 0 {
+                p += &format!(" q {depth}/{cap}");
+            }
+            if dropped > 0 {
+                p += &format!(" drop {dropped}");
+            }
+            if let Some(b) = s.metrics.get("bitrate_bps") {
+                p += &format!(" {:.0} kb/s", b / 1000.0);
+            }
+            if let Some(o) = s.metrics.get("av_offset_ms") {
+                p += &format!(" A/V {o:+.1} ms");
+            }
+            if let Some(o) = s.metrics.get("overloaded_pct").filter(|v| **v > 0.0) {
+                p += &format!(" OVERLOADED {o:.0}% skipped");
+            }
+            parts.push(p);
+        }
+        if parts.is_empty() {
+            return;
+        }
+        // Off a terminal (CI logs), one line every five seconds is plenty.
+        if !console.is_tty() {
+            if let Some(t) = self.last_printed {
+                if elapsed < t + Duration::from_secs(5) {
+                    return;
+                }
+            }
+        }
+        self.last_printed = Some(elapsed);
+        let secs = elapsed.as_secs();
+        console.status(&format!("[{:02}:{:02}] {}", secs / 60, secs % 60, parts.join(" | ")));
+    }
+}
