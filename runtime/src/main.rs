@@ -192,7 +192,6 @@ fn run(g: graph::Graph, opts: RunOptions, report_path: Option<PathBuf>) -> ExitC
         });
         match runtime::run::run(&g, &opts, stop).await {
             Ok(report) => {
-                let report = report.with_kinds(&g);
                 if let Some(path) = report_path {
                     if let Err(e) = std::fs::write(&path, serde_json::to_string_pretty(&report).unwrap_or_default()) {
                         eprintln!("error: cannot write the report {}: {e}", path.display());
@@ -259,7 +258,7 @@ fn timestamp() -> String {
 
 fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,zenoh=warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(node_api::logging::DEFAULT_FILTER));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -36,6 +36,17 @@ pub fn stopping(run_id: &str) -> String {
     format!("mediagraph/{run_id}/stopping")
 }
 
+/// A consumer's acknowledgement that it received the end of one of our
+/// outputs: everything sent before it has been delivered.
+pub fn eos_ack(run_id: &str, node: &str, output: &str, consumer: &str) -> String {
+    format!("mediagraph/{run_id}/eos-ack/{node}/{output}/{consumer}")
+}
+
+/// Prefix of every acknowledgement addressed to `node` (ends with `/`).
+pub fn eos_ack_prefix(run_id: &str, node: &str) -> String {
+    format!("mediagraph/{run_id}/eos-ack/{node}/")
+}
+
 /// Param updates for one node (JSON `{"name": ..., "value": ...}`).
 pub fn param_update(run_id: &str, node: &str) -> String {
     format!("mediagraph/{run_id}/param/{node}")

@@ -24,6 +24,9 @@ use crate::stats::{Metrics, NodeStats, OutputCounters};
 /// How long a node waits for its consumers to subscribe before giving up.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How long a finishing node waits for consumers to release its buffers.
+const RELEASE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Something for the node to act on.
 #[derive(Debug)]
 pub enum Event {
@@ -69,6 +72,8 @@ pub struct Node {
     queues: Arc<Queues>,
     metrics: Arc<Metrics>,
     subscribed_peers: Arc<Mutex<HashSet<String>>>,
+    /// `<output>/<consumer>` pairs that acknowledged our end-of-stream.
+    eos_acks: Arc<Mutex<HashSet<String>>>,
     started: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     stop_delivered: bool,
@@ -102,10 +107,16 @@ impl Node {
         for (index, input) in config.inputs.iter().enumerate() {
             let q = queues.clone();
             let key = keys::data(&run, &input.source_node, &input.source_output);
+            let ack_session = session.clone();
+            let ack = keys::eos_ack(&run, &input.source_node, &input.source_output, &config.node_id);
             let sub = session
                 .declare_subscriber(key)
                 .callback(move |sample| {
-                    q.push(index, sample.attachment(), sample.payload().clone());
+                    if q.push(index, sample.attachment(), sample.payload().clone()) {
+                        // Samples of one link arrive in order: everything before
+                        // this end-of-stream is in our queue, so the sender may go.
+                        let _ = ack_session.put(&ack, Vec::<u8>::new()).wait();
+                    }
                 })
                 .wait()
                 .map_err(|e| anyhow!("subscribing input `{}`: {e}", input.name))?;
@@ -178,6 +189,23 @@ impl Node {
             subscribers.push(sub);
         }
 
+        // End-of-stream acknowledgements from our consumers.
+        let eos_acks = Arc::new(Mutex::new(HashSet::new()));
+        {
+            let acks = eos_acks.clone();
+            let prefix = keys::eos_ack_prefix(&run, &config.node_id);
+            let sub = session
+                .declare_subscriber(format!("{prefix}**"))
+                .callback(move |sample| {
+                    if let Some(rest) = sample.key_expr().as_str().strip_prefix(&prefix) {
+                        acks.lock().unwrap().insert(rest.to_string());
+                    }
+                })
+                .wait()
+                .map_err(|e| anyhow!("{e}"))?;
+            subscribers.push(sub);
+        }
+
         let mut outputs = Vec::new();
         for out in &config.outputs {
             let publisher = session
@@ -210,6 +238,7 @@ impl Node {
             queues,
             metrics: Arc::new(Metrics::default()),
             subscribed_peers,
+            eos_acks,
             started,
             stop,
             stop_delivered: false,
@@ -475,6 +504,39 @@ impl Node {
         let names: Vec<String> = self.outputs.iter().filter(|o| !o.closed).map(|o| o.config.name.clone()).collect();
         for name in names {
             self.close_output(&name)?;
+        }
+        // A shared-memory sample still in flight when this process exits can no
+        // longer be read by its receiver: wait until every consumer has seen the
+        // end of every output (bounded, a consumer may have died).
+        let deadline = Instant::now() + RELEASE_TIMEOUT;
+        let pending = |acks: &HashSet<String>, outputs: &[Output]| -> Vec<String> {
+            outputs
+                .iter()
+                .flat_map(|o| o.config.consumers.iter().map(move |c| format!("{}/{c}", o.config.name)))
+                .filter(|k| !acks.contains(k))
+                .collect()
+        };
+        loop {
+            let waiting = pending(&self.eos_acks.lock().unwrap(), &self.outputs);
+            if waiting.is_empty() {
+                break;
+            }
+            if Instant::now() >= deadline {
+                tracing::warn!("no end-of-stream acknowledgement from {}; ending anyway", waiting.join(", "));
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        for out in &self.outputs {
+            if let Some(pool) = &out.pool {
+                if !pool.wait_released(RELEASE_TIMEOUT) {
+                    tracing::warn!(
+                        "output `{}`: consumers still hold buffers after {:?}; ending anyway",
+                        out.config.name,
+                        RELEASE_TIMEOUT
+                    );
+                }
+            }
         }
         self.queues.shut_down();
         self.stats_stop.store(true, Ordering::SeqCst);

@@ -51,6 +51,8 @@ pub(crate) struct Pool {
     provider: ShmProvider<PosixShmProviderBackend>,
     pub capacity: usize,
     pub max_payload: usize,
+    /// Free bytes when nothing is allocated.
+    all_free: usize,
 }
 
 impl Pool {
@@ -64,7 +66,8 @@ impl Pool {
                 return Err(anyhow!(memlock::too_low_message(what, capacity as u64, limit)));
             }
         }
-        let backend = PosixShmProviderBackend::builder(capacity)
+        let alignment = AllocAlignment::new(ALIGN_POW).expect("valid alignment");
+        let backend = PosixShmProviderBackend::builder((capacity, alignment))
             .wait()
             .map_err(|e| anyhow!("{e:?}"))
             .with_context(|| {
@@ -74,7 +77,25 @@ impl Pool {
                 )
             })?;
         let provider = ShmProviderBuilder::backend(backend).wait();
-        Ok(Pool { provider, capacity, max_payload })
+        let all_free = provider.available();
+        Ok(Pool { provider, capacity, max_payload, all_free })
+    }
+
+    /// Waits until receivers have released every buffer of this pool. A buffer
+    /// still queued in a receiver that has not mapped our segment yet becomes
+    /// unreadable once this process exits, so a node ending its streams waits here.
+    pub fn wait_released(&self, timeout: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            self.provider.garbage_collect();
+            if self.provider.available() >= self.all_free {
+                return true;
+            }
+            if std::time::Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
     }
 
     /// A buffer of `len` bytes; waits for consumers to release one when the pool

@@ -77,16 +77,17 @@ impl Queues {
     }
 
     /// Called from zenoh's receive thread for every sample on input `index`.
-    pub fn push(&self, index: usize, attachment: Option<&ZBytes>, payload: ZBytes) {
+    /// Returns true for an end-of-stream.
+    pub fn push(&self, index: usize, attachment: Option<&ZBytes>, payload: ZBytes) -> bool {
         let envelope = match attachment.map(|a| Envelope::decode(&a.to_bytes())) {
             Some(Ok(e)) => e,
             Some(Err(e)) => {
                 tracing::warn!("dropping a message with a bad header: {e}");
-                return;
+                return false;
             }
             None => {
                 tracing::warn!("dropping a message without a header");
-                return;
+                return false;
             }
         };
         let message = Message { header: envelope.header, payload: Payload::new(payload), seq: envelope.seq };
@@ -135,6 +136,7 @@ impl Queues {
         input.stats.queue_depth = input.items.len() as u64;
         drop(st);
         self.changed.notify_all();
+        is_eos
     }
 
     pub fn push_control(&self, control: Control) {

@@ -17,13 +17,19 @@ pub fn open(listen: &[String], connect: &[String], shared_memory: bool) -> Resul
     set(&mut config, "mode", "\"peer\"".into())?;
     // Nothing is discovered by multicast: a run only talks to the endpoints it was given.
     set(&mut config, "scouting/multicast/enabled", "false".into())?;
+    // Links are explicit (each node dials its upstream nodes and the runtime);
+    // gossip would make every pair race to dial each other.
+    set(&mut config, "scouting/gossip/enabled", "false".into())?;
     set(&mut config, "listen/endpoints", serde_json::to_string(listen)?)?;
     set(&mut config, "connect/endpoints", serde_json::to_string(connect)?)?;
-    set(&mut config, "connect/timeout_ms", "0".into())?;
+    // With the default (infinite) timeout and no exit on failure, zenoh keeps
+    // dialing in the background until the endpoint comes up.
     set(&mut config, "connect/exit_on_failure", "false".into())?;
-    set(&mut config, "connect/retry/period_init_ms", "20".into())?;
-    set(&mut config, "connect/retry/period_max_ms", "250".into())?;
-    set(&mut config, "connect/retry/period_increase_factor", "1.5".into())?;
+    set(
+        &mut config,
+        "connect/retry",
+        "{ period_init_ms: 20, period_max_ms: 250, period_increase_factor: 1.5 }".into(),
+    )?;
     set(&mut config, "transport/shared_memory/enabled", shared_memory.to_string())?;
     // Our payloads are allocated in shared memory by the sender; the implicit
     // copy-into-SHM pool would only cost locked memory.

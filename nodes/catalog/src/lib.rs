@@ -9,7 +9,9 @@ mod kinds;
 mod params;
 mod value;
 
-pub use kinds::{builtin_kinds, kind, KindSpec, PortSpec};
+pub use kinds::{
+    builtin_kinds, container_accepts, container_for, crf_max, kind, KindSpec, PortSpec,
+};
 pub use params::{ParamSpec, ParamType, Params};
 pub use value::{parse_bitrate, parse_rational, Rational};
 

@@ -6,11 +6,12 @@
 //! Params:
 //! - `mode`: `source` | `relay` | `sink` | `fail`
 //! - source: `count` (frames, default 10; 0 = until stopped), `width`/`height`
-//!   (yuv420p frame size, default 64×48), `fps` (0 = unpaced, default 0)
+//!   (frame size, default 64×48), `pixel_format` (yuv420p or rgb24), `fps` (0 = unpaced, default 0)
 //! - relay: forwards every frame unchanged (same shared-memory buffer)
 //! - sink: `delay_ms` per frame (a slow consumer), `result` (JSON file written at the end)
 //! - fail: exits with status 3 after `after` messages (default 0)
-//! - any mode: `crash_after` — abort the process (no cleanup) after that many messages,
+//! - any mode: `start_delay_ms` — sleep before joining the graph;
+//!   `crash_after` — abort the process (no cleanup) after that many messages,
 //!   unless this is a restart and `crash_once` is true
 
 use std::time::Duration;
@@ -26,6 +27,12 @@ fn main() {
 }
 
 fn run() -> Result<()> {
+    // A late subscriber: the ready barrier must hold the source until we are here.
+    if let Ok(config) = node_api::NodeConfig::from_env() {
+        if let Some(ms) = config.params.i64("start_delay_ms") {
+            std::thread::sleep(Duration::from_millis(ms as u64));
+        }
+    }
     let mut node = Node::init()?;
     let params = node.params().clone();
     let crash_after = params.i64("crash_after");
@@ -42,7 +49,11 @@ fn run() -> Result<()> {
             let count = params.i64_or("count", 10);
             let (w, h) = (params.i64_or("width", 64) as u32, params.i64_or("height", 48) as u32);
             let fps = params.f64_or("fps", 0.0);
-            let layout = PixelFormat::Yuv420p.packed_layout(w, h);
+            let format = match params.str_or("pixel_format", "yuv420p") {
+                "rgb24" => PixelFormat::Rgb24,
+                _ => PixelFormat::Yuv420p,
+            };
+            let layout = format.packed_layout(w, h);
             node.reserve("video", layout.size)?;
             if !node.wait_for_start()? {
                 return node.finish();
@@ -57,7 +68,7 @@ fn run() -> Result<()> {
                 // Each frame carries its index in its first bytes, so sinks can check content.
                 buf[..8].copy_from_slice(&(i as u64).to_le_bytes());
                 let frame = VideoFrame {
-                    format: PixelFormat::Yuv420p,
+                    format,
                     width: w,
                     height: h,
                     layout,
@@ -71,6 +82,7 @@ fn run() -> Result<()> {
                 maybe_crash(i);
             }
             tracing::info!("sent {i} frames");
+            std::thread::sleep(Duration::from_millis(params.i64_or("linger_ms", 0) as u64));
             node.finish()
         }
         "relay" => {

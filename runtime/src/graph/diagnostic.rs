@@ -1,5 +1,6 @@
 //! Validation errors with their place in the graph file.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -82,12 +83,21 @@ impl std::error::Error for Diagnostics {}
 pub(crate) struct Sink<'a> {
     file: &'a Path,
     overrides: &'a [Override],
-    found: Vec<Diagnostic>,
+    /// With the order to report in: file position, then `--set` order.
+    found: Vec<((usize, usize, usize), Diagnostic)>,
+    /// Values already reported as wrong: later errors there would only
+    /// repeat the first one (an undefined `${var}` then being "not a number").
+    poisoned: HashSet<Pos>,
 }
 
 impl<'a> Sink<'a> {
     pub(crate) fn new(file: &'a Path, overrides: &'a [Override]) -> Self {
-        Sink { file, overrides, found: Vec::new() }
+        Sink {
+            file,
+            overrides,
+            found: Vec::new(),
+            poisoned: HashSet::new(),
+        }
     }
 
     /// Records a problem at `pos`; a position inside an override is reported
@@ -99,28 +109,42 @@ impl<'a> Sink<'a> {
         message: impl Into<String>,
         hint: Option<String>,
     ) {
-        let (line, col, field) = match pos {
-            Pos::File { line, col } => (line, col, field.into()),
-            Pos::Override(i) => (0, 0, format!("--set {}", self.overrides[i].target)),
+        if self.poisoned.contains(&pos) {
+            return;
+        }
+        let (line, col, field, order) = match pos {
+            Pos::File { line, col } => (line, col, field.into(), 0),
+            Pos::Override(i) => (0, 0, format!("--set {}", self.overrides[i].target), i),
         };
-        self.found.push(Diagnostic {
+        let diagnostic = Diagnostic {
             file: self.file.to_path_buf(),
             line,
             col,
             field,
             message: message.into(),
             hint,
-        });
+        };
+        self.found.push(((line, col, order), diagnostic));
+    }
+
+    /// Drops any further error at `pos`.
+    pub(crate) fn poison(&mut self, pos: Pos) {
+        self.poisoned.insert(pos);
     }
 
     pub(crate) fn has_errors(&self) -> bool {
         !self.found.is_empty()
     }
 
-    /// The problems sorted by place; problems at one place keep their order.
+    pub(crate) fn error_count(&self) -> usize {
+        self.found.len()
+    }
+
+    /// The problems sorted by place (overrides first, in command-line
+    /// order); problems at one place keep the order they were found in.
     pub(crate) fn finish(mut self) -> Diagnostics {
-        self.found.sort_by_key(|d| (d.line, d.col));
-        Diagnostics(self.found)
+        self.found.sort_by_key(|(order, _)| *order);
+        Diagnostics(self.found.into_iter().map(|(_, d)| d).collect())
     }
 }
 
@@ -133,16 +157,28 @@ pub(crate) fn did_you_mean<'c>(
     closest(word, candidates).map(|c| format!("did you mean `{c}`?"))
 }
 
+/// The candidate nearest to `word` when it is a plausible typo of it: a
+/// small edit distance (transpositions count once), a close Jaro-Winkler
+/// score, or `word` abbreviating it.
 pub(crate) fn closest<'c>(
     word: &str,
     candidates: impl IntoIterator<Item = &'c str>,
 ) -> Option<&'c str> {
     candidates
         .into_iter()
-        .map(|c| (strsim::jaro_winkler(word, c), c))
-        .filter(|(score, c)| *score >= 0.8 || (c.starts_with(word) && !word.is_empty()))
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, c)| c)
+        .filter(|c| *c != word)
+        .map(|c| {
+            let edits = strsim::damerau_levenshtein(word, c);
+            (edits, -strsim::jaro_winkler(word, c), c)
+        })
+        .filter(|&(edits, neg_jw, c)| {
+            let len = c.chars().count();
+            (edits <= (len / 3).max(1) && edits < len)
+                || -neg_jw >= 0.85
+                || (word.len() >= 3 && c.starts_with(word))
+        })
+        .min_by(|a, b| a.0.cmp(&b.0).then(a.1.total_cmp(&b.1)))
+        .map(|(_, _, c)| c)
 }
 
 #[cfg(test)]
@@ -163,7 +199,13 @@ mod tests {
             d.to_string(),
             "graphs/x.yaml:12:7: nodes[2].params.crf: crf 70 is out of range 0..=51 for h264 (hint: lower is better)"
         );
-        let o = Diagnostic { line: 0, col: 0, field: "--set camera.fps".into(), hint: None, ..d };
+        let o = Diagnostic {
+            line: 0,
+            col: 0,
+            field: "--set camera.fps".into(),
+            hint: None,
+            ..d
+        };
         assert_eq!(
             o.to_string(),
             "graphs/x.yaml: --set camera.fps: crf 70 is out of range 0..=51 for h264"
@@ -174,6 +216,13 @@ mod tests {
     fn suggestions() {
         assert_eq!(closest("camra", ["camera", "mux"]), Some("camera"));
         assert_eq!(closest("zzz", ["camera", "mux"]), None);
+        assert_eq!(closest("fsp", ["fps", "width"]), Some("fps"));
+        assert_eq!(closest("vid", ["video", "audio"]), Some("video"));
+        assert_eq!(
+            closest("rawvideo", ["raw-video", "raw-audio"]),
+            Some("raw-video")
+        );
+        assert_eq!(closest("x", ["y", "mux"]), None);
         assert_eq!(
             did_you_mean("parms", ["params", "inputs"]).as_deref(),
             Some("did you mean `params`?")

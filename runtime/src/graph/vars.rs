@@ -18,6 +18,8 @@ pub(crate) struct Var {
     pub builtin: bool,
     /// Written as a plain YAML scalar: re-read as YAML after expansion.
     pub plain: bool,
+    /// Could not be expanded (already reported): uses of it fail silently.
+    pub failed: bool,
 }
 
 /// Every variable a graph can use.
@@ -49,6 +51,7 @@ impl Vars {
                     pos: Pos::at(0, 0),
                     builtin: true,
                     plain: false,
+                    failed: false,
                 };
                 (name.clone(), var)
             })
@@ -69,7 +72,8 @@ impl Vars {
     }
 
     /// Expands the `${name}`s of `text`; `$${` stands for a literal `${`.
-    /// Errors name every undefined variable.
+    /// Errors name every undefined variable; an empty error list means a
+    /// variable used is itself broken (and already reported).
     pub fn expand(&self, text: &str) -> Result<Expansion, Vec<(String, Option<String>)>> {
         if !text.contains("${") {
             return Ok(Expansion::Unchanged);
@@ -78,6 +82,7 @@ impl Vars {
         let mut errors = Vec::new();
         let mut rest = text;
         let mut whole = None;
+        let mut broken = false;
         while let Some(at) = rest.find("${") {
             if rest[..at].ends_with('$') {
                 out.push_str(&rest[..at - 1]);
@@ -93,6 +98,7 @@ impl Vars {
             };
             let name = after[..end].trim();
             match self.vars.get(name) {
+                Some(var) if var.failed => broken = true,
                 Some(var) => {
                     if at == 0 && end + 3 == rest.len() && out.is_empty() {
                         whole = Some(var.value.clone());
@@ -101,14 +107,14 @@ impl Vars {
                 }
                 None if name.is_empty() => errors.push(("empty variable name `${}`".into(), None)),
                 None => {
-                    let hint = did_you_mean(name, self.names())
-                        .or_else(|| Some(self.defined_hint()));
+                    let hint =
+                        did_you_mean(name, self.names()).or_else(|| Some(self.defined_hint()));
                     errors.push((format!("undefined variable `{name}`"), hint));
                 }
             }
             rest = &after[end + 1..];
         }
-        if !errors.is_empty() {
+        if !errors.is_empty() || broken {
             return Err(errors);
         }
         out.push_str(rest);
@@ -160,8 +166,12 @@ impl Vars {
         if let Some(i) = visiting.iter().position(|v| v == name) {
             let mut chain = visiting[i..].to_vec();
             chain.push(name.to_string());
-            let message = format!("variables refer to each other in a loop: {}", chain.join(" → "));
+            let message = format!(
+                "variables refer to each other in a loop: {}",
+                chain.join(" → ")
+            );
             sink.error(pos, join("vars", name), message, None);
+            self.fail(name);
             return false;
         }
         visiting.push(name.to_string());
@@ -174,9 +184,14 @@ impl Vars {
             match self.expand(&text) {
                 Ok(Expansion::Unchanged) => {}
                 Ok(Expansion::Whole(value)) => self.set_value(name, value),
-                Ok(Expansion::Text(t)) => {
-                    self.set_value(name, if plain { resolve_plain(&t) } else { Value::String(t) })
-                }
+                Ok(Expansion::Text(t)) => self.set_value(
+                    name,
+                    if plain {
+                        resolve_plain(&t)
+                    } else {
+                        Value::String(t)
+                    },
+                ),
                 Err(errors) => {
                     for (message, hint) in errors {
                         sink.error(pos, join("vars", name), message, hint);
@@ -185,8 +200,17 @@ impl Vars {
                 }
             }
         }
+        if !ok {
+            self.fail(name);
+        }
         state.insert(name.to_string(), ok);
         ok
+    }
+
+    fn fail(&mut self, name: &str) {
+        if let Some(var) = self.vars.get_mut(name) {
+            var.failed = true;
+        }
     }
 
     fn set_value(&mut self, name: &str, value: Value) {
@@ -244,10 +268,14 @@ pub(crate) fn substitute(node: &mut Node, field: &str, vars: &Vars, sink: &mut S
                     };
                     s.text = text;
                 }
+                // The value becomes unset, so that nothing else is reported about it.
                 Err(errors) => {
                     for (message, hint) in errors {
                         sink.error(node.pos, field, message, hint);
                     }
+                    sink.poison(node.pos);
+                    s.value = Value::Null;
+                    s.text.clear();
                 }
             }
         }
@@ -277,6 +305,7 @@ mod tests {
                 pos: Pos::at(1, 1),
                 builtin: false,
                 plain: true,
+                failed: false,
             };
             v.insert(name.to_string(), var);
         }
@@ -286,17 +315,29 @@ mod tests {
     #[test]
     fn whole_reference_keeps_the_type() {
         let v = vars(&[("fps", Value::from(60))]);
-        assert_eq!(v.expand("${fps}").unwrap(), Expansion::Whole(Value::from(60)));
-        assert_eq!(v.expand("${ fps }").unwrap(), Expansion::Whole(Value::from(60)));
+        assert_eq!(
+            v.expand("${fps}").unwrap(),
+            Expansion::Whole(Value::from(60))
+        );
+        assert_eq!(
+            v.expand("${ fps }").unwrap(),
+            Expansion::Whole(Value::from(60))
+        );
         assert_eq!(v.expand("x${fps}").unwrap(), Expansion::Text("x60".into()));
-        assert_eq!(v.expand("${fps}${fps}").unwrap(), Expansion::Text("6060".into()));
+        assert_eq!(
+            v.expand("${fps}${fps}").unwrap(),
+            Expansion::Text("6060".into())
+        );
         assert_eq!(v.expand("plain").unwrap(), Expansion::Unchanged);
     }
 
     #[test]
     fn escapes_and_errors() {
         let v = vars(&[("fps", Value::from(60))]);
-        assert_eq!(v.expand("$${fps}").unwrap(), Expansion::Text("${fps}".into()));
+        assert_eq!(
+            v.expand("$${fps}").unwrap(),
+            Expansion::Text("${fps}".into())
+        );
         let errors = v.expand("${fsp} ${nope}").unwrap_err();
         assert_eq!(errors.len(), 2);
         assert_eq!(errors[0].0, "undefined variable `fsp`");
@@ -309,13 +350,19 @@ mod tests {
         let path = Path::new("g.yaml");
         let mut sink = Sink::new(path, &[]);
         let mut v = Vars::with_builtins(&BTreeMap::from([("timestamp".into(), "T1".into())]));
-        for (name, text) in [("dir", "out"), ("file", "${dir}/${timestamp}.mp4"), ("a", "${b}"), ("b", "${a}")] {
+        for (name, text) in [
+            ("dir", "out"),
+            ("file", "${dir}/${timestamp}.mp4"),
+            ("a", "${b}"),
+            ("b", "${a}"),
+        ] {
             let var = Var {
                 value: Value::from(text),
                 text: text.into(),
                 pos: Pos::at(2, 3),
                 builtin: false,
                 plain: true,
+                failed: false,
             };
             v.insert(name.into(), var);
         }

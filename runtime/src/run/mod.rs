@@ -232,10 +232,17 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
         if all_ids.is_subset(&armed_now) {
             break;
         }
-        // A node that dies before arming fails the run (restart would mask config errors).
+        // A node that fails before arming fails the run (restart would mask
+        // config errors). One that ends cleanly (e.g. after its upstream
+        // failed and closed its input) is only noted.
         if let Ok(exit) = exit_rx.try_recv() {
             let sup = nodes.get_mut(&exit.node).unwrap();
             let why = describe_exit(&exit.status);
+            if matches!(&exit.status, Ok(s) if s.success()) {
+                sup.state = NodeState::Exited;
+                sup.last_exit = Some(why);
+                continue;
+            }
             sup.state = NodeState::Failed;
             sup.last_exit = Some(why.clone());
             failure = Some(format!(
@@ -380,9 +387,6 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
     drop(armed_sub);
     let _ = session.close().wait();
     zenoh::shm::cleanup_orphaned_shm_segments();
-    if let Some(f) = &failure {
-        tracing::error!("{f}");
-    }
     Ok(report)
 }
 

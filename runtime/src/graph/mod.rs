@@ -1,0 +1,16 @@
+//! Graph files: loading, validation (every problem at once, each with its
+//! line and column), `--set` overrides, `${var}` substitution and rendering.
+
+mod diagnostic;
+mod load;
+mod model;
+mod render;
+mod validate;
+mod vars;
+mod yaml;
+
+pub(crate) use diagnostic::did_you_mean;
+pub use diagnostic::{Diagnostic, Diagnostics};
+pub use load::{load, load_str, Override};
+pub use model::*;
+pub use render::{render, RenderFormat};

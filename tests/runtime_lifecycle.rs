@@ -1,0 +1,325 @@
+//! The runtime with small real node processes: spawn, ready barrier, stop,
+//! end-of-stream, restart policies, queue policies, zero-copy delivery,
+//! memlock and stale shared-memory segments.
+
+use std::process::Command;
+use std::time::Duration;
+
+use graph_tests::{is_root, read_json, runtime_bin, shm_segments, Scratch};
+
+fn chain(source_params: &str, relay_extra: &str, sink_params: &str, sink_input: &str) -> String {
+    format!(
+        r#"
+name: chain
+nodes:
+  - id: source
+    path: {{testkit}}
+    outputs: [video]
+    params: {{ mode: source, {source_params} }}
+  - id: relay
+    path: {{testkit}}
+    inputs: {{ video: source/video }}
+    outputs: [video]
+    params: {{ mode: relay }}
+{relay_extra}
+  - id: sink
+    path: {{testkit}}
+    inputs: {{ video: {sink_input} }}
+    params: {{ mode: sink, result: "{{dir}}/sink.json", {sink_params} }}
+"#
+    )
+}
+
+#[test]
+fn frames_flow_zero_copy_and_end_of_stream_ends_the_run() {
+    let s = Scratch::new();
+    let g = s.graph("g.yaml", &chain("count: 50, width: 320, height: 240", "", "start_delay_ms: 0", "relay/video"));
+    let r = s.run(&g, &[]);
+    r.assert_ok();
+    let sink = read_json(&s.path("sink.json"));
+    assert_eq!(sink["received"], 50, "{sink}");
+    assert_eq!(sink["in_order"], true);
+    assert_eq!(sink["last_index"], 49);
+    assert_eq!(sink["end_of_stream"], 1);
+    // Zero-copy: the sink read the source's shared-memory buffer, forwarded
+    // by the relay without a copy.
+    assert_eq!(sink["shm_payloads"], 50, "{sink}");
+    assert_eq!(sink["copied_payloads"], 0);
+    assert_eq!(r.node("relay")["frames_in"], 50);
+    assert_eq!(r.node("relay")["frames_out"], 50);
+    assert_eq!(r.node("source")["frames_out"], 50);
+    assert_eq!(r.report()["exit_code"], 0);
+}
+
+#[test]
+fn without_shared_memory_the_same_bytes_arrive_over_the_socket() {
+    let s = Scratch::new();
+    let g = s.graph("g.yaml", &chain("count: 20, width: 320, height: 240", "", "start_delay_ms: 0", "relay/video"));
+    let r = s.run(&g, &["--no-shm"]);
+    r.assert_ok();
+    let sink = read_json(&s.path("sink.json"));
+    assert_eq!(sink["received"], 20);
+    assert_eq!(sink["in_order"], true);
+    assert_eq!(sink["shm_payloads"], 0, "no SHM was asked for: {sink}");
+}
+
+#[test]
+fn sources_wait_for_late_subscribers() {
+    let s = Scratch::new();
+    // The sink joins 1.5 s late; an unpaced source must still not lose frame 0.
+    let g = s.graph("g.yaml", &chain("count: 30", "", "start_delay_ms: 1500", "relay/video"));
+    let r = s.run(&g, &[]);
+    r.assert_ok();
+    let sink = read_json(&s.path("sink.json"));
+    assert_eq!(sink["received"], 30, "{sink}");
+    assert_eq!(sink["dropped"], 0);
+}
+
+#[test]
+fn duration_stops_an_endless_graph_in_order() {
+    let s = Scratch::new();
+    let g = s.graph("g.yaml", &chain("count: 0, fps: 100", "", "start_delay_ms: 0", "relay/video"));
+    let r = s.run(&g, &["--duration", "1.5"]);
+    r.assert_ok();
+    let sink = read_json(&s.path("sink.json"));
+    assert_eq!(sink["stop_seen"], true);
+    assert_eq!(sink["end_of_stream"], 1, "end-of-stream flowed through: {sink}");
+    assert_eq!(sink["in_order"], true);
+    let received = sink["received"].as_u64().unwrap();
+    let sent = r.node("source")["frames_out"].as_u64().unwrap();
+    assert!(received > 10, "{sink}");
+    assert_eq!(received, sent, "everything sent before the stop arrived");
+}
+
+#[test]
+fn sigint_stops_gracefully() {
+    let s = Scratch::new();
+    let g = s.graph("g.yaml", &chain("count: 0, fps: 50", "", "start_delay_ms: 0", "relay/video"));
+    let child = Command::new(runtime_bin())
+        .args(["run", g.to_str().unwrap(), "--report"])
+        .arg(s.path("report.json"))
+        .arg("--run-dir")
+        .arg(s.path("run"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait for frames to flow, then Ctrl-C.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !s.path("run/logs/sink.log").exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let sink = read_json(&s.path("sink.json"));
+    assert_eq!(sink["end_of_stream"], 1);
+    assert!(sink["received"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn drop_oldest_queue_drops_and_counts_block_queue_loses_nothing() {
+    let s = Scratch::new();
+    let slow_graph = |policy: &str| {
+        format!(
+            r#"
+nodes:
+  - id: source
+    path: {{testkit}}
+    outputs: [video]
+    params: {{ mode: source, count: 60 }}
+  - id: sink
+    path: {{testkit}}
+    inputs:
+      video: {{ source: source/video, queue_size: 2, policy: {policy} }}
+    params: {{ mode: sink, delay_ms: 15, result: "{{dir}}/sink-{policy}.json" }}
+"#
+        )
+    };
+    let r = s.run(&s.graph("drop.yaml", &slow_graph("drop-oldest")), &[]);
+    r.assert_ok();
+    let sink = read_json(&s.path("sink-drop-oldest.json"));
+    let received = sink["received"].as_u64().unwrap();
+    let dropped = sink["dropped"].as_u64().unwrap();
+    assert!(dropped > 0, "a slow consumer with drop-oldest drops: {sink}");
+    assert_eq!(received + dropped, 60, "every frame is either received or counted: {sink}");
+    assert_eq!(sink["last_index"], 59, "the newest frame is kept");
+    assert_eq!(r.node("sink")["dropped"], dropped);
+
+    let r = s.run(&s.graph("block.yaml", &slow_graph("block")), &[]);
+    r.assert_ok();
+    let sink = read_json(&s.path("sink-block.json"));
+    assert_eq!(sink["received"], 60, "{sink}");
+    assert_eq!(sink["dropped"], 0);
+}
+
+#[test]
+fn a_crashed_node_is_restarted_on_failure() {
+    let s = Scratch::new();
+    let g = s.graph(
+        "g.yaml",
+        &chain("count: 150, fps: 100", "    restart: on-failure\n    max_restarts: 3", "start_delay_ms: 0", "relay/video")
+            .replace("params: { mode: relay }", "params: { mode: relay, crash_after: 20, crash_once: true }"),
+    );
+    let r = s.run(&g, &[]);
+    r.assert_ok();
+    assert_eq!(r.node("relay")["restarts"], 1, "{}", r.stderr);
+    let sink = read_json(&s.path("sink.json"));
+    let received = sink["received"].as_u64().unwrap();
+    // Frames sent while the relay was down are lost (counted by the runtime
+    // later); what matters is that the chain carried on to the last frame.
+    assert!(received > 20, "frames arrived after the restart: {sink}");
+    assert_eq!(sink["last_index"], 149, "the chain carried on to the end: {sink}");
+    assert_eq!(sink["end_of_stream"], 1);
+    assert!(r.stderr.contains("restarting (1/3)"), "{}", r.stderr);
+}
+
+#[test]
+fn restart_never_fails_the_run_and_names_the_node() {
+    let s = Scratch::new();
+    let g = s.graph(
+        "g.yaml",
+        &chain("count: 0, fps: 100", "    restart: never", "start_delay_ms: 0", "relay/video")
+            .replace("params: { mode: relay }", "params: { mode: relay, crash_after: 10 }"),
+    );
+    let r = s.run(&g, &[]);
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(r.stderr.contains("node `relay` failed"), "{}", r.stderr);
+    assert!(r.stderr.contains("SIGABRT"), "{}", r.stderr);
+    assert!(r.stderr.contains("crashing on purpose"), "last log lines are shown: {}", r.stderr);
+    // Downstream still finished: the runtime ended the stream for the dead node.
+    let sink = read_json(&s.path("sink.json"));
+    assert_eq!(sink["end_of_stream"], 1);
+    assert_eq!(r.report()["exit_code"], 1);
+    assert_eq!(r.node("relay")["failed"], true);
+}
+
+#[test]
+fn a_crash_loop_stops_after_max_restarts() {
+    let s = Scratch::new();
+    let g = s.graph(
+        "g.yaml",
+        &chain("count: 0, fps: 100", "    restart: always\n    max_restarts: 2", "start_delay_ms: 0", "relay/video")
+            .replace("params: { mode: relay }", "params: { mode: relay, crash_after: 3 }"),
+    );
+    let r = s.run(&g, &[]);
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(r.stderr.contains("node `relay` failed after 2 restarts"), "{}", r.stderr);
+    assert_eq!(r.node("relay")["restarts"], 2);
+}
+
+#[test]
+fn a_node_failing_at_start_fails_the_run() {
+    let s = Scratch::new();
+    let g = s.graph("g.yaml", &chain("count: 10", "", "start_delay_ms: 0", "relay/video").replace("params: { mode: relay }", "params: { mode: fail }"));
+    let r = s.run(&g, &[]);
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(r.stderr.contains("node `relay`"), "{}", r.stderr);
+    assert!(r.stderr.contains("failing on purpose at start"), "{}", r.stderr);
+}
+
+#[test]
+fn an_invalid_graph_exits_2_before_anything_starts() {
+    let s = Scratch::new();
+    let g = s.graph("bad.yaml", "nodes:\n  - id: a\n    node: camrea\n");
+    let r = s.run(&g, &[]);
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert!(r.stderr.contains("bad.yaml:3:"), "{}", r.stderr);
+    assert!(!s.path("run").exists(), "nothing was started or written");
+}
+
+/// Runs `runtime` as an unprivileged user with the given memlock limit (KiB).
+fn run_unprivileged(s: &Scratch, graph: &std::path::Path, memlock_kib: u64) -> std::process::Output {
+    let limit = (memlock_kib * 1024).to_string();
+    Command::new("prlimit")
+        .arg(format!("--memlock={limit}:{limit}"))
+        .args(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"])
+        .arg(runtime_bin())
+        .args(["run", graph.to_str().unwrap(), "--run-dir"])
+        .arg(s.path("run-nobody"))
+        .current_dir(s.dir.path())
+        .output()
+        .expect("prlimit and setpriv (util-linux) run")
+}
+
+#[test]
+fn memlock_too_low_is_reported_with_the_fix() {
+    let s = Scratch::new();
+    let g = s.graph("big.yaml", &chain("count: 5, width: 1920, height: 1080", "", "start_delay_ms: 0", "source/video"));
+    let out = if is_root() {
+        run_unprivileged(&s, &g, 8192)
+    } else {
+        Command::new(runtime_bin()).args(["run", g.to_str().unwrap()]).current_dir(s.dir.path()).output().unwrap()
+    };
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !is_root() && !stderr.contains("memlock") {
+        // This user may lock enough memory: nothing to check here.
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        return;
+    }
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("ulimit -l"), "{stderr}");
+    assert!(stderr.contains("memlock limit is 8.0 MiB"), "{stderr}");
+}
+
+#[test]
+fn an_unprivileged_user_records_small_frames_within_the_default_limit() {
+    if !is_root() {
+        // Already unprivileged: the other tests cover it.
+        return;
+    }
+    let s = Scratch::new();
+    let g = s.graph("small.yaml", &chain("count: 40, width: 320, height: 240", "", "start_delay_ms: 0", "relay/video"));
+    let out = run_unprivileged(&s, &g, 8192);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let sink = read_json(&s.path("sink.json"));
+    assert_eq!(sink["received"], 40);
+    assert_eq!(sink["shm_payloads"], 40, "shared memory worked without privileges: {sink}");
+}
+
+#[test]
+fn segments_of_killed_runs_are_cleaned_at_the_next_start() {
+    let s = Scratch::new();
+    let g = s.graph("g.yaml", &chain("count: 0, fps: 30", "", "start_delay_ms: 0", "relay/video"));
+    let before = shm_segments();
+    let child = Command::new(runtime_bin())
+        .args(["run", g.to_str().unwrap(), "-q", "--run-dir"])
+        .arg(s.path("run"))
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut created = Vec::new();
+    while created.is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        created = shm_segments().into_iter().filter(|n| !before.contains(n)).collect();
+    }
+    assert!(!created.is_empty(), "the run created shared-memory segments");
+    std::thread::sleep(Duration::from_millis(300));
+    // kill -9 the runtime and every node at once: nothing gets to clean up.
+    kill_tree(child.id());
+    std::thread::sleep(Duration::from_millis(500));
+    let stale: Vec<String> = shm_segments().into_iter().filter(|n| created.contains(n)).collect();
+    assert!(!stale.is_empty(), "kill -9 left segments behind");
+    // The next run cleans them at start.
+    let g2 = s.graph("g2.yaml", &chain("count: 5", "", "start_delay_ms: 0", "relay/video"));
+    s.run(&g2, &[]).assert_ok();
+    let left: Vec<String> = shm_segments().into_iter().filter(|n| stale.contains(n)).collect();
+    assert!(left.is_empty(), "stale segments removed: {left:?}");
+}
+
+/// SIGKILL a process and all its descendants at once.
+fn kill_tree(pid: u32) {
+    let mut pids = vec![pid];
+    let mut i = 0;
+    while i < pids.len() {
+        if let Ok(children) = std::fs::read_to_string(format!("/proc/{}/task/{}/children", pids[i], pids[i])) {
+            pids.extend(children.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+        }
+        i += 1;
+    }
+    for p in pids {
+        // SAFETY: signalling processes we started.
+        unsafe { libc::kill(p as i32, libc::SIGKILL) };
+    }
+}

@@ -1,0 +1,129 @@
+//! Helpers for the end-to-end tests: locate the built binaries, write graphs
+//! into temporary directories, run `runtime` and read its report.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The directory holding `runtime` and the node binaries of the profile under test.
+pub fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test>-<hash>
+    let dir = exe.parent().unwrap().parent().unwrap().to_path_buf();
+    assert!(
+        dir.join("runtime").exists(),
+        "{} has no `runtime` binary: build the workspace first (`cargo build --workspace`)",
+        dir.display()
+    );
+    dir
+}
+
+pub fn runtime_bin() -> PathBuf {
+    bin_dir().join("runtime")
+}
+
+pub fn testkit_bin() -> PathBuf {
+    bin_dir().join("testkit-node")
+}
+
+/// A temporary directory holding a graph file and everything a run writes.
+pub struct Scratch {
+    pub dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    pub fn new() -> Scratch {
+        let dir = tempfile::Builder::new().prefix("graph-test-").tempdir().expect("tempdir");
+        // Runs as another user (memlock tests) need to write here too.
+        let _ = std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777));
+        Scratch { dir }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Writes a graph; `{testkit}` in the text becomes the testkit node's path.
+    pub fn graph(&self, name: &str, yaml: &str) -> PathBuf {
+        let text = yaml.replace("{testkit}", &testkit_bin().display().to_string()).replace("{dir}", &self.dir.path().display().to_string());
+        let path = self.path(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// `runtime run GRAPH --report report.json --run-dir ... ARGS`.
+    pub fn run(&self, graph: &Path, args: &[&str]) -> RunResult {
+        let report = self.path("report.json");
+        let _ = std::fs::remove_file(&report);
+        let mut cmd = Command::new(runtime_bin());
+        cmd.arg("run")
+            .arg(graph)
+            .arg("--report")
+            .arg(&report)
+            .arg("--run-dir")
+            .arg(self.path("run"))
+            .args(args)
+            .current_dir(self.dir.path());
+        let output = cmd.output().expect("runtime runs");
+        RunResult::new(output, &report)
+    }
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+pub struct RunResult {
+    pub code: Option<i32>,
+    pub stderr: String,
+    pub stdout: String,
+    pub report: Option<serde_json::Value>,
+}
+
+impl RunResult {
+    pub fn new(output: Output, report: &Path) -> RunResult {
+        RunResult {
+            code: output.status.code(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            report: std::fs::read(report).ok().and_then(|b| serde_json::from_slice(&b).ok()),
+        }
+    }
+
+    pub fn report(&self) -> &serde_json::Value {
+        self.report.as_ref().unwrap_or_else(|| panic!("no report; stderr:\n{}", self.stderr))
+    }
+
+    /// A node's entry in the report.
+    pub fn node(&self, id: &str) -> &serde_json::Value {
+        &self.report()["nodes"][id]
+    }
+
+    pub fn assert_ok(&self) {
+        assert_eq!(self.code, Some(0), "runtime failed; stderr:\n{}", self.stderr);
+    }
+}
+
+/// Reads a JSON file a sink wrote.
+pub fn read_json(path: &Path) -> serde_json::Value {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+/// zenoh's segments of ours in /dev/shm.
+pub fn shm_segments() -> Vec<String> {
+    std::fs::read_dir("/dev/shm")
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".zenoh"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
