@@ -155,6 +155,24 @@ nodes:
 }
 
 #[test]
+fn a_lossless_source_is_never_dropped_even_by_drop_oldest_queues() {
+    let s = Scratch::new();
+    // A file replay (realtime: false) marks its stream lossless: the slow
+    // consumer's drop-oldest queue must push back instead of dropping, also
+    // behind a relay that passes the flag on.
+    let g = s.graph(
+        "g.yaml",
+        &chain("count: 60, lossless: true", "", "delay_ms: 10", "relay/video")
+            .replace("video: relay/video", "video: { source: relay/video, queue_size: 2, policy: drop-oldest }"),
+    );
+    let r = s.run(&g, &[]);
+    r.assert_ok();
+    let sink = read_json(&s.path("sink.json"));
+    assert_eq!(sink["received"], 60, "{sink}");
+    assert_eq!(sink["dropped"], 0);
+}
+
+#[test]
 fn a_crashed_node_is_restarted_on_failure() {
     let s = Scratch::new();
     let g = s.graph(

@@ -254,6 +254,10 @@ pub enum Header {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Envelope {
     pub seq: u64,
+    /// Set by a source that runs faster than real time (a file replay): every
+    /// queue on the way blocks instead of dropping, whatever its policy, and
+    /// nodes pass the flag on to their outputs.
+    pub lossless: bool,
     pub header: Header,
 }
 
@@ -269,7 +273,7 @@ impl Envelope {
 /// The header bytes of an end-of-stream message, for the runtime to close the
 /// outputs of a node that died without closing them itself.
 pub fn end_of_stream_attachment() -> Vec<u8> {
-    Envelope { seq: 0, header: Header::EndOfStream }.encode()
+    Envelope { seq: 0, lossless: false, header: Header::EndOfStream }.encode()
 }
 
 /// The bytes of a received message. Over shared memory this is a view of the
@@ -337,6 +341,7 @@ mod tests {
     fn header_round_trip() {
         let env = Envelope {
             seq: 7,
+            lossless: false,
             header: Header::Audio(AudioFrame {
                 format: SampleFormat::F32,
                 sample_rate: 48_000,

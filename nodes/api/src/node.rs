@@ -74,6 +74,8 @@ pub struct Node {
     subscribed_peers: Arc<Mutex<HashSet<String>>>,
     /// `<output>/<consumer>` pairs that acknowledged our end-of-stream.
     eos_acks: Arc<Mutex<HashSet<String>>>,
+    /// Our streams must not be dropped anywhere (faster-than-real-time input).
+    lossless: Arc<AtomicBool>,
     started: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     stop_delivered: bool,
@@ -104,15 +106,21 @@ impl Node {
             config.inputs.iter().map(|i| (i.name.clone(), i.queue_size, i.policy)),
         ));
         let mut subscribers = Vec::new();
+        let lossless = Arc::new(AtomicBool::new(false));
         for (index, input) in config.inputs.iter().enumerate() {
             let q = queues.clone();
             let key = keys::data(&run, &input.source_node, &input.source_output);
             let ack_session = session.clone();
             let ack = keys::eos_ack(&run, &input.source_node, &input.source_output, &config.node_id);
+            let flag = lossless.clone();
             let sub = session
                 .declare_subscriber(key)
                 .callback(move |sample| {
-                    if q.push(index, sample.attachment(), sample.payload().clone()) {
+                    let (eos, lossless) = q.push_flagged(index, sample.attachment(), sample.payload().clone());
+                    if lossless {
+                        flag.store(true, Ordering::Relaxed);
+                    }
+                    if eos {
                         // Samples of one link arrive in order: everything before
                         // this end-of-stream is in our queue, so the sender may go.
                         let _ = ack_session.put(&ack, Vec::<u8>::new()).wait();
@@ -239,6 +247,7 @@ impl Node {
             metrics: Arc::new(Metrics::default()),
             subscribed_peers,
             eos_acks,
+            lossless,
             started,
             stop,
             stop_delivered: false,
@@ -341,6 +350,13 @@ impl Node {
             std::thread::sleep(Duration::from_millis(1));
         }
         Ok(!self.stop.load(Ordering::SeqCst))
+    }
+
+    /// Marks this node's streams lossless: a source replaying faster than real
+    /// time calls it so every queue downstream blocks instead of dropping.
+    /// Nodes receiving lossless messages pass the flag on by themselves.
+    pub fn set_lossless(&self, lossless: bool) {
+        self.lossless.store(lossless, Ordering::Relaxed);
     }
 
     /// Whether the runtime asked the graph to stop (sources poll this).
@@ -465,13 +481,14 @@ impl Node {
 
     fn put(&mut self, output: &str, header: Header, bytes: ZBytes) -> Result<()> {
         let node = self.config.node_id.clone();
+        let lossless = self.lossless.load(Ordering::Relaxed);
         let out = self.output_mut(output)?;
         if out.closed {
             bail!("node `{node}` output `{output}` was already closed");
         }
         let len = bytes.len() as u64;
         let is_eos = matches!(header, Header::EndOfStream);
-        let envelope = Envelope { seq: out.seq, header };
+        let envelope = Envelope { seq: out.seq, lossless, header };
         out.seq += 1;
         out.publisher
             .put(bytes)

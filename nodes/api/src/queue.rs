@@ -79,17 +79,23 @@ impl Queues {
     /// Called from zenoh's receive thread for every sample on input `index`.
     /// Returns true for an end-of-stream.
     pub fn push(&self, index: usize, attachment: Option<&ZBytes>, payload: ZBytes) -> bool {
+        self.push_flagged(index, attachment, payload).0
+    }
+
+    /// Like [`Queues::push`]; also returns whether the message was lossless.
+    pub fn push_flagged(&self, index: usize, attachment: Option<&ZBytes>, payload: ZBytes) -> (bool, bool) {
         let envelope = match attachment.map(|a| Envelope::decode(&a.to_bytes())) {
             Some(Ok(e)) => e,
             Some(Err(e)) => {
                 tracing::warn!("dropping a message with a bad header: {e}");
-                return false;
+                return (false, false);
             }
             None => {
                 tracing::warn!("dropping a message without a header");
-                return false;
+                return (false, false);
             }
         };
+        let lossless = envelope.lossless;
         let message = Message { header: envelope.header, payload: Payload::new(payload), seq: envelope.seq };
         let mut st = self.state.lock().unwrap();
         let input = &mut st.inputs[index];
@@ -115,7 +121,8 @@ impl Queues {
             if input.items.len() < input.capacity || is_eos || st_ref.shutting_down {
                 break;
             }
-            match input.policy {
+            let policy = if lossless { Policy::Block } else { input.policy };
+            match policy {
                 Policy::DropOldest => {
                     // Drop the oldest media message, never a queued end-of-stream.
                     if let Some(pos) = input.items.iter().position(|(_, m)| !matches!(m.header, Header::EndOfStream)) {
@@ -136,7 +143,7 @@ impl Queues {
         input.stats.queue_depth = input.items.len() as u64;
         drop(st);
         self.changed.notify_all();
-        is_eos
+        (is_eos, lossless)
     }
 
     pub fn push_control(&self, control: Control) {
@@ -215,7 +222,7 @@ mod tests {
     use crate::message::Envelope;
 
     fn push_seq(q: &Queues, idx: usize, seq: u64, header: Header) {
-        let att = ZBytes::from(Envelope { seq, header }.encode());
+        let att = ZBytes::from(Envelope { seq, lossless: false, header }.encode());
         q.push(idx, Some(&att), ZBytes::from(vec![seq as u8]));
     }
 

@@ -7,6 +7,7 @@
 //! - `mode`: `source` | `relay` | `sink` | `fail`
 //! - source: `count` (frames, default 10; 0 = until stopped), `width`/`height`
 //!   (frame size, default 64×48), `pixel_format` (yuv420p or rgb24), `fps` (0 = unpaced, default 0)
+//!   `lossless` (replay semantics: no queue downstream may drop)
 //! - relay: forwards every frame unchanged (same shared-memory buffer)
 //! - sink: `delay_ms` per frame (a slow consumer), `result` (JSON file written at the end)
 //! - fail: exits with status 3 after `after` messages (default 0)
@@ -55,6 +56,7 @@ fn run() -> Result<()> {
             };
             let layout = format.packed_layout(w, h);
             node.reserve("video", layout.size)?;
+            node.set_lossless(params.bool_or("lossless", false));
             if !node.wait_for_start()? {
                 return node.finish();
             }
