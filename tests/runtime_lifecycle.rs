@@ -33,7 +33,15 @@ nodes:
 #[test]
 fn frames_flow_zero_copy_and_end_of_stream_ends_the_run() {
     let s = Scratch::new();
-    let g = s.graph("g.yaml", &chain("count: 50, width: 320, height: 240", "", "start_delay_ms: 0", "relay/video"));
+    let g = s.graph(
+        "g.yaml",
+        &chain(
+            "count: 50, width: 320, height: 240",
+            "",
+            "start_delay_ms: 0",
+            "relay/video",
+        ),
+    );
     let r = s.run(&g, &[]);
     r.assert_ok();
     let sink = read_json(&s.path("sink.json"));
@@ -54,7 +62,15 @@ fn frames_flow_zero_copy_and_end_of_stream_ends_the_run() {
 #[test]
 fn without_shared_memory_the_same_bytes_arrive_over_the_socket() {
     let s = Scratch::new();
-    let g = s.graph("g.yaml", &chain("count: 20, width: 320, height: 240", "", "start_delay_ms: 0", "relay/video"));
+    let g = s.graph(
+        "g.yaml",
+        &chain(
+            "count: 20, width: 320, height: 240",
+            "",
+            "start_delay_ms: 0",
+            "relay/video",
+        ),
+    );
     let r = s.run(&g, &["--no-shm"]);
     r.assert_ok();
     let sink = read_json(&s.path("sink.json"));
@@ -67,7 +83,10 @@ fn without_shared_memory_the_same_bytes_arrive_over_the_socket() {
 fn sources_wait_for_late_subscribers() {
     let s = Scratch::new();
     // The sink joins 1.5 s late; an unpaced source must still not lose frame 0.
-    let g = s.graph("g.yaml", &chain("count: 30", "", "start_delay_ms: 1500", "relay/video"));
+    let g = s.graph(
+        "g.yaml",
+        &chain("count: 30", "", "start_delay_ms: 1500", "relay/video"),
+    );
     let r = s.run(&g, &[]);
     r.assert_ok();
     let sink = read_json(&s.path("sink.json"));
@@ -78,12 +97,18 @@ fn sources_wait_for_late_subscribers() {
 #[test]
 fn duration_stops_an_endless_graph_in_order() {
     let s = Scratch::new();
-    let g = s.graph("g.yaml", &chain("count: 0, fps: 100", "", "start_delay_ms: 0", "relay/video"));
+    let g = s.graph(
+        "g.yaml",
+        &chain("count: 0, fps: 100", "", "start_delay_ms: 0", "relay/video"),
+    );
     let r = s.run(&g, &["--duration", "1.5"]);
     r.assert_ok();
     let sink = read_json(&s.path("sink.json"));
     assert_eq!(sink["stop_seen"], true);
-    assert_eq!(sink["end_of_stream"], 1, "end-of-stream flowed through: {sink}");
+    assert_eq!(
+        sink["end_of_stream"], 1,
+        "end-of-stream flowed through: {sink}"
+    );
     assert_eq!(sink["in_order"], true);
     let received = sink["received"].as_u64().unwrap();
     let sent = r.node("source")["frames_out"].as_u64().unwrap();
@@ -94,7 +119,10 @@ fn duration_stops_an_endless_graph_in_order() {
 #[test]
 fn sigint_stops_gracefully() {
     let s = Scratch::new();
-    let g = s.graph("g.yaml", &chain("count: 0, fps: 50", "", "start_delay_ms: 0", "relay/video"));
+    let g = s.graph(
+        "g.yaml",
+        &chain("count: 0, fps: 50", "", "start_delay_ms: 0", "relay/video"),
+    );
     let child = Command::new(runtime_bin())
         .args(["run", g.to_str().unwrap(), "--report"])
         .arg(s.path("report.json"))
@@ -112,7 +140,12 @@ fn sigint_stops_gracefully() {
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let sink = read_json(&s.path("sink.json"));
     assert_eq!(sink["end_of_stream"], 1);
     assert!(sink["received"].as_u64().unwrap() > 0);
@@ -142,8 +175,15 @@ nodes:
     let sink = read_json(&s.path("sink-drop-oldest.json"));
     let received = sink["received"].as_u64().unwrap();
     let dropped = sink["dropped"].as_u64().unwrap();
-    assert!(dropped > 0, "a slow consumer with drop-oldest drops: {sink}");
-    assert_eq!(received + dropped, 60, "every frame is either received or counted: {sink}");
+    assert!(
+        dropped > 0,
+        "a slow consumer with drop-oldest drops: {sink}"
+    );
+    assert_eq!(
+        received + dropped,
+        60,
+        "every frame is either received or counted: {sink}"
+    );
     assert_eq!(sink["last_index"], 59, "the newest frame is kept");
     assert_eq!(r.node("sink")["dropped"], dropped);
 
@@ -162,8 +202,16 @@ fn a_lossless_source_is_never_dropped_even_by_drop_oldest_queues() {
     // behind a relay that passes the flag on.
     let g = s.graph(
         "g.yaml",
-        &chain("count: 60, lossless: true", "", "delay_ms: 10", "relay/video")
-            .replace("video: relay/video", "video: { source: relay/video, queue_size: 2, policy: drop-oldest }"),
+        &chain(
+            "count: 60, lossless: true",
+            "",
+            "delay_ms: 10",
+            "relay/video",
+        )
+        .replace(
+            "video: relay/video",
+            "video: { source: relay/video, queue_size: 2, policy: drop-oldest }",
+        ),
     );
     let r = s.run(&g, &[]);
     r.assert_ok();
@@ -177,8 +225,16 @@ fn a_crashed_node_is_restarted_on_failure() {
     let s = Scratch::new();
     let g = s.graph(
         "g.yaml",
-        &chain("count: 150, fps: 100", "    restart: on-failure\n    max_restarts: 3", "start_delay_ms: 0", "relay/video")
-            .replace("params: { mode: relay }", "params: { mode: relay, crash_after: 20, crash_once: true }"),
+        &chain(
+            "count: 150, fps: 100",
+            "    restart: on-failure\n    max_restarts: 3",
+            "start_delay_ms: 0",
+            "relay/video",
+        )
+        .replace(
+            "params: { mode: relay }",
+            "params: { mode: relay, crash_after: 20, crash_once: true }",
+        ),
     );
     let r = s.run(&g, &[]);
     r.assert_ok();
@@ -188,7 +244,10 @@ fn a_crashed_node_is_restarted_on_failure() {
     // Frames sent while the relay was down are lost (counted by the runtime
     // later); what matters is that the chain carried on to the last frame.
     assert!(received > 20, "frames arrived after the restart: {sink}");
-    assert_eq!(sink["last_index"], 149, "the chain carried on to the end: {sink}");
+    assert_eq!(
+        sink["last_index"], 149,
+        "the chain carried on to the end: {sink}"
+    );
     assert_eq!(sink["end_of_stream"], 1);
     assert!(r.stderr.contains("restarting (1/3)"), "{}", r.stderr);
 }
@@ -198,14 +257,26 @@ fn restart_never_fails_the_run_and_names_the_node() {
     let s = Scratch::new();
     let g = s.graph(
         "g.yaml",
-        &chain("count: 0, fps: 100", "    restart: never", "start_delay_ms: 0", "relay/video")
-            .replace("params: { mode: relay }", "params: { mode: relay, crash_after: 10 }"),
+        &chain(
+            "count: 0, fps: 100",
+            "    restart: never",
+            "start_delay_ms: 0",
+            "relay/video",
+        )
+        .replace(
+            "params: { mode: relay }",
+            "params: { mode: relay, crash_after: 10 }",
+        ),
     );
     let r = s.run(&g, &[]);
     assert_eq!(r.code, Some(1), "{}", r.stderr);
     assert!(r.stderr.contains("node `relay` failed"), "{}", r.stderr);
     assert!(r.stderr.contains("SIGABRT"), "{}", r.stderr);
-    assert!(r.stderr.contains("crashing on purpose"), "last log lines are shown: {}", r.stderr);
+    assert!(
+        r.stderr.contains("crashing on purpose"),
+        "last log lines are shown: {}",
+        r.stderr
+    );
     // Downstream still finished: the runtime ended the stream for the dead node.
     let sink = read_json(&s.path("sink.json"));
     assert_eq!(sink["end_of_stream"], 1);
@@ -218,23 +289,43 @@ fn a_crash_loop_stops_after_max_restarts() {
     let s = Scratch::new();
     let g = s.graph(
         "g.yaml",
-        &chain("count: 0, fps: 100", "    restart: always\n    max_restarts: 2", "start_delay_ms: 0", "relay/video")
-            .replace("params: { mode: relay }", "params: { mode: relay, crash_after: 3 }"),
+        &chain(
+            "count: 0, fps: 100",
+            "    restart: always\n    max_restarts: 2",
+            "start_delay_ms: 0",
+            "relay/video",
+        )
+        .replace(
+            "params: { mode: relay }",
+            "params: { mode: relay, crash_after: 3 }",
+        ),
     );
     let r = s.run(&g, &[]);
     assert_eq!(r.code, Some(1), "{}", r.stderr);
-    assert!(r.stderr.contains("node `relay` failed after 2 restarts"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("node `relay` failed after 2 restarts"),
+        "{}",
+        r.stderr
+    );
     assert_eq!(r.node("relay")["restarts"], 2);
 }
 
 #[test]
 fn a_node_failing_at_start_fails_the_run() {
     let s = Scratch::new();
-    let g = s.graph("g.yaml", &chain("count: 10", "", "start_delay_ms: 0", "relay/video").replace("params: { mode: relay }", "params: { mode: fail }"));
+    let g = s.graph(
+        "g.yaml",
+        &chain("count: 10", "", "start_delay_ms: 0", "relay/video")
+            .replace("params: { mode: relay }", "params: { mode: fail }"),
+    );
     let r = s.run(&g, &[]);
     assert_eq!(r.code, Some(1), "{}", r.stderr);
     assert!(r.stderr.contains("node `relay`"), "{}", r.stderr);
-    assert!(r.stderr.contains("failing on purpose at start"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("failing on purpose at start"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -248,11 +339,21 @@ fn an_invalid_graph_exits_2_before_anything_starts() {
 }
 
 /// Runs `runtime` as an unprivileged user with the given memlock limit (KiB).
-fn run_unprivileged(s: &Scratch, graph: &std::path::Path, memlock_kib: u64) -> std::process::Output {
+fn run_unprivileged(
+    s: &Scratch,
+    graph: &std::path::Path,
+    memlock_kib: u64,
+) -> std::process::Output {
     let limit = (memlock_kib * 1024).to_string();
     Command::new("prlimit")
         .arg(format!("--memlock={limit}:{limit}"))
-        .args(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"])
+        .args([
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
         .arg(runtime_bin())
         .args(["run", graph.to_str().unwrap(), "--run-dir"])
         .arg(s.path("run-nobody"))
@@ -264,11 +365,23 @@ fn run_unprivileged(s: &Scratch, graph: &std::path::Path, memlock_kib: u64) -> s
 #[test]
 fn memlock_too_low_is_reported_with_the_fix() {
     let s = Scratch::new();
-    let g = s.graph("big.yaml", &chain("count: 5, width: 1920, height: 1080", "", "start_delay_ms: 0", "source/video"));
+    let g = s.graph(
+        "big.yaml",
+        &chain(
+            "count: 5, width: 1920, height: 1080",
+            "",
+            "start_delay_ms: 0",
+            "source/video",
+        ),
+    );
     let out = if is_root() {
         run_unprivileged(&s, &g, 8192)
     } else {
-        Command::new(runtime_bin()).args(["run", g.to_str().unwrap()]).current_dir(s.dir.path()).output().unwrap()
+        Command::new(runtime_bin())
+            .args(["run", g.to_str().unwrap()])
+            .current_dir(s.dir.path())
+            .output()
+            .unwrap()
     };
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !is_root() && !stderr.contains("memlock") {
@@ -288,55 +401,115 @@ fn an_unprivileged_user_records_small_frames_within_the_default_limit() {
         return;
     }
     let s = Scratch::new();
-    let g = s.graph("small.yaml", &chain("count: 40, width: 320, height: 240", "", "start_delay_ms: 0", "relay/video"));
+    let g = s.graph(
+        "small.yaml",
+        &chain(
+            "count: 40, width: 320, height: 240",
+            "",
+            "start_delay_ms: 0",
+            "relay/video",
+        ),
+    );
     let out = run_unprivileged(&s, &g, 8192);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let sink = read_json(&s.path("sink.json"));
     assert_eq!(sink["received"], 40);
-    assert_eq!(sink["shm_payloads"], 40, "shared memory worked without privileges: {sink}");
+    assert_eq!(
+        sink["shm_payloads"], 40,
+        "shared memory worked without privileges: {sink}"
+    );
 }
 
 #[test]
 fn segments_of_killed_runs_are_cleaned_at_the_next_start() {
     let s = Scratch::new();
-    let g = s.graph("g.yaml", &chain("count: 0, fps: 30", "", "start_delay_ms: 0", "relay/video"));
-    let before = shm_segments();
+    let g = s.graph(
+        "g.yaml",
+        &chain("count: 0, fps: 30", "", "start_delay_ms: 0", "relay/video"),
+    );
     let child = Command::new(runtime_bin())
         .args(["run", g.to_str().unwrap(), "-q", "--run-dir"])
         .arg(s.path("run"))
         .spawn()
         .unwrap();
+    // The segments this run's processes map (other tests run concurrently).
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let mut created = Vec::new();
-    while created.is_empty() && std::time::Instant::now() < deadline {
+    while created.len() < 2 && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
-        created = shm_segments().into_iter().filter(|n| !before.contains(n)).collect();
+        created = mapped_segments(&descendants(child.id()));
     }
-    assert!(!created.is_empty(), "the run created shared-memory segments");
+    assert!(
+        !created.is_empty(),
+        "the run created shared-memory segments"
+    );
     std::thread::sleep(Duration::from_millis(300));
     // kill -9 the runtime and every node at once: nothing gets to clean up.
     kill_tree(child.id());
     std::thread::sleep(Duration::from_millis(500));
-    let stale: Vec<String> = shm_segments().into_iter().filter(|n| created.contains(n)).collect();
+    let stale: Vec<String> = shm_segments()
+        .into_iter()
+        .filter(|n| created.contains(n))
+        .collect();
     assert!(!stale.is_empty(), "kill -9 left segments behind");
     // The next run cleans them at start.
-    let g2 = s.graph("g2.yaml", &chain("count: 5", "", "start_delay_ms: 0", "relay/video"));
+    let g2 = s.graph(
+        "g2.yaml",
+        &chain("count: 5", "", "start_delay_ms: 0", "relay/video"),
+    );
     s.run(&g2, &[]).assert_ok();
-    let left: Vec<String> = shm_segments().into_iter().filter(|n| stale.contains(n)).collect();
+    let left: Vec<String> = shm_segments()
+        .into_iter()
+        .filter(|n| stale.contains(n))
+        .collect();
     assert!(left.is_empty(), "stale segments removed: {left:?}");
+}
+
+/// A process and all its descendants.
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut pids = vec![pid];
+    let mut i = 0;
+    while i < pids.len() {
+        if let Ok(children) =
+            std::fs::read_to_string(format!("/proc/{}/task/{}/children", pids[i], pids[i]))
+        {
+            pids.extend(
+                children
+                    .split_whitespace()
+                    .filter_map(|p| p.parse::<u32>().ok()),
+            );
+        }
+        i += 1;
+    }
+    pids
+}
+
+/// zenoh segments mapped by these processes.
+fn mapped_segments(pids: &[u32]) -> Vec<String> {
+    let mut names: Vec<String> = pids
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(format!("/proc/{p}/maps")).ok())
+        .flat_map(|maps| {
+            maps.lines()
+                .filter_map(|l| l.split_whitespace().last())
+                .filter(|f| f.starts_with("/dev/shm/") && f.ends_with(".zenoh"))
+                .map(|f| f.trim_start_matches("/dev/shm/").to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 /// SIGKILL a process and all its descendants at once.
 fn kill_tree(pid: u32) {
-    let mut pids = vec![pid];
-    let mut i = 0;
-    while i < pids.len() {
-        if let Ok(children) = std::fs::read_to_string(format!("/proc/{}/task/{}/children", pids[i], pids[i])) {
-            pids.extend(children.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
-        }
-        i += 1;
-    }
-    for p in pids {
+    for p in descendants(pid) {
         // SAFETY: signalling processes we started.
         unsafe { libc::kill(p as i32, libc::SIGKILL) };
     }

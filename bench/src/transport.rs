@@ -10,12 +10,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use node_api::clock::now_ns;
+use node_api::cpu_seconds;
 use zenoh::qos::CongestionControl;
 use zenoh::shm::{BlockOn, GarbageCollect, PosixShmProviderBackend, ShmProviderBuilder};
 use zenoh::{Config, Wait};
@@ -32,7 +31,10 @@ fn main() -> Result<()> {
 }
 
 fn arg<'a>(args: &'a [String], name: &str) -> Option<&'a str> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).map(String::as_str)
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str)
 }
 
 #[derive(Debug, Clone, Default)]
@@ -46,19 +48,33 @@ struct Outcome {
 }
 
 fn orchestrate(args: &[String]) -> Result<()> {
-    let frames: u64 = arg(args, "--frames").map(|f| f.parse()).transpose()?.unwrap_or(150);
+    let frames: u64 = arg(args, "--frames")
+        .map(|f| f.parse())
+        .transpose()?
+        .unwrap_or(150);
     let bins = std::env::current_exe()?.parent().unwrap().to_path_buf();
     let runtime = bins.join("runtime");
     let testkit = bins.join("testkit-node");
     if !runtime.exists() || !testkit.exists() {
-        bail!("build the workspace first (`cargo build --release --workspace`): {} missing", runtime.display());
+        bail!(
+            "build the workspace first (`cargo build --release --workspace`): {} missing",
+            runtime.display()
+        );
     }
     let scratch = std::env::temp_dir().join(format!("transport-bench-{}", std::process::id()));
     std::fs::create_dir_all(&scratch)?;
-    println!("transport bench: {frames} frames per case, 2 processes, {}", machine());
+    println!(
+        "transport bench: {frames} frames per case, 2 processes, {}",
+        machine()
+    );
     println!(
         "{:<9} {:>8} | {:>25} | {:>25} | {:>25} | {:>11}",
-        "format", "rate", "(a) node API  p50/p99 fps", "(b) raw SHM  p50/p99 fps", "(c) TCP  p50/p99 fps", "(a)/(b)"
+        "format",
+        "rate",
+        "(a) node API  p50/p99 fps",
+        "(b) raw SHM  p50/p99 fps",
+        "(c) TCP  p50/p99 fps",
+        "(a)/(b)"
     );
     let mut port = 24_000 + (std::process::id() % 1000) as u16 * 10;
     for (format, size) in [("rgb24", 1920 * 1080 * 3), ("yuv420p", 1920 * 1080 * 3 / 2)] {
@@ -68,8 +84,17 @@ fn orchestrate(args: &[String]) -> Result<()> {
             let b = raw_case(size, fps, frames, true, port)?;
             port += 1;
             let c = raw_case(size, fps, frames, false, port)?;
-            let rate = if fps > 0.0 { format!("{fps} fps") } else { "unpaced".into() };
-            let cell = |o: &Outcome| format!("{:>6.2}/{:>6.2} ms {:>5.0} {:>3.0}%", o.p50_ms, o.p99_ms, o.fps, o.cpu_pct);
+            let rate = if fps > 0.0 {
+                format!("{fps} fps")
+            } else {
+                "unpaced".into()
+            };
+            let cell = |o: &Outcome| {
+                format!(
+                    "{:>6.2}/{:>6.2} ms {:>5.0} {:>3.0}%",
+                    o.p50_ms, o.p99_ms, o.fps, o.cpu_pct
+                )
+            };
             println!(
                 "{format:<9} {rate:>8} | {} | {} | {} | {:>4.2}/{:<4.2}",
                 cell(&a),
@@ -79,25 +104,43 @@ fn orchestrate(args: &[String]) -> Result<()> {
                 a.p99_ms / b.p99_ms
             );
             if a.shm != a.received || b.shm != b.received {
-                println!("  warning: not every payload came through shared memory (a: {}/{}, b: {}/{})", a.shm, a.received, b.shm, b.received);
+                println!(
+                    "  warning: not every payload came through shared memory (a: {}/{}, b: {}/{})",
+                    a.shm, a.received, b.shm, b.received
+                );
             }
         }
     }
-    println!("latency: send → receive of one frame; CPU%: both processes, of one core; ratio: p50/p99");
+    println!(
+        "latency: send → receive of one frame; CPU%: both processes, of one core; ratio: p50/p99"
+    );
     let _ = std::fs::remove_dir_all(&scratch);
     Ok(())
 }
 
 fn machine() -> String {
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
     let model = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_default();
     format!("{cpus} cores, {model}")
 }
 
-fn node_api_case(runtime: &Path, testkit: &Path, dir: &Path, format: &str, fps: f64, frames: u64) -> Result<Outcome> {
+fn node_api_case(
+    runtime: &Path,
+    testkit: &Path,
+    dir: &Path,
+    format: &str,
+    fps: f64,
+    frames: u64,
+) -> Result<Outcome> {
     let result = dir.join("sink.json");
     let report = dir.join("report.json");
     let graph = dir.join("bench.yaml");
@@ -111,7 +154,14 @@ fn node_api_case(runtime: &Path, testkit: &Path, dir: &Path, format: &str, fps: 
     )?;
     let start = Instant::now();
     let out = Command::new(runtime)
-        .args(["run", graph.to_str().unwrap(), "-q", "--report", report.to_str().unwrap(), "--run-dir"])
+        .args([
+            "run",
+            graph.to_str().unwrap(),
+            "-q",
+            "--report",
+            report.to_str().unwrap(),
+            "--run-dir",
+        ])
         .arg(dir.join("run"))
         .output()?;
     if !out.status.success() {
@@ -120,11 +170,10 @@ fn node_api_case(runtime: &Path, testkit: &Path, dir: &Path, format: &str, fps: 
     let wall = start.elapsed().as_secs_f64();
     let sink: serde_json::Value = serde_json::from_slice(&std::fs::read(&result)?)?;
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&report)?)?;
-    let cpu: f64 = ["source", "sink"]
-        .iter()
-        .map(|n| report["nodes"][n]["stats"]["cpu_seconds"].as_f64().unwrap_or(0.0))
-        .sum();
-    let media = report["duration_s"].as_f64().unwrap_or(wall);
+    let source_metrics = &report["nodes"]["source"]["stats"]["metrics"];
+    let cpu = source_metrics["stream_cpu_seconds"].as_f64().unwrap_or(0.0)
+        + sink["stream_cpu_seconds"].as_f64().unwrap_or(0.0);
+    let media = source_metrics["stream_seconds"].as_f64().unwrap_or(wall);
     Ok(Outcome {
         p50_ms: sink["latency_p50_ns"].as_f64().unwrap_or(0.0) / 1e6,
         p99_ms: sink["latency_p99_ns"].as_f64().unwrap_or(0.0) / 1e6,
@@ -144,19 +193,34 @@ fn raw_case(size: usize, fps: f64, frames: u64, shm: bool, port: u16) -> Result<
     let mut sub = Command::new(&exe)
         .arg("raw-sub")
         .args(common)
-        .args(["--frames", &frames.to_string(), "--out", out_file.to_str().unwrap()])
+        .args([
+            "--frames",
+            &frames.to_string(),
+            "--out",
+            out_file.to_str().unwrap(),
+        ])
         .stdout(Stdio::null())
         .spawn()?;
     let publ = Command::new(&exe)
         .arg("raw-pub")
         .args(common)
-        .args(["--frames", &frames.to_string(), "--size", &size.to_string(), "--fps", &fps.to_string()])
+        .args([
+            "--frames",
+            &frames.to_string(),
+            "--size",
+            &size.to_string(),
+            "--fps",
+            &fps.to_string(),
+        ])
         .output()?;
     let sub_status = sub.wait()?;
     if !publ.status.success() || !sub_status.success() {
         bail!("raw case failed: {}", String::from_utf8_lossy(&publ.stderr));
     }
-    let pub_cpu: f64 = String::from_utf8_lossy(&publ.stdout).trim().parse().context("publisher CPU time")?;
+    let pub_cpu: f64 = String::from_utf8_lossy(&publ.stdout)
+        .trim()
+        .parse()
+        .context("publisher CPU time")?;
     let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&out_file)?)?;
     let _ = std::fs::remove_file(&out_file);
     let seconds = r["seconds"].as_f64().unwrap_or(1.0);
@@ -173,7 +237,11 @@ fn raw_case(size: usize, fps: f64, frames: u64, shm: bool, port: u16) -> Result<
 fn raw_session(args: &[String], listen: bool) -> Result<zenoh::Session> {
     let endpoint = arg(args, "--endpoint").context("--endpoint")?.to_string();
     let shm = arg(args, "--shm") == Some("true");
-    let (l, c) = if listen { (vec![endpoint], vec![]) } else { (vec![], vec![endpoint]) };
+    let (l, c) = if listen {
+        (vec![endpoint], vec![])
+    } else {
+        (vec![], vec![endpoint])
+    };
     let mut config = Config::default();
     for (k, v) in [
         ("mode", "\"peer\"".to_string()),
@@ -181,21 +249,23 @@ fn raw_session(args: &[String], listen: bool) -> Result<zenoh::Session> {
         ("listen/endpoints", serde_json::to_string(&l)?),
         ("connect/endpoints", serde_json::to_string(&c)?),
         ("connect/exit_on_failure", "false".into()),
-        ("connect/retry", "{ period_init_ms: 20, period_max_ms: 250, period_increase_factor: 1.5 }".into()),
+        (
+            "connect/retry",
+            "{ period_init_ms: 20, period_max_ms: 250, period_increase_factor: 1.5 }".into(),
+        ),
         ("transport/shared_memory/enabled", shm.to_string()),
-        ("transport/shared_memory/transport_optimization/enabled", "false".into()),
+        (
+            "transport/shared_memory/transport_optimization/enabled",
+            "false".into(),
+        ),
     ] {
-        config.insert_json5(k, &v).map_err(|e| anyhow::anyhow!("{k}: {e}"))?;
+        config
+            .insert_json5(k, &v)
+            .map_err(|e| anyhow::anyhow!("{k}: {e}"))?;
     }
-    zenoh::open(config).wait().map_err(|e| anyhow::anyhow!("{e}"))
-}
-
-fn cpu_seconds() -> f64 {
-    // SAFETY: getrusage fills the struct we own.
-    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
-    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    tv(u.ru_utime) + tv(u.ru_stime)
+    zenoh::open(config)
+        .wait()
+        .map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 fn raw_pub(args: &[String]) -> Result<()> {
@@ -211,37 +281,56 @@ fn raw_pub(args: &[String]) -> Result<()> {
         .wait()
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     // Wait for the subscriber, as our ready barrier does.
-    while !publisher.matching_status().wait().map_err(|e| anyhow::anyhow!("{e}"))?.matching() {
+    while !publisher
+        .matching_status()
+        .wait()
+        .map_err(|e| anyhow::anyhow!("{e}"))?
+        .matching()
+    {
         std::thread::sleep(Duration::from_millis(5));
     }
     std::thread::sleep(Duration::from_millis(200));
     let provider = if shm {
-        let backend = PosixShmProviderBackend::builder(size * 7).wait().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        let backend = PosixShmProviderBackend::builder(size * 7)
+            .wait()
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         Some(ShmProviderBuilder::backend(backend).wait())
     } else {
         None
     };
     let mut heap = vec![0u8; size];
     let start = now_ns();
+    let cpu_start = cpu_seconds();
     for i in 0..frames {
         if fps > 0.0 {
             node_api::clock::sleep_until_ns(start + (i as f64 * 1e9 / fps) as u64);
         }
         if let Some(p) = &provider {
-            let mut buf = p.alloc(size).with_policy::<BlockOn<GarbageCollect>>().wait().map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            let mut buf = p
+                .alloc(size)
+                .with_policy::<BlockOn<GarbageCollect>>()
+                .wait()
+                .map_err(|e| anyhow::anyhow!("{e:?}"))?;
             buf[..8].copy_from_slice(&i.to_le_bytes());
             buf[8..16].copy_from_slice(&now_ns().to_le_bytes());
-            publisher.put(buf).wait().map_err(|e| anyhow::anyhow!("{e}"))?;
+            publisher
+                .put(buf)
+                .wait()
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
         } else {
             heap[..8].copy_from_slice(&i.to_le_bytes());
             heap[8..16].copy_from_slice(&now_ns().to_le_bytes());
             // zenoh takes ownership of what it sends: one copy, as any socket path needs.
-            publisher.put(heap.clone()).wait().map_err(|e| anyhow::anyhow!("{e}"))?;
+            publisher
+                .put(heap.clone())
+                .wait()
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
         }
     }
+    let cpu = cpu_seconds() - cpu_start;
     // Let the last frames drain before closing.
     std::thread::sleep(Duration::from_millis(500));
-    println!("{}", cpu_seconds());
+    println!("{cpu}");
     Ok(())
 }
 
@@ -249,44 +338,50 @@ fn raw_sub(args: &[String]) -> Result<()> {
     let frames: u64 = arg(args, "--frames").context("--frames")?.parse()?;
     let out: PathBuf = arg(args, "--out").context("--out")?.into();
     let session = raw_session(args, false)?;
-    let latencies = Arc::new(Mutex::new(Vec::with_capacity(frames as usize)));
-    let received = Arc::new(AtomicU64::new(0));
-    let shm_count = Arc::new(AtomicU64::new(0));
-    let first = Arc::new(AtomicU64::new(0));
-    let (l, r, s, f) = (latencies.clone(), received.clone(), shm_count.clone(), first.clone());
-    let _sub = session
+    // The ordinary put/recv pattern: zenoh's receive thread hands samples to
+    // the application thread through the subscriber's channel.
+    let sub = session
         .declare_subscriber(KEY)
-        .callback(move |sample| {
-            let now = now_ns();
-            let p = sample.payload();
-            let sent = match p.as_shm() {
-                Some(b) => {
-                    s.fetch_add(1, Ordering::Relaxed);
-                    u64::from_le_bytes(b[8..16].try_into().unwrap())
-                }
-                None => u64::from_le_bytes(p.to_bytes()[8..16].try_into().unwrap()),
-            };
-            let _ = f.compare_exchange(0, sent, Ordering::SeqCst, Ordering::SeqCst);
-            l.lock().unwrap().push(now.saturating_sub(sent));
-            r.fetch_add(1, Ordering::SeqCst);
-        })
         .wait()
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while received.load(Ordering::SeqCst) < frames && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
+    let mut latencies = Vec::with_capacity(frames as usize);
+    let (mut received, mut shm) = (0u64, 0u64);
+    let (mut first_sent, mut cpu_first) = (0u64, 0.0);
+    while received < frames {
+        let Ok(Some(sample)) = sub.recv_timeout(Duration::from_secs(60)) else {
+            break;
+        };
+        let now = now_ns();
+        let p = sample.payload();
+        let sent = match p.as_shm() {
+            Some(b) => {
+                shm += 1;
+                u64::from_le_bytes(b[8..16].try_into().unwrap())
+            }
+            None => u64::from_le_bytes(p.to_bytes()[8..16].try_into().unwrap()),
+        };
+        if received == 0 {
+            first_sent = sent;
+            cpu_first = cpu_seconds();
+        }
+        latencies.push(now.saturating_sub(sent));
+        received += 1;
     }
-    let seconds = (now_ns() - first.load(Ordering::SeqCst)) as f64 / 1e9;
-    let mut l = latencies.lock().unwrap().clone();
+    let seconds = (now_ns() - first_sent) as f64 / 1e9;
+    let mut l = latencies;
     l.sort_unstable();
-    let pct = |q: f64| l.get(((l.len() as f64 - 1.0) * q) as usize).copied().unwrap_or(0);
+    let pct = |q: f64| {
+        l.get(((l.len() as f64 - 1.0) * q) as usize)
+            .copied()
+            .unwrap_or(0)
+    };
     let result = serde_json::json!({
-        "received": received.load(Ordering::SeqCst),
-        "shm": shm_count.load(Ordering::SeqCst),
+        "received": received,
+        "shm": shm,
         "p50_ns": pct(0.5),
         "p99_ns": pct(0.99),
         "seconds": seconds,
-        "cpu_seconds": cpu_seconds(),
+        "cpu_seconds": cpu_seconds() - cpu_first,
     });
     std::fs::write(out, serde_json::to_vec(&result)?)?;
     Ok(())

@@ -107,7 +107,9 @@ fn main() -> ExitCode {
         Err(e) => {
             let _ = e.print();
             return match e.kind() {
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => ExitCode::SUCCESS,
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    ExitCode::SUCCESS
+                }
                 _ => ExitCode::from(EXIT_USAGE),
             };
         }
@@ -141,7 +143,17 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_USAGE)
             }
         },
-        Command::Run { graph, sets, duration, report, machine, grace, run_dir, no_shm, quiet } => {
+        Command::Run {
+            graph,
+            sets,
+            duration,
+            report,
+            machine,
+            grace,
+            run_dir,
+            no_shm,
+            quiet,
+        } => {
             let g = match load(&graph, &sets) {
                 Ok(g) => g,
                 Err(code) => return code,
@@ -156,7 +168,9 @@ fn main() -> ExitCode {
                 eprintln!("error: --grace must be a number of seconds >= 0");
                 return ExitCode::from(EXIT_USAGE);
             }
-            let run_dir = run_dir.unwrap_or_else(|| PathBuf::from("runs").join(format!("{}-{}", timestamp(), g.name)));
+            let run_dir = run_dir.unwrap_or_else(|| {
+                PathBuf::from("runs").join(format!("{}-{}", timestamp(), g.name))
+            });
             let opts = RunOptions {
                 duration: duration.map(Duration::from_secs_f64),
                 grace: Duration::from_secs_f64(grace),
@@ -172,7 +186,11 @@ fn main() -> ExitCode {
 }
 
 fn run(g: graph::Graph, opts: RunOptions, report_path: Option<PathBuf>) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -184,7 +202,10 @@ fn run(g: graph::Graph, opts: RunOptions, report_path: Option<PathBuf>) -> ExitC
         let signals = stop.clone();
         tokio::spawn(async move {
             use tokio::signal::unix::{signal, SignalKind};
-            let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+            let (Ok(mut int), Ok(mut term)) = (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) else {
                 return;
             };
             tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
@@ -193,7 +214,10 @@ fn run(g: graph::Graph, opts: RunOptions, report_path: Option<PathBuf>) -> ExitC
         match runtime::run::run(&g, &opts, stop).await {
             Ok(report) => {
                 if let Some(path) = report_path {
-                    if let Err(e) = std::fs::write(&path, serde_json::to_string_pretty(&report).unwrap_or_default()) {
+                    if let Err(e) = std::fs::write(
+                        &path,
+                        serde_json::to_string_pretty(&report).unwrap_or_default(),
+                    ) {
                         eprintln!("error: cannot write the report {}: {e}", path.display());
                     }
                 }
@@ -230,7 +254,12 @@ fn load(path: &Path, sets: &[String]) -> Result<graph::Graph, ExitCode> {
         if !diags.to_string().ends_with('\n') {
             eprintln!();
         }
-        eprintln!("{} error{} in {}", diags.0.len(), if diags.0.len() == 1 { "" } else { "s" }, path.display());
+        eprintln!(
+            "{} error{} in {}",
+            diags.0.len(),
+            if diags.0.len() == 1 { "" } else { "s" },
+            path.display()
+        );
         ExitCode::from(EXIT_USAGE)
     })
 }

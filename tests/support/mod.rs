@@ -32,9 +32,15 @@ pub struct Scratch {
 
 impl Scratch {
     pub fn new() -> Scratch {
-        let dir = tempfile::Builder::new().prefix("graph-test-").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("graph-test-")
+            .tempdir()
+            .expect("tempdir");
         // Runs as another user (memlock tests) need to write here too.
-        let _ = std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o777));
+        let _ = std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o777),
+        );
         Scratch { dir }
     }
 
@@ -44,7 +50,9 @@ impl Scratch {
 
     /// Writes a graph; `{testkit}` in the text becomes the testkit node's path.
     pub fn graph(&self, name: &str, yaml: &str) -> PathBuf {
-        let text = yaml.replace("{testkit}", &testkit_bin().display().to_string()).replace("{dir}", &self.dir.path().display().to_string());
+        let text = yaml
+            .replace("{testkit}", &testkit_bin().display().to_string())
+            .replace("{dir}", &self.dir.path().display().to_string());
         let path = self.path(name);
         std::fs::write(&path, text).unwrap();
         path
@@ -87,12 +95,16 @@ impl RunResult {
             code: output.status.code(),
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
             stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            report: std::fs::read(report).ok().and_then(|b| serde_json::from_slice(&b).ok()),
+            report: std::fs::read(report)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok()),
         }
     }
 
     pub fn report(&self) -> &serde_json::Value {
-        self.report.as_ref().unwrap_or_else(|| panic!("no report; stderr:\n{}", self.stderr))
+        self.report
+            .as_ref()
+            .unwrap_or_else(|| panic!("no report; stderr:\n{}", self.stderr))
     }
 
     /// A node's entry in the report.
@@ -101,7 +113,12 @@ impl RunResult {
     }
 
     pub fn assert_ok(&self) {
-        assert_eq!(self.code, Some(0), "runtime failed; stderr:\n{}", self.stderr);
+        assert_eq!(
+            self.code,
+            Some(0),
+            "runtime failed; stderr:\n{}",
+            self.stderr
+        );
     }
 }
 

@@ -36,8 +36,8 @@ pub fn stopping(run_id: &str) -> String {
     format!("mediagraph/{run_id}/stopping")
 }
 
-/// A consumer's acknowledgement that it received the end of one of our
-/// outputs: everything sent before it has been delivered.
+/// A consumer's acknowledgement, sent when it finishes, that it (and everyone
+/// downstream of it) no longer holds buffers of one of our outputs.
 pub fn eos_ack(run_id: &str, node: &str, output: &str, consumer: &str) -> String {
     format!("mediagraph/{run_id}/eos-ack/{node}/{output}/{consumer}")
 }

@@ -42,13 +42,13 @@ mod stats;
 
 pub use config::{InputConfig, NodeConfig, OutputConfig, Policy, TransportConfig, CONFIG_ENV};
 pub use message::{
-    end_of_stream_attachment, AudioFrame, CodecParams, EncodedPacket, Header, MediaKind, Message, Payload, PixelFormat,
-    PlaneLayout, SampleFormat, TimeBase, VideoFrame,
+    end_of_stream_attachment, AudioFrame, CodecParams, EncodedPacket, Header, MediaKind, Message,
+    Payload, PixelFormat, PlaneLayout, SampleFormat, TimeBase, VideoFrame,
 };
 pub use node::{Event, Node};
 pub use node_catalog::{Params, PortType};
 pub use pool::OutBuf;
-pub use stats::{InputStats, Metrics, NodeStats, OutputStats};
+pub use stats::{cpu_seconds, InputStats, Metrics, NodeStats, OutputStats};
 
 /// Re-exported so custom nodes can name the zenoh bytes behind a [`Payload`].
 pub use zenoh;

@@ -9,7 +9,10 @@ pub fn limit_bytes() -> Option<u64> {
     if has_ipc_lock_capability() {
         return None;
     }
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: getrlimit writes into the struct we own.
     if unsafe { libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) } != 0 {
         return None;
@@ -23,7 +26,10 @@ pub fn limit_bytes() -> Option<u64> {
 
 /// Raises the soft memlock limit to the hard limit (children inherit it).
 pub fn raise_to_hard_limit() {
-    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: plain syscalls on structs we own.
     unsafe {
         if libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {

@@ -12,7 +12,10 @@ pub struct TimeBase {
 }
 
 impl TimeBase {
-    pub const NANOS: TimeBase = TimeBase { num: 1, den: 1_000_000_000 };
+    pub const NANOS: TimeBase = TimeBase {
+        num: 1,
+        den: 1_000_000_000,
+    };
     pub fn new(num: i32, den: i32) -> Self {
         TimeBase { num, den }
     }
@@ -154,7 +157,10 @@ impl SampleFormat {
         }
     }
     pub fn is_planar(self) -> bool {
-        matches!(self, SampleFormat::S16p | SampleFormat::S32p | SampleFormat::F32p | SampleFormat::F64p)
+        matches!(
+            self,
+            SampleFormat::S16p | SampleFormat::S32p | SampleFormat::F32p | SampleFormat::F64p
+        )
     }
     pub fn name(self) -> &'static str {
         match self {
@@ -273,7 +279,12 @@ impl Envelope {
 /// The header bytes of an end-of-stream message, for the runtime to close the
 /// outputs of a node that died without closing them itself.
 pub fn end_of_stream_attachment() -> Vec<u8> {
-    Envelope { seq: 0, lossless: false, header: Header::EndOfStream }.encode()
+    Envelope {
+        seq: 0,
+        lossless: false,
+        header: Header::EndOfStream,
+    }
+    .encode()
 }
 
 /// The bytes of a received message. Over shared memory this is a view of the

@@ -38,7 +38,10 @@ pub enum Event {
     /// their inputs until they close.
     Stop,
     /// A param was changed while running.
-    ParamUpdate { name: String, value: serde_json::Value },
+    ParamUpdate {
+        name: String,
+        value: serde_json::Value,
+    },
 }
 
 struct Output {
@@ -103,27 +106,24 @@ impl Node {
         let run = config.run_id.clone();
 
         let queues = Arc::new(Queues::new(
-            config.inputs.iter().map(|i| (i.name.clone(), i.queue_size, i.policy)),
+            config
+                .inputs
+                .iter()
+                .map(|i| (i.name.clone(), i.queue_size, i.policy)),
         ));
         let mut subscribers = Vec::new();
         let lossless = Arc::new(AtomicBool::new(false));
         for (index, input) in config.inputs.iter().enumerate() {
             let q = queues.clone();
             let key = keys::data(&run, &input.source_node, &input.source_output);
-            let ack_session = session.clone();
-            let ack = keys::eos_ack(&run, &input.source_node, &input.source_output, &config.node_id);
             let flag = lossless.clone();
             let sub = session
                 .declare_subscriber(key)
                 .callback(move |sample| {
-                    let (eos, lossless) = q.push_flagged(index, sample.attachment(), sample.payload().clone());
+                    let (_eos, lossless) =
+                        q.push_flagged(index, sample.attachment(), sample.payload().clone());
                     if lossless {
                         flag.store(true, Ordering::Relaxed);
-                    }
-                    if eos {
-                        // Samples of one link arrive in order: everything before
-                        // this end-of-stream is in our queue, so the sender may go.
-                        let _ = ack_session.put(&ack, Vec::<u8>::new()).wait();
                     }
                 })
                 .wait()
@@ -140,8 +140,13 @@ impl Node {
                     let parsed: Option<serde_json::Value> =
                         serde_json::from_slice(&sample.payload().to_bytes()).ok();
                     if let Some(v) = parsed {
-                        if let (Some(name), Some(value)) = (v.get("name").and_then(|n| n.as_str()), v.get("value")) {
-                            q.push_control(Control::ParamUpdate { name: name.to_string(), value: value.clone() });
+                        if let (Some(name), Some(value)) =
+                            (v.get("name").and_then(|n| n.as_str()), v.get("value"))
+                        {
+                            q.push_control(Control::ParamUpdate {
+                                name: name.to_string(),
+                                value: value.clone(),
+                            });
                         }
                     }
                 })
@@ -290,18 +295,30 @@ impl Node {
         }
         let node_id = self.config.node_id.clone();
         let out = self.output_mut(output)?;
-        if out.pool.as_ref().is_some_and(|p| p.max_payload >= max_payload) {
+        if out
+            .pool
+            .as_ref()
+            .is_some_and(|p| p.max_payload >= max_payload)
+        {
             return Ok(());
         }
         // Queue of each consumer + one being processed + one being filled + one in flight.
         let slots = out.config.max_queue + 3;
-        out.pool = Some(Pool::new(&format!("node `{node_id}` output `{output}`"), max_payload, slots)?);
+        out.pool = Some(Pool::new(
+            &format!("node `{node_id}` output `{output}`"),
+            max_payload,
+            slots,
+        )?);
         Ok(())
     }
 
     /// Bytes of shared memory held by this node's pools.
     pub fn pool_bytes(&self) -> u64 {
-        self.outputs.iter().filter_map(|o| o.pool.as_ref()).map(|p| p.capacity as u64).sum()
+        self.outputs
+            .iter()
+            .filter_map(|o| o.pool.as_ref())
+            .map(|p| p.capacity as u64)
+            .sum()
     }
 
     /// Ready handshake: waits until every consumer of our outputs has
@@ -311,26 +328,41 @@ impl Node {
         if self.armed {
             return Ok(());
         }
-        let wanted: HashSet<String> =
-            self.outputs.iter().flat_map(|o| o.config.consumers.iter().cloned()).collect();
+        let wanted: HashSet<String> = self
+            .outputs
+            .iter()
+            .flat_map(|o| o.config.consumers.iter().cloned())
+            .collect();
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
             let missing: Vec<String> = {
                 let seen = self.subscribed_peers.lock().unwrap();
-                wanted.iter().filter(|n| !seen.contains(*n)).cloned().collect()
+                wanted
+                    .iter()
+                    .filter(|n| !seen.contains(*n))
+                    .cloned()
+                    .collect()
             };
             if missing.is_empty() {
                 break;
             }
             if Instant::now() > deadline || self.stop.load(Ordering::SeqCst) {
-                bail!("node `{}`: consumers never subscribed: {}", self.config.node_id, missing.join(", "));
+                bail!(
+                    "node `{}`: consumers never subscribed: {}",
+                    self.config.node_id,
+                    missing.join(", ")
+                );
             }
             std::thread::sleep(Duration::from_millis(5));
         }
         let token = self
             .session
             .liveliness()
-            .declare_token(keys::armed(&self.config.run_id, &self.config.node_id, self.pool_bytes()))
+            .declare_token(keys::armed(
+                &self.config.run_id,
+                &self.config.node_id,
+                self.pool_bytes(),
+            ))
             .wait()
             .map_err(|e| anyhow!("{e}"))?;
         self._tokens.push(token);
@@ -424,7 +456,11 @@ impl Node {
         self.outputs
             .iter_mut()
             .find(|o| o.config.name == name)
-            .ok_or_else(|| anyhow!("node `{node}` has no output `{name}` (is it listed in the graph's `outputs`?)"))
+            .ok_or_else(|| {
+                anyhow!(
+                    "node `{node}` has no output `{name}` (is it listed in the graph's `outputs`?)"
+                )
+            })
     }
 
     /// Whether `output` exists in the graph (it may have no consumers).
@@ -435,10 +471,14 @@ impl Node {
     /// A buffer of `len` bytes to fill and send on `output`: from the output's
     /// shared-memory pool (grown if `len` exceeds what was reserved).
     pub fn alloc(&mut self, output: &str, len: usize) -> Result<OutBuf> {
-        if !self.config.transport.shared_memory {
+        if !self.config.transport.shared_memory || len == 0 {
             return Ok(OutBuf::Heap(vec![0; len]));
         }
-        let needs_pool = self.output_mut(output)?.pool.as_ref().is_none_or(|p| p.max_payload < len);
+        let needs_pool = self
+            .output_mut(output)?
+            .pool
+            .as_ref()
+            .is_none_or(|p| p.max_payload < len);
         if needs_pool {
             self.reserve(output, len)?;
         }
@@ -467,10 +507,12 @@ impl Node {
         self.send(output, Header::Audio(frame), payload)
     }
 
+    /// Sends an encoded packet. Packets are small (the encoder already holds
+    /// them in its own memory), so they are copied into the message instead of
+    /// a pool: a shared-memory buffer that is recycled while still queued in
+    /// the link can be rejected by the receiver, and packets must never be lost.
     pub fn send_packet(&mut self, output: &str, packet: EncodedPacket, data: &[u8]) -> Result<()> {
-        let mut buf = self.alloc(output, data.len())?;
-        buf.copy_from_slice(data);
-        self.send(output, Header::Packet(packet), buf)
+        self.put(output, Header::Packet(packet), ZBytes::from(data.to_vec()))
     }
 
     /// Sends a payload received on an input, unchanged, with a (possibly new)
@@ -488,7 +530,11 @@ impl Node {
         }
         let len = bytes.len() as u64;
         let is_eos = matches!(header, Header::EndOfStream);
-        let envelope = Envelope { seq: out.seq, lossless, header };
+        let envelope = Envelope {
+            seq: out.seq,
+            lossless,
+            header,
+        };
         out.seq += 1;
         out.publisher
             .put(bytes)
@@ -518,18 +564,29 @@ impl Node {
     }
 
     fn finish_inner(&mut self) -> Result<()> {
-        let names: Vec<String> = self.outputs.iter().filter(|o| !o.closed).map(|o| o.config.name.clone()).collect();
+        let names: Vec<String> = self
+            .outputs
+            .iter()
+            .filter(|o| !o.closed)
+            .map(|o| o.config.name.clone())
+            .collect();
         for name in names {
             self.close_output(&name)?;
         }
-        // A shared-memory sample still in flight when this process exits can no
-        // longer be read by its receiver: wait until every consumer has seen the
-        // end of every output (bounded, a consumer may have died).
+        // A shared-memory buffer of ours can no longer be read once this process
+        // exits, and consumers may still hold (or have forwarded) some: wait
+        // until every consumer has finished, which it acknowledges after its own
+        // consumers did (bounded: a consumer may have died).
         let deadline = Instant::now() + RELEASE_TIMEOUT;
         let pending = |acks: &HashSet<String>, outputs: &[Output]| -> Vec<String> {
             outputs
                 .iter()
-                .flat_map(|o| o.config.consumers.iter().map(move |c| format!("{}/{c}", o.config.name)))
+                .flat_map(|o| {
+                    o.config
+                        .consumers
+                        .iter()
+                        .map(move |c| format!("{}/{c}", o.config.name))
+                })
                 .filter(|k| !acks.contains(k))
                 .collect()
         };
@@ -539,7 +596,10 @@ impl Node {
                 break;
             }
             if Instant::now() >= deadline {
-                tracing::warn!("no end-of-stream acknowledgement from {}; ending anyway", waiting.join(", "));
+                tracing::warn!(
+                    "no end-of-stream acknowledgement from {}; ending anyway",
+                    waiting.join(", ")
+                );
                 break;
             }
             std::thread::sleep(Duration::from_millis(2));
@@ -555,6 +615,17 @@ impl Node {
                 }
             }
         }
+        // Only now may our upstream nodes exit: the buffers we forwarded from
+        // their pools have been released by everyone downstream of us.
+        for input in &self.config.inputs {
+            let ack = keys::eos_ack(
+                &self.config.run_id,
+                &input.source_node,
+                &input.source_output,
+                &self.config.node_id,
+            );
+            let _ = self.session.put(ack, Vec::<u8>::new()).wait();
+        }
         self.queues.shut_down();
         self.stats_stop.store(true, Ordering::SeqCst);
         if let Some(t) = self.stats_thread.take() {
@@ -569,7 +640,12 @@ impl Node {
 
     /// The node's counters right now.
     pub fn stats(&self) -> NodeStats {
-        snapshot(&self.config.node_id, &self.queues, &self.outputs_counters(), &self.metrics)
+        snapshot(
+            &self.config.node_id,
+            &self.queues,
+            &self.outputs_counters(),
+            &self.metrics,
+        )
     }
 
     /// Counts an input payload that had to be copied to be read.
@@ -578,14 +654,20 @@ impl Node {
     }
 
     fn outputs_counters(&self) -> Vec<(String, Arc<OutputCounters>)> {
-        self.outputs.iter().map(|o| (o.config.name.clone(), o.counters.clone())).collect()
+        self.outputs
+            .iter()
+            .map(|o| (o.config.name.clone(), o.counters.clone()))
+            .collect()
     }
 
     fn publish_stats(&self) {
         let stats = self.stats();
         let _ = self
             .session
-            .put(keys::stats(&self.config.run_id, &self.config.node_id), serde_json::to_vec(&stats).unwrap_or_default())
+            .put(
+                keys::stats(&self.config.run_id, &self.config.node_id),
+                serde_json::to_vec(&stats).unwrap_or_default(),
+            )
             .wait();
     }
 
@@ -605,7 +687,9 @@ impl Node {
                     while !stop.load(Ordering::SeqCst) {
                         next += Duration::from_millis(500);
                         let stats = snapshot(&node, &queues, &outputs, &metrics);
-                        let _ = session.put(&key, serde_json::to_vec(&stats).unwrap_or_default()).wait();
+                        let _ = session
+                            .put(&key, serde_json::to_vec(&stats).unwrap_or_default())
+                            .wait();
                         while Instant::now() < next && !stop.load(Ordering::SeqCst) {
                             std::thread::sleep(Duration::from_millis(20));
                         }
@@ -617,7 +701,11 @@ impl Node {
 
     /// The port type of an input (as wired in the graph).
     pub fn input_type(&self, input: &str) -> Option<PortType> {
-        self.config.inputs.iter().find(|i| i.name == input).map(|i| i.ty)
+        self.config
+            .inputs
+            .iter()
+            .find(|i| i.name == input)
+            .map(|i| i.ty)
     }
 }
 
@@ -634,7 +722,10 @@ fn snapshot(
         node: node.to_string(),
         pid: std::process::id(),
         inputs: queues.snapshot().into_iter().collect(),
-        outputs: outputs.iter().map(|(n, c)| (n.clone(), c.snapshot())).collect(),
+        outputs: outputs
+            .iter()
+            .map(|(n, c)| (n.clone(), c.snapshot()))
+            .collect(),
         metrics: metrics.snapshot(),
         rss_bytes,
         cpu_seconds,

@@ -4,7 +4,7 @@ use std::ops::{Deref, DerefMut};
 
 use anyhow::{anyhow, Context, Result};
 use zenoh::shm::{
-    AllocAlignment, BlockOn, GarbageCollect, PosixShmProviderBackend, ShmProvider,
+    AllocAlignment, BlockOn, GarbageCollect, OwnedShmBuf, PosixShmProviderBackend, ShmProvider,
     ShmProviderBuilder, ZShmMut,
 };
 use zenoh::Wait;
@@ -63,7 +63,11 @@ impl Pool {
         let capacity = (per_slot * slots).div_ceil(4096) * 4096;
         if let Some(limit) = memlock::limit_bytes() {
             if capacity as u64 > limit {
-                return Err(anyhow!(memlock::too_low_message(what, capacity as u64, limit)));
+                return Err(anyhow!(memlock::too_low_message(
+                    what,
+                    capacity as u64,
+                    limit
+                )));
             }
         }
         let alignment = AllocAlignment::new(ALIGN_POW).expect("valid alignment");
@@ -78,7 +82,12 @@ impl Pool {
             })?;
         let provider = ShmProviderBuilder::backend(backend).wait();
         let all_free = provider.available();
-        Ok(Pool { provider, capacity, max_payload, all_free })
+        Ok(Pool {
+            provider,
+            capacity,
+            max_payload,
+            all_free,
+        })
     }
 
     /// Waits until receivers have released every buffer of this pool. A buffer
@@ -101,16 +110,37 @@ impl Pool {
     /// A buffer of `len` bytes; waits for consumers to release one when the pool
     /// is exhausted. Returns whether it had to wait.
     pub fn alloc(&self, len: usize) -> Result<(ZShmMut, bool)> {
-        let layout = (len.max(1), AllocAlignment::new(ALIGN_POW).expect("valid alignment"));
-        if let Ok(buf) = self.provider.alloc(layout).with_policy::<GarbageCollect>().wait() {
-            return Ok((buf, false));
-        }
-        let buf = self
+        // zenoh takes sizes in whole alignment units; the buffer is then cut
+        // to the exact length so receivers see the true payload size.
+        let rounded = len.max(1).div_ceil(1 << ALIGN_POW) << ALIGN_POW;
+        let layout = (
+            rounded,
+            AllocAlignment::new(ALIGN_POW).expect("valid alignment"),
+        );
+        let (mut buf, waited) = match self
             .provider
             .alloc(layout)
-            .with_policy::<BlockOn<GarbageCollect>>()
+            .with_policy::<GarbageCollect>()
             .wait()
-            .map_err(|e| anyhow!("shared-memory allocation of {len} bytes failed: {e:?}"))?;
-        Ok((buf, true))
+        {
+            Ok(buf) => (buf, false),
+            Err(_) => (
+                self.provider
+                    .alloc(layout)
+                    .with_policy::<BlockOn<GarbageCollect>>()
+                    .wait()
+                    .map_err(|e| {
+                        anyhow!("shared-memory allocation of {len} bytes failed: {e:?}")
+                    })?,
+                true,
+            ),
+        };
+        if len != rounded {
+            let exact =
+                std::num::NonZeroUsize::new(len).expect("empty payloads never come from the pool");
+            buf.try_resize(exact)
+                .ok_or_else(|| anyhow!("cannot cut a shared-memory buffer to {len} bytes"))?;
+        }
+        Ok((buf, waited))
     }
 }

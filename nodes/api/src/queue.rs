@@ -21,7 +21,10 @@ use crate::stats::InputStats;
 pub enum Control {
     Start,
     Stop,
-    ParamUpdate { name: String, value: serde_json::Value },
+    ParamUpdate {
+        name: String,
+        value: serde_json::Value,
+    },
 }
 
 struct Input {
@@ -67,23 +70,37 @@ impl Queues {
                 policy,
                 closed: false,
                 last_seq: None,
-                stats: InputStats { queue_capacity: capacity.max(1) as u64, ..Default::default() },
+                stats: InputStats {
+                    queue_capacity: capacity.max(1) as u64,
+                    ..Default::default()
+                },
             })
             .collect();
         Queues {
-            state: Mutex::new(State { inputs, control: VecDeque::new(), arrivals: 0, shutting_down: false }),
+            state: Mutex::new(State {
+                inputs,
+                control: VecDeque::new(),
+                arrivals: 0,
+                shutting_down: false,
+            }),
             changed: Condvar::new(),
         }
     }
 
     /// Called from zenoh's receive thread for every sample on input `index`.
     /// Returns true for an end-of-stream.
+    #[cfg(test)]
     pub fn push(&self, index: usize, attachment: Option<&ZBytes>, payload: ZBytes) -> bool {
         self.push_flagged(index, attachment, payload).0
     }
 
     /// Like [`Queues::push`]; also returns whether the message was lossless.
-    pub fn push_flagged(&self, index: usize, attachment: Option<&ZBytes>, payload: ZBytes) -> (bool, bool) {
+    pub fn push_flagged(
+        &self,
+        index: usize,
+        attachment: Option<&ZBytes>,
+        payload: ZBytes,
+    ) -> (bool, bool) {
         let envelope = match attachment.map(|a| Envelope::decode(&a.to_bytes())) {
             Some(Ok(e)) => e,
             Some(Err(e)) => {
@@ -96,7 +113,11 @@ impl Queues {
             }
         };
         let lossless = envelope.lossless;
-        let message = Message { header: envelope.header, payload: Payload::new(payload), seq: envelope.seq };
+        let message = Message {
+            header: envelope.header,
+            payload: Payload::new(payload),
+            seq: envelope.seq,
+        };
         let mut st = self.state.lock().unwrap();
         let input = &mut st.inputs[index];
         let is_eos = matches!(message.header, Header::EndOfStream);
@@ -121,11 +142,19 @@ impl Queues {
             if input.items.len() < input.capacity || is_eos || st_ref.shutting_down {
                 break;
             }
-            let policy = if lossless { Policy::Block } else { input.policy };
+            let policy = if lossless {
+                Policy::Block
+            } else {
+                input.policy
+            };
             match policy {
                 Policy::DropOldest => {
                     // Drop the oldest media message, never a queued end-of-stream.
-                    if let Some(pos) = input.items.iter().position(|(_, m)| !matches!(m.header, Header::EndOfStream)) {
+                    if let Some(pos) = input
+                        .items
+                        .iter()
+                        .position(|(_, m)| !matches!(m.header, Header::EndOfStream))
+                    {
                         input.items.remove(pos);
                         input.stats.dropped += 1;
                     }
@@ -212,7 +241,10 @@ impl Queues {
 
     pub fn snapshot(&self) -> Vec<(String, InputStats)> {
         let st = self.state.lock().unwrap();
-        st.inputs.iter().map(|q| (q.name.clone(), q.stats.clone())).collect()
+        st.inputs
+            .iter()
+            .map(|q| (q.name.clone(), q.stats.clone()))
+            .collect()
     }
 }
 
@@ -222,7 +254,14 @@ mod tests {
     use crate::message::Envelope;
 
     fn push_seq(q: &Queues, idx: usize, seq: u64, header: Header) {
-        let att = ZBytes::from(Envelope { seq, lossless: false, header }.encode());
+        let att = ZBytes::from(
+            Envelope {
+                seq,
+                lossless: false,
+                header,
+            }
+            .encode(),
+        );
         q.push(idx, Some(&att), ZBytes::from(vec![seq as u8]));
     }
 
@@ -251,7 +290,10 @@ mod tests {
 
     #[test]
     fn arrival_order_across_inputs_and_close() {
-        let q = Queues::new([("a".to_string(), 4, Policy::Block), ("b".to_string(), 4, Policy::Block)]);
+        let q = Queues::new([
+            ("a".to_string(), 4, Policy::Block),
+            ("b".to_string(), 4, Policy::Block),
+        ]);
         push_seq(&q, 1, 0, Header::Stats("b0".into()));
         push_seq(&q, 0, 0, Header::Stats("a0".into()));
         push_seq(&q, 1, 1, Header::EndOfStream);

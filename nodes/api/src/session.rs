@@ -20,8 +20,16 @@ pub fn open(listen: &[String], connect: &[String], shared_memory: bool) -> Resul
     // Links are explicit (each node dials its upstream nodes and the runtime);
     // gossip would make every pair race to dial each other.
     set(&mut config, "scouting/gossip/enabled", "false".into())?;
-    set(&mut config, "listen/endpoints", serde_json::to_string(listen)?)?;
-    set(&mut config, "connect/endpoints", serde_json::to_string(connect)?)?;
+    set(
+        &mut config,
+        "listen/endpoints",
+        serde_json::to_string(listen)?,
+    )?;
+    set(
+        &mut config,
+        "connect/endpoints",
+        serde_json::to_string(connect)?,
+    )?;
     // With the default (infinite) timeout and no exit on failure, zenoh keeps
     // dialing in the background until the endpoint comes up.
     set(&mut config, "connect/exit_on_failure", "false".into())?;
@@ -30,11 +38,19 @@ pub fn open(listen: &[String], connect: &[String], shared_memory: bool) -> Resul
         "connect/retry",
         "{ period_init_ms: 20, period_max_ms: 250, period_increase_factor: 1.5 }".into(),
     )?;
-    set(&mut config, "transport/shared_memory/enabled", shared_memory.to_string())?;
+    set(
+        &mut config,
+        "transport/shared_memory/enabled",
+        shared_memory.to_string(),
+    )?;
     // Our payloads are allocated in shared memory by the sender; the implicit
     // copy-into-SHM pool would only cost locked memory.
-    set(&mut config, "transport/shared_memory/transport_optimization/enabled", "false".into())?;
-    zenoh::open(config)
-        .wait()
-        .map_err(|e| anyhow!("cannot open a zenoh session (listen {listen:?}, connect {connect:?}): {e}"))
+    set(
+        &mut config,
+        "transport/shared_memory/transport_optimization/enabled",
+        "false".into(),
+    )?;
+    zenoh::open(config).wait().map_err(|e| {
+        anyhow!("cannot open a zenoh session (listen {listen:?}, connect {connect:?}): {e}")
+    })
 }

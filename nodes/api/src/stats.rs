@@ -85,6 +85,15 @@ impl Metrics {
     }
 }
 
+/// CPU time (user + system) this process has used so far, in seconds.
+pub fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage fills the struct we own.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut u) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
+
 /// RSS and CPU time of this process from /proc.
 pub(crate) fn process_usage() -> (u64, f64) {
     let page = 4096u64;

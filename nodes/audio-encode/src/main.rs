@@ -1,1 +1,97 @@
-fn main() {}
+//! `node-audio-encode`: encodes raw audio to AAC (FFmpeg's native encoder),
+//! Opus (libopus) or MP3 (libmp3lame). Packets carry the codec params
+//! (extradata, encoder delay) the muxer needs, pts in 1/sample_rate with the
+//! encoder delay before zero, and the capture time of their first sample.
+
+mod encoder;
+mod preset;
+
+use anyhow::{Context, Result};
+use node_api::{Event, Header, Node};
+
+use encoder::{AudioEncoder, Settings};
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+/// The largest packet the pool is sized for (it grows if one is larger).
+const RESERVE_BYTES: usize = 8192;
+
+fn run() -> Result<()> {
+    let mut node = Node::init()?;
+    node_media::init()?;
+    let p = node.params().clone();
+    let codec = p.str_or("codec", "aac").to_string();
+    preset::encoder_name(&codec)?;
+    let bitrate = match p.u64("bitrate") {
+        Some(b) => b,
+        None => preset::quality_bitrate(p.str_or("quality", "standard"))?,
+    };
+    let settings = Settings {
+        codec: codec.clone(),
+        bitrate,
+    };
+    node.reserve("audio", RESERVE_BYTES)?;
+
+    let mut encoder: Option<AudioEncoder> = None;
+    let mut warned = false;
+    let mut last_metric_bytes = 0u64;
+    while let Some(event) = node.next_event()? {
+        match event {
+            Event::Input { input, message } => {
+                let Header::Audio(h) = &message.header else {
+                    if !warned {
+                        tracing::warn!("ignoring a non-audio message on input `{input}`");
+                        warned = true;
+                    }
+                    continue;
+                };
+                if h.samples == 0 {
+                    continue;
+                }
+                let data = message.payload.as_slice();
+                if matches!(data, std::borrow::Cow::Owned(_)) {
+                    node.count_copy(&input);
+                }
+                if encoder.is_none() {
+                    encoder = Some(AudioEncoder::open(&settings, h).context("audio-encode")?);
+                }
+                let enc = encoder.as_mut().expect("just opened");
+                enc.push(h, &data, &mut |packet, bytes| {
+                    node.send_packet("audio", packet, bytes)
+                })?;
+                let (_, bytes, _) = enc.totals();
+                if bytes - last_metric_bytes >= 16 * 1024 {
+                    node.metrics().set("bitrate_bps", enc.bitrate_bps());
+                    last_metric_bytes = bytes;
+                }
+            }
+            Event::InputClosed { .. } | Event::Stop => {}
+            Event::ParamUpdate { name, .. } => {
+                tracing::warn!("param `{name}` cannot change while running; ignored")
+            }
+        }
+    }
+    match encoder.as_mut() {
+        Some(enc) => {
+            enc.finish(&mut |packet, bytes| node.send_packet("audio", packet, bytes))?;
+            node.metrics().set("bitrate_bps", enc.bitrate_bps());
+            let (packets, bytes, padded) = enc.totals();
+            tracing::info!(
+                "{codec}: {packets} packets, {bytes} bytes, {:.1} kb/s{}",
+                enc.bitrate_bps() / 1000.0,
+                if padded > 0 {
+                    format!(", last frame padded with {padded} samples")
+                } else {
+                    String::new()
+                }
+            );
+        }
+        None => tracing::info!("{codec}: no audio received"),
+    }
+    node.finish()
+}

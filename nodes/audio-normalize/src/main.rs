@@ -1,1 +1,110 @@
-fn main() {}
+//! `node-audio-normalize`: converts raw audio to the configured rate, channel
+//! count and sample format with swresample, optionally normalizing loudness
+//! (EBU R128) under a true-peak ceiling. Frames already in the output format
+//! are forwarded without a copy.
+
+mod limiter;
+mod loudness;
+mod normalizer;
+
+use anyhow::{Context, Result};
+use node_api::{Event, Header, Node};
+use node_media::audio::WireFormat;
+
+use normalizer::{Normalizer, Output, Settings};
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+/// Samples per output frame the pool is sized for (it grows if needed).
+const RESERVE_SAMPLES: usize = 4096;
+
+fn send(node: &mut Node, out: Output<'_>, input: Option<&node_api::Payload>) -> Result<()> {
+    match out {
+        Output::Forward(header) => {
+            let payload = input.expect("forwarding needs the input payload");
+            node.forward("audio", Header::Audio(header), payload)
+        }
+        Output::Converted(header, data) => {
+            let mut buf = node.alloc("audio", data.len())?;
+            buf.copy_from_slice(data);
+            node.send_audio("audio", header, buf)
+        }
+        Output::Nothing => Ok(()),
+    }
+}
+
+fn run() -> Result<()> {
+    let mut node = Node::init()?;
+    node_media::init()?;
+    let p = node.params().clone();
+    let settings = Settings {
+        rate: p.i64_or("sample_rate", 48_000) as u32,
+        channels: p.i64_or("channels", 2) as u16,
+        wire: WireFormat::from_param(p.str_or("sample_format", "f32"))?,
+        target_lufs: p.f64("target_lufs"),
+        true_peak_db: p.f64_or("true_peak_db", -1.0),
+    };
+    let mut norm = Normalizer::new(settings).context("audio-normalize")?;
+    node.reserve("audio", norm.out_spec().payload_bytes(RESERVE_SAMPLES))?;
+    tracing::info!(
+        "output {} Hz, {} ch, {}{}",
+        settings.rate,
+        settings.channels,
+        settings.wire.name(),
+        match settings.target_lufs {
+            Some(t) => format!(
+                ", loudness target {t} LUFS, true peak ≤ {} dBTP",
+                settings.true_peak_db
+            ),
+            None => String::new(),
+        }
+    );
+
+    let (mut frames_in, mut forwarded, mut warned) = (0u64, 0u64, false);
+    while let Some(event) = node.next_event()? {
+        match event {
+            Event::Input { input, message } => {
+                let Header::Audio(h) = &message.header else {
+                    if !warned {
+                        tracing::warn!("ignoring a non-audio message on input `{input}`");
+                        warned = true;
+                    }
+                    continue;
+                };
+                let data = message.payload.as_slice();
+                if matches!(data, std::borrow::Cow::Owned(_)) {
+                    node.count_copy(&input);
+                }
+                let out = norm.process(h, &data).context("audio-normalize")?;
+                if matches!(out, Output::Forward(_)) {
+                    forwarded += 1;
+                }
+                send(&mut node, out, Some(&message.payload))?;
+                frames_in += 1;
+                if frames_in % 50 == 0 {
+                    if let Some((gain, lufs, limiter)) = norm.loudness_state() {
+                        node.metrics().set("gain_db", gain);
+                        node.metrics().set("loudness_lufs", lufs);
+                        node.metrics().set("limiter_db", limiter);
+                    }
+                }
+            }
+            Event::InputClosed { .. } | Event::Stop => {}
+            Event::ParamUpdate { name, .. } => {
+                tracing::warn!("param `{name}` cannot change while running; ignored");
+            }
+        }
+    }
+    let tail = norm.flush().context("audio-normalize")?;
+    send(&mut node, tail, None)?;
+    tracing::info!(
+        "{frames_in} frames in ({forwarded} forwarded without a copy), {:.2} s out",
+        norm.samples_out() as f64 / settings.rate as f64
+    );
+    node.finish()
+}

@@ -1,1 +1,119 @@
-fn main() {}
+//! `node-camera`: the video source. A camera (nokhwa), a file or URL (FFmpeg),
+//! or a deterministic test pattern, on output `video`.
+//!
+//! Raw frames leave with pts = frame index and time_base = 1/fps (test pattern,
+//! cameras) or the stream's own timestamps (files), and capture_ns on the
+//! capture clock.
+
+mod canvas;
+mod capture;
+mod device;
+mod font;
+mod media;
+mod pattern;
+mod source;
+mod testsrc;
+
+use anyhow::{anyhow, Result};
+use node_api::{Node, NodeConfig, Params, PixelFormat};
+use node_catalog::Rational;
+
+use crate::capture::Capture;
+use crate::pattern::{PatternConfig, TestPattern};
+use crate::source::Source;
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+/// The params this node reads (defaults filled in by the runtime).
+struct Settings {
+    source: Source,
+    realtime: bool,
+    width: u32,
+    height: u32,
+    fps: Rational,
+    pixel_format: PixelFormat,
+    clapper: bool,
+    looping: bool,
+}
+
+impl Settings {
+    fn from_params(p: &Params) -> Result<Settings> {
+        let pixel_format = p.str_or("pixel_format", "yuv420p");
+        Ok(Settings {
+            source: Source::parse(p.str_or("source", "auto"))?,
+            realtime: p.bool_or("realtime", true),
+            width: p.i64_or("width", 1920) as u32,
+            height: p.i64_or("height", 1080) as u32,
+            fps: p.rational("fps").unwrap_or(Rational::new(30, 1)),
+            pixel_format: PixelFormat::from_name(pixel_format)
+                .ok_or_else(|| anyhow!("unknown pixel_format `{pixel_format}`"))?,
+            clapper: p.str_or("pattern", "bars") == "clapper",
+            looping: p.bool_or("loop", false),
+        })
+    }
+
+    fn test_pattern(&self) -> Result<Box<dyn Capture>> {
+        let pattern = TestPattern::new(PatternConfig {
+            width: self.width,
+            height: self.height,
+            format: self.pixel_format,
+            fps: self.fps,
+            clapper: self.clapper,
+        })?;
+        Ok(Box::new(testsrc::PatternCapture::new(
+            pattern,
+            self.realtime,
+        )))
+    }
+
+    fn open_camera(&self, info: &nokhwa::utils::CameraInfo) -> Result<Box<dyn Capture>> {
+        let cam = device::DeviceCapture::open(
+            info,
+            self.width,
+            self.height,
+            self.fps.as_f64(),
+            self.pixel_format,
+        )?;
+        Ok(Box::new(cam))
+    }
+}
+
+fn run() -> Result<()> {
+    node_api::logging::init();
+    let config = NodeConfig::from_env()?;
+    node_media::init()?;
+    let settings = Settings::from_params(&config.params)?;
+
+    // Open the source before joining the graph, so a missing device or file
+    // fails the run at once, before anything waits on this node.
+    let mut capture: Box<dyn Capture> = match &settings.source {
+        Source::Test => settings.test_pattern()?,
+        Source::Auto => match device::cameras() {
+            (list, _) if !list.is_empty() => settings.open_camera(&list[0])?,
+            (_, error) => {
+                if let Some(e) = error {
+                    tracing::debug!("camera query failed: {e}");
+                }
+                tracing::warn!("no camera found; using the test pattern");
+                settings.test_pattern()?
+            }
+        },
+        Source::Device(spec) => settings.open_camera(&device::find(spec)?)?,
+        Source::Media(path) => Box::new(media::MediaCapture::open(
+            path,
+            settings.realtime,
+            settings.looping,
+        )?),
+    };
+    let mut node = Node::from_config(config)?;
+    node.reserve("video", capture.max_frame_bytes())?;
+    if node.wait_for_start()? {
+        capture.run(&mut node)?;
+    }
+    node.finish()
+}

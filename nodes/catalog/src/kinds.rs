@@ -59,15 +59,26 @@ const DIM: ParamType = ParamType::Int { min: 16, max: 8192 };
 const FPS: ParamType = ParamType::Rational { max: 1000.0 };
 const PIXEL_FORMATS: &[&str] = &["yuv420p", "nv12", "rgb24", "bgra", "yuyv422"];
 const SAMPLE_FORMATS: &[&str] = &["s16", "s24", "s32", "f32"];
-const SAMPLE_RATE: ParamType = ParamType::Int { min: 8_000, max: 192_000 };
+const SAMPLE_RATE: ParamType = ParamType::Int {
+    min: 8_000,
+    max: 192_000,
+};
 const CHANNELS: ParamType = ParamType::Int { min: 1, max: 8 };
 
 pub const VIDEO_CODECS: &[&str] = &["h264", "h265", "vp9", "av1"];
 pub const AUDIO_CODECS: &[&str] = &["aac", "opus", "mp3"];
 pub const CONTAINERS: &[&str] = &["auto", "mp4", "mkv", "webm"];
 
-const RAW_VIDEO_OUT: &[PortSpec] = &[PortSpec { name: "video", ty: PortType::RawVideo, doc: "raw video frames" }];
-const RAW_AUDIO_OUT: &[PortSpec] = &[PortSpec { name: "audio", ty: PortType::RawAudio, doc: "raw audio frames" }];
+const RAW_VIDEO_OUT: &[PortSpec] = &[PortSpec {
+    name: "video",
+    ty: PortType::RawVideo,
+    doc: "raw video frames",
+}];
+const RAW_AUDIO_OUT: &[PortSpec] = &[PortSpec {
+    name: "audio",
+    ty: PortType::RawAudio,
+    doc: "raw audio frames",
+}];
 
 fn no_check(_: &Params) -> Vec<(&'static str, String)> {
     Vec::new()
@@ -81,7 +92,12 @@ fn check_even_size(params: &Params) -> Vec<(&'static str, String)> {
         for dim in ["width", "height"] {
             if let Some(v) = params.i64(dim) {
                 if v % 2 != 0 && (dim == "width" || fmt != "yuyv422") {
-                    errors.push((dim, format!("{dim} {v} is odd, but {fmt} needs even sizes (chroma is subsampled)")));
+                    errors.push((
+                        dim,
+                        format!(
+                            "{dim} {v} is odd, but {fmt} needs even sizes (chroma is subsampled)"
+                        ),
+                    ));
                 }
             }
         }
@@ -95,7 +111,10 @@ fn check_video_encode(params: &Params) -> Vec<(&'static str, String)> {
     if let Some(crf) = params.i64("crf") {
         let max = crf_max(codec);
         if crf > max {
-            errors.push(("crf", format!("crf {crf} is out of range 0..={max} for {codec}")));
+            errors.push((
+                "crf",
+                format!("crf {crf} is out of range 0..={max} for {codec}"),
+            ));
         }
     }
     if params.get("crf").is_some() && params.get("bitrate").is_some() {
@@ -115,7 +134,10 @@ pub fn crf_max(codec: &str) -> i64 {
 /// Whether a container can carry a codec (the codec × container matrix).
 pub fn container_accepts(container: &str, codec: &str) -> bool {
     match container {
-        "mp4" => matches!(codec, "h264" | "h265" | "vp9" | "av1" | "aac" | "opus" | "mp3"),
+        "mp4" => matches!(
+            codec,
+            "h264" | "h265" | "vp9" | "av1" | "aac" | "opus" | "mp3"
+        ),
         "mkv" => true,
         "webm" => matches!(codec, "vp9" | "av1" | "opus"),
         _ => false,
@@ -124,7 +146,12 @@ pub fn container_accepts(container: &str, codec: &str) -> bool {
 
 /// The container a mux writes: its `container` param, else the path's extension.
 pub fn container_for(container_param: &str, path: &str) -> Option<&'static str> {
-    let pick = |name: &str| CONTAINERS.iter().copied().find(|c| *c == name && *c != "auto");
+    let pick = |name: &str| {
+        CONTAINERS
+            .iter()
+            .copied()
+            .find(|c| *c == name && *c != "auto")
+    };
     if container_param != "auto" {
         return pick(container_param);
     }
@@ -140,18 +167,18 @@ pub fn container_for(container_param: &str, path: &str) -> Option<&'static str> 
 static KINDS: &[KindSpec] = &[
     KindSpec {
         kind: "camera",
-        doc: "Video capture: a camera (nokhwa), a file or URL (FFmpeg demux + decode), or a deterministic test pattern.",
+        doc: "Video capture: a camera (nokhwa, frames in the camera's own format), a file or URL (FFmpeg demux + decode, native size and timestamps), or a deterministic test pattern (scrolling bars, moving box, burned-in frame counter and clock).",
         inputs: &[],
         any_inputs: None,
         outputs: RAW_VIDEO_OUT,
         params: &[
             p("source", ParamType::Str, Some("auto"), "`auto` (first camera, else the test pattern with a warning), `device:<index|name>`, `test`, `file:<path>` or a URL"),
             p("realtime", ParamType::Bool, Some("true"), "pace frames at the native rate; false: as fast as downstream accepts, nothing dropped"),
-            p("width", DIM, Some("1920"), "frame width in pixels (test pattern, camera request)"),
-            p("height", DIM, Some("1080"), "frame height in pixels"),
-            p("fps", FPS, Some("30"), "frame rate, e.g. 30, 60 or 30000/1001"),
-            p("pixel_format", ParamType::Enum(PIXEL_FORMATS), Some("yuv420p"), "preferred pixel format"),
-            p("pattern", ParamType::Enum(&["bars", "clapper"]), Some("bars"), "test pattern: moving bars with frame counter and clock; `clapper`: also a white frame at every whole second"),
+            p("width", DIM, Some("1920"), "frame width in pixels (test pattern, camera request; files keep their own size)"),
+            p("height", DIM, Some("1080"), "frame height in pixels (test pattern, camera request)"),
+            p("fps", FPS, Some("30"), "frame rate, e.g. 30, 60 or 30000/1001 (test pattern, camera request; files keep their own rate)"),
+            p("pixel_format", ParamType::Enum(PIXEL_FORMATS), Some("yuv420p"), "test pattern format; for cameras the preferred capture format"),
+            p("pattern", ParamType::Enum(&["bars", "clapper"]), Some("bars"), "test pattern: moving bars with frame counter and clock; `clapper`: also an all-white frame at every whole second (the first frame at or after it)"),
             p("loop", ParamType::Bool, Some("false"), "file sources: start over at the end"),
         ],
         check: check_even_size,
@@ -167,7 +194,7 @@ static KINDS: &[KindSpec] = &[
             p("realtime", ParamType::Bool, Some("true"), "pace audio at the native rate; false: as fast as downstream accepts"),
             p("sample_rate", SAMPLE_RATE, Some("48000"), "samples per second, 8000..=192000"),
             p("channels", CHANNELS, Some("2"), "channel count, 1..=8"),
-            p("sample_format", ParamType::Enum(SAMPLE_FORMATS), Some("f32"), "sample format captured"),
+            p("sample_format", ParamType::Enum(SAMPLE_FORMATS), Some("f32"), "sample format delivered (interleaved); s24 travels as s32 with the low byte zero"),
             p("frequency", ParamType::Float { min: 1.0, max: 20_000.0 }, Some("440"), "test tone frequency in Hz"),
             p("pattern", ParamType::Enum(&["tone", "clapper"]), Some("tone"), "test signal: a steady tone; `clapper`: a 1 kHz beep at every whole second"),
             p("loop", ParamType::Bool, Some("false"), "file sources: start over at the end"),
@@ -176,7 +203,7 @@ static KINDS: &[KindSpec] = &[
     },
     KindSpec {
         kind: "video-normalize",
-        doc: "Scales, converts the pixel format and conforms to a constant frame rate (swscale).",
+        doc: "Scales, converts the pixel format (MJPEG decoded) and conforms to a constant frame rate (swscale); frames already in the output format and size are forwarded without a copy. Metrics: duplicated, dropped_cfr.",
         inputs: &[PortSpec { name: "video", ty: PortType::RawVideo, doc: "raw video in any supported format" }],
         any_inputs: None,
         outputs: RAW_VIDEO_OUT,
@@ -198,15 +225,15 @@ static KINDS: &[KindSpec] = &[
         params: &[
             p("sample_rate", SAMPLE_RATE, Some("48000"), "output sample rate"),
             p("channels", CHANNELS, Some("2"), "output channel count"),
-            p("sample_format", ParamType::Enum(SAMPLE_FORMATS), Some("f32"), "output sample format"),
-            p("target_lufs", ParamType::Float { min: -70.0, max: -5.0 }, None, "integrated loudness target in LUFS; absent: no loudness normalization"),
+            p("sample_format", ParamType::Enum(SAMPLE_FORMATS), Some("f32"), "output sample format (interleaved); s24 travels as s32 with the low byte zero"),
+            p("target_lufs", ParamType::Float { min: -70.0, max: -5.0 }, None, "loudness target in LUFS: a gain follows the short-term loudness over seconds; absent: no loudness normalization"),
             p("true_peak_db", ParamType::Float { min: -12.0, max: 0.0 }, Some("-1.0"), "true-peak ceiling of the limiter in dBTP"),
         ],
         check: no_check,
     },
     KindSpec {
         kind: "sync",
-        doc: "Puts video and audio on one timeline from their capture timestamps; output pts start at 0.",
+        doc: "Puts video and audio on one timeline from their capture timestamps; output pts start at 0 at one instant (the later start, on the video frame grid). Metrics: av_offset_ms, audio_gap_fills, audio_overlap_trims (samples), video_dups_dropped, video_gaps (frames), dropped.",
         inputs: &[
             PortSpec { name: "video", ty: PortType::RawVideo, doc: "raw video" },
             PortSpec { name: "audio", ty: PortType::RawAudio, doc: "raw audio" },
@@ -224,20 +251,20 @@ static KINDS: &[KindSpec] = &[
     },
     KindSpec {
         kind: "video-encode",
-        doc: "Encodes raw video: H.264 (libx264), H.265 (libx265), VP9 (libvpx-vp9), AV1 (SVT-AV1).",
+        doc: "Encodes raw video: H.264 (libx264), H.265 (libx265), VP9 (libvpx-vp9), AV1 (SVT-AV1, else libaom). Metric: bitrate_bps.",
         inputs: &[PortSpec { name: "video", ty: PortType::RawVideo, doc: "raw video (yuv420p preferred)" }],
         any_inputs: None,
         outputs: &[PortSpec { name: "video", ty: PortType::EncodedVideo, doc: "encoded video packets" }],
         params: &[
             p("codec", ParamType::Enum(VIDEO_CODECS), Some("h264"), "video codec"),
-            p("quality", ParamType::Enum(&["fast", "balanced", "high", "ultra"]), Some("balanced"), "CRF 28 / 23 / 18 / 13 with speed presets veryfast / veryfast / fast / medium"),
-            p("speed", ParamType::Enum(&["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"]), None, "encoder speed preset (x264/x265 names, mapped for VP9/AV1); absent: from quality"),
+            p("quality", ParamType::Enum(&["fast", "balanced", "high", "ultra"]), Some("balanced"), "CRF 28 / 23 / 18 / 13 (h264/h265; vp9/av1: 35 / 28 / 22 / 16) with speed presets veryfast / veryfast / fast / medium"),
+            p("speed", ParamType::Enum(&["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"]), None, "encoder speed preset (x264/x265 names); VP9: realtime cpu-used 8..5 for ultrafast..faster, then good cpu-used 4..0; SVT-AV1: preset 12..4; libaom: cpu-used 8..0; absent: from quality"),
             p("crf", ParamType::Int { min: 0, max: 63 }, None, "constant rate factor (0..=51 for h264/h265, 0..=63 for vp9/av1); absent: from quality"),
             p("bitrate", ParamType::Bitrate { min: 10_000, max: 400_000_000 }, None, "target bitrate (ABR) instead of CRF"),
-            p("rate_control", ParamType::Enum(&["abr", "cbr"]), Some("abr"), "with `bitrate`: average (abr) or constant (cbr)"),
+            p("rate_control", ParamType::Enum(&["abr", "cbr"]), Some("abr"), "with `bitrate`: average (abr) or constant (cbr: maxrate = bitrate, 1 s VBV buffer)"),
             p("keyframe_interval", ParamType::Float { min: 0.1, max: 60.0 }, Some("2"), "seconds between keyframes"),
             p("threads", ParamType::Int { min: 0, max: 64 }, Some("0"), "encoder threads; 0: automatic"),
-            p("tune", ParamType::Str, None, "encoder tune, e.g. zerolatency, film, animation"),
+            p("tune", ParamType::Str, None, "x264/x265 tune, e.g. zerolatency, film, animation (other encoders: ignored with a warning)"),
             p("hwaccel", ParamType::Enum(&["auto", "none", "nvenc", "vaapi"]), Some("auto"), "hardware encoder; falls back to software with a log line when none exists"),
         ],
         check: check_video_encode,
@@ -257,12 +284,12 @@ static KINDS: &[KindSpec] = &[
     },
     KindSpec {
         kind: "mux",
-        doc: "Writes encoded tracks into MP4, MKV or WebM (any number of video and audio tracks).",
+        doc: "Writes encoded tracks into MP4, MKV or WebM (any number of video and audio tracks, one stream per input in the graph's order). Metrics: bytes_written, bitrate_bps, packets_<input>, latency_p50_ms_<input>, latency_p99_ms_<input>.",
         inputs: &[],
         any_inputs: Some(&[PortType::EncodedVideo, PortType::EncodedAudio]),
         outputs: &[],
         params: &[
-            p("path", ParamType::Str, Some("recordings/${timestamp}.mp4"), "output file; `${timestamp}` is the run's start time"),
+            p("path", ParamType::Str, Some("recordings/${timestamp}.mp4"), "output file (its directory must exist); `${timestamp}` is the run's start time"),
             p("container", ParamType::Enum(CONTAINERS), Some("auto"), "container; auto: from the path's extension"),
             p("faststart", ParamType::Bool, Some("true"), "MP4: put the index (moov) before the media data"),
             p("overwrite", ParamType::Bool, Some("false"), "replace an existing file instead of refusing"),

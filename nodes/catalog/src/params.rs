@@ -8,16 +8,27 @@ use crate::value::{parse_bitrate, parse_rational, Rational};
 #[derive(Debug, Clone, Copy)]
 pub enum ParamType {
     Bool,
-    Int { min: i64, max: i64 },
-    Float { min: f64, max: f64 },
+    Int {
+        min: i64,
+        max: i64,
+    },
+    Float {
+        min: f64,
+        max: f64,
+    },
     /// Free text (device names, sources, paths).
     Str,
     /// One of a fixed set of names.
     Enum(&'static [&'static str]),
     /// Bits per second: an integer or a string with a `k`/`M`/`G` suffix (`128k`, `5M`).
-    Bitrate { min: u64, max: u64 },
+    Bitrate {
+        min: u64,
+        max: u64,
+    },
     /// A positive rational such as a frame rate: `30`, `29.97`, `"30000/1001"`.
-    Rational { max: f64 },
+    Rational {
+        max: f64,
+    },
 }
 
 impl ParamType {
@@ -32,7 +43,9 @@ impl ParamType {
             ParamType::Bitrate { min, max } => {
                 format!("bitrate {}..={} (bits/s; `128k`, `5M` accepted)", min, max)
             }
-            ParamType::Rational { max } => format!("rational > 0 and <= {max} (e.g. 30, 30000/1001)"),
+            ParamType::Rational { max } => {
+                format!("rational > 0 and <= {max} (e.g. 30, 30000/1001)")
+            }
         }
     }
 
@@ -96,7 +109,12 @@ impl ParamType {
                         .map(|f| f as u64)
                         .ok_or_else(|| format!("expected a bitrate, found {n}"))?,
                     Value::String(s) => parse_bitrate(s)?,
-                    _ => return Err(format!("expected a bitrate like 128k or 5M, found {}", show(value))),
+                    _ => {
+                        return Err(format!(
+                            "expected a bitrate like 128k or 5M, found {}",
+                            show(value)
+                        ))
+                    }
                 };
                 if bps < min || bps > max {
                     return Err(format!("bitrate {bps} b/s is out of range {min}..={max}"));
@@ -105,13 +123,15 @@ impl ParamType {
             }
             ParamType::Rational { max } => {
                 let r = match value {
-                    Value::Number(n) => {
-                        Rational::from_f64(n.as_f64().unwrap_or(f64::NAN)).ok_or_else(|| {
-                            format!("expected a positive rate, found {n}")
-                        })?
-                    }
+                    Value::Number(n) => Rational::from_f64(n.as_f64().unwrap_or(f64::NAN))
+                        .ok_or_else(|| format!("expected a positive rate, found {n}"))?,
                     Value::String(s) => parse_rational(s)?,
-                    _ => return Err(format!("expected a rate like 30 or 30000/1001, found {}", show(value))),
+                    _ => {
+                        return Err(format!(
+                            "expected a rate like 30 or 30000/1001, found {}",
+                            show(value)
+                        ))
+                    }
                 };
                 if r.as_f64() <= 0.0 || r.as_f64() > max {
                     return Err(format!("{r} must be > 0 and <= {max}"));
@@ -150,7 +170,12 @@ impl ParamSpec {
         default: Option<&'static str>,
         doc: &'static str,
     ) -> Self {
-        ParamSpec { name, ty, default, doc }
+        ParamSpec {
+            name,
+            ty,
+            default,
+            doc,
+        }
     }
 
     /// The default as a normalized value.
@@ -240,7 +265,10 @@ mod tests {
 
     #[test]
     fn bitrate_accepts_suffixes() {
-        let t = ParamType::Bitrate { min: 8_000, max: 500_000_000 };
+        let t = ParamType::Bitrate {
+            min: 8_000,
+            max: 500_000_000,
+        };
         assert_eq!(t.coerce(&json!("128k")).unwrap(), json!(128_000));
         assert_eq!(t.coerce(&json!("5M")).unwrap(), json!(5_000_000));
         assert_eq!(t.coerce(&json!(64000)).unwrap(), json!(64_000));

@@ -12,7 +12,10 @@ pub struct Rational {
 impl Rational {
     pub fn new(num: i64, den: i64) -> Self {
         let g = gcd(num.abs(), den.abs()).max(1);
-        Rational { num: num / g, den: den / g }
+        Rational {
+            num: num / g,
+            den: den / g,
+        }
     }
 
     pub fn as_f64(self) -> f64 {
@@ -56,14 +59,22 @@ fn gcd(a: i64, b: i64) -> i64 {
 pub fn parse_rational(text: &str) -> Result<Rational, String> {
     let text = text.trim();
     if let Some((n, d)) = text.split_once('/') {
-        let num: i64 = n.trim().parse().map_err(|_| format!("`{text}` is not a rational like 30000/1001"))?;
-        let den: i64 = d.trim().parse().map_err(|_| format!("`{text}` is not a rational like 30000/1001"))?;
+        let num: i64 = n
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{text}` is not a rational like 30000/1001"))?;
+        let den: i64 = d
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{text}` is not a rational like 30000/1001"))?;
         if den <= 0 || num <= 0 {
             return Err(format!("`{text}` must be positive"));
         }
         return Ok(Rational::new(num, den));
     }
-    let f: f64 = text.parse().map_err(|_| format!("`{text}` is not a rate like 30 or 30000/1001"))?;
+    let f: f64 = text
+        .parse()
+        .map_err(|_| format!("`{text}` is not a rate like 30 or 30000/1001"))?;
     Rational::from_f64(f).ok_or_else(|| format!("`{text}` must be positive"))
 }
 
@@ -101,7 +112,10 @@ mod tests {
 
     #[test]
     fn rationals() {
-        assert_eq!(parse_rational("30000/1001").unwrap(), Rational::new(30000, 1001));
+        assert_eq!(
+            parse_rational("30000/1001").unwrap(),
+            Rational::new(30000, 1001)
+        );
         assert_eq!(parse_rational("60").unwrap(), Rational::new(60, 1));
         assert_eq!(parse_rational("59.94").unwrap(), Rational::new(60000, 1001));
         assert_eq!(parse_rational("12.5").unwrap(), Rational::new(25, 2));

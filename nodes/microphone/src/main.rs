@@ -1,1 +1,152 @@
-fn main() {}
+//! `node-microphone`: the audio source. Captures the default or a named input
+//! device (cpal), reads a file (FFmpeg), or generates a deterministic test
+//! signal, and emits raw audio frames in the requested format.
+//!
+//! Frames carry pts = sample index (time base 1/sample_rate) and the capture
+//! time of their first sample: the device's callback timestamp mapped to the
+//! capture clock, or for test and file sources start + samples / rate.
+//! `sample_format: s24` travels as s32 with the low byte zero (FFmpeg has no
+//! packed 24-bit format).
+
+mod alsa_log;
+mod capture;
+mod file;
+mod ring;
+mod signal;
+mod source;
+
+use anyhow::{Context, Result};
+use node_api::{clock, AudioFrame, Node, TimeBase};
+use node_media::audio::{default_layout, WireFormat};
+
+use capture::{CaptureSource, DeviceChoice};
+use file::FileSource;
+use signal::Pattern;
+use source::{OutFormat, Source, TestSource, FRAME_SAMPLES};
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+/// Opens the source the `source` param names. Devices are opened (not
+/// started) here so a wrong name fails before the graph starts.
+fn open_source(
+    spec: &str,
+    out: OutFormat,
+    pattern: Pattern,
+    looping: bool,
+) -> Result<Box<dyn Source>> {
+    if spec == "auto" {
+        return Ok(
+            match alsa_log::quiet(|| CaptureSource::open(&DeviceChoice::Default, out)) {
+                Ok(c) => Box::new(c),
+                Err(e) => {
+                    tracing::warn!("no microphone found; using a test tone ({e:#})");
+                    Box::new(TestSource::new(pattern, out))
+                }
+            },
+        );
+    }
+    if spec == "test" {
+        return Ok(Box::new(TestSource::new(pattern, out)));
+    }
+    if let Some(name) = spec.strip_prefix("device:") {
+        return Ok(Box::new(CaptureSource::open(
+            &DeviceChoice::Named(name.to_string()),
+            out,
+        )?));
+    }
+    if let Some(path) = spec.strip_prefix("file:") {
+        return Ok(Box::new(FileSource::open(path, out, looping)?));
+    }
+    anyhow::bail!("unknown microphone source `{spec}` (auto, device:<name>, test, file:<path>)")
+}
+
+fn run() -> Result<()> {
+    let mut node = Node::init()?;
+    node_media::init()?;
+    let p = node.params().clone();
+    let out = OutFormat {
+        rate: p.i64_or("sample_rate", 48_000) as u32,
+        channels: p.i64_or("channels", 2) as u16,
+        wire: WireFormat::from_param(p.str_or("sample_format", "f32"))?,
+    };
+    let pattern = Pattern::from_params(p.str_or("pattern", "tone"), p.f64_or("frequency", 440.0))?;
+    let realtime = p.bool_or("realtime", true);
+    let spec = p.str_or("source", "auto").to_string();
+    let mut source = open_source(&spec, out, pattern, p.bool_or("loop", false))
+        .with_context(|| format!("microphone source `{spec}`"))?;
+
+    node.reserve("audio", out.frame_bytes(FRAME_SAMPLES))?;
+    if !node.wait_for_start()? {
+        return node.finish();
+    }
+    if let Err(e) = source.start() {
+        if spec != "auto" {
+            return Err(e);
+        }
+        tracing::warn!("no microphone found; using a test tone ({e:#})");
+        source = Box::new(TestSource::new(pattern, out));
+    }
+    tracing::info!(
+        "{}: {} Hz, {} ch, {}{}",
+        source.describe(),
+        out.rate,
+        out.channels,
+        out.wire.name(),
+        if realtime || !source.self_clocked() {
+            ", real time"
+        } else {
+            ", as fast as consumed"
+        }
+    );
+
+    let layout = default_layout(out.channels);
+    let start_ns = clock::now_ns();
+    let ns_at = |pos: u64| start_ns + (pos as u128 * 1_000_000_000 / out.rate as u128) as u64;
+    let mut pos: u64 = 0;
+    let mut frames: u64 = 0;
+    let mut last_metrics = 0u64;
+    while !node.stop_requested() {
+        let stop = || node.stop_requested();
+        let Some(chunk) = source.prepare(FRAME_SAMPLES, &stop)? else {
+            break;
+        };
+        let capture_ns = chunk.capture_ns.unwrap_or_else(|| ns_at(pos));
+        if realtime && source.self_clocked() {
+            // Like a device, a frame is ready once its last sample was "captured".
+            clock::sleep_until_ns(ns_at(pos + chunk.samples as u64));
+        }
+        let mut buf = node.alloc("audio", out.frame_bytes(chunk.samples))?;
+        source.write(&mut buf)?;
+        let header = AudioFrame {
+            format: out.wire.format,
+            sample_rate: out.rate,
+            channels: out.channels,
+            channel_layout: layout,
+            samples: chunk.samples as u32,
+            pts: pos as i64,
+            time_base: TimeBase::new(1, out.rate as i32),
+            capture_ns,
+        };
+        node.send_audio("audio", header, buf)?;
+        tracing::debug!(pts = pos, samples = chunk.samples, capture_ns, "frame");
+        pos += chunk.samples as u64;
+        frames += 1;
+        if pos - last_metrics >= out.rate as u64 {
+            node.metrics().set("dropped", source.dropped() as f64);
+            last_metrics = pos;
+        }
+    }
+    node.metrics().set("dropped", source.dropped() as f64);
+    tracing::info!(
+        "sent {frames} frames, {:.2} s of audio, {} overruns",
+        pos as f64 / out.rate as f64,
+        source.dropped()
+    );
+    drop(source);
+    node.finish()
+}

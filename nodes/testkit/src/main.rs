@@ -48,7 +48,10 @@ fn run() -> Result<()> {
     match params.str_or("mode", "relay") {
         "source" => {
             let count = params.i64_or("count", 10);
-            let (w, h) = (params.i64_or("width", 64) as u32, params.i64_or("height", 48) as u32);
+            let (w, h) = (
+                params.i64_or("width", 64) as u32,
+                params.i64_or("height", 48) as u32,
+            );
             let fps = params.f64_or("fps", 0.0);
             let format = match params.str_or("pixel_format", "yuv420p") {
                 "rgb24" => PixelFormat::Rgb24,
@@ -61,6 +64,7 @@ fn run() -> Result<()> {
                 return node.finish();
             }
             let start = clock::now_ns();
+            let cpu_start = node_api::cpu_seconds();
             let mut i: i64 = 0;
             while (count == 0 || i < count) && !node.stop_requested() {
                 if fps > 0.0 {
@@ -84,6 +88,11 @@ fn run() -> Result<()> {
                 maybe_crash(i);
             }
             tracing::info!("sent {i} frames");
+            // CPU spent streaming (not starting up), for the transport bench.
+            node.metrics()
+                .set("stream_cpu_seconds", node_api::cpu_seconds() - cpu_start);
+            node.metrics()
+                .set("stream_seconds", (clock::now_ns() - start) as f64 / 1e9);
             std::thread::sleep(Duration::from_millis(params.i64_or("linger_ms", 0) as u64));
             node.finish()
         }
@@ -109,10 +118,12 @@ fn run() -> Result<()> {
             let mut shm = 0u64;
             let mut eos = 0u64;
             let mut stop_seen = false;
-            let mut latencies = Vec::new();
+            let mut latencies = Vec::with_capacity(1 << 16);
+            let mut cpu_first = None;
             while let Some(event) = node.next_event()? {
                 match event {
                     Event::Input { message, input } => {
+                        cpu_first.get_or_insert_with(node_api::cpu_seconds);
                         if let Header::Video(v) = &message.header {
                             latencies.push(clock::now_ns().saturating_sub(v.capture_ns));
                         }
@@ -141,7 +152,12 @@ fn run() -> Result<()> {
             let dropped: u64 = stats.inputs.values().map(|i| i.dropped).sum();
             let copies: u64 = stats.inputs.values().map(|i| i.copied_payloads).sum();
             latencies.sort_unstable();
-            let pct = |p: f64| latencies.get(((latencies.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(0);
+            let pct = |p: f64| {
+                latencies
+                    .get(((latencies.len() as f64 - 1.0) * p) as usize)
+                    .copied()
+                    .unwrap_or(0)
+            };
             let result = serde_json::json!({
                 "received": received,
                 "in_order": in_order,
@@ -153,6 +169,7 @@ fn run() -> Result<()> {
                 "stop_seen": stop_seen,
                 "latency_p50_ns": pct(0.5),
                 "latency_p99_ns": pct(0.99),
+                "stream_cpu_seconds": cpu_first.map_or(0.0, |c| node_api::cpu_seconds() - c),
             });
             tracing::info!("sink result: {result}");
             if let Some(path) = params.str("result") {

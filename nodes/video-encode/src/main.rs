@@ -1,1 +1,94 @@
-fn main() {}
+//! `node-video-encode`: encodes raw video to H.264, H.265, VP9 or AV1.
+//!
+//! The encoder opens on the first frame (its size and rate decide the stream),
+//! with time base 1/fps and global headers, so every packet carries the full
+//! stream parameters, extradata included. See [`settings`] for how `quality`,
+//! `speed`, `crf` and `bitrate` map to each encoder. Metrics: `bitrate_bps`
+//! (average so far), `keyframes`.
+
+mod encoder;
+mod hw;
+mod settings;
+
+use anyhow::{bail, Context, Result};
+use node_api::{Event, Header, Node};
+
+use crate::encoder::VideoEncoder;
+use crate::settings::Settings;
+
+/// Output pool size before the first frame tells the picture size.
+const MIN_PACKET_POOL: usize = 1 << 20;
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
+    let mut node = Node::init()?;
+    node_media::init()?;
+    let settings = Settings::from_params(node.params())?;
+    node.reserve("video", MIN_PACKET_POOL)?;
+    let mut encoder: Option<VideoEncoder> = None;
+
+    while let Some(event) = node.next_event()? {
+        match event {
+            Event::Input { input, message } => {
+                let Header::Video(frame) = &message.header else {
+                    bail!("input `{input}` carries something other than raw video");
+                };
+                if encoder.is_none() {
+                    let enc = VideoEncoder::open(&settings, frame).with_context(|| {
+                        format!("opening the {} encoder", settings.codec.stream_name())
+                    })?;
+                    // A packet rarely exceeds one byte per pixel; bigger ones grow the pool.
+                    let area = frame.width as usize * frame.height as usize;
+                    node.reserve("video", area.max(MIN_PACKET_POOL))?;
+                    encoder = Some(enc);
+                }
+                let enc = encoder.as_mut().expect("opened above");
+                let data = message.payload.as_slice();
+                if matches!(data, std::borrow::Cow::Owned(_)) {
+                    node.count_copy(&input);
+                }
+                enc.encode(frame, &data, &mut |packet, bytes| {
+                    send(&mut node, packet, bytes)
+                })?;
+                publish(&node, enc);
+            }
+            Event::InputClosed { .. } => break,
+            Event::Stop => {} // drain until upstream closes
+            Event::ParamUpdate { name, .. } => {
+                tracing::warn!("param `{name}` cannot change while running")
+            }
+        }
+    }
+    if let Some(enc) = encoder.as_mut() {
+        enc.finish(&mut |packet, bytes| send(&mut node, packet, bytes))?;
+        publish(&node, enc);
+        let s = enc.stats();
+        tracing::info!(
+            "{}: {} packets ({} keyframes), {:.0} kb/s average",
+            enc.name,
+            s.packets,
+            s.keyframes,
+            s.bitrate_bps(enc.time_base()) / 1000.0
+        );
+    } else {
+        tracing::info!("no frames to encode");
+    }
+    node.finish()
+}
+
+fn send(node: &mut Node, packet: node_api::EncodedPacket, bytes: &[u8]) -> Result<()> {
+    node.send_packet("video", packet, bytes)
+}
+
+fn publish(node: &Node, enc: &VideoEncoder) {
+    let s = enc.stats();
+    node.metrics()
+        .set("bitrate_bps", s.bitrate_bps(enc.time_base()));
+    node.metrics().set("keyframes", s.keyframes as f64);
+}

@@ -1310,7 +1310,10 @@ fn link(drafts: &[Draft], sink: &mut Sink<'_>) -> Option<Vec<NodeDef>> {
                     QueuePolicy::Block
                 }
                 Some((p, _)) => p,
-                None if ty.is_droppable() => QueuePolicy::DropOldest,
+                // Raw video may skip a frame under overload (the next one
+                // replaces it); audio never drops by default, since a lost
+                // audio frame is an audible gap and shifts everything after it.
+                None if ty == PortType::RawVideo => QueuePolicy::DropOldest,
                 None => QueuePolicy::Block,
             };
             inputs.push(InputDef {

@@ -20,7 +20,11 @@ pub struct Console {
 
 impl Console {
     pub fn new(enabled: bool) -> Self {
-        Console { enabled, tty: std::io::stderr().is_terminal(), status_shown: Arc::default() }
+        Console {
+            enabled,
+            tty: std::io::stderr().is_terminal(),
+            status_shown: Arc::default(),
+        }
     }
 
     pub fn is_tty(&self) -> bool {
@@ -66,14 +70,27 @@ impl Console {
 }
 
 /// Copies the child's stdout and stderr, line by line, to its log file and the console.
-pub fn pump(child: &mut Child, node: String, log_path: PathBuf, console: Console, restart: u32) -> Result<()> {
-    let file = std::fs::OpenOptions::new().create(true).append(true).open(&log_path)?;
+pub fn pump(
+    child: &mut Child,
+    node: String,
+    log_path: PathBuf,
+    console: Console,
+    restart: u32,
+) -> Result<()> {
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)?;
     let file = Arc::new(tokio::sync::Mutex::new(tokio::fs::File::from_std(file)));
     if restart > 0 {
         let f = file.clone();
         let node = node.clone();
         tokio::spawn(async move {
-            let _ = f.lock().await.write_all(format!("--- {node}: restart {restart} ---\n").as_bytes()).await;
+            let _ = f
+                .lock()
+                .await
+                .write_all(format!("--- {node}: restart {restart} ---\n").as_bytes())
+                .await;
         });
     }
     let streams: Vec<Box<dyn tokio::io::AsyncRead + Unpin + Send>> = vec![
@@ -105,11 +122,17 @@ pub fn last_lines_hint(logs_dir: &Path, node: &str) -> String {
     let path = logs_dir.join(format!("{node}.log"));
     // The pump may still be writing the last lines.
     std::thread::sleep(std::time::Duration::from_millis(100));
-    let Ok(text) = std::fs::read_to_string(&path) else { return String::new() };
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return String::new();
+    };
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
     if lines.is_empty() {
         return String::new();
     }
     let tail = &lines[lines.len().saturating_sub(5)..];
-    format!("; last log lines ({}):\n    {}", path.display(), tail.join("\n    "))
+    format!(
+        "; last log lines ({}):\n    {}",
+        path.display(),
+        tail.join("\n    ")
+    )
 }

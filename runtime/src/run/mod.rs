@@ -68,7 +68,8 @@ pub struct StopHandle {
 
 impl StopHandle {
     pub fn stop(&self) {
-        self.requested.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.requested
+            .store(true, std::sync::atomic::Ordering::SeqCst);
         self.notify.notify_waiters();
     }
     fn is_requested(&self) -> bool {
@@ -245,6 +246,7 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
             }
             sup.state = NodeState::Failed;
             sup.last_exit = Some(why.clone());
+            close_outputs_of(&session, &run_id, &graph.nodes[sup.index]);
             failure = Some(format!(
                 "node `{}` exited before the graph started ({why}){}",
                 exit.node,
@@ -277,7 +279,10 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
                 .wait()
                 .map_err(|e| anyhow!("{e}"))?,
         );
-        tracing::info!("all {} nodes ready in {graph_start_ms:.0} ms; started", all_ids.len());
+        tracing::info!(
+            "all {} nodes ready in {graph_start_ms:.0} ms; started",
+            all_ids.len()
+        );
     }
     report.graph_start_ms = graph_start_ms;
     let media_start = Instant::now();
@@ -285,15 +290,25 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
     // Running and stopping.
     let mut stopping_token = None;
     let mut stop_deadline: Option<Instant> = None;
-    let begin_stop = |why: &str, stopping_token: &mut Option<zenoh::liveliness::LivelinessToken>, deadline: &mut Option<Instant>| {
+    let begin_stop = |why: &str,
+                      stopping_token: &mut Option<zenoh::liveliness::LivelinessToken>,
+                      deadline: &mut Option<Instant>| {
         if stopping_token.is_none() {
             tracing::info!("stopping: {why}");
-            *stopping_token = session.liveliness().declare_token(keys::stopping(&run_id)).wait().ok();
+            *stopping_token = session
+                .liveliness()
+                .declare_token(keys::stopping(&run_id))
+                .wait()
+                .ok();
             *deadline = Some(Instant::now() + opts.grace);
         }
     };
     if failure.is_some() {
-        begin_stop("the graph could not start", &mut stopping_token, &mut stop_deadline);
+        begin_stop(
+            "the graph could not start",
+            &mut stopping_token,
+            &mut stop_deadline,
+        );
     }
     let mut status = status::StatusLine::new(opts.console);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -303,12 +318,19 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
         }
         if let Some(d) = stop_deadline {
             if Instant::now() >= d {
-                for (id, sup) in nodes.iter_mut().filter(|(_, s)| s.state == NodeState::Running) {
-                    tracing::error!("node `{id}` did not finish within the grace period; killing it");
+                for (id, sup) in nodes
+                    .iter_mut()
+                    .filter(|(_, s)| s.state == NodeState::Running)
+                {
+                    tracing::error!(
+                        "node `{id}` did not finish within the grace period; killing it"
+                    );
                     if let Some(k) = sup.kill.take() {
                         let _ = k.send(());
                     }
-                    failure.get_or_insert_with(|| format!("node `{id}` had to be killed after the grace period"));
+                    failure.get_or_insert_with(|| {
+                        format!("node `{id}` had to be killed after the grace period")
+                    });
                 }
                 stop_deadline = None;
             }
@@ -379,7 +401,14 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
     let final_stats = stats.lock().unwrap().clone();
     report.finish(
         &final_stats,
-        nodes.iter().map(|(id, s)| (id.clone(), s.restarts, s.last_exit.clone(), s.state == NodeState::Failed)),
+        nodes.iter().map(|(id, s)| {
+            (
+                id.clone(),
+                s.restarts,
+                s.last_exit.clone(),
+                s.state == NodeState::Failed,
+            )
+        }),
         media_start.elapsed(),
         failure.clone(),
     );
@@ -421,7 +450,13 @@ impl SpawnCtx<'_> {
         sup.generation += 1;
         sup.state = NodeState::Running;
         let log_path = self.logs_dir.join(format!("{}.log", def.id));
-        logs::pump(&mut child, def.id.clone(), log_path, self.console.clone(), sup.restarts)?;
+        logs::pump(
+            &mut child,
+            def.id.clone(),
+            log_path,
+            self.console.clone(),
+            sup.restarts,
+        )?;
         let (kill_tx, kill_rx) = tokio::sync::oneshot::channel::<()>();
         sup.kill = Some(kill_tx);
         let tx = self.exit_tx.clone();
@@ -435,7 +470,11 @@ impl SpawnCtx<'_> {
                     child.wait().await
                 }
             };
-            let _ = tx.send(Exit { node, generation, status });
+            let _ = tx.send(Exit {
+                node,
+                generation,
+                status,
+            });
         });
         Ok(())
     }
@@ -481,14 +520,23 @@ fn close_outputs_of(session: &zenoh::Session, run_id: &str, def: &crate::graph::
 /// in RAM: a node needs its own pools plus its inputs' pools under the limit,
 /// or the receiver silently drops frames. Checked once every node is armed.
 fn check_memlock(graph: &Graph, pools: &HashMap<String, u64>) -> Result<()> {
-    let Some(limit) = memlock::limit_bytes() else { return Ok(()) };
+    let Some(limit) = memlock::limit_bytes() else {
+        return Ok(());
+    };
     let mut problems = Vec::new();
     for node in &graph.nodes {
         let upstream: HashSet<&str> = node.inputs.iter().map(|i| i.source_node.as_str()).collect();
         let need = pools.get(&node.id).copied().unwrap_or(0)
-            + upstream.iter().map(|u| pools.get(*u).copied().unwrap_or(0)).sum::<u64>();
+            + upstream
+                .iter()
+                .map(|u| pools.get(*u).copied().unwrap_or(0))
+                .sum::<u64>();
         if need > limit {
-            problems.push(memlock::too_low_message(&format!("node `{}`", node.id), need, limit));
+            problems.push(memlock::too_low_message(
+                &format!("node `{}`", node.id),
+                need,
+                limit,
+            ));
         }
     }
     if problems.is_empty() {

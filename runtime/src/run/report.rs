@@ -76,10 +76,15 @@ impl RunReport {
         self.duration_s = elapsed.as_secs_f64();
         for (id, restarts, exit, failed) in nodes {
             let s = stats.get(&id).cloned();
-            let frames_in = s.as_ref().map_or(0, |s| s.inputs.values().map(|i| i.received).sum());
-            let frames_out = s.as_ref().map_or(0, |s| s.outputs.values().map(|o| o.sent).sum());
+            let frames_in = s
+                .as_ref()
+                .map_or(0, |s| s.inputs.values().map(|i| i.received).sum());
+            let frames_out = s
+                .as_ref()
+                .map_or(0, |s| s.outputs.values().map(|o| o.sent).sum());
             let dropped = s.as_ref().map_or(0, |s| {
-                s.inputs.values().map(|i| i.dropped).sum::<u64>() + s.metrics.get("dropped").copied().unwrap_or(0.0) as u64
+                s.inputs.values().map(|i| i.dropped).sum::<u64>()
+                    + s.metrics.get("dropped").copied().unwrap_or(0.0) as u64
             });
             let kind = self.kind_of(&id);
             self.nodes.insert(
@@ -92,7 +97,11 @@ impl RunReport {
                     frames_in,
                     frames_out,
                     dropped,
-                    fps_out: if self.duration_s > 0.0 { frames_out as f64 / self.duration_s } else { 0.0 },
+                    fps_out: if self.duration_s > 0.0 {
+                        frames_out as f64 / self.duration_s
+                    } else {
+                        0.0
+                    },
                     stats: s,
                 },
             );

@@ -18,7 +18,9 @@ pub fn builtin_dir() -> Result<PathBuf> {
         return Ok(PathBuf::from(dir));
     }
     let exe = std::env::current_exe().context("locating the runtime binary")?;
-    let dir = exe.parent().ok_or_else(|| anyhow!("runtime binary has no directory"))?;
+    let dir = exe
+        .parent()
+        .ok_or_else(|| anyhow!("runtime binary has no directory"))?;
     // Test binaries live in target/<profile>/deps; the nodes one level up.
     if dir.ends_with("deps") {
         return Ok(dir.parent().unwrap().to_path_buf());
@@ -47,7 +49,10 @@ pub fn program_path(node: &NodeDef) -> Result<PathBuf> {
 /// The unix socket a node (or the runtime, `None`) listens on.
 pub fn local_endpoint(socket_dir: &Path, node: Option<&str>) -> String {
     let name = node.unwrap_or("_runtime");
-    format!("unixsock-stream/{}", socket_dir.join(format!("{name}.sock")).display())
+    format!(
+        "unixsock-stream/{}",
+        socket_dir.join(format!("{name}.sock")).display()
+    )
 }
 
 /// Builds the config handed to `node`.

@@ -17,25 +17,44 @@ pub struct StatusLine {
 
 impl StatusLine {
     pub fn new(enabled: bool) -> Self {
-        StatusLine { enabled, previous: HashMap::new(), last_printed: None }
+        StatusLine {
+            enabled,
+            previous: HashMap::new(),
+            last_printed: None,
+        }
     }
 
-    pub fn update(&mut self, graph: &Graph, stats: &HashMap<String, NodeStats>, elapsed: Duration, console: &Console) {
+    pub fn update(
+        &mut self,
+        graph: &Graph,
+        stats: &HashMap<String, NodeStats>,
+        elapsed: Duration,
+        console: &Console,
+    ) {
         if !self.enabled {
             return;
         }
         let mut parts = Vec::new();
         for node in &graph.nodes {
-            let Some(s) = stats.get(&node.id) else { continue };
+            let Some(s) = stats.get(&node.id) else {
+                continue;
+            };
             let out: u64 = s.outputs.values().map(|o| o.sent).sum();
             let inn: u64 = s.inputs.values().map(|i| i.received).sum();
             let dropped: u64 = s.inputs.values().map(|i| i.dropped).sum::<u64>()
                 + s.metrics.get("dropped").copied().unwrap_or(0.0) as u64;
             let depth = s.inputs.values().map(|i| i.queue_depth).max().unwrap_or(0);
-            let cap = s.inputs.values().map(|i| i.queue_capacity).max().unwrap_or(0);
+            let cap = s
+                .inputs
+                .values()
+                .map(|i| i.queue_capacity)
+                .max()
+                .unwrap_or(0);
             let count = if s.outputs.is_empty() { inn } else { out };
             let fps = match self.previous.insert(node.id.clone(), (count, elapsed)) {
-                Some((c, t)) if elapsed > t => (count.saturating_sub(c)) as f64 / (elapsed - t).as_secs_f64(),
+                Some((c, t)) if elapsed > t => {
+                    (count.saturating_sub(c)) as f64 / (elapsed - t).as_secs_f64()
+                }
                 _ => 0.0,
             };
             let mut p = format!("{} in {inn} out {out} {fps:.1}/s", node.id);
@@ -69,6 +88,11 @@ impl StatusLine {
         }
         self.last_printed = Some(elapsed);
         let secs = elapsed.as_secs();
-        console.status(&format!("[{:02}:{:02}] {}", secs / 60, secs % 60, parts.join(" | ")));
+        console.status(&format!(
+            "[{:02}:{:02}] {}",
+            secs / 60,
+            secs % 60,
+            parts.join(" | ")
+        ));
     }
 }

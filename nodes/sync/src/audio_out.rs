@@ -1,0 +1,177 @@
+//! Audio leaving sync. A frame sent whole goes zero-copy with a new header.
+//! Anything else — a trimmed frame, silence filling a gap, the frames held
+//! until T0 — is gathered into one batch and copied into one buffer, so it
+//! reaches the encoder as one message rather than a burst that its bounded
+//! queue would partly drop (losing audio shifts all later audio).
+
+use anyhow::{Context, Result};
+use node_api::{AudioFrame, Header, Node, Payload, TimeBase};
+
+use crate::audio_buf::{self, At, Shape};
+use crate::timeline::AudioPlan;
+
+/// The largest buffer a batch fills (the output pool is sized for it).
+pub const MAX_BATCH_BYTES: usize = 256 << 10;
+
+enum Piece {
+    Silence(u64),
+    Samples {
+        payload: Payload,
+        frame_samples: u64,
+        skip: u64,
+        keep: u64,
+    },
+}
+
+pub struct Batch {
+    pieces: Vec<Piece>,
+    /// Format, rate and channels of the batch; pts, samples and capture time
+    /// of its first sample.
+    header: Option<AudioFrame>,
+    samples: u64,
+}
+
+impl Batch {
+    pub fn new() -> Batch {
+        Batch {
+            pieces: Vec::with_capacity(64),
+            header: None,
+            samples: 0,
+        }
+    }
+
+    fn shape(frame: &AudioFrame) -> Shape {
+        Shape {
+            format: frame.format,
+            channels: frame.channels,
+        }
+    }
+
+    /// Samples that still fit a batch of `frame`'s shape.
+    fn room(&self, frame: &AudioFrame) -> u64 {
+        let max = (MAX_BATCH_BYTES / Self::shape(frame).bytes(1).max(1)) as u64;
+        max.saturating_sub(self.samples)
+    }
+
+    fn fits(&self, frame: &AudioFrame) -> bool {
+        self.header.as_ref().is_none_or(|h| {
+            h.format == frame.format
+                && h.channels == frame.channels
+                && h.sample_rate == frame.sample_rate
+        })
+    }
+
+    /// Appends silence at `pts`; sends full batches on the way.
+    pub fn silence(
+        &mut self,
+        node: &mut Node,
+        like: &AudioFrame,
+        mut pts: i64,
+        mut count: u64,
+        capture_of: impl Fn(i64) -> u64,
+    ) -> Result<()> {
+        while count > 0 {
+            if !self.fits(like) || self.room(like) == 0 {
+                self.send(node)?;
+            }
+            let n = count.min(self.room(like));
+            self.start(like, pts, capture_of(pts));
+            self.pieces.push(Piece::Silence(n));
+            self.samples += n;
+            pts += n as i64;
+            count -= n;
+        }
+        Ok(())
+    }
+
+    /// Appends the samples of a received frame that `plan` keeps; its first
+    /// kept sample was captured at `capture_ns`.
+    pub fn samples(
+        &mut self,
+        node: &mut Node,
+        frame: &AudioFrame,
+        payload: &Payload,
+        plan: &AudioPlan,
+        capture_ns: u64,
+    ) -> Result<()> {
+        let (skip, keep) = (plan.skip, plan.keep);
+        if !self.fits(frame) || self.room(frame) < keep as u64 {
+            self.send(node)?;
+        }
+        self.start(frame, plan.pts, capture_ns);
+        self.pieces.push(Piece::Samples {
+            payload: payload.clone(),
+            frame_samples: frame.samples as u64,
+            skip: skip as u64,
+            keep: keep as u64,
+        });
+        self.samples += keep as u64;
+        Ok(())
+    }
+
+    fn start(&mut self, like: &AudioFrame, pts: i64, capture_ns: u64) {
+        if self.header.is_none() {
+            let time_base = TimeBase::new(1, like.sample_rate as i32);
+            self.header = Some(AudioFrame {
+                pts,
+                capture_ns,
+                time_base,
+                ..like.clone()
+            });
+        }
+    }
+
+    /// Sends the batch: zero-copy when it is one whole received frame.
+    pub fn send(&mut self, node: &mut Node) -> Result<()> {
+        let Some(mut header) = self.header.take() else {
+            return Ok(());
+        };
+        let total = std::mem::take(&mut self.samples);
+        header.samples = total as u32;
+        if let [Piece::Samples {
+            payload,
+            frame_samples,
+            skip: 0,
+            keep,
+        }] = &self.pieces[..]
+        {
+            if keep == frame_samples {
+                let r = node
+                    .forward("audio", Header::Audio(header), payload)
+                    .context("sending audio");
+                self.pieces.clear();
+                return r;
+            }
+        }
+        let shape = Self::shape(&header);
+        let mut buf = node.alloc("audio", shape.bytes(total))?;
+        let mut at = 0;
+        for piece in self.pieces.drain(..) {
+            match piece {
+                Piece::Silence(n) => {
+                    audio_buf::silence(shape, &mut buf, total, at, n)?;
+                    at += n;
+                }
+                Piece::Samples {
+                    payload,
+                    frame_samples,
+                    skip,
+                    keep,
+                } => {
+                    let data = payload.as_slice();
+                    if matches!(data, std::borrow::Cow::Owned(_)) {
+                        node.count_copy("audio");
+                    }
+                    let from = At {
+                        total: frame_samples,
+                        at: skip,
+                    };
+                    audio_buf::copy_samples(shape, &data, from, &mut buf, At { total, at }, keep)?;
+                    at += keep;
+                }
+            }
+        }
+        node.send_audio("audio", header, buf)
+            .context("sending audio")
+    }
+}
