@@ -118,6 +118,7 @@ fn run() -> Result<()> {
             let mut shm = 0u64;
             let mut eos = 0u64;
             let mut stop_seen = false;
+            let mut param_updates = Vec::new();
             let mut latencies = Vec::with_capacity(1 << 16);
             let mut cpu_first = None;
             while let Some(event) = node.next_event()? {
@@ -145,7 +146,9 @@ fn run() -> Result<()> {
                     }
                     Event::InputClosed { .. } => eos += 1,
                     Event::Stop => stop_seen = true,
-                    Event::ParamUpdate { .. } => {}
+                    Event::ParamUpdate { name, value } => {
+                        param_updates.push(serde_json::json!({ name: value }))
+                    }
                 }
             }
             let stats = node.stats();
@@ -167,6 +170,7 @@ fn run() -> Result<()> {
                 "dropped": dropped,
                 "end_of_stream": eos,
                 "stop_seen": stop_seen,
+                "param_updates": param_updates,
                 "latency_p50_ns": pct(0.5),
                 "latency_p99_ns": pct(0.99),
                 "stream_cpu_seconds": cpu_first.map_or(0.0, |c| node_api::cpu_seconds() - c),

@@ -59,11 +59,26 @@ impl Default for RunOptions {
     }
 }
 
-/// A handle to ask a running graph to stop (Ctrl-C, an embedding application).
-#[derive(Clone, Default)]
+/// A handle on a running graph, for whoever embeds the runtime (the CLI uses
+/// it for Ctrl-C): ask it to stop, or change a node's param while it runs.
+#[derive(Clone)]
 pub struct StopHandle {
     notify: Arc<tokio::sync::Notify>,
     requested: Arc<std::sync::atomic::AtomicBool>,
+    params: mpsc::UnboundedSender<(String, String, serde_json::Value)>,
+    params_rx: Arc<Mutex<Option<mpsc::UnboundedReceiver<(String, String, serde_json::Value)>>>>,
+}
+
+impl Default for StopHandle {
+    fn default() -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        StopHandle {
+            notify: Arc::default(),
+            requested: Arc::default(),
+            params: tx,
+            params_rx: Arc::new(Mutex::new(Some(rx))),
+        }
+    }
 }
 
 impl StopHandle {
@@ -72,9 +87,18 @@ impl StopHandle {
             .store(true, std::sync::atomic::Ordering::SeqCst);
         self.notify.notify_waiters();
     }
+
+    /// Sends `name = value` to node `node`, which sees an `Event::ParamUpdate`.
+    pub fn set_param(&self, node: &str, name: &str, value: serde_json::Value) {
+        let _ = self
+            .params
+            .send((node.to_string(), name.to_string(), value));
+    }
+
     fn is_requested(&self) -> bool {
         self.requested.load(std::sync::atomic::Ordering::SeqCst)
     }
+
     async fn wait(&self) {
         loop {
             let n = self.notify.notified();
@@ -310,6 +334,7 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
             &mut stop_deadline,
         );
     }
+    let mut param_updates = stop.params_rx.lock().unwrap().take();
     let mut status = status::StatusLine::new(opts.console);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
@@ -379,6 +404,16 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
                     close_outputs_of(&session, &run_id, def);
                     begin_stop("a node failed", &mut stopping_token, &mut stop_deadline);
                 }
+            }
+            Some((node, name, value)) = async {
+                match param_updates.as_mut() {
+                    Some(rx) => rx.recv().await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                tracing::info!("param update: {node}.{name} = {value}");
+                let body = serde_json::json!({ "name": name, "value": value });
+                let _ = session.put(keys::param_update(&run_id, &node), body.to_string()).wait();
             }
             _ = stop.wait(), if stopping_token.is_none() => {
                 begin_stop("stop requested", &mut stopping_token, &mut stop_deadline);
