@@ -432,7 +432,7 @@ fn segments_of_killed_runs_are_cleaned_at_the_next_start() {
         "g.yaml",
         &chain("count: 0, fps: 30", "", "start_delay_ms: 0", "relay/video"),
     );
-    let child = Command::new(runtime_bin())
+    let mut child = Command::new(runtime_bin())
         .args(["run", g.to_str().unwrap(), "-q", "--run-dir"])
         .arg(s.path("run"))
         .spawn()
@@ -451,6 +451,7 @@ fn segments_of_killed_runs_are_cleaned_at_the_next_start() {
     std::thread::sleep(Duration::from_millis(300));
     // kill -9 the runtime and every node at once: nothing gets to clean up.
     kill_tree(child.id());
+    let _ = child.wait();
     std::thread::sleep(Duration::from_millis(500));
     let stale: Vec<String> = shm_segments()
         .into_iter()

@@ -65,9 +65,12 @@ impl Default for RunOptions {
 pub struct StopHandle {
     notify: Arc<tokio::sync::Notify>,
     requested: Arc<std::sync::atomic::AtomicBool>,
-    params: mpsc::UnboundedSender<(String, String, serde_json::Value)>,
-    params_rx: Arc<Mutex<Option<mpsc::UnboundedReceiver<(String, String, serde_json::Value)>>>>,
+    params: mpsc::UnboundedSender<ParamUpdate>,
+    params_rx: Arc<Mutex<Option<mpsc::UnboundedReceiver<ParamUpdate>>>>,
 }
+
+/// (node, param, value)
+type ParamUpdate = (String, String, serde_json::Value);
 
 impl Default for StopHandle {
     fn default() -> Self {
