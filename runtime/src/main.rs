@@ -92,6 +92,19 @@ edge, the mux finalizes its file. Per-node logs are kept in the run directory.")
         /// A kind such as `video-encode`.
         kind: Option<String>,
     },
+    /// List the cameras (formats, sizes, frame rates) and audio inputs (rates, channels, sample formats).
+    #[command(after_help = "Examples:
+  runtime devices
+  runtime devices --json > devices.json
+  runtime run graphs/1080p.yaml --set camera.source=device:0 --set microphone.source=device:NAME
+
+Asks node-camera and node-microphone (beside the runtime) with --list-devices. Exit 0 also when
+there are none; 1 when a node binary is missing or fails.")]
+    Devices {
+        /// Print {"cameras": [...], "audio_inputs": [...]} as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -141,6 +154,23 @@ fn main() -> ExitCode {
             Err(e) => {
                 eprintln!("error: {e}");
                 ExitCode::from(EXIT_USAGE)
+            }
+        },
+        Command::Devices { json } => match runtime::devices::list() {
+            Ok(devices) => {
+                if json {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&devices).unwrap_or_default()
+                    );
+                } else {
+                    print!("{}", runtime::devices::render(&devices));
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(EXIT_FAILED)
             }
         },
         Command::Run {

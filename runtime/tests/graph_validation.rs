@@ -125,12 +125,21 @@ fn recording_pipeline_validates() {
             ("audio", "audio-normalize", "audio")
         ]
     );
+    // Raw video may drop its oldest frame under overload; raw audio blocks
+    // (a lost audio frame is an audible gap).
+    let policies: Vec<(&str, PortType, QueuePolicy)> = sync
+        .inputs
+        .iter()
+        .map(|i| (i.name.as_str(), i.ty, i.policy))
+        .collect();
+    assert_eq!(
+        policies,
+        [
+            ("video", PortType::RawVideo, QueuePolicy::DropOldest),
+            ("audio", PortType::RawAudio, QueuePolicy::Block)
+        ]
+    );
     for input in &sync.inputs {
-        assert_eq!(
-            input.policy,
-            QueuePolicy::DropOldest,
-            "raw media may be dropped"
-        );
         assert_eq!(input.queue_size, 4);
     }
     assert_eq!(node(&g, "video-encode").inputs[0].source_node, "sync");

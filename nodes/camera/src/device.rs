@@ -7,10 +7,11 @@
 use anyhow::{anyhow, bail, Context, Result};
 use node_api::{clock, Node, PixelFormat, PlaneLayout, TimeBase, VideoFrame};
 use nokhwa::utils::{
-    ApiBackend, CameraFormat, CameraInfo, FrameFormat, RequestedFormat, RequestedFormatType,
-    Resolution,
+    ApiBackend, CameraFormat, CameraIndex, CameraInfo, FrameFormat, RequestedFormat,
+    RequestedFormatType, Resolution,
 };
-use nokhwa::Camera;
+use nokhwa::{Camera, NokhwaError};
+use serde::Serialize;
 
 use crate::capture::Capture;
 
@@ -62,6 +63,163 @@ pub fn find(spec: &str) -> Result<CameraInfo> {
             bail!("camera `{spec}` not found (cameras: {names}; the camera query failed: {e})")
         }
         None => bail!("camera `{spec}` not found (cameras: {names})"),
+    }
+}
+
+/// Every frame format nokhwa reads, to open a camera just for listing.
+static ALL: [FrameFormat; 6] = [
+    FrameFormat::MJPEG,
+    FrameFormat::YUYV,
+    FrameFormat::NV12,
+    FrameFormat::GRAY,
+    FrameFormat::RAWRGB,
+    FrameFormat::RAWBGR,
+];
+
+/// One camera as `--list-devices` reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listing {
+    pub index: CameraIndex,
+    pub name: String,
+    pub description: String,
+    pub formats: Vec<FormatListing>,
+    /// Why the formats could not be read (e.g. the camera is busy).
+    pub error: Option<String>,
+}
+
+/// The sizes and rates of one frame format.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FormatListing {
+    pub format: FrameFormat,
+    /// (width, height, frame rates), largest size and highest rate first.
+    pub sizes: Vec<(u32, u32, Vec<u32>)>,
+}
+
+/// The cameras with the formats, sizes and rates each offers. A query that
+/// fails is an error (unlike [`cameras`]): the listing must not claim there
+/// are none when it could not look.
+pub fn list() -> Result<Vec<Listing>> {
+    let infos = nokhwa::query(ApiBackend::Auto).map_err(|e| anyhow!("querying cameras: {e}"))?;
+    let mut out = Vec::with_capacity(infos.len());
+    for info in infos {
+        let mut listing = Listing {
+            index: info.index().clone(),
+            name: info.human_name(),
+            description: info.description().to_string(),
+            formats: Vec::new(),
+            error: None,
+        };
+        // Formats are only known once the device is open; nokhwa opens it in
+        // its first format (possibly changing the format the device keeps).
+        let request = RequestedFormat::with_formats(RequestedFormatType::None, &ALL);
+        match Camera::new(info.index().clone(), request) {
+            Ok(mut camera) => {
+                if let Err(e) = read_formats(&mut camera, &mut listing.formats) {
+                    listing.error = Some(e.to_string());
+                }
+            }
+            // No format nokhwa reads: not a video capture device (V4L2 gives
+            // each UVC camera a metadata node too); the node cannot use it.
+            Err(NokhwaError::GetPropertyError { property, error })
+                if property == "CameraFormat" =>
+            {
+                tracing::debug!(
+                    "{}: skipped, no capture format ({error})",
+                    info.human_name()
+                );
+                continue;
+            }
+            Err(e) => listing.error = Some(e.to_string()),
+        }
+        out.push(listing);
+    }
+    Ok(out)
+}
+
+fn read_formats(camera: &mut Camera, formats: &mut Vec<FormatListing>) -> Result<(), NokhwaError> {
+    for format in camera.compatible_fourcc()? {
+        let mut sizes: Vec<(u32, u32, Vec<u32>)> = camera
+            .compatible_list_by_resolution(format)?
+            .into_iter()
+            .map(|(res, mut rates)| {
+                rates.sort_unstable_by(|a, b| b.cmp(a));
+                rates.dedup();
+                (res.width(), res.height(), rates)
+            })
+            .collect();
+        sizes.sort_unstable_by_key(|&(w, h, _)| std::cmp::Reverse((w as u64 * h as u64, w)));
+        formats.push(FormatListing { format, sizes });
+    }
+    Ok(())
+}
+
+/// The listing as the JSON array `--list-devices` prints (the shape
+/// `runtime devices` reads).
+pub fn listing_json(list: &[Listing]) -> String {
+    let cameras: Vec<CameraJson> = list.iter().map(CameraJson::from).collect();
+    serde_json::to_string(&cameras).expect("a camera listing always serializes")
+}
+
+/// A [`Listing`] as JSON: nokhwa's types are not serializable.
+#[derive(Serialize)]
+struct CameraJson<'a> {
+    index: IndexJson<'a>,
+    name: &'a str,
+    description: &'a str,
+    formats: Vec<FormatJson<'a>>,
+    error: Option<&'a str>,
+}
+
+/// A number, or a string on systems that name their cameras.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum IndexJson<'a> {
+    Number(u32),
+    Name(&'a str),
+}
+
+#[derive(Serialize)]
+struct FormatJson<'a> {
+    format: String,
+    pixel_format: Option<&'static str>,
+    sizes: Vec<SizeJson<'a>>,
+}
+
+#[derive(Serialize)]
+struct SizeJson<'a> {
+    width: u32,
+    height: u32,
+    rates: &'a [u32],
+}
+
+impl<'a> From<&'a Listing> for CameraJson<'a> {
+    fn from(l: &'a Listing) -> Self {
+        CameraJson {
+            index: match &l.index {
+                CameraIndex::Index(i) => IndexJson::Number(*i),
+                CameraIndex::String(s) => IndexJson::Name(s),
+            },
+            name: &l.name,
+            description: &l.description,
+            formats: l
+                .formats
+                .iter()
+                .map(|f| FormatJson {
+                    format: f.format.to_string(),
+                    pixel_format: carried(f.format).map(|p| p.name()),
+                    sizes: f
+                        .sizes
+                        .iter()
+                        .map(|(width, height, rates)| SizeJson {
+                            width: *width,
+                            height: *height,
+                            rates,
+                        })
+                        .collect(),
+                })
+                .collect(),
+            error: l.error.as_deref(),
+        }
     }
 }
 
@@ -231,6 +389,57 @@ mod tests {
             assert_eq!(preferred(p), f);
         }
         assert_eq!(carried(FrameFormat::RAWBGR), None);
+    }
+
+    #[test]
+    fn listing_json_shape() {
+        let list = [
+            Listing {
+                index: CameraIndex::Index(0),
+                name: "Cam \"HD\"".into(),
+                description: "Video4Linux Device @ /dev/video0".into(),
+                formats: vec![
+                    FormatListing {
+                        format: FrameFormat::YUYV,
+                        sizes: vec![(1280, 720, vec![10]), (640, 480, vec![30, 15])],
+                    },
+                    FormatListing {
+                        format: FrameFormat::RAWBGR,
+                        sizes: vec![],
+                    },
+                ],
+                error: None,
+            },
+            Listing {
+                index: CameraIndex::String("usb\\1".into()),
+                name: "Busy\tcam".into(),
+                description: String::new(),
+                formats: vec![],
+                error: Some("Device busy\u{1}".into()),
+            },
+        ];
+        assert_eq!(
+            listing_json(&list),
+            concat!(
+                r#"[{"index":0,"name":"Cam \"HD\"","description":"Video4Linux Device @ /dev/video0","#,
+                r#""formats":[{"format":"YUYV","pixel_format":"yuyv422","sizes":["#,
+                r#"{"width":1280,"height":720,"rates":[10]},{"width":640,"height":480,"rates":[30,15]}]},"#,
+                r#"{"format":"RAWBGR","pixel_format":null,"sizes":[]}],"error":null},"#,
+                r#"{"index":"usb\\1","name":"Busy\tcam","description":"","formats":[],"#,
+                r#""error":"Device busy\u0001"}]"#
+            )
+        );
+        assert_eq!(listing_json(&[]), "[]");
+    }
+
+    #[test]
+    fn listing_matches_the_query() {
+        // Every listed camera comes from the query (on a machine without
+        // cameras both are empty).
+        let (cameras, _) = cameras();
+        for l in list().unwrap() {
+            assert!(cameras.iter().any(|c| *c.index() == l.index), "{l:?}");
+        }
     }
 
     #[test]

@@ -4,6 +4,9 @@
 //! Raw frames leave with pts = frame index and time_base = 1/fps (test pattern,
 //! cameras) or the stream's own timestamps (files), and capture_ns on the
 //! capture clock.
+//!
+//! `node-camera --list-devices` prints the cameras as a JSON array and exits
+//! (used by `runtime devices`; no graph environment needed).
 
 mod canvas;
 mod capture;
@@ -23,7 +26,13 @@ use crate::pattern::{PatternConfig, TestPattern};
 use crate::source::Source;
 
 fn main() {
-    if let Err(e) = run() {
+    // Before anything reads the runtime's environment, which a listing lacks.
+    let result = if std::env::args_os().skip(1).any(|a| a == "--list-devices") {
+        list_devices()
+    } else {
+        run()
+    };
+    if let Err(e) = result {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
@@ -81,6 +90,12 @@ impl Settings {
         )?;
         Ok(Box::new(cam))
     }
+}
+
+fn list_devices() -> Result<()> {
+    node_api::logging::init();
+    println!("{}", device::listing_json(&device::list()?));
+    Ok(())
 }
 
 fn run() -> Result<()> {

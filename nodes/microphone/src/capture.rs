@@ -15,6 +15,7 @@ use node_api::clock;
 use node_media::audio::{
     default_layout, AudioSpec, CaptureTimeline, Planes, Resampler, SampleFifo,
 };
+use serde::Serialize;
 
 use crate::ring::{ring, Consumer, Producer};
 use crate::source::{Chunk, OutFormat, Source, FRAME_SAMPLES};
@@ -150,6 +151,168 @@ pub fn find_device(host: &cpal::Host, name: &str) -> Result<cpal::Device> {
         devices.iter().map(label).collect::<Vec<_>>().join(", ")
     };
     bail!("no audio input device named `{name}`; available inputs: {available}")
+}
+
+/// Sample rates a listing names when a device takes any rate in a range.
+const LISTED_RATES: [u32; 12] = [
+    8_000, 11_025, 16_000, 22_050, 24_000, 32_000, 44_100, 48_000, 88_200, 96_000, 176_400, 192_000,
+];
+
+/// One audio input as `--list-devices` reports it: what its supported
+/// configs allow, summed up per property.
+#[derive(Debug, Clone, PartialEq)]
+pub struct InputListing {
+    /// The id `source: device:<name>` takes (the ALSA pcm name).
+    pub name: String,
+    pub description: String,
+    pub is_default: bool,
+    /// Rates the device takes: its fixed rates, and the common ones inside
+    /// its continuous ranges.
+    pub sample_rates: Vec<u32>,
+    /// Continuous (min, max) ranges, for rates beyond the listed ones.
+    pub rate_ranges: Vec<(u32, u32)>,
+    pub channels: Vec<u16>,
+    pub sample_formats: Vec<cpal::SampleFormat>,
+    /// (rate, channels, format) the device opens with when the requested
+    /// ones are not offered.
+    pub default_config: Option<(u32, u16, cpal::SampleFormat)>,
+}
+
+impl InputListing {
+    fn new(
+        name: String,
+        description: String,
+        is_default: bool,
+        ranges: &[cpal::SupportedStreamConfigRange],
+    ) -> InputListing {
+        let mut l = InputListing {
+            name,
+            description,
+            is_default,
+            sample_rates: Vec::new(),
+            rate_ranges: Vec::new(),
+            channels: Vec::new(),
+            sample_formats: Vec::new(),
+            default_config: None,
+        };
+        for r in ranges {
+            let (min, max) = (r.min_sample_rate(), r.max_sample_rate());
+            if min == max {
+                l.sample_rates.push(min);
+            } else {
+                l.rate_ranges.push((min, max));
+                l.sample_rates
+                    .extend(LISTED_RATES.iter().filter(|x| (min..=max).contains(x)));
+            }
+            l.channels.push(r.channels());
+            if !l.sample_formats.contains(&r.sample_format()) {
+                l.sample_formats.push(r.sample_format());
+            }
+        }
+        l.sample_rates.sort_unstable();
+        l.sample_rates.dedup();
+        l.rate_ranges.sort_unstable();
+        l.rate_ranges.dedup();
+        l.channels.sort_unstable();
+        l.channels.dedup();
+        l
+    }
+}
+
+/// The input devices that can be opened, with what they support. Inputs the
+/// system names but cannot open (ALSA's `default` without a sound card) are
+/// left out, the node could not capture from them either; so is ALSA's `null`
+/// pcm, which opens anywhere but only ever "captures" silence.
+pub fn list_inputs() -> Result<Vec<InputListing>> {
+    let host = cpal::default_host();
+    let default_id = host
+        .default_input_device()
+        .and_then(|d| d.id().ok())
+        .map(|i| i.id().to_string());
+    let devices = host
+        .input_devices()
+        .context("listing audio input devices")?;
+    let mut out = Vec::new();
+    for device in devices {
+        let name = device
+            .id()
+            .map(|i| i.id().to_string())
+            .unwrap_or_else(|_| "?".into());
+        if name == "null" {
+            continue;
+        }
+        let ranges: Vec<cpal::SupportedStreamConfigRange> = match device.supported_input_configs() {
+            Ok(r) => r.collect(),
+            Err(e) => {
+                tracing::debug!("audio input `{name}` skipped: {e}");
+                continue;
+            }
+        };
+        if ranges.is_empty() {
+            continue;
+        }
+        let description = device
+            .description()
+            .map(|d| d.name().to_string())
+            .unwrap_or_default();
+        let is_default = default_id.as_deref() == Some(name.as_str());
+        let mut listing = InputListing::new(name, description, is_default, &ranges);
+        listing.default_config = device
+            .default_input_config()
+            .ok()
+            .map(|c| (c.sample_rate(), c.channels(), c.sample_format()));
+        out.push(listing);
+    }
+    Ok(out)
+}
+
+/// The listing as the JSON array `--list-devices` prints (the shape
+/// `runtime devices` reads).
+pub fn listing_json(list: &[InputListing]) -> String {
+    let inputs: Vec<InputJson> = list.iter().map(InputJson::from).collect();
+    serde_json::to_string(&inputs).expect("an audio input listing always serializes")
+}
+
+/// An [`InputListing`] as JSON: cpal's types are not serializable.
+#[derive(Serialize)]
+struct InputJson<'a> {
+    name: &'a str,
+    description: &'a str,
+    default: bool,
+    sample_rates: &'a [u32],
+    /// Each range a `[min, max]` array.
+    rate_ranges: &'a [(u32, u32)],
+    channels: &'a [u16],
+    sample_formats: Vec<String>,
+    default_config: Option<ConfigJson>,
+}
+
+#[derive(Serialize)]
+struct ConfigJson {
+    sample_rate: u32,
+    channels: u16,
+    sample_format: String,
+}
+
+impl<'a> From<&'a InputListing> for InputJson<'a> {
+    fn from(l: &'a InputListing) -> Self {
+        InputJson {
+            name: &l.name,
+            description: &l.description,
+            default: l.is_default,
+            sample_rates: &l.sample_rates,
+            rate_ranges: &l.rate_ranges,
+            channels: &l.channels,
+            sample_formats: l.sample_formats.iter().map(|f| f.to_string()).collect(),
+            default_config: l
+                .default_config
+                .map(|(sample_rate, channels, format)| ConfigJson {
+                    sample_rate,
+                    channels,
+                    sample_format: format.to_string(),
+                }),
+        }
+    }
 }
 
 /// The stream config closest to what was asked: the requested channels and
@@ -463,6 +626,43 @@ mod tests {
         // The capture instant (1 ms before the last callback) maps with the 0.1 ms error of the best callback.
         let truth = 1_000_000_000 + 3 * 10_000_000 - 1_000_000 + offset;
         assert_eq!(last, truth + 100_000);
+    }
+
+    #[test]
+    fn input_listing_sums_up_the_ranges() {
+        use cpal::{SampleFormat as F, SupportedBufferSize};
+        let range = |ch, min, max, f| {
+            cpal::SupportedStreamConfigRange::new(ch, min, max, SupportedBufferSize::Unknown, f)
+        };
+        let mut l = InputListing::new(
+            "hw:CARD=0,DEV=0".into(),
+            "USB \"Mic\"".into(),
+            true,
+            &[
+                range(2, 48_000, 48_000, F::I16),
+                range(1, 44_100, 44_100, F::I16),
+                range(2, 16_000, 44_100, F::I32),
+                range(1, 48_000, 48_000, F::I32),
+            ],
+        );
+        assert_eq!(
+            l.sample_rates,
+            [16_000, 22_050, 24_000, 32_000, 44_100, 48_000]
+        );
+        assert_eq!(l.rate_ranges, [(16_000, 44_100)]);
+        assert_eq!(l.channels, [1, 2]);
+        assert_eq!(l.sample_formats, [F::I16, F::I32]);
+        l.default_config = Some((48_000, 2, F::I16));
+        assert_eq!(
+            listing_json(&[l]),
+            concat!(
+                r#"[{"name":"hw:CARD=0,DEV=0","description":"USB \"Mic\"","default":true,"#,
+                r#""sample_rates":[16000,22050,24000,32000,44100,48000],"rate_ranges":[[16000,44100]],"#,
+                r#""channels":[1,2],"sample_formats":["i16","i32"],"#,
+                r#""default_config":{"sample_rate":48000,"channels":2,"sample_format":"i16"}}]"#
+            )
+        );
+        assert_eq!(listing_json(&[]), "[]");
     }
 
     /// An ALSA `file` pcm with an `infile` and a `null` slave is a capture

@@ -7,6 +7,9 @@
 //! capture clock, or for test and file sources start + samples / rate.
 //! `sample_format: s24` travels as s32 with the low byte zero (FFmpeg has no
 //! packed 24-bit format).
+//!
+//! `node-microphone --list-devices` prints the audio inputs as a JSON array
+//! and exits (used by `runtime devices`; no graph environment needed).
 
 mod alsa_log;
 mod capture;
@@ -25,7 +28,13 @@ use signal::Pattern;
 use source::{OutFormat, Source, TestSource, FRAME_SAMPLES};
 
 fn main() {
-    if let Err(e) = run() {
+    // Before Node::init(), which needs the runtime's environment.
+    let result = if std::env::args_os().skip(1).any(|a| a == "--list-devices") {
+        list_devices()
+    } else {
+        run()
+    };
+    if let Err(e) = result {
         eprintln!("error: {e:#}");
         std::process::exit(1);
     }
@@ -63,6 +72,13 @@ fn open_source(
         return Ok(Box::new(FileSource::open(path, out, looping)?));
     }
     anyhow::bail!("unknown microphone source `{spec}` (auto, device:<name>, test, file:<path>)")
+}
+
+fn list_devices() -> Result<()> {
+    node_api::logging::init();
+    let inputs = alsa_log::quiet(capture::list_inputs)?;
+    println!("{}", capture::listing_json(&inputs));
+    Ok(())
 }
 
 fn run() -> Result<()> {

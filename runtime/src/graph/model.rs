@@ -71,7 +71,8 @@ pub struct InputDef {
     pub source_output: String,
     /// Messages buffered before the policy applies (default 4).
     pub queue_size: usize,
-    /// Raw media defaults to drop-oldest; encoded ports are always `block`.
+    /// Raw video defaults to drop-oldest; raw audio and encoded ports to `block`
+    /// (encoded ports always block).
     pub policy: QueuePolicy,
     pub ty: PortType,
 }
