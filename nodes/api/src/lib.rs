@@ -50,5 +50,14 @@ pub use node_catalog::{Params, PortType};
 pub use pool::OutBuf;
 pub use stats::{cpu_seconds, InputStats, Metrics, NodeStats, OutputStats};
 
+/// The `main` of a node: runs `node_main`; on error prints `error: <cause
+/// chain>` (the runtime shows it as the node's last log line) and exits 1.
+pub fn run_main(node_main: impl FnOnce() -> anyhow::Result<()>) {
+    if let Err(e) = node_main() {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
 /// Re-exported so custom nodes can name the zenoh bytes behind a [`Payload`].
 pub use zenoh;

@@ -12,10 +12,7 @@ use node_api::{Event, Header, Node};
 use encoder::{AudioEncoder, Settings};
 
 fn main() {
-    if let Err(e) = run() {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
-    }
+    node_api::run_main(run);
 }
 
 /// The largest packet the pool is sized for (it grows if one is larger).

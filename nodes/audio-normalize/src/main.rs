@@ -14,10 +14,7 @@ use node_media::audio::WireFormat;
 use normalizer::{Normalizer, Output, Settings};
 
 fn main() {
-    if let Err(e) = run() {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
-    }
+    node_api::run_main(run);
 }
 
 /// Samples per output frame the pool is sized for (it grows if needed).

@@ -27,14 +27,10 @@ use crate::source::Source;
 
 fn main() {
     // Before anything reads the runtime's environment, which a listing lacks.
-    let result = if std::env::args_os().skip(1).any(|a| a == "--list-devices") {
-        list_devices()
+    if std::env::args_os().skip(1).any(|a| a == "--list-devices") {
+        node_api::run_main(list_devices);
     } else {
-        run()
-    };
-    if let Err(e) = result {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
+        node_api::run_main(run);
     }
 }
 

@@ -29,14 +29,10 @@ use source::{OutFormat, Source, TestSource, FRAME_SAMPLES};
 
 fn main() {
     // Before Node::init(), which needs the runtime's environment.
-    let result = if std::env::args_os().skip(1).any(|a| a == "--list-devices") {
-        list_devices()
+    if std::env::args_os().skip(1).any(|a| a == "--list-devices") {
+        node_api::run_main(list_devices);
     } else {
-        run()
-    };
-    if let Err(e) = result {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
+        node_api::run_main(run);
     }
 }
 

@@ -17,10 +17,7 @@ use muxer::Muxer;
 const PUBLISH_EVERY: Duration = Duration::from_millis(500);
 
 fn main() {
-    if let Err(e) = run() {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
-    }
+    node_api::run_main(run);
 }
 
 fn run() -> Result<()> {

@@ -21,10 +21,7 @@ use timeline::{AudioClock, VideoClock, VideoPlace};
 const MS: f64 = 1e6;
 
 fn main() {
-    if let Err(e) = run() {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
-    }
+    node_api::run_main(run);
 }
 
 fn run() -> Result<()> {

@@ -21,10 +21,7 @@ use anyhow::{bail, Result};
 use node_api::{clock, Event, Header, Node, PixelFormat, TimeBase, VideoFrame};
 
 fn main() {
-    if let Err(e) = run() {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
-    }
+    node_api::run_main(run);
 }
 
 fn run() -> Result<()> {

@@ -20,10 +20,7 @@ use crate::settings::Settings;
 const MIN_PACKET_POOL: usize = 1 << 20;
 
 fn main() {
-    if let Err(e) = run() {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
-    }
+    node_api::run_main(run);
 }
 
 fn run() -> Result<()> {

@@ -23,10 +23,7 @@ use crate::cfr::{CfrMapper, Placement};
 use crate::convert::{Converter, Target};
 
 fn main() {
-    if let Err(e) = run() {
-        eprintln!("error: {e:#}");
-        std::process::exit(1);
-    }
+    node_api::run_main(run);
 }
 
 fn run() -> Result<()> {
