@@ -13,6 +13,11 @@ pub trait Capture {
     /// Produces frames on output `video` until `node.stop_requested()` or the
     /// end of the media; returns how many frames were sent.
     fn run(&mut self, node: &mut Node) -> Result<u64>;
+    /// Whether frames come faster than real time (a replay not paced by a
+    /// clock); a device is always paced by its own.
+    fn unpaced(&self) -> bool {
+        false
+    }
 }
 
 /// Turns media time into capture time: the first frame is captured when it is
@@ -29,6 +34,10 @@ pub struct Pacer {
 const SLEEP_SLICE: Duration = Duration::from_millis(50);
 
 impl Pacer {
+    pub fn realtime(&self) -> bool {
+        self.realtime
+    }
+
     pub fn new(realtime: bool) -> Pacer {
         Pacer {
             realtime,

@@ -207,6 +207,10 @@ impl MediaCapture {
 }
 
 impl Capture for MediaCapture {
+    fn unpaced(&self) -> bool {
+        !self.pacer.realtime()
+    }
+
     fn max_frame_bytes(&self) -> usize {
         let format = from_pixel(self.decoder.format()).unwrap_or(PixelFormat::Yuv420p);
         // Formats like rgb24 can be twice yuv420p; size for the larger of both.

@@ -22,6 +22,10 @@ impl PatternCapture {
 }
 
 impl Capture for PatternCapture {
+    fn unpaced(&self) -> bool {
+        !self.pacer.realtime()
+    }
+
     fn max_frame_bytes(&self) -> usize {
         self.pattern.layout().size
     }

@@ -92,6 +92,8 @@ fn run() -> Result<()> {
     let mut source = open_source(&spec, out, pattern, p.bool_or("loop", false))
         .with_context(|| format!("microphone source `{spec}`"))?;
 
+    // Not paced by a clock: nothing downstream may drop what it produces.
+    node.set_lossless(!realtime && source.self_clocked());
     node.reserve("audio", out.frame_bytes(FRAME_SAMPLES))?;
     if !node.wait_for_start()? {
         return node.finish();

@@ -190,7 +190,13 @@ impl Sync {
             return Ok(());
         };
         if let Some((v, _)) = self.held_video.first() {
-            t0 = timeline::on_video_grid(t0, v.capture_ns, v.time_base, v.duration);
+            t0 = timeline::on_video_grid(
+                t0,
+                v.capture_ns,
+                v.time_base,
+                v.duration,
+                self.tolerance_ns,
+            );
         }
         self.t0 = Some(t0);
         tracing::info!(

@@ -22,21 +22,33 @@ pub fn common_start(first_video: Option<u64>, first_audio: Option<u64>) -> Optio
     }
 }
 
-/// The common start moved forward onto the video's frame grid: the first
-/// instant at or after `t0` at which a video frame (of the stream whose first
-/// frame was captured at `first_video`) was captured. Video pts are then exact
-/// frame indices with no rounding, and the A/V alignment is as good as the
-/// capture times (the audio loses at most one frame period more).
-pub fn on_video_grid(t0: u64, first_video: u64, time_base: TimeBase, duration: i64) -> u64 {
+/// The common start put onto the video's frame grid: the capture time of the
+/// video frame at or just before `t0` when that frame is within `tolerance_ns`
+/// of it (the audio then begins with that much silence rather than the video
+/// losing a frame), else of the first frame after `t0`. `first_video` is when
+/// the video's first frame was captured. Video pts are then exact frame
+/// indices with no rounding, and the A/V alignment is as good as the capture
+/// times.
+pub fn on_video_grid(
+    t0: u64,
+    first_video: u64,
+    time_base: TimeBase,
+    duration: i64,
+    tolerance_ns: u64,
+) -> u64 {
     let (num, den) = (
         time_base.num.max(1) as i128 * duration.max(1) as i128,
         time_base.den.max(1) as i128,
     );
     let since = t0.saturating_sub(first_video) as i128;
-    // Frames to skip: ceil(since / period), period = num / den s.
+    // Frame period = num / den s = unit / den ns.
     let unit = num * NS_PER_S;
-    let frames = (since * den + unit - 1) / unit;
-    (first_video as i128 + div_round(frames * unit, den)) as u64
+    let frame_at = |frames: i128| first_video as i128 + div_round(frames * unit, den);
+    let before = frame_at(since * den / unit);
+    if t0 as i128 - before <= tolerance_ns as i128 {
+        return before as u64;
+    }
+    frame_at((since * den + unit - 1) / unit) as u64
 }
 
 /// `n / d` rounded to the nearest integer, halves away from zero (`d > 0`).
@@ -318,15 +330,25 @@ mod tests {
     #[test]
     fn start_moves_onto_the_video_grid() {
         let v0 = 1_000 * MS;
+        let tol = 20 * MS;
         // Video later: T0 is its first frame already.
-        assert_eq!(on_video_grid(v0, v0, TB30, 1), v0);
-        // Audio 340 ms later: the next frame at or after it, 11 frames in.
-        assert_eq!(on_video_grid(v0 + 340 * MS, v0, TB30, 1), vcap(v0, 11) + 1);
+        assert_eq!(on_video_grid(v0, v0, TB30, 1, tol), v0);
+        // Audio 340 ms later: 7 ms past frame 10, beyond no tolerance, so the
+        // next frame at or after it, 11 frames in.
+        assert_eq!(
+            on_video_grid(v0 + 340 * MS, v0, TB30, 1, 0),
+            vcap(v0, 11) + 1
+        );
+        // Within the tolerance: frame 10, the audio starts 7 ms in.
+        assert_eq!(on_video_grid(v0 + 340 * MS, v0, TB30, 1, tol), vcap(v0, 10));
         // Exactly on a frame: that frame.
-        assert_eq!(on_video_grid(vcap(v0, 3), v0, TB30, 1), vcap(v0, 3));
+        assert_eq!(on_video_grid(vcap(v0, 3), v0, TB30, 1, 0), vcap(v0, 3));
+        // A replayed file's audio starting a fraction of a millisecond after
+        // its video keeps the video's first frame.
+        assert_eq!(on_video_grid(v0 + MS / 5, v0, TB30, 1, tol), v0);
         // NTSC, an hour in: within a nanosecond of the frame's time.
         let ntsc = TimeBase::new(1001, 30_000);
-        let t = on_video_grid(v0 + 3_600_000 * MS, v0, ntsc, 1);
+        let t = on_video_grid(v0 + 3_600_000 * MS, v0, ntsc, 1, 0);
         let frame = 107_893u64; // ceil(3600 s × 30000 / 1001)
         assert!((t as i64 - (v0 + frame * 1001 * 1_000_000_000 / 30_000) as i64).abs() <= 1);
         // Then frame slots are exact.
