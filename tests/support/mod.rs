@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod claps;
 pub mod media;
 
 /// The directory holding `runtime` and the node binaries of the profile under test.

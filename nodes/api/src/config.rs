@@ -19,6 +19,12 @@ pub struct NodeConfig {
     /// How many times this node was restarted before this start.
     #[serde(default)]
     pub restart_count: u32,
+    /// The run's epoch: an instant on the capture clock (see [`crate::clock`])
+    /// shared by every node of the run on this machine. Test sources put
+    /// their media timelines on it, so their clapperboards meet on whole
+    /// seconds from it.
+    #[serde(default)]
+    pub epoch_ns: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

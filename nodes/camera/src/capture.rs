@@ -45,6 +45,15 @@ impl Pacer {
         }
     }
 
+    /// A pacer whose offsets count from `start_ns` rather than from the
+    /// first frame.
+    pub fn starting_at(realtime: bool, start_ns: u64) -> Pacer {
+        Pacer {
+            realtime,
+            start_ns: Some(start_ns),
+        }
+    }
+
     /// The capture time of the frame `offset_ns` after the first one, after
     /// sleeping until then when realtime (returns early if `stop()` turns true).
     pub fn wait(&mut self, offset_ns: u64, stop: impl Fn() -> bool) -> u64 {

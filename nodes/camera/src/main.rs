@@ -44,10 +44,13 @@ struct Settings {
     pixel_format: PixelFormat,
     clapper: bool,
     looping: bool,
+    device: node_api::clock::SimulatedDevice,
+    duration_ns: Option<u64>,
+    epoch_ns: u64,
 }
 
 impl Settings {
-    fn from_params(p: &Params) -> Result<Settings> {
+    fn from_params(p: &Params, epoch_ns: u64) -> Result<Settings> {
         let pixel_format = p.str_or("pixel_format", "yuv420p");
         Ok(Settings {
             source: Source::parse(p.str_or("source", "auto"))?,
@@ -59,6 +62,9 @@ impl Settings {
                 .ok_or_else(|| anyhow!("unknown pixel_format `{pixel_format}`"))?,
             clapper: p.str_or("pattern", "bars") == "clapper",
             looping: p.bool_or("loop", false),
+            device: node_api::clock::SimulatedDevice::from_params(p),
+            duration_ns: p.f64("duration").map(|s| (s.max(0.0) * 1e9) as u64),
+            epoch_ns,
         })
     }
 
@@ -73,6 +79,9 @@ impl Settings {
         Ok(Box::new(testsrc::PatternCapture::new(
             pattern,
             self.realtime,
+            self.epoch_ns,
+            self.device.clone(),
+            self.duration_ns,
         )))
     }
 
@@ -98,7 +107,7 @@ fn run() -> Result<()> {
     node_api::logging::init();
     let config = NodeConfig::from_env()?;
     node_media::init()?;
-    let settings = Settings::from_params(&config.params)?;
+    let settings = Settings::from_params(&config.params, config.epoch_ns)?;
 
     // Open the source before joining the graph, so a missing device or file
     // fails the run at once, before anything waits on this node.

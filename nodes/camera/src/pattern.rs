@@ -70,12 +70,14 @@ impl TestPattern {
         &self.config
     }
 
-    /// Draws frame `index` into `buf` (at least `layout().size` bytes).
-    pub fn render(&self, index: u64, buf: &mut [u8]) {
+    /// Draws frame `index` into `buf` (at least `layout().size` bytes);
+    /// `clap`: it is the first frame of a second (see [`starts_a_second`]),
+    /// drawn all white when the pattern is `clapper`.
+    pub fn render(&self, index: u64, clap: bool, buf: &mut [u8]) {
         let c = &self.config;
         let mut canvas = Canvas::new(buf, c.format, c.width, c.height, self.layout);
         let (w, h) = (c.width, c.height);
-        if c.clapper && is_clapper_frame(index, c.fps) {
+        if c.clapper && clap {
             canvas.fill_rect(0, 0, w, h, Rgb::WHITE);
             return;
         }
@@ -136,12 +138,11 @@ impl TestPattern {
     }
 }
 
-/// Whether frame `index` is the first frame at or after a whole second:
-/// its start time i·den/num lies within one frame period after the second,
-/// i.e. (i·den mod num) < den. For integer rates that is `index % fps == 0`.
-pub fn is_clapper_frame(index: u64, fps: Rational) -> bool {
-    let (num, den) = (fps.num as u128, fps.den as u128);
-    (index as u128 * den) % num < den
+/// Whether a frame captured `at_ns` after the first one, the previous one
+/// having been captured `prev_ns` after it (`None` for the first frame), is
+/// the first frame at or after a whole second.
+pub fn starts_a_second(prev_ns: Option<u64>, at_ns: u64) -> bool {
+    prev_ns.is_none_or(|prev| at_ns / 1_000_000_000 > prev / 1_000_000_000)
 }
 
 /// Media time of frame `index`, in whole milliseconds.
@@ -225,7 +226,7 @@ mod tests {
 
     fn render(p: &TestPattern, index: u64) -> Vec<u8> {
         let mut buf = vec![0xAAu8; p.layout().size];
-        p.render(index, &mut buf);
+        p.render(index, index % 30 == 0, &mut buf);
         buf
     }
 
@@ -291,6 +292,12 @@ mod tests {
 
     #[test]
     fn clapper_timing() {
+        let is_clapper_frame = |i: u64, fps: Rational| {
+            starts_a_second(
+                i.checked_sub(1).map(|p| frame_offset_ns(p, fps)),
+                frame_offset_ns(i, fps),
+            )
+        };
         let thirty = Rational::new(30, 1);
         let hits: Vec<u64> = (0..95).filter(|&i| is_clapper_frame(i, thirty)).collect();
         assert_eq!(hits, vec![0, 30, 60, 90]);

@@ -1,23 +1,56 @@
 //! The test pattern as a source.
 
 use anyhow::Result;
-use node_api::{clock, Node, TimeBase};
+use node_api::clock::{self, SimulatedDevice};
+use node_api::{Node, TimeBase};
 use node_media::video::packed_frame;
 
 use crate::capture::{Capture, Pacer};
-use crate::pattern::{frame_offset_ns, TestPattern};
+use crate::pattern::{frame_offset_ns, starts_a_second, TestPattern};
 
 pub struct PatternCapture {
     pattern: TestPattern,
     pacer: Pacer,
+    device: SimulatedDevice,
+    /// Media to produce, ns of the device's own clock; `None`: endless.
+    duration_ns: Option<u64>,
+    epoch_ns: u64,
 }
 
 impl PatternCapture {
-    pub fn new(pattern: TestPattern, realtime: bool) -> PatternCapture {
+    /// `epoch_ns`: the run's epoch (0: none). The pattern's timeline starts
+    /// there, so every test source of a run shows the same scene time (the
+    /// clapper flashes on whole seconds from it); a realtime source joins it
+    /// at the first frame due after now.
+    pub fn new(
+        pattern: TestPattern,
+        realtime: bool,
+        epoch_ns: u64,
+        device: SimulatedDevice,
+        duration_ns: Option<u64>,
+    ) -> PatternCapture {
+        let pacer = match epoch_ns {
+            0 => Pacer::new(realtime),
+            epoch => Pacer::starting_at(realtime, epoch),
+        };
         PatternCapture {
             pattern,
-            pacer: Pacer::new(realtime),
+            pacer,
+            device,
+            duration_ns,
+            epoch_ns,
         }
+    }
+
+    /// The first frame to produce: 0, or for a realtime source on the
+    /// run's epoch the first one not yet due.
+    fn first_index(&self) -> u64 {
+        if self.epoch_ns == 0 || !self.pacer.realtime() {
+            return 0;
+        }
+        let fps = self.pattern.config().fps;
+        let late_s = clock::now_ns().saturating_sub(self.epoch_ns) as f64 / 1e9;
+        (late_s * self.device.rate_factor() * fps.num as f64 / fps.den as f64).ceil() as u64
     }
 }
 
@@ -35,35 +68,54 @@ impl Capture for PatternCapture {
         let time_base = TimeBase::new(c.fps.den as i32, c.fps.num as i32);
         let size = self.pattern.layout().size;
         let started = clock::now_ns();
-        let mut index = 0u64;
+        let first = self.first_index();
+        let mut index = first;
+        let mut sent = 0u64;
+        let mut prev_ns = first
+            .checked_sub(1)
+            .map(|i| self.device.true_ns(frame_offset_ns(i, c.fps)));
         while !node.stop_requested() {
-            let capture_ns = self
-                .pacer
-                .wait(frame_offset_ns(index, c.fps), || node.stop_requested());
+            let device_ns = frame_offset_ns(index, c.fps);
+            if self
+                .duration_ns
+                .is_some_and(|d| device_ns - frame_offset_ns(first, c.fps) >= d)
+            {
+                break;
+            }
+            // The frame shows the scene at the capture-clock instant it is
+            // taken; a skewed device takes it earlier or later than its own
+            // frame count says.
+            let at_ns = self.device.true_ns(device_ns);
+            let capture_ns = self.pacer.wait(at_ns, || node.stop_requested());
             if node.stop_requested() {
                 break;
             }
-            let mut buf = node.alloc("video", size)?;
-            self.pattern.render(index, &mut buf);
-            let frame = packed_frame(
-                c.format,
-                c.width,
-                c.height,
-                index as i64,
-                time_base,
-                capture_ns,
-            );
-            node.send_video("video", frame, buf)?;
+            let clap = starts_a_second(prev_ns, at_ns);
+            prev_ns = Some(at_ns);
+            if !self.device.lost(at_ns) {
+                let mut buf = node.alloc("video", size)?;
+                self.pattern.render(index, clap, &mut buf);
+                let frame = packed_frame(
+                    c.format,
+                    c.width,
+                    c.height,
+                    index as i64,
+                    time_base,
+                    self.device.stamp(capture_ns),
+                );
+                node.send_video("video", frame, buf)?;
+                sent += 1;
+            }
             index += 1;
         }
         let secs = (clock::now_ns() - started) as f64 / 1e9;
         tracing::info!(
-            "test pattern: {index} frames {}x{} {} in {secs:.2} s ({:.1} fps)",
+            "test pattern: {sent} frames {}x{} {} in {secs:.2} s ({:.1} fps)",
             c.width,
             c.height,
             c.format.name(),
-            index as f64 / secs.max(1e-9)
+            sent as f64 / secs.max(1e-9)
         );
-        Ok(index)
+        Ok(sent)
     }
 }

@@ -164,6 +164,35 @@ pub fn container_for(container_param: &str, path: &str) -> Option<&'static str> 
     }
 }
 
+// The imperfections a test source can simulate (node_api::clock::SimulatedDevice),
+// shared by the camera and the microphone.
+const TEST_DURATION: ParamSpec = p("duration", ParamType::Float { min: 0.0, max: 1e7 }, None, "test source: end after this many seconds of media (absent: endless); with `realtime: false` a graph of such sources ends by itself");
+const CLOCK_SKEW: ParamSpec = p("clock_skew_ppm", ParamType::Float { min: -10_000.0, max: 10_000.0 }, Some("0"), "test source: its own clock (frame or sample count) runs this many ppm fast (+) or slow (−) against the capture clock, like a real device's crystal");
+const JITTER: ParamSpec = p(
+    "jitter_ms",
+    ParamType::Float {
+        min: 0.0,
+        max: 1000.0,
+    },
+    Some("0"),
+    "test source: capture timestamps are off by up to ± this much (uniform, deterministic)",
+);
+const DROPOUT_AT: ParamSpec = p(
+    "dropout_at",
+    ParamType::Float { min: 0.0, max: 1e7 },
+    None,
+    "test source: a dropout starts this many seconds in (frames captured during it are lost)",
+);
+const DROPOUT_MS: ParamSpec = p(
+    "dropout_ms",
+    ParamType::Float {
+        min: 0.0,
+        max: 3_600_000.0,
+    },
+    Some("0"),
+    "test source: length of the dropout",
+);
+
 static KINDS: &[KindSpec] = &[
     KindSpec {
         kind: "camera",
@@ -180,6 +209,11 @@ static KINDS: &[KindSpec] = &[
             p("pixel_format", ParamType::Enum(PIXEL_FORMATS), Some("yuv420p"), "test pattern format; for cameras the preferred capture format"),
             p("pattern", ParamType::Enum(&["bars", "clapper"]), Some("bars"), "test pattern: moving bars with frame counter and clock; `clapper`: also an all-white frame at every whole second (the first frame at or after it)"),
             p("loop", ParamType::Bool, Some("false"), "file sources: start over at the end"),
+            TEST_DURATION,
+            CLOCK_SKEW,
+            JITTER,
+            DROPOUT_AT,
+            DROPOUT_MS,
         ],
         check: check_even_size,
     },
@@ -198,6 +232,11 @@ static KINDS: &[KindSpec] = &[
             p("frequency", ParamType::Float { min: 1.0, max: 20_000.0 }, Some("440"), "test tone frequency in Hz"),
             p("pattern", ParamType::Enum(&["tone", "clapper"]), Some("tone"), "test signal: a steady tone; `clapper`: a 1 kHz beep at every whole second"),
             p("loop", ParamType::Bool, Some("false"), "file sources: start over at the end"),
+            TEST_DURATION,
+            CLOCK_SKEW,
+            JITTER,
+            DROPOUT_AT,
+            DROPOUT_MS,
         ],
         check: no_check,
     },
@@ -233,7 +272,7 @@ static KINDS: &[KindSpec] = &[
     },
     KindSpec {
         kind: "sync",
-        doc: "Puts video and audio on one timeline from their capture timestamps; output pts start at 0 at one instant (the later start, on the video frame grid). Metrics: av_offset_ms, audio_gap_fills, audio_overlap_trims (samples), video_dups_dropped, video_gaps (frames), dropped.",
+        doc: "Puts video and audio on one timeline from their capture timestamps; output pts start at 0 at one instant (the later start, on the video frame grid). Audio clock drift is measured and corrected by resampling. Metrics: av_offset_ms (positive: sound late), sync_score (100: together, 0: 40 ms or more apart), drift_ppm, drift_correction_ppm, audio_clock_jumps, audio_gap_fills, audio_overlap_trims (samples), video_dups_dropped, video_gaps (frames), dropped.",
         inputs: &[
             PortSpec { name: "video", ty: PortType::RawVideo, doc: "raw video" },
             PortSpec { name: "audio", ty: PortType::RawAudio, doc: "raw audio" },
@@ -246,6 +285,7 @@ static KINDS: &[KindSpec] = &[
         params: &[
             p("buffer_ms", ParamType::Int { min: 0, max: 10_000 }, Some("500"), "maximum latency added while waiting for the other stream"),
             p("tolerance_ms", ParamType::Float { min: 0.0, max: 1000.0 }, Some("20"), "timestamp error tolerated before gaps are filled or overlaps trimmed"),
+            p("max_drift_ppm", ParamType::Float { min: 0.0, max: 10_000.0 }, Some("1000"), "largest audio clock drift corrected by resampling, in ppm (0: no drift correction; larger drift is caught up by the tolerance's hard resyncs)"),
         ],
         check: no_check,
     },

@@ -19,7 +19,8 @@ mod signal;
 mod source;
 
 use anyhow::{Context, Result};
-use node_api::{clock, AudioFrame, Node, TimeBase};
+use node_api::clock::{self, SimulatedDevice};
+use node_api::{AudioFrame, Node, TimeBase};
 use node_media::audio::{default_layout, WireFormat};
 
 use capture::{CaptureSource, DeviceChoice};
@@ -41,7 +42,7 @@ fn main() {
 fn open_source(
     spec: &str,
     out: OutFormat,
-    pattern: Pattern,
+    test: TestSignal,
     looping: bool,
 ) -> Result<Box<dyn Source>> {
     if spec == "auto" {
@@ -50,13 +51,13 @@ fn open_source(
                 Ok(c) => Box::new(c),
                 Err(e) => {
                     tracing::warn!("no microphone found; using a test tone ({e:#})");
-                    Box::new(TestSource::new(pattern, out))
+                    test.source(out)
                 }
             },
         );
     }
     if spec == "test" {
-        return Ok(Box::new(TestSource::new(pattern, out)));
+        return Ok(test.source(out));
     }
     if let Some(name) = spec.strip_prefix("device:") {
         return Ok(Box::new(CaptureSource::open(
@@ -77,6 +78,19 @@ fn list_devices() -> Result<()> {
     Ok(())
 }
 
+/// The test signal and the device imperfections it is recorded with.
+#[derive(Clone, Copy)]
+struct TestSignal {
+    pattern: Pattern,
+    rate_factor: f64,
+}
+
+impl TestSignal {
+    fn source(self, out: OutFormat) -> Box<dyn Source> {
+        Box::new(TestSource::new(self.pattern, self.rate_factor, out))
+    }
+}
+
 fn run() -> Result<()> {
     let mut node = Node::init()?;
     node_media::init()?;
@@ -89,7 +103,15 @@ fn run() -> Result<()> {
     let pattern = Pattern::from_params(p.str_or("pattern", "tone"), p.f64_or("frequency", 440.0))?;
     let realtime = p.bool_or("realtime", true);
     let spec = p.str_or("source", "auto").to_string();
-    let mut source = open_source(&spec, out, pattern, p.bool_or("loop", false))
+    let mut device = SimulatedDevice::from_params(&p);
+    let test = TestSignal {
+        pattern,
+        rate_factor: device.rate_factor(),
+    };
+    let duration = p
+        .f64("duration")
+        .map(|s| (s.max(0.0) * out.rate as f64) as u64);
+    let mut source = open_source(&spec, out, test, p.bool_or("loop", false))
         .with_context(|| format!("microphone source `{spec}`"))?;
 
     // Not paced by a clock: nothing downstream may drop what it produces.
@@ -103,7 +125,7 @@ fn run() -> Result<()> {
             return Err(e);
         }
         tracing::warn!("no microphone found; using a test tone ({e:#})");
-        source = Box::new(TestSource::new(pattern, out));
+        source = test.source(out);
     }
     tracing::info!(
         "{}: {} Hz, {} ch, {}{}",
@@ -119,23 +141,56 @@ fn run() -> Result<()> {
     );
 
     let layout = default_layout(out.channels);
-    let start_ns = clock::now_ns();
-    let ns_at = |pos: u64| start_ns + (pos as u128 * 1_000_000_000 / out.rate as u128) as u64;
+    // A test signal's timeline starts at the run's epoch, shared by every
+    // test source (their clapperboards meet); a realtime one joins it at the
+    // first sample not yet due. Files start now.
+    let epoch = node.config().epoch_ns;
+    let now = clock::now_ns();
+    let first = if epoch == 0 || !realtime {
+        0
+    } else {
+        (now.saturating_sub(epoch) as f64 * out.rate as f64 * device.rate_factor() / 1e9).ceil()
+            as u64
+    };
+    let start_ns = if epoch != 0 && source.start_at(first) {
+        epoch
+    } else {
+        now
+    };
+    // Capture time of the device's sample `n` (a test source's simulated
+    // clock; an ideal one for files).
+    let ns_at = |device: &SimulatedDevice, n: u64| {
+        start_ns + device.true_ns((n as u128 * 1_000_000_000 / out.rate as u128) as u64)
+    };
+    // Samples sent (the pts) and samples the device produced, lost ones too.
     let mut pos: u64 = 0;
+    let mut device_pos: u64 = if start_ns == epoch { first } else { 0 };
+    let end = duration.map(|d| device_pos + d);
     let mut frames: u64 = 0;
     let mut last_metrics = 0u64;
     while !node.stop_requested() {
         let stop = || node.stop_requested();
-        let Some(chunk) = source.prepare(FRAME_SAMPLES, &stop)? else {
+        let want = match end {
+            Some(end) if device_pos >= end => break,
+            Some(end) => FRAME_SAMPLES.min((end - device_pos) as usize),
+            None => FRAME_SAMPLES,
+        };
+        let Some(chunk) = source.prepare(want, &stop)? else {
             break;
         };
-        let capture_ns = chunk.capture_ns.unwrap_or_else(|| ns_at(pos));
+        let at_ns = ns_at(&device, device_pos);
+        let capture_ns = chunk.capture_ns.unwrap_or_else(|| device.stamp(at_ns));
+        device_pos += chunk.samples as u64;
         if realtime && source.self_clocked() {
             // Like a device, a frame is ready once its last sample was "captured".
-            clock::sleep_until_ns(ns_at(pos + chunk.samples as u64));
+            clock::sleep_until_ns(ns_at(&device, device_pos));
         }
         let mut buf = node.alloc("audio", out.frame_bytes(chunk.samples))?;
         source.write(&mut buf)?;
+        if device.lost(at_ns - start_ns) {
+            // A simulated dropout: captured, never delivered.
+            continue;
+        }
         let header = AudioFrame {
             format: out.wire.format,
             sample_rate: out.rate,

@@ -56,6 +56,36 @@ pub fn fill(pattern: Pattern, rate: u32, channels: usize, start: u64, out: &mut 
     }
 }
 
+/// What a device whose own clock runs `factor` times as fast as the capture
+/// clock records: its sample `n` is the scene at capture time
+/// n / (rate × factor), so the clapper's beeps stay on whole seconds of the
+/// capture clock while the sample count drifts from them.
+pub fn fill_skewed(
+    pattern: Pattern,
+    rate: u32,
+    factor: f64,
+    channels: usize,
+    start: u64,
+    out: &mut [f32],
+) {
+    if factor == 1.0 {
+        return fill(pattern, rate, channels, start, out);
+    }
+    let tau = std::f64::consts::TAU;
+    let rate = rate as f64 * factor;
+    for (i, frame) in out.chunks_exact_mut(channels).enumerate() {
+        let t = (start + i as u64) as f64 / rate;
+        let v = match pattern {
+            Pattern::Tone { frequency } => AMPLITUDE * (tau * (t * frequency).fract()).sin(),
+            Pattern::Clapper if t.fract() * 1000.0 < BEEP_MS as f64 => {
+                AMPLITUDE * (tau * (t.fract() * BEEP_HZ).fract()).sin()
+            }
+            Pattern::Clapper => 0.0,
+        };
+        frame.fill(v as f32);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,6 +107,20 @@ mod tests {
         assert_eq!(a[0], a[1]);
         let peak = a.iter().fold(0f32, |m, v| m.max(v.abs())) as f64;
         assert!((20.0 * peak.log10() + 12.0).abs() < 0.01, "peak {peak}");
+    }
+
+    #[test]
+    fn a_fast_device_records_the_beeps_at_whole_seconds_of_capture_time() {
+        // 1000 ppm fast: the beep of second 10 starts at sample 480_480, not 480_000.
+        let mut v = vec![0f32; 2000];
+        fill_skewed(Pattern::Clapper, 48_000, 1.001, 1, 479_000, &mut v);
+        let first = v.iter().position(|s| *s != 0.0).unwrap() as u64 + 479_000;
+        assert!((480_479..=480_481).contains(&first), "{first}");
+        // No skew: bit-identical to the exact path.
+        let (mut a, mut b) = (vec![0f32; 4096], vec![0f32; 4096]);
+        fill(Pattern::Clapper, 48_000, 2, 47_000, &mut a);
+        fill_skewed(Pattern::Clapper, 48_000, 1.0, 2, 47_000, &mut b);
+        assert_eq!(a, b);
     }
 
     #[test]

@@ -53,6 +53,12 @@ pub trait Source {
         true
     }
 
+    /// Starts the signal at sample `n` of the run's epoch timeline; false
+    /// for sources with their own timeline (devices, files), which ignore it.
+    fn start_at(&mut self, _n: u64) -> bool {
+        false
+    }
+
     /// Device overruns so far.
     fn dropped(&self) -> u64 {
         0
@@ -62,6 +68,8 @@ pub trait Source {
 /// The test signal source.
 pub struct TestSource {
     pattern: Pattern,
+    /// Device seconds per capture-clock second (see `signal::fill_skewed`).
+    rate_factor: f64,
     out: OutFormat,
     pos: u64,
     pending: usize,
@@ -69,10 +77,11 @@ pub struct TestSource {
 }
 
 impl TestSource {
-    pub fn new(pattern: Pattern, out: OutFormat) -> TestSource {
+    pub fn new(pattern: Pattern, rate_factor: f64, out: OutFormat) -> TestSource {
         let scratch = vec![0.0; FRAME_SAMPLES * out.channels as usize];
         TestSource {
             pattern,
+            rate_factor,
             out,
             pos: 0,
             pending: 0,
@@ -93,6 +102,11 @@ impl Source for TestSource {
         }
     }
 
+    fn start_at(&mut self, n: u64) -> bool {
+        self.pos = n;
+        true
+    }
+
     fn prepare(&mut self, max: usize, _stop: &dyn Fn() -> bool) -> Result<Option<Chunk>> {
         self.pending = max.min(FRAME_SAMPLES);
         Ok(Some(Chunk {
@@ -104,7 +118,14 @@ impl Source for TestSource {
     fn write(&mut self, out: &mut [u8]) -> Result<()> {
         let ch = self.out.channels as usize;
         let block = &mut self.scratch[..self.pending * ch];
-        signal::fill(self.pattern, self.out.rate, ch, self.pos, block);
+        signal::fill_skewed(
+            self.pattern,
+            self.out.rate,
+            self.rate_factor,
+            ch,
+            self.pos,
+            block,
+        );
         self.out.wire.write_f32(block, out);
         self.pos += self.pending as u64;
         Ok(())

@@ -15,6 +15,11 @@ pub const MAX_BATCH_BYTES: usize = 256 << 10;
 
 enum Piece {
     Silence(u64),
+    /// Samples already copied into the batch's arena, from byte `offset`.
+    Copied {
+        offset: usize,
+        samples: u64,
+    },
     Samples {
         payload: Payload,
         frame_samples: u64,
@@ -29,6 +34,8 @@ pub struct Batch {
     /// of its first sample.
     header: Option<AudioFrame>,
     samples: u64,
+    /// Samples that exist only in this node (drift-corrected), kept until sent.
+    arena: Vec<u8>,
 }
 
 impl Batch {
@@ -37,6 +44,7 @@ impl Batch {
             pieces: Vec::with_capacity(64),
             header: None,
             samples: 0,
+            arena: Vec::with_capacity(MAX_BATCH_BYTES),
         }
     }
 
@@ -109,6 +117,38 @@ impl Batch {
         Ok(())
     }
 
+    /// Like [`Batch::samples`] for samples held in a local buffer (`data`,
+    /// laid out as a payload of `frame.samples`): the kept ones are copied.
+    pub fn copied_samples(
+        &mut self,
+        node: &mut Node,
+        frame: &AudioFrame,
+        data: &[u8],
+        plan: &AudioPlan,
+        capture_ns: u64,
+    ) -> Result<()> {
+        let keep = plan.keep as u64;
+        if !self.fits(frame) || self.room(frame) < keep {
+            self.send(node)?;
+        }
+        self.start(frame, plan.pts, capture_ns);
+        let shape = Self::shape(frame);
+        let offset = self.arena.len();
+        self.arena.resize(offset + shape.bytes(keep), 0);
+        let from = At {
+            total: frame.samples as u64,
+            at: plan.skip as u64,
+        };
+        let to = At { total: keep, at: 0 };
+        audio_buf::copy_samples(shape, data, from, &mut self.arena[offset..], to, keep)?;
+        self.pieces.push(Piece::Copied {
+            offset,
+            samples: keep,
+        });
+        self.samples += keep;
+        Ok(())
+    }
+
     fn start(&mut self, like: &AudioFrame, pts: i64, capture_ns: u64) {
         if self.header.is_none() {
             let time_base = TimeBase::new(1, like.sample_rate as i32);
@@ -169,8 +209,18 @@ impl Batch {
                     audio_buf::copy_samples(shape, &data, from, &mut buf, At { total, at }, keep)?;
                     at += keep;
                 }
+                Piece::Copied { offset, samples } => {
+                    let from = At {
+                        total: samples,
+                        at: 0,
+                    };
+                    let src = &self.arena[offset..offset + shape.bytes(samples)];
+                    audio_buf::copy_samples(shape, src, from, &mut buf, At { total, at }, samples)?;
+                    at += samples;
+                }
             }
         }
+        self.arena.clear();
         node.send_audio("audio", header, buf)
             .context("sending audio")
     }

@@ -8,6 +8,7 @@
 
 mod audio_buf;
 mod audio_out;
+mod drift;
 mod hold;
 mod timeline;
 
@@ -15,6 +16,7 @@ use anyhow::{Context, Result};
 use node_api::{AudioFrame, Event, Header, Node, Payload, VideoFrame};
 
 use audio_out::Batch;
+use drift::DriftCorrector;
 use hold::Hold;
 use timeline::{AudioClock, VideoClock, VideoPlace};
 
@@ -75,6 +77,8 @@ struct Counters {
 struct Sync {
     buffer_ns: u64,
     tolerance_ns: u64,
+    /// Largest drift correction, ppm (0: none).
+    max_drift_ppm: f64,
     out_video: bool,
     out_audio: bool,
     t0: Option<u64>,
@@ -82,11 +86,13 @@ struct Sync {
     held_audio: Hold<(AudioFrame, Payload)>,
     video: Option<VideoClock>,
     audio: Option<AudioClock>,
+    drift: Option<DriftCorrector>,
     video_closed: bool,
     audio_closed: bool,
-    /// Capture-time error of the last frame sent on each output, ns.
-    video_offset: Option<i64>,
-    audio_offset: Option<i64>,
+    /// Capture-time error of the frames sent on each output, ns, smoothed
+    /// over about a second so timestamp jitter does not swamp it.
+    video_offset: Option<f64>,
+    audio_offset: Option<f64>,
     batch: Batch,
     n: Counters,
 }
@@ -97,6 +103,7 @@ impl Sync {
         Sync {
             buffer_ns: p.i64_or("buffer_ms", 500).max(0) as u64 * 1_000_000,
             tolerance_ns: (p.f64_or("tolerance_ms", 20.0).max(0.0) * MS) as u64,
+            max_drift_ppm: p.f64_or("max_drift_ppm", 1000.0).max(0.0),
             out_video: node.has_output("video"),
             out_audio: node.has_output("audio"),
             t0: None,
@@ -104,6 +111,7 @@ impl Sync {
             held_audio: Hold::new(),
             video: None,
             audio: None,
+            drift: None,
             video_closed: false,
             audio_closed: false,
             video_offset: None,
@@ -165,6 +173,9 @@ impl Sync {
                 }
                 if let Some(a) = &mut self.audio {
                     a.set_tolerance_ns(self.tolerance_ns);
+                }
+                if let Some(d) = &mut self.drift {
+                    d.tracker.set_tolerance_ns(self.tolerance_ns);
                 }
             }
             ("buffer_ms", Some(ms)) => self.buffer_ns = (ms.max(0.0) * MS) as u64,
@@ -228,7 +239,10 @@ impl Sync {
                 }
                 self.n.video_gaps += skipped as u64;
                 self.n.video_frames += 1;
-                self.video_offset = Some(clock.offset_ns(frame.capture_ns, pts));
+                smooth(
+                    &mut self.video_offset,
+                    clock.offset_ns(frame.capture_ns, pts),
+                );
                 if self.out_video {
                     let header = VideoFrame {
                         pts,
@@ -255,9 +269,21 @@ impl Sync {
         send: bool,
     ) -> Result<()> {
         let t0 = self.t0.expect("placed after the start");
+        let (tolerance_ns, max_ppm) = (self.tolerance_ns, self.max_drift_ppm);
+        let drift = self
+            .drift
+            .get_or_insert_with(|| DriftCorrector::new(frame.sample_rate, tolerance_ns, max_ppm));
+        let data = payload.as_slice();
+        // Drift-corrected samples exist only here and are copied on; the
+        // others go on zero-copy.
+        let corrected = drift.process(&frame, &data)?;
+        let (frame, copied) = match &corrected {
+            Some(c) => (c.header.clone(), Some(c.data)),
+            None => (frame, None),
+        };
         let clock = self
             .audio
-            .get_or_insert_with(|| AudioClock::new(t0, frame.sample_rate, self.tolerance_ns));
+            .get_or_insert_with(|| AudioClock::new(t0, frame.sample_rate, tolerance_ns));
         let plan = clock.plan(frame.capture_ns, frame.samples, frame.pts, frame.time_base);
         self.n.audio_before_start += plan.before_start as u64;
         self.n.audio_overlap_trims += plan.overlap() as u64;
@@ -272,7 +298,10 @@ impl Sync {
         if plan.keep == 0 {
             return Ok(());
         }
-        self.audio_offset = Some(clock.offset_ns(frame.capture_ns, &plan));
+        smooth(
+            &mut self.audio_offset,
+            clock.offset_ns(frame.capture_ns, &plan),
+        );
         if !self.out_audio {
             return Ok(());
         }
@@ -283,18 +312,36 @@ impl Sync {
             })?;
         let capture_ns =
             frame.capture_ns + plan.skip as u64 * 1_000_000_000 / frame.sample_rate.max(1) as u64;
-        self.batch
-            .samples(node, &frame, &payload, &plan, capture_ns)?;
+        match copied {
+            Some(bytes) => self
+                .batch
+                .copied_samples(node, &frame, bytes, &plan, capture_ns)?,
+            None => self
+                .batch
+                .samples(node, &frame, &payload, &plan, capture_ns)?,
+        }
         if send {
             self.batch.send(node)?;
         }
         Ok(())
     }
 
+    /// The A/V offset in ms: how much later the sound plays than the picture
+    /// captured at the same instant (negative: earlier).
+    fn av_offset_ms(&self) -> Option<f64> {
+        Some((self.video_offset? - self.audio_offset?) / MS)
+    }
+
     fn publish(&self, node: &Node) {
         let m = node.metrics();
-        if let (Some(v), Some(a)) = (self.video_offset, self.audio_offset) {
-            m.set("av_offset_ms", (v - a) as f64 / MS);
+        if let Some(offset) = self.av_offset_ms() {
+            m.set("av_offset_ms", offset);
+            m.set("sync_score", sync_score(offset));
+        }
+        if let Some(d) = &self.drift {
+            m.set("drift_ppm", d.tracker.ppm());
+            m.set("drift_correction_ppm", d.applied_ppm);
+            m.set("audio_clock_jumps", d.tracker.jumps as f64);
         }
         m.set("audio_gap_fills", self.n.audio_gap_fills as f64);
         m.set("audio_overlap_trims", self.n.audio_overlap_trims as f64);
@@ -306,12 +353,13 @@ impl Sync {
     }
 
     fn summary(&self) -> String {
-        let offset = match (self.video_offset, self.audio_offset) {
-            (Some(v), Some(a)) => format!("{:.1} ms", (v - a) as f64 / MS),
-            _ => "n/a".into(),
+        let offset = match self.av_offset_ms() {
+            Some(o) => format!("{o:.1} ms"),
+            None => "n/a".into(),
         };
+        let drift = self.drift.as_ref().map_or(0.0, |d| d.tracker.ppm());
         format!(
-            "sync done: {} video frames, {} audio samples; A/V offset {offset}; video {} before start, {} repeats dropped, {} slots skipped; audio {} samples before start, {} gap samples filled, {} overlap samples trimmed; {} dropped while waiting",
+            "sync done: {} video frames, {} audio samples; A/V offset {offset}; audio clock drift {drift:+.1} ppm; video {} before start, {} repeats dropped, {} slots skipped; audio {} samples before start, {} gap samples filled, {} overlap samples trimmed; {} dropped while waiting",
             self.n.video_frames,
             self.audio.as_ref().map_or(0, |a| a.emitted()),
             self.n.video_before_start,
@@ -323,6 +371,18 @@ impl Sync {
             self.n.dropped
         )
     }
+}
+
+/// Folds a new capture-time error (ns) into a running average over about
+/// fifty frames.
+fn smooth(average: &mut Option<f64>, error_ns: i64) {
+    let e = error_ns as f64;
+    *average = Some(average.map_or(e, |a| a + (e - a) / 50.0));
+}
+
+/// 100 when picture and sound are together, down to 0 at 40 ms apart.
+fn sync_score(offset_ms: f64) -> f64 {
+    (100.0 * (1.0 - offset_ms.abs() / 40.0)).clamp(0.0, 100.0)
 }
 
 fn describe_start(first: Option<u64>, t0: u64) -> String {

@@ -242,6 +242,7 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
         shared_memory: opts.shared_memory,
         console: &console,
         exit_tx: &exit_tx,
+        epoch_ns: node_api::clock::now_ns(),
     };
     for sup in nodes.values_mut() {
         ctx.start(sup)?;
@@ -467,12 +468,14 @@ struct SpawnCtx<'a> {
     shared_memory: bool,
     console: &'a logs::Console,
     exit_tx: &'a mpsc::UnboundedSender<Exit>,
+    /// The run's epoch on the capture clock, shared by every node.
+    epoch_ns: u64,
 }
 
 impl SpawnCtx<'_> {
     fn start(&self, sup: &mut Supervised) -> Result<()> {
         let def = &self.graph.nodes[sup.index];
-        let config = spawn::node_config(
+        let mut config = spawn::node_config(
             self.graph,
             def,
             self.run_id,
@@ -481,6 +484,7 @@ impl SpawnCtx<'_> {
             self.shared_memory,
             sup.restarts,
         );
+        config.epoch_ns = self.epoch_ns;
         // A restarted node listens on the same socket path.
         let _ = std::fs::remove_file(self.socket_dir.join(format!("{}.sock", def.id)));
         let mut child = spawn::spawn(def, &sup.program, &config)?;

@@ -70,6 +70,9 @@ impl StatusLine {
             if let Some(o) = s.metrics.get("av_offset_ms") {
                 p += &format!(" A/V {o:+.1} ms");
             }
+            if let Some(d) = s.metrics.get("drift_ppm").filter(|v| v.abs() >= 1.0) {
+                p += &format!(" drift {d:+.0} ppm");
+            }
             if let Some(o) = s.metrics.get("overloaded_pct").filter(|v| **v > 0.0) {
                 p += &format!(" OVERLOADED {o:.0}% skipped");
             }

@@ -270,6 +270,22 @@ impl Resampler {
         unsafe { ffi::swr_get_delay(self.swr, self.output.rate as i64) }
     }
 
+    /// Stretches the output smoothly: over the next `distance` output
+    /// samples, `delta` samples more (or fewer, when negative) than the rate
+    /// ratio gives. Calling it again replaces the previous request; a context
+    /// converting between equal rates switches to resampling on the first call.
+    pub fn set_compensation(&mut self, delta: i32, distance: i32) -> Result<()> {
+        // SAFETY: a valid, initialized context.
+        let e = unsafe { ffi::swr_set_compensation(self.swr, delta, distance) };
+        if e < 0 {
+            bail!(
+                "swresample compensation {delta}/{distance}: {}",
+                ffmpeg_next::Error::from(e)
+            );
+        }
+        Ok(())
+    }
+
     /// Converts `input` (in the input spec) into `out`; returns how many
     /// output samples were written. What does not fit stays buffered inside.
     pub fn convert(&mut self, input: &Planes<'_>, out: &mut PlanesMut<'_>) -> Result<usize> {
