@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context, Result};
 use ffmpeg_next::{codec, format, media, Dictionary, Packet, Rational};
 
+use crate::disk;
+
 /// The top-level box layout of an MP4 file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mp4Layout {
@@ -84,7 +86,7 @@ pub fn remux(
     let mut input =
         format::input(&src).map_err(|e| anyhow!("cannot read {}: {e}", src.display()))?;
     let mut output = format::output_as(&dst, format)
-        .map_err(|e| anyhow!("cannot create {}: {e}", dst.display()))?;
+        .map_err(|e| disk::write_error(&format!("cannot create {}", dst.display()), &e))?;
     let mut map: Vec<Option<usize>> = Vec::new();
     let mut in_tb: Vec<Rational> = Vec::new();
     for stream in input.streams() {
@@ -114,7 +116,7 @@ pub fn remux(
     }
     output
         .write_header_with(opts)
-        .map_err(|e| anyhow!("writing the header of {}: {e}", dst.display()))?;
+        .map_err(|e| disk::write_error(&format!("writing the header of {}", dst.display()), &e))?;
     let out_tb: Vec<Option<Rational>> = map
         .iter()
         .map(|m| m.map(|i| output.stream(i).expect("added").time_base()))
@@ -157,12 +159,12 @@ pub fn remux(
         packet.set_position(-1);
         packet
             .write_interleaved(&mut output)
-            .map_err(|e| anyhow!("writing {}: {e}", dst.display()))?;
+            .map_err(|e| disk::write_error(&format!("writing {}", dst.display()), &e))?;
         result.packets[i] += 1;
     }
     output
         .write_trailer()
-        .map_err(|e| anyhow!("finishing {}: {e}", dst.display()))?;
+        .map_err(|e| disk::write_error(&format!("finishing {}", dst.display()), &e))?;
     result.seconds = span.map_or(0.0, |(s, e)| (e - s).max(0.0));
     Ok(result)
 }

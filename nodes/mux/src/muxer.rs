@@ -650,7 +650,7 @@ impl Muxer {
         drop(part.out);
         if self.settings.container == "mp4" {
             finalize::rewrite(&part.path, "mp4", self.settings.faststart, None).map_err(|e| {
-                anyhow!("{e:#}; {shown} stays a fragmented MP4 (it plays; `runtime recover {shown}` retries)")
+                e.context(format!("{shown} stays a fragmented MP4 (it plays; `runtime recover {shown}` retries)"))
             })?;
         }
         let bytes = std::fs::metadata(&part.path).map_or(0, |m| m.len());
@@ -741,6 +741,13 @@ impl Muxer {
     /// Returns the one-line summary.
     pub fn finish(&mut self) -> Result<String> {
         if self.part.is_none() && self.parts.is_empty() {
+            if self.settings.first_part > 0 {
+                // Restarted as the streams ended: the earlier parts hold it all.
+                return Ok(format!(
+                    "no packet after the restart: {} not written",
+                    self.current_path().display()
+                ));
+            }
             bail!(
                 "no input sent any packet: {} was not written",
                 self.current_path().display()
