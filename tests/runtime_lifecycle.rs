@@ -5,7 +5,7 @@
 use std::process::Command;
 use std::time::Duration;
 
-use graph_tests::{is_root, read_json, runtime_bin, shm_segments, Scratch};
+use graph_tests::{descendants, is_root, kill_tree, read_json, runtime_bin, shm_segments, Scratch};
 
 fn chain(source_params: &str, relay_extra: &str, sink_params: &str, sink_input: &str) -> String {
     format!(
@@ -471,25 +471,6 @@ fn segments_of_killed_runs_are_cleaned_at_the_next_start() {
     assert!(left.is_empty(), "stale segments removed: {left:?}");
 }
 
-/// A process and all its descendants.
-fn descendants(pid: u32) -> Vec<u32> {
-    let mut pids = vec![pid];
-    let mut i = 0;
-    while i < pids.len() {
-        if let Ok(children) =
-            std::fs::read_to_string(format!("/proc/{}/task/{}/children", pids[i], pids[i]))
-        {
-            pids.extend(
-                children
-                    .split_whitespace()
-                    .filter_map(|p| p.parse::<u32>().ok()),
-            );
-        }
-        i += 1;
-    }
-    pids
-}
-
 /// zenoh segments mapped by these processes.
 fn mapped_segments(pids: &[u32]) -> Vec<String> {
     let mut names: Vec<String> = pids
@@ -506,14 +487,6 @@ fn mapped_segments(pids: &[u32]) -> Vec<String> {
     names.sort();
     names.dedup();
     names
-}
-
-/// SIGKILL a process and all its descendants at once.
-fn kill_tree(pid: u32) {
-    for p in descendants(pid) {
-        // SAFETY: signalling processes we started.
-        unsafe { libc::kill(p as i32, libc::SIGKILL) };
-    }
 }
 
 #[test]

@@ -6,4 +6,5 @@
 pub mod devices;
 pub mod graph;
 pub mod nodes_doc;
+pub mod recover;
 pub mod run;

@@ -27,6 +27,7 @@ shared memory with no copies, or over the network between machines.",
   runtime check graphs/webm.yaml                     validate: every error with file:line:column
   runtime graph graphs/1080p.yaml --format dot | dot -Tpng > graph.png
   runtime nodes video-encode                         params, defaults and ranges of a node kind
+  runtime recover take.mp4                           finalize a recording a crash interrupted
 
 Exit codes: 0 success, 1 a node failed at run time, 2 bad usage or bad graph.
 Logging: RUST_LOG (e.g. RUST_LOG=debug) applies to the runtime and every node."
@@ -105,6 +106,22 @@ there are none; 1 when a node binary is missing or fails.")]
         #[arg(long)]
         json: bool,
     },
+    /// Finalize interrupted recordings in place (a crash or kill -9 left them fragmented).
+    #[command(after_help = "Examples:
+  runtime recover recordings/20261124-101500.mp4
+  runtime recover take.mp4 take-001.mp4
+
+While recording, MP4 files are written as fragments of at most `mux.fragment_duration`
+(0.5 s) and MKV/WebM as clusters, so a file whose recording was interrupted plays up to
+about then. `recover` rewrites it as a normal file: MP4 with its index (moov) first and a
+fragment the interruption cut short left out; MKV/WebM with duration and cues. A file
+that is already final is left as it is. Exit 0 when every file is final, 1 when one
+could not be recovered, 2 for a missing file or an unknown file type.")]
+    Recover {
+        /// Recordings (.mp4, .mkv, .webm).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -168,6 +185,13 @@ fn main() -> ExitCode {
                 }
                 ExitCode::SUCCESS
             }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(EXIT_FAILED)
+            }
+        },
+        Command::Recover { files } => match runtime::recover::recover(&files) {
+            Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
             Err(e) => {
                 eprintln!("error: {e:#}");
                 ExitCode::from(EXIT_FAILED)

@@ -147,3 +147,30 @@ pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
 }
+
+/// A process and all its descendants.
+pub fn descendants(pid: u32) -> Vec<u32> {
+    let mut pids = vec![pid];
+    let mut i = 0;
+    while i < pids.len() {
+        if let Ok(children) =
+            std::fs::read_to_string(format!("/proc/{}/task/{}/children", pids[i], pids[i]))
+        {
+            pids.extend(
+                children
+                    .split_whitespace()
+                    .filter_map(|p| p.parse::<u32>().ok()),
+            );
+        }
+        i += 1;
+    }
+    pids
+}
+
+/// SIGKILL a process and all its descendants at once.
+pub fn kill_tree(pid: u32) {
+    for p in descendants(pid) {
+        // SAFETY: signalling processes we started.
+        unsafe { libc::kill(p as i32, libc::SIGKILL) };
+    }
+}

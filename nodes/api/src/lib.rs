@@ -51,13 +51,32 @@ pub use pool::OutBuf;
 pub use stats::{cpu_seconds, InputStats, Metrics, NodeStats, OutputStats};
 
 /// The `main` of a node: runs `node_main`; on error prints `error: <cause
-/// chain>` (the runtime shows it as the node's last log line) and exits 1.
+/// chain>` (the runtime shows it as the node's last log line) and exits 1,
+/// or [`EXIT_NO_RESTART`] when the error is a [`NoRestart`].
 pub fn run_main(node_main: impl FnOnce() -> anyhow::Result<()>) {
     if let Err(e) = node_main() {
         eprintln!("error: {e:#}");
-        std::process::exit(1);
+        let no_restart = e.chain().any(|c| c.is::<NoRestart>());
+        std::process::exit(if no_restart { EXIT_NO_RESTART } else { 1 });
     }
 }
+
+/// The exit status of a node that failed in a way a restart cannot fix (a
+/// full disk): the runtime does not restart it, whatever its `restart:` policy.
+pub const EXIT_NO_RESTART: i32 = 100;
+
+/// An error a restart of the node cannot fix; [`run_main`] exits with
+/// [`EXIT_NO_RESTART`] for it.
+#[derive(Debug)]
+pub struct NoRestart(pub String);
+
+impl std::fmt::Display for NoRestart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NoRestart {}
 
 /// Re-exported so custom nodes can name the zenoh bytes behind a [`Payload`].
 pub use zenoh;

@@ -24,6 +24,10 @@ use crate::stats::{Metrics, NodeStats, OutputCounters};
 /// How long a node waits for its consumers to subscribe before giving up.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How often a finishing node repeats its end-of-stream to consumers that
+/// have not acknowledged it (one may have restarted after it went out).
+const EOS_RESEND_EVERY: Duration = Duration::from_millis(200);
+
 /// How long a finishing node waits for consumers to release its buffers.
 const RELEASE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -590,10 +594,31 @@ impl Node {
                 .filter(|k| !acks.contains(k))
                 .collect()
         };
+        let mut resend_at = Instant::now() + EOS_RESEND_EVERY;
         loop {
             let waiting = pending(&self.eos_acks.lock().unwrap(), &self.outputs);
             if waiting.is_empty() {
                 break;
+            }
+            if Instant::now() >= resend_at {
+                // A consumer restarted after our end-of-stream went out never
+                // saw it: say it again until every consumer has acknowledged.
+                resend_at = Instant::now() + EOS_RESEND_EVERY;
+                for out in &self.outputs {
+                    let prefix = format!("{}/", out.config.name);
+                    if waiting.iter().any(|w| w.starts_with(&prefix)) {
+                        let envelope = Envelope {
+                            seq: out.seq,
+                            lossless: false,
+                            header: Header::EndOfStream,
+                        };
+                        let _ = out
+                            .publisher
+                            .put(ZBytes::new())
+                            .attachment(envelope.encode())
+                            .wait();
+                    }
+                }
             }
             if Instant::now() >= deadline {
                 tracing::warn!(

@@ -121,6 +121,15 @@ impl Queues {
         let mut st = self.state.lock().unwrap();
         let input = &mut st.inputs[index];
         let is_eos = matches!(message.header, Header::EndOfStream);
+        let eos_seen = input.closed
+            || input
+                .items
+                .iter()
+                .any(|(_, m)| matches!(m.header, Header::EndOfStream));
+        if is_eos && eos_seen {
+            // A sender repeats its end-of-stream until acknowledged: once is enough.
+            return (true, lossless);
+        }
         if !is_eos {
             // End-of-stream may come from the runtime on behalf of a dead sender,
             // so only media messages take part in gap counting. A restarted
@@ -308,6 +317,19 @@ mod tests {
             }
         }
         assert_eq!(seen, ["in:b", "in:a", "closed:b", "closed:a"]);
+    }
+
+    #[test]
+    fn a_repeated_end_of_stream_closes_once() {
+        let q = Queues::new([("a".to_string(), 4, Policy::Block)]);
+        push_seq(&q, 0, 0, Header::Stats("a0".into()));
+        push_seq(&q, 0, 1, Header::EndOfStream);
+        // Repeated while queued, and after it was taken.
+        push_seq(&q, 0, 1, Header::EndOfStream);
+        assert!(matches!(q.next(Some(Duration::ZERO)), Next::Input(..)));
+        assert!(matches!(q.next(Some(Duration::ZERO)), Next::Closed(_)));
+        push_seq(&q, 0, 1, Header::EndOfStream);
+        assert!(matches!(q.next(Some(Duration::ZERO)), Next::AllClosed));
     }
 
     #[test]

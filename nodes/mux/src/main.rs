@@ -1,35 +1,79 @@
 //! `node-mux`: writes any number of encoded video and audio tracks into one
 //! MP4, MKV or WebM file, one stream per input in the graph's order.
+//!
+//! Crash safety: the file is written as ≤ 1 s fragments (MP4) or clusters
+//! (MKV/WebM), each handed to the kernel as it is cut, so a crash or
+//! `kill -9` leaves a playable file; a clean stop makes the MP4 a normal
+//! one (one index, moov first). `node-mux --recover FILE...` (what `runtime
+//! recover` runs) finalizes a file whose writer died.
 
+mod disk;
+mod finalize;
 mod latency;
 mod muxer;
 mod output;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
-use node_api::{clock, Event, Header, Node};
+use node_api::{clock, Event, Header, NoRestart, Node};
 
-use muxer::Muxer;
+use muxer::{Muxer, Settings};
 
 /// How often the metrics are refreshed.
 const PUBLISH_EVERY: Duration = Duration::from_millis(500);
+/// How often the free space is checked while recording.
+const CHECK_SPACE_EVERY: Duration = Duration::from_secs(1);
+const MB: u64 = 1_000_000;
 
 fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--recover") {
+        std::process::exit(recover_files(&args[1..]));
+    }
     node_api::run_main(run);
 }
 
 fn run() -> Result<()> {
     node_media::init()?;
+    disk::ignore_file_size_signal();
     let mut node = Node::init()?;
     let p = node.params();
     let path_text = p.str_or("path", "").to_string();
     let container = output::container(p.str_or("container", "auto"), &path_text)?;
-    let path = PathBuf::from(&path_text);
+    let base = PathBuf::from(&path_text);
     let overwrite = p.bool_or("overwrite", false);
+    let min_free = p.i64_or("min_free_space", 100).max(0) as u64 * MB;
+    // A restarted mux continues the recording in the next numbered file; the
+    // interrupted one stays as it is (fragmented, playable) until the end.
+    let restarted = node.config().restart_count > 0;
+    let first_part = if restarted {
+        output::next_free_part(&base, 0)
+    } else {
+        0
+    };
+    let first_path = output::part_path(&base, first_part);
     // Refused before the graph starts, not after a recording.
-    output::check_path(&path, overwrite)?;
+    output::check_path(&first_path, overwrite && !restarted)?;
+    check_free_space(&first_path, min_free)?;
+    if restarted {
+        tracing::warn!(
+            "restarted: continuing the recording in {}",
+            first_path.display()
+        );
+    }
+    let settings = Settings {
+        base: base.clone(),
+        container,
+        faststart: p.bool_or("faststart", true),
+        overwrite,
+        fragment_s: p.f64_or("fragment_duration", 0.5),
+        max_duration: p.f64("max_duration"),
+        max_bytes: p.i64("max_file_size").map(|mb| mb.max(1) as u64 * MB),
+        stop_at_limit: p.str_or("on_limit", "split") == "stop",
+        first_part,
+    };
     let inputs: Vec<String> = node
         .config()
         .inputs
@@ -39,19 +83,43 @@ fn run() -> Result<()> {
     if inputs.is_empty() {
         bail!("the mux has no inputs: connect at least one encoded track");
     }
-    let mut mux = Muxer::new(
-        path,
-        container,
-        p.bool_or("faststart", true),
-        overwrite,
-        &inputs,
-    );
+    let mut mux = Muxer::new(settings, &inputs);
     tracing::info!(
-        "mux to {path_text} ({container}): tracks {}",
+        "mux to {} ({container}): tracks {}",
+        first_path.display(),
         inputs.join(", ")
     );
 
+    let result = record(&mut node, &mut mux, min_free);
+    if let Err(e) = result {
+        if disk::is_disk_error(&e) {
+            // Keep what reached the disk, then fail without a restart: a
+            // restarted mux would hit the same wall.
+            let what = mux.salvage();
+            publish(&node, &mux);
+            return Err(NoRestart(format!("{e:#}; {what}")).into());
+        }
+        return Err(e);
+    }
+    let line = mux.finish().map_err(|e| {
+        if disk::is_disk_error(&e) {
+            NoRestart(format!("{e:#}")).into()
+        } else {
+            e
+        }
+    })?;
+    tracing::info!("{line}");
+    if restarted {
+        account_for_restart(&node, &mux, &base, first_part);
+    }
+    publish(&node, &mux);
+    node.finish()
+}
+
+/// The event loop: packets in, the file written, space watched.
+fn record(node: &mut Node, mux: &mut Muxer, min_free: u64) -> Result<()> {
     let mut last_publish = Instant::now();
+    let mut last_space_check = Instant::now();
     while let Some(event) = node.next_event()? {
         match event {
             Event::Input { input, message } => match message.header {
@@ -60,7 +128,7 @@ fn run() -> Result<()> {
                     if matches!(data, std::borrow::Cow::Owned(_)) {
                         node.count_copy(&input);
                     }
-                    mux.packet(&input, header, &data, clock::now_ns())?;
+                    mux.packet(&input, header, &data, message.seq, clock::now_ns())?;
                 }
                 Header::Video(_) | Header::Audio(_) => {
                     bail!("input `{input}` carries raw media: the mux takes encoded packets (put an encoder before it)")
@@ -70,25 +138,101 @@ fn run() -> Result<()> {
             Event::InputClosed { input } => mux.close_input(&input)?,
             Event::Stop | Event::ParamUpdate { .. } => {}
         }
+        if last_space_check.elapsed() >= CHECK_SPACE_EVERY {
+            last_space_check = Instant::now();
+            check_free_space(&mux.current_path(), min_free)?;
+        }
         if last_publish.elapsed() >= PUBLISH_EVERY {
             last_publish = Instant::now();
-            publish(&node, &mux, mux.file_size());
+            publish(node, mux);
         }
     }
-    let line = mux.finish()?;
-    publish(&node, &mux, mux.file_size());
-    tracing::info!("{line}");
-    node.finish()
+    Ok(())
 }
 
-fn publish(node: &Node, mux: &Muxer, file_size: u64) {
+/// Fails with a [`disk::DiskError`] when the file system of `path` has less
+/// than `min_free` bytes left for us.
+fn check_free_space(path: &Path, min_free: u64) -> Result<()> {
+    if min_free == 0 {
+        return Ok(());
+    }
+    let dir = disk::dir_of(path);
+    let free = match disk::free_bytes(dir) {
+        Ok(f) => f,
+        // A missing directory is reported by the path checks.
+        Err(_) => return Ok(()),
+    };
+    if free < min_free {
+        return Err(anyhow::Error::new(disk::DiskError(format!(
+            "only {:.1} MB free on the file system of {} (min_free_space: {} MB)",
+            free as f64 / MB as f64,
+            dir.display(),
+            min_free / MB
+        ))));
+    }
+    Ok(())
+}
+
+/// A restarted mux: finalizes the parts its predecessor left interrupted and
+/// counts the packets that never reached a file: sent while no mux was
+/// running, in the fragment the crash cut short, or before the keyframe the
+/// new file had to start on.
+fn account_for_restart(node: &Node, mux: &Muxer, base: &Path, first_part: u32) {
+    let mut before = vec![0u64; mux.tracks.len()];
+    for n in 0..first_part {
+        let path = output::part_path(base, n);
+        if !path.exists() {
+            continue;
+        }
+        let container = mux_container_of(&path);
+        let counted = match finalize::recover(&path, container) {
+            Ok(finalize::Recovery::Rewritten(r)) => {
+                tracing::info!(
+                    "finalized the interrupted {} ({:.2} s)",
+                    path.display(),
+                    r.seconds
+                );
+                Ok(r.packets)
+            }
+            Ok(finalize::Recovery::AlreadyFinal) => finalize::count_packets(&path),
+            Err(e) => Err(e),
+        };
+        match counted {
+            Ok(packets) => {
+                for (b, p) in before.iter_mut().zip(packets) {
+                    *b += p;
+                }
+            }
+            Err(e) => tracing::warn!("{}: {e:#}", path.display()),
+        }
+    }
     let m = node.metrics();
-    m.set("bytes_written", file_size as f64);
+    for (t, written_before) in mux.tracks.iter().zip(before) {
+        let lost = t.first_seq.unwrap_or(0).saturating_sub(written_before) + t.dropped_at_start;
+        m.set(&t.metric_lost, lost as f64);
+        if lost > 0 {
+            tracing::warn!("`{}`: {lost} packets lost while the mux was down", t.input);
+        }
+    }
+}
+
+fn mux_container_of(path: &Path) -> &'static str {
+    output::container("auto", &path.display().to_string()).unwrap_or("mp4")
+}
+
+fn publish(node: &Node, mux: &Muxer) {
+    let m = node.metrics();
+    m.set("bytes_written", mux.file_size() as f64);
     let duration = mux.duration();
     if duration > 0.0 {
         m.set("bitrate_bps", mux.payload_bytes() as f64 * 8.0 / duration);
     }
     m.set("dropped", mux.dropped as f64);
+    m.set("discarded", mux.discarded as f64);
+    m.set(
+        "files",
+        mux.parts.len() as f64 + f64::from(mux.is_writing()),
+    );
     for t in &mux.tracks {
         m.set(&t.metric_packets, t.packets as f64);
         if let Some(p50) = t.latency.quantile_ms(0.5) {
@@ -98,4 +242,64 @@ fn publish(node: &Node, mux: &Muxer, file_size: u64) {
             m.set(&t.metric_p99, p99);
         }
     }
+}
+
+/// `node-mux --recover FILE...`: finalizes each interrupted recording in
+/// place. Exit 0 when every file is final, 1 when one could not be
+/// recovered, 2 for bad usage (no file, a missing file, an unknown type).
+fn recover_files(files: &[String]) -> i32 {
+    if files.is_empty() {
+        eprintln!("usage: node-mux --recover FILE...");
+        return 2;
+    }
+    if let Err(e) = node_media::init() {
+        eprintln!("error: {e:#}");
+        return 1;
+    }
+    // The cut-short tail of a crashed file makes the demuxer complain; it is
+    // expected and left out.
+    ffmpeg_next::util::log::set_level(ffmpeg_next::util::log::Level::Fatal);
+    let mut code = 0;
+    for file in files {
+        let path = Path::new(file);
+        let container = match output::container("auto", file) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                code = code.max(2);
+                continue;
+            }
+        };
+        if !path.is_file() {
+            eprintln!("error: {file}: no such file");
+            code = code.max(2);
+            continue;
+        }
+        match finalize::recover(path, container) {
+            Ok(finalize::Recovery::AlreadyFinal) => {
+                println!("{file}: already a finalized MP4, left as it is");
+            }
+            Ok(finalize::Recovery::Rewritten(r)) => {
+                let packets: u64 = r.packets.iter().sum();
+                let cut = if r.incomplete > 0 {
+                    format!(
+                        "; {} packets of a fragment the interruption cut short left out",
+                        r.incomplete
+                    )
+                } else {
+                    String::new()
+                };
+                println!(
+                    "{file}: recovered {:.2} s ({packets} packets in {} streams){cut}",
+                    r.seconds,
+                    r.packets.iter().filter(|n| **n > 0).count()
+                );
+            }
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                code = 1;
+            }
+        }
+    }
+    code
 }

@@ -1,5 +1,8 @@
 //! The muxer: one track per input, held until every input has sent its first
-//! packet (the header needs all streams), then written interleaved.
+//! packet (the header needs all streams), then written interleaved into the
+//! current part of the recording. A part ends — and the next numbered file
+//! begins — at a size or duration limit (at a video keyframe), or when a
+//! track's codec parameters change (its encoder restarted).
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -10,6 +13,8 @@ use ffmpeg_next::Rational;
 use node_api::{EncodedPacket, MediaKind};
 use node_media::packet as pk;
 
+use crate::disk;
+use crate::finalize;
 use crate::latency::Latency;
 use crate::output;
 
@@ -17,17 +22,33 @@ use crate::output;
 /// encoder's lookahead, bounded so a silent input cannot exhaust memory.
 const HOLD_SECONDS: f64 = 10.0;
 const HOLD_BYTES: usize = 256 << 20;
+/// How far packets of the other tracks may run ahead of a pending split
+/// before they go into the old part anyway (a video track that stopped).
+const SPLIT_HOLD_SECONDS: f64 = 5.0;
 
 pub struct Track {
     pub input: String,
-    first: Option<EncodedPacket>,
+    /// Its first packet (or the first with new codec parameters): the stream's parameters.
+    pub first: Option<EncodedPacket>,
     held: VecDeque<(EncodedPacket, Vec<u8>)>,
     held_bytes: usize,
     /// Until a keyframe: at the start (a restarted mux joins mid-stream) and
     /// after the held packets were dropped to the end.
     need_keyframe: bool,
     closed: bool,
+    /// Its stream in the current part: (index, time base).
     stream: Option<(usize, Rational)>,
+    /// The encoder's priming (initial padding) lies ahead: at a fresh start
+    /// and after its codec parameters changed (a restarted encoder).
+    priming: bool,
+    /// The last decoding time written (packet time base): a restarted
+    /// encoder must not go back in time within a file.
+    last_dts: Option<i64>,
+    /// Sequence number of the first packet this mux process received: the
+    /// packets before it that no earlier part holds were lost.
+    pub first_seq: Option<u64>,
+    /// Packets dropped before the first was written (waiting for a keyframe).
+    pub dropped_at_start: u64,
     pub packets: u64,
     pub bytes: u64,
     /// Media time covered, in seconds: (first start, last end).
@@ -37,6 +58,7 @@ pub struct Track {
     pub metric_packets: String,
     pub metric_p50: String,
     pub metric_p99: String,
+    pub metric_lost: String,
 }
 
 impl Track {
@@ -49,6 +71,10 @@ impl Track {
             need_keyframe: true,
             closed: false,
             stream: None,
+            priming: true,
+            last_dts: None,
+            first_seq: None,
+            dropped_at_start: 0,
             packets: 0,
             bytes: 0,
             span: None,
@@ -56,6 +82,7 @@ impl Track {
             metric_packets: format!("packets_{input}"),
             metric_p50: format!("latency_p50_ms_{input}"),
             metric_p99: format!("latency_p99_ms_{input}"),
+            metric_lost: format!("lost_packets_{input}"),
         }
     }
 
@@ -126,34 +153,88 @@ impl Track {
     }
 }
 
-pub struct Muxer {
+/// How the recording is written, from the mux's params.
+pub struct Settings {
+    /// The path of part 0; later parts are numbered ([`output::part_path`]).
+    pub base: PathBuf,
+    pub container: &'static str,
+    pub faststart: bool,
+    pub overwrite: bool,
+    /// Seconds per fragment / cluster while recording.
+    pub fragment_s: f64,
+    pub max_duration: Option<f64>,
+    pub max_bytes: Option<u64>,
+    /// At a limit: finalize and record nothing more, instead of splitting.
+    pub stop_at_limit: bool,
+    /// The part this process writes first: 0 at a fresh start, the next
+    /// free number when the mux was restarted mid-recording.
+    pub first_part: u32,
+}
+
+/// The file being written.
+struct Part {
+    index: u32,
     path: PathBuf,
-    container: &'static str,
-    faststart: bool,
-    overwrite: bool,
+    out: Output,
+    /// The stream time (seconds) that is 0 in this file.
+    offset: f64,
+    /// Stream time covered by the track that decides splits: (start, end).
+    span: Option<(f64, f64)>,
+    payload_bytes: u64,
+}
+
+/// Why the current part must end at the next point a file can start.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Limit {
+    Duration,
+    Size,
+}
+
+/// A part that was written and closed.
+pub struct PartSummary {
+    pub path: PathBuf,
+    pub bytes: u64,
+}
+
+pub struct Muxer {
+    settings: Settings,
     pub tracks: Vec<Track>,
-    out: Option<Output>,
+    part: Option<Part>,
+    next_part: u32,
+    pub parts: Vec<PartSummary>,
+    /// A limit was reached: the part ends at the next keyframe of the split track.
+    pending: Option<Limit>,
+    /// Packets of other tracks that arrived while a split is pending: they go
+    /// to the old part if they start before the split point, else the new one.
+    split_hold: VecDeque<(usize, EncodedPacket, Vec<u8>)>,
+    /// `stop` reached: nothing more is written.
+    stopped: bool,
     pub dropped: u64,
+    /// Packets not written because `on_limit: stop` ended the recording.
+    pub discarded: u64,
     warned_hold: bool,
 }
 
 impl Muxer {
     /// `inputs` in the order the graph lists them: the order of the streams.
-    pub fn new(
-        path: PathBuf,
-        container: &'static str,
-        faststart: bool,
-        overwrite: bool,
-        inputs: &[String],
-    ) -> Muxer {
+    pub fn new(settings: Settings, inputs: &[String]) -> Muxer {
+        let restarted = settings.first_part > 0;
+        let mut tracks: Vec<Track> = inputs.iter().map(|i| Track::new(i)).collect();
+        for t in &mut tracks {
+            // A restarted mux joins the streams mid-way: no priming ahead.
+            t.priming = !restarted;
+        }
         Muxer {
-            path,
-            container,
-            faststart,
-            overwrite,
-            tracks: inputs.iter().map(|i| Track::new(i)).collect(),
-            out: None,
+            next_part: settings.first_part,
+            settings,
+            tracks,
+            part: None,
+            parts: Vec::new(),
+            pending: None,
+            split_hold: VecDeque::new(),
+            stopped: false,
             dropped: 0,
+            discarded: 0,
             warned_hold: false,
         }
     }
@@ -165,12 +246,14 @@ impl Muxer {
             .ok_or_else(|| anyhow!("packet on unknown input `{input}`"))
     }
 
-    /// Takes one packet: written at once when the file is open, else held.
+    /// Takes one packet (`seq`: its sequence number on the link): written at
+    /// once when a file is open, else held.
     pub fn packet(
         &mut self,
         input: &str,
         header: EncodedPacket,
         data: &[u8],
+        seq: u64,
         now_ns: u64,
     ) -> Result<()> {
         let i = self.track_index(input)?;
@@ -180,47 +263,188 @@ impl Muxer {
                 .latency
                 .record_ns(now_ns.saturating_sub(header.capture_ns));
         }
-        if track.first.is_none() {
-            if !output::accepts(self.container, &header.codec) {
-                bail!(
-                    "{} cannot carry {} (input `{input}`): pick another codec, or mkv which carries them all",
-                    self.container,
-                    header.codec
-                );
-            }
-            tracing::debug!(
-                "first packet on `{input}`: {} {:?}",
-                header.codec,
-                header.media
-            );
-            track.first = Some(header.clone());
-        }
-        if self.out.is_some() {
-            return self.write(i, &header, data);
-        }
-        if track.need_keyframe && !starts_gop(&header) {
-            tracing::debug!("`{input}`: waiting for a keyframe to start on");
-            self.dropped += track.hold(header, data);
+        track.first_seq.get_or_insert(seq);
+        if self.stopped {
+            self.discarded += 1;
             return Ok(());
         }
-        let dropped = track.hold(header, data);
-        if dropped > 0 {
-            self.dropped += dropped;
-            if !self.warned_hold {
-                self.warned_hold = true;
-                let waiting: Vec<&str> = self
-                    .tracks
-                    .iter()
-                    .filter(|t| t.first.is_none())
-                    .map(|t| t.input.as_str())
-                    .collect();
-                tracing::warn!(
-                    "still no packet on {}: dropping the oldest of `{input}` beyond {HOLD_SECONDS} s",
-                    waiting.join(", ")
+        let mut params_changed = false;
+        match &track.first {
+            None => {
+                if !output::accepts(self.settings.container, &header.codec) {
+                    bail!(
+                        "{} cannot carry {} (input `{input}`): pick another codec, or mkv which carries them all",
+                        self.settings.container,
+                        header.codec
+                    );
+                }
+                tracing::debug!(
+                    "first packet on `{input}`: {} {:?}",
+                    header.codec,
+                    header.media
                 );
+                track.first = Some(header.clone());
+            }
+            Some(first) if !same_stream(first, &header) => {
+                if !output::accepts(self.settings.container, &header.codec) {
+                    bail!(
+                        "{} cannot carry {} (input `{input}`)",
+                        self.settings.container,
+                        header.codec
+                    );
+                }
+                tracing::warn!(
+                    "`{input}`: new codec parameters (its encoder restarted?): the next packet that can start a file begins the next part"
+                );
+                track.first = Some(header.clone());
+                track.priming = true;
+                track.need_keyframe = true;
+                params_changed = true;
+            }
+            Some(_) => {}
+        }
+        if self.part.is_none() {
+            let waiting = track.need_keyframe && !starts_gop(&header);
+            let dropped = track.hold(header, data);
+            if track.packets == 0 {
+                track.dropped_at_start += dropped;
+            }
+            if waiting {
+                tracing::debug!("`{input}`: waiting for a keyframe to start on");
+                self.dropped += dropped;
+                return Ok(());
+            }
+            if dropped > 0 {
+                self.dropped += dropped;
+                if !self.warned_hold {
+                    self.warned_hold = true;
+                    let waiting: Vec<&str> = self
+                        .tracks
+                        .iter()
+                        .filter(|t| t.first.is_none())
+                        .map(|t| t.input.as_str())
+                        .collect();
+                    tracing::warn!(
+                        "still no packet on {}: dropping the oldest of `{input}` beyond {HOLD_SECONDS} s",
+                        waiting.join(", ")
+                    );
+                }
+            }
+            return self.try_open();
+        }
+        if params_changed || track.need_keyframe {
+            if !starts_gop(&header) {
+                self.dropped += 1;
+                if track.packets == 0 {
+                    track.dropped_at_start += 1;
+                }
+                return Ok(());
+            }
+            track.need_keyframe = false;
+            if params_changed {
+                let at = start_seconds(&header);
+                self.flush_split_hold(None)?;
+                self.next_file(at)?;
+                return self.write(i, &header, data);
             }
         }
-        self.try_open()
+        self.route(i, header, data)
+    }
+
+    /// Writes a packet into the current part, or holds it while a split is
+    /// pending; starts the next part at the split track's keyframe.
+    fn route(&mut self, i: usize, header: EncodedPacket, data: &[u8]) -> Result<()> {
+        let splitter = self.split_track();
+        if self.pending.is_none() {
+            self.pending = self.limit_reached(i, &header);
+            if let Some(limit) = self.pending {
+                tracing::debug!("{limit:?} limit reached on `{}`", self.tracks[i].input);
+            }
+        }
+        if self.pending.is_some() {
+            if Some(i) == splitter && starts_gop(&header) {
+                let at = start_seconds(&header);
+                self.flush_split_hold(Some(at))?;
+                if self.settings.stop_at_limit {
+                    self.close_part()?;
+                    self.stopped = true;
+                    self.pending = None;
+                    self.discarded += 1 + self.split_hold.len() as u64;
+                    self.split_hold.clear();
+                    tracing::warn!(
+                        "limit reached (on_limit: stop): the recording ends here; later packets are discarded"
+                    );
+                    return Ok(());
+                }
+                self.next_file(at)?;
+                while let Some((j, h, d)) = self.split_hold.pop_front() {
+                    self.write(j, &h, &d)?;
+                }
+                return self.write(i, &header, data);
+            }
+            if Some(i) != splitter {
+                self.split_hold.push_back((i, header, data.to_vec()));
+                let front = self.split_hold.front().map(|(_, h, _)| start_seconds(h));
+                let back = self.split_hold.back().map(|(_, h, _)| start_seconds(h));
+                if let (Some(a), Some(b)) = (front, back) {
+                    if b - a > SPLIT_HOLD_SECONDS {
+                        // The split track went quiet: do not hold the others forever.
+                        let (j, h, d) = self.split_hold.pop_front().expect("not empty");
+                        self.write(j, &h, &d)?;
+                    }
+                }
+                return Ok(());
+            }
+        }
+        self.write(i, &header, data)
+    }
+
+    /// Writes the held packets of other tracks that start before `split_at`
+    /// (all of them when `None`) into the current part.
+    fn flush_split_hold(&mut self, split_at: Option<f64>) -> Result<()> {
+        let mut keep = VecDeque::new();
+        while let Some((j, h, d)) = self.split_hold.pop_front() {
+            if split_at.is_some_and(|at| start_seconds(&h) >= at) {
+                keep.push_back((j, h, d));
+            } else {
+                self.write(j, &h, &d)?;
+            }
+        }
+        self.split_hold = keep;
+        Ok(())
+    }
+
+    /// The track whose keyframes may start a part: the first video track
+    /// (else the first track) that has a stream in the current part.
+    fn split_track(&self) -> Option<usize> {
+        let with_stream = |video: bool| {
+            self.tracks.iter().position(|t| {
+                t.stream.is_some()
+                    && (!video
+                        || t.first
+                            .as_ref()
+                            .is_some_and(|f| f.media == MediaKind::Video))
+            })
+        };
+        with_stream(true).or_else(|| with_stream(false))
+    }
+
+    /// Whether this packet takes the current part past a limit.
+    /// Sizes count payload bytes: the container's own overhead is small against them.
+    fn limit_reached(&self, i: usize, header: &EncodedPacket) -> Option<Limit> {
+        let part = self.part.as_ref()?;
+        if let Some(max) = self.settings.max_duration {
+            let start = part.span.map_or(part.offset, |s| s.0);
+            if self.tracks[i].stream.is_some() && end_seconds(header) - start > max + 1e-6 {
+                return Some(Limit::Duration);
+            }
+        }
+        if let Some(max) = self.settings.max_bytes {
+            if part.payload_bytes >= max {
+                return Some(Limit::Size);
+            }
+        }
+        None
     }
 
     pub fn close_input(&mut self, input: &str) -> Result<()> {
@@ -229,104 +453,250 @@ impl Muxer {
         if self.tracks[i].first.is_none() {
             tracing::warn!(
                 "input `{input}` ended without a packet: {} will have no such track",
-                self.path.display()
+                self.settings.base.display()
             );
         }
         self.try_open()
     }
 
-    /// Opens the file and writes the header once every input has begun (or
-    /// ended empty), then writes what was held.
+    /// Opens the first file and writes the header once every input has begun
+    /// (or ended empty), then writes what was held.
     fn try_open(&mut self) -> Result<()> {
-        if self.out.is_some() || self.tracks.iter().any(|t| t.first.is_none() && !t.closed) {
+        if self.part.is_some()
+            || self.stopped
+            || self.tracks.iter().any(|t| t.first.is_none() && !t.closed)
+        {
             return Ok(());
         }
         if self.tracks.iter().all(|t| t.first.is_none()) {
             return Ok(());
         }
-        let path = self.path.display().to_string();
+        // A fresh recording keeps the streams' own timeline (they start at 0);
+        // a restarted mux's first file starts at its first packet.
+        let offset = if self.next_part == 0 {
+            0.0
+        } else {
+            self.tracks
+                .iter()
+                .filter_map(|t| t.held.front().map(|(p, _)| start_seconds(p)))
+                .fold(f64::INFINITY, f64::min)
+        };
+        self.open_part(if offset.is_finite() { offset } else { 0.0 })?;
+        // Held packets in decoding-time order across tracks, as the
+        // interleaver expects them.
+        while let Some(i) = self.earliest_held() {
+            let (header, data) = self.tracks[i].held.pop_front().expect("track has a packet");
+            self.tracks[i].held_bytes -= data.len();
+            self.route(i, header, &data)?;
+        }
+        Ok(())
+    }
+
+    /// Ends the current part and opens the next numbered one at stream time `at`.
+    fn next_file(&mut self, at: f64) -> Result<()> {
+        self.close_part()?;
+        self.open_part(at)
+    }
+
+    fn open_part(&mut self, offset: f64) -> Result<()> {
+        let index = self.next_part;
+        let path = output::part_path(&self.settings.base, index);
+        let shown = path.display().to_string();
         // Checked again here: the file may have appeared since the start.
-        output::check_path(&self.path, self.overwrite)?;
-        let format = output::ffmpeg_format(self.container).expect("known container");
-        let mut out = ffmpeg_next::format::output_as(&self.path, format)
-            .map_err(|e| anyhow!("cannot create {path}: {e}"))?;
+        // Numbered parts never replace a file.
+        output::check_path(&path, self.settings.overwrite && index == 0)?;
+        let container = self.settings.container;
+        let format = output::ffmpeg_format(container).expect("known container");
+        let mut out = ffmpeg_next::format::output_as(&path, format)
+            .map_err(|e| disk::write_error(&format!("cannot create {shown}"), &e))?;
         for t in self.tracks.iter_mut() {
+            t.stream = None;
             if let Some(first) = &t.first {
-                let index = pk::add_stream(&mut out, self.container, first)
-                    .map_err(|e| anyhow!("{path}: track `{}`: {e:#}", t.input))?;
-                t.stream = Some((index, Rational::new(0, 1)));
+                let mut params = first.clone();
+                if !t.priming {
+                    params.params.initial_padding = 0;
+                }
+                let s = pk::add_stream(&mut out, container, &params)
+                    .map_err(|e| anyhow!("{shown}: track `{}`: {e:#}", t.input))?;
+                t.stream = Some((s, Rational::new(0, 1)));
+                t.priming = false;
             }
         }
-        out.write_header_with(output::header_options(self.container, self.faststart))
-            .map_err(|e| anyhow!("writing the header of {path}: {e}"))?;
+        out.write_header_with(output::header_options(container, self.settings.fragment_s))
+            .map_err(|e| disk::write_error(&format!("writing the header of {shown}"), &e))?;
         // The muxer picks each stream's final time base in write_header.
         for t in self.tracks.iter_mut() {
             if let Some((index, tb)) = &mut t.stream {
                 *tb = out.stream(*index).expect("stream just added").time_base();
             }
         }
-        self.out = Some(out);
         let tracks: Vec<String> = self
             .tracks
             .iter()
-            .filter(|t| t.first.is_some())
+            .filter(|t| t.stream.is_some())
             .map(|t| t.describe())
             .collect();
-        tracing::info!("writing {path} ({}): {}", self.container, tracks.join(", "));
-        // Held packets in decoding-time order across tracks, as the
-        // interleaver expects them.
-        while let Some(i) = self.earliest_held() {
-            let (header, data) = self.tracks[i].held.pop_front().expect("track has a packet");
-            self.tracks[i].held_bytes -= data.len();
-            self.write(i, &header, &data)?;
-        }
+        tracing::info!("writing {shown} ({container}): {}", tracks.join(", "));
+        self.part = Some(Part {
+            index,
+            path,
+            out,
+            offset,
+            span: None,
+            payload_bytes: 0,
+        });
+        self.next_part = index + 1;
+        self.pending = None;
         Ok(())
     }
 
     /// The track whose oldest held packet decodes first.
     fn earliest_held(&self) -> Option<usize> {
-        let dts = |p: &EncodedPacket| {
-            p.time_base
-                .seconds(if p.dts == pk::NO_PTS { p.pts } else { p.dts })
-        };
         (0..self.tracks.len())
-            .filter_map(|i| self.tracks[i].held.front().map(|(p, _)| (i, dts(p))))
+            .filter_map(|i| {
+                self.tracks[i]
+                    .held
+                    .front()
+                    .map(|(p, _)| (i, decode_seconds(p)))
+            })
             .min_by(|a, b| a.1.total_cmp(&b.1))
             .map(|(i, _)| i)
     }
 
     fn write(&mut self, i: usize, header: &EncodedPacket, data: &[u8]) -> Result<()> {
+        let splitter = self.split_track();
+        let part = self.part.as_mut().expect("written once open");
         let t = &mut self.tracks[i];
-        let (index, stream_tb) = t.stream.expect("tracks with packets have a stream");
+        let Some((index, stream_tb)) = t.stream else {
+            // A track that had ended when this part began.
+            self.dropped += 1;
+            return Ok(());
+        };
+        let dts = if header.dts == pk::NO_PTS {
+            header.pts
+        } else {
+            header.dts
+        };
+        if t.last_dts.is_some_and(|last| dts <= last) {
+            // A restarted encoder repeating time already written.
+            self.dropped += 1;
+            return Ok(());
+        }
         let mut pkt = pk::to_ffmpeg(header, data);
+        let tb = pk::to_rational(header.time_base);
+        if part.offset != 0.0 {
+            // Each part starts at 0 on its own.
+            let shift = (part.offset * header.time_base.den as f64
+                / header.time_base.num.max(1) as f64)
+                .round() as i64;
+            pkt.set_pts((header.pts != pk::NO_PTS).then_some(header.pts - shift));
+            pkt.set_dts((header.dts != pk::NO_PTS).then_some(header.dts - shift));
+        }
         pkt.set_stream(index);
-        pkt.rescale_ts(pk::to_rational(header.time_base), stream_tb);
-        let out = self.out.as_mut().expect("written once open");
-        pkt.write_interleaved(out).map_err(|e| {
-            anyhow!(
-                "writing {}: {e} (track `{}`, packet dts {} pts {})",
-                self.path.display(),
-                t.input,
-                header.dts,
-                header.pts
+        pkt.rescale_ts(tb, stream_tb);
+        pkt.write_interleaved(&mut part.out).map_err(|e| {
+            disk::write_error(
+                &format!(
+                    "writing {} (track `{}`, packet dts {} pts {})",
+                    part.path.display(),
+                    t.input,
+                    header.dts,
+                    header.pts
+                ),
+                &e,
             )
         })?;
+        t.last_dts = Some(dts);
         t.packets += 1;
         t.bytes += data.len() as u64;
+        part.payload_bytes += data.len() as u64;
         // Presentation span; an audio encoder's priming samples are not played.
         let priming = match header.media {
-            MediaKind::Audio if header.params.sample_rate > 0 => {
+            MediaKind::Audio if header.params.sample_rate > 0 && t.span.is_none() => {
                 header.params.initial_padding as f64 / header.params.sample_rate as f64
             }
             _ => 0.0,
         };
-        let start = header.time_base.seconds(header.pts) + priming;
-        let end = header.time_base.seconds(header.pts + header.duration);
+        let start = start_seconds(header) + priming;
+        let end = end_seconds(header);
         t.span = Some(match t.span {
             Some((s, e)) => (s.min(start), e.max(end)),
             None => (start, end),
         });
+        if Some(i) == splitter {
+            part.span = Some(match part.span {
+                Some((s, e)) => (s.min(start), e.max(end)),
+                None => (start, end),
+            });
+        }
         Ok(())
+    }
+
+    /// Writes the current part's trailer and makes it a normal file (MP4:
+    /// one index, before the media with `faststart`).
+    fn close_part(&mut self) -> Result<()> {
+        let Some(mut part) = self.part.take() else {
+            return Ok(());
+        };
+        let shown = part.path.display().to_string();
+        // Called directly: the fragmented MP4 muxer returns the size of its
+        // last box (> 0) on success, which ffmpeg-next takes for an error.
+        // SAFETY: a context whose header was written, not used afterwards.
+        let ret = unsafe { ffmpeg_next::ffi::av_write_trailer(part.out.as_mut_ptr()) };
+        if ret < 0 {
+            let e = ffmpeg_next::Error::from(ret);
+            return Err(disk::write_error(&format!("finishing {shown}"), &e));
+        }
+        drop(part.out);
+        if self.settings.container == "mp4" {
+            finalize::rewrite(&part.path, "mp4", self.settings.faststart, None).map_err(|e| {
+                e.context(format!("{shown} stays a fragmented MP4 (it plays; `runtime recover {shown}` retries)"))
+            })?;
+        }
+        let bytes = std::fs::metadata(&part.path).map_or(0, |m| m.len());
+        if let Some((start, end)) = part.span {
+            // The stream time each file covers: the next part starts where this ends.
+            tracing::info!(
+                "part {} {shown}: stream time {start:.6} to {end:.6} s ({:.3} s, {})",
+                part.index,
+                end - start,
+                human_bytes(bytes)
+            );
+        }
+        self.parts.push(PartSummary {
+            path: part.path,
+            bytes,
+        });
+        Ok(())
+    }
+
+    /// After a write error: closes the current part without writing to it
+    /// again, cuts a half-written fragment off its end and tries to finalize
+    /// it. Returns what happened to the file, for the error message.
+    pub fn salvage(&mut self) -> String {
+        let Some(part) = self.part.take() else {
+            return "no file was open".into();
+        };
+        let shown = part.path.display().to_string();
+        // Closing flushes what FFmpeg still buffers; that write fails too.
+        drop(part.out);
+        if self.settings.container != "mp4" {
+            return match finalize::recover(&part.path, self.settings.container) {
+                Ok(_) => format!("{shown} keeps everything written before the error"),
+                Err(e) => format!(
+                    "{shown} keeps what was written before the error, not finalized ({e:#})"
+                ),
+            };
+        }
+        if let Err(e) = finalize::trim_incomplete_tail(&part.path) {
+            return format!("{shown} could not be trimmed: {e:#}");
+        }
+        match finalize::rewrite(&part.path, "mp4", self.settings.faststart, None) {
+            Ok(r) => format!("{shown} was finalized ({:.2} s)", r.seconds),
+            Err(e) => format!(
+                "{shown} plays up to the error as a fragmented MP4 but could not be finalized ({e:#}); run `runtime recover {shown}` once there is room"
+            ),
+        }
     }
 
     /// Media seconds written so far (longest track).
@@ -345,29 +715,63 @@ impl Muxer {
         self.tracks.iter().map(|t| t.bytes).sum()
     }
 
+    /// Bytes on disk: the closed parts and the current one.
     pub fn file_size(&self) -> u64 {
-        std::fs::metadata(&self.path).map_or(0, |m| m.len())
+        let current = self
+            .part
+            .as_ref()
+            .and_then(|p| std::fs::metadata(&p.path).ok())
+            .map_or(0, |m| m.len());
+        self.parts.iter().map(|p| p.bytes).sum::<u64>() + current
     }
 
-    /// Writes the trailer (MP4: the index, moved to the front with faststart)
-    /// and closes the file. Returns the one-line summary.
+    pub fn is_writing(&self) -> bool {
+        self.part.is_some()
+    }
+
+    /// The file being written, or the path of the first one.
+    pub fn current_path(&self) -> PathBuf {
+        self.part.as_ref().map_or_else(
+            || output::part_path(&self.settings.base, self.next_part),
+            |p| p.path.clone(),
+        )
+    }
+
+    /// Closes the last part (writing what a pending split held back).
+    /// Returns the one-line summary.
     pub fn finish(&mut self) -> Result<String> {
-        let path = self.path.display().to_string();
-        let Some(mut out) = self.out.take() else {
-            bail!("no input sent any packet: {path} was not written");
-        };
-        out.write_trailer()
-            .map_err(|e| anyhow!("finishing {path}: {e}"))?;
-        drop(out);
-        let size = self.file_size();
+        if self.part.is_none() && self.parts.is_empty() {
+            if self.settings.first_part > 0 {
+                // Restarted as the streams ended: the earlier parts hold it all.
+                return Ok(format!(
+                    "no packet after the restart: {} not written",
+                    self.current_path().display()
+                ));
+            }
+            bail!(
+                "no input sent any packet: {} was not written",
+                self.current_path().display()
+            );
+        }
+        if self.part.is_some() {
+            self.flush_split_hold(None)?;
+        }
+        self.close_part()?;
+        let size: u64 = self.parts.iter().map(|p| p.bytes).sum();
         let tracks: Vec<String> = self
             .tracks
             .iter()
             .filter(|t| t.first.is_some())
             .map(|t| t.describe())
             .collect();
+        let files: Vec<String> = self
+            .parts
+            .iter()
+            .map(|p| p.path.display().to_string())
+            .collect();
         Ok(format!(
-            "wrote {path} ({:.2} s, {}, {} track{}: {})",
+            "wrote {} ({:.2} s, {}, {} track{}: {})",
+            files.join(", "),
             self.duration(),
             human_bytes(size),
             tracks.len(),
@@ -375,6 +779,31 @@ impl Muxer {
             tracks.join(", ")
         ))
     }
+}
+
+/// Whether a packet continues the same stream: the same codec and codec
+/// parameters (a restarted encoder may bring new ones).
+fn same_stream(a: &EncodedPacket, b: &EncodedPacket) -> bool {
+    let (p, q) = (&a.params, &b.params);
+    a.codec == b.codec
+        && a.media == b.media
+        && p.extradata == q.extradata
+        && p.width == q.width
+        && p.height == q.height
+        && p.sample_rate == q.sample_rate
+        && p.channels == q.channels
+}
+
+/// A packet's presentation start in seconds of stream time.
+fn start_seconds(p: &EncodedPacket) -> f64 {
+    p.time_base
+        .seconds(if p.pts == pk::NO_PTS { p.dts } else { p.pts })
+}
+
+/// A packet's presentation end in seconds of stream time.
+fn end_seconds(p: &EncodedPacket) -> f64 {
+    p.time_base
+        .seconds(if p.pts == pk::NO_PTS { p.dts } else { p.pts } + p.duration)
 }
 
 /// A packet's decoding time in seconds (its pts when it has no dts).

@@ -1,7 +1,7 @@
 //! The output file: which container, the checks made before anything is
 //! written, and the muxer options.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Result};
 use ffmpeg_next::Dictionary;
@@ -45,14 +45,55 @@ pub fn check_path(path: &Path, overwrite: bool) -> Result<()> {
     Ok(())
 }
 
-/// Muxer options: MP4 `faststart` moves the index (moov) before the media
-/// data so players can start before the whole file has downloaded.
-pub fn header_options(container: &str, faststart: bool) -> Dictionary<'static> {
+/// Muxer options while recording: every container is written so that a
+/// crash or `kill -9` leaves a playable file up to at most `fragment_s`
+/// before the end. MP4 is fragmented (moof + mdat every `fragment_s`; the
+/// moov waits for the first fragment so it gets the edit lists for B-frame
+/// delay and audio priming); MKV/WebM close a cluster every `fragment_s`.
+/// Each packet's bytes are handed to the kernel at once (`flush_packets`).
+pub fn header_options(container: &str, fragment_s: f64) -> Dictionary<'static> {
     let mut opts = Dictionary::new();
-    if container == "mp4" && faststart {
-        opts.set("movflags", "+faststart");
+    opts.set("flush_packets", "1");
+    if container == "mp4" {
+        opts.set(
+            "movflags",
+            "+frag_keyframe+empty_moov+delay_moov+default_base_moof",
+        );
+        opts.set(
+            "frag_duration",
+            &((fragment_s * 1e6).round() as i64).to_string(),
+        );
+    } else {
+        opts.set(
+            "cluster_time_limit",
+            &((fragment_s * 1e3).round() as i64).to_string(),
+        );
     }
     opts
+}
+
+/// The file of part `n` of a recording: part 0 is the path itself, part n
+/// adds `-NNN` before the extension (`take.mp4`, `take-001.mp4`, ...).
+pub fn part_path(base: &Path, n: u32) -> PathBuf {
+    if n == 0 {
+        return base.to_path_buf();
+    }
+    let stem = base
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = match base.extension() {
+        Some(ext) => format!("{stem}-{n:03}.{}", ext.to_string_lossy()),
+        None => format!("{stem}-{n:03}"),
+    };
+    base.with_file_name(name)
+}
+
+/// The first part number from `from` on whose file does not exist yet.
+pub fn next_free_part(base: &Path, from: u32) -> u32 {
+    (from..)
+        .find(|n| !part_path(base, *n).exists())
+        .expect("a free part number")
 }
 
 /// Whether the container can carry a codec (FFmpeg codec name).
@@ -110,12 +151,30 @@ mod tests {
     }
 
     #[test]
-    fn faststart_only_for_mp4() {
-        assert_eq!(
-            header_options("mp4", true).get("movflags"),
-            Some("+faststart")
-        );
-        assert_eq!(header_options("mp4", false).get("movflags"), None);
-        assert_eq!(header_options("mkv", true).get("movflags"), None);
+    fn mp4_is_fragmented_and_mkv_clustered_while_recording() {
+        let mp4 = header_options("mp4", 0.5);
+        assert!(mp4.get("movflags").unwrap().contains("empty_moov"));
+        assert_eq!(mp4.get("frag_duration"), Some("500000"));
+        assert_eq!(mp4.get("flush_packets"), Some("1"));
+        let mkv = header_options("mkv", 0.25);
+        assert_eq!(mkv.get("cluster_time_limit"), Some("250"));
+        assert_eq!(mkv.get("movflags"), None);
+    }
+
+    #[test]
+    fn parts_are_numbered_before_the_extension() {
+        let base = Path::new("out/take.mp4");
+        assert_eq!(part_path(base, 0), Path::new("out/take.mp4"));
+        assert_eq!(part_path(base, 1), Path::new("out/take-001.mp4"));
+        assert_eq!(part_path(base, 12), Path::new("out/take-012.mp4"));
+        assert_eq!(part_path(Path::new("take"), 2), Path::new("take-002"));
+        let dir = std::env::temp_dir().join(format!("node-mux-parts-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let base = dir.join("a.mkv");
+        assert_eq!(next_free_part(&base, 0), 0);
+        std::fs::write(&base, b"x").unwrap();
+        std::fs::write(part_path(&base, 1), b"x").unwrap();
+        assert_eq!(next_free_part(&base, 0), 2);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -378,7 +378,8 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
                 sup.pid = None;
                 let def = &graph.nodes[sup.index];
                 let stopping = stopping_token.is_some();
-                let may_restart = !stopping && sup.restarts < def.max_restarts && match def.restart {
+                // A node that says a restart cannot help (exit EXIT_NO_RESTART, e.g. a full disk) is not restarted.
+                let may_restart = !stopping && sup.restarts < def.max_restarts && !is_no_restart(&exit.status) && match def.restart {
                     RestartPolicy::Never => false,
                     RestartPolicy::OnFailure => !ok,
                     RestartPolicy::Always => true,
@@ -533,6 +534,10 @@ fn describe_exit(status: &std::io::Result<std::process::ExitStatus>) -> String {
         },
         Err(e) => format!("could not be waited for: {e}"),
     }
+}
+
+fn is_no_restart(status: &std::io::Result<std::process::ExitStatus>) -> bool {
+    matches!(status, Ok(s) if s.code() == Some(node_api::EXIT_NO_RESTART))
 }
 
 fn signal_name(sig: i32) -> &'static str {

@@ -1,0 +1,554 @@
+//! Nothing recorded is lost: a recording survives `kill -9` of everything as a
+//! playable file that `runtime recover` finalizes; a killed mux continues in
+//! the next numbered file and the loss is counted; `max_duration` splits with
+//! no gap or overlap; a full disk or the file size limit ends the run with a
+//! clear error and a playable file; a restarted consumer still sees the
+//! end-of-stream its producer sent before the restart.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use graph_tests::media::{
+    decode_errors, faststart_problem, probe, repo_graph, require_ffmpeg, run_to_end, run_tool,
+    run_with_limit, top_level_boxes,
+};
+use graph_tests::{descendants, is_root, kill_tree, read_json, runtime_bin, RunResult, Scratch};
+
+/// Real-time graphs take turns, as in the recording tests.
+static GRAPH_RUNS: Mutex<()> = Mutex::new(());
+
+fn exclusive() -> MutexGuard<'static, ()> {
+    GRAPH_RUNS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// `--set` arguments for the 1080p graph at 320×240 with these extra sets.
+fn small_graph_args(extra: &[String]) -> Vec<String> {
+    let mut sets = vec!["width=320".to_string(), "height=240".to_string()];
+    sets.extend(extra.iter().cloned());
+    sets.iter()
+        .flat_map(|x| ["--set".to_string(), x.clone()])
+        .collect()
+}
+
+/// Starts `runtime run` on the 1080p graph in the background.
+fn start_recording(s: &Scratch, args: &[String]) -> Child {
+    Command::new(runtime_bin())
+        .arg("run")
+        .arg(repo_graph("1080p.yaml"))
+        .arg("--report")
+        .arg(s.path("report.json"))
+        .arg("--run-dir")
+        .arg(s.path("run"))
+        .arg("--quiet")
+        .args(args)
+        .current_dir(s.dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("runtime starts")
+}
+
+/// Seconds of video a file plays, by decoding it (0 while it cannot be read).
+fn video_seconds(path: &Path) -> f64 {
+    probe(path)
+        .ok()
+        .and_then(|p| {
+            p.video
+                .first()
+                .map(|v| if v.frames() > 0 { v.span() } else { 0.0 })
+        })
+        .unwrap_or(0.0)
+}
+
+/// Polls until the file plays at least `seconds` of video; returns what it
+/// played at the last poll. Panics (after killing `child`) if that never happens.
+fn wait_for_media(child: &mut Child, path: &Path, seconds: f64) -> f64 {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let got = video_seconds(path);
+        if got >= seconds {
+            return got;
+        }
+        if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+            kill_tree(child.id());
+            panic!(
+                "{} never reached {seconds} s of video (got {got:.2} s)",
+                path.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Video packets per fragment of a fragmented MP4 (the mdat after each moof).
+fn video_packets_per_fragment(path: &Path) -> Vec<usize> {
+    let boxes = top_level_boxes(path).expect("box layout");
+    let mut mdats = Vec::new();
+    let mut pos = 0u64;
+    for (kind, size) in &boxes {
+        if kind == "mdat" {
+            mdats.push((pos, pos + size));
+        }
+        pos += size;
+    }
+    let out = run_tool(
+        Command::new("ffprobe")
+            .args(["-v", "error", "-select_streams", "v:0"])
+            .args(["-show_entries", "packet=pos", "-of", "csv=p=0"])
+            .arg(path),
+    );
+    let mut counts = vec![0usize; mdats.len()];
+    for line in out.lines() {
+        if let Ok(p) = line.trim().parse::<u64>() {
+            if let Some(i) = mdats.iter().position(|(a, b)| (*a..*b).contains(&p)) {
+                counts[i] += 1;
+            }
+        }
+    }
+    counts
+}
+
+fn assert_plays_cleanly(path: &Path) {
+    let errors = decode_errors(path);
+    assert!(
+        errors.is_empty(),
+        "{} does not decode cleanly:\n{errors}",
+        path.display()
+    );
+}
+
+fn recover(path: &Path) -> std::process::Output {
+    Command::new(runtime_bin())
+        .arg("recover")
+        .arg(path)
+        .output()
+        .expect("runtime recover runs")
+}
+
+/// `kill -9` of the runtime and every node at once: the file on disk plays
+/// to within a fragment of what was written, and `runtime recover` makes it
+/// a normal faststart MP4 without losing any of it.
+#[test]
+fn kill_9_of_everything_leaves_a_playable_file_that_recover_finalizes() {
+    require_ffmpeg();
+    let _turn = exclusive();
+    let s = Scratch::new();
+    let out = s.path("take.mp4");
+    let mut child = start_recording(
+        &s,
+        &small_graph_args(&[format!("mux.path={}", out.display())]),
+    );
+    let before_kill = wait_for_media(&mut child, &out, 2.0);
+    let pids = descendants(child.id());
+    assert!(pids.len() >= 9, "runtime and 8 nodes: {pids:?}");
+    kill_tree(child.id());
+    let _ = child.wait();
+
+    // On disk: a fragmented MP4 whose fragments hold at most ~1 s each.
+    let boxes: Vec<String> = top_level_boxes(&out)
+        .map(|b| b.into_iter().map(|(k, _)| k).collect())
+        .unwrap_or_default();
+    assert!(
+        boxes.iter().any(|k| k == "moof"),
+        "the file is written as fragments: {boxes:?}"
+    );
+    let per_fragment = video_packets_per_fragment(&out);
+    assert!(
+        per_fragment.iter().all(|n| *n <= 31),
+        "a fragment holds more than 1 s of 30 fps video: {per_fragment:?}"
+    );
+    // Everything that was on disk before the kill still plays. (A kill in
+    // the middle of writing one fragment would leave it cut short: the
+    // writes of one fragment take microseconds every half second.)
+    assert_plays_cleanly(&out);
+    let killed_seconds = video_seconds(&out);
+    assert!(
+        killed_seconds >= before_kill,
+        "the killed file plays {killed_seconds:.2} s, {before_kill:.2} s played before the kill"
+    );
+
+    let r = recover(&out);
+    assert!(
+        r.status.success(),
+        "runtime recover failed: {}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&r.stdout).contains("recovered"),
+        "{}",
+        String::from_utf8_lossy(&r.stdout)
+    );
+    assert_eq!(faststart_problem(&out), None);
+    assert_plays_cleanly(&out);
+    let recovered = video_seconds(&out);
+    assert!(
+        recovered >= killed_seconds - 1e-3,
+        "recovered {recovered:.2} s of video, the killed file played {killed_seconds:.2} s"
+    );
+    let p = probe(&out).unwrap();
+    assert_eq!((p.video.len(), p.audio.len()), (1, 1), "both tracks kept");
+    // A second recover leaves the finalized file alone.
+    let again = recover(&out);
+    assert!(again.status.success());
+    assert!(String::from_utf8_lossy(&again.stdout).contains("already"));
+}
+
+/// The mux killed mid-recording is restarted and continues in take-001.mp4;
+/// both files are normal MP4s, and every video packet the encoder sent is
+/// either in a file or counted as lost in the report.
+#[test]
+fn a_killed_mux_continues_in_the_next_numbered_file_and_counts_the_loss() {
+    require_ffmpeg();
+    let _turn = exclusive();
+    let s = Scratch::new();
+    let out = s.path("take.mp4");
+    let mut args = small_graph_args(&[
+        format!("mux.path={}", out.display()),
+        "video-encode.keyframe_interval=1".into(),
+    ]);
+    args.extend(["--duration".to_string(), "6".to_string()]);
+    let mut child = start_recording(&s, &args);
+    wait_for_media(&mut child, &out, 1.0);
+    let mux_pid = descendants(child.id())
+        .into_iter()
+        .find(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "node-mux")
+        })
+        .expect("the mux process");
+    // SAFETY: a process of the run we started.
+    unsafe { libc::kill(mux_pid as i32, libc::SIGKILL) };
+    let status = child.wait().unwrap();
+    assert!(
+        status.success(),
+        "the run survives its mux being killed: {status}"
+    );
+
+    let second = s.path("take-001.mp4");
+    let mut in_files = 0;
+    for f in [&out, &second] {
+        assert_eq!(faststart_problem(f), None);
+        assert_plays_cleanly(f);
+        in_files += probe(f).unwrap().video[0].frames();
+    }
+    let report = read_json(&s.path("report.json"));
+    let mux = &report["nodes"]["mux"];
+    assert_eq!(mux["restarts"], 1);
+    let lost = mux["stats"]["metrics"]["lost_packets_video"]
+        .as_f64()
+        .expect("the loss is counted") as u64;
+    let sent = report["nodes"]["video-encode"]["frames_out"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        lost > 0,
+        "a killed mux loses the packets sent while it was down"
+    );
+    assert_eq!(
+        in_files + lost,
+        sent,
+        "{in_files} video packets in the files + {lost} counted lost = {sent} sent"
+    );
+}
+
+/// Parts named in the mux log: (part number, stream start, stream end).
+fn logged_parts(s: &Scratch) -> Vec<(u32, f64, f64)> {
+    let log = std::fs::read_to_string(s.path("run/logs/mux.log")).expect("mux log");
+    log.lines()
+        .filter_map(|l| {
+            let rest = &l[l.find(" part ")? + 6..];
+            let n = rest.split_whitespace().next()?.parse().ok()?;
+            let times = &rest[rest.find("stream time ")? + 12..];
+            let mut it = times.split_whitespace();
+            let a = it.next()?.parse().ok()?;
+            it.next()?;
+            let b = it.next()?.parse().ok()?;
+            Some((n, a, b))
+        })
+        .collect()
+}
+
+/// `max_duration` splits the recording into numbered files at keyframes:
+/// each part starts with a keyframe where the previous one ended, and every
+/// frame of the source is in exactly one part.
+#[test]
+fn max_duration_splits_at_keyframes_with_no_gap_or_overlap() {
+    require_ffmpeg();
+    let _turn = exclusive();
+    let s = Scratch::new();
+    let input = s.path("in.mkv");
+    run_tool(
+        Command::new("ffmpeg")
+            .args(["-nostdin", "-v", "error", "-y"])
+            .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30"])
+            .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+            .args(["-t", "5", "-c:v", "ffv1", "-c:a", "pcm_s16le", "-ac", "2"])
+            .arg(&input),
+    );
+    let out = s.path("take.mp4");
+    let source = format!("file:{}", input.display());
+    let args = small_graph_args(&[
+        format!("camera.source={source}"),
+        format!("microphone.source={source}"),
+        "camera.realtime=false".into(),
+        "microphone.realtime=false".into(),
+        "video-encode.keyframe_interval=1".into(),
+        "mux.max_duration=2".into(),
+        format!("mux.path={}", out.display()),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    run_to_end(
+        &s,
+        &repo_graph("1080p.yaml"),
+        &args,
+        Duration::from_secs(120),
+        "the end of the file",
+    );
+    let parts = logged_parts(&s);
+    assert_eq!(
+        parts.iter().map(|p| p.0).collect::<Vec<_>>(),
+        [0, 1, 2],
+        "5 s in parts of 2 s: {parts:?}"
+    );
+    let files: Vec<PathBuf> = (0..3)
+        .map(|n| match n {
+            0 => out.clone(),
+            n => s.path(&format!("take-{n:03}.mp4")),
+        })
+        .collect();
+    let mut frames = 0;
+    let mut samples = 0;
+    for (i, (f, (_, start, end))) in files.iter().zip(&parts).enumerate() {
+        assert_eq!(faststart_problem(f), None);
+        assert_plays_cleanly(f);
+        let p = probe(f).unwrap();
+        let v = &p.video[0];
+        frames += v.frames();
+        samples += p.audio[0].samples;
+        assert!(
+            (v.span() - (end - start)).abs() < 0.002,
+            "{}: plays {:.3} s of video, logged {start:.3}..{end:.3}",
+            f.display(),
+            v.span()
+        );
+        assert!(v.holes() == 0, "{}: {} holes", f.display(), v.holes());
+        if i > 0 {
+            // The stream's own timeline: this part starts where the last ended.
+            assert!(
+                (start - parts[i - 1].2).abs() < 1e-6,
+                "part {i} starts at {start}, part {} ended at {}",
+                i - 1,
+                parts[i - 1].2
+            );
+        }
+        // Each part starts with a keyframe.
+        let first_key = run_tool(
+            Command::new("ffprobe")
+                .args([
+                    "-v",
+                    "error",
+                    "-select_streams",
+                    "v:0",
+                    "-read_intervals",
+                    "%+#1",
+                ])
+                .args(["-show_entries", "frame=key_frame", "-of", "csv=p=0"])
+                .arg(f),
+        );
+        assert_eq!(
+            first_key.trim().trim_end_matches(','),
+            "1",
+            "{} starts with a keyframe",
+            f.display()
+        );
+    }
+    assert!(
+        parts[0].2 - parts[0].1 >= 2.0 - 1e-6,
+        "a part ends past max_duration"
+    );
+    assert_eq!(frames, 150, "every source frame in exactly one part");
+    // The encoder's priming and its padded last frame aside, every sample is there.
+    assert!(
+        (samples as i64 - 240_000).abs() <= 2048,
+        "{samples} audio samples in the parts, 240000 in the source"
+    );
+}
+
+/// Runs the 5 s file graph writing `out` with `extra` sets, under `rlimit_fsize`
+/// bytes of RLIMIT_FSIZE when given.
+fn record_file_to(
+    s: &Scratch,
+    out: &Path,
+    extra: &[String],
+    rlimit_fsize: Option<u64>,
+) -> RunResult {
+    let input = s.path("in.mkv");
+    if !input.exists() {
+        run_tool(
+            Command::new("ffmpeg")
+                .args(["-nostdin", "-v", "error", "-y"])
+                .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30"])
+                .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+                .args(["-t", "8", "-c:v", "ffv1", "-c:a", "pcm_s16le", "-ac", "2"])
+                .arg(&input),
+        );
+    }
+    let source = format!("file:{}", input.display());
+    let mut sets = vec![
+        format!("camera.source={source}"),
+        format!("microphone.source={source}"),
+        "camera.realtime=false".into(),
+        "microphone.realtime=false".into(),
+        "video-encode.quality=high".into(),
+        format!("mux.path={}", out.display()),
+    ];
+    sets.extend(extra.iter().cloned());
+    let mut args = small_graph_args(&sets);
+    // RLIMIT_FSIZE also bounds shared-memory segments: frames go over the socket.
+    args.push("--no-shm".into());
+    let mut cmd = Command::new(runtime_bin());
+    cmd.arg("run")
+        .arg(repo_graph("1080p.yaml"))
+        .arg("--report")
+        .arg(s.path("report.json"))
+        .arg("--run-dir")
+        .arg(s.path("run"))
+        .args(&args)
+        .current_dir(s.dir.path());
+    if let Some(limit) = rlimit_fsize {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: setrlimit is async-signal-safe; runs in the child before exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                let lim = libc::rlimit {
+                    rlim_cur: limit,
+                    rlim_max: limit,
+                };
+                if libc::setrlimit(libc::RLIMIT_FSIZE, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    RunResult::new(cmd.output().expect("runtime runs"), &s.path("report.json"))
+}
+
+fn assert_failed_with_playable_file(r: &RunResult, out: &Path, cause: &str) {
+    assert_eq!(
+        r.code,
+        Some(1),
+        "a disk error fails the run; stderr:\n{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains(cause) && r.stderr.contains(&out.display().to_string()),
+        "the error names the cause ({cause}) and the file; stderr:\n{}",
+        r.stderr
+    );
+    assert_eq!(r.node("mux")["restarts"], 0, "a disk error is not retried");
+    assert_plays_cleanly(out);
+    let seconds = video_seconds(out);
+    assert!(
+        seconds > 0.5,
+        "{} keeps what was written ({seconds:.2} s)",
+        out.display()
+    );
+}
+
+/// The file size limit (EFBIG) mid-recording: exit 1, the cause named, the
+/// file kept up to the error and playable, the mux not restarted.
+#[test]
+fn the_file_size_limit_ends_the_run_with_a_playable_file() {
+    require_ffmpeg();
+    let _turn = exclusive();
+    let s = Scratch::new();
+    let out = s.path("big.mp4");
+    let r = record_file_to(&s, &out, &[], Some(400_000));
+    assert_failed_with_playable_file(&r, &out, "size limit");
+}
+
+/// A full disk: refused at the start below `min_free_space`; with the check
+/// off, ENOSPC mid-recording ends the run with a playable file.
+#[test]
+fn a_full_disk_is_refused_at_start_and_ends_the_run_with_a_playable_file() {
+    require_ffmpeg();
+    let s = Scratch::new();
+    let dir = s.path("small-disk");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mounted = is_root()
+        && Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=600k", "tmpfs"])
+            .arg(&dir)
+            .status()
+            .is_ok_and(|st| st.success());
+    if !mounted {
+        let why = "needs root and `mount -t tmpfs` to make a small file system";
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "on CI this test must run: it {why}"
+        );
+        eprintln!("skipped: this test {why}");
+        return;
+    }
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(dir.clone());
+    let _turn = exclusive();
+    let out = dir.join("full.mp4");
+    let r = record_file_to(&s, &out, &[], None);
+    assert_eq!(r.code, Some(1), "stderr:\n{}", r.stderr);
+    assert!(
+        r.stderr.contains("MB free") && r.stderr.contains("min_free_space"),
+        "refused before the start: {}",
+        r.stderr
+    );
+    assert!(!out.exists(), "nothing written when refused");
+
+    let r = record_file_to(&s, &out, &["mux.min_free_space=0".into()], None);
+    assert_failed_with_playable_file(&r, &out, "disk is full");
+}
+
+/// A consumer restarted after its producer sent end-of-stream still gets it
+/// (the producer repeats it until acknowledged), so the run ends by itself.
+#[test]
+fn a_restarted_consumer_still_sees_the_end_of_stream() {
+    let s = Scratch::new();
+    let result = s.path("sink.json");
+    let graph = s.graph(
+        "g.yaml",
+        &format!(
+            r#"
+nodes:
+  - id: src
+    path: {{testkit}}
+    params: {{ mode: source, count: 200, lossless: true }}
+    outputs: [video]
+  - id: sink
+    path: {{testkit}}
+    params: {{ mode: sink, delay_ms: 5, crash_after: 5, crash_once: true, result: "{}" }}
+    inputs: {{ video: src/video }}
+    restart: on-failure
+"#,
+            result.display()
+        ),
+    );
+    // Over the socket, like encoded packets (a source's shared-memory pool
+    // would wait for the buffers the crashed sink held).
+    let (r, hung) = run_with_limit(&s, &graph, &["--no-shm"], Duration::from_secs(60));
+    assert!(
+        !hung,
+        "the restarted sink never saw end-of-stream; stderr:\n{}",
+        r.stderr
+    );
+    r.assert_ok();
+    assert_eq!(r.node("sink")["restarts"], 1, "{}", r.stderr);
+    assert_eq!(read_json(&result)["end_of_stream"], 1);
+}
