@@ -19,6 +19,10 @@ pub struct NodeConfig {
     /// How many times this node was restarted before this start.
     #[serde(default)]
     pub restart_count: u32,
+    /// What the node's previous incarnation saved with
+    /// [`crate::Node::save_resume_state`]; `None` at the first start.
+    #[serde(default)]
+    pub resume_state: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -136,6 +136,7 @@ pub fn node_config(
             shared_memory,
         },
         restart_count,
+        resume_state: None,
     }
 }
 
