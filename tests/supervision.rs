@@ -2,7 +2,9 @@
 //! SIGKILL mid-recording; the runtime restarts them, the recording goes on, and
 //! what was lost is counted in the report. A crash loop ends the run with the
 //! recording so far finalized; a restarted node that missed its input's
-//! end-of-stream still lets the graph end.
+//! end-of-stream still lets the graph end. An encoder that cannot keep up
+//! skips raw frames (counted, warned about), never packets, and with
+//! `degrade: true` switches to a faster preset within the same file.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -15,19 +17,23 @@ use graph_tests::{read_json, RunResult, Scratch};
 
 /// The recording chain of graphs/1080p.yaml at 320×240, live test sources.
 fn small_recording(extra_video_encode: &str) -> String {
+    recording(320, 240, "{ speed: ultrafast }", extra_video_encode)
+}
+
+fn recording(width: u32, height: u32, encode_params: &str, extra_video_encode: &str) -> String {
     format!(
         "name: supervised
 nodes:
   - id: camera
     node: camera
-    params: {{ source: test, width: 320, height: 240, fps: 30 }}
+    params: {{ source: test, width: {width}, height: {height}, fps: 30 }}
   - id: microphone
     node: microphone
     params: {{ source: test }}
   - id: video-normalize
     node: video-normalize
     inputs: {{ video: camera/video }}
-    params: {{ width: 320, height: 240, fps: 30 }}
+    params: {{ width: {width}, height: {height}, fps: 30 }}
   - id: audio-normalize
     node: audio-normalize
     inputs: {{ audio: microphone/audio }}
@@ -37,7 +43,7 @@ nodes:
   - id: video-encode
     node: video-encode
     inputs: {{ video: sync/video }}
-    params: {{ speed: ultrafast }}{extra_video_encode}
+    params: {encode_params}{extra_video_encode}
   - id: audio-encode
     node: audio-encode
     inputs: {{ audio: sync/audio }}
@@ -265,4 +271,39 @@ fn a_node_restarted_after_its_input_ended_still_ends() {
     let sink = read_json(&s.path("sink.json"));
     assert_eq!(sink["end_of_stream"], 1, "{sink}");
     assert_eq!(sink["received"], 40, "{sink}");
+}
+
+#[test]
+fn an_overloaded_encoder_skips_frames_never_packets_and_degrades() {
+    require_ffmpeg();
+    let s = Scratch::new();
+    // 1080p30 at x264's slowest preset: far more than two cores encode live.
+    let g = s.graph(
+        "g.yaml",
+        &recording(1920, 1080, "{ speed: veryslow, degrade: true }", ""),
+    );
+    let r = s.run(&g, &["--duration", "5"]);
+    r.assert_ok();
+    let enc = r.node("video-encode");
+    let dropped = enc["dropped"].as_u64().unwrap();
+    assert!(
+        dropped > 0,
+        "raw frames skipped at the encoder's input: {enc}"
+    );
+    assert!(r.stderr.contains("encoding overloaded:"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("degrade: libx264 veryslow -> slower"),
+        "{}",
+        r.stderr
+    );
+    assert!(enc["stats"]["metrics"]["degrade_steps"].as_f64().unwrap() >= 1.0);
+    // Every packet the encoder made reached the mux and the file: one file,
+    // one set of stream headers across the preset switch.
+    let sent = enc["stats"]["outputs"]["video"]["sent"].as_u64().unwrap();
+    let mux_in = &r.node("mux")["stats"]["inputs"]["video"];
+    assert_eq!(mux_in["received"].as_u64().unwrap(), sent);
+    assert_eq!(mux_in["dropped"], 0);
+    let out = s.path("out.mp4");
+    assert_eq!(decode_errors(&out), "");
+    assert_eq!(probe(&out).unwrap().video[0].frames(), sent);
 }

@@ -266,6 +266,7 @@ static KINDS: &[KindSpec] = &[
             p("threads", ParamType::Int { min: 0, max: 64 }, Some("0"), "encoder threads; 0: automatic"),
             p("tune", ParamType::Str, None, "x264/x265 tune, e.g. zerolatency, film, animation (other encoders: ignored with a warning)"),
             p("hwaccel", ParamType::Enum(&["auto", "none", "nvenc", "vaapi"]), Some("auto"), "hardware encoder; falls back to software with a log line when none exists"),
+            p("degrade", ParamType::Bool, Some("false"), "graceful degradation (libx264): when the input queue stays full or frames are skipped for 2 s, switch to the next faster speed preset (same stream headers, same file); back one step after 10 s without pressure. Never with lossless (replayed) input"),
         ],
         check: check_video_encode,
     },
