@@ -105,6 +105,33 @@ fn check_even_size(params: &Params) -> Vec<(&'static str, String)> {
     errors
 }
 
+/// A `file:` source must name a file that exists, so a typo stops the run
+/// before any process starts (relative paths: from the current directory,
+/// where the nodes run).
+fn check_file_source(params: &Params) -> Vec<(&'static str, String)> {
+    let Some(path) = params.str_or("source", "").strip_prefix("file:") else {
+        return Vec::new();
+    };
+    let p = std::path::Path::new(path);
+    if path.is_empty() {
+        return vec![("source", "`file:` needs a path, e.g. file:take1.mkv".into())];
+    }
+    match std::fs::metadata(p) {
+        Ok(m) if m.is_file() => Vec::new(),
+        Ok(_) => vec![("source", format!("`{path}` is not a file"))],
+        Err(e) => vec![(
+            "source",
+            format!("cannot read the source file `{path}`: {e}"),
+        )],
+    }
+}
+
+fn check_camera(params: &Params) -> Vec<(&'static str, String)> {
+    let mut errors = check_even_size(params);
+    errors.extend(check_file_source(params));
+    errors
+}
+
 fn check_video_encode(params: &Params) -> Vec<(&'static str, String)> {
     let mut errors = Vec::new();
     let codec = params.str_or("codec", "h264");
@@ -181,7 +208,7 @@ static KINDS: &[KindSpec] = &[
             p("pattern", ParamType::Enum(&["bars", "clapper"]), Some("bars"), "test pattern: moving bars with frame counter and clock; `clapper`: also an all-white frame at every whole second (the first frame at or after it)"),
             p("loop", ParamType::Bool, Some("false"), "file sources: start over at the end"),
         ],
-        check: check_even_size,
+        check: check_camera,
     },
     KindSpec {
         kind: "microphone",
@@ -199,7 +226,7 @@ static KINDS: &[KindSpec] = &[
             p("pattern", ParamType::Enum(&["tone", "clapper"]), Some("tone"), "test signal: a steady tone; `clapper`: a 1 kHz beep at every whole second"),
             p("loop", ParamType::Bool, Some("false"), "file sources: start over at the end"),
         ],
-        check: no_check,
+        check: check_file_source,
     },
     KindSpec {
         kind: "video-normalize",
@@ -343,5 +370,26 @@ mod tests {
         assert_eq!(container_for("auto", "a/b.WEBM"), Some("webm"));
         assert_eq!(container_for("auto", "a/b.avi"), None);
         assert_eq!(container_for("mkv", "x.mp4"), Some("mkv"));
+    }
+
+    #[test]
+    fn file_sources_must_exist() {
+        let params = |source: &str| {
+            let mut m = serde_json::Map::new();
+            m.insert("source".into(), source.into());
+            Params(m)
+        };
+        let this_file = concat!(env!("CARGO_MANIFEST_DIR"), "/src/kinds.rs");
+        assert!(check_file_source(&params(&format!("file:{this_file}"))).is_empty());
+        assert!(check_file_source(&params("test")).is_empty());
+        let missing = check_file_source(&params("file:/no/such/file.mkv"));
+        assert_eq!(missing.len(), 1);
+        assert!(missing[0]
+            .1
+            .contains("cannot read the source file `/no/such/file.mkv`"));
+        assert_eq!(
+            check_file_source(&params("file:/"))[0].1,
+            "`/` is not a file"
+        );
     }
 }

@@ -452,15 +452,17 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
             }
             _ = restart_check.tick() => {
                 let arms = arm_counts.lock().unwrap().clone();
-                for (id, sup) in nodes.iter_mut().filter(|(_, s)| s.restarts > 0 && s.state == NodeState::Running) {
+                for (id, sup) in nodes.iter_mut().filter(|(_, s)| s.state == NodeState::Running) {
                     if arms.get(id).copied().unwrap_or(0) <= sup.arms_at_start {
                         continue; // not subscribed yet
                     }
                     let def = &graph.nodes[sup.index];
-                    for input in restarts::replay_missed_eos(&session, &run_id, def, &closed) {
-                        if sup.eos_replayed.insert(input.clone()) {
+                    let restarted = sup.restarts > 0;
+                    for input in restarts::replay_missed_eos(&session, &run_id, def, restarted, &closed, &sup.eos_replayed) {
+                        if restarted {
                             tracing::info!("node `{id}` restarted after input `{input}` ended: sent it the end-of-stream it missed");
                         }
+                        sup.eos_replayed.insert(input);
                     }
                 }
             }
@@ -628,7 +630,7 @@ fn close_outputs_of(
 ) {
     for out in &def.outputs {
         restarts::put_end_of_stream(session, run_id, &def.id, &out.name);
-        closed.insert(&def.id, &out.name);
+        closed.insert_by_runtime(&def.id, &out.name);
     }
 }
 

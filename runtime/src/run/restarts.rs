@@ -12,9 +12,9 @@ use zenoh::Wait;
 use crate::graph::NodeDef;
 
 /// The (node, output) pairs whose end-of-stream has been sent, as announced by
-/// the nodes themselves (or by the runtime for a node that died).
+/// the nodes themselves, or by the runtime for a node that died (then `true`).
 #[derive(Clone, Default)]
-pub struct ClosedOutputs(Arc<Mutex<HashSet<(String, String)>>>);
+pub struct ClosedOutputs(Arc<Mutex<HashMap<(String, String), bool>>>);
 
 impl ClosedOutputs {
     /// Listens for the nodes' "closed" announcements.
@@ -28,25 +28,28 @@ impl ClosedOutputs {
             .declare_subscriber(keys::closed_all(run_id))
             .callback(move |sample| {
                 if let Some(pair) = keys::parse_closed(sample.key_expr().as_str()) {
-                    set.lock().unwrap().insert(pair);
+                    set.lock().unwrap().entry(pair).or_insert(false);
                 }
             })
             .wait()
             .map_err(|e| anyhow!("{e}"))
     }
 
-    pub fn insert(&self, node: &str, output: &str) {
+    /// Records an end-of-stream the runtime sent for a dead node.
+    pub fn insert_by_runtime(&self, node: &str, output: &str) {
         self.0
             .lock()
             .unwrap()
-            .insert((node.to_string(), output.to_string()));
+            .insert((node.to_string(), output.to_string()), true);
     }
 
-    fn contains(&self, node: &str, output: &str) -> bool {
+    /// `None`: not closed; `Some(true)`: closed by the runtime.
+    fn get(&self, node: &str, output: &str) -> Option<bool> {
         self.0
             .lock()
             .unwrap()
-            .contains(&(node.to_string(), output.to_string()))
+            .get(&(node.to_string(), output.to_string()))
+            .copied()
     }
 }
 
@@ -80,19 +83,24 @@ impl ResumeStates {
     }
 }
 
-/// Sends the end-of-stream of every input of `def` whose sender has already
-/// closed it. A restarted node subscribes after that end-of-stream went by
-/// and would otherwise wait for it forever; nodes that already have it
-/// ignore the repeat. Returns the inputs closed this way.
+/// Repeats the end-of-stream of the inputs of `def` (once each: `done`) that
+/// it may have missed: all those already closed when `def` is a restarted
+/// node (it subscribed after the end-of-stream went by), and those the
+/// runtime closed for a dead node (that may have happened before `def`
+/// subscribed, e.g. a source failing at start). A node that already has the
+/// end-of-stream ignores the repeat. Returns the inputs closed this way.
 pub fn replay_missed_eos(
     session: &zenoh::Session,
     run_id: &str,
     def: &NodeDef,
+    restarted: bool,
     closed: &ClosedOutputs,
+    done: &HashSet<String>,
 ) -> Vec<String> {
     let mut replayed = Vec::new();
-    for input in &def.inputs {
-        if closed.contains(&input.source_node, &input.source_output) {
+    for input in def.inputs.iter().filter(|i| !done.contains(&i.name)) {
+        let state = closed.get(&input.source_node, &input.source_output);
+        if state == Some(true) || (restarted && state.is_some()) {
             put_end_of_stream(session, run_id, &input.source_node, &input.source_output);
             replayed.push(input.name.clone());
         }
