@@ -183,7 +183,11 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
         .and_then(|m| graph.network.machines.get(m))
         .map(|n| n.connect.clone())
         .unwrap_or_default();
-    let session = node_api::session::open(&listen, &connect, opts.shared_memory)?;
+    // The runtime only carries control and stats: without shared memory of its
+    // own it creates no segment that could outlive it (zenoh's segments are
+    // cleaned once their owner has exited, which the runtime has not when it
+    // cleans up).
+    let session = node_api::session::open(&listen, &connect, false)?;
 
     // Live stats and the armed set, fed by zenoh callbacks.
     let stats: Arc<Mutex<HashMap<String, NodeStats>>> = Arc::default();
