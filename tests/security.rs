@@ -77,16 +77,14 @@ fn a_running_graph_uses_unix_sockets_only() {
         .spawn()
         .unwrap();
     // Wait until the three nodes run and have had time to link up.
-    let mut pids = Vec::new();
     for _ in 0..400 {
-        pids = process_tree(child.id());
-        if pids.len() == 4 {
+        if process_tree(child.id()).len() == 4 {
             break;
         }
         std::thread::sleep(Duration::from_millis(25));
     }
     std::thread::sleep(Duration::from_secs(2));
-    pids = process_tree(child.id());
+    let pids = process_tree(child.id());
     let sockets: HashSet<u64> = pids.iter().flat_map(|p| socket_inodes(*p)).collect();
     let network: HashSet<u64> = ["tcp", "tcp6", "udp", "udp6"]
         .iter()
