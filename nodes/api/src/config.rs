@@ -25,6 +25,10 @@ pub struct NodeConfig {
     /// seconds from it.
     #[serde(default)]
     pub epoch_ns: u64,
+    /// What the node's previous incarnation saved with
+    /// [`crate::Node::save_resume_state`]; `None` at the first start.
+    #[serde(default)]
+    pub resume_state: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -47,6 +47,33 @@ pub fn eos_ack_prefix(run_id: &str, node: &str) -> String {
     format!("mediagraph/{run_id}/eos-ack/{node}/")
 }
 
+/// Put once by a node when it closes an output (after its end-of-stream), so
+/// the runtime can repeat that end-of-stream to a consumer restarted later.
+pub fn closed(run_id: &str, node: &str, output: &str) -> String {
+    format!("mediagraph/{run_id}/closed/{node}/{output}")
+}
+
+pub fn closed_all(run_id: &str) -> String {
+    format!("mediagraph/{run_id}/closed/**")
+}
+
+/// The (node, output) of a [`closed`] key.
+pub fn parse_closed(key: &str) -> Option<(String, String)> {
+    let mut parts = key.rsplit('/');
+    let output = parts.next()?.to_string();
+    let node = parts.next()?.to_string();
+    (parts.next()? == "closed").then_some((node, output))
+}
+
+/// State a node saves for its next incarnation should it be restarted (JSON).
+pub fn resume_state(run_id: &str, node: &str) -> String {
+    format!("mediagraph/{run_id}/resume/{node}")
+}
+
+pub fn resume_state_all(run_id: &str) -> String {
+    format!("mediagraph/{run_id}/resume/*")
+}
+
 /// Param updates for one node (JSON `{"name": ..., "value": ...}`).
 pub fn param_update(run_id: &str, node: &str) -> String {
     format!("mediagraph/{run_id}/param/{node}")
@@ -75,5 +102,15 @@ mod tests {
     fn armed_round_trip() {
         let k = super::armed("r1", "video-encode", 42);
         assert_eq!(super::parse_armed(&k), Some(("video-encode".into(), 42)));
+    }
+
+    #[test]
+    fn closed_round_trip() {
+        let k = super::closed("r1", "sync", "video");
+        assert_eq!(
+            super::parse_closed(&k),
+            Some(("sync".into(), "video".into()))
+        );
+        assert_eq!(super::parse_closed("mediagraph/r1/stats/sync"), None);
     }
 }

@@ -255,6 +255,28 @@ pub enum Header {
     EndOfStream,
 }
 
+impl Header {
+    /// Where this message sits on a timeline that survives the restart of
+    /// the node that sent it, in seconds: (start, duration). Raw frames: the
+    /// capture clock (a restarted node may number its frames from 0 again);
+    /// packets: the decode time, which increases packet after packet even
+    /// across B-frames. `None` for messages that carry no media.
+    pub fn media_span(&self) -> Option<(f64, f64)> {
+        const NS: f64 = 1e-9;
+        match self {
+            Header::Video(v) => Some((v.capture_ns as f64 * NS, v.time_base.seconds(v.duration))),
+            Header::Audio(a) if a.sample_rate > 0 => Some((
+                a.capture_ns as f64 * NS,
+                a.samples as f64 / a.sample_rate as f64,
+            )),
+            Header::Packet(p) => {
+                Some((p.time_base.seconds(p.dts), p.time_base.seconds(p.duration)))
+            }
+            _ => None,
+        }
+    }
+}
+
 /// What travels beside every payload: the header and a per-output sequence
 /// number that lets the receiver count messages lost on the way.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -395,6 +395,26 @@ impl Node {
         self.lossless.store(lossless, Ordering::Relaxed);
     }
 
+    /// Saves `state` for the node's next incarnation: if this process dies
+    /// and the runtime restarts it, the new one reads it back with
+    /// [`Node::resume_state`] (e.g. sync keeps its timeline origin).
+    pub fn save_resume_state(&self, state: &serde_json::Value) {
+        let key = keys::resume_state(&self.config.run_id, &self.config.node_id);
+        let _ = self.session.put(key, state.to_string()).wait();
+    }
+
+    /// What the previous incarnation saved with [`Node::save_resume_state`].
+    pub fn resume_state(&self) -> Option<&serde_json::Value> {
+        self.config.resume_state.as_ref()
+    }
+
+    /// Whether this node's streams are lossless: it replays faster than real
+    /// time, or receives from a node that does (queues block, so a full input
+    /// queue is expected and is no sign of overload).
+    pub fn is_lossless(&self) -> bool {
+        self.lossless.load(Ordering::Relaxed)
+    }
+
     /// Whether the runtime asked the graph to stop (sources poll this).
     pub fn stop_requested(&self) -> bool {
         self.stop.load(Ordering::SeqCst)
@@ -547,6 +567,8 @@ impl Node {
             .map_err(|e| anyhow!("node `{node}` sending on `{output}`: {e}"))?;
         if is_eos {
             out.closed = true;
+            let key = keys::closed(&self.config.run_id, &node, output);
+            let _ = self.session.put(key, Vec::<u8>::new()).wait();
         } else {
             out.counters.sent.fetch_add(1, Ordering::Relaxed);
             out.counters.bytes.fetch_add(len, Ordering::Relaxed);

@@ -34,6 +34,10 @@ struct Input {
     policy: Policy,
     closed: bool,
     last_seq: Option<u64>,
+    /// Where the media seen so far ends (seconds), and the length of the last
+    /// message: to measure what a restarted sender left out.
+    media_end: Option<f64>,
+    last_duration: f64,
     stats: InputStats,
 }
 
@@ -70,6 +74,8 @@ impl Queues {
                 policy,
                 closed: false,
                 last_seq: None,
+                media_end: None,
+                last_duration: 0.0,
                 stats: InputStats {
                     queue_capacity: capacity.max(1) as u64,
                     ..Default::default()
@@ -121,23 +127,43 @@ impl Queues {
         let mut st = self.state.lock().unwrap();
         let input = &mut st.inputs[index];
         let is_eos = matches!(message.header, Header::EndOfStream);
-        let eos_seen = input.closed
-            || input
-                .items
-                .iter()
-                .any(|(_, m)| matches!(m.header, Header::EndOfStream));
-        if is_eos && eos_seen {
-            // A sender repeats its end-of-stream until acknowledged: once is enough.
+        if is_eos
+            && (input.closed
+                || input
+                    .items
+                    .iter()
+                    .any(|(_, m)| matches!(m.header, Header::EndOfStream)))
+        {
+            // The runtime repeats an end-of-stream for a restarted consumer
+            // that missed it; everyone else has it already.
             return (true, lossless);
         }
         if !is_eos {
             // End-of-stream may come from the runtime on behalf of a dead sender,
             // so only media messages take part in gap counting. A restarted
-            // sender starts over at 0; only forward gaps are losses.
+            // sender starts over at 0: what it left out is measured in media time.
+            let span = message.header.media_span();
             if let Some(last) = input.last_seq {
                 if message.seq > last + 1 {
                     input.stats.dropped += message.seq - last - 1;
+                } else if message.seq <= last {
+                    input.stats.sender_restarts += 1;
+                    if let (Some(end), Some((start, _))) = (input.media_end, span) {
+                        let gap = start - end;
+                        if gap > 0.0 {
+                            input.stats.restart_gap_s += gap;
+                            if input.last_duration > 0.0 {
+                                input.stats.restart_gap_messages +=
+                                    (gap / input.last_duration).round() as u64;
+                            }
+                        }
+                    }
                 }
+            }
+            if let Some((start, duration)) = span {
+                let end = start + duration.max(0.0);
+                input.media_end = Some(input.media_end.map_or(end, |e| e.max(end)));
+                input.last_duration = duration;
             }
             input.last_seq = Some(message.seq);
             input.stats.received += 1;
@@ -317,6 +343,47 @@ mod tests {
             }
         }
         assert_eq!(seen, ["in:b", "in:a", "closed:b", "closed:a"]);
+    }
+
+    fn video(pts: i64) -> Header {
+        let layout = crate::PixelFormat::Gray8.packed_layout(2, 2);
+        Header::Video(crate::VideoFrame {
+            format: crate::PixelFormat::Gray8,
+            width: 2,
+            height: 2,
+            layout,
+            pts,
+            time_base: crate::TimeBase::new(1, 30),
+            duration: 1,
+            capture_ns: pts as u64 * 1_000_000_000 / 30,
+        })
+    }
+
+    #[test]
+    fn a_restarted_sender_is_counted_with_the_media_it_left_out() {
+        let q = Queues::new([("v".to_string(), 64, Policy::Block)]);
+        for seq in 0..10 {
+            push_seq(&q, 0, seq, video(seq as i64));
+        }
+        // The sender died after pts 9 and its new incarnation starts at pts 25.
+        for (seq, pts) in [(0, 25), (1, 26)] {
+            push_seq(&q, 0, seq, video(pts));
+        }
+        let stats = &q.snapshot()[0].1;
+        assert_eq!(stats.sender_restarts, 1);
+        assert_eq!(stats.restart_gap_messages, 15);
+        assert!((stats.restart_gap_s - 0.5).abs() < 1e-9, "{stats:?}");
+        assert_eq!(stats.dropped, 0);
+    }
+
+    #[test]
+    fn a_repeated_end_of_stream_is_ignored() {
+        let q = Queues::new([("a".to_string(), 4, Policy::Block)]);
+        push_seq(&q, 0, 0, Header::EndOfStream);
+        push_seq(&q, 0, 0, Header::EndOfStream);
+        assert!(matches!(q.next(Some(Duration::ZERO)), Next::Closed(_)));
+        push_seq(&q, 0, 0, Header::EndOfStream);
+        assert!(matches!(q.next(Some(Duration::ZERO)), Next::AllClosed));
     }
 
     #[test]

@@ -33,6 +33,16 @@ pub struct InputStats {
     pub shm_payloads: u64,
     /// Payloads that had to be copied to be read as one slice.
     pub copied_payloads: u64,
+    /// Times the sender started over (it was restarted after a crash).
+    #[serde(default)]
+    pub sender_restarts: u64,
+    /// Media missing across those restarts: the gap between the end of the
+    /// last message before and the first one after, in seconds and in
+    /// messages of the size seen just before.
+    #[serde(default)]
+    pub restart_gap_s: f64,
+    #[serde(default)]
+    pub restart_gap_messages: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]

@@ -105,6 +105,33 @@ fn check_even_size(params: &Params) -> Vec<(&'static str, String)> {
     errors
 }
 
+/// A `file:` source must name a file that exists, so a typo stops the run
+/// before any process starts (relative paths: from the current directory,
+/// where the nodes run).
+fn check_file_source(params: &Params) -> Vec<(&'static str, String)> {
+    let Some(path) = params.str_or("source", "").strip_prefix("file:") else {
+        return Vec::new();
+    };
+    let p = std::path::Path::new(path);
+    if path.is_empty() {
+        return vec![("source", "`file:` needs a path, e.g. file:take1.mkv".into())];
+    }
+    match std::fs::metadata(p) {
+        Ok(m) if m.is_file() => Vec::new(),
+        Ok(_) => vec![("source", format!("`{path}` is not a file"))],
+        Err(e) => vec![(
+            "source",
+            format!("cannot read the source file `{path}`: {e}"),
+        )],
+    }
+}
+
+fn check_camera(params: &Params) -> Vec<(&'static str, String)> {
+    let mut errors = check_even_size(params);
+    errors.extend(check_file_source(params));
+    errors
+}
+
 fn check_video_encode(params: &Params) -> Vec<(&'static str, String)> {
     let mut errors = Vec::new();
     let codec = params.str_or("codec", "h264");
@@ -215,7 +242,7 @@ static KINDS: &[KindSpec] = &[
             DROPOUT_AT,
             DROPOUT_MS,
         ],
-        check: check_even_size,
+        check: check_camera,
     },
     KindSpec {
         kind: "microphone",
@@ -238,7 +265,7 @@ static KINDS: &[KindSpec] = &[
             DROPOUT_AT,
             DROPOUT_MS,
         ],
-        check: no_check,
+        check: check_file_source,
     },
     KindSpec {
         kind: "video-normalize",
@@ -306,6 +333,7 @@ static KINDS: &[KindSpec] = &[
             p("threads", ParamType::Int { min: 0, max: 64 }, Some("0"), "encoder threads; 0: automatic"),
             p("tune", ParamType::Str, None, "x264/x265 tune, e.g. zerolatency, film, animation (other encoders: ignored with a warning)"),
             p("hwaccel", ParamType::Enum(&["auto", "none", "nvenc", "vaapi"]), Some("auto"), "hardware encoder; falls back to software with a log line when none exists"),
+            p("degrade", ParamType::Bool, Some("false"), "graceful degradation (libx264): when the input queue stays full or frames are skipped for 2 s, switch to the next faster speed preset (same stream headers, same file); back one step after 10 s without pressure. Never with lossless (replayed) input"),
         ],
         check: check_video_encode,
     },
@@ -387,5 +415,26 @@ mod tests {
         assert_eq!(container_for("auto", "a/b.WEBM"), Some("webm"));
         assert_eq!(container_for("auto", "a/b.avi"), None);
         assert_eq!(container_for("mkv", "x.mp4"), Some("mkv"));
+    }
+
+    #[test]
+    fn file_sources_must_exist() {
+        let params = |source: &str| {
+            let mut m = serde_json::Map::new();
+            m.insert("source".into(), source.into());
+            Params(m)
+        };
+        let this_file = concat!(env!("CARGO_MANIFEST_DIR"), "/src/kinds.rs");
+        assert!(check_file_source(&params(&format!("file:{this_file}"))).is_empty());
+        assert!(check_file_source(&params("test")).is_empty());
+        let missing = check_file_source(&params("file:/no/such/file.mkv"));
+        assert_eq!(missing.len(), 1);
+        assert!(missing[0]
+            .1
+            .contains("cannot read the source file `/no/such/file.mkv`"));
+        assert_eq!(
+            check_file_source(&params("file:/"))[0].1,
+            "`/` is not a file"
+        );
     }
 }

@@ -29,6 +29,17 @@ fn main() {
 fn run() -> Result<()> {
     let mut node = Node::init()?;
     let mut sync = Sync::new(&node);
+    // A restarted sync continues the timeline of the one that died, so the
+    // recording's timestamps go on where they were (with a gap, not a reset).
+    if let Some(t0) = node
+        .resume_state()
+        .and_then(|s| s.get("t0_ns"))
+        .and_then(|v| v.as_u64())
+    {
+        tracing::info!("restarted: continuing the common timeline of the previous incarnation");
+        sync.t0 = Some(t0);
+        sync.resumed = true;
+    }
     if sync.out_audio {
         node.reserve("audio", audio_out::MAX_BATCH_BYTES)?;
     }
@@ -82,6 +93,8 @@ struct Sync {
     out_video: bool,
     out_audio: bool,
     t0: Option<u64>,
+    /// This incarnation continues the timeline of one that died.
+    resumed: bool,
     held_video: Hold<(VideoFrame, Payload)>,
     held_audio: Hold<(AudioFrame, Payload)>,
     video: Option<VideoClock>,
@@ -107,6 +120,7 @@ impl Sync {
             out_video: node.has_output("video"),
             out_audio: node.has_output("audio"),
             t0: None,
+            resumed: false,
             held_video: Hold::new(),
             held_audio: Hold::new(),
             video: None,
@@ -210,6 +224,7 @@ impl Sync {
             );
         }
         self.t0 = Some(t0);
+        node.save_resume_state(&serde_json::json!({ "t0_ns": t0 }));
         tracing::info!(
             "common start fixed: video {}, audio {}",
             describe_start(video, t0),
@@ -281,9 +296,14 @@ impl Sync {
             Some(c) => (c.header.clone(), Some(c.data)),
             None => (frame, None),
         };
-        let clock = self
-            .audio
-            .get_or_insert_with(|| AudioClock::new(t0, frame.sample_rate, tolerance_ns));
+        let resumed = self.resumed;
+        let clock = self.audio.get_or_insert_with(|| {
+            let mut clock = AudioClock::new(t0, frame.sample_rate, tolerance_ns);
+            if resumed {
+                clock.resume_at(frame.capture_ns);
+            }
+            clock
+        });
         let plan = clock.plan(frame.capture_ns, frame.samples, frame.pts, frame.time_base);
         self.n.audio_before_start += plan.before_start as u64;
         self.n.audio_overlap_trims += plan.overlap() as u64;

@@ -217,6 +217,14 @@ impl AudioClock {
         self.emitted
     }
 
+    /// For a restarted sync: the samples before the one captured at
+    /// `capture_ns` went out from the previous incarnation, so they are not
+    /// a gap to fill; the output goes on from there.
+    pub fn resume_at(&mut self, capture_ns: u64) {
+        let by_clock = div_round((capture_ns as i128 - self.t0 as i128) * self.rate, NS_PER_S);
+        self.emitted = by_clock.max(0) as i64;
+    }
+
     /// The capture time the sample at `pts` should have.
     pub fn capture_of(&self, pts: i64) -> u64 {
         (self.t0 as i128 + pts as i128 * NS_PER_S / self.rate) as u64

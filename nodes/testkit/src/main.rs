@@ -13,7 +13,8 @@
 //! - fail: exits with status 3 after `after` messages (default 0)
 //! - any mode: `start_delay_ms` — sleep before joining the graph;
 //!   `crash_after` — abort the process (no cleanup) after that many messages,
-//!   unless this is a restart and `crash_once` is true
+//!   unless this is a restart and `crash_once` is true; `crash_on_eos` — abort
+//!   when an input ends (same `crash_once` rule)
 
 use std::time::Duration;
 
@@ -95,7 +96,12 @@ fn run() -> Result<()> {
         }
         "relay" => {
             let mut n = 0;
+            let crash_on_eos = params.bool_or("crash_on_eos", false);
             while let Some(event) = node.next_event()? {
+                if matches!(event, Event::InputClosed { .. }) && crash_on_eos && may_crash {
+                    tracing::warn!("crashing on purpose at end-of-stream");
+                    std::process::abort();
+                }
                 if let Event::Input { message, .. } = event {
                     let out = node.config().outputs.first().map(|o| o.name.clone());
                     if let Some(out) = out {

@@ -24,6 +24,8 @@ pub struct VideoEncoder {
     /// The FFmpeg encoder actually used, e.g. `libx264`.
     pub name: &'static str,
     codec_name: &'static str,
+    /// The speed preset it runs.
+    pub speed_name: &'static str,
     width: u32,
     height: u32,
     /// 1/fps: one tick per frame.
@@ -200,6 +202,53 @@ impl VideoEncoder {
         self.receive(sink)
     }
 
+    /// Whether [`VideoEncoder::switch_settings`] can change this encoder's
+    /// preset mid-stream (x264 keeps its headers when told which ones).
+    pub fn can_switch(&self) -> bool {
+        self.name == "libx264" && self.vaapi.is_none()
+    }
+
+    /// Continues the stream with an encoder opened with `settings` (e.g. a
+    /// faster preset): the old one is drained first, the new one starts with
+    /// a keyframe and continues the timestamps. Only when the new encoder
+    /// writes the same stream headers, so the packets still fit the file;
+    /// returns false (and keeps the old encoder) otherwise.
+    pub fn switch_settings(
+        &mut self,
+        settings: &Settings,
+        sink: &mut dyn FnMut(EncodedPacket, &[u8]) -> Result<()>,
+    ) -> Result<bool> {
+        let tb = self.time_base;
+        let fps = Rational::new(tb.denominator() as i64, tb.numerator() as i64);
+        let next = open_as(
+            settings,
+            self.name,
+            self.width,
+            self.height,
+            tb,
+            fps,
+            Pixel::YUV420P,
+            None,
+        )?;
+        if next.params != self.params {
+            tracing::warn!(
+                "{}: the {} preset would change the stream headers; keeping {}",
+                self.name,
+                settings.speed.name(),
+                self.speed_name
+            );
+            return Ok(false);
+        }
+        self.finish(sink)?;
+        let old = std::mem::replace(self, next);
+        self.captures = old.captures;
+        self.last_capture = old.last_capture;
+        self.next_index = old.next_index;
+        self.last_pts = old.last_pts;
+        self.stats = old.stats;
+        Ok(true)
+    }
+
     /// Drains the encoder at the end of the stream.
     pub fn finish(
         &mut self,
@@ -343,6 +392,7 @@ fn open_as(
         encoder,
         name,
         codec_name: settings.codec.stream_name(),
+        speed_name: settings.speed.name(),
         width,
         height,
         time_base,
@@ -496,6 +546,83 @@ mod tests {
             assert!(p.dts <= p.pts);
         }
         assert!(enc.stats().bitrate_bps(enc.time_base()) > 0.0);
+    }
+
+    #[test]
+    fn switching_to_faster_presets_keeps_the_stream_going() {
+        ff::init().unwrap();
+        for base in ["medium", "veryfast"] {
+            let mut s = settings(json!({ "codec": "h264", "speed": base, "hwaccel": "none" }));
+            let (w, h) = (160, 96);
+            let tb = TimeBase::new(1, 30);
+            let format = node_api::PixelFormat::Yuv420p;
+            let mut enc = VideoEncoder::open(&s, &packed_frame(format, w, h, 0, tb, 0)).unwrap();
+            let mut packets = Vec::new();
+            let mut sink = |p: EncodedPacket, _: &[u8]| {
+                packets.push(p);
+                Ok(())
+            };
+            let mut i = 0;
+            let feed =
+                |enc: &mut VideoEncoder,
+                 i: &mut i64,
+                 sink: &mut dyn FnMut(EncodedPacket, &[u8]) -> Result<()>| {
+                    for _ in 0..20 {
+                        let header = packed_frame(format, w, h, *i, tb, *i as u64);
+                        let data: Vec<u8> = (0..header.layout.size)
+                            .map(|k| ((k as i64 + *i * 7) % 251) as u8)
+                            .collect();
+                        enc.encode(&header, &data, sink).unwrap();
+                        *i += 1;
+                    }
+                };
+            feed(&mut enc, &mut i, &mut sink);
+            let mut switch_points = Vec::new();
+            // Every faster preset down to ultrafast, then back up.
+            while let Some(next) = s.faster() {
+                assert!(
+                    enc.switch_settings(&next, &mut sink).unwrap(),
+                    "{base} -> {}",
+                    next.speed.name()
+                );
+                assert_eq!(enc.speed_name, next.speed.name());
+                switch_points.push(i);
+                s = next;
+                feed(&mut enc, &mut i, &mut sink);
+            }
+            assert_eq!(s.speed, crate::settings::Speed::Ultrafast);
+            while let Some(next) = s.slower() {
+                assert!(enc.switch_settings(&next, &mut sink).unwrap());
+                switch_points.push(i);
+                s = next;
+                feed(&mut enc, &mut i, &mut sink);
+            }
+            assert_eq!(s.speed.name(), base);
+            assert!(s.headers_of.is_none());
+            enc.finish(&mut sink).unwrap();
+            // Nothing lost, one set of stream parameters, decode order intact,
+            // and a keyframe wherever a new encoder took over.
+            assert_eq!(packets.len() as i64, i, "{base}");
+            assert!(packets.iter().all(|p| p.params == packets[0].params));
+            for pair in packets.windows(2) {
+                assert!(
+                    pair[1].dts > pair[0].dts,
+                    "{base}: dts {} then {}",
+                    pair[0].dts,
+                    pair[1].dts
+                );
+            }
+            let mut pts: Vec<i64> = packets.iter().map(|p| p.pts).collect();
+            pts.sort();
+            assert_eq!(pts, (0..i).collect::<Vec<_>>());
+            for at in switch_points {
+                let p = packets.iter().find(|p| p.pts == at).unwrap();
+                assert!(
+                    p.keyframe,
+                    "{base}: frame {at} after a switch is a keyframe"
+                );
+            }
+        }
     }
 
     #[test]

@@ -4,16 +4,22 @@
 //! with time base 1/fps and global headers, so every packet carries the full
 //! stream parameters, extradata included. See [`settings`] for how `quality`,
 //! `speed`, `crf` and `bitrate` map to each encoder. Metrics: `bitrate_bps`
-//! (average so far), `keyframes`.
+//! (average so far), `keyframes`, `overloaded_pct` (share of input frames
+//! skipped in the last second), `degrade_steps` (presets below the configured
+//! one), `preset_switches`. See [`overload`] for `degrade`.
 
 mod encoder;
 mod hw;
+mod overload;
 mod settings;
+
+use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use node_api::{Event, Header, Node};
 
 use crate::encoder::VideoEncoder;
+use crate::overload::{Advice, Monitor};
 use crate::settings::Settings;
 
 /// Output pool size before the first frame tells the picture size.
@@ -29,6 +35,10 @@ fn run() -> Result<()> {
     let settings = Settings::from_params(node.params())?;
     node.reserve("video", MIN_PACKET_POOL)?;
     let mut encoder: Option<VideoEncoder> = None;
+    // The settings in force: `settings` one or more presets faster when degraded.
+    let mut current = settings.clone();
+    let mut monitor = Monitor::new(Instant::now());
+    let mut switches = 0u32;
 
     while let Some(event) = node.next_event()? {
         match event {
@@ -43,6 +53,12 @@ fn run() -> Result<()> {
                     // A packet rarely exceeds one byte per pixel; bigger ones grow the pool.
                     let area = frame.width as usize * frame.height as usize;
                     node.reserve("video", area.max(MIN_PACKET_POOL))?;
+                    if settings.degrade && !enc.can_switch() {
+                        tracing::warn!(
+                            "degrade: {} cannot change its preset mid-stream; ignored",
+                            enc.name
+                        );
+                    }
                     encoder = Some(enc);
                 }
                 let enc = encoder.as_mut().expect("opened above");
@@ -54,6 +70,61 @@ fn run() -> Result<()> {
                     send(&mut node, packet, bytes)
                 })?;
                 publish(&node, enc);
+                let now = Instant::now();
+                if monitor.wants_sample(now) {
+                    let stats = node.stats();
+                    let Some(queue) = stats.inputs.get(&input) else {
+                        continue;
+                    };
+                    let degrade = settings.degrade && !node.is_lossless() && enc.can_switch();
+                    let degraded = current.headers_of.is_some();
+                    let Some((window, advice)) = monitor.sample(queue, now, degrade, degraded)
+                    else {
+                        continue;
+                    };
+                    node.metrics().set("overloaded_pct", window.skipped_pct);
+                    if window.skipped > 0 && monitor.warning_due(now) {
+                        tracing::warn!(
+                            "encoding overloaded: {:.0}% of frames skipped in the last second ({} of {}; input queue {}/{}); {}",
+                            window.skipped_pct,
+                            window.skipped,
+                            window.arrived,
+                            window.max_depth,
+                            window.capacity,
+                            if degrade { "degrading to a faster preset" } else { "lower the size, rate or quality, or set degrade: true" }
+                        );
+                    }
+                    let next = match advice {
+                        Advice::Keep => None,
+                        Advice::Faster => current.faster(),
+                        Advice::Slower => current.slower(),
+                    };
+                    if let Some(next) = next {
+                        let from = enc.speed_name;
+                        if enc.switch_settings(&next, &mut |packet, bytes| {
+                            send(&mut node, packet, bytes)
+                        })? {
+                            switches += 1;
+                            tracing::warn!(
+                                "degrade: {} {from} -> {} ({})",
+                                enc.name,
+                                next.speed.name(),
+                                if advice == Advice::Faster {
+                                    "input queue stays full"
+                                } else {
+                                    "recovered"
+                                }
+                            );
+                            current = next;
+                            node.metrics().set("preset_switches", switches as f64);
+                            node.metrics().set(
+                                "degrade_steps",
+                                settings.speed.rank_distance(current.speed) as f64,
+                            );
+                        }
+                        monitor.switched(now);
+                    }
+                }
             }
             Event::InputClosed { .. } => break,
             Event::Stop => {} // drain until upstream closes

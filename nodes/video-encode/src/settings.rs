@@ -126,6 +126,43 @@ impl Speed {
         self as u32
     }
 
+    /// How many presets `other` is faster than this one.
+    pub fn rank_distance(self, other: Speed) -> i32 {
+        self.rank() as i32 - other.rank() as i32
+    }
+
+    /// The preset `delta` steps slower (positive) or faster (negative).
+    pub fn step(self, delta: i32) -> Option<Speed> {
+        let r = self.rank() as i32 + delta;
+        SPEEDS.get(usize::try_from(r).ok()?).map(|(_, s)| *s)
+    }
+
+    /// The x264 options of this preset that show in the stream headers
+    /// (SPS/PPS): reference frames, B-frames, weighted prediction, CABAC,
+    /// 8×8 transform. A faster preset given these writes the same headers.
+    pub fn x264_header_options(self) -> &'static str {
+        match self {
+            Speed::Ultrafast => "ref=1:bframes=0:weightp=0:weightb=0:cabac=0:8x8dct=0",
+            Speed::Superfast | Speed::Veryfast => {
+                "ref=1:bframes=3:b-pyramid=normal:weightp=1:weightb=1:cabac=1:8x8dct=1"
+            }
+            Speed::Faster => {
+                "ref=2:bframes=3:b-pyramid=normal:weightp=1:weightb=1:cabac=1:8x8dct=1"
+            }
+            Speed::Fast => "ref=2:bframes=3:b-pyramid=normal:weightp=2:weightb=1:cabac=1:8x8dct=1",
+            Speed::Medium => {
+                "ref=3:bframes=3:b-pyramid=normal:weightp=2:weightb=1:cabac=1:8x8dct=1"
+            }
+            Speed::Slow => "ref=5:bframes=3:b-pyramid=normal:weightp=2:weightb=1:cabac=1:8x8dct=1",
+            Speed::Slower => {
+                "ref=8:bframes=3:b-pyramid=normal:weightp=2:weightb=1:cabac=1:8x8dct=1"
+            }
+            Speed::Veryslow => {
+                "ref=16:bframes=8:b-pyramid=normal:weightp=2:weightb=1:cabac=1:8x8dct=1"
+            }
+        }
+    }
+
     /// libvpx-vp9: the realtime deadline with cpu-used 8..5 for the four
     /// fastest presets, then the good deadline with cpu-used 4..0.
     pub fn vp9(self) -> (&'static str, u32) {
@@ -194,6 +231,11 @@ pub struct Settings {
     pub threads: u32,
     pub tune: Option<String>,
     pub hwaccel: HwAccel,
+    /// Switch to faster presets under load (see [`crate::overload`]).
+    pub degrade: bool,
+    /// A degraded encoder runs `speed` but keeps every choice of this preset
+    /// that shows in the stream headers, so its packets fit the same file.
+    pub headers_of: Option<Speed>,
 }
 
 impl Settings {
@@ -229,6 +271,30 @@ impl Settings {
             threads: p.i64_or("threads", 0).max(0) as u32,
             tune: p.str("tune").map(str::to_string),
             hwaccel,
+            degrade: p.bool_or("degrade", false),
+            headers_of: None,
+        })
+    }
+
+    /// The same settings one speed preset faster (`None`: already the fastest),
+    /// keeping the stream headers of the configured preset.
+    pub fn faster(&self) -> Option<Settings> {
+        let speed = self.speed.step(-1)?;
+        Some(Settings {
+            speed,
+            headers_of: Some(self.headers_of.unwrap_or(self.speed)),
+            ..self.clone()
+        })
+    }
+
+    /// One step back towards the configured preset.
+    pub fn slower(&self) -> Option<Settings> {
+        let base = self.headers_of?;
+        let speed = self.speed.step(1)?;
+        Some(Settings {
+            speed,
+            headers_of: (speed != base).then_some(base),
+            ..self.clone()
         })
     }
 
@@ -285,6 +351,16 @@ pub fn plan(settings: &Settings, encoder: &str, fps: Rational) -> Plan {
         "libx264" | "libx265" => {
             set("preset", settings.speed.name().into());
             set("forced-idr", "1".into());
+            if let (Some(base), "libx264") = (settings.headers_of, encoder) {
+                extra.push(base.x264_header_options().into());
+                // x264 lowers the chroma QP offset (a PPS field) by 2 when
+                // psy-RD is on, which the presets from `fast` up enable.
+                let psy = |s: Speed| if s >= Speed::Fast { -2 } else { 0 };
+                let offset = psy(base) - psy(settings.speed);
+                if offset != 0 {
+                    extra.push(format!("chroma-qp-offset={offset}"));
+                }
+            }
             if encoder == "libx265" {
                 extra.push("log-level=error".into());
                 extra.push("open-gop=0".into());

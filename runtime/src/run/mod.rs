@@ -8,6 +8,7 @@
 
 mod logs;
 mod report;
+mod restarts;
 mod spawn;
 mod status;
 
@@ -23,7 +24,7 @@ use zenoh::sample::SampleKind;
 use zenoh::Wait;
 
 use crate::graph::{Graph, RestartPolicy};
-pub use report::{NodeReport, RunReport};
+pub use report::{NodeOutcome, NodeReport, RunReport};
 pub use spawn::builtin_dir;
 
 /// How a run is carried out.
@@ -129,6 +130,11 @@ struct Supervised {
     last_exit: Option<String>,
     /// Bumped at each spawn, so a late exit notice of an old process is ignored.
     generation: u32,
+    /// How many times the node had armed when this incarnation started: a
+    /// higher count means this incarnation has subscribed its inputs.
+    arms_at_start: u64,
+    /// Inputs whose end-of-stream was repeated for this incarnation.
+    eos_replayed: HashSet<String>,
     kill: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
@@ -177,7 +183,11 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
         .and_then(|m| graph.network.machines.get(m))
         .map(|n| n.connect.clone())
         .unwrap_or_default();
-    let session = node_api::session::open(&listen, &connect, opts.shared_memory)?;
+    // The runtime only carries control and stats: without shared memory of its
+    // own it creates no segment that could outlive it (zenoh's segments are
+    // cleaned once their owner has exited, which the runtime has not when it
+    // cleans up).
+    let session = node_api::session::open(&listen, &connect, false)?;
 
     // Live stats and the armed set, fed by zenoh callbacks.
     let stats: Arc<Mutex<HashMap<String, NodeStats>>> = Arc::default();
@@ -194,8 +204,10 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
             .map_err(|e| anyhow!("{e}"))?
     };
     let armed: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
+    let arm_counts: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
     let armed_sub = {
         let armed = armed.clone();
+        let arm_counts = arm_counts.clone();
         session
             .liveliness()
             .declare_subscriber(keys::armed_all(&run_id))
@@ -204,7 +216,10 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
                 if let Some((node, bytes)) = keys::parse_armed(sample.key_expr().as_str()) {
                     let mut a = armed.lock().unwrap();
                     match sample.kind() {
-                        SampleKind::Put => a.insert(node, bytes),
+                        SampleKind::Put => {
+                            *arm_counts.lock().unwrap().entry(node.clone()).or_default() += 1;
+                            a.insert(node, bytes)
+                        }
                         SampleKind::Delete => a.remove(&node),
                     };
                 }
@@ -212,6 +227,11 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
             .wait()
             .map_err(|e| anyhow!("{e}"))?
     };
+    let closed = restarts::ClosedOutputs::default();
+    let closed_sub = closed.subscribe(&session, &run_id)?;
+    let resume_states = restarts::ResumeStates::default();
+    let resume_sub = resume_states.subscribe(&session, &run_id)?;
+    let mut earlier = restarts::EarlierIncarnations::default();
 
     let console = logs::Console::new(opts.console);
     let (exit_tx, mut exit_rx) = mpsc::unbounded_channel::<Exit>();
@@ -229,6 +249,8 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
                 pid: None,
                 last_exit: None,
                 generation: 0,
+                arms_at_start: 0,
+                eos_replayed: HashSet::new(),
                 kill: None,
             },
         );
@@ -243,6 +265,8 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
         console: &console,
         exit_tx: &exit_tx,
         epoch_ns: node_api::clock::now_ns(),
+        arm_counts: &arm_counts,
+        resume_states: &resume_states,
     };
     for sup in nodes.values_mut() {
         ctx.start(sup)?;
@@ -274,7 +298,7 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
             }
             sup.state = NodeState::Failed;
             sup.last_exit = Some(why.clone());
-            close_outputs_of(&session, &run_id, &graph.nodes[sup.index]);
+            close_outputs_of(&session, &run_id, &graph.nodes[sup.index], &closed);
             failure = Some(format!(
                 "node `{}` exited before the graph started ({why}){}",
                 exit.node,
@@ -341,6 +365,7 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
     let mut param_updates = stop.params_rx.lock().unwrap().take();
     let mut status = status::StatusLine::new(opts.console);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let mut restart_check = tokio::time::interval(Duration::from_millis(100));
     loop {
         if nodes.values().all(|s| s.state != NodeState::Running) {
             break;
@@ -386,6 +411,7 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
                 };
                 if may_restart {
                     sup.restarts += 1;
+                    earlier.bank(&exit.node, stats.lock().unwrap().remove(&exit.node));
                     tracing::warn!("node `{}` {why}; restarting ({}/{})", exit.node, sup.restarts, def.max_restarts);
                     if let Err(e) = ctx.start(sup) {
                         sup.state = NodeState::Failed;
@@ -406,7 +432,7 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
                     }
                     failure.get_or_insert(msg);
                     // Its consumers would wait forever for its end-of-stream: send it for it.
-                    close_outputs_of(&session, &run_id, def);
+                    close_outputs_of(&session, &run_id, def, &closed);
                     begin_stop("a node failed", &mut stopping_token, &mut stop_deadline);
                 }
             }
@@ -430,6 +456,22 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
                 let snapshot = stats.lock().unwrap().clone();
                 status.update(graph, &snapshot, media_start.elapsed(), &console);
             }
+            _ = restart_check.tick() => {
+                let arms = arm_counts.lock().unwrap().clone();
+                for (id, sup) in nodes.iter_mut().filter(|(_, s)| s.state == NodeState::Running) {
+                    if arms.get(id).copied().unwrap_or(0) <= sup.arms_at_start {
+                        continue; // not subscribed yet
+                    }
+                    let def = &graph.nodes[sup.index];
+                    let restarted = sup.restarts > 0;
+                    for input in restarts::replay_missed_eos(&session, &run_id, def, restarted, &closed, &sup.eos_replayed) {
+                        if restarted {
+                            tracing::info!("node `{id}` restarted after input `{input}` ended: sent it the end-of-stream it missed");
+                        }
+                        sup.eos_replayed.insert(input);
+                    }
+                }
+            }
         }
     }
     console.clear_status();
@@ -438,22 +480,49 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
 
     // Final stats: each node publishes once more as it finishes.
     tokio::time::sleep(Duration::from_millis(50)).await;
-    let final_stats = stats.lock().unwrap().clone();
+    let final_stats: BTreeMap<String, NodeStats> = {
+        let last = stats.lock().unwrap();
+        nodes
+            .keys()
+            .filter_map(|id| Some((id.clone(), earlier.merged(id, last.get(id).cloned())?)))
+            .collect()
+    };
+    let outcomes: Vec<NodeOutcome> = nodes
+        .iter()
+        .map(|(id, s)| {
+            let def = &graph.nodes[s.index];
+            let consumers: Vec<&crate::graph::NodeDef> = graph
+                .nodes
+                .iter()
+                .filter(|n| n.inputs.iter().any(|i| i.source_node == *id))
+                .collect();
+            let (lost_frames, lost_s) = restarts::restart_loss(def, &consumers, &final_stats);
+            if s.restarts > 0 {
+                tracing::warn!(
+                    "node `{id}` was restarted {} time(s); {lost_frames} frames ({lost_s:.2} s of media) lost across the restarts",
+                    s.restarts
+                );
+            }
+            NodeOutcome {
+                id: id.clone(),
+                restarts: s.restarts,
+                exit: s.last_exit.clone(),
+                failed: s.state == NodeState::Failed,
+                restart_lost_frames: lost_frames,
+                restart_lost_s: lost_s,
+            }
+        })
+        .collect();
     report.finish(
         &final_stats,
-        nodes.iter().map(|(id, s)| {
-            (
-                id.clone(),
-                s.restarts,
-                s.last_exit.clone(),
-                s.state == NodeState::Failed,
-            )
-        }),
+        outcomes,
         media_start.elapsed(),
         failure.clone(),
     );
     drop(stats_sub);
     drop(armed_sub);
+    drop(closed_sub);
+    drop(resume_sub);
     let _ = session.close().wait();
     zenoh::shm::cleanup_orphaned_shm_segments();
     Ok(report)
@@ -471,6 +540,8 @@ struct SpawnCtx<'a> {
     exit_tx: &'a mpsc::UnboundedSender<Exit>,
     /// The run's epoch on the capture clock, shared by every node.
     epoch_ns: u64,
+    arm_counts: &'a Arc<Mutex<HashMap<String, u64>>>,
+    resume_states: &'a restarts::ResumeStates,
 }
 
 impl SpawnCtx<'_> {
@@ -486,11 +557,22 @@ impl SpawnCtx<'_> {
             sup.restarts,
         );
         config.epoch_ns = self.epoch_ns;
+        if sup.restarts > 0 {
+            config.resume_state = self.resume_states.get(&def.id);
+        }
         // A restarted node listens on the same socket path.
         let _ = std::fs::remove_file(self.socket_dir.join(format!("{}.sock", def.id)));
         let mut child = spawn::spawn(def, &sup.program, &config)?;
         sup.pid = child.id();
         sup.generation += 1;
+        sup.arms_at_start = self
+            .arm_counts
+            .lock()
+            .unwrap()
+            .get(&def.id)
+            .copied()
+            .unwrap_or(0);
+        sup.eos_replayed.clear();
         sup.state = NodeState::Running;
         let log_path = self.logs_dir.join(format!("{}.log", def.id));
         logs::pump(
@@ -553,13 +635,15 @@ fn signal_name(sig: i32) -> &'static str {
 
 /// Publishes end-of-stream on every output of a node that died, so its
 /// consumers finish instead of waiting for the grace timeout.
-fn close_outputs_of(session: &zenoh::Session, run_id: &str, def: &crate::graph::NodeDef) {
+fn close_outputs_of(
+    session: &zenoh::Session,
+    run_id: &str,
+    def: &crate::graph::NodeDef,
+    closed: &restarts::ClosedOutputs,
+) {
     for out in &def.outputs {
-        let _ = session
-            .put(keys::data(run_id, &def.id, &out.name), Vec::<u8>::new())
-            .attachment(node_api::end_of_stream_attachment())
-            .congestion_control(zenoh::qos::CongestionControl::Block)
-            .wait();
+        restarts::put_end_of_stream(session, run_id, &def.id, &out.name);
+        closed.insert_by_runtime(&def.id, &out.name);
     }
 }
 

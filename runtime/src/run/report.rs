@@ -1,6 +1,6 @@
 //! The `--report` JSON: the run's outcome and every node's final counters.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -37,7 +37,23 @@ pub struct NodeReport {
     pub frames_out: u64,
     pub dropped: u64,
     pub fps_out: f64,
+    /// Media its consumers missed across its restarts (frames or audio
+    /// blocks, and seconds): what the killed incarnation held plus what was
+    /// sent while nobody listened.
+    pub restart_lost_frames: u64,
+    pub restart_lost_s: f64,
+    /// Counters summed over every incarnation of the node.
     pub stats: Option<NodeStats>,
+}
+
+/// How one node's run ended, as the supervisor saw it.
+pub struct NodeOutcome {
+    pub id: String,
+    pub restarts: u32,
+    pub exit: Option<String>,
+    pub failed: bool,
+    pub restart_lost_frames: u64,
+    pub restart_lost_s: f64,
 }
 
 impl RunReport {
@@ -68,14 +84,14 @@ impl RunReport {
 
     pub(crate) fn finish(
         &mut self,
-        stats: &HashMap<String, NodeStats>,
-        nodes: impl Iterator<Item = (String, u32, Option<String>, bool)>,
+        stats: &BTreeMap<String, NodeStats>,
+        nodes: Vec<NodeOutcome>,
         elapsed: Duration,
         failure: Option<String>,
     ) {
         self.duration_s = elapsed.as_secs_f64();
-        for (id, restarts, exit, failed) in nodes {
-            let s = stats.get(&id).cloned();
+        for n in nodes {
+            let s = stats.get(&n.id).cloned();
             let frames_in = s
                 .as_ref()
                 .map_or(0, |s| s.inputs.values().map(|i| i.received).sum());
@@ -86,14 +102,16 @@ impl RunReport {
                 s.inputs.values().map(|i| i.dropped).sum::<u64>()
                     + s.metrics.get("dropped").copied().unwrap_or(0.0) as u64
             });
-            let kind = self.kind_of(&id);
+            let kind = self.kind_of(&n.id);
             self.nodes.insert(
-                id,
+                n.id,
                 NodeReport {
                     kind,
-                    restarts,
-                    exit,
-                    failed,
+                    restarts: n.restarts,
+                    exit: n.exit,
+                    failed: n.failed,
+                    restart_lost_frames: n.restart_lost_frames,
+                    restart_lost_s: n.restart_lost_s,
                     frames_in,
                     frames_out,
                     dropped,

@@ -137,6 +137,7 @@ pub fn node_config(
         },
         restart_count,
         epoch_ns: 0,
+        resume_state: None,
     }
 }
 

@@ -1,0 +1,351 @@
+//! Bad input, end to end: `runtime run` on a graph with one mistake. Static
+//! mistakes exit 2 before any process starts, naming file:line:column and the
+//! field; run-time ones exit 1 naming the node and the cause. Neither leaves
+//! an output file behind (static ones leave nothing at all).
+//!
+//! (The memlock limit too low for the SHM pools is covered, as an
+//! unprivileged user, in runtime_lifecycle.rs.)
+
+use std::path::Path;
+
+use graph_tests::{RunResult, Scratch};
+
+/// A small recording graph; each test changes one thing in it.
+const GRAPH: &str = "name: bad-input
+nodes:
+  - id: camera
+    node: camera
+    params: { source: test, width: 320, height: 240, fps: 30, realtime: false }
+  - id: microphone
+    node: microphone
+    params: { source: test, sample_rate: 48000, channels: 2, realtime: false }
+  - id: video-normalize
+    node: video-normalize
+    inputs: { video: camera/video }
+    params: { width: 320, height: 240, fps: 30 }
+  - id: audio-normalize
+    node: audio-normalize
+    inputs: { audio: microphone/audio }
+  - id: sync
+    node: sync
+    inputs: { video: video-normalize/video, audio: audio-normalize/audio }
+  - id: video-encode
+    node: video-encode
+    inputs: { video: sync/video }
+    params: { codec: h264, crf: 23 }
+  - id: audio-encode
+    node: audio-encode
+    inputs: { audio: sync/audio }
+    params: { codec: aac }
+  - id: mux
+    node: mux
+    inputs: { video: video-encode/video, audio: audio-encode/audio }
+    params: { path: {dir}/out.mp4 }
+";
+
+/// The graph with `from` replaced by `to` (which must occur).
+fn with(from: &str, to: &str) -> String {
+    assert!(GRAPH.contains(from), "{from}");
+    GRAPH.replacen(from, to, 1)
+}
+
+fn files_in(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Runs `yaml` and checks a static error: exit 2, `g.yaml:LINE:` where LINE
+/// holds `at`, the field and the message fragment; nothing written.
+fn static_error(yaml: &str, at: &str, field: &str, fragment: &str) -> RunResult {
+    let s = Scratch::new();
+    let g = s.graph("g.yaml", yaml);
+    let text = std::fs::read_to_string(&g).unwrap();
+    let line = text
+        .lines()
+        .position(|l| l.contains(at))
+        .unwrap_or_else(|| panic!("`{at}` is not in the graph"))
+        + 1;
+    let r = s.run(&g, &["--duration", "2"]);
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    let located = format!("g.yaml:{line}:");
+    assert!(
+        r.stderr.contains(&located),
+        "expected {located} in:\n{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains(field),
+        "expected `{field}` in:\n{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains(fragment),
+        "expected `{fragment}` in:\n{}",
+        r.stderr
+    );
+    // Nothing started, nothing written: no run directory, no report, no output.
+    assert_eq!(files_in(s.dir.path()), ["g.yaml"], "{}", r.stderr);
+    r
+}
+
+/// Runs `yaml` and checks a run-time error: exit 1, the node and the cause
+/// named, no output file.
+fn runtime_error(yaml: &str, node: &str, fragment: &str) -> RunResult {
+    let s = Scratch::new();
+    let g = s.graph("g.yaml", yaml);
+    let r = s.run(&g, &["--duration", "5", "--grace", "10"]);
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!("node `{node}`")),
+        "expected node `{node}` in:\n{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains(fragment),
+        "expected `{fragment}` in:\n{}",
+        r.stderr
+    );
+    assert!(!s.path("out.mp4").exists(), "no partial output file");
+    assert_eq!(r.node(node)["failed"], true);
+    r
+}
+
+#[test]
+fn malformed_yaml() {
+    static_error(
+        &with("  - id: sync\n", "  - id: sync\n   node: [broken\n"),
+        "node: [broken",
+        "",
+        "",
+    );
+}
+
+#[test]
+fn unknown_field() {
+    static_error(
+        &with("    node: sync\n", "    node: sync\n    restrat: always\n"),
+        "restrat",
+        "nodes[4].restrat",
+        "did you mean `restart`",
+    );
+}
+
+#[test]
+fn unknown_node_kind() {
+    static_error(
+        &with("node: sync", "node: synk"),
+        "node: synk",
+        "nodes[4].node",
+        "synk",
+    );
+}
+
+#[test]
+fn missing_executable() {
+    static_error(
+        &with("node: sync", "path: ./no-such-node"),
+        "no-such-node",
+        "nodes[4].path",
+        "no-such-node",
+    );
+}
+
+#[test]
+fn non_executable_path() {
+    static_error(
+        &with("node: sync", "path: g.yaml"),
+        "path: g.yaml",
+        "nodes[4].path",
+        "not executable",
+    );
+}
+
+#[test]
+fn duplicate_id() {
+    static_error(
+        &with("  - id: audio-encode", "  - id: video-encode # again"),
+        "video-encode # again",
+        "id",
+        "duplicate",
+    );
+}
+
+#[test]
+fn dangling_input() {
+    static_error(
+        &with("video: camera/video", "video: kamera/video"),
+        "kamera",
+        "nodes[2].inputs.video",
+        "kamera",
+    );
+}
+
+#[test]
+fn type_mismatched_edge() {
+    static_error(
+        &with("video: camera/video", "video: microphone/audio"),
+        "video: microphone/audio",
+        "nodes[2].inputs.video",
+        "type mismatch: `microphone/audio` is raw-audio",
+    );
+}
+
+#[test]
+fn cycle() {
+    static_error(
+        &with("video: camera/video", "video: sync/video"),
+        "inputs: { video: video-normalize/video, audio",
+        "nodes[4].inputs.video",
+        "cycle in the graph: sync → video-normalize → sync",
+    );
+}
+
+#[test]
+fn resolution_zero_odd_and_too_large() {
+    for (value, fragment) in [
+        ("width: 0", "out of range 16..=8192"),
+        ("width: 321", "odd"),
+        ("width: 9000", "out of range 16..=8192"),
+    ] {
+        static_error(
+            &with(
+                "source: test, width: 320",
+                &format!("source: test, {value}"),
+            ),
+            value,
+            "nodes[0].params.width",
+            fragment,
+        );
+    }
+}
+
+#[test]
+fn fps_not_positive() {
+    for value in ["fps: 0", "fps: -30"] {
+        static_error(
+            &with(
+                "height: 240, fps: 30, realtime",
+                &format!("height: 240, {value}, realtime"),
+            ),
+            value,
+            "nodes[0].params.fps",
+            "positive",
+        );
+    }
+}
+
+#[test]
+fn codec_container_pair() {
+    static_error(
+        &with("out.mp4", "out.webm"),
+        "video: video-encode/video, audio",
+        "inputs.video",
+        "h264 cannot go in a webm file",
+    );
+}
+
+#[test]
+fn crf_out_of_range() {
+    static_error(
+        &with("crf: 23", "crf: 60"),
+        "crf: 60",
+        "nodes[5].params.crf",
+        "out of range 0..=51 for h264",
+    );
+}
+
+#[test]
+fn absurd_bitrate() {
+    static_error(
+        &with("codec: h264, crf: 23", "codec: h264, bitrate: 50G"),
+        "bitrate: 50G",
+        "nodes[5].params.bitrate",
+        "out of range",
+    );
+}
+
+#[test]
+fn sample_rate_outside_8_to_192_khz() {
+    for value in ["sample_rate: 4000", "sample_rate: 200000"] {
+        static_error(
+            &with("sample_rate: 48000", value),
+            value,
+            "nodes[1].params.sample_rate",
+            "out of range 8000..=192000",
+        );
+    }
+}
+
+#[test]
+fn channels_zero_or_more_than_eight() {
+    for value in ["channels: 0", "channels: 9"] {
+        static_error(
+            &with("channels: 2", value),
+            value,
+            "nodes[1].params.channels",
+            "out of range 1..=8",
+        );
+    }
+}
+
+#[test]
+fn file_source_missing() {
+    static_error(
+        &with("source: test, width", "source: file:missing.mkv, width"),
+        "missing.mkv",
+        "nodes[0].params.source",
+        "cannot read the source file `missing.mkv`",
+    );
+}
+
+#[test]
+fn file_source_corrupt() {
+    let corrupt = std::env::temp_dir().join(format!("bad-input-{}.mkv", std::process::id()));
+    std::fs::write(
+        &corrupt,
+        b"not a matroska file at all, just text".repeat(100),
+    )
+    .unwrap();
+    let r = runtime_error(
+        &with(
+            "source: test, width",
+            &format!("source: \"file:{}\", width", corrupt.display()),
+        ),
+        "camera",
+        "cannot open",
+    );
+    let _ = std::fs::remove_file(&corrupt);
+    assert!(
+        r.stderr.contains("exited before the graph started"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn camera_not_found() {
+    runtime_error(
+        &with(
+            "source: test, width",
+            "source: \"device:no-such-camera\", width",
+        ),
+        "camera",
+        "not found",
+    );
+}
+
+#[test]
+fn microphone_not_found() {
+    runtime_error(
+        &with(
+            "source: test, sample_rate",
+            "source: \"device:no-such-microphone\", sample_rate",
+        ),
+        "microphone",
+        "no-such-microphone",
+    );
+}

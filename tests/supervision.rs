@@ -1,0 +1,312 @@
+//! Supervision end to end: nodes of a real recording graph are killed with
+//! SIGKILL mid-recording; the runtime restarts them, the recording goes on, and
+//! what was lost is counted in the report. A crash loop ends the run with the
+//! recording so far finalized; a restarted node that missed its input's
+//! end-of-stream still lets the graph end. An encoder that cannot keep up
+//! skips raw frames (counted, warned about), never packets, and with
+//! `degrade: true` switches to a faster preset within the same file.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use graph_tests::media::{decode_errors, probe, require_ffmpeg};
+use graph_tests::{read_json, RunResult, Scratch};
+
+/// The recording chain of graphs/1080p.yaml at 320×240, live test sources.
+fn small_recording(extra_video_encode: &str) -> String {
+    recording(320, 240, "{ speed: ultrafast }", extra_video_encode)
+}
+
+fn recording(width: u32, height: u32, encode_params: &str, extra_video_encode: &str) -> String {
+    format!(
+        "name: supervised
+nodes:
+  - id: camera
+    node: camera
+    params: {{ source: test, width: {width}, height: {height}, fps: 30 }}
+  - id: microphone
+    node: microphone
+    params: {{ source: test }}
+  - id: video-normalize
+    node: video-normalize
+    inputs: {{ video: camera/video }}
+    params: {{ width: {width}, height: {height}, fps: 30 }}
+  - id: audio-normalize
+    node: audio-normalize
+    inputs: {{ audio: microphone/audio }}
+  - id: sync
+    node: sync
+    inputs: {{ video: video-normalize/video, audio: audio-normalize/audio }}
+  - id: video-encode
+    node: video-encode
+    inputs: {{ video: sync/video }}
+    params: {encode_params}{extra_video_encode}
+  - id: audio-encode
+    node: audio-encode
+    inputs: {{ audio: sync/audio }}
+  - id: mux
+    node: mux
+    inputs: {{ video: video-encode/video, audio: audio-encode/audio }}
+    params: {{ path: {{dir}}/out.mp4 }}
+"
+    )
+}
+
+/// A `runtime run` in the background whose stderr is collected, so the test
+/// can wait for the graph to start and then kill one of its nodes.
+struct LiveRun {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    stderr: Vec<String>,
+    report: std::path::PathBuf,
+}
+
+impl LiveRun {
+    fn start(s: &Scratch, graph: &Path, args: &[&str]) -> LiveRun {
+        let report = s.path("report.json");
+        let mut child = Command::new(graph_tests::runtime_bin())
+            .arg("run")
+            .arg(graph)
+            .arg("--report")
+            .arg(&report)
+            .arg("--run-dir")
+            .arg(s.path("run"))
+            .args(args)
+            .current_dir(s.dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("runtime starts");
+        let (tx, lines) = mpsc::channel();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        LiveRun {
+            child,
+            lines,
+            stderr: Vec::new(),
+            report,
+        }
+    }
+
+    /// Waits for a stderr line containing `text` (panics if the run ends first).
+    fn wait_for(&mut self, text: &str) {
+        loop {
+            match self.lines.recv_timeout(Duration::from_secs(120)) {
+                Ok(line) => {
+                    let found = line.contains(text);
+                    self.stderr.push(line);
+                    if found {
+                        return;
+                    }
+                }
+                Err(_) => panic!("no `{text}` on stderr; so far:\n{}", self.stderr.join("\n")),
+            }
+        }
+    }
+
+    /// SIGKILLs the running process of `binary` (a node of this run).
+    fn kill_node(&self, binary: &str) -> u32 {
+        let pid = node_pid(self.child.id(), binary)
+            .unwrap_or_else(|| panic!("no {binary} process under the runtime"));
+        // SAFETY: signalling a process this test started (through the runtime).
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        pid
+    }
+
+    fn finish(mut self) -> RunResult {
+        let status = self.child.wait().expect("runtime ends");
+        self.stderr.extend(self.lines.iter());
+        let _ = status;
+        let output = std::process::Output {
+            status,
+            stdout: Vec::new(),
+            stderr: self.stderr.join("\n").into_bytes(),
+        };
+        RunResult::new(output, &self.report)
+    }
+}
+
+/// The pid of the child of `runtime` running `binary` (comm is cut at 15 bytes).
+fn node_pid(runtime: u32, binary: &str) -> Option<u32> {
+    let children = std::fs::read_to_string(format!("/proc/{runtime}/task/{runtime}/children"))
+        .unwrap_or_default();
+    let comm = &binary[..binary.len().min(15)];
+    children
+        .split_whitespace()
+        .filter_map(|p| p.parse::<u32>().ok())
+        .find(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == comm)
+        })
+}
+
+/// Waits until a process other than `old` runs `binary` (the restart).
+fn wait_for_restart(run: &LiveRun, binary: &str, old: u32) -> u32 {
+    for _ in 0..2400 {
+        if let Some(pid) = node_pid(run.child.id(), binary).filter(|p| *p != old) {
+            return pid;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    panic!("{binary} was not restarted");
+}
+
+#[test]
+fn killing_video_encode_mid_recording_restarts_it_and_the_recording_goes_on() {
+    require_ffmpeg();
+    let s = Scratch::new();
+    let g = s.graph("g.yaml", &small_recording(""));
+    let mut run = LiveRun::start(&s, &g, &["--duration", "4"]);
+    run.wait_for("started");
+    std::thread::sleep(Duration::from_millis(1500));
+    run.kill_node("node-video-encode");
+    let r = run.finish();
+    r.assert_ok();
+    let enc = r.node("video-encode");
+    assert_eq!(enc["restarts"], 1, "{}", r.stderr);
+    assert!(r.stderr.contains("restarting (1/3)"), "{}", r.stderr);
+
+    let out = s.path("out.mp4");
+    assert_eq!(decode_errors(&out), "", "the recording decodes cleanly");
+    let p = probe(&out).unwrap();
+    // Every frame sync sent is in the file, or counted: lost across the
+    // restart (what the killed encoder held and what went by while it was
+    // down), or dropped at the encoder's input.
+    let sent = r.node("sync")["stats"]["outputs"]["video"]["sent"]
+        .as_u64()
+        .unwrap();
+    let lost = enc["restart_lost_frames"].as_u64().unwrap();
+    let dropped = enc["dropped"].as_u64().unwrap();
+    assert!(lost > 0, "the killed encoder's frames are counted: {enc}");
+    assert_eq!(
+        p.video[0].frames() + lost + dropped,
+        sent,
+        "frames in the file + lost + dropped = frames sync sent; {enc}"
+    );
+    // The target is at most 1 s; a loaded machine may take longer to start a
+    // process, so the test only rules out a stalled restart.
+    let lost_s = enc["restart_lost_s"].as_f64().unwrap();
+    assert!(lost_s > 0.0 && lost_s < 2.5, "{lost_s} s lost");
+    // Media after the kill made it into the same file.
+    assert!(p.video[0].span() > 3.5, "{:?}", p.video);
+    assert!(
+        r.stderr.contains("lost across the restarts"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_crash_looping_node_stops_the_run_with_the_recording_finalized() {
+    require_ffmpeg();
+    let s = Scratch::new();
+    let g = s.graph(
+        "g.yaml",
+        &small_recording("\n    restart: on-failure\n    max_restarts: 1"),
+    );
+    let mut run = LiveRun::start(&s, &g, &["--duration", "60"]);
+    run.wait_for("started");
+    std::thread::sleep(Duration::from_millis(1000));
+    let first = run.kill_node("node-video-encode");
+    let second = wait_for_restart(&run, "node-video-encode", first);
+    std::thread::sleep(Duration::from_millis(1000));
+    // SAFETY: signalling the restarted node of this test's run.
+    unsafe { libc::kill(second as i32, libc::SIGKILL) };
+    let r = run.finish();
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("node `video-encode` failed after 1 restarts: was killed by signal 9"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("last log lines"), "{}", r.stderr);
+    assert_eq!(r.node("video-encode")["failed"], true);
+    // What was recorded before the crash loop is a finished, playable file.
+    let out = s.path("out.mp4");
+    assert_eq!(decode_errors(&out), "", "finalized");
+    let p = probe(&out).unwrap();
+    assert!(p.video[0].frames() > 0 && p.audio[0].samples > 0, "{p:?}");
+}
+
+#[test]
+fn a_node_restarted_after_its_input_ended_still_ends() {
+    let s = Scratch::new();
+    let g = s.graph(
+        "g.yaml",
+        "nodes:
+  - id: source
+    path: {testkit}
+    params: { mode: source, count: 40, fps: 200 }
+    outputs: [video]
+  - id: relay
+    path: {testkit}
+    inputs: { video: source/video }
+    outputs: [video]
+    params: { mode: relay, crash_on_eos: true, crash_once: true }
+    restart: on-failure
+  - id: sink
+    path: {testkit}
+    inputs: { video: relay/video }
+    params: { mode: sink, result: {dir}/sink.json }
+",
+    );
+    // Without the repeated end-of-stream the restarted relay would wait
+    // forever; --duration would then stop it and the grace period kill it.
+    let r = s.run(&g, &["--duration", "60", "--grace", "5"]);
+    r.assert_ok();
+    assert_eq!(r.node("relay")["restarts"], 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("sent it the end-of-stream it missed"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("--duration reached"), "{}", r.stderr);
+    let sink = read_json(&s.path("sink.json"));
+    assert_eq!(sink["end_of_stream"], 1, "{sink}");
+    // The relay died right after forwarding the last frames: the one still
+    // in flight may be lost with it.
+    let received = sink["received"].as_u64().unwrap();
+    assert!((35..=40).contains(&received), "{sink}");
+}
+
+#[test]
+fn an_overloaded_encoder_skips_frames_never_packets_and_degrades() {
+    require_ffmpeg();
+    let s = Scratch::new();
+    // 1080p30 at x264's slowest preset: far more than two cores encode live.
+    let g = s.graph(
+        "g.yaml",
+        &recording(1920, 1080, "{ speed: veryslow, degrade: true }", ""),
+    );
+    let r = s.run(&g, &["--duration", "5"]);
+    r.assert_ok();
+    let enc = r.node("video-encode");
+    let dropped = enc["dropped"].as_u64().unwrap();
+    assert!(
+        dropped > 0,
+        "raw frames skipped at the encoder's input: {enc}"
+    );
+    assert!(r.stderr.contains("encoding overloaded:"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("degrade: libx264 veryslow -> slower"),
+        "{}",
+        r.stderr
+    );
+    assert!(enc["stats"]["metrics"]["degrade_steps"].as_f64().unwrap() >= 1.0);
+    // Every packet the encoder made reached the mux and the file: one file,
+    // one set of stream headers across the preset switch.
+    let sent = enc["stats"]["outputs"]["video"]["sent"].as_u64().unwrap();
+    let mux_in = &r.node("mux")["stats"]["inputs"]["video"];
+    assert_eq!(mux_in["received"].as_u64().unwrap(), sent);
+    assert_eq!(mux_in["dropped"], 0);
+    let out = s.path("out.mp4");
+    assert_eq!(decode_errors(&out), "");
+    assert_eq!(probe(&out).unwrap().video[0].frames(), sent);
+}
