@@ -391,6 +391,13 @@ impl Node {
         self.lossless.store(lossless, Ordering::Relaxed);
     }
 
+    /// Whether this node's streams are lossless: set by [`Node::set_lossless`]
+    /// or by a lossless message received. A node that could pass over late
+    /// input (to keep up live) must wait for it instead.
+    pub fn is_lossless(&self) -> bool {
+        self.lossless.load(Ordering::Relaxed)
+    }
+
     /// Whether the runtime asked the graph to stop (sources poll this).
     pub fn stop_requested(&self) -> bool {
         self.stop.load(Ordering::SeqCst)

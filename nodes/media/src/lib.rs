@@ -2,6 +2,7 @@
 //! own module; nodes never copy these helpers.
 
 pub mod audio;
+pub mod geometry;
 pub mod packet;
 pub mod video;
 
