@@ -262,13 +262,17 @@ impl Sync {
         };
         // On the frame grid of the first camera that has frames.
         if let Some((v, _)) = self.lanes.iter().find_map(|l| l.held.first()) {
-            t0 = timeline::on_video_grid(
-                t0,
-                v.capture_ns,
-                v.time_base,
-                v.duration,
-                self.tolerance_ns,
-            );
+            // T0 may move back before a later camera's first frame; by less
+            // than half a frame, so that frame still lands in slot 0.
+            let snap_back_ns = if self.lanes.len() > 1 {
+                let period_ns =
+                    v.time_base.num.max(1) as u64 * v.duration.max(1) as u64 * 1_000_000_000
+                        / v.time_base.den.max(1) as u64;
+                self.tolerance_ns.min((period_ns / 2).saturating_sub(1))
+            } else {
+                self.tolerance_ns
+            };
+            t0 = timeline::on_video_grid(t0, v.capture_ns, v.time_base, v.duration, snap_back_ns);
         }
         self.t0 = Some(t0);
         let starts: Vec<String> = self
@@ -455,6 +459,8 @@ impl Sync {
 
 fn describe_start(first: Option<u64>, t0: u64) -> String {
     match first {
+        // T0 is on the first camera's frame grid: a stream may begin just after it.
+        Some(c) if c > t0 => format!("began {:.1} ms after T0", (c - t0) as f64 / MS),
         Some(c) => format!("began {:.1} ms before T0", (t0 - c) as f64 / MS),
         None => "never began".into(),
     }
