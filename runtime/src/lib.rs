@@ -7,3 +7,4 @@ pub mod devices;
 pub mod graph;
 pub mod nodes_doc;
 pub mod run;
+pub mod scaffold;

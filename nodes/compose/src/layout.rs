@@ -141,7 +141,11 @@ mod tests {
     }
 
     fn inside(a: &Rect, w: u32, h: u32) -> bool {
-        a.x + a.w <= w && a.y + a.h <= h && a.x % 2 == 0 && a.y % 2 == 0 && a.w % 2 == 0
+        a.x + a.w <= w
+            && a.y + a.h <= h
+            && a.x.is_multiple_of(2)
+            && a.y.is_multiple_of(2)
+            && a.w.is_multiple_of(2)
     }
 
     #[test]
