@@ -8,3 +8,4 @@ pub mod graph;
 pub mod nodes_doc;
 pub mod recover;
 pub mod run;
+pub mod scaffold;

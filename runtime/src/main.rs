@@ -122,6 +122,30 @@ could not be recovered, 2 for a missing file or an unknown file type.")]
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Create something new: `runtime new node NAME` scaffolds a custom node crate.
+    New {
+        #[command(subcommand)]
+        what: New,
+    },
+}
+
+#[derive(Subcommand)]
+enum New {
+    /// A crate for a custom node on the node API: a working pass-through filter and a graph using it.
+    #[command(after_help = "Example:
+  runtime new node my-filter && cd my-filter && cargo build --release && runtime run graph.yaml --duration 5
+
+See docs/custom-nodes.md for writing the node.")]
+    Node {
+        /// The node's name: the crate, its binary and its id in the example graph.
+        name: String,
+        /// Where to create the crate [default: ./NAME].
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        /// The node API crate (nodes/api of a mediagraph checkout) [default: the one this runtime was built from].
+        #[arg(long, value_name = "PATH")]
+        api: Option<PathBuf>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -197,6 +221,9 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_FAILED)
             }
         },
+        Command::New {
+            what: New::Node { name, dir, api },
+        } => new_node(&name, dir, api),
         Command::Run {
             graph,
             sets,
@@ -287,6 +314,30 @@ fn run(g: graph::Graph, opts: RunOptions, report_path: Option<PathBuf>) -> ExitC
             }
         }
     })
+}
+
+fn new_node(name: &str, dir: Option<PathBuf>, api: Option<PathBuf>) -> ExitCode {
+    let Some(api) = api.or_else(runtime::scaffold::default_api_path) else {
+        eprintln!("error: where is the node API crate? pass --api <path to nodes/api of a mediagraph checkout>");
+        return ExitCode::from(EXIT_USAGE);
+    };
+    let dir = dir.unwrap_or_else(|| PathBuf::from(name));
+    match runtime::scaffold::new_node(name, &dir, &api) {
+        Ok(files) => {
+            for f in files {
+                println!("created {}", f.display());
+            }
+            println!(
+                "next: cd {} && cargo build --release && runtime run graph.yaml --duration 5",
+                dir.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_USAGE)
+        }
+    }
 }
 
 /// Loads and validates; on error prints every diagnostic and returns exit code 2.

@@ -33,7 +33,10 @@ fn ports(ports: &[PortSpec]) -> String {
     }
     ports
         .iter()
-        .map(|p| format!("{} ({})", p.name, p.ty))
+        .map(|p| {
+            let optional = if p.optional { ", optional" } else { "" };
+            format!("{} ({}{optional})", p.name, p.ty)
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -117,7 +120,14 @@ fn table(out: &mut String, rows: &[Vec<String>]) {
 fn port_rows(ports: &[PortSpec]) -> Vec<Vec<String>> {
     ports
         .iter()
-        .map(|p| vec![p.name.to_string(), p.ty.to_string(), p.doc.to_string()])
+        .map(|p| {
+            let ty = if p.optional {
+                format!("{} (optional)", p.ty)
+            } else {
+                p.ty.to_string()
+            };
+            vec![p.name.to_string(), ty, p.doc.to_string()]
+        })
         .collect()
 }
 

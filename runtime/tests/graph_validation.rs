@@ -409,9 +409,9 @@ fn required_input_not_connected() {
         6,
         5,
         "nodes[1].inputs",
-        "sync needs input `audio` (raw-audio)",
+        "sync needs input `video` (raw-video)",
     );
-    assert!(hint(&d).starts_with("add `audio:"));
+    assert_eq!(hint(&d), "add `video: camera/video`");
 }
 
 #[test]

@@ -71,20 +71,22 @@ pub fn decode_errors(path: &Path) -> String {
 /// with the same index, as ffmpeg's psnr filter computes it: a frame dropped
 /// or repeated shifts every later pair onto different pictures.
 pub fn psnr_by_index(a: &Path, b: &Path) -> Vec<f64> {
-    let out = run_tool(
-        Command::new("ffmpeg")
-            .args(["-nostdin", "-v", "error", "-i"])
-            .arg(a)
-            .arg("-i")
-            .arg(b)
-            .args([
-                "-lavfi",
-                "[0:v]settb=1/30,setpts=N[a];[1:v]settb=1/30,setpts=N[b];[a][b]psnr=stats_file=-",
-                "-f",
-                "null",
-                "-",
-            ]),
-    );
+    psnr_stats(
+        &[a, b],
+        "[0:v]settb=1/30,setpts=N[a];[1:v]settb=1/30,setpts=N[b];[a][b]psnr=stats_file=-",
+    )
+}
+
+/// The per-picture PSNR (dB, all planes) printed by the `psnr=stats_file=-`
+/// filter that ends `lavfi`, a filter graph over `inputs` (`[0:v:1]` is the
+/// second video stream of the first input, and so on).
+pub fn psnr_stats(inputs: &[&Path], lavfi: &str) -> Vec<f64> {
+    let mut cmd = Command::new("ffmpeg");
+    cmd.args(["-nostdin", "-v", "error"]);
+    for input in inputs {
+        cmd.arg("-i").arg(input);
+    }
+    let out = run_tool(cmd.args(["-lavfi", lavfi, "-f", "null", "-"]));
     out.lines()
         .filter_map(|l| {
             let v = l

@@ -408,9 +408,9 @@ impl Node {
         self.config.resume_state.as_ref()
     }
 
-    /// Whether this node's streams are lossless: it replays faster than real
-    /// time, or receives from a node that does (queues block, so a full input
-    /// queue is expected and is no sign of overload).
+    /// Whether this node's streams are lossless: set by [`Node::set_lossless`]
+    /// or by a lossless message received. A node that could pass over late
+    /// input (to keep up live) must wait for it instead.
     pub fn is_lossless(&self) -> bool {
         self.lossless.load(Ordering::Relaxed)
     }

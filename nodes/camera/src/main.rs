@@ -8,10 +8,8 @@
 //! `node-camera --list-devices` prints the cameras as a JSON array and exits
 //! (used by `runtime devices`; no graph environment needed).
 
-mod canvas;
 mod capture;
 mod device;
-mod font;
 mod media;
 mod pattern;
 mod source;

@@ -10,8 +10,8 @@ use anyhow::{bail, Result};
 use node_api::{PixelFormat, PlaneLayout};
 use node_catalog::Rational;
 
-use crate::canvas::{Canvas, Rgb};
-use crate::font;
+use node_media::canvas::{Canvas, Rgb};
+use node_media::font;
 
 /// The classic bar colors at 75 %: white, yellow, cyan, green, magenta, red, blue, black.
 const BARS: [Rgb; 8] = [

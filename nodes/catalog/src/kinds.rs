@@ -9,6 +9,27 @@ pub struct PortSpec {
     pub name: &'static str,
     pub ty: PortType,
     pub doc: &'static str,
+    /// The node works without this input connected (e.g. sync's extra cameras).
+    pub optional: bool,
+}
+
+impl PortSpec {
+    const fn new(name: &'static str, ty: PortType, doc: &'static str) -> PortSpec {
+        PortSpec {
+            name,
+            ty,
+            doc,
+            optional: false,
+        }
+    }
+    const fn optional(name: &'static str, ty: PortType, doc: &'static str) -> PortSpec {
+        PortSpec {
+            name,
+            ty,
+            doc,
+            optional: true,
+        }
+    }
 }
 
 /// A built-in node kind: what it consumes, produces and accepts as params.
@@ -69,16 +90,93 @@ pub const VIDEO_CODECS: &[&str] = &["h264", "h265", "vp9", "av1"];
 pub const AUDIO_CODECS: &[&str] = &["aac", "opus", "mp3"];
 pub const CONTAINERS: &[&str] = &["auto", "mp4", "mkv", "webm"];
 
-const RAW_VIDEO_OUT: &[PortSpec] = &[PortSpec {
-    name: "video",
-    ty: PortType::RawVideo,
-    doc: "raw video frames",
-}];
-const RAW_AUDIO_OUT: &[PortSpec] = &[PortSpec {
-    name: "audio",
-    ty: PortType::RawAudio,
-    doc: "raw audio frames",
-}];
+const RAW_VIDEO_OUT: &[PortSpec] = &[PortSpec::new(
+    "video",
+    PortType::RawVideo,
+    "raw video frames",
+)];
+const RAW_AUDIO_OUT: &[PortSpec] = &[PortSpec::new(
+    "audio",
+    PortType::RawAudio,
+    "raw audio frames",
+)];
+
+/// Sync's ports: `video` and `audio`, and up to seven more cameras; every
+/// input comes out on the output of the same name.
+const SYNC_INPUTS: &[PortSpec] = &[
+    PortSpec::new(
+        "video",
+        PortType::RawVideo,
+        "raw video: the first camera, whose frame grid the timeline follows",
+    ),
+    PortSpec::optional(
+        "audio",
+        PortType::RawAudio,
+        "raw audio (optional: a video-only rig needs none)",
+    ),
+    PortSpec::optional("video2", PortType::RawVideo, "raw video of a second camera"),
+    PortSpec::optional("video3", PortType::RawVideo, "raw video of a third camera"),
+    PortSpec::optional("video4", PortType::RawVideo, "raw video of a fourth camera"),
+    PortSpec::optional("video5", PortType::RawVideo, "raw video of a fifth camera"),
+    PortSpec::optional("video6", PortType::RawVideo, "raw video of a sixth camera"),
+    PortSpec::optional(
+        "video7",
+        PortType::RawVideo,
+        "raw video of a seventh camera",
+    ),
+    PortSpec::optional(
+        "video8",
+        PortType::RawVideo,
+        "raw video of an eighth camera",
+    ),
+];
+const SYNC_OUTPUTS: &[PortSpec] = &[
+    PortSpec::new(
+        "video",
+        PortType::RawVideo,
+        "`video` on the common timeline",
+    ),
+    PortSpec::new(
+        "audio",
+        PortType::RawAudio,
+        "`audio` on the common timeline",
+    ),
+    PortSpec::new(
+        "video2",
+        PortType::RawVideo,
+        "`video2` on the common timeline",
+    ),
+    PortSpec::new(
+        "video3",
+        PortType::RawVideo,
+        "`video3` on the common timeline",
+    ),
+    PortSpec::new(
+        "video4",
+        PortType::RawVideo,
+        "`video4` on the common timeline",
+    ),
+    PortSpec::new(
+        "video5",
+        PortType::RawVideo,
+        "`video5` on the common timeline",
+    ),
+    PortSpec::new(
+        "video6",
+        PortType::RawVideo,
+        "`video6` on the common timeline",
+    ),
+    PortSpec::new(
+        "video7",
+        PortType::RawVideo,
+        "`video7` on the common timeline",
+    ),
+    PortSpec::new(
+        "video8",
+        PortType::RawVideo,
+        "`video8` on the common timeline",
+    ),
+];
 
 fn no_check(_: &Params) -> Vec<(&'static str, String)> {
     Vec::new()
@@ -270,7 +368,7 @@ static KINDS: &[KindSpec] = &[
     KindSpec {
         kind: "video-normalize",
         doc: "Scales, converts the pixel format (MJPEG decoded) and conforms to a constant frame rate (swscale); frames already in the output format and size are forwarded without a copy. Metrics: duplicated, dropped_cfr.",
-        inputs: &[PortSpec { name: "video", ty: PortType::RawVideo, doc: "raw video in any supported format" }],
+        inputs: &[PortSpec::new("video", PortType::RawVideo, "raw video in any supported format")],
         any_inputs: None,
         outputs: RAW_VIDEO_OUT,
         params: &[
@@ -285,7 +383,7 @@ static KINDS: &[KindSpec] = &[
     KindSpec {
         kind: "audio-normalize",
         doc: "Resamples, rechannels and reformats audio (swresample); optional EBU R128 loudness normalization.",
-        inputs: &[PortSpec { name: "audio", ty: PortType::RawAudio, doc: "raw audio" }],
+        inputs: &[PortSpec::new("audio", PortType::RawAudio, "raw audio")],
         any_inputs: None,
         outputs: RAW_AUDIO_OUT,
         params: &[
@@ -299,16 +397,10 @@ static KINDS: &[KindSpec] = &[
     },
     KindSpec {
         kind: "sync",
-        doc: "Puts video and audio on one timeline from their capture timestamps; output pts start at 0 at one instant (the later start, on the video frame grid). Audio clock drift is measured and corrected by resampling. Metrics: av_offset_ms (positive: sound late), sync_score (100: together, 0: 40 ms or more apart), drift_ppm, drift_correction_ppm, audio_clock_jumps, audio_gap_fills, audio_overlap_trims (samples), video_dups_dropped, video_gaps (frames), dropped.",
-        inputs: &[
-            PortSpec { name: "video", ty: PortType::RawVideo, doc: "raw video" },
-            PortSpec { name: "audio", ty: PortType::RawAudio, doc: "raw audio" },
-        ],
+        doc: "Puts up to 8 cameras (`video`, `video2` .. `video8`) and one audio stream on one timeline from their capture timestamps; every output's pts start at 0 at one instant T0 (the latest first capture, on the first camera's frame grid). Each input comes out on the output of the same name. Audio clock drift is measured and corrected by resampling. Metrics: av_offset_ms (positive: sound late), sync_score (100: together, 0: 40 ms or more apart), drift_ppm, drift_correction_ppm, audio_clock_jumps, start_spread_ms (capture-time spread of the first frames placed at pts 0 across all tracks), first_offset_ms_<output>, audio_gap_fills, audio_overlap_trims (samples), video_dups_dropped, video_gaps (frames), dropped.",
+        inputs: SYNC_INPUTS,
         any_inputs: None,
-        outputs: &[
-            PortSpec { name: "video", ty: PortType::RawVideo, doc: "video on the common timeline" },
-            PortSpec { name: "audio", ty: PortType::RawAudio, doc: "audio on the common timeline" },
-        ],
+        outputs: SYNC_OUTPUTS,
         params: &[
             p("buffer_ms", ParamType::Int { min: 0, max: 10_000 }, Some("500"), "maximum latency added while waiting for the other stream"),
             p("tolerance_ms", ParamType::Float { min: 0.0, max: 1000.0 }, Some("20"), "timestamp error tolerated before gaps are filled or overlaps trimmed"),
@@ -317,11 +409,30 @@ static KINDS: &[KindSpec] = &[
         check: no_check,
     },
     KindSpec {
+        kind: "compose",
+        doc: "Composes several cameras into one program feed (swscale): a grid, or the first input full frame with the others as picture-in-picture insets. Inputs are raw video on one timeline (after sync), any names, laid out in the graph's order; frames are paired by pts, an input without a frame at that pts shows its last one. Metrics: composed, stale_tiles, forced.",
+        inputs: &[],
+        any_inputs: Some(&[PortType::RawVideo]),
+        outputs: RAW_VIDEO_OUT,
+        params: &[
+            p("layout", ParamType::Enum(&["grid", "pip"]), Some("grid"), "`grid`: equal tiles in graph order; `pip`: the first input fills the frame, the others are insets"),
+            p("width", DIM, Some("1920"), "output width"),
+            p("height", DIM, Some("1080"), "output height"),
+            p("pixel_format", ParamType::Enum(PIXEL_FORMATS), Some("yuv420p"), "output pixel format"),
+            p("columns", ParamType::Int { min: 0, max: 8 }, Some("0"), "grid columns; 0: the smallest square grid that holds every input (2x2 for 3 or 4)"),
+            p("pip_size", ParamType::Float { min: 0.05, max: 0.5 }, Some("0.25"), "pip: inset width as a fraction of the output width"),
+            p("pip_corner", ParamType::Enum(&["top-left", "top-right", "bottom-left", "bottom-right"]), Some("bottom-right"), "pip: the corner the insets stack from"),
+            p("pip_margin", ParamType::Int { min: 0, max: 1024 }, Some("16"), "pip: pixels between the insets and the frame's edges"),
+            p("max_held", ParamType::Int { min: 1, max: 64 }, Some("8"), "frames held per input while waiting for the others; beyond it a frame goes out with the late inputs' last frames"),
+        ],
+        check: check_even_size,
+    },
+    KindSpec {
         kind: "video-encode",
         doc: "Encodes raw video: H.264 (libx264), H.265 (libx265), VP9 (libvpx-vp9), AV1 (SVT-AV1, else libaom). Metric: bitrate_bps.",
-        inputs: &[PortSpec { name: "video", ty: PortType::RawVideo, doc: "raw video (yuv420p preferred)" }],
+        inputs: &[PortSpec::new("video", PortType::RawVideo, "raw video (yuv420p preferred)")],
         any_inputs: None,
-        outputs: &[PortSpec { name: "video", ty: PortType::EncodedVideo, doc: "encoded video packets" }],
+        outputs: &[PortSpec::new("video", PortType::EncodedVideo, "encoded video packets")],
         params: &[
             p("codec", ParamType::Enum(VIDEO_CODECS), Some("h264"), "video codec"),
             p("quality", ParamType::Enum(&["fast", "balanced", "high", "ultra"]), Some("balanced"), "CRF 28 / 23 / 18 / 13 (h264/h265; vp9/av1: 35 / 28 / 22 / 16) with speed presets veryfast / veryfast / fast / medium"),
@@ -340,9 +451,9 @@ static KINDS: &[KindSpec] = &[
     KindSpec {
         kind: "audio-encode",
         doc: "Encodes raw audio: AAC, Opus (libopus), MP3 (libmp3lame).",
-        inputs: &[PortSpec { name: "audio", ty: PortType::RawAudio, doc: "raw audio" }],
+        inputs: &[PortSpec::new("audio", PortType::RawAudio, "raw audio")],
         any_inputs: None,
-        outputs: &[PortSpec { name: "audio", ty: PortType::EncodedAudio, doc: "encoded audio packets" }],
+        outputs: &[PortSpec::new("audio", PortType::EncodedAudio, "encoded audio packets")],
         params: &[
             p("codec", ParamType::Enum(AUDIO_CODECS), Some("aac"), "audio codec"),
             p("quality", ParamType::Enum(&["low", "voice", "standard", "high", "maximum"]), Some("standard"), "64 / 96 / 128 / 192 / 320 kb/s"),

@@ -1,7 +1,12 @@
-//! FFmpeg helpers shared by the built-in media nodes. Each concern has its
-//! own module; nodes never copy these helpers.
+//! Helpers shared by the media nodes (built-in and the examples): FFmpeg
+//! frames and packets, picture geometry, and drawing into raw frames (solid
+//! rectangles, a bitmap font). Each concern has its own module; nodes never
+//! copy these helpers.
 
 pub mod audio;
+pub mod canvas;
+pub mod font;
+pub mod geometry;
 pub mod packet;
 pub mod video;
 

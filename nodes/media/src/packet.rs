@@ -16,6 +16,8 @@ const CODECS: &[(&str, Id, MediaKind)] = &[
     ("hevc", Id::HEVC, MediaKind::Video),
     ("vp9", Id::VP9, MediaKind::Video),
     ("av1", Id::AV1, MediaKind::Video),
+    // Lossless intra-only video (MKV only), as the ffv1-encoder example writes it.
+    ("ffv1", Id::FFV1, MediaKind::Video),
     ("aac", Id::AAC, MediaKind::Audio),
     ("opus", Id::OPUS, MediaKind::Audio),
     ("mp3", Id::MP3, MediaKind::Audio),
@@ -72,8 +74,9 @@ pub fn fill_parameters(
     codec: &str,
     params: &CodecParams,
 ) -> Result<()> {
-    let id = codec_id(codec)
-        .ok_or_else(|| anyhow!("unknown codec `{codec}` (h264, hevc, vp9, av1, aac, opus, mp3)"))?;
+    let id = codec_id(codec).ok_or_else(|| {
+        anyhow!("unknown codec `{codec}` (h264, hevc, vp9, av1, ffv1, aac, opus, mp3)")
+    })?;
     if codec_media(codec) != Some(media) {
         bail!("codec `{codec}` is not a {media:?} codec");
     }

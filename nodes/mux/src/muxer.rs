@@ -650,7 +650,9 @@ impl Muxer {
         drop(part.out);
         if self.settings.container == "mp4" {
             finalize::rewrite(&part.path, "mp4", self.settings.faststart, None).map_err(|e| {
-                e.context(format!("{shown} stays a fragmented MP4 (it plays; `runtime recover {shown}` retries)"))
+                e.context(format!(
+                    "{shown} stays a fragmented MP4 (it plays; `runtime recover {shown}` retries)"
+                ))
             })?;
         }
         let bytes = std::fs::metadata(&part.path).map_or(0, |m| m.len());

@@ -1,10 +1,12 @@
-//! `node-sync`: puts raw video and raw audio on one timeline from their capture
-//! times. Both outputs start at pts 0 at the same instant T0: the later of the
-//! two streams' first capture times (moved onto the video's frame grid, see
-//! [`timeline::on_video_grid`]); video pts count frame periods from T0, audio
-//! pts count samples from T0. Until both streams have begun, the earlier one
-//! is held (at most `buffer_ms`). Video frames are forwarded zero-copy with a
-//! new header; audio frames too, unless trimmed or preceded by a gap.
+//! `node-sync`: puts raw video (one or more cameras) and raw audio on one
+//! timeline from their capture times. Every output starts at pts 0 at the same
+//! instant T0: the latest of the streams' first capture times (moved onto the
+//! first camera's frame grid, see [`timeline::on_video_grid`]); video pts count
+//! frame periods from T0, audio pts count samples from T0. Until every stream
+//! has begun, the earlier ones are held (at most `buffer_ms`). Each camera
+//! input (`video`, `video2`, ...) comes out on the output of the same name.
+//! Video frames are forwarded zero-copy with a new header; audio frames too,
+//! unless trimmed or preceded by a gap.
 
 mod audio_buf;
 mod audio_out;
@@ -12,8 +14,8 @@ mod drift;
 mod hold;
 mod timeline;
 
-use anyhow::{Context, Result};
-use node_api::{AudioFrame, Event, Header, Node, Payload, VideoFrame};
+use anyhow::{anyhow, Context, Result};
+use node_api::{AudioFrame, Event, Header, Node, Payload, PortType, VideoFrame};
 
 use audio_out::Batch;
 use drift::DriftCorrector;
@@ -43,15 +45,18 @@ fn run() -> Result<()> {
     if sync.out_audio {
         node.reserve("audio", audio_out::MAX_BATCH_BYTES)?;
     }
+    let cameras: Vec<&str> = sync.lanes.iter().map(|l| l.name.as_str()).collect();
     tracing::info!(
-        "sync: buffer {} ms, tolerance {} ms",
+        "sync: cameras {}, audio {}, buffer {} ms, tolerance {} ms",
+        cameras.join(", "),
+        if sync.audio_closed { "none" } else { "audio" },
         sync.buffer_ns / 1_000_000,
         sync.tolerance_ns as f64 / MS
     );
     while let Some(event) = node.next_event()? {
         match event {
             Event::Input { input, message } => match message.header {
-                Header::Video(frame) => sync.on_video(&mut node, frame, message.payload)?,
+                Header::Video(frame) => sync.on_video(&mut node, &input, frame, message.payload)?,
                 Header::Audio(frame) => sync.on_audio(&mut node, frame, message.payload)?,
                 Header::EndOfStream | Header::Stats(_) => {}
                 Header::Packet(_) => {
@@ -65,7 +70,9 @@ fn run() -> Result<()> {
         sync.publish(&node);
     }
     // Inputs that never announced their end (all closed at once).
-    sync.video_closed = true;
+    for lane in &mut sync.lanes {
+        lane.closed = true;
+    }
     sync.audio_closed = true;
     sync.try_start(&mut node)?;
     sync.publish(&node);
@@ -75,7 +82,6 @@ fn run() -> Result<()> {
 
 #[derive(Default)]
 struct Counters {
-    video_frames: u64,
     video_before_start: u64,
     audio_before_start: u64,
     video_dups_dropped: u64,
@@ -85,27 +91,57 @@ struct Counters {
     dropped: u64,
 }
 
+/// One camera: its input and the output of the same name, its frames held
+/// until T0, then its clock.
+struct VideoLane {
+    name: String,
+    has_output: bool,
+    held: Hold<(VideoFrame, Payload)>,
+    clock: Option<VideoClock>,
+    closed: bool,
+    frames: u64,
+    /// Capture-time error of the frames sent, ns, smoothed like the audio's.
+    offset: Option<f64>,
+    /// Capture time of the first frame sent, from T0, ns.
+    first_from_t0: Option<i64>,
+    metric_first: String,
+}
+
+impl VideoLane {
+    fn new(name: &str, has_output: bool) -> VideoLane {
+        VideoLane {
+            name: name.to_string(),
+            has_output,
+            held: Hold::new(),
+            clock: None,
+            closed: false,
+            frames: 0,
+            offset: None,
+            first_from_t0: None,
+            metric_first: format!("first_offset_ms_{name}"),
+        }
+    }
+}
+
 struct Sync {
     buffer_ns: u64,
     tolerance_ns: u64,
     /// Largest drift correction, ppm (0: none).
     max_drift_ppm: f64,
-    out_video: bool,
     out_audio: bool,
     t0: Option<u64>,
     /// This incarnation continues the timeline of one that died.
     resumed: bool,
-    held_video: Hold<(VideoFrame, Payload)>,
+    /// The cameras, by input name: `video` first, whose frame grid T0 is on.
+    lanes: Vec<VideoLane>,
     held_audio: Hold<(AudioFrame, Payload)>,
-    video: Option<VideoClock>,
     audio: Option<AudioClock>,
     drift: Option<DriftCorrector>,
-    video_closed: bool,
     audio_closed: bool,
-    /// Capture-time error of the frames sent on each output, ns, smoothed
-    /// over about a second so timestamp jitter does not swamp it.
-    video_offset: Option<f64>,
+    /// Capture-time error of the audio sent, ns, smoothed over about a
+    /// second so timestamp jitter does not swamp it.
     audio_offset: Option<f64>,
+    audio_first_from_t0: Option<i64>,
     batch: Batch,
     n: Counters,
 }
@@ -113,35 +149,61 @@ struct Sync {
 impl Sync {
     fn new(node: &Node) -> Sync {
         let p = node.params();
+        let mut cameras: Vec<String> = node
+            .config()
+            .inputs
+            .iter()
+            .filter(|i| i.ty == PortType::RawVideo)
+            .map(|i| i.name.clone())
+            .collect();
+        // `video` sorts before `video2` .. `video8`.
+        cameras.sort();
+        let has_audio = node.config().inputs.iter().any(|i| i.name == "audio");
         Sync {
             buffer_ns: p.i64_or("buffer_ms", 500).max(0) as u64 * 1_000_000,
             tolerance_ns: (p.f64_or("tolerance_ms", 20.0).max(0.0) * MS) as u64,
             max_drift_ppm: p.f64_or("max_drift_ppm", 1000.0).max(0.0),
-            out_video: node.has_output("video"),
             out_audio: node.has_output("audio"),
             t0: None,
             resumed: false,
-            held_video: Hold::new(),
+            lanes: cameras
+                .iter()
+                .map(|c| VideoLane::new(c, node.has_output(c)))
+                .collect(),
             held_audio: Hold::new(),
-            video: None,
             audio: None,
             drift: None,
-            video_closed: false,
-            audio_closed: false,
-            video_offset: None,
+            // No audio input: nothing to wait for.
+            audio_closed: !has_audio,
             audio_offset: None,
+            audio_first_from_t0: None,
             batch: Batch::new(),
             n: Counters::default(),
         }
     }
 
-    fn on_video(&mut self, node: &mut Node, frame: VideoFrame, payload: Payload) -> Result<()> {
+    fn lane_index(&self, input: &str) -> Result<usize> {
+        self.lanes
+            .iter()
+            .position(|l| l.name == input)
+            .ok_or_else(|| anyhow!("video on input `{input}`, which is not a camera input"))
+    }
+
+    fn on_video(
+        &mut self,
+        node: &mut Node,
+        input: &str,
+        frame: VideoFrame,
+        payload: Payload,
+    ) -> Result<()> {
+        let i = self.lane_index(input)?;
         if self.t0.is_some() {
-            return self.place_video(node, frame, payload);
+            return self.place_video(node, i, frame, payload);
         }
-        self.n.dropped += self
-            .held_video
-            .push(frame.capture_ns, (frame, payload), self.buffer_ns);
+        self.n.dropped +=
+            self.lanes[i]
+                .held
+                .push(frame.capture_ns, (frame, payload), self.buffer_ns);
         self.try_start(node)
     }
 
@@ -156,20 +218,22 @@ impl Sync {
     }
 
     fn on_closed(&mut self, node: &mut Node, input: &str) -> Result<()> {
-        match input {
-            "video" => self.video_closed = true,
-            "audio" => self.audio_closed = true,
-            _ => {}
+        if input == "audio" {
+            self.audio_closed = true;
+        } else if let Some(lane) = self.lanes.iter_mut().find(|l| l.name == input) {
+            lane.closed = true;
         }
         self.try_start(node)?;
         self.close_ended(node)
     }
 
     /// Ends the output of an input that has ended, once nothing of it is
-    /// held: the other stream keeps flowing, this one's consumers can finish.
+    /// held: the other streams keep flowing, this one's consumers can finish.
     fn close_ended(&mut self, node: &mut Node) -> Result<()> {
-        if self.video_closed && self.held_video.is_empty() && self.out_video {
-            node.close_output("video")?;
+        for lane in &self.lanes {
+            if lane.closed && lane.held.is_empty() && lane.has_output {
+                node.close_output(&lane.name)?;
+            }
         }
         if self.audio_closed && self.held_audio.is_empty() && self.out_audio {
             self.batch.send(node)?;
@@ -182,8 +246,8 @@ impl Sync {
         match (name, value.as_f64()) {
             ("tolerance_ms", Some(ms)) => {
                 self.tolerance_ns = (ms.max(0.0) * MS) as u64;
-                if let Some(v) = &mut self.video {
-                    v.set_tolerance_ns(self.tolerance_ns);
+                for clock in self.lanes.iter_mut().filter_map(|l| l.clock.as_mut()) {
+                    clock.set_tolerance_ns(self.tolerance_ns);
                 }
                 if let Some(a) = &mut self.audio {
                     a.set_tolerance_ns(self.tolerance_ns);
@@ -198,40 +262,60 @@ impl Sync {
         tracing::info!("{name} set to {value}");
     }
 
-    /// Fixes T0 once both streams have begun (or one has ended without
-    /// beginning), then sends what was held.
+    /// Fixes T0 once every stream has begun (or ended without beginning),
+    /// then sends what was held.
     fn try_start(&mut self, node: &mut Node) -> Result<()> {
         if self.t0.is_some() {
             return Ok(());
         }
-        let video = self.held_video.first_capture();
         let audio = self.held_audio.first_capture();
-        let video_known = video.is_some() || self.video_closed;
         let audio_known = audio.is_some() || self.audio_closed;
-        if !(video_known && audio_known) {
+        let videos_known = self
+            .lanes
+            .iter()
+            .all(|l| l.held.first_capture().is_some() || l.closed);
+        if !(videos_known && audio_known) {
             return Ok(());
         }
+        // The latest camera start: every camera has begun by then.
+        let video = self
+            .lanes
+            .iter()
+            .filter_map(|l| l.held.first_capture())
+            .max();
         let Some(mut t0) = timeline::common_start(video, audio) else {
             return Ok(());
         };
-        if let Some((v, _)) = self.held_video.first() {
-            t0 = timeline::on_video_grid(
-                t0,
-                v.capture_ns,
-                v.time_base,
-                v.duration,
-                self.tolerance_ns,
-            );
+        // On the frame grid of the first camera that has frames.
+        if let Some((v, _)) = self.lanes.iter().find_map(|l| l.held.first()) {
+            // T0 may move back before a later camera's first frame; by less
+            // than half a frame, so that frame still lands in slot 0.
+            let snap_back_ns = if self.lanes.len() > 1 {
+                let period_ns =
+                    v.time_base.num.max(1) as u64 * v.duration.max(1) as u64 * 1_000_000_000
+                        / v.time_base.den.max(1) as u64;
+                self.tolerance_ns.min((period_ns / 2).saturating_sub(1))
+            } else {
+                self.tolerance_ns
+            };
+            t0 = timeline::on_video_grid(t0, v.capture_ns, v.time_base, v.duration, snap_back_ns);
         }
         self.t0 = Some(t0);
         node.save_resume_state(&serde_json::json!({ "t0_ns": t0 }));
+        let starts: Vec<String> = self
+            .lanes
+            .iter()
+            .map(|l| format!("{} {}", l.name, describe_start(l.held.first_capture(), t0)))
+            .collect();
         tracing::info!(
-            "common start fixed: video {}, audio {}",
-            describe_start(video, t0),
+            "common start fixed: {}, audio {}",
+            starts.join(", "),
             describe_start(audio, t0)
         );
-        while let Some((frame, payload)) = self.held_video.pop() {
-            self.place_video(node, frame, payload)?;
+        for i in 0..self.lanes.len() {
+            while let Some((frame, payload)) = self.lanes[i].held.pop() {
+                self.place_video(node, i, frame, payload)?;
+            }
         }
         while let Some((frame, payload)) = self.held_audio.pop() {
             self.place_audio(node, frame, payload, false)?;
@@ -240,33 +324,43 @@ impl Sync {
         self.close_ended(node)
     }
 
-    fn place_video(&mut self, node: &mut Node, frame: VideoFrame, payload: Payload) -> Result<()> {
+    fn place_video(
+        &mut self,
+        node: &mut Node,
+        lane: usize,
+        frame: VideoFrame,
+        payload: Payload,
+    ) -> Result<()> {
         let t0 = self.t0.expect("placed after the start");
-        let clock = self.video.get_or_insert_with(|| {
-            VideoClock::new(t0, frame.time_base, frame.duration, self.tolerance_ns)
+        let tolerance_ns = self.tolerance_ns;
+        let lane = &mut self.lanes[lane];
+        let clock = lane.clock.get_or_insert_with(|| {
+            VideoClock::new(t0, frame.time_base, frame.duration, tolerance_ns)
         });
         match clock.place(frame.capture_ns, frame.pts) {
             VideoPlace::BeforeStart => self.n.video_before_start += 1,
             VideoPlace::Duplicate => self.n.video_dups_dropped += 1,
             VideoPlace::Emit { pts, skipped } => {
                 if skipped > 0 {
-                    tracing::debug!("video: {skipped} frame slot(s) skipped before pts {pts}");
+                    tracing::debug!(
+                        "{}: {skipped} frame slot(s) skipped before pts {pts}",
+                        lane.name
+                    );
                 }
                 self.n.video_gaps += skipped as u64;
-                self.n.video_frames += 1;
-                smooth(
-                    &mut self.video_offset,
-                    clock.offset_ns(frame.capture_ns, pts),
-                );
-                if self.out_video {
+                lane.frames += 1;
+                smooth(&mut lane.offset, clock.offset_ns(frame.capture_ns, pts));
+                lane.first_from_t0
+                    .get_or_insert(frame.capture_ns as i64 - t0 as i64);
+                if lane.has_output {
                     let header = VideoFrame {
                         pts,
                         time_base: clock.time_base(),
                         duration: 1,
                         ..frame
                     };
-                    node.forward("video", Header::Video(header), &payload)
-                        .context("sending video")?;
+                    node.forward(&lane.name, Header::Video(header), &payload)
+                        .with_context(|| format!("sending {}", lane.name))?;
                 }
             }
         }
@@ -322,6 +416,10 @@ impl Sync {
             &mut self.audio_offset,
             clock.offset_ns(frame.capture_ns, &plan),
         );
+        let capture_ns =
+            frame.capture_ns + plan.skip as u64 * 1_000_000_000 / frame.sample_rate.max(1) as u64;
+        self.audio_first_from_t0
+            .get_or_insert(capture_ns as i64 - t0 as i64);
         if !self.out_audio {
             return Ok(());
         }
@@ -330,8 +428,6 @@ impl Sync {
             .silence(node, &frame, silence_pts, plan.silence, |pts| {
                 clock.capture_of(pts)
             })?;
-        let capture_ns =
-            frame.capture_ns + plan.skip as u64 * 1_000_000_000 / frame.sample_rate.max(1) as u64;
         match copied {
             Some(bytes) => self
                 .batch
@@ -349,7 +445,7 @@ impl Sync {
     /// The A/V offset in ms: how much later the sound plays than the picture
     /// captured at the same instant (negative: earlier).
     fn av_offset_ms(&self) -> Option<f64> {
-        Some((self.video_offset? - self.audio_offset?) / MS)
+        Some((self.lanes.first()?.offset? - self.audio_offset?) / MS)
     }
 
     fn publish(&self, node: &Node) {
@@ -363,6 +459,17 @@ impl Sync {
             m.set("drift_correction_ppm", d.applied_ppm);
             m.set("audio_clock_jumps", d.tracker.jumps as f64);
         }
+        for lane in &self.lanes {
+            if let Some(first) = lane.first_from_t0 {
+                m.set(&lane.metric_first, first as f64 / MS);
+            }
+        }
+        if let Some(first) = self.audio_first_from_t0 {
+            m.set("first_offset_ms_audio", first as f64 / MS);
+        }
+        if let Some(spread) = self.start_spread_ns() {
+            m.set("start_spread_ms", spread as f64 / MS);
+        }
         m.set("audio_gap_fills", self.n.audio_gap_fills as f64);
         m.set("audio_overlap_trims", self.n.audio_overlap_trims as f64);
         m.set("video_dups_dropped", self.n.video_dups_dropped as f64);
@@ -372,15 +479,37 @@ impl Sync {
         m.set("audio_before_start", self.n.audio_before_start as f64);
     }
 
+    /// How far apart, in capture time, the first frames (and first audio
+    /// sample) sent on the tracks are; `None` until two tracks have begun.
+    fn start_spread_ns(&self) -> Option<i64> {
+        let firsts: Vec<i64> = self
+            .lanes
+            .iter()
+            .filter_map(|l| l.first_from_t0)
+            .chain(self.audio_first_from_t0)
+            .collect();
+        let (min, max) = (firsts.iter().min()?, firsts.iter().max()?);
+        (firsts.len() > 1).then_some(max - min)
+    }
+
     fn summary(&self) -> String {
         let offset = match self.av_offset_ms() {
             Some(o) => format!("{o:.1} ms"),
             None => "n/a".into(),
         };
         let drift = self.drift.as_ref().map_or(0.0, |d| d.tracker.ppm());
+        let spread = match self.start_spread_ns() {
+            Some(s) => format!("{:.1} ms", s as f64 / MS),
+            None => "n/a".into(),
+        };
+        let frames: Vec<String> = self
+            .lanes
+            .iter()
+            .map(|l| format!("{} {}", l.name, l.frames))
+            .collect();
         format!(
-            "sync done: {} video frames, {} audio samples; A/V offset {offset}; audio clock drift {drift:+.1} ppm; video {} before start, {} repeats dropped, {} slots skipped; audio {} samples before start, {} gap samples filled, {} overlap samples trimmed; {} dropped while waiting",
-            self.n.video_frames,
+            "sync done: video frames {}, {} audio samples; A/V offset {offset}; audio clock drift {drift:+.1} ppm; start spread {spread}; video {} before start, {} repeats dropped, {} slots skipped; audio {} samples before start, {} gap samples filled, {} overlap samples trimmed; {} dropped while waiting",
+            frames.join(", "),
             self.audio.as_ref().map_or(0, |a| a.emitted()),
             self.n.video_before_start,
             self.n.video_dups_dropped,
@@ -407,6 +536,8 @@ fn sync_score(offset_ms: f64) -> f64 {
 
 fn describe_start(first: Option<u64>, t0: u64) -> String {
     match first {
+        // T0 is on the first camera's frame grid: a stream may begin just after it.
+        Some(c) if c > t0 => format!("began {:.1} ms after T0", (c - t0) as f64 / MS),
         Some(c) => format!("began {:.1} ms before T0", (t0 - c) as f64 / MS),
         None => "never began".into(),
     }

@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use node_api::{PixelFormat, VideoFrame};
 use node_media::video::{packed_frame, MjpegDecoder, Planes, PlanesMut, Scaler};
 
-use crate::geometry::{padding, picture_rect, Rect};
+use node_media::geometry::{padding, picture_rect, Rect};
 
 /// The output picture every frame is converted to.
 #[derive(Debug, Clone, Copy)]

@@ -10,7 +10,6 @@
 
 mod cfr;
 mod convert;
-mod geometry;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 

@@ -1523,7 +1523,7 @@ fn required_inputs(
         return;
     }
     for port in k.inputs {
-        if d.input_names.iter().any(|n| n == port.name) {
+        if port.optional || d.input_names.iter().any(|n| n == port.name) {
             continue;
         }
         let message = format!(

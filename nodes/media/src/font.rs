@@ -1,5 +1,5 @@
-//! A 5×7 bitmap font for the burned-in frame counter and clock: digits, `:`,
-//! `.` and space, which is all the overlay writes.
+//! A 5×7 bitmap font for burned-in frame counters and clocks (the camera's
+//! test pattern, the overlay example): digits, `:`, `.` and space.
 
 use crate::canvas::{Canvas, Rgb};
 

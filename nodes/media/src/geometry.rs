@@ -1,4 +1,5 @@
-//! Where the scaled picture goes in the output frame.
+//! Where a scaled picture goes in an output frame (video-normalize's
+//! letterboxing, compose's tiles and insets).
 
 /// A rectangle of the output frame, in pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,0 +1,194 @@
+//! `overlay-filter`: an example custom filter node, not one of the built-in
+//! kinds. A graph uses it with `path:` (see examples/graphs/overlay.yaml):
+//!
+//! ```yaml
+//! - id: overlay
+//!   path: ../../target/release/overlay-filter
+//!   inputs: { video: video-normalize/video }
+//!   outputs: [video: raw-video]
+//!   params: { corner: bottom-left, scale: 2 }
+//! ```
+//!
+//! Every raw video frame on input `video` goes out on output `video` with two
+//! lines burned into a black plate: its time on the timeline (`HH:MM:SS.mmm`,
+//! from its pts) and its number (counted from 0). A sender's frame is read
+//! in place from its shared memory, but not changed there (other nodes may
+//! read it too): it is copied once into a buffer of this node's own pool, and
+//! the text is drawn into that copy.
+//!
+//! Params (custom nodes' params are not checked by the runtime: this node
+//! checks them and says what is wrong):
+//! - `corner`: `top-left`, `top-right`, `bottom-left` (default) or `bottom-right`
+//! - `scale`: font pixel size, 1..=16 (default 2)
+//! - `margin`: pixels from the frame's edges, 0..=256 (default 8)
+//!
+//! Metric: `frames`.
+
+use std::io::Write as _;
+
+use anyhow::{bail, Context, Result};
+use node_api::{Event, Header, Node, Params, Payload, VideoFrame};
+use node_media::canvas::{Canvas, Rgb};
+use node_media::font;
+
+fn main() {
+    node_api::run_main(run);
+}
+
+/// Where the plate goes and how large its text is.
+#[derive(Debug, Clone, Copy)]
+struct Placement {
+    right: bool,
+    bottom: bool,
+    scale: u32,
+    margin: u32,
+}
+
+impl Placement {
+    fn from_params(p: &Params) -> Result<Placement> {
+        let corner = p.str_or("corner", "bottom-left");
+        let (bottom, right) = match corner {
+            "top-left" => (false, false),
+            "top-right" => (false, true),
+            "bottom-left" => (true, false),
+            "bottom-right" => (true, true),
+            other => bail!(
+                "param `corner`: `{other}` is not top-left, top-right, bottom-left or bottom-right"
+            ),
+        };
+        let scale = p.i64_or("scale", 2);
+        if !(1..=16).contains(&scale) {
+            bail!("param `scale`: {scale} is out of range 1..=16");
+        }
+        let margin = p.i64_or("margin", 8);
+        if !(0..=256).contains(&margin) {
+            bail!("param `margin`: {margin} is out of range 0..=256");
+        }
+        Ok(Placement {
+            right,
+            bottom,
+            scale: scale as u32,
+            margin: margin as u32,
+        })
+    }
+
+    /// The plate's rectangle for `chars` characters on two lines in a
+    /// `width`×`height` frame: (x, y, w, h), clipped by the canvas if larger.
+    fn plate(&self, chars: usize, width: u32, height: u32) -> (u32, u32, u32, u32) {
+        let s = self.scale;
+        let w = font::text_width(chars, s) + 2 * s;
+        let h = 2 * (font::GLYPH_H + 2) * s;
+        let x = if self.right {
+            width.saturating_sub(self.margin + w)
+        } else {
+            self.margin
+        };
+        let y = if self.bottom {
+            height.saturating_sub(self.margin + h)
+        } else {
+            self.margin
+        };
+        (x, y, w, h)
+    }
+}
+
+/// The overlay's state: where to draw, and the text buffers reused for every
+/// frame (nothing is allocated per frame).
+struct Overlay {
+    placement: Placement,
+    frames: u64,
+    clock: Vec<u8>,
+    counter: Vec<u8>,
+}
+
+impl Overlay {
+    /// Sends `frame` on `video` with the plate drawn over a copy of it.
+    fn on_frame(&mut self, node: &mut Node, frame: VideoFrame, payload: &Payload) -> Result<()> {
+        let data = payload.as_slice();
+        if data.len() < frame.layout.size {
+            bail!(
+                "a {}x{} {} frame of {} bytes, expected {}",
+                frame.width,
+                frame.height,
+                frame.format.name(),
+                data.len(),
+                frame.layout.size
+            );
+        }
+        let mut buf = node.alloc("video", frame.layout.size)?;
+        buf.copy_from_slice(&data[..frame.layout.size]);
+
+        let ms = (frame.time_base.seconds(frame.pts) * 1000.0)
+            .round()
+            .max(0.0) as u64;
+        self.clock.clear();
+        write!(
+            self.clock,
+            "{:02}:{:02}:{:02}.{:03}",
+            ms / 3_600_000,
+            ms / 60_000 % 60,
+            ms / 1000 % 60,
+            ms % 1000
+        )?;
+        self.counter.clear();
+        write!(self.counter, "{:06}", self.frames)?;
+
+        let p = self.placement;
+        let chars = self.clock.len().max(self.counter.len());
+        let (x, y, w, h) = p.plate(chars, frame.width, frame.height);
+        let mut canvas = Canvas::new(
+            &mut buf,
+            frame.format,
+            frame.width,
+            frame.height,
+            frame.layout,
+        );
+        canvas.fill_rect(x, y, w, h, Rgb::BLACK);
+        let line = (font::GLYPH_H + 2) * p.scale;
+        let (tx, ty) = (x + p.scale, y + p.scale);
+        font::draw_text(&mut canvas, &self.clock, tx, ty, p.scale, Rgb::WHITE);
+        font::draw_text(
+            &mut canvas,
+            &self.counter,
+            tx,
+            ty + line,
+            p.scale,
+            Rgb::WHITE,
+        );
+
+        node.send_video("video", frame, buf)?;
+        self.frames += 1;
+        node.metrics().set("frames", self.frames as f64);
+        Ok(())
+    }
+}
+
+fn run() -> Result<()> {
+    let mut node = Node::init()?;
+    let placement = Placement::from_params(node.params()).context("overlay-filter")?;
+    let mut overlay = Overlay {
+        placement,
+        frames: 0,
+        clock: Vec::with_capacity(16),
+        counter: Vec::with_capacity(16),
+    };
+    tracing::info!("overlay: {placement:?}");
+    while let Some(event) = node.next_event()? {
+        match event {
+            Event::Input { input, message } => match message.header {
+                Header::Video(frame) => overlay.on_frame(&mut node, frame, &message.payload)?,
+                Header::EndOfStream | Header::Stats(_) => {}
+                Header::Audio(_) | Header::Packet(_) => {
+                    bail!("input `{input}` does not carry raw video: connect a raw video output")
+                }
+            },
+            // Keep going until the input closes (next_event then returns None).
+            Event::InputClosed { .. } | Event::Stop => {}
+            Event::ParamUpdate { name, .. } => {
+                tracing::warn!("param `{name}` cannot change while running")
+            }
+        }
+    }
+    tracing::info!("overlay: {} frames", overlay.frames);
+    node.finish()
+}
