@@ -226,7 +226,7 @@ mod tests {
 
     fn render(p: &TestPattern, index: u64) -> Vec<u8> {
         let mut buf = vec![0xAAu8; p.layout().size];
-        p.render(index, index % 30 == 0, &mut buf);
+        p.render(index, index.is_multiple_of(30), &mut buf);
         buf
     }
 
@@ -243,7 +243,7 @@ mod tests {
             let a = render(&p, 1234);
             // Rendering over a dirty buffer gives the same bytes: every pixel is drawn.
             let mut b = vec![0x55u8; p.layout().size];
-            p.render(1234, &mut b);
+            p.render(1234, false, &mut b);
             assert_eq!(a, b, "{format:?}");
             assert_ne!(a, render(&p, 1235), "{format:?}");
         }
