@@ -32,19 +32,6 @@ fn table_inodes(table: &str) -> HashSet<u64> {
         .collect()
 }
 
-fn process_tree(root: u32) -> Vec<u32> {
-    let mut pids = vec![root];
-    let mut i = 0;
-    while i < pids.len() {
-        let p = pids[i];
-        if let Ok(c) = std::fs::read_to_string(format!("/proc/{p}/task/{p}/children")) {
-            pids.extend(c.split_whitespace().filter_map(|x| x.parse::<u32>().ok()));
-        }
-        i += 1;
-    }
-    pids
-}
-
 #[test]
 fn a_running_graph_uses_unix_sockets_only() {
     let s = Scratch::new();
@@ -78,13 +65,13 @@ fn a_running_graph_uses_unix_sockets_only() {
         .unwrap();
     // Wait until the three nodes run and have had time to link up.
     for _ in 0..400 {
-        if process_tree(child.id()).len() == 4 {
+        if graph_tests::descendants(child.id()).len() == 4 {
             break;
         }
         std::thread::sleep(Duration::from_millis(25));
     }
     std::thread::sleep(Duration::from_secs(2));
-    let pids = process_tree(child.id());
+    let pids = graph_tests::descendants(child.id());
     let sockets: HashSet<u64> = pids.iter().flat_map(|p| socket_inodes(*p)).collect();
     let network: HashSet<u64> = ["tcp", "tcp6", "udp", "udp6"]
         .iter()

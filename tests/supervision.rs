@@ -135,12 +135,10 @@ impl LiveRun {
 
 /// The pid of the child of `runtime` running `binary` (comm is cut at 15 bytes).
 fn node_pid(runtime: u32, binary: &str) -> Option<u32> {
-    let children = std::fs::read_to_string(format!("/proc/{runtime}/task/{runtime}/children"))
-        .unwrap_or_default();
     let comm = &binary[..binary.len().min(15)];
-    children
-        .split_whitespace()
-        .filter_map(|p| p.parse::<u32>().ok())
+    graph_tests::descendants(runtime)
+        .into_iter()
+        .skip(1)
         .find(|p| {
             std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == comm)
         })

@@ -153,14 +153,17 @@ pub fn descendants(pid: u32) -> Vec<u32> {
     let mut pids = vec![pid];
     let mut i = 0;
     while i < pids.len() {
-        if let Ok(children) =
-            std::fs::read_to_string(format!("/proc/{}/task/{}/children", pids[i], pids[i]))
-        {
-            pids.extend(
-                children
-                    .split_whitespace()
-                    .filter_map(|p| p.parse::<u32>().ok()),
-            );
+        // Children are listed per thread: a multi-threaded parent (the
+        // runtime) may spawn from any of its threads.
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", pids[i]));
+        for task in tasks.into_iter().flatten().flatten() {
+            if let Ok(children) = std::fs::read_to_string(task.path().join("children")) {
+                pids.extend(
+                    children
+                        .split_whitespace()
+                        .filter_map(|p| p.parse::<u32>().ok()),
+                );
+            }
         }
         i += 1;
     }
