@@ -710,18 +710,21 @@ fn every_error_of_a_file_is_reported() {
 
 #[test]
 fn override_sets_a_param() {
+    // A value may hold `=`; a file source must exist.
+    let dir = std::env::temp_dir().join(format!("graph-validation-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let input = dir.join("in=1.mp4");
+    std::fs::write(&input, b"").unwrap();
+    let source = format!("camera.source=file:{}", input.display());
     let g = load_ok(
         "recording.yaml",
-        &[
-            "camera.fps=60",
-            "camera.source=file:in=1.mp4",
-            "mux.overwrite=true",
-        ],
+        &["camera.fps=60", &source, "mux.overwrite=true"],
     );
+    std::fs::remove_dir_all(&dir).unwrap();
     assert_eq!(node(&g, "camera").params.str("fps"), Some("60/1"));
     assert_eq!(
         node(&g, "camera").params.str("source"),
-        Some("file:in=1.mp4")
+        Some(source.trim_start_matches("camera.source="))
     );
     assert_eq!(node(&g, "mux").params.bool("overwrite"), Some(true));
     // A param the file did not set at all.

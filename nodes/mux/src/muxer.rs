@@ -207,6 +207,9 @@ pub struct Muxer {
     /// Packets of other tracks that arrived while a split is pending: they go
     /// to the old part if they start before the split point, else the new one.
     split_hold: VecDeque<(usize, EncodedPacket, Vec<u8>)>,
+    /// The split point (stream time, s) once the split track's keyframe
+    /// fixed it: the part ends when the other tracks reach it.
+    split_at: Option<f64>,
     /// `stop` reached: nothing more is written.
     stopped: bool,
     pub dropped: u64,
@@ -232,6 +235,7 @@ impl Muxer {
             parts: Vec::new(),
             pending: None,
             split_hold: VecDeque::new(),
+            split_at: None,
             stopped: false,
             dropped: 0,
             discarded: 0,
@@ -343,6 +347,7 @@ impl Muxer {
             track.need_keyframe = false;
             if params_changed {
                 let at = start_seconds(&header);
+                self.split_at = None;
                 self.flush_split_hold(None)?;
                 self.next_file(at)?;
                 return self.write(i, &header, data);
@@ -352,7 +357,11 @@ impl Muxer {
     }
 
     /// Writes a packet into the current part, or holds it while a split is
-    /// pending; starts the next part at the split track's keyframe.
+    /// pending. A split happens in two steps: once a limit is reached, the
+    /// split track's next keyframe at or after the instant it is due fixes
+    /// the split point; the part then ends once every other track has
+    /// reached that point too (tracks run ahead of or behind each other by
+    /// an encoder's lookahead), so each packet lands in exactly one part.
     fn route(&mut self, i: usize, header: EncodedPacket, data: &[u8]) -> Result<()> {
         let splitter = self.split_track();
         if self.pending.is_none() {
@@ -361,42 +370,84 @@ impl Muxer {
                 tracing::debug!("{limit:?} limit reached on `{}`", self.tracks[i].input);
             }
         }
-        if self.pending.is_some() {
-            if Some(i) == splitter && starts_gop(&header) {
-                let at = start_seconds(&header);
-                self.flush_split_hold(Some(at))?;
-                if self.settings.stop_at_limit {
-                    self.close_part()?;
-                    self.stopped = true;
-                    self.pending = None;
-                    self.discarded += 1 + self.split_hold.len() as u64;
-                    self.split_hold.clear();
-                    tracing::warn!(
-                        "limit reached (on_limit: stop): the recording ends here; later packets are discarded"
-                    );
-                    return Ok(());
-                }
-                self.next_file(at)?;
-                while let Some((j, h, d)) = self.split_hold.pop_front() {
-                    self.write(j, &h, &d)?;
-                }
+        let Some(limit) = self.pending else {
+            return self.write(i, &header, data);
+        };
+        let start = start_seconds(&header);
+        if let Some(at) = self.split_at {
+            if Some(i) != splitter && start < at {
                 return self.write(i, &header, data);
             }
-            if Some(i) != splitter {
-                self.split_hold.push_back((i, header, data.to_vec()));
-                let front = self.split_hold.front().map(|(_, h, _)| start_seconds(h));
-                let back = self.split_hold.back().map(|(_, h, _)| start_seconds(h));
-                if let (Some(a), Some(b)) = (front, back) {
-                    if b - a > SPLIT_HOLD_SECONDS {
-                        // The split track went quiet: do not hold the others forever.
-                        let (j, h, d) = self.split_hold.pop_front().expect("not empty");
-                        self.write(j, &h, &d)?;
-                    }
-                }
+            self.split_hold.push_back((i, header, data.to_vec()));
+            return self.split_when_reached();
+        }
+        // Packets before the instant the split is due stay in this part.
+        let due = self.split_due(limit);
+        if Some(i) == splitter {
+            if !(starts_gop(&header) && start >= due - 1e-6) {
+                return self.write(i, &header, data);
+            }
+            self.flush_split_hold(Some(start))?;
+            if self.settings.stop_at_limit {
+                self.close_part()?;
+                self.stopped = true;
+                self.pending = None;
+                self.discarded += 1 + self.split_hold.len() as u64;
+                self.split_hold.clear();
+                tracing::warn!(
+                    "limit reached (on_limit: stop): the recording ends here; later packets are discarded"
+                );
                 return Ok(());
             }
+            tracing::debug!("split point fixed at {start:.3} s (due {due:.3} s)");
+            self.split_at = Some(start);
+            self.split_hold.push_back((i, header, data.to_vec()));
+            return self.split_when_reached();
         }
-        self.write(i, &header, data)
+        if start < due - 1e-6 {
+            return self.write(i, &header, data);
+        }
+        self.split_hold.push_back((i, header, data.to_vec()));
+        let front = self.split_hold.front().map(|(_, h, _)| start_seconds(h));
+        if front.is_some_and(|a| start - a > SPLIT_HOLD_SECONDS) {
+            // The split track went quiet: do not hold the others forever.
+            let (j, h, d) = self.split_hold.pop_front().expect("not empty");
+            self.write(j, &h, &d)?;
+        }
+        Ok(())
+    }
+
+    /// Starts the next part at the split point once every open track has a
+    /// packet past it (or the held packets span too long: a track went quiet).
+    fn split_when_reached(&mut self) -> Result<()> {
+        let Some(at) = self.split_at else {
+            return Ok(());
+        };
+        let splitter = self.split_track();
+        let waiting = self.tracks.iter().enumerate().any(|(j, t)| {
+            Some(j) != splitter
+                && t.stream.is_some()
+                && !t.closed
+                && !self.split_hold.iter().any(|(k, _, _)| *k == j)
+        });
+        let span = match (self.split_hold.front(), self.split_hold.back()) {
+            (Some(a), Some(b)) => start_seconds(&b.1) - start_seconds(&a.1),
+            _ => 0.0,
+        };
+        if waiting && span <= SPLIT_HOLD_SECONDS {
+            return Ok(());
+        }
+        tracing::debug!(
+            "splitting at {at:.3} s, {} packets held",
+            self.split_hold.len()
+        );
+        self.split_at = None;
+        self.next_file(at)?;
+        // Routed again: they may reach the next part's limit too.
+        for (j, h, d) in std::mem::take(&mut self.split_hold) {
+            self.route(j, h, &d)?;
+        }
+        Ok(())
     }
 
     /// Writes the held packets of other tracks that start before `split_at`
@@ -412,6 +463,17 @@ impl Muxer {
         }
         self.split_hold = keep;
         Ok(())
+    }
+
+    /// The stream time from which a part that reached `limit` may end: the
+    /// duration limit itself, or at once for the size limit.
+    fn split_due(&self, limit: Limit) -> f64 {
+        match (limit, self.settings.max_duration, self.part.as_ref()) {
+            (Limit::Duration, Some(max), Some(part)) => {
+                part.span.map_or(part.offset, |s| s.0) + max
+            }
+            _ => f64::NEG_INFINITY,
+        }
     }
 
     /// The track whose keyframes may start a part: the first video track
@@ -435,7 +497,11 @@ impl Muxer {
         let part = self.part.as_ref()?;
         if let Some(max) = self.settings.max_duration {
             let start = part.span.map_or(part.offset, |s| s.0);
-            if self.tracks[i].stream.is_some() && end_seconds(header) - start > max + 1e-6 {
+            // A packet that starts at the limit: the split is due. Any track
+            // may get there first (audio runs ahead of an encoder's
+            // lookahead); its packets are then held until the keyframe that
+            // starts the next part, so none lands on both sides.
+            if self.tracks[i].stream.is_some() && start_seconds(header) - start >= max - 1e-6 {
                 return Some(Limit::Duration);
             }
         }
@@ -456,6 +522,7 @@ impl Muxer {
                 self.settings.base.display()
             );
         }
+        self.split_when_reached()?;
         self.try_open()
     }
 
@@ -756,6 +823,13 @@ impl Muxer {
             );
         }
         if self.part.is_some() {
+            if self.split_at.is_some() {
+                // The split point was found: the held packets begin the next part.
+                for t in &mut self.tracks {
+                    t.closed = true;
+                }
+                self.split_when_reached()?;
+            }
             self.flush_split_hold(None)?;
         }
         self.close_part()?;
