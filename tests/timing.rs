@@ -102,27 +102,9 @@ fn clapper_file(s: &Scratch, seconds: u32) -> PathBuf {
     path
 }
 
-/// The same clapper file transcoded by the FFmpeg CLI with the same codecs
-/// and container: the reference a user would compare us with. How a
-/// demuxer presents the first milliseconds of MP3 (encoder delay) and Opus
-/// (pre-skip) differs by container, and FFmpeg's own file shows the same
-/// offsets, so each of our claps is compared with its clap.
-fn ffmpeg_reference(input: &Path, out: &Path, codecs: &[&str]) -> Vec<Clap> {
-    let status = Command::new("ffmpeg")
-        .args(["-v", "error", "-y", "-i"])
-        .arg(input)
-        .args(codecs)
-        .arg(out)
-        .status()
-        .expect("ffmpeg runs");
-    assert!(status.success(), "ffmpeg transcoded {}", out.display());
-    claps(out)
-}
-
 /// Replaying a clapper file through the recording graphs keeps every clap
-/// within 5 ms of where FFmpeg's own transcode of the file puts it, whatever
-/// the codec's priming (AAC), padding (MP3) or pre-skip (Opus); with AAC in
-/// MP4 (where the measure is exact) within 5 ms of the truth.
+/// within 5 ms, whatever the codec's priming (AAC), padding (MP3) or
+/// pre-skip (Opus).
 #[test]
 fn file_replay_keeps_every_clap_within_5_ms() {
     require_ffmpeg();
@@ -135,74 +117,36 @@ fn file_replay_keeps_every_clap_within_5_ms() {
         "camera.realtime=false".into(),
         "microphone.realtime=false".into(),
     ];
-    let x264 = ["-c:v", "libx264", "-preset", "ultrafast", "-s", "160x120"];
     let cases = [
-        ("1080p.yaml", "aac.mp4", vec![], "aac"),
-        (
-            "1080p.yaml",
-            "mp3.mp4",
-            vec!["audio-encode.codec=mp3"],
-            "libmp3lame",
-        ),
-        (
-            "1080p.yaml",
-            "opus.mkv",
-            vec!["audio-encode.codec=opus"],
-            "libopus",
-        ),
+        ("1080p.yaml", "aac.mp4", vec![]),
+        ("1080p.yaml", "mp3.mp4", vec!["audio-encode.codec=mp3"]),
+        ("1080p.yaml", "opus.mkv", vec!["audio-encode.codec=opus"]),
         (
             "webm.yaml",
             "opus.webm",
             vec!["video-encode.speed=ultrafast"],
-            "libopus",
         ),
     ];
     let mut failures = Vec::new();
-    for (graph, name, extra, audio_codec) in cases {
+    for (graph, name, extra) in cases {
         let mut sets = replay.clone();
         sets.extend(extra.iter().map(|s| s.to_string()));
-        let mut codecs: Vec<&str> = if graph == "1080p.yaml" {
+        if graph == "1080p.yaml" {
             sets = small(&sets);
-            x264.to_vec()
         } else {
             sets.extend(
                 ["video-normalize.width=160", "video-normalize.height=120"].map(String::from),
             );
-            [
-                "-c:v",
-                "libvpx-vp9",
-                "-deadline",
-                "realtime",
-                "-cpu-used",
-                "8",
-                "-s",
-                "160x120",
-            ]
-            .to_vec()
-        };
-        codecs.extend(["-c:a", audio_codec]);
+        }
         let out = s.path(name);
         record(&s, graph, &sets, &out);
         let found = claps(&out);
-        let reference = ffmpeg_reference(&input, &s.path(&format!("ffmpeg-{name}")), &codecs);
-        assert_eq!(
-            reference.len(),
-            6,
-            "FFmpeg's {name}: {}",
-            describe(&reference)
-        );
-        let worst = found
-            .iter()
-            .zip(&reference)
-            .map(|(ours, theirs)| (ours.offset_ms - theirs.offset_ms).abs())
-            .fold(0.0, f64::max);
-        let exact_worst = found.iter().map(|c| c.offset_ms.abs()).fold(0.0, f64::max);
-        if found.len() != 6 || worst > 5.0 || (audio_codec == "aac" && exact_worst > 5.0) {
+        let worst = found.iter().map(|c| c.offset_ms.abs()).fold(0.0, f64::max);
+        if found.len() != 6 || worst > 5.0 {
             failures.push(format!(
-                "{name}: {} claps of 6, worst {worst:.1} ms from FFmpeg's: ours {} | FFmpeg's {}",
+                "{name}: {} claps of 6, worst {worst:.1} ms: {}",
                 found.len(),
-                describe(&found),
-                describe(&reference)
+                describe(&found)
             ));
         }
     }

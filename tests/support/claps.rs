@@ -1,8 +1,9 @@
 //! Finds the clapperboard in a recording with FFmpeg's own filters: the white
 //! flashes of the video (`signalstats` mean luma) and the onsets of the 1 kHz
 //! beeps of the audio (`astats` RMS per millisecond), each at its
-//! presentation time, so A/V offsets are measured on the decoded output the
-//! way a player presents it.
+//! presentation time as the FFmpeg CLI decodes it (edit lists, skip samples
+//! and codec delay applied), so A/V offsets are measured on the decoded
+//! output the way a player presents it.
 
 use std::path::Path;
 use std::process::Command;
@@ -14,48 +15,51 @@ const BEEP_DB: f64 = -40.0;
 /// Quiet needed before a loud millisecond counts as a new beep's onset.
 const QUIET_BEFORE_S: f64 = 0.2;
 
-/// `(pts_time, value)` per frame of an ffprobe lavfi source.
-fn frame_values(graph: &str, tag: &str) -> Vec<(f64, f64)> {
-    let out = Command::new("ffprobe")
-        .args(["-v", "error", "-f", "lavfi", "-i", graph, "-show_entries"])
-        .arg(format!("frame=pts_time:frame_tags={tag}"))
-        .args(["-of", "csv=p=0"])
+/// `(pts_time, value)` per frame of `path`'s first stream of `kind` (`a`
+/// or `v`) after `filters`, whose last one prints the metadata `key`.
+/// Decoded by the FFmpeg CLI, which applies edit lists, skip samples and
+/// codec delay as a player does.
+fn frame_values(path: &Path, kind: &str, filters: &str, key: &str) -> Vec<(f64, f64)> {
+    let meta = if kind == "a" { "ametadata" } else { "metadata" };
+    let out = Command::new("ffmpeg")
+        .args(["-nostdin", "-v", "error", "-i"])
+        .arg(path)
+        .args(["-map", &format!("0:{kind}:0"), "-filter:0"])
+        .arg(format!("{filters},{meta}=print:key={key}:file=-"))
+        .args(["-f", "null", "-"])
         .output()
-        .expect("ffprobe runs");
+        .expect("ffmpeg runs");
     assert!(
         out.status.success(),
-        "ffprobe {graph}: {}",
+        "ffmpeg {}: {}",
+        path.display(),
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|line| {
-            let (t, v) = line.split_once(',')?;
+    let mut values = Vec::new();
+    let mut pts_time = None;
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        if let Some(t) = line.split("pts_time:").nth(1) {
+            pts_time = t.split_whitespace().next().and_then(|t| t.parse().ok());
+        } else if let (Some(v), Some(t)) = (line.strip_prefix(&format!("{key}=")), pts_time) {
             let v = if v.trim() == "-inf" {
                 f64::NEG_INFINITY
             } else {
-                v.trim().parse().ok()?
+                match v.trim().parse() {
+                    Ok(v) => v,
+                    Err(_) => continue,
+                }
             };
-            Some((t.trim().parse().ok()?, v))
-        })
-        .collect()
-}
-
-/// The filter-graph form of a path (`movie=` takes escaped file names).
-fn movie_arg(path: &Path) -> String {
-    path.display()
-        .to_string()
-        .replace('\\', "\\\\\\\\")
-        .replace(':', "\\\\:")
-        .replace(',', "\\,")
+            values.push((t, v));
+        }
+    }
+    values
 }
 
 /// Presentation times (s) of the first frame of each white flash.
 pub fn flashes(path: &Path) -> Vec<f64> {
-    let graph = format!("movie={},signalstats", movie_arg(path));
     let mut flashes = Vec::new();
     let mut was_white = false;
-    for (t, luma) in frame_values(&graph, "lavfi.signalstats.YAVG") {
+    for (t, luma) in frame_values(path, "v", "signalstats", "lavfi.signalstats.YAVG") {
         let white = luma > FLASH_LUMA;
         if white && !was_white {
             flashes.push(t);
@@ -67,13 +71,10 @@ pub fn flashes(path: &Path) -> Vec<f64> {
 
 /// Presentation times (s) of each beep's onset, to the millisecond.
 pub fn beeps(path: &Path) -> Vec<f64> {
-    let graph = format!(
-        "amovie={},pan=mono|c0=c0,asetnsamples=n=48:p=0,astats=metadata=1:reset=1:measure_overall=none:measure_perchannel=RMS_level",
-        movie_arg(path)
-    );
+    let filters = "pan=mono|c0=c0,asetnsamples=n=48:p=0,astats=metadata=1:reset=1:measure_overall=none:measure_perchannel=RMS_level";
     let mut beeps = Vec::new();
     let mut quiet_since = Some(f64::NEG_INFINITY);
-    for (t, db) in frame_values(&graph, "lavfi.astats.1.RMS_level") {
+    for (t, db) in frame_values(path, "a", filters, "lavfi.astats.1.RMS_level") {
         if db > BEEP_DB {
             if quiet_since.is_some_and(|q| t - q >= QUIET_BEFORE_S) {
                 beeps.push(t);

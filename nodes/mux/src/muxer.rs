@@ -651,11 +651,14 @@ impl Muxer {
         }
         let mut pkt = pk::to_ffmpeg(header, data);
         let tb = pk::to_rational(header.time_base);
-        if part.offset != 0.0 {
-            // Each part starts at 0 on its own.
-            let shift = (part.offset * header.time_base.den as f64
-                / header.time_base.num.max(1) as f64)
-                .round() as i64;
+        // Each part starts at 0 on its own.
+        let mut shift = (part.offset * header.time_base.den as f64
+            / header.time_base.num.max(1) as f64)
+            .round() as i64;
+        if let Some(first) = &t.first {
+            shift -= output::codec_delay_ticks(self.settings.container, first, header.time_base);
+        }
+        if shift != 0 {
             pkt.set_pts((header.pts != pk::NO_PTS).then_some(header.pts - shift));
             pkt.set_dts((header.dts != pk::NO_PTS).then_some(header.dts - shift));
         }

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Result};
 use ffmpeg_next::Dictionary;
+use node_api::{EncodedPacket, TimeBase};
 
 /// The FFmpeg muxer of a catalog container name.
 pub fn ffmpeg_format(container: &str) -> Option<&'static str> {
@@ -72,6 +73,21 @@ pub fn header_options(container: &str, fragment_s: f64) -> Dictionary<'static> {
     opts
 }
 
+/// How far (in ticks of `time_base`) a track's timestamps move so its
+/// blocks carry the codec delay in Matroska/WebM. An Opus encoder stamps its
+/// first packet before 0 by its pre-skip, which the decoder drops; Matroska
+/// signals it as CodecDelay, to be subtracted from each block's timestamp,
+/// so the blocks themselves start at 0. (Left negative, the muxer would
+/// shift every track by the pre-skip and the picture would play that much
+/// late.) MP4 keeps its edit list instead: 0 there.
+pub fn codec_delay_ticks(container: &str, first: &EncodedPacket, time_base: TimeBase) -> i64 {
+    if container == "mp4" || first.codec != "opus" || first.params.sample_rate == 0 {
+        return 0;
+    }
+    (first.params.initial_padding as i64 * time_base.den as i64)
+        / (first.params.sample_rate as i64 * time_base.num.max(1) as i64)
+}
+
 /// The file of part `n` of a recording: part 0 is the path itself, part n
 /// adds `-NNN` before the extension (`take.mp4`, `take-001.mp4`, ...).
 pub fn part_path(base: &Path, n: u32) -> PathBuf {
@@ -104,6 +120,37 @@ pub fn accepts(container: &str, codec: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use node_api::{CodecParams, MediaKind};
+
+    #[test]
+    fn opus_blocks_carry_the_pre_skip_in_matroska_only() {
+        let opus = EncodedPacket {
+            media: MediaKind::Audio,
+            codec: "opus".into(),
+            params: CodecParams {
+                sample_rate: 48_000,
+                initial_padding: 312,
+                ..CodecParams::default()
+            },
+            pts: -312,
+            dts: -312,
+            duration: 960,
+            time_base: TimeBase::new(1, 48_000),
+            keyframe: true,
+            capture_ns: 0,
+        };
+        assert_eq!(
+            codec_delay_ticks("mkv", &opus, TimeBase::new(1, 48_000)),
+            312
+        );
+        assert_eq!(codec_delay_ticks("webm", &opus, TimeBase::new(1, 1000)), 6);
+        assert_eq!(codec_delay_ticks("mp4", &opus, TimeBase::new(1, 48_000)), 0);
+        let aac = EncodedPacket {
+            codec: "aac".into(),
+            ..opus
+        };
+        assert_eq!(codec_delay_ticks("mkv", &aac, TimeBase::new(1, 48_000)), 0);
+    }
 
     #[test]
     fn containers() {
