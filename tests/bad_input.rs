@@ -349,3 +349,72 @@ fn microphone_not_found() {
         "no-such-microphone",
     );
 }
+
+#[test]
+fn output_directory_missing() {
+    static_error(
+        &with("path: {dir}/out.mp4", "path: {dir}/no-such-dir/out.mp4"),
+        "no-such-dir",
+        "nodes[7].params.path",
+        "no-such-dir` does not exist",
+    );
+}
+
+#[test]
+fn output_directory_unwritable() {
+    // Not writable even for root (procfs), so the test means the same for everyone.
+    static_error(
+        &with("path: {dir}/out.mp4", "path: /proc/self/out.mp4"),
+        "/proc/self/out.mp4",
+        "nodes[7].params.path",
+        "output directory `/proc/self` is not writable",
+    );
+}
+
+#[test]
+fn output_file_exists() {
+    let elsewhere = tempfile::tempdir().unwrap();
+    let taken = elsewhere.path().join("take.mp4");
+    std::fs::write(&taken, b"an earlier recording").unwrap();
+    let yaml = with(
+        "path: {dir}/out.mp4",
+        &format!("path: {}", taken.display()),
+    );
+    static_error(
+        &yaml,
+        "take.mp4",
+        "nodes[7].params.path",
+        "already exists; set `overwrite: true` to replace it",
+    );
+    assert_eq!(
+        std::fs::read(&taken).unwrap(),
+        b"an earlier recording",
+        "the earlier recording is untouched"
+    );
+    // With overwrite the same graph is valid.
+    let s = Scratch::new();
+    let g = s.graph("g.yaml", &yaml.replace("path: ", "overwrite: true, path: "));
+    let check = std::process::Command::new(graph_tests::runtime_bin())
+        .arg("check")
+        .arg(&g)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+}
+
+#[test]
+fn output_path_outside_the_output_directory() {
+    static_error(
+        &with(
+            "path: {dir}/out.mp4",
+            "output_dir: {dir}, path: {dir}/../out.mp4",
+        ),
+        "output_dir",
+        "nodes[7].params.path",
+        "is outside the output directory",
+    );
+}

@@ -148,7 +148,7 @@ fn recording_pipeline_validates() {
     let mux = node(&g, "mux");
     assert_eq!(
         mux.params.str("path"),
-        Some("recordings/20240501-120000.mp4")
+        Some("tests/20240501-120000.mp4")
     );
     let tracks: Vec<(&str, &str, PortType, QueuePolicy)> = mux
         .inputs
@@ -741,10 +741,10 @@ fn override_sets_a_variable() {
 
 #[test]
 fn override_values_expand_variables() {
-    let g = load_ok("recording.yaml", &["mux.path=out/${timestamp}.mkv"]);
+    let g = load_ok("recording.yaml", &["mux.path=tests/${timestamp}.mkv"]);
     assert_eq!(
         node(&g, "mux").params.str("path"),
-        Some("out/20240501-120000.mkv")
+        Some("tests/20240501-120000.mkv")
     );
 }
 
@@ -835,7 +835,7 @@ const VAR_GRAPH: &str = "\
 vars:
   w: 640
   h: \"480\"
-  dir: out
+  dir: tests
   file: ${dir}/${timestamp}.mkv
 nodes:
   - id: camera
@@ -870,7 +870,7 @@ fn variables_substitute_with_their_types() {
     // Vars may use built-ins and other vars.
     assert_eq!(
         node(&g, "mux").params.str("path"),
-        Some("out/20240501-120000.mkv")
+        Some("tests/20240501-120000.mkv")
     );
     assert_eq!(g.name, "vars");
 }

@@ -472,6 +472,7 @@ static KINDS: &[KindSpec] = &[
             p("container", ParamType::Enum(CONTAINERS), Some("auto"), "container; auto: from the path's extension"),
             p("faststart", ParamType::Bool, Some("true"), "MP4: put the index (moov) before the media data"),
             p("overwrite", ParamType::Bool, Some("false"), "replace an existing file instead of refusing"),
+            p("output_dir", ParamType::Str, None, "when set, `path` must lie inside this directory (after resolving `..` and symbolic links): a graph that would write anywhere else is refused before it starts; absent: anywhere the user can write"),
             p("fragment_duration", ParamType::Float { min: 0.1, max: 1.0 }, Some("0.5"), "seconds of media per MP4 fragment / MKV cluster written while recording: after a crash or `kill -9` the file plays up to at most this long before the end (a clean stop turns the MP4 into a normal one; `runtime recover FILE` after a crash)"),
             p("max_duration", ParamType::Float { min: 1.0, max: 604_800.0 }, None, "seconds of media per file: at the first video keyframe past it the mux starts the next numbered file (`take.mp4`, `take-001.mp4`, ...) or stops (`on_limit`); absent: no limit"),
             p("max_file_size", ParamType::Int { min: 1, max: 16_000_000 }, None, "megabytes (10^6 bytes) per file, like `max_duration`: a file ends at the first keyframe past the size, so it may exceed it by up to one keyframe interval; absent: no limit"),
@@ -491,7 +492,78 @@ fn check_mux(params: &Params) -> Vec<(&'static str, String)> {
             format!("cannot tell the container of `{path}`: use a .mp4, .mkv or .webm extension or set `container`"),
         )];
     }
-    Vec::new()
+    let overwrite = params.bool("overwrite").unwrap_or(false);
+    match check_output_path(
+        std::path::Path::new(path),
+        overwrite,
+        params.str("output_dir").map(std::path::Path::new),
+    ) {
+        Ok(()) => Vec::new(),
+        Err((param, message)) => vec![(param, message)],
+    }
+}
+
+/// Where a recording may be written, checked before any process starts (the
+/// mux checks again when it opens each file): its directory exists and is
+/// writable, the file does not exist unless `overwrite`, and it lies inside
+/// `output_dir` when one is configured.
+fn check_output_path(
+    path: &std::path::Path,
+    overwrite: bool,
+    output_dir: Option<&std::path::Path>,
+) -> Result<(), (&'static str, String)> {
+    use std::os::unix::ffi::OsStrExt;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err((
+            "path",
+            format!("output directory `{}` does not exist", dir.display()),
+        ));
+    }
+    let c_dir = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap_or_default();
+    // SAFETY: a valid NUL-terminated path; access(2) only reads it.
+    if unsafe { libc::access(c_dir.as_ptr(), libc::W_OK) } != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err((
+            "path",
+            format!("output directory `{}` is not writable: {e}", dir.display()),
+        ));
+    }
+    if path.is_dir() {
+        return Err(("path", format!("`{}` is a directory", path.display())));
+    }
+    if path.exists() && !overwrite {
+        return Err((
+            "path",
+            format!(
+                "`{}` already exists; set `overwrite: true` to replace it",
+                path.display()
+            ),
+        ));
+    }
+    if let Some(root) = output_dir {
+        let inside = match (root.canonicalize(), dir.canonicalize()) {
+            (Ok(root), Ok(dir)) => dir.starts_with(&root),
+            (Err(e), _) => {
+                return Err(("output_dir", format!("`{}`: {e}", root.display())));
+            }
+            _ => false,
+        };
+        if !inside {
+            return Err((
+                "path",
+                format!(
+                    "`{}` is outside the output directory `{}`",
+                    path.display(),
+                    root.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Every built-in kind, in pipeline order.
@@ -515,6 +587,34 @@ mod tests {
                 let _ = p.default_value();
             }
         }
+    }
+
+    #[test]
+    fn output_paths_are_checked_before_the_start() {
+        let dir = std::env::temp_dir().join(format!("catalog-output-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("inner")).unwrap();
+        let taken = dir.join("taken.mp4");
+        std::fs::write(&taken, b"x").unwrap();
+        let check = |p: &std::path::Path, overwrite, root: Option<&std::path::Path>| {
+            check_output_path(p, overwrite, root).map_err(|(_, m)| m)
+        };
+        assert_eq!(check(&dir.join("new.mp4"), false, None), Ok(()));
+        assert!(check(&dir.join("no/new.mp4"), false, None)
+            .unwrap_err()
+            .contains("does not exist"));
+        assert!(check(&taken, false, None)
+            .unwrap_err()
+            .contains("already exists"));
+        assert_eq!(check(&taken, true, None), Ok(()));
+        assert!(check(std::path::Path::new("/proc/self/x.mp4"), false, None)
+            .unwrap_err()
+            .contains("not writable"));
+        let root = dir.join("inner");
+        assert_eq!(check(&root.join("a.mp4"), false, Some(&root)), Ok(()));
+        assert!(check(&root.join("../a.mp4"), false, Some(&root))
+            .unwrap_err()
+            .contains("outside the output directory"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
