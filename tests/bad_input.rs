@@ -376,10 +376,7 @@ fn output_file_exists() {
     let elsewhere = tempfile::tempdir().unwrap();
     let taken = elsewhere.path().join("take.mp4");
     std::fs::write(&taken, b"an earlier recording").unwrap();
-    let yaml = with(
-        "path: {dir}/out.mp4",
-        &format!("path: {}", taken.display()),
-    );
+    let yaml = with("path: {dir}/out.mp4", &format!("path: {}", taken.display()));
     static_error(
         &yaml,
         "take.mp4",

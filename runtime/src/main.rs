@@ -114,9 +114,10 @@ there are none; 1 when a node binary is missing or fails.")]
 While recording, MP4 files are written as fragments of at most `mux.fragment_duration`
 (0.5 s) and MKV/WebM as clusters, so a file whose recording was interrupted plays up to
 about then. `recover` rewrites it as a normal file: MP4 with its index (moov) first and a
-fragment the interruption cut short left out; MKV/WebM with duration and cues. A file
-that is already final is left as it is. Exit 0 when every file is final, 1 when one
-could not be recovered, 2 for a missing file or an unknown file type.")]
+fragment the interruption cut short left out; MKV/WebM with duration and cues. An MP4
+that is already final is left as it is (MKV/WebM are rewritten every time, which is
+harmless). Exit 0 when every file is final, 1 when one could not be recovered, 2 for a
+missing file or an unknown file type.")]
     Recover {
         /// Recordings (.mp4, .mkv, .webm).
         #[arg(required = true)]
@@ -396,6 +397,8 @@ fn init_logging() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colours only on a terminal: logs captured to files stay plain.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_target(false)
         .without_time()
         .try_init();

@@ -146,10 +146,7 @@ fn recording_pipeline_validates() {
     assert_eq!(node(&g, "audio-encode").inputs[0].source_output, "audio");
 
     let mux = node(&g, "mux");
-    assert_eq!(
-        mux.params.str("path"),
-        Some("tests/20240501-120000.mp4")
-    );
+    assert_eq!(mux.params.str("path"), Some("tests/20240501-120000.mp4"));
     let tracks: Vec<(&str, &str, PortType, QueuePolicy)> = mux
         .inputs
         .iter()

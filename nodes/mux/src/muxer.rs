@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use anyhow::{anyhow, bail, Result};
 use ffmpeg_next::format::context::Output;
 use ffmpeg_next::Rational;
-use node_api::{EncodedPacket, MediaKind};
+use node_api::{EncodedPacket, MediaKind, NoRestart};
 use node_media::packet as pk;
 
 use crate::disk;
@@ -276,11 +276,13 @@ impl Muxer {
         match &track.first {
             None => {
                 if !output::accepts(self.settings.container, &header.codec) {
-                    bail!(
+                    // A restart would meet the same packets.
+                    return Err(NoRestart(format!(
                         "{} cannot carry {} (input `{input}`): pick another codec, or mkv which carries them all",
                         self.settings.container,
                         header.codec
-                    );
+                    ))
+                    .into());
                 }
                 tracing::debug!(
                     "first packet on `{input}`: {} {:?}",
@@ -291,11 +293,11 @@ impl Muxer {
             }
             Some(first) if !same_stream(first, &header) => {
                 if !output::accepts(self.settings.container, &header.codec) {
-                    bail!(
+                    return Err(NoRestart(format!(
                         "{} cannot carry {} (input `{input}`)",
-                        self.settings.container,
-                        header.codec
-                    );
+                        self.settings.container, header.codec
+                    ))
+                    .into());
                 }
                 tracing::warn!(
                     "`{input}`: new codec parameters (its encoder restarted?): the next packet that can start a file begins the next part"
