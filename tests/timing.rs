@@ -263,3 +263,37 @@ fn an_audio_dropout_becomes_silence_and_sync_resumes() {
     let worst = found.iter().map(|c| c.offset_ms.abs()).fold(0.0, f64::max);
     assert!(worst <= 5.0, "{}", describe(&found));
 }
+
+/// Test sources replaying faster than real time, stopped by `--duration`
+/// rather than by their own end: sync keeps the cheap audio from racing
+/// ahead of the video, so the file holds as much sound as picture (within
+/// the pacing window, half of sync's 500 ms buffer, plus what was in flight;
+/// unpaced, the audio ran 4× ahead).
+#[test]
+fn replayed_sources_stopped_mid_stream_keep_sound_and_picture_together() {
+    require_ffmpeg();
+    let s = Scratch::new();
+    let out = s.path("paced.mp4");
+    let mut args: Vec<String> = small(&[
+        "camera.source=test".into(),
+        "microphone.source=test".into(),
+        "camera.realtime=false".into(),
+        "microphone.realtime=false".into(),
+        format!("mux.path={}", out.display()),
+    ])
+    .into_iter()
+    .flat_map(|set| ["--set".to_string(), set])
+    .collect();
+    args.extend(["--duration".into(), "4".into()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let r = s.run(&repo_graph("1080p.yaml"), &args);
+    r.assert_ok();
+    assert_eq!(decode_errors(&out), "");
+    let p = probe(&out).unwrap();
+    let (video, audio) = (p.video[0].span(), p.audio[0].end - p.audio[0].start);
+    assert!(video > 4.0, "faster than real time: {video:.2} s of video");
+    assert!(
+        (video - audio).abs() < 1.0,
+        "{video:.2} s of video, {audio:.2} s of audio"
+    );
+}

@@ -415,6 +415,20 @@ impl Node {
         self.lossless.load(Ordering::Relaxed)
     }
 
+    /// Stops taking messages from `input` until [`Node::resume_input`]: its
+    /// queue fills, and on a lossless stream its sender then waits. A node
+    /// that merges streams replayed faster than real time uses it to keep
+    /// them together (sync holds back the one that runs ahead). Never pause
+    /// every open input: the event loop would wait forever.
+    pub fn pause_input(&self, input: &str) {
+        self.queues.set_paused(input, true);
+    }
+
+    /// Takes messages from a paused `input` again.
+    pub fn resume_input(&self, input: &str) {
+        self.queues.set_paused(input, false);
+    }
+
     /// Whether the runtime asked the graph to stop (sources poll this).
     pub fn stop_requested(&self) -> bool {
         self.stop.load(Ordering::SeqCst)

@@ -33,6 +33,8 @@ struct Input {
     capacity: usize,
     policy: Policy,
     closed: bool,
+    /// Not taken from while paused (its queue fills, then its sender blocks).
+    paused: bool,
     last_seq: Option<u64>,
     /// Where the media seen so far ends (seconds), and the length of the last
     /// message: to measure what a restarted sender left out.
@@ -73,6 +75,7 @@ impl Queues {
                 capacity: capacity.max(1),
                 policy,
                 closed: false,
+                paused: false,
                 last_seq: None,
                 media_end: None,
                 last_duration: 0.0,
@@ -234,6 +237,7 @@ impl Queues {
                 .inputs
                 .iter()
                 .enumerate()
+                .filter(|(_, q)| !q.paused)
                 .filter_map(|(i, q)| q.items.front().map(|(arrival, _)| (*arrival, i)))
                 .min();
             if let Some((_, i)) = oldest {
@@ -265,6 +269,16 @@ impl Queues {
                 }
             }
         }
+    }
+
+    /// Stops or resumes taking messages from `input`.
+    pub fn set_paused(&self, input: &str, paused: bool) {
+        let mut st = self.state.lock().unwrap();
+        if let Some(q) = st.inputs.iter_mut().find(|q| q.name == input) {
+            q.paused = paused;
+        }
+        drop(st);
+        self.changed.notify_all();
     }
 
     pub fn count_copy(&self, input: &str) {
@@ -397,6 +411,21 @@ mod tests {
         assert!(matches!(q.next(Some(Duration::ZERO)), Next::Closed(_)));
         push_seq(&q, 0, 1, Header::EndOfStream);
         assert!(matches!(q.next(Some(Duration::ZERO)), Next::AllClosed));
+    }
+
+    #[test]
+    fn a_paused_input_is_passed_over_until_resumed() {
+        let q = Queues::new([
+            ("a".to_string(), 4, Policy::Block),
+            ("b".to_string(), 4, Policy::Block),
+        ]);
+        push_seq(&q, 0, 0, Header::Stats("a0".into()));
+        push_seq(&q, 1, 0, Header::Stats("b0".into()));
+        q.set_paused("a", true);
+        assert!(matches!(q.next(Some(Duration::ZERO)), Next::Input(name, _) if name == "b"));
+        assert!(matches!(q.next(Some(Duration::ZERO)), Next::Timeout));
+        q.set_paused("a", false);
+        assert!(matches!(q.next(Some(Duration::ZERO)), Next::Input(name, _) if name == "a"));
     }
 
     #[test]

@@ -12,6 +12,7 @@ mod audio_buf;
 mod audio_out;
 mod drift;
 mod hold;
+mod pacing;
 mod timeline;
 
 use anyhow::{anyhow, Context, Result};
@@ -20,6 +21,7 @@ use node_api::{AudioFrame, Event, Header, Node, Payload, PortType, VideoFrame};
 use audio_out::Batch;
 use drift::DriftCorrector;
 use hold::Hold;
+use pacing::Pacer;
 use timeline::{AudioClock, VideoClock, VideoPlace};
 
 const MS: f64 = 1e6;
@@ -66,6 +68,16 @@ fn run() -> Result<()> {
             Event::InputClosed { input } => sync.on_closed(&mut node, &input)?,
             Event::ParamUpdate { name, value } => sync.on_param(&name, &value),
             Event::Stop => {}
+        }
+        if node.is_lossless() {
+            let decision = sync.pacer.decide();
+            for input in &decision.pause {
+                tracing::debug!("input `{input}` runs ahead: paused");
+                node.pause_input(input);
+            }
+            for input in &decision.resume {
+                node.resume_input(input);
+            }
         }
         sync.publish(&node);
     }
@@ -134,6 +146,8 @@ struct Sync {
     resumed: bool,
     /// The cameras, by input name: `video` first, whose frame grid T0 is on.
     lanes: Vec<VideoLane>,
+    /// Keeps lossless (replayed) inputs within half the buffer of each other.
+    pacer: Pacer,
     held_audio: Hold<(AudioFrame, Payload)>,
     audio: Option<AudioClock>,
     drift: Option<DriftCorrector>,
@@ -159,8 +173,16 @@ impl Sync {
         // `video` sorts before `video2` .. `video8`.
         cameras.sort();
         let has_audio = node.config().inputs.iter().any(|i| i.name == "audio");
+        let buffer_ns = p.i64_or("buffer_ms", 500).max(0) as u64 * 1_000_000;
+        let paced = cameras
+            .iter()
+            .cloned()
+            .chain(has_audio.then(|| "audio".to_string()));
         Sync {
-            buffer_ns: p.i64_or("buffer_ms", 500).max(0) as u64 * 1_000_000,
+            // Half the buffer: replayed streams never wait long enough
+            // before the start for held frames to be dropped.
+            pacer: Pacer::new(paced, buffer_ns / 2),
+            buffer_ns,
             tolerance_ns: (p.f64_or("tolerance_ms", 20.0).max(0.0) * MS) as u64,
             max_drift_ppm: p.f64_or("max_drift_ppm", 1000.0).max(0.0),
             out_audio: node.has_output("audio"),
@@ -197,6 +219,7 @@ impl Sync {
         payload: Payload,
     ) -> Result<()> {
         let i = self.lane_index(input)?;
+        self.pacer.seen(input, frame.capture_ns);
         if self.t0.is_some() {
             return self.place_video(node, i, frame, payload);
         }
@@ -208,6 +231,7 @@ impl Sync {
     }
 
     fn on_audio(&mut self, node: &mut Node, frame: AudioFrame, payload: Payload) -> Result<()> {
+        self.pacer.seen("audio", frame.capture_ns);
         if self.t0.is_some() {
             return self.place_audio(node, frame, payload, true);
         }
@@ -218,6 +242,7 @@ impl Sync {
     }
 
     fn on_closed(&mut self, node: &mut Node, input: &str) -> Result<()> {
+        self.pacer.closed(input);
         if input == "audio" {
             self.audio_closed = true;
         } else if let Some(lane) = self.lanes.iter_mut().find(|l| l.name == input) {
