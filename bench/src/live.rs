@@ -1,13 +1,21 @@
 //! Live recording figures: runs a graph from test sources in real time and
-//! prints, per node process, CPU% (of one core), peak-ish RSS (last sample),
-//! frames in/out and drops, from the run's `--report`.
+//! prints, per node process, CPU% (of one core), peak Pss, frames in/out and
+//! drops (from the run's `--report`), the peak of the summed Pss of the whole
+//! process tree, the mux's capture→mux latency p50/p99 per stream and the
+//! graph start time.
+//!
+//! Memory is Pss sampled every 100 ms from /proc/PID/smaps_rollup: the shared
+//! frame pools count once, not once per process mapping them (summed RSS, also
+//! printed, counts them in every mapper).
 //!
 //! Usage: `target/release/live-bench [GRAPH] [SECONDS] [--set ...]...`
 //! (defaults: graphs/1080p.yaml, 30 s).
 
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use anyhow::{bail, Result};
+use bench::procs::run_measured;
 
 fn main() -> Result<()> {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
@@ -25,19 +33,29 @@ fn main() -> Result<()> {
     let dir = std::env::temp_dir().join(format!("live-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let report = dir.join("report.json");
-    let out = Command::new(&runtime)
-        .args(["run", &graph, "--duration", &seconds, "-q", "--report"])
-        .arg(&report)
-        .arg("--run-dir")
-        .arg(dir.join("run"))
-        .args([
-            "--set",
-            &format!("mux.path={}", dir.join("live.mp4").display()),
-        ])
-        .args(&args)
-        .output()?;
-    if !out.status.success() {
-        bail!("runtime failed: {}", String::from_utf8_lossy(&out.stderr));
+    let stderr = dir.join("runtime.stderr");
+    let m = run_measured(
+        Command::new(&runtime)
+            .args(["run", &graph, "--duration", &seconds, "-q", "--report"])
+            .arg(&report)
+            .arg("--run-dir")
+            .arg(dir.join("run"))
+            .args([
+                "--set",
+                &format!("mux.path={}", dir.join("live.mp4").display()),
+            ])
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr)?),
+        Duration::from_millis(100),
+    )?;
+    if m.code != Some(0) {
+        bail!(
+            "runtime failed ({:?}): {}",
+            m.code,
+            std::fs::read_to_string(&stderr).unwrap_or_default()
+        );
     }
     let r: serde_json::Value = serde_json::from_slice(&std::fs::read(&report)?)?;
     let media = r["duration_s"].as_f64().unwrap_or(1.0);
@@ -47,29 +65,49 @@ fn main() -> Result<()> {
     );
     println!(
         "{:<16} {:>7} {:>9} {:>9} {:>9} {:>8}",
-        "node", "CPU%", "RSS MiB", "in", "out", "dropped"
+        "node", "CPU%", "Pss MiB", "in", "out", "dropped"
     );
-    let (mut cpu_total, mut rss_total, mut dropped_total) = (0.0, 0.0, 0u64);
+    let (mut cpu_total, mut dropped_total) = (0.0, 0u64);
     if let Some(nodes) = r["nodes"].as_object() {
         for (id, n) in nodes {
             let stats = &n["stats"];
             let cpu = stats["cpu_seconds"].as_f64().unwrap_or(0.0) / media * 100.0;
-            let rss = stats["rss_bytes"].as_f64().unwrap_or(0.0) / (1 << 20) as f64;
+            let pss = m.peaks.pss_by_name.get(id).copied().unwrap_or(0) as f64 / 1024.0;
             let dropped = n["dropped"].as_u64().unwrap_or(0);
             cpu_total += cpu;
-            rss_total += rss;
             dropped_total += dropped;
             println!(
-                "{id:<16} {cpu:>7.1} {rss:>9.1} {:>9} {:>9} {dropped:>8}",
+                "{id:<16} {cpu:>7.1} {pss:>9.1} {:>9} {:>9} {dropped:>8}",
                 n["frames_in"].as_u64().unwrap_or(0),
                 n["frames_out"].as_u64().unwrap_or(0)
             );
         }
     }
+    let runtime_pss = m.peaks.pss_by_name.get("runtime").copied().unwrap_or(0) as f64 / 1024.0;
+    println!("{:<16} {:>7} {runtime_pss:>9.1}", "runtime", "");
     println!(
-        "{:<16} {cpu_total:>7.1} {rss_total:>9.1} {:>9} {:>9} {dropped_total:>8}",
-        "total", "", ""
+        "{:<16} {cpu_total:>7.1} {:>9.1} {:>9} {:>9} {dropped_total:>8}",
+        "total",
+        m.peaks.pss_sum_kib as f64 / 1024.0,
+        "",
+        ""
     );
+    println!(
+        "summed over the process tree at its peak: Pss {:.1} MiB (RSS {:.1} MiB, which counts shared pools in every mapper); the total line's Pss is that peak, not the sum of the per-node peaks",
+        m.peaks.pss_sum_kib as f64 / 1024.0,
+        m.peaks.rss_sum_kib as f64 / 1024.0
+    );
+    // The mux measures capture → mux per input stream.
+    for (id, n) in r["nodes"].as_object().into_iter().flatten() {
+        let metrics = &n["stats"]["metrics"];
+        for stream in ["video", "audio"] {
+            let p50 = metrics[format!("latency_p50_ms_{stream}")].as_f64();
+            let p99 = metrics[format!("latency_p99_ms_{stream}")].as_f64();
+            if let (Some(p50), Some(p99)) = (p50, p99) {
+                println!("{id}: capture→mux latency {stream} p50 {p50:.1} ms, p99 {p99:.1} ms");
+            }
+        }
+    }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }

@@ -28,6 +28,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use bench::procs::{nodes_of, read_kib};
 
 struct Options {
     graph: String,
@@ -74,15 +75,6 @@ struct Sample {
     fds: u64,
 }
 
-fn read_kib(text: &str, field: &str) -> Option<u64> {
-    text.lines()
-        .find(|l| l.starts_with(field))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
 fn sample(pid: u32) -> Option<Sample> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
@@ -92,23 +84,6 @@ fn sample(pid: u32) -> Option<Sample> {
         pss_kib: read_kib(&rollup, "Pss:").unwrap_or(0),
         fds,
     })
-}
-
-/// The node processes under the runtime: pid → node id.
-fn nodes_of(runtime: u32) -> BTreeMap<u32, String> {
-    let children = std::fs::read_to_string(format!("/proc/{runtime}/task/{runtime}/children"))
-        .unwrap_or_default();
-    children
-        .split_whitespace()
-        .filter_map(|p| p.parse::<u32>().ok())
-        .filter_map(|pid| {
-            let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
-            let id = env
-                .split(|b| *b == 0)
-                .find_map(|kv| kv.strip_prefix(b"MEDIAGRAPH_NODE_ID="))?;
-            Some((pid, String::from_utf8_lossy(id).into_owned()))
-        })
-        .collect()
 }
 
 /// The /dev/shm segments a process maps.

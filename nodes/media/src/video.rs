@@ -174,6 +174,65 @@ impl<'a> Planes<'a> {
     }
 }
 
+/// An FFmpeg frame whose planes are a payload lent to it (e.g. a view of the
+/// sender's shared memory), for encoders that copy their input while it is
+/// sent: the picture reaches the encoder without a copy of ours.
+///
+/// The frame holds a reference-counted buffer that owns nothing, so FFmpeg
+/// shares it (rather than copying the picture) when it takes a reference, and
+/// never frees the payload. [`LentFrame::still_referenced`] tells whether
+/// anything kept such a reference: the payload must outlive it.
+pub struct LentFrame<'a> {
+    frame: ff::frame::Video,
+    _borrow: PhantomData<&'a [u8]>,
+}
+
+/// The buffer's owner is the payload's sender: nothing to free.
+unsafe extern "C" fn lent_buffer_free(_opaque: *mut std::ffi::c_void, _data: *mut u8) {}
+
+impl<'a> LentFrame<'a> {
+    pub fn new(frame: &VideoFrame, data: &'a [u8]) -> Result<LentFrame<'a>> {
+        let planes = Planes::from_payload(frame, data)?;
+        let mut video = ff::frame::Video::empty();
+        // SAFETY: filling in a blank AVFrame we own; the plane pointers lie in
+        // `data` (checked by from_payload), which the lifetime keeps alive.
+        unsafe {
+            let f = &mut *video.as_mut_ptr();
+            f.format = ffi::AVPixelFormat::from(planes.pixel) as i32;
+            f.width = planes.width as i32;
+            f.height = planes.height as i32;
+            for p in 0..4 {
+                f.data[p] = planes.data[p] as *mut u8;
+                f.linesize[p] = planes.linesize[p];
+            }
+            f.buf[0] = ffi::av_buffer_create(
+                data.as_ptr() as *mut u8,
+                data.len(),
+                Some(lent_buffer_free),
+                std::ptr::null_mut(),
+                ffi::AV_BUFFER_FLAG_READONLY,
+            );
+            if f.buf[0].is_null() {
+                bail!("cannot wrap a {}-byte payload as a frame", data.len());
+            }
+        }
+        Ok(LentFrame {
+            frame: video,
+            _borrow: PhantomData,
+        })
+    }
+
+    pub fn frame_mut(&mut self) -> &mut ff::frame::Video {
+        &mut self.frame
+    }
+
+    /// Whether something besides this frame still references the payload.
+    pub fn still_referenced(&self) -> bool {
+        // SAFETY: buf[0] was set (non-null) by `new`.
+        unsafe { ffi::av_buffer_get_ref_count((*self.frame.as_ptr()).buf[0]) > 1 }
+    }
+}
+
 /// Writable planes of one picture: an output buffer or an FFmpeg frame.
 pub struct PlanesMut<'a> {
     data: [*mut u8; 4],
@@ -531,6 +590,34 @@ mod tests {
         }
         assert_eq!(to_pixel(PixelFormat::Mjpeg), None);
         assert_eq!(from_pixel(Pixel::YUVJ420P), None);
+    }
+
+    #[test]
+    fn lent_frame_points_at_the_payload_and_is_shared_not_copied() {
+        init();
+        let f = frame(PixelFormat::Yuv420p, 64, 48);
+        let data: Vec<u8> = (0..f.layout.size).map(|i| i as u8).collect();
+        let mut lent = LentFrame::new(&f, &data).unwrap();
+        let v = lent.frame_mut();
+        assert_eq!(
+            (v.width(), v.height(), v.format()),
+            (64, 48, Pixel::YUV420P)
+        );
+        assert_eq!(v.data(0).as_ptr(), data.as_ptr());
+        assert_eq!(
+            v.data(1).as_ptr(),
+            data[f.layout.offsets[1] as usize..].as_ptr()
+        );
+        assert_eq!(v.stride(2), f.layout.strides[2] as usize);
+        assert!(!lent.still_referenced());
+        // What an encoder's send_frame does: take a reference (no copy).
+        let mut taken = ff::frame::Video::empty();
+        // SAFETY: both frames are valid; av_frame_ref fills the blank one.
+        unsafe { ffi::av_frame_ref(taken.as_mut_ptr(), lent.frame_mut().as_ptr()) };
+        assert_eq!(taken.data(0).as_ptr(), data.as_ptr());
+        assert!(lent.still_referenced());
+        drop(taken);
+        assert!(!lent.still_referenced());
     }
 
     #[test]

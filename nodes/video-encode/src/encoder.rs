@@ -8,7 +8,7 @@ use ffmpeg_next as ff;
 use node_api::{CodecParams, EncodedPacket, MediaKind, TimeBase, VideoFrame};
 use node_catalog::Rational;
 use node_media::packet::{codec_params_from, from_ffmpeg};
-use node_media::video::{Planes, PlanesMut, Scaler};
+use node_media::video::{LentFrame, Planes, PlanesMut, Scaler};
 
 use crate::hw::{quietly, Vaapi};
 use crate::settings::{plan, HwAccel, Settings};
@@ -34,6 +34,8 @@ pub struct VideoEncoder {
     gop: u64,
     force_keyframes: bool,
     frames: FrameRing,
+    /// Input pictures go to the encoder as lent payloads, uncopied.
+    takes_lent_frames: bool,
     scaler: Scaler,
     vaapi: Option<Vaapi>,
     packet: ff::Packet,
@@ -176,21 +178,36 @@ impl VideoEncoder {
         self.next_index += 1;
 
         let src = Planes::from_payload(header, data)?;
+        let matches_encoder =
+            (src.pixel, src.width, src.height) == (self.frames.pixel, self.width, self.height);
+        if self.takes_lent_frames && matches_encoder {
+            // The encoder copies the picture while it is sent: lend it the
+            // payload itself rather than copying it into a frame of ours.
+            let mut lent = LentFrame::new(header, data)?;
+            stamp(lent.frame_mut(), pts, keyframe);
+            self.encoder
+                .send_frame(lent.frame_mut())
+                .map_err(|e| anyhow!("{} rejected frame pts {pts}: {e}", self.name))?;
+            self.receive(sink)?;
+            if lent.still_referenced() {
+                // The payload is the sender's memory, reused once we return.
+                bail!(
+                    "{} kept a reference to an input frame it was lent (this FFmpeg's wrapper does not copy on send)",
+                    self.name
+                );
+            }
+            return Ok(());
+        }
         let frame = self.frames.writable(self.width, self.height)?;
         {
             let mut dst = PlanesMut::from_frame(frame);
-            if (src.pixel, src.width, src.height) == (dst.pixel, dst.width, dst.height) {
+            if matches_encoder {
                 dst.copy_from(&src)?;
             } else {
                 self.scaler.scale(&src, &mut dst)?;
             }
         }
-        frame.set_pts(Some(pts));
-        frame.set_kind(if keyframe {
-            ff::picture::Type::I
-        } else {
-            ff::picture::Type::None
-        });
+        stamp(frame, pts, keyframe);
         let sent = match self.vaapi.as_mut() {
             Some(vaapi) => {
                 let surface = vaapi.upload(frame)?;
@@ -317,6 +334,23 @@ impl VideoEncoder {
     }
 }
 
+/// Sets the timestamp and, when forced, the keyframe flag of a frame to encode.
+fn stamp(frame: &mut ff::frame::Video, pts: i64, keyframe: bool) {
+    frame.set_pts(Some(pts));
+    frame.set_kind(if keyframe {
+        ff::picture::Type::I
+    } else {
+        ff::picture::Type::None
+    });
+}
+
+/// Encoders that copy every input picture into their own buffers during
+/// `avcodec_send_frame` (libx264 and libx265 do, in `x264_encoder_encode` /
+/// `x265_encoder_encode`) and drop FFmpeg's reference before it returns.
+fn copies_input_on_send(name: &str) -> bool {
+    matches!(name, "libx264" | "libx265")
+}
+
 /// Opens encoder `name` with the options its plan gives.
 #[allow(clippy::too_many_arguments)]
 fn open_as(
@@ -400,6 +434,7 @@ fn open_as(
         gop,
         force_keyframes: plan.force_keyframes,
         frames: FrameRing::new(sw_pixel),
+        takes_lent_frames: vaapi.is_none() && copies_input_on_send(name),
         scaler: Scaler::bilinear(),
         vaapi,
         packet: ff::Packet::empty(),
@@ -623,6 +658,41 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn lent_frames_encode_exactly_like_copied_ones() {
+        ff::init().unwrap();
+        // One thread: x264's output does not depend on thread timing.
+        let s = settings(
+            json!({ "codec": "h264", "speed": "veryfast", "hwaccel": "none", "threads": 1 }),
+        );
+        let format = node_api::PixelFormat::Yuv420p;
+        let tb = TimeBase::new(1, 30);
+        let bitstream = |lend: bool| {
+            let mut enc = VideoEncoder::open(&s, &packed_frame(format, 160, 96, 0, tb, 0)).unwrap();
+            assert!(enc.takes_lent_frames, "libx264 takes lent frames");
+            enc.takes_lent_frames = lend;
+            let mut bytes = Vec::new();
+            let mut sink = |_: EncodedPacket, data: &[u8]| {
+                bytes.extend_from_slice(data);
+                Ok(())
+            };
+            for i in 0..30 {
+                let header = packed_frame(format, 160, 96, i, tb, i as u64);
+                let mut data: Vec<u8> = (0..header.layout.size)
+                    .map(|k| ((k as i64 * 3 + i * 5) % 251) as u8)
+                    .collect();
+                enc.encode(&header, &data, &mut sink).unwrap();
+                // The sender reuses its buffer once the frame is handed over.
+                data.fill(0);
+            }
+            enc.finish(&mut sink).unwrap();
+            bytes
+        };
+        let lent = bitstream(true);
+        assert!(!lent.is_empty());
+        assert_eq!(lent, bitstream(false));
     }
 
     #[test]

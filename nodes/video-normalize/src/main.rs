@@ -39,7 +39,9 @@ fn run() -> Result<()> {
     };
     let fps = p.rational("fps").unwrap_or(Rational::new(30, 1));
     let mut normalizer = Normalizer::new(target, fps);
-    node.reserve("video", normalizer.converter.output_size())?;
+    // No output pool up front: frames that already match the output are
+    // forwarded in their sender's memory, and a pool (locked in RAM, a
+    // 1080p one is ~22 MB) is made only when the first frame needs converting.
     tracing::info!(
         "normalizing to {}x{} {} at {fps} fps{}",
         target.width,
