@@ -43,6 +43,23 @@ struct Input {
     stats: InputStats,
 }
 
+/// How many times its capacity a paused input holds before it is read from
+/// anyway: a message for a paused input must not wait in the transport's
+/// receive thread (that would starve the other inputs), and this bounds what
+/// piles up; shared-memory senders are held back sooner, by their pools.
+const PAUSED_ROOM: usize = 8;
+
+impl Input {
+    /// Messages this input holds before a sender waits.
+    fn room(&self) -> usize {
+        if self.paused {
+            self.capacity * PAUSED_ROOM
+        } else {
+            self.capacity
+        }
+    }
+}
+
 struct State {
     inputs: Vec<Input>,
     control: VecDeque<Control>,
@@ -177,7 +194,7 @@ impl Queues {
         loop {
             let st_ref = &mut *st;
             let input = &mut st_ref.inputs[index];
-            if input.items.len() < input.capacity || is_eos || st_ref.shutting_down {
+            if input.items.len() < input.room() || is_eos || st_ref.shutting_down {
                 break;
             }
             let policy = if lossless {
@@ -237,7 +254,7 @@ impl Queues {
                 .inputs
                 .iter()
                 .enumerate()
-                .filter(|(_, q)| !q.paused)
+                .filter(|(_, q)| !q.paused || q.items.len() >= q.room())
                 .filter_map(|(i, q)| q.items.front().map(|(arrival, _)| (*arrival, i)))
                 .min();
             if let Some((_, i)) = oldest {
@@ -425,6 +442,21 @@ mod tests {
         assert!(matches!(q.next(Some(Duration::ZERO)), Next::Input(name, _) if name == "b"));
         assert!(matches!(q.next(Some(Duration::ZERO)), Next::Timeout));
         q.set_paused("a", false);
+        assert!(matches!(q.next(Some(Duration::ZERO)), Next::Input(name, _) if name == "a"));
+    }
+
+    #[test]
+    fn a_paused_input_takes_more_without_blocking_then_is_read_anyway() {
+        let q = Queues::new([
+            ("a".to_string(), 2, Policy::Block),
+            ("b".to_string(), 2, Policy::Block),
+        ]);
+        q.set_paused("a", true);
+        // Past its capacity without waiting: this thread would hang otherwise.
+        for seq in 0..(2 * PAUSED_ROOM as u64) {
+            push_seq(&q, 0, seq, Header::Stats(format!("a{seq}")));
+        }
+        // Full even for a paused input: it is read from again.
         assert!(matches!(q.next(Some(Duration::ZERO)), Next::Input(name, _) if name == "a"));
     }
 
