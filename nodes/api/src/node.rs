@@ -104,8 +104,9 @@ impl Node {
 
     /// Connects with an explicit config (tests, embedding).
     pub fn from_config(config: NodeConfig) -> Result<Node> {
+        crate::clock::set_offset_ns(config.clock_offset_ns);
         let t = &config.transport;
-        let session = crate::session::open(&t.listen, &t.connect, t.shared_memory)
+        let session = crate::session::open(&t.listen, &t.connect, t.shared_memory, false)
             .with_context(|| format!("node `{}`", config.node_id))?;
         let run = config.run_id.clone();
 
