@@ -44,7 +44,7 @@ enum Command {
   runtime run graphs/1080p.yaml --duration 10
   runtime run graphs/1080p.yaml --set camera.source=file:in.mkv --set camera.realtime=false \\
       --set microphone.source=file:in.mkv --set microphone.realtime=false --set mux.path=out.mp4
-  runtime run graphs/multicam.yaml --machine studio-a   (only the nodes deployed on studio-a)
+  runtime run graphs/distributed.yaml --machine cam-a   (only the nodes deployed on cam-a)
 
 Ctrl-C or SIGTERM stop the graph in order: sources stop, end-of-stream flows through every
 edge, the mux finalizes its file. Per-node logs are kept in the run directory.")]

@@ -162,3 +162,55 @@ impl MachineWatch {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    use super::*;
+    use crate::graph::load_str;
+
+    fn graph(camera_width: u32, mux_machine: &str) -> Graph {
+        let text = format!(
+            r#"
+name: rig
+network:
+  a: {{ listen: ["tcp/10.0.0.1:7447"] }}
+  b: {{ connect: ["tcp/10.0.0.1:7447"] }}
+nodes:
+  - id: camera
+    node: camera
+    deploy: {{ machine: b }}
+    params: {{ width: {camera_width} }}
+  - id: encode
+    node: video-encode
+    deploy: {{ machine: b }}
+    inputs: {{ video: camera/video }}
+  - id: mux
+    node: mux
+    deploy: {{ machine: {mux_machine} }}
+    inputs: {{ video: encode/video }}
+"#
+        );
+        load_str(&text, Path::new("rig.yaml"), &[], &BTreeMap::new()).unwrap()
+    }
+
+    #[test]
+    fn every_machine_derives_the_same_run_id_from_the_graph_shape() {
+        let id = run_id(&graph(640, "a"), Some("a"), None);
+        assert!(id.starts_with("rig-"), "{id}");
+        // Params may differ per machine (`--set`, `${timestamp}`) ...
+        assert_eq!(run_id(&graph(1280, "a"), Some("b"), None), id);
+        // ... placement may not.
+        assert_ne!(run_id(&graph(640, "b"), Some("a"), None), id);
+        assert_eq!(run_id(&graph(640, "a"), Some("a"), Some("take2")), "take2");
+        // One machine: unique per process.
+        assert!(!run_id(&graph(640, "a"), None, None).starts_with("rig-"));
+    }
+
+    #[test]
+    fn the_reference_clock_is_the_first_machine_without_a_sync_node() {
+        assert_eq!(clock_reference(&graph(640, "a")).as_deref(), Some("a"));
+    }
+}

@@ -5,6 +5,12 @@
 //! Running (the `started` token is up; sources produce) → Stopping (the
 //! `stopping` token is up; sources end, end-of-stream flows downstream, sinks
 //! finalize) → Done. A node that is still alive `grace` after Stopping began is killed.
+//!
+//! A graph spread over machines runs one runtime per machine (`--machine`),
+//! each a zenoh router for its nodes: they share the run id, the barrier
+//! (every node of every machine), the stop (any machine's stopping token),
+//! and the capture clock (see `clocks`); a machine that vanishes has its
+//! streams ended by the others (see `machines`).
 
 mod clocks;
 mod logs;
