@@ -44,7 +44,7 @@ enum Command {
   runtime run graphs/1080p.yaml --duration 10
   runtime run graphs/1080p.yaml --set camera.source=file:in.mkv --set camera.realtime=false \\
       --set microphone.source=file:in.mkv --set microphone.realtime=false --set mux.path=out.mp4
-  runtime run graphs/multicam.yaml --machine studio-a   (only the nodes deployed on studio-a)
+  runtime run graphs/distributed.yaml --machine cam-a   (only the nodes deployed on cam-a)
 
 Ctrl-C or SIGTERM stop the graph in order: sources stop, end-of-stream flows through every
 edge, the mux finalizes its file. Per-node logs are kept in the run directory.")]
@@ -63,6 +63,14 @@ edge, the mux finalizes its file. Per-node logs are kept in the run directory.")
         /// Run only the nodes deployed on this machine (`deploy: {machine: NAME}`).
         #[arg(long, value_name = "NAME")]
         machine: Option<String>,
+        /// The id all machines of one run share [default with --machine: the
+        /// graph's name and a hash of its nodes and network]; set it to run the
+        /// same graph twice at once.
+        #[arg(long, value_name = "ID")]
+        run_id: Option<String>,
+        /// Seconds every node of the graph (all machines) gets to become ready.
+        #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
+        ready_timeout: f64,
         /// Seconds nodes get to finish after a stop before they are killed.
         #[arg(long, value_name = "SECONDS", default_value_t = 20.0)]
         grace: f64,
@@ -231,6 +239,8 @@ fn main() -> ExitCode {
             duration,
             report,
             machine,
+            run_id,
+            ready_timeout,
             grace,
             run_dir,
             no_shm,
@@ -250,8 +260,27 @@ fn main() -> ExitCode {
                 eprintln!("error: --grace must be a number of seconds >= 0");
                 return ExitCode::from(EXIT_USAGE);
             }
+            if !(ready_timeout.is_finite() && ready_timeout > 0.0) {
+                eprintln!("error: --ready-timeout must be a positive number of seconds");
+                return ExitCode::from(EXIT_USAGE);
+            }
+            if let Some(m) = &machine {
+                let known = g.nodes.iter().any(|n| n.machine.as_ref() == Some(m))
+                    || g.network.machines.contains_key(m);
+                if !known {
+                    eprintln!(
+                        "error: --machine {m}: no node of {} is deployed on `{m}` and `network:` does not name it",
+                        graph.display()
+                    );
+                    return ExitCode::from(EXIT_USAGE);
+                }
+            }
             let run_dir = run_dir.unwrap_or_else(|| {
-                PathBuf::from("runs").join(format!("{}-{}", timestamp(), g.name))
+                let machine = machine
+                    .as_ref()
+                    .map(|m| format!("-{m}"))
+                    .unwrap_or_default();
+                PathBuf::from("runs").join(format!("{}-{}{machine}", timestamp(), g.name))
             });
             let opts = RunOptions {
                 duration: duration.map(Duration::from_secs_f64),
@@ -260,7 +289,8 @@ fn main() -> ExitCode {
                 machine,
                 console: !quiet,
                 shared_memory: !no_shm,
-                ..RunOptions::default()
+                ready_timeout: Duration::from_secs_f64(ready_timeout),
+                run_id,
             };
             run(g, opts, report)
         }

@@ -6,6 +6,7 @@ use std::process::{Command, Output};
 
 pub mod claps;
 pub mod media;
+pub mod netns;
 
 /// The directory holding `runtime` and the node binaries of the profile under test.
 pub fn bin_dir() -> PathBuf {

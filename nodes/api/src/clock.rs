@@ -3,9 +3,27 @@
 //! It is the host's `CLOCK_MONOTONIC` in nanoseconds: one clock shared by every
 //! process of a machine, never stepped by NTP, so capture times of video and
 //! audio taken in different node processes compare directly.
+//!
+//! Monotonic clocks of two machines are not comparable (each counts from its
+//! own boot). In a graph spread over machines, the runtime of each machine
+//! measures the offset of its clock to the run's reference machine over the
+//! network ([`estimate_offset`]) and hands it to its nodes
+//! ([`crate::NodeConfig::clock_offset_ns`]); [`now_ns`] adds it, so every
+//! capture timestamp of the run is on the reference machine's clock.
 
-/// Nanoseconds of the host's monotonic clock.
-pub fn now_ns() -> u64 {
+use std::sync::atomic::{AtomicI64, Ordering};
+
+/// Added to the host clock by [`now_ns`]: set once, at node start.
+static OFFSET_NS: AtomicI64 = AtomicI64::new(0);
+
+/// Puts this process on the run's reference clock: `now_ns` becomes the host
+/// clock plus `offset_ns`.
+pub fn set_offset_ns(offset_ns: i64) {
+    OFFSET_NS.store(offset_ns, Ordering::Relaxed);
+}
+
+/// Nanoseconds of the host's monotonic clock, without the run's offset.
+pub fn host_now_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -13,6 +31,48 @@ pub fn now_ns() -> u64 {
     // SAFETY: clock_gettime writes into the timespec we own.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Nanoseconds of the capture clock: the host's monotonic clock moved onto
+/// the run's reference clock (see the module docs).
+pub fn now_ns() -> u64 {
+    host_now_ns().saturating_add_signed(OFFSET_NS.load(Ordering::Relaxed))
+}
+
+/// One NTP-style exchange with the reference clock: `sent` and `received` on
+/// our clock, the reference's clock when it got the request (`ref_received`)
+/// and when it replied (`ref_sent`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClockSample {
+    pub sent: u64,
+    pub ref_received: u64,
+    pub ref_sent: u64,
+    pub received: u64,
+}
+
+impl ClockSample {
+    /// The network round trip (the reference's processing time taken out).
+    pub fn rtt_ns(&self) -> u64 {
+        let total = self.received.saturating_sub(self.sent);
+        total.saturating_sub(self.ref_sent.saturating_sub(self.ref_received))
+    }
+
+    /// Reference clock minus ours, assuming both directions take as long.
+    pub fn offset_ns(&self) -> i64 {
+        let there = self.ref_received as i128 - self.sent as i128;
+        let back = self.ref_sent as i128 - self.received as i128;
+        ((there + back) / 2) as i64
+    }
+}
+
+/// The offset (reference minus ours) and round trip of the sample with the
+/// shortest round trip: the one least disturbed by queueing, whose error is at
+/// most half its round trip. `None` without samples.
+pub fn estimate_offset(samples: &[ClockSample]) -> Option<(i64, u64)> {
+    samples
+        .iter()
+        .min_by_key(|s| s.rtt_ns())
+        .map(|s| (s.offset_ns(), s.rtt_ns()))
 }
 
 /// Sleeps until the monotonic clock reaches `deadline_ns` (no-op if past).
@@ -105,6 +165,41 @@ mod tests {
 
     fn device(params: serde_json::Value) -> SimulatedDevice {
         SimulatedDevice::from_params(&serde_json::from_value(params).unwrap())
+    }
+
+    #[test]
+    fn offset_from_the_shortest_round_trip() {
+        // The reference clock is 3 s ahead; the second exchange was queued
+        // 40 ms on the way back, which would skew its estimate by 20 ms.
+        let ahead = 3_000_000_000u64;
+        let sample = |sent: u64, out: u64, back: u64| ClockSample {
+            sent,
+            ref_received: sent + out + ahead,
+            ref_sent: sent + out + ahead + 100_000,
+            received: sent + out + 100_000 + back,
+        };
+        let samples = [
+            sample(1_000_000, 300_000, 300_000),
+            sample(2_000_000, 300_000, 40_300_000),
+            sample(3_000_000, 200_000, 200_000),
+        ];
+        assert_eq!(samples[1].offset_ns(), 3_000_000_000 - 20_000_000);
+        let (offset, rtt) = estimate_offset(&samples).unwrap();
+        assert_eq!(offset, 3_000_000_000);
+        assert_eq!(rtt, 400_000);
+        assert_eq!(estimate_offset(&[]), None);
+    }
+
+    #[test]
+    fn the_offset_moves_now() {
+        // Only this test sets the offset in this test binary.
+        let before = host_now_ns();
+        set_offset_ns(-(before as i64) - 1_000_000_000_000);
+        assert_eq!(now_ns(), 0, "saturates instead of wrapping");
+        set_offset_ns(5_000_000_000);
+        let now = now_ns();
+        set_offset_ns(0);
+        assert!(now >= before + 5_000_000_000 && now < before + 6_000_000_000);
     }
 
     #[test]

@@ -25,6 +25,12 @@ pub struct NodeConfig {
     /// seconds from it.
     #[serde(default)]
     pub epoch_ns: u64,
+    /// Added to this machine's monotonic clock to read the run's reference
+    /// clock (another machine's, measured over the network by the runtime);
+    /// 0 on the reference machine. Applied by [`crate::clock::now_ns`], so
+    /// capture timestamps of every machine compare directly.
+    #[serde(default)]
+    pub clock_offset_ns: i64,
     /// What the node's previous incarnation saved with
     /// [`crate::Node::save_resume_state`]; `None` at the first start.
     #[serde(default)]

@@ -79,6 +79,32 @@ pub fn param_update(run_id: &str, node: &str) -> String {
     format!("mediagraph/{run_id}/param/{node}")
 }
 
+/// Liveliness token a runtime holds while it runs the nodes of machine `name`
+/// (a graph spread over machines).
+pub fn machine(run_id: &str, name: &str) -> String {
+    format!("mediagraph/{run_id}/machine/{name}")
+}
+
+pub fn machine_all(run_id: &str) -> String {
+    format!("mediagraph/{run_id}/machine/*")
+}
+
+/// Put by a runtime that ends normally, just before its [`machine`] token
+/// goes: a token that vanishes without it means the machine was lost.
+pub fn machine_done(run_id: &str, name: &str) -> String {
+    format!("mediagraph/{run_id}/machine-done/{name}")
+}
+
+pub fn machine_done_all(run_id: &str) -> String {
+    format!("mediagraph/{run_id}/machine-done/*")
+}
+
+/// Queryable of the run's reference clock: replies with its clock readings
+/// (the runtimes of the other machines measure their offset to it).
+pub fn clock(run_id: &str) -> String {
+    format!("mediagraph/{run_id}/clock")
+}
+
 /// Stats a node publishes about once a second (JSON [`crate::NodeStats`]).
 pub fn stats(run_id: &str, node: &str) -> String {
     format!("mediagraph/{run_id}/stats/{node}")

@@ -104,8 +104,9 @@ impl Node {
 
     /// Connects with an explicit config (tests, embedding).
     pub fn from_config(config: NodeConfig) -> Result<Node> {
+        crate::clock::set_offset_ns(config.clock_offset_ns);
         let t = &config.transport;
-        let session = crate::session::open(&t.listen, &t.connect, t.shared_memory)
+        let session = crate::session::open(&t.listen, &t.connect, t.shared_memory, false)
             .with_context(|| format!("node `{}`", config.node_id))?;
         let run = config.run_id.clone();
 
@@ -554,8 +555,17 @@ impl Node {
     }
 
     /// Sends a payload received on an input, unchanged, with a (possibly new)
-    /// header: the same shared-memory buffer, no copy.
+    /// header: the same shared-memory buffer, no copy. A raw frame that came
+    /// from another machine (not in shared memory) is put in this output's
+    /// pool once, so the consumers on this machine read it in place rather
+    /// than each receiving a copy through its socket.
     pub fn forward(&mut self, output: &str, header: Header, payload: &Payload) -> Result<()> {
+        let raw = matches!(header, Header::Video(_) | Header::Audio(_));
+        if raw && !payload.is_shm() && !payload.is_empty() && self.config.transport.shared_memory {
+            let mut buf = self.alloc(output, payload.len())?;
+            buf.copy_from_slice(&payload.as_slice());
+            return self.send(output, header, buf);
+        }
         self.put(output, header, payload.zbytes().clone())
     }
 

@@ -4,17 +4,29 @@
 use anyhow::{anyhow, Result};
 use zenoh::{Config, Session, Wait};
 
-/// Opens a peer session listening on `listen` and connecting to `connect`.
+/// Opens a session listening on `listen` and connecting to `connect`.
 /// Connections to endpoints not yet up are retried in the background, so
 /// processes of a graph may start in any order.
-pub fn open(listen: &[String], connect: &[String], shared_memory: bool) -> Result<Session> {
+///
+/// Every node is a peer. A runtime is a peer too, except in a graph spread
+/// over machines (`router`): there each machine's runtime is a zenoh router,
+/// the gateway of its machine. Its nodes still exchange frames over direct
+/// links (and shared memory); what a node on another machine needs goes
+/// node → runtime → network → runtime → node, with no change to the nodes.
+pub fn open(
+    listen: &[String],
+    connect: &[String],
+    shared_memory: bool,
+    router: bool,
+) -> Result<Session> {
     let mut config = Config::default();
     let set = |config: &mut Config, key: &str, value: String| {
         config
             .insert_json5(key, &value)
             .map_err(|e| anyhow!("zenoh config {key}={value}: {e}"))
     };
-    set(&mut config, "mode", "\"peer\"".into())?;
+    let mode = if router { "\"router\"" } else { "\"peer\"" };
+    set(&mut config, "mode", mode.into())?;
     // Nothing is discovered by multicast: a run only talks to the endpoints it was given.
     set(&mut config, "scouting/multicast/enabled", "false".into())?;
     // Links are explicit (each node dials its upstream nodes and the runtime);

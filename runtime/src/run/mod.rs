@@ -5,8 +5,16 @@
 //! Running (the `started` token is up; sources produce) → Stopping (the
 //! `stopping` token is up; sources end, end-of-stream flows downstream, sinks
 //! finalize) → Done. A node that is still alive `grace` after Stopping began is killed.
+//!
+//! A graph spread over machines runs one runtime per machine (`--machine`),
+//! each a zenoh router for its nodes: they share the run id, the barrier
+//! (every node of every machine), the stop (any machine's stopping token),
+//! and the capture clock (see `clocks`); a machine that vanishes has its
+//! streams ended by the others (see `machines`).
 
+mod clocks;
 mod logs;
+mod machines;
 mod report;
 mod restarts;
 mod spawn;
@@ -24,7 +32,7 @@ use zenoh::sample::SampleKind;
 use zenoh::Wait;
 
 use crate::graph::{Graph, RestartPolicy};
-pub use report::{NodeOutcome, NodeReport, RunReport};
+pub use report::{ClockReport, MachineLoss, NodeOutcome, NodeReport, RunReport};
 pub use spawn::builtin_dir;
 
 /// How a run is carried out.
@@ -42,8 +50,11 @@ pub struct RunOptions {
     pub console: bool,
     /// Share frames through shared memory (off: every byte crosses the socket).
     pub shared_memory: bool,
-    /// How long nodes may take to arm.
+    /// How long nodes may take to arm (on every machine).
     pub ready_timeout: Duration,
+    /// The id every machine of a run shares (default: derived from the
+    /// graph when `machine` is set, unique otherwise).
+    pub run_id: Option<String>,
 }
 
 impl Default for RunOptions {
@@ -56,6 +67,7 @@ impl Default for RunOptions {
             console: true,
             shared_memory: true,
             ready_timeout: Duration::from_secs(60),
+            run_id: None,
         }
     }
 }
@@ -148,12 +160,19 @@ struct Exit {
 /// 0 when every node ended cleanly, 1 when a node failed.
 pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<RunReport> {
     let started_at = Instant::now();
-    let run_id = format!("{}-{}", std::process::id(), unix_millis() % 1_000_000_000);
+    let run_id = machines::run_id(graph, opts.machine.as_deref(), opts.run_id.as_deref());
+    // A graph spread over machines: this runtime is its machine's gateway.
+    let distributed = opts.machine.is_some();
     let logs_dir = opts.run_dir.join("logs");
     std::fs::create_dir_all(&logs_dir)
         .with_context(|| format!("cannot create the run directory {}", logs_dir.display()))?;
-    // Unix socket paths are limited to ~100 bytes: keep them short.
-    let socket_dir = std::env::temp_dir().join(format!("mediagraph-{run_id}"));
+    // Unix socket paths are limited to ~100 bytes: keep them short. Unique
+    // to this process: machines of one run (same run id) may share a /tmp.
+    let socket_dir = std::env::temp_dir().join(format!(
+        "mediagraph-{}-{}",
+        std::process::id(),
+        unix_millis() % 1_000_000_000
+    ));
     std::fs::create_dir_all(&socket_dir)?;
     let _socket_guard = RemoveDirOnDrop(socket_dir.clone());
 
@@ -170,11 +189,9 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
         .collect();
 
     let mut listen = vec![spawn::local_endpoint(&socket_dir, None)];
-    let mut remote_connect: BTreeMap<String, Vec<String>> = BTreeMap::new();
     if let Some(m) = &opts.machine {
         if let Some(net) = graph.network.machines.get(m) {
             listen.extend(net.listen.iter().cloned());
-            remote_connect.insert(m.clone(), net.connect.clone());
         }
     }
     let connect = opts
@@ -187,7 +204,63 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
     // own it creates no segment that could outlive it (zenoh's segments are
     // cleaned once their owner has exited, which the runtime has not when it
     // cleans up).
-    let session = node_api::session::open(&listen, &connect, false)?;
+    let session = node_api::session::open(&listen, &connect, false, distributed)?;
+
+    // A graph spread over machines: say this machine is up, watch the
+    // others, and put this machine on the reference clock.
+    let mut report = RunReport::new(graph, &run_id, &opts.run_dir);
+    report.machine = opts.machine.clone();
+    let mut machine_token = None;
+    let mut machine_watch = None;
+    let mut clock_server = None;
+    let mut clock = clocks::ClockSync {
+        offset_ns: 0,
+        rtt_ns: 0,
+        epoch_ns: node_api::clock::now_ns(),
+    };
+    if let Some(me) = opts.machine.as_deref().filter(|_| distributed) {
+        machine_watch = Some(machines::MachineWatch::start(&session, &run_id)?);
+        machine_token = Some(
+            session
+                .liveliness()
+                .declare_token(keys::machine(&run_id, me))
+                .wait()
+                .map_err(|e| anyhow!("{e}"))?,
+        );
+        let reference = machines::clock_reference(graph).unwrap_or_else(|| me.to_string());
+        if reference == me {
+            clock_server = Some(clocks::serve(&session, &run_id, clock.epoch_ns)?);
+        } else {
+            tracing::info!("measuring this machine's clock against machine `{reference}`");
+            clock = clocks::measure(&session, &run_id, &reference, opts.ready_timeout).await?;
+        }
+        tracing::info!(
+            "machine `{me}` of run {run_id}: clock offset to `{reference}` {:+.3} ms (round trip {:.3} ms)",
+            clock.offset_ns as f64 / 1e6,
+            clock.rtt_ns as f64 / 1e6
+        );
+        report.clock = Some(ClockReport {
+            reference,
+            offset_ms: clock.offset_ns as f64 / 1e6,
+            rtt_ms: clock.rtt_ns as f64 / 1e6,
+        });
+    }
+    // A stop asked by another machine's runtime.
+    let remote_stop = StopHandle::default();
+    let stopping_sub = {
+        let remote_stop = remote_stop.clone();
+        session
+            .liveliness()
+            .declare_subscriber(keys::stopping(&run_id))
+            .history(true)
+            .callback(move |sample| {
+                if sample.kind() == SampleKind::Put {
+                    remote_stop.stop();
+                }
+            })
+            .wait()
+            .map_err(|e| anyhow!("{e}"))?
+    };
 
     // Live stats and the armed set, fed by zenoh callbacks.
     let stats: Arc<Mutex<HashMap<String, NodeStats>>> = Arc::default();
@@ -260,11 +333,11 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
         run_id: &run_id,
         socket_dir: &socket_dir,
         logs_dir: &logs_dir,
-        remote: &remote_connect,
         shared_memory: opts.shared_memory,
         console: &console,
         exit_tx: &exit_tx,
-        epoch_ns: node_api::clock::now_ns(),
+        epoch_ns: clock.epoch_ns,
+        clock_offset_ns: clock.offset_ns,
         arm_counts: &arm_counts,
         resume_states: &resume_states,
     };
@@ -273,7 +346,6 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
     }
     tracing::info!(graph = %graph.name, nodes = nodes.len(), run_dir = %opts.run_dir.display(), "spawned");
 
-    let mut report = RunReport::new(graph, &run_id, &opts.run_dir);
     let mut failure: Option<String> = None;
 
     // Ready barrier: every node of the graph (all machines) must arm.
@@ -306,13 +378,18 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
             ));
             break;
         }
-        if stop.is_requested() {
+        if stop.is_requested() || remote_stop.is_requested() {
             failure = Some("stopped before the graph started".into());
             break;
         }
         if Instant::now() > arm_deadline {
-            let missing: Vec<_> = all_ids.difference(&armed_now).cloned().collect();
-            failure = Some(format!("nodes never became ready: {}", missing.join(", ")));
+            let up = machine_watch.as_ref().map(|w| w.up()).unwrap_or_default();
+            failure = Some(not_ready_message(
+                graph,
+                &armed_now,
+                &up,
+                opts.ready_timeout,
+            ));
             break;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -362,6 +439,7 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
             &mut stop_deadline,
         );
     }
+    let mut lost_machines: Vec<MachineLoss> = Vec::new();
     let mut param_updates = stop.params_rx.lock().unwrap().take();
     let mut status = status::StatusLine::new(opts.console);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -449,6 +527,9 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
             _ = stop.wait(), if stopping_token.is_none() => {
                 begin_stop("stop requested", &mut stopping_token, &mut stop_deadline);
             }
+            _ = remote_stop.wait(), if stopping_token.is_none() => {
+                begin_stop("another machine stopped the graph", &mut stopping_token, &mut stop_deadline);
+            }
             _ = tokio::time::sleep(duration_left.unwrap_or(Duration::from_secs(3600))), if duration_left.is_some() => {
                 begin_stop("--duration reached", &mut stopping_token, &mut stop_deadline);
             }
@@ -457,6 +538,22 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
                 status.update(graph, &snapshot, media_start.elapsed(), &console);
             }
             _ = restart_check.tick() => {
+                if let Some(watch) = &machine_watch {
+                    for m in watch.lost(MACHINE_LOSS_SETTLE) {
+                        if lost_machines.iter().any(|l: &MachineLoss| l.machine == m) {
+                            continue;
+                        }
+                        let nodes = end_streams_of_lost_machine(&session, &run_id, graph, &m, &closed);
+                        let at = media_start.elapsed().as_secs_f64();
+                        let msg = format!(
+                            "machine `{m}` was lost {at:.1} s into the run{}; the other machines go on with what they have",
+                            if nodes.is_empty() { String::new() } else { format!(" (nodes {} ended early: their consumers got end-of-stream)", nodes.join(", ")) }
+                        );
+                        tracing::error!("{msg}");
+                        failure.get_or_insert(msg);
+                        lost_machines.push(MachineLoss { machine: m, nodes, lost_at_s: at, media_lost_s: 0.0, received: BTreeMap::new() });
+                    }
+                }
                 let arms = arm_counts.lock().unwrap().clone();
                 for (id, sup) in nodes.iter_mut().filter(|(_, s)| s.state == NodeState::Running) {
                     if arms.get(id).copied().unwrap_or(0) <= sup.arms_at_start {
@@ -513,6 +610,18 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
             }
         })
         .collect();
+    for loss in &mut lost_machines {
+        loss.media_lost_s = (media_start.elapsed().as_secs_f64() - loss.lost_at_s).max(0.0);
+        loss.received = received_from(graph, &loss.nodes, &final_stats);
+        tracing::error!(
+            "machine `{}` lost: {:.1} s of media from nodes {} missing at the end; received before: {:?}",
+            loss.machine,
+            loss.media_lost_s,
+            loss.nodes.join(", "),
+            loss.received
+        );
+    }
+    report.lost_machines = lost_machines;
     report.finish(
         &final_stats,
         outcomes,
@@ -523,6 +632,17 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
     drop(armed_sub);
     drop(closed_sub);
     drop(resume_sub);
+    drop(stopping_sub);
+    drop(machine_watch);
+    drop(clock_server);
+    if let (Some(me), Some(token)) = (opts.machine.as_deref(), machine_token) {
+        // The others must not take this normal end for a lost machine.
+        let _ = session
+            .put(keys::machine_done(&run_id, me), Vec::<u8>::new())
+            .congestion_control(zenoh::qos::CongestionControl::Block)
+            .wait();
+        drop(token);
+    }
     let _ = session.close().wait();
     zenoh::shm::cleanup_orphaned_shm_segments();
     Ok(report)
@@ -534,12 +654,13 @@ struct SpawnCtx<'a> {
     run_id: &'a str,
     socket_dir: &'a Path,
     logs_dir: &'a Path,
-    remote: &'a BTreeMap<String, Vec<String>>,
     shared_memory: bool,
     console: &'a logs::Console,
     exit_tx: &'a mpsc::UnboundedSender<Exit>,
     /// The run's epoch on the capture clock, shared by every node.
     epoch_ns: u64,
+    /// This machine's clock to the run's reference clock.
+    clock_offset_ns: i64,
     arm_counts: &'a Arc<Mutex<HashMap<String, u64>>>,
     resume_states: &'a restarts::ResumeStates,
 }
@@ -552,11 +673,11 @@ impl SpawnCtx<'_> {
             def,
             self.run_id,
             self.socket_dir,
-            self.remote,
             self.shared_memory,
             sup.restarts,
         );
         config.epoch_ns = self.epoch_ns;
+        config.clock_offset_ns = self.clock_offset_ns;
         if sup.restarts > 0 {
             config.resume_state = self.resume_states.get(&def.id);
         }
@@ -645,6 +766,100 @@ fn close_outputs_of(
         restarts::put_end_of_stream(session, run_id, &def.id, &out.name);
         closed.insert_by_runtime(&def.id, &out.name);
     }
+}
+
+/// How long after a machine's token vanished its loss is judged: its last
+/// end-of-stream announcements may still be on their way.
+const MACHINE_LOSS_SETTLE: Duration = Duration::from_millis(500);
+
+/// Ends, on behalf of lost machine `machine`, every output of its nodes that
+/// had not ended, so consumers on the machines still up finish. Returns those nodes.
+fn end_streams_of_lost_machine(
+    session: &zenoh::Session,
+    run_id: &str,
+    graph: &Graph,
+    machine: &str,
+    closed: &restarts::ClosedOutputs,
+) -> Vec<String> {
+    let mut nodes = Vec::new();
+    for def in graph
+        .nodes
+        .iter()
+        .filter(|n| n.machine.as_deref() == Some(machine))
+    {
+        let open: Vec<_> = def
+            .outputs
+            .iter()
+            .filter(|o| !closed.is_closed(&def.id, &o.name))
+            .collect();
+        if open.is_empty() && !def.outputs.is_empty() {
+            continue;
+        }
+        for out in open {
+            restarts::put_end_of_stream(session, run_id, &def.id, &out.name);
+            closed.insert_by_runtime(&def.id, &out.name);
+        }
+        nodes.push(def.id.clone());
+    }
+    nodes
+}
+
+/// Messages this machine's nodes received from `sources` (`node.input` -> count).
+fn received_from(
+    graph: &Graph,
+    sources: &[String],
+    stats: &BTreeMap<String, NodeStats>,
+) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for (id, s) in stats {
+        let Some(def) = graph.nodes.iter().find(|n| &n.id == id) else {
+            continue;
+        };
+        for input in def
+            .inputs
+            .iter()
+            .filter(|i| sources.contains(&i.source_node))
+        {
+            if let Some(i) = s.inputs.get(&input.name) {
+                out.insert(format!("{id}.{}", input.name), i.received);
+            }
+        }
+    }
+    out
+}
+
+/// The ready-barrier timeout: which nodes are missing, on which machines,
+/// and which of those machines' runtimes never showed up.
+fn not_ready_message(
+    graph: &Graph,
+    armed: &HashSet<String>,
+    machines_up: &std::collections::BTreeSet<String>,
+    timeout: Duration,
+) -> String {
+    let mut by_machine: BTreeMap<Option<&str>, Vec<&str>> = BTreeMap::new();
+    for n in graph.nodes.iter().filter(|n| !armed.contains(&n.id)) {
+        by_machine
+            .entry(n.machine.as_deref())
+            .or_default()
+            .push(&n.id);
+    }
+    let parts: Vec<String> = by_machine
+        .iter()
+        .map(|(m, ids)| match m {
+            None => ids.join(", "),
+            Some(m) if machines_up.contains(*m) => format!("{} (machine `{m}`)", ids.join(", ")),
+            Some(m) => format!(
+                "{} (machine `{m}`: its runtime is not connected; run `runtime run {} --machine {m}` there)",
+                ids.join(", "),
+                graph.file.display()
+            ),
+        })
+        .collect();
+    format!(
+        "nodes never became ready within {} s: {}",
+        timeout.as_secs(),
+        parts.join("; ")
+    )
 }
 
 /// Every receiver maps the segments of its upstream pools and zenoh locks them

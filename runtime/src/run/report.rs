@@ -23,6 +23,16 @@ pub struct RunReport {
     /// Media time: from the start barrier to the end.
     pub duration_s: f64,
     pub nodes: BTreeMap<String, NodeReport>,
+    /// `--machine`: the machine whose nodes this runtime ran.
+    #[serde(default)]
+    pub machine: Option<String>,
+    /// This machine's clock against the run's reference clock (graphs spread
+    /// over machines).
+    #[serde(default)]
+    pub clock: Option<ClockReport>,
+    /// Machines whose runtime vanished while the run went on.
+    #[serde(default)]
+    pub lost_machines: Vec<MachineLoss>,
     #[serde(skip)]
     kinds: BTreeMap<String, String>,
 }
@@ -44,6 +54,29 @@ pub struct NodeReport {
     pub restart_lost_s: f64,
     /// Counters summed over every incarnation of the node.
     pub stats: Option<NodeStats>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClockReport {
+    /// The machine whose clock every capture timestamp is on.
+    pub reference: String,
+    /// Reference clock minus this machine's (0 on the reference).
+    pub offset_ms: f64,
+    /// Round trip of the measurement: the offset is right within half of it.
+    pub rtt_ms: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MachineLoss {
+    pub machine: String,
+    /// Its nodes whose outputs never ended (the runtime ended them).
+    pub nodes: Vec<String>,
+    /// Media time at which it vanished.
+    pub lost_at_s: f64,
+    /// Media time from then to the end of the run: what is missing from its streams.
+    pub media_lost_s: f64,
+    /// What this machine's nodes received from it before (input -> messages).
+    pub received: BTreeMap<String, u64>,
 }
 
 /// How one node's run ended, as the supervisor saw it.
@@ -68,6 +101,9 @@ impl RunReport {
             graph_start_ms: 0.0,
             duration_s: 0.0,
             nodes: BTreeMap::new(),
+            machine: None,
+            clock: None,
+            lost_machines: Vec::new(),
             kinds: graph
                 .nodes
                 .iter()

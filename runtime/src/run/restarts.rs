@@ -43,6 +43,11 @@ impl ClosedOutputs {
             .insert((node.to_string(), output.to_string()), true);
     }
 
+    /// Whether the end-of-stream of `node`'s `output` has been sent.
+    pub fn is_closed(&self, node: &str, output: &str) -> bool {
+        self.get(node, output).is_some()
+    }
+
     /// `None`: not closed; `Some(true)`: closed by the runtime.
     fn get(&self, node: &str, output: &str) -> Option<bool> {
         self.0

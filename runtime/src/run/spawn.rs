@@ -1,7 +1,6 @@
 //! Turning a graph node into a running OS process: finding its binary,
 //! building its config, wiring its endpoints, starting it.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
@@ -61,7 +60,6 @@ pub fn node_config(
     node: &NodeDef,
     run_id: &str,
     socket_dir: &Path,
-    remote: &BTreeMap<String, Vec<String>>,
     shared_memory: bool,
     restart_count: u32,
 ) -> NodeConfig {
@@ -105,7 +103,9 @@ pub fn node_config(
             }
         })
         .collect();
-    // Connect to the runtime and to every upstream node: data flows over direct links.
+    // Connect to the runtime and to every upstream node on this machine: data
+    // flows over direct links. Upstream nodes on other machines are reached
+    // through the runtime, this machine's gateway to the network.
     let mut connect = vec![local_endpoint(socket_dir, None)];
     for input in &node.inputs {
         let upstream = graph.nodes.iter().find(|n| n.id == input.source_node);
@@ -116,9 +116,6 @@ pub fn node_config(
                 connect.push(ep);
             }
         }
-    }
-    if let Some(eps) = node.machine.as_ref().and_then(|m| remote.get(m)) {
-        connect.extend(eps.iter().cloned());
     }
     NodeConfig {
         run_id: run_id.to_string(),
@@ -137,6 +134,7 @@ pub fn node_config(
         },
         restart_count,
         epoch_ns: 0,
+        clock_offset_ns: 0,
         resume_state: None,
     }
 }

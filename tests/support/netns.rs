@@ -1,0 +1,280 @@
+//! Several "hosts" on one machine for the distributed tests: one Linux network
+//! namespace per host, linked to a hub host by veth pairs, and every process
+//! of a host run in its own mount and IPC namespaces with a private
+//! `/dev/shm` (so no shared memory crosses hosts) and, optionally, its own
+//! time namespace with CLOCK_MONOTONIC shifted (a host whose clock differs).
+//! Needs root (as CI runs); [`unavailable`] says why it cannot be used.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use crate::{descendants, is_root, runtime_bin, RunResult};
+
+/// `None` when network, mount, IPC and time namespaces can be created here;
+/// otherwise why not (checked once per test binary).
+pub fn unavailable() -> Option<String> {
+    static WHY: OnceLock<Option<String>> = OnceLock::new();
+    WHY.get_or_init(probe).clone()
+}
+
+fn probe() -> Option<String> {
+    if !is_root() {
+        return Some("not root: network namespaces need CAP_SYS_ADMIN".into());
+    }
+    let name = format!("mgprobe{}", std::process::id());
+    if let Err(e) = ip(&["netns", "add", &name]) {
+        return Some(format!("`ip netns add` is not permitted or missing: {e}"));
+    }
+    let inside = host_command(
+        &name,
+        Some(1),
+        "cat /proc/self/timens_offsets && ls /dev/shm",
+    )
+    .output()
+    .map_err(|e| e.to_string())
+    .and_then(|o| {
+        if o.status.success() {
+            Ok(String::from_utf8_lossy(&o.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&o.stderr).into_owned())
+        }
+    });
+    let _ = ip(&["netns", "del", &name]);
+    match inside {
+        Ok(text) if text.contains("monotonic") && text.contains(" 1 ") => None,
+        Ok(text) => Some(format!(
+            "the time namespace did not shift the clock: {text}"
+        )),
+        Err(e) => Some(format!("mount/IPC/time namespaces are not permitted: {e}")),
+    }
+}
+
+fn ip(args: &[&str]) -> Result<(), String> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .map_err(|e| format!("ip {}: {e}", args.join(" ")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// `sh -c SCRIPT` inside network namespace `netns`, in fresh mount, IPC
+/// (and, with `monotonic_s`, time) namespaces with a private `/dev/shm`.
+fn host_command(netns: &str, monotonic_s: Option<i64>, script: &str) -> Command {
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", netns, "unshare", "--mount", "--ipc"])
+        .args(["--propagation", "private", "--fork"]);
+    if let Some(s) = monotonic_s {
+        cmd.args(["--time", "--monotonic", &s.to_string()]);
+    }
+    cmd.args([
+        "sh",
+        "-c",
+        &format!("mount -t tmpfs -o mode=1777 tmpfs /dev/shm && {script}"),
+    ]);
+    cmd
+}
+
+/// A hub host and spokes, each spoke linked to the hub by a veth pair
+/// (spoke i: 10.77.i.1, hub side 10.77.i.2). Removed on drop, even on panic.
+pub struct Hosts {
+    names: Vec<(String, String)>,
+}
+
+/// Spoke `i`'s address (1-based), and the hub's address on that link.
+pub fn spoke_addr(i: usize) -> String {
+    format!("10.77.{i}.1")
+}
+
+pub fn hub_addr(i: usize) -> String {
+    format!("10.77.{i}.2")
+}
+
+impl Hosts {
+    /// Hosts named `names`; the last one is the hub.
+    pub fn new(names: &[&str]) -> Hosts {
+        static COUNT: AtomicU32 = AtomicU32::new(0);
+        let tag = format!(
+            "mg{}{}",
+            std::process::id() % 100_000,
+            COUNT.fetch_add(1, Ordering::SeqCst)
+        );
+        let mut hosts = Hosts { names: Vec::new() };
+        for n in names {
+            let ns = format!("{tag}{n}");
+            ip(&["netns", "add", &ns]).expect("creating a network namespace");
+            ip(&["-n", &ns, "link", "set", "lo", "up"]).unwrap();
+            hosts.names.push((n.to_string(), ns));
+        }
+        let hub = hosts.names.last().unwrap().1.clone();
+        for (i, (_, ns)) in hosts.names[..names.len() - 1].iter().enumerate() {
+            let i = i + 1;
+            // Interface names are limited to 15 bytes.
+            let (spoke_if, hub_if) = (format!("{tag}s{i}"), format!("{tag}h{i}"));
+            ip(&[
+                "link", "add", &spoke_if, "netns", ns, "type", "veth", "peer", "name", &hub_if,
+                "netns", &hub,
+            ])
+            .unwrap();
+            for (ns, ifname, addr) in [(ns, &spoke_if, spoke_addr(i)), (&hub, &hub_if, hub_addr(i))]
+            {
+                ip(&[
+                    "-n",
+                    ns,
+                    "addr",
+                    "add",
+                    &format!("{addr}/24"),
+                    "dev",
+                    ifname,
+                ])
+                .unwrap();
+                ip(&["-n", ns, "link", "set", ifname, "up"]).unwrap();
+            }
+        }
+        hosts
+    }
+
+    fn netns(&self, host: &str) -> &str {
+        &self.names.iter().find(|(n, _)| n == host).unwrap().1
+    }
+
+    /// Starts `runtime run GRAPH --machine HOST ARGS` on `host` (its clock
+    /// `monotonic_s` seconds ahead), in `dir`, with its report and run
+    /// directory there under the host's name.
+    pub fn run(
+        &self,
+        host: &str,
+        monotonic_s: Option<i64>,
+        dir: &Path,
+        graph: &Path,
+        args: &[&str],
+    ) -> Machine {
+        let report = dir.join(format!("report-{host}.json"));
+        let run_dir = dir.join(format!("run-{host}"));
+        let mut line = format!(
+            "exec {} run {} --machine {host} --report {} --run-dir {}",
+            runtime_bin().display(),
+            graph.display(),
+            report.display(),
+            run_dir.display()
+        );
+        for a in args {
+            line.push_str(&format!(" '{a}'"));
+        }
+        let stderr_path = dir.join(format!("stderr-{host}.txt"));
+        let child = host_command(self.netns(host), monotonic_s, &line)
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr_path).unwrap())
+            .spawn()
+            .expect("starting a runtime on a host");
+        Machine {
+            host: host.to_string(),
+            child,
+            report,
+            stderr_path,
+        }
+    }
+}
+
+impl Drop for Hosts {
+    fn drop(&mut self) {
+        // Deleting a namespace removes its veth ends (and their peers).
+        for (_, ns) in &self.names {
+            let _ = ip(&["netns", "del", ns]);
+        }
+    }
+}
+
+/// One host's `runtime run`.
+pub struct Machine {
+    pub host: String,
+    child: Child,
+    report: PathBuf,
+    stderr_path: PathBuf,
+}
+
+impl Machine {
+    pub fn stderr(&self) -> String {
+        let mut text = String::new();
+        if let Ok(mut f) = std::fs::File::open(&self.stderr_path) {
+            let _ = f.read_to_string(&mut text);
+        }
+        text
+    }
+
+    /// Waits until its stderr contains `text` (false after `limit`).
+    pub fn wait_for_log(&self, text: &str, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if self.stderr().contains(text) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    /// The `runtime` process itself (under `ip netns exec`, `unshare`, `sh`).
+    pub fn runtime_pid(&self) -> Option<u32> {
+        descendants(self.child.id()).into_iter().find(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "runtime")
+        })
+    }
+
+    /// Sends `signal` to the runtime.
+    pub fn signal(&self, signal: i32) {
+        let pid = self.runtime_pid().expect("the runtime is running");
+        // SAFETY: signalling a process we started.
+        unsafe { libc::kill(pid as i32, signal) };
+    }
+
+    /// SIGKILL to the runtime and every node at once: the host dies.
+    pub fn kill_all(&mut self) {
+        crate::kill_tree(self.child.id());
+        let _ = self.child.wait();
+    }
+
+    /// Waits for the runtime to end; after `limit` it is killed and the
+    /// result says so (`code` None).
+    pub fn wait(mut self, limit: Duration) -> RunResult {
+        let deadline = Instant::now() + limit;
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            if Instant::now() >= deadline {
+                crate::kill_tree(self.child.id());
+                break self.child.wait().unwrap();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let output = std::process::Output {
+            status,
+            stdout: Vec::new(),
+            stderr: self.stderr().into_bytes(),
+        };
+        RunResult::new(output, &self.report)
+    }
+}
+
+impl Drop for Machine {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            crate::kill_tree(self.child.id());
+            let _ = self.child.wait();
+        }
+    }
+}
