@@ -178,14 +178,14 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Check { graph, sets } => match load(&graph, &sets) {
+        Command::Check { graph, sets } => match load(&graph, &sets, None) {
             Ok(g) => {
                 println!("{}: valid ({} nodes)", graph.display(), g.nodes.len());
                 ExitCode::SUCCESS
             }
             Err(code) => code,
         },
-        Command::Graph { graph, format } => match load(&graph, &[]) {
+        Command::Graph { graph, format } => match load(&graph, &[], None) {
             Ok(g) => {
                 let f = match format {
                     Format::Mermaid => RenderFormat::Mermaid,
@@ -246,7 +246,7 @@ fn main() -> ExitCode {
             no_shm,
             quiet,
         } => {
-            let g = match load(&graph, &sets) {
+            let g = match load(&graph, &sets, machine.as_deref()) {
                 Ok(g) => g,
                 Err(code) => return code,
             };
@@ -371,8 +371,9 @@ fn new_node(name: &str, dir: Option<PathBuf>, api: Option<PathBuf>) -> ExitCode 
     }
 }
 
-/// Loads and validates; on error prints every diagnostic and returns exit code 2.
-fn load(path: &Path, sets: &[String]) -> Result<graph::Graph, ExitCode> {
+/// Loads and validates (the files and devices of the nodes of `machine`
+/// only, when given); on error prints every diagnostic and returns exit code 2.
+fn load(path: &Path, sets: &[String], machine: Option<&str>) -> Result<graph::Graph, ExitCode> {
     let mut overrides = Vec::new();
     for s in sets {
         match Override::parse(s) {
@@ -385,6 +386,9 @@ fn load(path: &Path, sets: &[String]) -> Result<graph::Graph, ExitCode> {
     }
     let mut builtins = BTreeMap::new();
     builtins.insert("timestamp".to_string(), timestamp());
+    if let Some(m) = machine {
+        builtins.insert(graph::MACHINE_BUILTIN.to_string(), m.to_string());
+    }
     graph::load(path, &overrides, &builtins).map_err(|diags| {
         eprint!("{diags}");
         if !diags.to_string().ends_with('\n') {

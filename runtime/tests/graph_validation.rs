@@ -964,3 +964,38 @@ fn render_recording_pipeline() {
     );
     assert_eq!(dot.matches(" -> ").count(), 8);
 }
+
+#[test]
+fn files_of_nodes_on_other_machines_are_checked_there() {
+    let text = "name: rig
+network:
+  cam: { listen: [\"tcp/127.0.0.1:7447\"] }
+  rec: { connect: [\"tcp/127.0.0.1:7447\"] }
+nodes:
+  - id: camera
+    node: camera
+    deploy: { machine: cam }
+  - id: encode
+    node: video-encode
+    deploy: { machine: rec }
+    inputs: { video: camera/video }
+  - id: mux
+    node: mux
+    deploy: { machine: rec }
+    inputs: { video: encode/video }
+    params: { path: no-such-dir/take.mp4 }
+";
+    let on = |machine: Option<&str>| {
+        let mut b = builtins();
+        if let Some(m) = machine {
+            b.insert(runtime::graph::MACHINE_BUILTIN.to_string(), m.to_string());
+        }
+        runtime::graph::load_str(text, Path::new("rig.yaml"), &[], &b)
+    };
+    assert!(on(Some("cam")).is_ok(), "the camera machine writes no file");
+    for machine in [Some("rec"), None] {
+        let d = on(machine).unwrap_err().to_string();
+        assert!(d.contains("nodes[2].params.path"), "{machine:?}: {d}");
+        assert!(d.contains("does not exist"), "{machine:?}: {d}");
+    }
+}

@@ -14,3 +14,4 @@ pub use diagnostic::{Diagnostic, Diagnostics};
 pub use load::{load, load_str, Override};
 pub use model::*;
 pub use render::{render, RenderFormat};
+pub use validate::MACHINE_BUILTIN;

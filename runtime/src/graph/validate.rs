@@ -22,6 +22,9 @@ use super::vars::{substitute, value_text, Expansion, Var, Vars};
 use super::yaml::{join, Entry, Node, NodeKind, Pos, Style};
 
 const TOP_FIELDS: &[&str] = &["name", "vars", "network", "nodes"];
+/// The built-in variable holding the machine this runtime runs
+/// (`--machine NAME`), usable as `${machine}`.
+pub const MACHINE_BUILTIN: &str = "machine";
 const NODE_FIELDS: &[&str] = &[
     "id",
     "node",
@@ -116,6 +119,7 @@ pub(crate) fn graph(
         dir: &dir,
         network: &network,
         vars: &vars,
+        local_machine: builtins.get(MACHINE_BUILTIN).map(String::as_str),
     };
     let drafts: Vec<Option<Draft>> = items
         .iter()
@@ -513,6 +517,9 @@ struct NodeReader<'a> {
     dir: &'a Path,
     network: &'a Network,
     vars: &'a Vars,
+    /// The machine this runtime runs (`--machine`): the files and devices
+    /// of nodes deployed elsewhere are checked there, not here.
+    local_machine: Option<&'a str>,
 }
 
 impl NodeReader<'_> {
@@ -566,6 +573,9 @@ impl NodeReader<'_> {
         if let Some(e) = node.get("env") {
             draft.env = read_env(e, &field, sink);
         }
+        if let Some(e) = node.get("deploy") {
+            draft.machine = self.read_deploy(e, &field, sink);
+        }
         match (kind, builtin) {
             (Some(k), _) => self.read_builtin_params(k, node.get("params"), &mut draft, sink),
             (None, false) => read_custom_params(node.get("params"), &mut draft, sink),
@@ -593,9 +603,6 @@ impl NodeReader<'_> {
             if let Some(n) = int_in(&e.value, &f, 0, MAX_RESTARTS, sink) {
                 draft.max_restarts = n as u32;
             }
-        }
-        if let Some(e) = node.get("deploy") {
-            draft.machine = self.read_deploy(e, &field, sink);
         }
         Some(draft)
     }
@@ -798,7 +805,11 @@ impl NodeReader<'_> {
             }
         }
         draft.params = Params(values);
-        if draft.params_ok {
+        let elsewhere = matches!(
+            (self.local_machine, draft.machine.as_deref()),
+            (Some(here), Some(there)) if here != there
+        );
+        if draft.params_ok && !elsewhere {
             for (param, message) in (kind.check)(&draft.params) {
                 let pos = draft
                     .param_pos

@@ -191,6 +191,7 @@ nodes:
     node: mux
     deploy: {{ machine: {mux_machine} }}
     inputs: {{ video: encode/video }}
+    params: {{ path: rig-test-output.mp4 }}
 "#
         );
         load_str(&text, Path::new("rig.yaml"), &[], &BTreeMap::new()).unwrap()
