@@ -17,8 +17,31 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 use bench::procs::run_measured;
 
+const HELP: &str = "live-bench: a graph recorded live, measured per node
+
+Usage: live-bench [GRAPH] [SECONDS] [--set NODE.PARAM=VALUE]...
+
+  GRAPH     the graph to run (default graphs/1080p.yaml), with its sources as
+            it sets them (`auto`: the test sources on a machine without
+            devices; --set camera.source=test to be sure)
+  SECONDS   how long to record (default 30)
+  --set     passed to `runtime run` (e.g. --set video-encode.tune=zerolatency)
+
+Prints per node process: CPU% of one core, peak Pss, frames in/out, drops; the
+peak of the summed Pss of the process tree; the mux's capture->mux latency
+p50/p99 per stream; the graph start time.
+
+Examples:
+  live-bench graphs/1080p.yaml 60
+  live-bench graphs/1080p60.yaml 60
+  live-bench graphs/1080p.yaml 60 --set video-encode.tune=zerolatency";
+
 fn main() -> Result<()> {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        println!("{HELP}");
+        return Ok(());
+    }
     let graph = if args.first().is_some_and(|a| !a.starts_with("--")) {
         args.remove(0)
     } else {
