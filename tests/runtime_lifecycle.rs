@@ -530,3 +530,35 @@ fn an_embedding_application_changes_a_param_and_stops_the_graph() {
     assert_eq!(sink["stop_seen"], true);
     assert_eq!(sink["end_of_stream"], 1);
 }
+
+/// `runtime graph` takes the same `--set` as `run` and `check`, so a graph
+/// whose paths come from variables can be drawn.
+#[test]
+fn graph_renders_with_overrides() {
+    let s = Scratch::new();
+    let draw = |sets: &[&str]| {
+        let mut cmd = Command::new(runtime_bin());
+        cmd.arg("graph")
+            .arg(graph_tests::media::repo_graph("1080p.yaml"))
+            .args(["--format", "dot"]);
+        for set in sets {
+            cmd.args(["--set", set]);
+        }
+        cmd.current_dir(s.dir.path()).output().unwrap()
+    };
+    let path = format!("mux.path={}", s.path("take.mp4").display());
+    let out = draw(&[&path, "video-encode.codec=h265"]);
+    let dot = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        dot.starts_with("digraph") && dot.contains("video-encode"),
+        "{dot}"
+    );
+    let out = draw(&[&path, "video-encode.crf=99"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("crf"));
+}

@@ -95,6 +95,8 @@ edge, the mux finalizes its file. Per-node logs are kept in the run directory.")
         graph: PathBuf,
         #[arg(long, value_enum, default_value_t = Format::Mermaid)]
         format: Format,
+        #[arg(long = "set", value_name = "NODE.PARAM=VALUE|VAR=VALUE")]
+        sets: Vec<String>,
     },
     /// List the built-in node kinds, or one kind's ports and params with defaults and ranges.
     Nodes {
@@ -185,7 +187,11 @@ fn main() -> ExitCode {
             }
             Err(code) => code,
         },
-        Command::Graph { graph, format } => match load(&graph, &[], None) {
+        Command::Graph {
+            graph,
+            format,
+            sets,
+        } => match load(&graph, &sets, None) {
             Ok(g) => {
                 let f = match format {
                     Format::Mermaid => RenderFormat::Mermaid,
