@@ -232,7 +232,7 @@ fn a_killed_mux_continues_in_the_next_numbered_file_and_counts_the_loss() {
     for f in [&out, &second] {
         assert_eq!(faststart_problem(f), None);
         assert_plays_cleanly(f);
-        in_files += probe(f).unwrap().video[0].frames();
+        in_files += video_packets(f);
     }
     let report = read_json(&s.path("report.json"));
     let mux = &report["nodes"]["mux"];
@@ -250,8 +250,23 @@ fn a_killed_mux_continues_in_the_next_numbered_file_and_counts_the_loss() {
     assert_eq!(
         in_files + lost,
         sent,
-        "{in_files} video packets in the files + {lost} counted lost = {sent} sent"
+        "{in_files} video packets in the files + {lost} counted lost = {sent} sent; mux: {mux}"
     );
+}
+
+/// Video packets stored in a file (not decoded frames: a packet cut short by
+/// the kill may be stored and counted by the mux yet not decode).
+fn video_packets(path: &Path) -> u64 {
+    run_tool(
+        Command::new("ffprobe")
+            .args(["-v", "error", "-select_streams", "v:0", "-count_packets"])
+            .args(["-show_entries", "stream=nb_read_packets", "-of", "csv=p=0"])
+            .arg(path),
+    )
+    .trim()
+    .trim_end_matches(',')
+    .parse()
+    .expect("a packet count")
 }
 
 /// Parts named in the mux log: (part number, stream start, stream end).
