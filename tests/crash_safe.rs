@@ -36,16 +36,8 @@ fn small_graph_args(extra: &[String]) -> Vec<String> {
 
 /// Starts `runtime run` on the 1080p graph in the background.
 fn start_recording(s: &Scratch, args: &[String]) -> Child {
-    Command::new(runtime_bin())
-        .arg("run")
-        .arg(repo_graph("1080p.yaml"))
-        .arg("--report")
-        .arg(s.path("report.json"))
-        .arg("--run-dir")
-        .arg(s.path("run"))
+    s.runtime_run(&repo_graph("1080p.yaml"), args)
         .arg("--quiet")
-        .args(args)
-        .current_dir(s.dir.path())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -424,15 +416,7 @@ fn record_file_to(
     let mut args = small_graph_args(&sets);
     // RLIMIT_FSIZE also bounds shared-memory segments: frames go over the socket.
     args.push("--no-shm".into());
-    let mut cmd = Command::new(runtime_bin());
-    cmd.arg("run")
-        .arg(repo_graph("1080p.yaml"))
-        .arg("--report")
-        .arg(s.path("report.json"))
-        .arg("--run-dir")
-        .arg(s.path("run"))
-        .args(&args)
-        .current_dir(s.dir.path());
+    let mut cmd = s.runtime_run(&repo_graph("1080p.yaml"), &args);
     if let Some(limit) = rlimit_fsize {
         use std::os::unix::process::CommandExt;
         // SAFETY: setrlimit is async-signal-safe; runs in the child before exec.

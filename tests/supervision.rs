@@ -8,7 +8,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -67,15 +67,8 @@ struct LiveRun {
 impl LiveRun {
     fn start(s: &Scratch, graph: &Path, args: &[&str]) -> LiveRun {
         let report = s.path("report.json");
-        let mut child = Command::new(graph_tests::runtime_bin())
-            .arg("run")
-            .arg(graph)
-            .arg("--report")
-            .arg(&report)
-            .arg("--run-dir")
-            .arg(s.path("run"))
-            .args(args)
-            .current_dir(s.dir.path())
+        let mut child = s
+            .runtime_run(graph, args)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

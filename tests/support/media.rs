@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::{runtime_bin, RunResult, Scratch};
+use crate::{RunResult, Scratch};
 
 /// A graph shipped in the repository's `graphs/` directory.
 pub fn repo_graph(name: &str) -> PathBuf {
@@ -349,16 +349,8 @@ pub fn run_with_limit(
     limit: Duration,
 ) -> (RunResult, bool) {
     let report = s.path("report.json");
-    let _ = std::fs::remove_file(&report);
-    let mut child = Command::new(runtime_bin())
-        .arg("run")
-        .arg(graph)
-        .arg("--report")
-        .arg(&report)
-        .arg("--run-dir")
-        .arg(s.path("run"))
-        .args(args)
-        .current_dir(s.dir.path())
+    let mut child = s
+        .runtime_run(graph, args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

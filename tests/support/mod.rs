@@ -62,8 +62,9 @@ impl Scratch {
         path
     }
 
-    /// `runtime run GRAPH --report report.json --run-dir ... ARGS`.
-    pub fn run(&self, graph: &Path, args: &[&str]) -> RunResult {
+    /// The command `runtime run GRAPH --report report.json --run-dir run ARGS`
+    /// in the scratch directory (an earlier run's report removed).
+    pub fn runtime_run<S: AsRef<std::ffi::OsStr>>(&self, graph: &Path, args: &[S]) -> Command {
         let report = self.path("report.json");
         let _ = std::fs::remove_file(&report);
         let mut cmd = Command::new(runtime_bin());
@@ -75,8 +76,16 @@ impl Scratch {
             .arg(self.path("run"))
             .args(args)
             .current_dir(self.dir.path());
-        let output = cmd.output().expect("runtime runs");
-        RunResult::new(output, &report)
+        cmd
+    }
+
+    /// Runs [`Scratch::runtime_run`] to its end.
+    pub fn run(&self, graph: &Path, args: &[&str]) -> RunResult {
+        let output = self
+            .runtime_run(graph, args)
+            .output()
+            .expect("runtime runs");
+        RunResult::new(output, &self.path("report.json"))
     }
 }
 
@@ -149,27 +158,9 @@ pub fn is_root() -> bool {
     unsafe { libc::geteuid() == 0 }
 }
 
-/// A process and all its descendants.
-pub fn descendants(pid: u32) -> Vec<u32> {
-    let mut pids = vec![pid];
-    let mut i = 0;
-    while i < pids.len() {
-        // Children are listed per thread: a multi-threaded parent (the
-        // runtime) may spawn from any of its threads.
-        let tasks = std::fs::read_dir(format!("/proc/{}/task", pids[i]));
-        for task in tasks.into_iter().flatten().flatten() {
-            if let Ok(children) = std::fs::read_to_string(task.path().join("children")) {
-                pids.extend(
-                    children
-                        .split_whitespace()
-                        .filter_map(|p| p.parse::<u32>().ok()),
-                );
-            }
-        }
-        i += 1;
-    }
-    pids
-}
+/// A process and all its descendants (the one /proc walk, shared with the
+/// benchmarks).
+pub use bench::procs::descendants;
 
 /// SIGKILL a process and all its descendants at once.
 pub fn kill_tree(pid: u32) {
