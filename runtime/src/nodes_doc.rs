@@ -3,7 +3,10 @@
 
 use std::fmt::Write;
 
-use node_catalog::{builtin_kinds, kind as builtin_kind, KindSpec, ParamSpec, PortSpec, PortType};
+use node_catalog::{
+    builtin_kinds, kind as builtin_kind, KindSpec, ParamSpec, PortSpec, PortType,
+    DEFAULT_QUEUE_SIZE,
+};
 
 use crate::graph::did_you_mean;
 
@@ -35,10 +38,19 @@ fn ports(ports: &[PortSpec]) -> String {
         .iter()
         .map(|p| {
             let optional = if p.optional { ", optional" } else { "" };
-            format!("{} ({}{optional})", p.name, p.ty)
+            format!("{} ({}{optional}{})", p.name, p.ty, queue_note(p))
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// ", queue 8" for an input whose default queue is not the usual one.
+fn queue_note(p: &PortSpec) -> String {
+    if p.queue_size == DEFAULT_QUEUE_SIZE {
+        String::new()
+    } else {
+        format!(", queue {} by default", p.queue_size)
+    }
 }
 
 fn any_inputs(types: &[PortType]) -> String {
@@ -122,7 +134,9 @@ fn port_rows(ports: &[PortSpec]) -> Vec<Vec<String>> {
         .iter()
         .map(|p| {
             let ty = if p.optional {
-                format!("{} (optional)", p.ty)
+                format!("{} (optional{})", p.ty, queue_note(p))
+            } else if p.queue_size != DEFAULT_QUEUE_SIZE {
+                format!("{} ({})", p.ty, queue_note(p).trim_start_matches(", "))
             } else {
                 p.ty.to_string()
             };

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use node_catalog::{
     builtin_kinds, container_accepts, container_for, crf_max, kind as builtin_kind, KindSpec,
-    ParamType, Params, PortType,
+    ParamType, Params, PortType, DEFAULT_QUEUE_SIZE,
 };
 use serde_json::{Map, Value};
 
@@ -52,7 +52,6 @@ const PORT_TYPES: &[&str] = &[
     "any",
 ];
 
-const DEFAULT_QUEUE_SIZE: usize = 4;
 const MAX_QUEUE_SIZE: i64 = 1024;
 const DEFAULT_MAX_RESTARTS: u32 = 3;
 const MAX_RESTARTS: i64 = 100;
@@ -509,7 +508,8 @@ struct DraftInput {
     source_node: String,
     source_output: String,
     source_pos: Pos,
-    queue_size: usize,
+    /// None: the port's default.
+    queue_size: Option<usize>,
     policy: Option<(QueuePolicy, Pos)>,
 }
 
@@ -1051,14 +1051,9 @@ fn read_inputs(e: &Entry, field: &str, sink: &mut Sink<'_>) -> Vec<DraftInput> {
                     };
                     Some((policy, p.value.pos))
                 });
-                (
-                    &src.value,
-                    src.value.pos,
-                    queue_size.unwrap_or(DEFAULT_QUEUE_SIZE),
-                    policy,
-                )
+                (&src.value, src.value.pos, queue_size, policy)
             }
-            _ => (&i.value, i.value.pos, DEFAULT_QUEUE_SIZE, None),
+            _ => (&i.value, i.value.pos, None, None),
         };
         let parsed = source
             .as_scalar()
@@ -1331,7 +1326,10 @@ fn link(drafts: &[Draft], sink: &mut Sink<'_>) -> Option<Vec<NodeDef>> {
                 name: input.name.clone(),
                 source_node: input.source_node.clone(),
                 source_output: input.source_output.clone(),
-                queue_size: input.queue_size,
+                queue_size: input.queue_size.unwrap_or_else(|| {
+                    kind.and_then(|k| k.input(&input.name))
+                        .map_or(DEFAULT_QUEUE_SIZE, |port| port.queue_size)
+                }),
                 policy,
                 ty,
             });
@@ -1779,6 +1777,19 @@ mod tests {
         let g = check(&text).unwrap();
         let input = &g.nodes[1].inputs[0];
         assert_eq!((input.policy, input.queue_size), (QueuePolicy::Block, 16));
+    }
+
+    #[test]
+    fn queue_size_defaults_come_from_the_port() {
+        let g = check(&with_camera("")).unwrap();
+        // video-encode's input absorbs uneven encode times; the mux's is the usual depth.
+        assert_eq!(g.nodes[1].inputs[0].queue_size, 8);
+        assert_eq!(g.nodes[2].inputs[0].queue_size, DEFAULT_QUEUE_SIZE);
+        let short = with_camera("").replace(
+            "inputs: {video: cam/video}",
+            "inputs:\n      video: {source: cam/video, queue_size: 2}",
+        );
+        assert_eq!(check(&short).unwrap().nodes[1].inputs[0].queue_size, 2);
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::process::Stdio;
 
 use anyhow::{anyhow, Context, Result};
 use node_api::{InputConfig, NodeConfig, OutputConfig, Policy, TransportConfig, CONFIG_ENV};
+use node_catalog::PortType;
 use tokio::process::{Child, Command};
 
 use crate::graph::{Graph, NodeDef, NodeProgram, QueuePolicy};
@@ -43,6 +44,33 @@ pub fn program_path(node: &NodeDef) -> Result<PathBuf> {
         }
         NodeProgram::Custom(path) => Ok(path.clone()),
     }
+}
+
+/// How many buffers of one output can be held downstream at once: sizes its
+/// shared-memory pool. Nodes may forward a frame they received (video-normalize
+/// when nothing changes, sync) without copying it, so the buffer can sit in a
+/// queue several hops away. Along a chain of same-type edges this is the
+/// deepest queue on it plus two per forwarding node (the frame in its hands and
+/// one in flight): only one node of a chain is slow at a time, and a slow one
+/// drains the queues after it while its own fills.
+fn held_downstream(graph: &Graph, node: &str, output: &str, ty: PortType) -> usize {
+    graph
+        .nodes
+        .iter()
+        .flat_map(|c| c.inputs.iter().map(move |i| (c, i)))
+        .filter(|(_, i)| i.source_node == node && i.source_output == output)
+        .map(|(c, i)| {
+            let forwarded = c
+                .outputs
+                .iter()
+                .filter(|oc| oc.ty == ty)
+                .map(|oc| held_downstream(graph, &c.id, &oc.name, ty) + 2)
+                .max()
+                .unwrap_or(0);
+            i.queue_size.max(forwarded)
+        })
+        .max()
+        .unwrap_or(1)
 }
 
 /// The unix socket a node (or the runtime, `None`) listens on.
@@ -99,7 +127,7 @@ pub fn node_config(
                 name: o.name.clone(),
                 ty: o.ty,
                 consumers: names,
-                max_queue: consumers.iter().map(|(_, q)| *q).max().unwrap_or(1),
+                max_queue: held_downstream(graph, &node.id, &o.name, o.ty),
             }
         })
         .collect();
@@ -162,4 +190,36 @@ pub fn spawn(node: &NodeDef, program: &Path, config: &NodeConfig) -> Result<Chil
     }
     cmd.spawn()
         .with_context(|| format!("node `{}`: cannot start {}", node.id, program.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::graph::{load_str, Override};
+
+    #[test]
+    fn pools_cover_frames_forwarded_down_the_chain() {
+        let text = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../graphs/1080p.yaml"),
+        )
+        .unwrap();
+        let out = std::env::temp_dir().join("pool-depth-test.mp4");
+        let set = Override::parse(&format!("mux.path={}", out.display())).unwrap();
+        let builtins = BTreeMap::from([("timestamp".to_string(), "t".to_string())]);
+        let g = load_str(&text, Path::new("1080p.yaml"), &[set], &builtins).unwrap();
+        let held = |node: &str, output: &str| {
+            let ty = g.nodes.iter().find(|n| n.id == node).unwrap().outputs[0].ty;
+            held_downstream(&g, node, output, ty)
+        };
+        // The encoder's queue of 8, plus what sync and video-normalize hold
+        // while they forward the camera's buffers.
+        assert_eq!(held("sync", "video"), 8);
+        assert_eq!(held("video-normalize", "video"), 10);
+        assert_eq!(held("camera", "video"), 12);
+        // Encoded packets are new buffers: the chain stops at the encoder.
+        assert_eq!(held("video-encode", "video"), 4);
+        assert_eq!(held("audio-encode", "audio"), 4);
+    }
 }
