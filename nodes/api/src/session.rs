@@ -48,7 +48,16 @@ pub fn open(
     set(
         &mut config,
         "connect/retry",
-        "{ period_init_ms: 20, period_max_ms: 250, period_increase_factor: 1.5 }".into(),
+        "{ period_init_ms: 10, period_max_ms: 40, period_increase_factor: 1.5 }".into(),
+    )?;
+    // open() would otherwise wait up to scouting/delay (500 ms) for endpoints
+    // not yet listening. Nothing is lost by returning at once: a node sends
+    // only after its consumers' subscriptions are seen, and the runtime's
+    // start/stop are liveliness tokens with history.
+    set(
+        &mut config,
+        "open/return_conditions/connect_scouted",
+        "false".into(),
     )?;
     set(
         &mut config,
