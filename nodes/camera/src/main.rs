@@ -126,6 +126,7 @@ fn run() -> Result<()> {
             path,
             settings.realtime,
             settings.looping,
+            settings.epoch_ns,
         )?),
     };
     let mut node = Node::from_config(config)?;

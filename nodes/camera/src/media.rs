@@ -74,7 +74,11 @@ impl Timeline {
 }
 
 impl MediaCapture {
-    pub fn open(path: &str, realtime: bool, looping: bool) -> Result<MediaCapture> {
+    /// `epoch_ns`: the run's epoch (0: none). A file replayed faster than real
+    /// time starts there, like every other replayed source of the run, so
+    /// their first frames meet at sync's common start however late each
+    /// process got going; a realtime replay starts at its first frame.
+    pub fn open(path: &str, realtime: bool, looping: bool, epoch_ns: u64) -> Result<MediaCapture> {
         let input = ff::format::input(&path).map_err(|e| anyhow!("cannot open `{path}`: {e}"))?;
         let stream = input
             .streams()
@@ -122,7 +126,11 @@ impl MediaCapture {
             time_base,
             default_duration,
             looping,
-            pacer: Pacer::new(realtime),
+            pacer: match epoch_ns {
+                0 => Pacer::new(realtime),
+                _ if realtime => Pacer::new(realtime),
+                epoch => Pacer::starting_at(false, epoch),
+            },
             scaler: Scaler::bilinear(),
             packet: ff::Packet::empty(),
             frame: ff::frame::Video::empty(),

@@ -143,7 +143,9 @@ fn run() -> Result<()> {
     let layout = default_layout(out.channels);
     // A test signal's timeline starts at the run's epoch, shared by every
     // test source (their clapperboards meet); a realtime one joins it at the
-    // first sample not yet due. Files start now.
+    // first sample not yet due. Files replayed faster than real time start
+    // there too (their first samples meet the other replayed sources' at
+    // sync's common start); realtime files start now.
     let epoch = node.config().epoch_ns;
     let now = clock::now_ns();
     let first = if epoch == 0 || !realtime {
@@ -152,7 +154,8 @@ fn run() -> Result<()> {
         (now.saturating_sub(epoch) as f64 * out.rate as f64 * device.rate_factor() / 1e9).ceil()
             as u64
     };
-    let start_ns = if epoch != 0 && source.start_at(first) {
+    let replayed = !realtime && source.self_clocked();
+    let start_ns = if epoch != 0 && (replayed || source.start_at(first)) {
         epoch
     } else {
         now

@@ -22,6 +22,8 @@ pub struct Pacer {
     heads: BTreeMap<String, u64>,
     /// Open inputs that have not sent a frame yet.
     waiting: BTreeSet<String>,
+    /// Earliest capture time seen on any input.
+    first_ns: Option<u64>,
     paused: BTreeSet<String>,
 }
 
@@ -31,12 +33,14 @@ impl Pacer {
             window_ns,
             heads: BTreeMap::new(),
             waiting: inputs.into_iter().collect(),
+            first_ns: None,
             paused: BTreeSet::new(),
         }
     }
 
     pub fn seen(&mut self, input: &str, capture_ns: u64) {
         self.waiting.remove(input);
+        self.first_ns = Some(self.first_ns.map_or(capture_ns, |f| f.min(capture_ns)));
         let head = self.heads.entry(input.to_string()).or_insert(capture_ns);
         *head = (*head).max(capture_ns);
     }
@@ -47,15 +51,22 @@ impl Pacer {
     }
 
     /// What to change so that no open input runs more than the window ahead
-    /// of the slowest one. Nothing is paused while an open input has not
-    /// begun (its start is unknown), and the slowest input is never paused,
-    /// so reading always goes on.
+    /// of the slowest one; the slowest is never paused, so reading goes on.
+    /// While an open input has not begun, the others go at most the window
+    /// past the earliest start: replayed sources all start at the run's epoch,
+    /// so the late one begins there, and sync's hold must not drop what came
+    /// first meanwhile. (Should it never begin, the paused queues' extra room
+    /// lets the others through after a while.)
     pub fn decide(&mut self) -> Decision {
-        let slowest = self.heads.values().min().copied();
+        let reference = if self.waiting.is_empty() {
+            self.heads.values().min().copied()
+        } else {
+            self.first_ns
+        };
         let mut want = BTreeSet::new();
-        if let (Some(slowest), true) = (slowest, self.waiting.is_empty()) {
+        if let Some(reference) = reference {
             for (input, head) in &self.heads {
-                if *head > slowest + self.window_ns {
+                if *head > reference + self.window_ns {
                     want.insert(input.clone());
                 }
             }
@@ -91,6 +102,20 @@ mod tests {
         assert_eq!(p.decide().pause, ["audio"]);
         assert_eq!(p.decide(), Decision::default(), "already paused");
         p.seen("video", 100 * MS);
+        assert_eq!(p.decide().resume, ["audio"]);
+    }
+
+    #[test]
+    fn inputs_wait_near_the_start_for_one_that_has_not_begun() {
+        let mut p = pacer();
+        p.seen("audio", 0);
+        p.seen("audio", 150 * MS);
+        assert_eq!(p.decide(), Decision::default(), "within the window");
+        p.seen("audio", 250 * MS);
+        assert_eq!(p.decide().pause, ["audio"], "video has not begun yet");
+        p.seen("video", 0);
+        assert_eq!(p.decide(), Decision::default(), "still 250 ms ahead");
+        p.seen("video", 60 * MS);
         assert_eq!(p.decide().resume, ["audio"]);
     }
 
