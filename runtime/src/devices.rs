@@ -1,14 +1,16 @@
 //! `runtime devices`: the cameras and audio inputs of this machine.
 //!
 //! The device code lives in the node crates (nokhwa in node-camera, cpal in
-//! node-microphone), so the runtime does not link either: it runs the node
-//! binaries with `--list-devices`, each printing a JSON array, and merges them.
+//! node-microphone), so the runtime does not link either: it runs
+//! `mediagraph-nodes camera --list-devices` and `... microphone --list-devices`,
+//! each printing a JSON array, and merges them.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use anyhow::{anyhow, Context, Result};
+use node_catalog::BUILTIN_BINARY;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -83,12 +85,11 @@ pub fn list() -> Result<Devices> {
     list_in(&crate::run::builtin_dir()?)
 }
 
-/// Asks `node-camera` and `node-microphone` in `dir`, both at once.
+/// Asks the `camera` and `microphone` built-ins in `dir`, both at once.
 pub fn list_in(dir: &Path) -> Result<Devices> {
-    let camera_path = binary(dir, "node-camera")?;
-    let microphone_path = binary(dir, "node-microphone")?;
-    let camera = start(&camera_path)?;
-    let microphone = match start(&microphone_path) {
+    let binary = binary(dir)?;
+    let camera = start(&binary, "camera")?;
+    let microphone = match start(&binary, "microphone") {
         Ok(child) => child,
         Err(e) => {
             let _ = camera.wait_with_output();
@@ -96,53 +97,54 @@ pub fn list_in(dir: &Path) -> Result<Devices> {
         }
     };
     // Wait for both before judging either, so no child is left running.
-    let cameras = finish("node-camera", camera);
-    let audio_inputs = finish("node-microphone", microphone);
+    let cameras = finish("camera", camera);
+    let audio_inputs = finish("microphone", microphone);
     Ok(Devices {
         cameras: cameras?,
         audio_inputs: audio_inputs?,
     })
 }
 
-fn binary(dir: &Path, name: &str) -> Result<PathBuf> {
-    let path = dir.join(name);
+fn binary(dir: &Path) -> Result<PathBuf> {
+    let path = dir.join(BUILTIN_BINARY);
     if !path.exists() {
         return Err(anyhow!(
-            "node binary {} is missing (build the workspace: `cargo build --workspace`)",
+            "the built-in nodes' binary {} is missing (build the workspace: `cargo build --workspace`)",
             path.display()
         ));
     }
     Ok(path)
 }
 
-fn start(path: &Path) -> Result<Child> {
+fn start(path: &Path, kind: &str) -> Result<Child> {
     Command::new(path)
-        .arg("--list-devices")
+        .args([kind, "--list-devices"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .with_context(|| format!("starting {}", path.display()))
+        .with_context(|| format!("starting {} {kind}", path.display()))
 }
 
-fn finish<T: DeserializeOwned>(binary: &str, child: Child) -> Result<Vec<T>> {
+fn finish<T: DeserializeOwned>(kind: &str, child: Child) -> Result<Vec<T>> {
     let out = child
         .wait_with_output()
-        .with_context(|| format!("waiting for `{binary} --list-devices`"))?;
+        .with_context(|| format!("waiting for `{BUILTIN_BINARY} {kind} --list-devices`"))?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
         let reason = stderr.trim();
         let reason = reason.strip_prefix("error: ").unwrap_or(reason);
         return Err(anyhow!(
-            "`{binary} --list-devices` failed ({}){}{reason}",
+            "`{BUILTIN_BINARY} {kind} --list-devices` failed ({}){}{reason}",
             out.status,
             if reason.is_empty() { "" } else { ": " }
         ));
     }
     // Its log lines (RUST_LOG=debug) still reach the user.
     eprint!("{stderr}");
-    serde_json::from_slice(&out.stdout)
-        .with_context(|| format!("`{binary} --list-devices` printed no valid device list"))
+    serde_json::from_slice(&out.stdout).with_context(|| {
+        format!("`{BUILTIN_BINARY} {kind} --list-devices` printed no valid device list")
+    })
 }
 
 /// The readable listing `runtime devices` prints.
@@ -351,7 +353,10 @@ Audio inputs
         let dir = std::env::temp_dir().join(format!("devices-none-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let e = format!("{:#}", list_in(&dir).unwrap_err());
-        assert!(e.contains("node-camera") && e.contains("is missing"), "{e}");
+        assert!(
+            e.contains(BUILTIN_BINARY) && e.contains("is missing"),
+            "{e}"
+        );
         std::fs::remove_dir_all(&dir).ok();
     }
 }

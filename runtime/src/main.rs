@@ -109,8 +109,8 @@ edge, the mux finalizes its file. Per-node logs are kept in the run directory.")
   runtime devices --json > devices.json
   runtime run graphs/1080p.yaml --set camera.source=device:0 --set microphone.source=device:NAME
 
-Asks node-camera and node-microphone (beside the runtime) with --list-devices. Exit 0 also when
-there are none; 1 when a node binary is missing or fails.")]
+Asks the camera and microphone built-ins (mediagraph-nodes, beside the runtime) with --list-devices. Exit 0 also when
+there are none; 1 when that binary is missing or fails.")]
     Devices {
         /// Print {"cameras": [...], "audio_inputs": [...]} as JSON instead of a table.
         #[arg(long)]

@@ -3,7 +3,7 @@
 //! A recording whose mux died (crash, `kill -9`, power cut after the data
 //! reached the disk) is a fragmented MP4 or an MKV/WebM without its index:
 //! it plays, but a player cannot seek it well. The container code lives in
-//! node-mux, so the runtime does not link FFmpeg: it runs `node-mux --recover`
+//! node-mux, so the runtime does not link FFmpeg: it runs `mediagraph-nodes mux --recover`
 //! beside it, which rewrites each file in place (MP4 with its index first;
 //! a fragment the interruption cut short is left out).
 
@@ -11,24 +11,25 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use anyhow::{anyhow, Context, Result};
+use node_catalog::BUILTIN_BINARY;
 
-/// Recovers `files` with the node-mux beside the runtime. Returns its exit
+/// Recovers `files` with the built-in mux beside the runtime. Returns its exit
 /// code: 0 every file is final, 1 one could not be recovered, 2 bad usage.
 pub fn recover(files: &[impl AsRef<Path>]) -> Result<i32> {
     recover_with(&crate::run::builtin_dir()?, files)
 }
 
-/// Like [`recover`], with the node binaries in `dir`.
+/// Like [`recover`], with the built-in nodes' binary in `dir`.
 pub fn recover_with(dir: &Path, files: &[impl AsRef<Path>]) -> Result<i32> {
-    let mux = dir.join("node-mux");
+    let mux = dir.join(BUILTIN_BINARY);
     if !mux.exists() {
         return Err(anyhow!(
-            "node binary {} is missing (build the workspace: `cargo build --workspace`)",
+            "the built-in nodes' binary {} is missing (build the workspace: `cargo build --workspace`)",
             mux.display()
         ));
     }
     let status = Command::new(&mux)
-        .arg("--recover")
+        .args(["mux", "--recover"])
         .args(files.iter().map(|f| f.as_ref().as_os_str()))
         .stdin(Stdio::null())
         .status()

@@ -10,16 +10,14 @@ fn runtime() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_runtime"))
 }
 
-/// Fails with instructions when the node binaries were not built with the runtime.
+/// Fails with instructions when the nodes' binary was not built with the runtime.
 fn require_nodes() {
-    let dir = runtime().parent().unwrap();
-    for name in ["node-camera", "node-microphone"] {
-        assert!(
-            dir.join(name).exists(),
-            "{} is missing: these tests run the node binaries, build them first with `cargo build --workspace`",
-            dir.join(name).display()
-        );
-    }
+    let path = runtime().parent().unwrap().join("mediagraph-nodes");
+    assert!(
+        path.exists(),
+        "{} is missing: these tests run the built-in nodes, build them first with `cargo build --workspace`",
+        path.display()
+    );
 }
 
 fn temp_dir(tag: &str) -> PathBuf {
@@ -170,35 +168,37 @@ fn a_missing_or_failing_node_binary_is_named() {
     let (code, stderr) = run(&dir);
     assert_eq!(code, Some(1), "{stderr}");
     assert!(
-        stderr.contains("node-camera") && stderr.contains("is missing"),
+        stderr.contains("mediagraph-nodes") && stderr.contains("is missing"),
         "{stderr}"
     );
 
-    // Both present, the camera one failing: its own error is passed on.
-    let script = |name: &str, body: &str| {
+    // A stand-in for the nodes' binary answering per kind ($1).
+    let nodes = |camera: &str, microphone: &str| {
         use std::os::unix::fs::PermissionsExt;
-        let path = dir.join(name);
-        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        let path = dir.join("mediagraph-nodes");
+        let body = format!(
+            "#!/bin/sh\ncase \"$1\" in\n camera) {camera};;\n microphone) {microphone};;\nesac\n"
+        );
+        std::fs::write(&path, body).unwrap();
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     };
-    script(
-        "node-camera",
+    // The camera listing failing: its own error is passed on.
+    nodes(
         "echo 'error: querying cameras: denied' >&2; exit 1",
+        "echo '[]'",
     );
-    script("node-microphone", "echo '[]'");
     let (code, stderr) = run(&dir);
     assert_eq!(code, Some(1), "{stderr}");
     assert!(
-        stderr.contains("`node-camera --list-devices` failed")
+        stderr.contains("`mediagraph-nodes camera --list-devices` failed")
             && stderr.contains("querying cameras: denied"),
         "{stderr}"
     );
 
     // Output that is not a device list is an error too.
-    script("node-camera", "echo '[]'");
-    script("node-microphone", "echo 'not json'");
+    nodes("echo '[]'", "echo 'not json'");
     let (code, stderr) = run(&dir);
     assert_eq!(code, Some(1), "{stderr}");
-    assert!(stderr.contains("node-microphone"), "{stderr}");
+    assert!(stderr.contains("mediagraph-nodes microphone"), "{stderr}");
     std::fs::remove_dir_all(&dir).ok();
 }

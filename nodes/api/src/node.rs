@@ -281,6 +281,11 @@ impl Node {
         &self.config
     }
 
+    /// The names of the node's inputs, in the graph's order.
+    pub fn input_names(&self) -> Vec<String> {
+        self.config.inputs.iter().map(|i| i.name.clone()).collect()
+    }
+
     /// The node's params, validated and with defaults filled in.
     pub fn params(&self) -> &Params {
         &self.config.params

@@ -15,6 +15,10 @@ pub struct PortSpec {
     pub queue_size: usize,
 }
 
+/// The executable beside `runtime` that runs every built-in kind:
+/// `mediagraph-nodes KIND [ARGS]`.
+pub const BUILTIN_BINARY: &str = "mediagraph-nodes";
+
 /// Queue depth of an input when neither the graph nor the port says otherwise.
 pub const DEFAULT_QUEUE_SIZE: usize = 4;
 
@@ -74,10 +78,6 @@ impl KindSpec {
     /// A node with no inputs produces media from outside the graph.
     pub fn is_source(&self) -> bool {
         self.inputs.is_empty() && self.any_inputs.is_none()
-    }
-    /// The binary that implements this kind, found beside the `runtime` binary.
-    pub fn binary_name(&self) -> String {
-        format!("node-{}", self.kind)
     }
 }
 

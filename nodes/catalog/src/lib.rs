@@ -11,7 +11,7 @@ mod value;
 
 pub use kinds::{
     builtin_kinds, container_accepts, container_for, crf_max, kind, KindSpec, PortSpec,
-    DEFAULT_QUEUE_SIZE,
+    BUILTIN_BINARY, DEFAULT_QUEUE_SIZE,
 };
 pub use params::{ParamSpec, ParamType, Params};
 pub use value::{parse_bitrate, parse_rational, Rational};

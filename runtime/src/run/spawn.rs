@@ -6,7 +6,7 @@ use std::process::Stdio;
 
 use anyhow::{anyhow, Context, Result};
 use node_api::{InputConfig, NodeConfig, OutputConfig, Policy, TransportConfig, CONFIG_ENV};
-use node_catalog::PortType;
+use node_catalog::{PortType, BUILTIN_BINARY};
 use tokio::process::{Child, Command};
 
 use crate::graph::{Graph, NodeDef, NodeProgram, QueuePolicy};
@@ -28,20 +28,22 @@ pub fn builtin_dir() -> Result<PathBuf> {
     Ok(dir.to_path_buf())
 }
 
+/// The executable that runs every built-in kind, beside the runtime.
+pub fn builtin_binary() -> Result<PathBuf> {
+    let path = builtin_dir()?.join(BUILTIN_BINARY);
+    if !path.exists() {
+        return Err(anyhow!(
+            "the built-in nodes' binary {} is missing (build the workspace: `cargo build --release`)",
+            path.display()
+        ));
+    }
+    Ok(path)
+}
+
 /// The executable of a node.
 pub fn program_path(node: &NodeDef) -> Result<PathBuf> {
     match &node.program {
-        NodeProgram::Builtin(kind) => {
-            let path = builtin_dir()?.join(format!("node-{kind}"));
-            if !path.exists() {
-                return Err(anyhow!(
-                    "node `{}`: built-in node binary {} is missing (build the workspace: `cargo build --release`)",
-                    node.id,
-                    path.display()
-                ));
-            }
-            Ok(path)
-        }
+        NodeProgram::Builtin(_) => builtin_binary().with_context(|| format!("node `{}`", node.id)),
         NodeProgram::Custom(path) => Ok(path.clone()),
     }
 }
@@ -171,6 +173,9 @@ pub fn node_config(
 /// Ctrl-C at the terminal reaches only the runtime, which stops the graph in order.
 pub fn spawn(node: &NodeDef, program: &Path, config: &NodeConfig) -> Result<Child> {
     let mut cmd = Command::new(program);
+    if let NodeProgram::Builtin(kind) = &node.program {
+        cmd.arg(kind);
+    }
     cmd.args(&node.args)
         .envs(&node.env)
         .env(CONFIG_ENV, serde_json::to_string(config)?)

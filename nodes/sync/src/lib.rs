@@ -1,4 +1,4 @@
-//! `node-sync`: puts raw video (one or more cameras) and raw audio on one
+//! `mediagraph-nodes sync`: puts raw video (one or more cameras) and raw audio on one
 //! timeline from their capture times. Every output starts at pts 0 at the same
 //! instant T0: the latest of the streams' first capture times (moved onto the
 //! first camera's frame grid, see [`timeline::on_video_grid`]); video pts count
@@ -26,7 +26,8 @@ use timeline::{AudioClock, VideoClock, VideoPlace};
 
 const MS: f64 = 1e6;
 
-fn main() {
+/// Entry point, with the arguments after the kind (none are taken).
+pub fn main(_args: &[String]) {
     node_api::run_main(run);
 }
 

@@ -1,4 +1,4 @@
-//! `node-audio-encode`: encodes raw audio to AAC (FFmpeg's native encoder),
+//! `mediagraph-nodes audio-encode`: encodes raw audio to AAC (FFmpeg's native encoder),
 //! Opus (libopus) or MP3 (libmp3lame). Packets carry the codec params
 //! (extradata, encoder delay) the muxer needs, pts in 1/sample_rate with the
 //! encoder delay before zero, and the capture time of their first sample.
@@ -11,7 +11,8 @@ use node_api::{Event, Header, Node};
 
 use encoder::{AudioEncoder, Settings};
 
-fn main() {
+/// Entry point, with the arguments after the kind (none are taken).
+pub fn main(_args: &[String]) {
     node_api::run_main(run);
 }
 

@@ -1,4 +1,4 @@
-//! `node-video-normalize`: scales, converts the pixel format and conforms raw
+//! `mediagraph-nodes video-normalize`: scales, converts the pixel format and conforms raw
 //! video to a constant frame rate.
 //!
 //! Output frames have pts = output frame index and time_base = 1/fps. Frames
@@ -21,7 +21,8 @@ use node_media::video::packed_frame;
 use crate::cfr::{CfrMapper, Placement};
 use crate::convert::{Converter, Target};
 
-fn main() {
+/// Entry point, with the arguments after the kind (none are taken).
+pub fn main(_args: &[String]) {
     node_api::run_main(run);
 }
 

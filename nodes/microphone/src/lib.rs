@@ -1,4 +1,4 @@
-//! `node-microphone`: the audio source. Captures the default or a named input
+//! `mediagraph-nodes microphone`: the audio source. Captures the default or a named input
 //! device (cpal), reads a file (FFmpeg), or generates a deterministic test
 //! signal, and emits raw audio frames in the requested format.
 //!
@@ -8,7 +8,7 @@
 //! `sample_format: s24` travels as s32 with the low byte zero (FFmpeg has no
 //! packed 24-bit format).
 //!
-//! `node-microphone --list-devices` prints the audio inputs as a JSON array
+//! `mediagraph-nodes microphone --list-devices` prints the audio inputs as a JSON array
 //! and exits (used by `runtime devices`; no graph environment needed).
 
 mod alsa_log;
@@ -28,9 +28,10 @@ use file::FileSource;
 use signal::Pattern;
 use source::{OutFormat, Source, TestSource, FRAME_SAMPLES};
 
-fn main() {
+/// Entry point, with the arguments after the kind.
+pub fn main(args: &[String]) {
     // Before Node::init(), which needs the runtime's environment.
-    if std::env::args_os().skip(1).any(|a| a == "--list-devices") {
+    if args.iter().any(|a| a == "--list-devices") {
         node_api::run_main(list_devices);
     } else {
         node_api::run_main(run);

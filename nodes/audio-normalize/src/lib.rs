@@ -1,4 +1,4 @@
-//! `node-audio-normalize`: converts raw audio to the configured rate, channel
+//! `mediagraph-nodes audio-normalize`: converts raw audio to the configured rate, channel
 //! count and sample format with swresample, optionally normalizing loudness
 //! (EBU R128) under a true-peak ceiling. Frames already in the output format
 //! are forwarded without a copy.
@@ -13,7 +13,8 @@ use node_media::audio::WireFormat;
 
 use normalizer::{Normalizer, Output, Settings};
 
-fn main() {
+/// Entry point, with the arguments after the kind (none are taken).
+pub fn main(_args: &[String]) {
     node_api::run_main(run);
 }
 

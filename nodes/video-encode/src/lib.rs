@@ -1,4 +1,4 @@
-//! `node-video-encode`: encodes raw video to H.264, H.265, VP9 or AV1.
+//! `mediagraph-nodes video-encode`: encodes raw video to H.264, H.265, VP9 or AV1.
 //!
 //! The encoder opens on the first frame (its size and rate decide the stream),
 //! with time base 1/fps and global headers, so every packet carries the full
@@ -25,7 +25,8 @@ use crate::settings::Settings;
 /// Output pool size before the first frame tells the picture size.
 const MIN_PACKET_POOL: usize = 1 << 20;
 
-fn main() {
+/// Entry point, with the arguments after the kind (none are taken).
+pub fn main(_args: &[String]) {
     node_api::run_main(run);
 }
 

@@ -1,4 +1,4 @@
-//! `node-compose`: composes several cameras into one program feed, a grid or
+//! `mediagraph-nodes compose`: composes several cameras into one program feed, a grid or
 //! picture-in-picture, for one more track in the recording.
 //!
 //! Inputs are raw video on one timeline (the outputs of sync), laid out in the
@@ -22,7 +22,8 @@ use layout::{Corner, Layout};
 use node_media::geometry::Rect;
 use pairing::Pairing;
 
-fn main() {
+/// Entry point, with the arguments after the kind (none are taken).
+pub fn main(_args: &[String]) {
     node_api::run_main(run);
 }
 
@@ -32,12 +33,7 @@ fn run() -> Result<()> {
     node_media::init()?;
     let mut node = Node::init()?;
     let settings = Settings::from_node(&node)?;
-    let inputs: Vec<String> = node
-        .config()
-        .inputs
-        .iter()
-        .map(|i| i.name.clone())
-        .collect();
+    let inputs = node.input_names();
     let areas = layout::areas(
         settings.layout,
         inputs.len(),

@@ -1,11 +1,11 @@
-//! `node-camera`: the video source. A camera (nokhwa), a file or URL (FFmpeg),
+//! `mediagraph-nodes camera`: the video source. A camera (nokhwa), a file or URL (FFmpeg),
 //! or a deterministic test pattern, on output `video`.
 //!
 //! Raw frames leave with pts = frame index and time_base = 1/fps (test pattern,
 //! cameras) or the stream's own timestamps (files), and capture_ns on the
 //! capture clock.
 //!
-//! `node-camera --list-devices` prints the cameras as a JSON array and exits
+//! `mediagraph-nodes camera --list-devices` prints the cameras as a JSON array and exits
 //! (used by `runtime devices`; no graph environment needed).
 
 mod capture;
@@ -23,9 +23,10 @@ use crate::capture::Capture;
 use crate::pattern::{PatternConfig, TestPattern};
 use crate::source::Source;
 
-fn main() {
+/// Entry point, with the arguments after the kind.
+pub fn main(args: &[String]) {
     // Before anything reads the runtime's environment, which a listing lacks.
-    if std::env::args_os().skip(1).any(|a| a == "--list-devices") {
+    if args.iter().any(|a| a == "--list-devices") {
         node_api::run_main(list_devices);
     } else {
         node_api::run_main(run);

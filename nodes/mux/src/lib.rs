@@ -1,10 +1,10 @@
-//! `node-mux`: writes any number of encoded video and audio tracks into one
+//! `mediagraph-nodes mux`: writes any number of encoded video and audio tracks into one
 //! MP4, MKV or WebM file, one stream per input in the graph's order.
 //!
 //! Crash safety: the file is written as ≤ 1 s fragments (MP4) or clusters
 //! (MKV/WebM), each handed to the kernel as it is cut, so a crash or
 //! `kill -9` leaves a playable file; a clean stop makes the MP4 a normal
-//! one (one index, moov first). `node-mux --recover FILE...` (what `runtime
+//! one (one index, moov first). `mediagraph-nodes mux --recover FILE...` (what `runtime
 //! recover` runs) finalizes a file whose writer died.
 
 mod disk;
@@ -27,8 +27,8 @@ const PUBLISH_EVERY: Duration = Duration::from_millis(500);
 const CHECK_SPACE_EVERY: Duration = Duration::from_secs(1);
 const MB: u64 = 1_000_000;
 
-fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+/// Entry point, with the arguments after the kind.
+pub fn main(args: &[String]) {
     if args.first().map(String::as_str) == Some("--recover") {
         std::process::exit(recover_files(&args[1..]));
     }
@@ -74,12 +74,7 @@ fn run() -> Result<()> {
         stop_at_limit: p.str_or("on_limit", "split") == "stop",
         first_part,
     };
-    let inputs: Vec<String> = node
-        .config()
-        .inputs
-        .iter()
-        .map(|i| i.name.clone())
-        .collect();
+    let inputs = node.input_names();
     if inputs.is_empty() {
         bail!("the mux has no inputs: connect at least one encoded track");
     }
@@ -244,7 +239,7 @@ fn publish(node: &Node, mux: &Muxer) {
     }
 }
 
-/// `node-mux --recover FILE...`: finalizes each interrupted recording in
+/// `mediagraph-nodes mux --recover FILE...`: finalizes each interrupted recording in
 /// place. Exit 0 when every file is final, 1 when one could not be
 /// recovered, 2 for bad usage (no file, a missing file, an unknown type).
 fn recover_files(files: &[String]) -> i32 {

@@ -1,0 +1,73 @@
+//! `mediagraph-nodes KIND [ARGS]`: the built-in nodes, one executable.
+//!
+//! The runtime starts it once per node of a graph (`mediagraph-nodes camera`,
+//! `mediagraph-nodes mux`, ...): still one OS process per node, but the
+//! processes of a run share one copy of the code in memory (nine binaries each
+//! kept ~9 MiB of their own resident) and the workspace links one binary
+//! instead of nine. Each kind's code is its own crate under `nodes/`.
+
+use std::process::ExitCode;
+
+/// A node's `main`, given the arguments after its kind.
+type Entry = fn(&[String]);
+
+/// Every built-in kind and its entry point.
+const KINDS: &[(&str, Entry)] = &[
+    ("camera", node_camera::main),
+    ("microphone", node_microphone::main),
+    ("video-normalize", node_video_normalize::main),
+    ("audio-normalize", node_audio_normalize::main),
+    ("sync", node_sync::main),
+    ("compose", node_compose::main),
+    ("video-encode", node_video_encode::main),
+    ("audio-encode", node_audio_encode::main),
+    ("mux", node_mux::main),
+];
+
+fn main() -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    let kind = args.next().unwrap_or_default();
+    let Some((_, entry)) = KINDS.iter().find(|(k, _)| *k == kind) else {
+        let kinds: Vec<&str> = KINDS.iter().map(|(k, _)| *k).collect();
+        eprintln!(
+            "usage: mediagraph-nodes KIND [ARGS]\n\
+             runs one built-in node; `runtime run` starts these, with the node's \
+             config in its environment.\nkinds: {}",
+            kinds.join(", ")
+        );
+        return ExitCode::from(2);
+    };
+    name_process(&format!("node-{kind}"));
+    let rest: Vec<String> = args.collect();
+    entry(&rest);
+    ExitCode::SUCCESS
+}
+
+/// Names the process `node-KIND` (what `ps`, `top` and /proc/PID/comm show;
+/// the kernel keeps 15 bytes), so the nodes of a run stay told apart. Before
+/// any thread starts: threads take the name of the thread that made them.
+fn name_process(name: &str) {
+    let mut bytes = name.as_bytes()[..name.len().min(15)].to_vec();
+    bytes.push(0);
+    // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+    unsafe {
+        libc::prctl(libc::PR_SET_NAME, bytes.as_ptr() as libc::c_ulong, 0, 0, 0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_catalog_kind_has_an_entry_point() {
+        let mut catalog: Vec<&str> = node_catalog::builtin_kinds()
+            .iter()
+            .map(|k| k.kind)
+            .collect();
+        let mut here: Vec<&str> = KINDS.iter().map(|(k, _)| *k).collect();
+        catalog.sort();
+        here.sort();
+        assert_eq!(catalog, here);
+    }
+}
