@@ -11,7 +11,7 @@ use tokio::process::{Child, Command};
 
 use crate::graph::{Graph, NodeDef, NodeProgram, QueuePolicy};
 
-/// Where the built-in node binaries live: beside the `runtime` binary, unless
+/// Where the built-in nodes' binary (`mediagraph-nodes`) lives: beside `runtime`, unless
 /// `MEDIAGRAPH_NODE_DIR` says otherwise (embedding applications).
 pub fn builtin_dir() -> Result<PathBuf> {
     if let Ok(dir) = std::env::var("MEDIAGRAPH_NODE_DIR") {
