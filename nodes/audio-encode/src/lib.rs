@@ -16,9 +16,6 @@ pub fn main(_args: &[String]) {
     node_api::run_main(run);
 }
 
-/// The largest packet the pool is sized for (it grows if one is larger).
-const RESERVE_BYTES: usize = 8192;
-
 fn run() -> Result<()> {
     let mut node = Node::init()?;
     node_media::init()?;
@@ -33,7 +30,7 @@ fn run() -> Result<()> {
         codec: codec.clone(),
         bitrate,
     };
-    node.reserve("audio", RESERVE_BYTES)?;
+    // No output pool: packets are copied into their messages (`send_packet`).
 
     let mut encoder: Option<AudioEncoder> = None;
     let mut warned = false;

@@ -22,9 +22,6 @@ use crate::encoder::VideoEncoder;
 use crate::overload::{Advice, Monitor};
 use crate::settings::Settings;
 
-/// Output pool size before the first frame tells the picture size.
-const MIN_PACKET_POOL: usize = 1 << 20;
-
 /// Entry point, with the arguments after the kind (none are taken).
 pub fn main(_args: &[String]) {
     node_api::run_main(run);
@@ -34,7 +31,8 @@ fn run() -> Result<()> {
     let mut node = Node::init()?;
     node_media::init()?;
     let settings = Settings::from_params(node.params())?;
-    node.reserve("video", MIN_PACKET_POOL)?;
+    // No output pool: packets are copied into their messages (`send_packet`),
+    // so none of this node's memory is locked for them.
     let mut encoder: Option<VideoEncoder> = None;
     // The settings in force: `settings` one or more presets faster when degraded.
     let mut current = settings.clone();
@@ -51,9 +49,6 @@ fn run() -> Result<()> {
                     let enc = VideoEncoder::open(&settings, frame).with_context(|| {
                         format!("opening the {} encoder", settings.codec.stream_name())
                     })?;
-                    // A packet rarely exceeds one byte per pixel; bigger ones grow the pool.
-                    let area = frame.width as usize * frame.height as usize;
-                    node.reserve("video", area.max(MIN_PACKET_POOL))?;
                     if settings.degrade && !enc.can_switch() {
                         tracing::warn!(
                             "degrade: {} cannot change its preset mid-stream; ignored",

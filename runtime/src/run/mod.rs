@@ -27,11 +27,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use node_api::{keys, memlock, NodeStats};
+use node_catalog::PortType;
 use tokio::sync::mpsc;
 use zenoh::sample::SampleKind;
 use zenoh::Wait;
 
-use crate::graph::{Graph, RestartPolicy};
+use crate::graph::{Graph, NodeDef, RestartPolicy};
 pub use report::{ClockReport, MachineLoss, NodeOutcome, NodeReport, RunReport};
 pub use spawn::builtin_dir;
 
@@ -864,16 +865,17 @@ fn not_ready_message(
 
 /// Every receiver maps the segments of its upstream pools and zenoh locks them
 /// in RAM: a node needs its own pools plus its inputs' pools under the limit,
-/// or the receiver silently drops frames. Checked once every node is armed.
+/// or the receiver silently drops frames. Raw frames may have been forwarded
+/// (video-normalize, sync pass buffers on), so along raw edges the pools of
+/// every node further upstream count too. Checked once every node is armed.
 fn check_memlock(graph: &Graph, pools: &HashMap<String, u64>) -> Result<()> {
     let Some(limit) = memlock::limit_bytes() else {
         return Ok(());
     };
     let mut problems = Vec::new();
     for node in &graph.nodes {
-        let upstream: HashSet<&str> = node.inputs.iter().map(|i| i.source_node.as_str()).collect();
         let need = pools.get(&node.id).copied().unwrap_or(0)
-            + upstream
+            + mapped_upstream(graph, node)
                 .iter()
                 .map(|u| pools.get(*u).copied().unwrap_or(0))
                 .sum::<u64>();
@@ -892,6 +894,35 @@ fn check_memlock(graph: &Graph, pools: &HashMap<String, u64>) -> Result<()> {
     }
 }
 
+/// The nodes whose shared-memory segments `node` may map: its direct upstream
+/// nodes, and along raw-media edges of one type every node further up that a
+/// buffer may have been forwarded from.
+fn mapped_upstream<'g>(graph: &'g Graph, node: &'g NodeDef) -> HashSet<&'g str> {
+    let raw = |ty: PortType| matches!(ty, PortType::RawVideo | PortType::RawAudio);
+    let mut found: HashSet<&str> = HashSet::new();
+    let mut frontier: Vec<(&str, PortType)> = Vec::new();
+    for input in &node.inputs {
+        found.insert(input.source_node.as_str());
+        if raw(input.ty) {
+            frontier.push((input.source_node.as_str(), input.ty));
+        }
+    }
+    let mut visited: HashSet<(&str, PortType)> = HashSet::new();
+    while let Some((id, ty)) = frontier.pop() {
+        if !visited.insert((id, ty)) {
+            continue;
+        }
+        let Some(up) = graph.nodes.iter().find(|n| n.id == id) else {
+            continue;
+        };
+        for input in up.inputs.iter().filter(|i| i.ty == ty) {
+            found.insert(input.source_node.as_str());
+            frontier.push((input.source_node.as_str(), ty));
+        }
+    }
+    found
+}
+
 fn unix_millis() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -904,5 +935,44 @@ struct RemoveDirOnDrop(PathBuf);
 impl Drop for RemoveDirOnDrop {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A graph of `graphs/`, loaded as `runtime run` loads it (for tests).
+#[cfg(test)]
+pub(crate) fn shipped_graph(file: &str) -> Graph {
+    use crate::graph::{load_str, Override};
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../graphs")
+        .join(file);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let out = std::env::temp_dir().join(format!("{}-test.mp4", std::process::id()));
+    let set = Override::parse(&format!("mux.path={}", out.display())).unwrap();
+    let builtins = BTreeMap::from([("timestamp".to_string(), "t".to_string())]);
+    load_str(&text, &path, &[set], &builtins).unwrap()
+}
+
+#[cfg(test)]
+mod memlock_tests {
+    use super::*;
+
+    #[test]
+    fn forwarded_frames_count_the_pools_they_came_from() {
+        let g = shipped_graph("1080p.yaml");
+        let of = |id: &str| {
+            let node = g.nodes.iter().find(|n| n.id == id).unwrap();
+            let mut up: Vec<&str> = mapped_upstream(&g, node).into_iter().collect();
+            up.sort();
+            up
+        };
+        // The encoder reads the camera's buffers that sync and video-normalize passed on.
+        assert_eq!(of("video-encode"), ["camera", "sync", "video-normalize"]);
+        assert_eq!(
+            of("audio-encode"),
+            ["audio-normalize", "microphone", "sync"]
+        );
+        // Packets are copied into their messages: the chain stops at the encoders.
+        assert_eq!(of("mux"), ["audio-encode", "video-encode"]);
+        assert!(of("camera").is_empty());
     }
 }

@@ -199,21 +199,11 @@ pub fn spawn(node: &NodeDef, program: &Path, config: &NodeConfig) -> Result<Chil
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
-    use crate::graph::{load_str, Override};
 
     #[test]
     fn pools_cover_frames_forwarded_down_the_chain() {
-        let text = std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../graphs/1080p.yaml"),
-        )
-        .unwrap();
-        let out = std::env::temp_dir().join("pool-depth-test.mp4");
-        let set = Override::parse(&format!("mux.path={}", out.display())).unwrap();
-        let builtins = BTreeMap::from([("timestamp".to_string(), "t".to_string())]);
-        let g = load_str(&text, Path::new("1080p.yaml"), &[set], &builtins).unwrap();
+        let g = crate::run::shipped_graph("1080p.yaml");
         let held = |node: &str, output: &str| {
             let ty = g.nodes.iter().find(|n| n.id == node).unwrap().outputs[0].ty;
             held_downstream(&g, node, output, ty)
