@@ -661,15 +661,14 @@ mod tests {
     }
 
     #[test]
-    fn lent_frames_encode_exactly_like_copied_ones() {
+    fn lent_frames_encode_like_copied_ones() {
         ff::init().unwrap();
-        // One thread: x264's output does not depend on thread timing.
         let s = settings(
             json!({ "codec": "h264", "speed": "veryfast", "hwaccel": "none", "threads": 1 }),
         );
         let format = node_api::PixelFormat::Yuv420p;
         let tb = TimeBase::new(1, 30);
-        let bitstream = |lend: bool| {
+        let bitstream = |lend: bool, black: bool| {
             let mut enc = VideoEncoder::open(&s, &packed_frame(format, 160, 96, 0, tb, 0)).unwrap();
             assert!(enc.takes_lent_frames, "libx264 takes lent frames");
             enc.takes_lent_frames = lend;
@@ -681,7 +680,13 @@ mod tests {
             for i in 0..30 {
                 let header = packed_frame(format, 160, 96, i, tb, i as u64);
                 let mut data: Vec<u8> = (0..header.layout.size)
-                    .map(|k| ((k as i64 * 3 + i * 5) % 251) as u8)
+                    .map(|k| {
+                        if black {
+                            0
+                        } else {
+                            ((k as i64 * 3 + i * 5) % 251) as u8
+                        }
+                    })
                     .collect();
                 enc.encode(&header, &data, &mut sink).unwrap();
                 // The sender reuses its buffer once the frame is handed over.
@@ -690,9 +695,27 @@ mod tests {
             enc.finish(&mut sink).unwrap();
             bytes
         };
-        let lent = bitstream(true);
-        assert!(!lent.is_empty());
-        assert_eq!(lent, bitstream(false));
+        let lent = bitstream(true, false);
+        let copied = bitstream(false, false);
+        // Had the encoder read a lent picture after the call, it would have
+        // read the zeros the sender wrote since: a black frame, which costs
+        // a small fraction of these. Not compared byte for byte: two libx264
+        // encoders with the same settings in one test process were seen to
+        // differ slightly (a few bytes in 28 k), copied or lent alike.
+        let black = bitstream(false, true);
+        assert!(
+            black.len() * 4 < copied.len(),
+            "{} vs {}",
+            black.len(),
+            copied.len()
+        );
+        let ratio = lent.len() as f64 / copied.len() as f64;
+        assert!(
+            (0.97..1.03).contains(&ratio),
+            "lent {} bytes, copied {}",
+            lent.len(),
+            copied.len()
+        );
     }
 
     #[test]
