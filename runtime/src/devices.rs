@@ -6,7 +6,7 @@
 //! each printing a JSON array, and merges them.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
 use anyhow::{anyhow, Context, Result};
@@ -87,7 +87,7 @@ pub fn list() -> Result<Devices> {
 
 /// Asks the `camera` and `microphone` built-ins in `dir`, both at once.
 pub fn list_in(dir: &Path) -> Result<Devices> {
-    let binary = binary(dir)?;
+    let binary = crate::run::builtin_binary_in(dir)?;
     let camera = start(&binary, "camera")?;
     let microphone = match start(&binary, "microphone") {
         Ok(child) => child,
@@ -103,17 +103,6 @@ pub fn list_in(dir: &Path) -> Result<Devices> {
         cameras: cameras?,
         audio_inputs: audio_inputs?,
     })
-}
-
-fn binary(dir: &Path) -> Result<PathBuf> {
-    let path = dir.join(BUILTIN_BINARY);
-    if !path.exists() {
-        return Err(anyhow!(
-            "the built-in nodes' binary {} is missing (build the workspace: `cargo build --workspace`)",
-            path.display()
-        ));
-    }
-    Ok(path)
 }
 
 fn start(path: &Path, kind: &str) -> Result<Child> {

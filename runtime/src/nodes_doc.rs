@@ -37,20 +37,23 @@ fn ports(ports: &[PortSpec]) -> String {
     ports
         .iter()
         .map(|p| {
-            let optional = if p.optional { ", optional" } else { "" };
-            format!("{} ({}{optional}{})", p.name, p.ty, queue_note(p))
+            let notes: String = port_notes(p).iter().map(|n| format!(", {n}")).collect();
+            format!("{} ({}{notes})", p.name, p.ty)
         })
         .collect::<Vec<_>>()
         .join(", ")
 }
 
-/// ", queue 8" for an input whose default queue is not the usual one.
-fn queue_note(p: &PortSpec) -> String {
-    if p.queue_size == DEFAULT_QUEUE_SIZE {
-        String::new()
-    } else {
-        format!(", queue {} by default", p.queue_size)
+/// What sets a port apart beside its type: "optional", "queue 8 by default".
+fn port_notes(p: &PortSpec) -> Vec<String> {
+    let mut notes = Vec::new();
+    if p.optional {
+        notes.push("optional".to_string());
     }
+    if p.queue_size != DEFAULT_QUEUE_SIZE {
+        notes.push(format!("queue {} by default", p.queue_size));
+    }
+    notes
 }
 
 fn any_inputs(types: &[PortType]) -> String {
@@ -133,12 +136,11 @@ fn port_rows(ports: &[PortSpec]) -> Vec<Vec<String>> {
     ports
         .iter()
         .map(|p| {
-            let ty = if p.optional {
-                format!("{} (optional{})", p.ty, queue_note(p))
-            } else if p.queue_size != DEFAULT_QUEUE_SIZE {
-                format!("{} ({})", p.ty, queue_note(p).trim_start_matches(", "))
-            } else {
+            let notes = port_notes(p);
+            let ty = if notes.is_empty() {
                 p.ty.to_string()
+            } else {
+                format!("{} ({})", p.ty, notes.join(", "))
             };
             vec![p.name.to_string(), ty, p.doc.to_string()]
         })

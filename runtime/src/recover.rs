@@ -10,8 +10,7 @@
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use anyhow::{anyhow, Context, Result};
-use node_catalog::BUILTIN_BINARY;
+use anyhow::{Context, Result};
 
 /// Recovers `files` with the built-in mux beside the runtime. Returns its exit
 /// code: 0 every file is final, 1 one could not be recovered, 2 bad usage.
@@ -21,13 +20,7 @@ pub fn recover(files: &[impl AsRef<Path>]) -> Result<i32> {
 
 /// Like [`recover`], with the built-in nodes' binary in `dir`.
 pub fn recover_with(dir: &Path, files: &[impl AsRef<Path>]) -> Result<i32> {
-    let mux = dir.join(BUILTIN_BINARY);
-    if !mux.exists() {
-        return Err(anyhow!(
-            "the built-in nodes' binary {} is missing (build the workspace: `cargo build --workspace`)",
-            mux.display()
-        ));
-    }
+    let mux = crate::run::builtin_binary_in(dir)?;
     let status = Command::new(&mux)
         .args(["mux", "--recover"])
         .args(files.iter().map(|f| f.as_ref().as_os_str()))

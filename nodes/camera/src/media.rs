@@ -126,10 +126,10 @@ impl MediaCapture {
             time_base,
             default_duration,
             looping,
-            pacer: match epoch_ns {
-                0 => Pacer::new(realtime),
-                _ if realtime => Pacer::new(realtime),
-                epoch => Pacer::starting_at(false, epoch),
+            pacer: if realtime || epoch_ns == 0 {
+                Pacer::new(realtime)
+            } else {
+                Pacer::starting_at(false, epoch_ns)
             },
             scaler: Scaler::bilinear(),
             packet: ff::Packet::empty(),

@@ -34,7 +34,7 @@ use zenoh::Wait;
 
 use crate::graph::{Graph, NodeDef, RestartPolicy};
 pub use report::{ClockReport, MachineLoss, NodeOutcome, NodeReport, RunReport};
-pub use spawn::builtin_dir;
+pub use spawn::{builtin_binary_in, builtin_dir};
 
 /// How a run is carried out.
 #[derive(Debug, Clone)]

@@ -30,10 +30,16 @@ pub fn builtin_dir() -> Result<PathBuf> {
 
 /// The executable that runs every built-in kind, beside the runtime.
 pub fn builtin_binary() -> Result<PathBuf> {
-    let path = builtin_dir()?.join(BUILTIN_BINARY);
+    builtin_binary_in(&builtin_dir()?)
+}
+
+/// The executable that runs every built-in kind, in `dir`; an error naming
+/// it when it is not there.
+pub fn builtin_binary_in(dir: &Path) -> Result<PathBuf> {
+    let path = dir.join(BUILTIN_BINARY);
     if !path.exists() {
         return Err(anyhow!(
-            "the built-in nodes' binary {} is missing (build the workspace: `cargo build --release`)",
+            "the built-in nodes' binary {} is missing (build the workspace: `cargo build --release --workspace`)",
             path.display()
         ));
     }
