@@ -371,6 +371,7 @@ static KINDS: &[KindSpec] = &[
             p("frequency", ParamType::Float { min: 1.0, max: 20_000.0 }, Some("440"), "test tone frequency in Hz"),
             p("pattern", ParamType::Enum(&["tone", "clapper"]), Some("tone"), "test signal: a steady tone; `clapper`: a 1 kHz beep at every whole second"),
             p("loop", ParamType::Bool, Some("false"), "file sources: start over at the end"),
+            p("frame_samples", ParamType::Int { min: 0, max: 65_536 }, Some("0"), "samples per frame sent; 0: automatic, 1024 (21 ms at 48 kHz), or 8192 for a file replayed faster than real time, where latency does not matter and every message costs CPU in each node it crosses"),
             TEST_DURATION,
             CLOCK_SKEW,
             JITTER,

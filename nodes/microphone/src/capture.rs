@@ -544,7 +544,7 @@ impl Source for CaptureSource {
     }
 
     fn prepare(&mut self, max: usize, stop: &dyn Fn() -> bool) -> Result<Option<Chunk>> {
-        let want = max.min(FRAME_SAMPLES);
+        let want = max;
         loop {
             self.drain()?;
             if self.fifo.len() >= want {

@@ -188,7 +188,7 @@ impl Source for FileSource {
     }
 
     fn prepare(&mut self, max: usize, stop: &dyn Fn() -> bool) -> Result<Option<Chunk>> {
-        let want = max.min(FRAME_SAMPLES);
+        let want = max;
         while self.fifo.len() < want && self.state != State::Done && !stop() {
             self.pump()?;
         }

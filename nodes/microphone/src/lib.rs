@@ -26,7 +26,7 @@ use node_media::audio::{default_layout, WireFormat};
 use capture::{CaptureSource, DeviceChoice};
 use file::FileSource;
 use signal::Pattern;
-use source::{OutFormat, Source, TestSource, FRAME_SAMPLES};
+use source::{OutFormat, Source, TestSource};
 
 /// Entry point, with the arguments after the kind.
 pub fn main(args: &[String]) {
@@ -117,7 +117,11 @@ fn run() -> Result<()> {
 
     // Not paced by a clock: nothing downstream may drop what it produces.
     node.set_lossless(!realtime && source.self_clocked());
-    node.reserve("audio", out.frame_bytes(FRAME_SAMPLES))?;
+    let frame_samples = source::frame_samples(
+        p.i64_or("frame_samples", 0),
+        !realtime && spec.starts_with("file:"),
+    );
+    node.reserve("audio", out.frame_bytes(frame_samples))?;
     if !node.wait_for_start()? {
         return node.finish();
     }
@@ -129,7 +133,7 @@ fn run() -> Result<()> {
         source = test.source(out);
     }
     tracing::info!(
-        "{}: {} Hz, {} ch, {}{}",
+        "{}: {} Hz, {} ch, {}, frames of {frame_samples} samples{}",
         source.describe(),
         out.rate,
         out.channels,
@@ -176,8 +180,8 @@ fn run() -> Result<()> {
         let stop = || node.stop_requested();
         let want = match end {
             Some(end) if device_pos >= end => break,
-            Some(end) => FRAME_SAMPLES.min((end - device_pos) as usize),
-            None => FRAME_SAMPLES,
+            Some(end) => frame_samples.min((end - device_pos) as usize),
+            None => frame_samples,
         };
         let Some(chunk) = source.prepare(want, &stop)? else {
             break;

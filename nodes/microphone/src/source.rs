@@ -6,8 +6,21 @@ use node_media::audio::WireFormat;
 
 use crate::signal::{self, Pattern};
 
-/// Samples per frame for test and file sources (21.3 ms at 48 kHz).
+/// Samples per frame by default (21.3 ms at 48 kHz).
 pub const FRAME_SAMPLES: usize = 1024;
+
+/// Samples per frame for a file replayed faster than real time: nobody waits
+/// for its samples, and each message costs CPU in every node it crosses.
+pub const REPLAY_FRAME_SAMPLES: usize = 8192;
+
+/// The frame size the `frame_samples` param asks for (0: automatic).
+pub fn frame_samples(param: i64, unpaced_file: bool) -> usize {
+    match param {
+        n if n > 0 => n as usize,
+        _ if unpaced_file => REPLAY_FRAME_SAMPLES,
+        _ => FRAME_SAMPLES,
+    }
+}
 
 /// The format every source delivers: the node's params.
 #[derive(Debug, Clone, Copy)]
@@ -41,7 +54,7 @@ pub trait Source {
         Ok(())
     }
 
-    /// Waits for the next frame (up to `max` samples). `None`: nothing more
+    /// Waits for the next frame of `max` samples (fewer at the end of a file). `None`: nothing more
     /// (end of file, or `stop()` became true while waiting).
     fn prepare(&mut self, max: usize, stop: &dyn Fn() -> bool) -> Result<Option<Chunk>>;
 
@@ -108,7 +121,12 @@ impl Source for TestSource {
     }
 
     fn prepare(&mut self, max: usize, _stop: &dyn Fn() -> bool) -> Result<Option<Chunk>> {
-        self.pending = max.min(FRAME_SAMPLES);
+        self.pending = max;
+        // Grows once, to the node's frame size.
+        let needed = max * self.out.channels as usize;
+        if self.scratch.len() < needed {
+            self.scratch.resize(needed, 0.0);
+        }
         Ok(Some(Chunk {
             samples: self.pending,
             capture_ns: None,
@@ -129,5 +147,44 @@ impl Source for TestSource {
         self.out.wire.write_f32(block, out);
         self.pos += self.pending as u64;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frame_size_from_param() {
+        assert_eq!(frame_samples(0, false), FRAME_SAMPLES);
+        assert_eq!(frame_samples(0, true), REPLAY_FRAME_SAMPLES);
+        assert_eq!(frame_samples(480, true), 480);
+        assert_eq!(frame_samples(4096, false), 4096);
+    }
+
+    #[test]
+    fn test_signal_frames_of_any_size() {
+        let out = OutFormat {
+            rate: 48_000,
+            channels: 2,
+            wire: WireFormat::from_param("f32").unwrap(),
+        };
+        let mut small = TestSource::new(Pattern::Tone { frequency: 440.0 }, 1.0, out);
+        let mut large = TestSource::new(Pattern::Tone { frequency: 440.0 }, 1.0, out);
+        let mut by_small = Vec::new();
+        for _ in 0..8 {
+            let c = small.prepare(1024, &|| false).unwrap().unwrap();
+            let mut buf = vec![0u8; out.frame_bytes(c.samples)];
+            small.write(&mut buf).unwrap();
+            by_small.extend(buf);
+        }
+        let c = large.prepare(8192, &|| false).unwrap().unwrap();
+        assert_eq!(c.samples, 8192);
+        let mut by_large = vec![0u8; out.frame_bytes(c.samples)];
+        large.write(&mut by_large).unwrap();
+        assert_eq!(
+            by_small, by_large,
+            "the same signal whatever the frame size"
+        );
     }
 }
