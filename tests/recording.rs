@@ -378,8 +378,25 @@ fn invalid_codec_container_pairs_are_rejected() {
 /// A file replayed faster than real time (`realtime: false`) through the
 /// 1080p graph ends by itself at the end of the file, and nothing is dropped
 /// or duplicated on the way: every frame and every sample arrives in the MP4.
+/// Every FFV1 picture is decoded straight into shared memory.
 #[test]
 fn file_replay_keeps_every_frame_and_sample() {
+    let in_place = replay_keeps_every_frame_and_sample(&["-c:v", "ffv1"]);
+    assert_eq!(in_place, 90, "FFV1 pictures decoded in place");
+}
+
+/// The same with H.264, whose decoder keeps reference pictures: those it
+/// decoded into shared memory are read by the graph while it still holds
+/// them, and the ones it keeps beyond what the pool can spare are copied.
+#[test]
+fn h264_file_replay_keeps_every_frame_and_sample() {
+    let in_place = replay_keeps_every_frame_and_sample(&["-c:v", "libx264", "-crf", "10"]);
+    assert!(in_place > 0, "no H.264 picture decoded in place");
+}
+
+/// Replays a 3 s 320x240 file made with `video_codec`; returns how many
+/// pictures the camera sent from its decoder's buffers.
+fn replay_keeps_every_frame_and_sample(video_codec: &[&str]) -> u64 {
     require_ffmpeg();
     let _turn = exclusive();
     let s = Scratch::new();
@@ -389,7 +406,9 @@ fn file_replay_keeps_every_frame_and_sample() {
             .args(["-nostdin", "-v", "error", "-y"])
             .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30"])
             .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
-            .args(["-t", "3", "-c:v", "ffv1", "-c:a", "pcm_s16le", "-ac", "2"])
+            .args(["-t", "3"])
+            .args(video_codec)
+            .args(["-c:a", "pcm_s16le", "-ac", "2"])
             .arg(&input),
     );
     let src = probe(&input).unwrap();
@@ -468,6 +487,11 @@ fn file_replay_keeps_every_frame_and_sample() {
             .find(|l| l.contains("sync done"))
             .unwrap_or("no summary")
     );
+    let passed = r.node("video-normalize")["stats"]["metrics"]["passthrough"].as_f64();
+    assert_eq!(passed, Some(90.0), "every picture forwarded without a copy");
+    r.node("camera")["stats"]["metrics"]["in_place"]
+        .as_f64()
+        .unwrap_or(0.0) as u64
 }
 
 /// Each node's frames in/out and drops, for failure messages.

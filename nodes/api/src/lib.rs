@@ -47,7 +47,7 @@ pub use message::{
 };
 pub use node::{Event, Node};
 pub use node_catalog::{Params, PortType};
-pub use pool::OutBuf;
+pub use pool::{OutBuf, PoolHandle, SharedBuf};
 pub use stats::{cpu_seconds, InputStats, Metrics, NodeStats, OutputStats};
 
 /// The `main` of a node: runs `node_main`; on error prints `error: <cause

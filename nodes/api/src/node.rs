@@ -17,7 +17,7 @@ use zenoh::{Session, Wait};
 use crate::config::{NodeConfig, OutputConfig};
 use crate::keys;
 use crate::message::{AudioFrame, EncodedPacket, Envelope, Header, Message, Payload, VideoFrame};
-use crate::pool::{OutBuf, Pool};
+use crate::pool::{OutBuf, Pool, PoolHandle, SharedBuf};
 use crate::queue::{Control, Next, Queues};
 use crate::stats::{Metrics, NodeStats, OutputCounters};
 
@@ -52,7 +52,7 @@ struct Output {
     config: OutputConfig,
     publisher: Publisher<'static>,
     seq: u64,
-    pool: Option<Pool>,
+    pool: Option<Arc<Pool>>,
     counters: Arc<OutputCounters>,
     closed: bool,
 }
@@ -314,12 +314,28 @@ impl Node {
         }
         // Queue of each consumer + one being processed + one being filled + one in flight.
         let slots = out.config.max_queue + 3;
-        out.pool = Some(Pool::new(
+        out.pool = Some(Arc::new(Pool::new(
             &format!("node `{node_id}` output `{output}`"),
             max_payload,
             slots,
-        )?);
+        )?));
         Ok(())
+    }
+
+    /// A handle on the shared-memory pool of `output` (sized as by
+    /// [`Node::reserve`]) that any thread may allocate from, for buffers sent
+    /// with [`Node::send_video_shared`]. `None` when the run does not use
+    /// shared memory.
+    pub fn pool_handle(&mut self, output: &str, max_payload: usize) -> Result<Option<PoolHandle>> {
+        if !self.config.transport.shared_memory {
+            return Ok(None);
+        }
+        self.reserve(output, max_payload)?;
+        let out = self.output_mut(output)?;
+        Ok(out.pool.as_ref().map(|pool| PoolHandle {
+            pool: pool.clone(),
+            counters: out.counters.clone(),
+        }))
     }
 
     /// Bytes of shared memory held by this node's pools.
@@ -547,6 +563,17 @@ impl Node {
         self.send(output, Header::Video(frame), payload)
     }
 
+    /// Sends a video frame in a buffer from [`Node::pool_handle`], which other
+    /// holders (the decoder that filled it) may keep reading.
+    pub fn send_video_shared(
+        &mut self,
+        output: &str,
+        frame: VideoFrame,
+        payload: SharedBuf,
+    ) -> Result<()> {
+        self.put(output, Header::Video(frame), ZBytes::from(payload.0))
+    }
+
     pub fn send_audio(&mut self, output: &str, frame: AudioFrame, payload: OutBuf) -> Result<()> {
         self.send(output, Header::Audio(frame), payload)
     }
@@ -705,6 +732,7 @@ impl Node {
         self.queues.shut_down();
         self.stats_stop.store(true, Ordering::SeqCst);
         if let Some(t) = self.stats_thread.take() {
+            t.thread().unpark();
             let _ = t.join();
         }
         self.publish_stats();
@@ -766,8 +794,14 @@ impl Node {
                         let _ = session
                             .put(&key, serde_json::to_vec(&stats).unwrap_or_default())
                             .wait();
-                        while Instant::now() < next && !stop.load(Ordering::SeqCst) {
-                            std::thread::sleep(Duration::from_millis(20));
+                        // Parked, not polling: nine processes waking every few
+                        // ms cost more CPU than their stats; finishing unparks.
+                        while !stop.load(Ordering::SeqCst) {
+                            let now = Instant::now();
+                            if now >= next {
+                                break;
+                            }
+                            std::thread::park_timeout(next - now);
                         }
                     }
                 })

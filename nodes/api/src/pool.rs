@@ -1,15 +1,19 @@
 //! Per-output shared-memory pools and the buffers they hand out.
 
 use std::ops::{Deref, DerefMut};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use zenoh::shm::{
     AllocAlignment, BlockOn, GarbageCollect, OwnedShmBuf, PosixShmProviderBackend, ShmProvider,
-    ShmProviderBuilder, ZShmMut,
+    ShmProviderBuilder, ZShm, ZShmMut,
 };
 use zenoh::Wait;
 
 use crate::memlock;
+use crate::stats::OutputCounters;
 
 /// 64-byte alignment lets swscale and the encoders take their SIMD paths.
 const ALIGN_POW: u8 = 6;
@@ -45,12 +49,74 @@ impl DerefMut for OutBuf {
     }
 }
 
+/// A shared-memory buffer with several holders, e.g. a decoder that keeps a
+/// picture as a reference while it is also sent. Whoever allocated it fills
+/// it (through the pointer [`PoolHandle::try_alloc_shared`] returns) before
+/// any holder reads it; after that nobody writes to it.
+#[derive(Clone, Debug)]
+pub struct SharedBuf(pub(crate) ZShm);
+
+impl Deref for SharedBuf {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// An output's pool, usable from any thread: for code that fills buffers off
+/// the node's own thread, such as a decoder's threads writing pictures
+/// straight into shared memory. See [`crate::Node::pool_handle`].
+#[derive(Clone)]
+pub struct PoolHandle {
+    pub(crate) pool: Arc<Pool>,
+    pub(crate) counters: Arc<OutputCounters>,
+}
+
+impl PoolHandle {
+    /// Buffers the pool holds at its largest payload.
+    pub fn slots(&self) -> usize {
+        self.pool.slots
+    }
+
+    /// The largest payload the pool was sized for.
+    pub fn max_payload(&self) -> usize {
+        self.pool.max_payload
+    }
+
+    /// A buffer of `len` bytes and its writable start, waiting up to `wait`
+    /// for consumers to release one; `None` when none came free.
+    pub fn try_alloc_shared(
+        &self,
+        len: usize,
+        wait: Duration,
+    ) -> Result<Option<(SharedBuf, *mut u8)>> {
+        let deadline = Instant::now() + wait;
+        let mut waited = false;
+        loop {
+            if let Some(mut buf) = self.pool.try_alloc(len)? {
+                if waited {
+                    self.counters.pool_waits.fetch_add(1, Ordering::Relaxed);
+                }
+                let start = buf.as_mut_ptr();
+                return Ok(Some((SharedBuf(ZShm::from(buf)), start)));
+            }
+            if Instant::now() >= deadline {
+                return Ok(None);
+            }
+            waited = true;
+            // As zenoh's own blocking allocation does.
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
 /// One output's pool: a fixed shared-memory segment sized from the largest
 /// payload × the consumers' queue depth, so steady streaming never allocates.
 pub(crate) struct Pool {
     provider: ShmProvider<PosixShmProviderBackend>,
     pub capacity: usize,
     pub max_payload: usize,
+    pub slots: usize,
     /// Free bytes when nothing is allocated.
     all_free: usize,
 }
@@ -86,6 +152,7 @@ impl Pool {
             provider,
             capacity,
             max_payload,
+            slots,
             all_free,
         })
     }
@@ -107,16 +174,43 @@ impl Pool {
         }
     }
 
+    /// A buffer of `len` bytes, or `None` when every buffer is in use.
+    fn try_alloc(&self, len: usize) -> Result<Option<ZShmMut>> {
+        let (rounded, layout) = Self::layout(len);
+        let Ok(mut buf) = self
+            .provider
+            .alloc(layout)
+            .with_policy::<GarbageCollect>()
+            .wait()
+        else {
+            return Ok(None);
+        };
+        Self::cut(&mut buf, len, rounded)?;
+        Ok(Some(buf))
+    }
+
+    /// zenoh takes sizes in whole alignment units; buffers are then cut to
+    /// the exact length so receivers see the true payload size.
+    fn layout(len: usize) -> (usize, (usize, AllocAlignment)) {
+        let rounded = len.max(1).div_ceil(1 << ALIGN_POW) << ALIGN_POW;
+        let alignment = AllocAlignment::new(ALIGN_POW).expect("valid alignment");
+        (rounded, (rounded, alignment))
+    }
+
+    fn cut(buf: &mut ZShmMut, len: usize, rounded: usize) -> Result<()> {
+        if len != rounded {
+            let exact =
+                std::num::NonZeroUsize::new(len).expect("empty payloads never come from the pool");
+            buf.try_resize(exact)
+                .ok_or_else(|| anyhow!("cannot cut a shared-memory buffer to {len} bytes"))?;
+        }
+        Ok(())
+    }
+
     /// A buffer of `len` bytes; waits for consumers to release one when the pool
     /// is exhausted. Returns whether it had to wait.
     pub fn alloc(&self, len: usize) -> Result<(ZShmMut, bool)> {
-        // zenoh takes sizes in whole alignment units; the buffer is then cut
-        // to the exact length so receivers see the true payload size.
-        let rounded = len.max(1).div_ceil(1 << ALIGN_POW) << ALIGN_POW;
-        let layout = (
-            rounded,
-            AllocAlignment::new(ALIGN_POW).expect("valid alignment"),
-        );
+        let (rounded, layout) = Self::layout(len);
         let (mut buf, waited) = match self
             .provider
             .alloc(layout)
@@ -135,12 +229,14 @@ impl Pool {
                 true,
             ),
         };
-        if len != rounded {
-            let exact =
-                std::num::NonZeroUsize::new(len).expect("empty payloads never come from the pool");
-            buf.try_resize(exact)
-                .ok_or_else(|| anyhow!("cannot cut a shared-memory buffer to {len} bytes"))?;
-        }
+        Self::cut(&mut buf, len, rounded)?;
         Ok((buf, waited))
     }
 }
+
+// Decoder threads allocate through a PoolHandle concurrently.
+const _: fn() = || {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<PoolHandle>();
+    shareable::<SharedBuf>();
+};

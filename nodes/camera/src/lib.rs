@@ -10,6 +10,7 @@
 
 mod capture;
 mod device;
+mod direct;
 mod media;
 mod pattern;
 mod source;
@@ -138,5 +139,7 @@ fn run() -> Result<()> {
     if node.wait_for_start()? {
         capture.run(&mut node)?;
     }
+    // A decoder keeps pictures in the pool; finish waits for the pool.
+    drop(capture);
     node.finish()
 }

@@ -2,8 +2,12 @@
 //! send frames at their native size with the stream's timestamps.
 //!
 //! Decoded pictures keep their pixel format when nodes can carry it; any other
-//! (yuvj420p, 10-bit, 4:4:4, ...) is converted to yuv420p. Looping restarts at
-//! the beginning with timestamps continuing where the last pass ended.
+//! (yuvj420p, 10-bit, 4:4:4, ...) is converted to yuv420p. Pictures are
+//! decoded straight into the output's shared memory where the codec allows
+//! (see [`crate::direct`]), else copied there. Looping restarts at the
+//! beginning with timestamps continuing where the last pass ended.
+
+use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
 use ffmpeg_next as ff;
@@ -11,6 +15,7 @@ use node_api::{Node, PixelFormat, TimeBase, VideoFrame};
 use node_media::video::{from_pixel, Planes, PlanesMut, Scaler};
 
 use crate::capture::{Capture, Pacer};
+use crate::direct::{padded_size, DirectBuffers};
 
 pub struct MediaCapture {
     path: String,
@@ -26,6 +31,10 @@ pub struct MediaCapture {
     packet: ff::Packet,
     frame: ff::frame::Video,
     state: Timeline,
+    /// Decoding into shared memory, for the codecs that allow it.
+    direct: Option<Arc<DirectBuffers>>,
+    /// Frames sent from the decoder's own buffer (no copy).
+    sent_in_place: u64,
 }
 
 /// Output timestamps across passes of a looping file.
@@ -102,6 +111,7 @@ impl MediaCapture {
             count: 0,
             ..Default::default()
         });
+        let direct = DirectBuffers::install(&mut ctx);
         let decoder = ctx
             .decoder()
             .video()
@@ -135,6 +145,8 @@ impl MediaCapture {
             packet: ff::Packet::empty(),
             frame: ff::frame::Video::empty(),
             state: Timeline::default(),
+            direct,
+            sent_in_place: 0,
         })
     }
 
@@ -176,7 +188,7 @@ impl MediaCapture {
 
         let (w, h) = (self.frame.width(), self.frame.height());
         let format = from_pixel(self.frame.format()).unwrap_or(PixelFormat::Yuv420p);
-        let header = VideoFrame {
+        let mut header = VideoFrame {
             format,
             width: w,
             height: h,
@@ -186,6 +198,12 @@ impl MediaCapture {
             duration,
             capture_ns,
         };
+        if let Some((buf, layout)) = self.direct.as_ref().and_then(|d| d.shared_of(&self.frame)) {
+            header.layout = layout;
+            self.sent_in_place += 1;
+            node.metrics().add("in_place", 1.0);
+            return node.send_video_shared("video", header, buf);
+        }
         let mut buf = node.alloc("video", header.layout.size)?;
         {
             let src = Planes::from_frame(&self.frame);
@@ -223,13 +241,25 @@ impl Capture for MediaCapture {
         let format = from_pixel(self.decoder.format()).unwrap_or(PixelFormat::Yuv420p);
         // Formats like rgb24 can be twice yuv420p; size for the larger of both.
         let (w, h) = (self.decoder.width(), self.decoder.height());
-        format
+        let packed = format
             .packed_layout(w, h)
             .size
-            .max(PixelFormat::Yuv420p.packed_layout(w, h).size)
+            .max(PixelFormat::Yuv420p.packed_layout(w, h).size);
+        if self.direct.is_none() {
+            return packed;
+        }
+        // SAFETY: the decoder's own, open context.
+        let in_place =
+            unsafe { padded_size(self.decoder.as_ptr() as *mut _, self.decoder.format(), w, h) };
+        packed.max(in_place.unwrap_or(0))
     }
 
     fn run(&mut self, node: &mut Node) -> Result<u64> {
+        if let Some(direct) = &self.direct {
+            if let Some(pool) = node.pool_handle("video", self.max_frame_bytes())? {
+                direct.attach(pool);
+            }
+        }
         let mut sent = 0u64;
         let mut passes = 0u64;
         let mut last_error: Option<ff::Error> = None;
@@ -275,7 +305,11 @@ impl Capture for MediaCapture {
             }
             self.rewind()?;
         }
-        tracing::info!("`{}`: {sent} frames, {passes} whole pass(es)", self.path);
+        tracing::info!(
+            "`{}`: {sent} frames ({} decoded in place, no copy), {passes} whole pass(es)",
+            self.path,
+            self.sent_in_place
+        );
         Ok(sent)
     }
 }

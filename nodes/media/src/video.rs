@@ -79,6 +79,12 @@ fn pixel_of(format: PixelFormat) -> Result<Pixel> {
         .ok_or_else(|| anyhow!("{} frames are compressed: decode them first", format.name()))
 }
 
+/// Whether a `len`-byte payload holds the frame its header describes, in any
+/// plane layout (packed, or padded as a decoder allocates it).
+pub fn fits(frame: &VideoFrame, len: usize) -> bool {
+    check_layout(frame.format, frame.width, frame.height, &frame.layout, len).is_ok()
+}
+
 /// Checks that `layout` describes `format` at `width`×`height` within `len` bytes.
 fn check_layout(
     format: PixelFormat,

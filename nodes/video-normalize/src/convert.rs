@@ -4,7 +4,7 @@
 
 use anyhow::{Context, Result};
 use node_api::{PixelFormat, VideoFrame};
-use node_media::video::{packed_frame, MjpegDecoder, Planes, PlanesMut, Scaler};
+use node_media::video::{fits, packed_frame, MjpegDecoder, Planes, PlanesMut, Scaler};
 
 use node_media::geometry::{padding, picture_rect, Rect};
 
@@ -54,13 +54,13 @@ impl Converter {
         self.template.layout.size
     }
 
-    /// Whether a frame already is what we output, so its payload can be
-    /// forwarded as is (zero copy).
-    pub fn passes_through(&self, frame: &VideoFrame) -> bool {
+    /// Whether a frame already is what we output, so its `len`-byte payload
+    /// can be forwarded as is (zero copy), whatever its plane layout.
+    pub fn passes_through(&self, frame: &VideoFrame, len: usize) -> bool {
         frame.format == self.target.format
             && frame.width == self.target.width
             && frame.height == self.target.height
-            && frame.layout == self.template.layout
+            && fits(frame, len)
     }
 
     /// Whether an MJPEG picture was decoded (the one a failed decode leaves in place).
@@ -165,11 +165,20 @@ mod tests {
     fn passthrough_only_for_identical_pictures() {
         let c = Converter::new(target(PixelFormat::Yuv420p, 64, 48, true));
         let same = packed_frame(PixelFormat::Yuv420p, 64, 48, 0, TimeBase::new(1, 30), 0);
-        assert!(c.passes_through(&same));
+        let len = same.layout.size;
+        assert!(c.passes_through(&same, len));
         let other = packed_frame(PixelFormat::Nv12, 64, 48, 0, TimeBase::new(1, 30), 0);
-        assert!(!c.passes_through(&other));
+        assert!(!c.passes_through(&other, len));
         let bigger = packed_frame(PixelFormat::Yuv420p, 64, 50, 0, TimeBase::new(1, 30), 0);
-        assert!(!c.passes_through(&bigger));
+        assert!(!c.passes_through(&bigger, bigger.layout.size));
+        // A decoder's padded layout (128-byte lines, 64 rows) passes too...
+        let mut padded = same.clone();
+        padded.layout.strides = [128, 64, 64, 0];
+        padded.layout.offsets = [0, 128 * 64, 128 * 64 + 64 * 32, 0];
+        padded.layout.size = 128 * 64 + 2 * 64 * 32;
+        assert!(c.passes_through(&padded, padded.layout.size));
+        // ...but not a payload too short for the planes its header describes.
+        assert!(!c.passes_through(&padded, len));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! video to a constant frame rate.
 //!
 //! Output frames have pts = output frame index and time_base = 1/fps. Frames
-//! that already match the output (size, format, layout) are forwarded without
+//! that already match the output (size and format, in any plane layout) are forwarded without
 //! a copy; others go through one swscale pass straight into shared memory.
 //! Metrics: `duplicated` (slots filled with the previous frame), `dropped_cfr`
 //! (frames whose slot was already sent), `passthrough` (frames forwarded as is),
@@ -191,7 +191,7 @@ fn emit(
         unreachable!("checked by on_frame")
     };
     let time_base = cfr.time_base();
-    if converter.passes_through(frame) {
+    if converter.passes_through(frame, message.payload.len()) {
         let header = VideoFrame {
             pts: slot,
             time_base,
