@@ -38,6 +38,7 @@ mod node;
 mod pool;
 mod queue;
 pub mod session;
+pub mod shm_lock;
 mod stats;
 
 pub use config::{InputConfig, NodeConfig, OutputConfig, Policy, TransportConfig, CONFIG_ENV};

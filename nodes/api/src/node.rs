@@ -106,8 +106,15 @@ impl Node {
     pub fn from_config(config: NodeConfig) -> Result<Node> {
         crate::clock::set_offset_ns(config.clock_offset_ns);
         let t = &config.transport;
+        // Opening a session with shared memory creates a segment, then lets
+        // zenoh scan for orphaned ones: see shm_lock.
+        let shm_lock = t.shared_memory.then(crate::shm_lock::acquire);
         let session = crate::session::open(&t.listen, &t.connect, t.shared_memory, false)
             .with_context(|| format!("node `{}`", config.node_id))?;
+        if shm_lock.is_some() {
+            crate::shm_lock::hold_at_exit();
+        }
+        drop(shm_lock);
         let run = config.run_id.clone();
 
         let queues = Arc::new(Queues::new(

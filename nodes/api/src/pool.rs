@@ -137,6 +137,8 @@ impl Pool {
             }
         }
         let alignment = AllocAlignment::new(ALIGN_POW).expect("valid alignment");
+        // Segments are created under the lock zenoh's cleanup scans run under.
+        let _shm_lock = crate::shm_lock::acquire();
         let backend = PosixShmProviderBackend::builder((capacity, alignment))
             .wait()
             .map_err(|e| anyhow!("{e:?}"))
@@ -148,6 +150,15 @@ impl Pool {
             })?;
         let provider = ShmProviderBuilder::backend(backend).wait();
         let all_free = provider.available();
+        // The first allocation of a process creates zenoh's metadata
+        // segment: make it here, under the lock, not mid-stream.
+        drop(
+            provider
+                .alloc(Self::layout(1).1)
+                .with_policy::<GarbageCollect>()
+                .wait(),
+        );
+        provider.garbage_collect();
         Ok(Pool {
             provider,
             capacity,

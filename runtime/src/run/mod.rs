@@ -177,8 +177,12 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
     std::fs::create_dir_all(&socket_dir)?;
     let _socket_guard = RemoveDirOnDrop(socket_dir.clone());
 
-    // Segments left in /dev/shm by killed processes of earlier runs.
-    zenoh::shm::cleanup_orphaned_shm_segments();
+    // Segments left in /dev/shm by killed processes of earlier runs (under
+    // the lock our processes create segments under: see node_api::shm_lock).
+    {
+        let _shm_lock = node_api::shm_lock::acquire();
+        zenoh::shm::cleanup_orphaned_shm_segments();
+    }
     memlock::raise_to_hard_limit();
 
     let local: Vec<usize> = graph
