@@ -1,7 +1,7 @@
 //! Per-output shared-memory pools and the buffers they hand out.
 
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -150,15 +150,6 @@ impl Pool {
             })?;
         let provider = ShmProviderBuilder::backend(backend).wait();
         let all_free = provider.available();
-        // The first allocation of a process creates zenoh's metadata
-        // segment: make it here, under the lock, not mid-stream.
-        drop(
-            provider
-                .alloc(Self::layout(1).1)
-                .with_policy::<GarbageCollect>()
-                .wait(),
-        );
-        provider.garbage_collect();
         Ok(Pool {
             provider,
             capacity,
@@ -188,12 +179,12 @@ impl Pool {
     /// A buffer of `len` bytes, or `None` when every buffer is in use.
     fn try_alloc(&self, len: usize) -> Result<Option<ZShmMut>> {
         let (rounded, layout) = Self::layout(len);
-        let Ok(mut buf) = self
-            .provider
-            .alloc(layout)
-            .with_policy::<GarbageCollect>()
-            .wait()
-        else {
+        let Ok(mut buf) = first_under_lock(|| {
+            self.provider
+                .alloc(layout)
+                .with_policy::<GarbageCollect>()
+                .wait()
+        }) else {
             return Ok(None);
         };
         Self::cut(&mut buf, len, rounded)?;
@@ -222,12 +213,13 @@ impl Pool {
     /// is exhausted. Returns whether it had to wait.
     pub fn alloc(&self, len: usize) -> Result<(ZShmMut, bool)> {
         let (rounded, layout) = Self::layout(len);
-        let (mut buf, waited) = match self
-            .provider
-            .alloc(layout)
-            .with_policy::<GarbageCollect>()
-            .wait()
-        {
+        let first = first_under_lock(|| {
+            self.provider
+                .alloc(layout)
+                .with_policy::<GarbageCollect>()
+                .wait()
+        });
+        let (mut buf, waited) = match first {
             Ok(buf) => (buf, false),
             Err(_) => (
                 self.provider
@@ -243,6 +235,21 @@ impl Pool {
         Self::cut(&mut buf, len, rounded)?;
         Ok((buf, waited))
     }
+}
+
+/// Whether this process has allocated shared memory before.
+static ALLOCATED: AtomicBool = AtomicBool::new(false);
+
+/// Runs a process's first allocation under the segment lock: it creates
+/// zenoh's metadata segment (see [`crate::shm_lock`]). Later ones need not.
+fn first_under_lock<T>(alloc: impl FnOnce() -> T) -> T {
+    if ALLOCATED.load(Ordering::Acquire) {
+        return alloc();
+    }
+    let _lock = crate::shm_lock::acquire();
+    let result = alloc();
+    ALLOCATED.store(true, Ordering::Release);
+    result
 }
 
 // Decoder threads allocate through a PoolHandle concurrently.

@@ -11,9 +11,9 @@
 //!
 //! Our processes therefore create their segments, and let zenoh scan, only
 //! while holding one lock file: session open (zenoh creates a segment, then
-//! scans), pool creation (with a first allocation, which creates zenoh's
-//! metadata segment), the runtime's own cleanup, and process exit (zenoh
-//! scans again). A scan then never sees a segment one of them has half made.
+//! scans), pool creation, a process's first allocation (which creates
+//! zenoh's metadata segment), the runtime's own cleanup, and process exit
+//! (zenoh scans again). A scan then never sees a segment one of them has half made.
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
