@@ -87,20 +87,30 @@ fn main() -> Result<()> {
         r["graph_start_ms"].as_f64().unwrap_or(0.0)
     );
     println!(
-        "{:<16} {:>7} {:>9} {:>9} {:>9} {:>8}",
-        "node", "CPU%", "Pss MiB", "in", "out", "dropped"
+        "{:<16} {:>7} {:>9} {:>9} {:>9} {:>8} {:>10}",
+        "node", "CPU%", "Pss MiB", "in", "out", "dropped", "pool waits"
     );
-    let (mut cpu_total, mut dropped_total) = (0.0, 0u64);
+    let (mut cpu_total, mut dropped_total, mut waits_total) = (0.0, 0u64, 0u64);
     if let Some(nodes) = r["nodes"].as_object() {
         for (id, n) in nodes {
             let stats = &n["stats"];
             let cpu = stats["cpu_seconds"].as_f64().unwrap_or(0.0) / media * 100.0;
             let pss = m.peaks.pss_by_name.get(id).copied().unwrap_or(0) as f64 / 1024.0;
             let dropped = n["dropped"].as_u64().unwrap_or(0);
+            // A test source that finds its pool exhausted waits and sends
+            // its frames late rather than losing them: not a drop, but the
+            // stall a real camera would turn into drops.
+            let waits: u64 = stats["outputs"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter_map(|(_, o)| o["pool_waits"].as_u64())
+                .sum();
             cpu_total += cpu;
             dropped_total += dropped;
+            waits_total += waits;
             println!(
-                "{id:<16} {cpu:>7.1} {pss:>9.1} {:>9} {:>9} {dropped:>8}",
+                "{id:<16} {cpu:>7.1} {pss:>9.1} {:>9} {:>9} {dropped:>8} {waits:>10}",
                 n["frames_in"].as_u64().unwrap_or(0),
                 n["frames_out"].as_u64().unwrap_or(0)
             );
@@ -109,7 +119,7 @@ fn main() -> Result<()> {
     let runtime_pss = m.peaks.pss_by_name.get("runtime").copied().unwrap_or(0) as f64 / 1024.0;
     println!("{:<16} {:>7} {runtime_pss:>9.1}", "runtime", "");
     println!(
-        "{:<16} {cpu_total:>7.1} {:>9.1} {:>9} {:>9} {dropped_total:>8}",
+        "{:<16} {cpu_total:>7.1} {:>9.1} {:>9} {:>9} {dropped_total:>8} {waits_total:>10}",
         "total",
         m.peaks.pss_sum_kib as f64 / 1024.0,
         "",
