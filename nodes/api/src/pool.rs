@@ -212,28 +212,18 @@ impl Pool {
     /// A buffer of `len` bytes; waits for consumers to release one when the pool
     /// is exhausted. Returns whether it had to wait.
     pub fn alloc(&self, len: usize) -> Result<(ZShmMut, bool)> {
+        if let Some(buf) = self.try_alloc(len)? {
+            return Ok((buf, false));
+        }
         let (rounded, layout) = Self::layout(len);
-        let first = first_under_lock(|| {
-            self.provider
-                .alloc(layout)
-                .with_policy::<GarbageCollect>()
-                .wait()
-        });
-        let (mut buf, waited) = match first {
-            Ok(buf) => (buf, false),
-            Err(_) => (
-                self.provider
-                    .alloc(layout)
-                    .with_policy::<BlockOn<GarbageCollect>>()
-                    .wait()
-                    .map_err(|e| {
-                        anyhow!("shared-memory allocation of {len} bytes failed: {e:?}")
-                    })?,
-                true,
-            ),
-        };
+        let mut buf = self
+            .provider
+            .alloc(layout)
+            .with_policy::<BlockOn<GarbageCollect>>()
+            .wait()
+            .map_err(|e| anyhow!("shared-memory allocation of {len} bytes failed: {e:?}"))?;
         Self::cut(&mut buf, len, rounded)?;
-        Ok((buf, waited))
+        Ok((buf, true))
     }
 }
 

@@ -54,8 +54,9 @@ pub trait Source {
         Ok(())
     }
 
-    /// Waits for the next frame of `max` samples (fewer at the end of a file). `None`: nothing more
-    /// (end of file, or `stop()` became true while waiting).
+    /// Waits for the next frame of `max` samples (fewer at the end of a
+    /// file). `None`: nothing more (end of file, or `stop()` became true
+    /// while waiting).
     fn prepare(&mut self, max: usize, stop: &dyn Fn() -> bool) -> Result<Option<Chunk>>;
 
     /// Writes the prepared frame into `out` (exactly its size in bytes).
