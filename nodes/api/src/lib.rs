@@ -37,9 +37,12 @@ mod message;
 mod node;
 mod pool;
 mod queue;
+pub mod sched;
+pub mod segment;
 pub mod session;
 pub mod shm_lock;
 mod stats;
+mod transport_log;
 
 pub use config::{InputConfig, NodeConfig, OutputConfig, Policy, TransportConfig, CONFIG_ENV};
 pub use message::{

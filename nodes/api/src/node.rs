@@ -105,6 +105,10 @@ impl Node {
     /// Connects with an explicit config (tests, embedding).
     pub fn from_config(config: NodeConfig) -> Result<Node> {
         crate::clock::set_offset_ns(config.clock_offset_ns);
+        // A write past RLIMIT_FSIZE (a zenoh segment in /dev/shm, an output
+        // file) then fails with EFBIG and a message, instead of killing the node.
+        // SAFETY: setting a signal's disposition to ignore.
+        unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
         let t = &config.transport;
         // Opening a session with shared memory creates a segment, then lets
         // zenoh scan for orphaned ones: see shm_lock.
@@ -117,12 +121,10 @@ impl Node {
         drop(shm_lock);
         let run = config.run_id.clone();
 
-        let queues = Arc::new(Queues::new(
-            config
-                .inputs
-                .iter()
-                .map(|i| (i.name.clone(), i.queue_size, i.policy)),
-        ));
+        let queues = Arc::new(Queues::new(config.inputs.iter().map(|i| {
+            let from = format!("{}/{}", i.source_node, i.source_output);
+            (i.name.clone(), from, i.queue_size, i.policy)
+        })));
         let mut subscribers = Vec::new();
         let lossless = Arc::new(AtomicBool::new(false));
         for (index, input) in config.inputs.iter().enumerate() {
@@ -797,6 +799,8 @@ impl Node {
                     let mut next = Instant::now();
                     while !stop.load(Ordering::SeqCst) {
                         next += Duration::from_millis(500);
+                        // Any library thread made real-time since (see sched).
+                        crate::sched::demote_realtime_threads();
                         let stats = snapshot(&node, &queues, &outputs, &metrics);
                         let _ = session
                             .put(&key, serde_json::to_vec(&stats).unwrap_or_default())

@@ -7,16 +7,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use zenoh::shm::{
-    AllocAlignment, BlockOn, GarbageCollect, OwnedShmBuf, PosixShmProviderBackend, ShmProvider,
-    ShmProviderBuilder, ZShm, ZShmMut,
+    AllocAlignment, BlockOn, GarbageCollect, OwnedShmBuf, ShmProvider, ShmProviderBuilder, ZShm,
+    ZShmMut,
 };
 use zenoh::Wait;
 
-use crate::memlock;
+use crate::segment::{SlotBackend, SLOT_ALIGN};
 use crate::stats::OutputCounters;
 
-/// 64-byte alignment lets swscale and the encoders take their SIMD paths.
-const ALIGN_POW: u8 = 6;
+/// Buffers are aligned to whole slots' alignment (see [`crate::segment`]).
+const ALIGN_POW: u8 = SLOT_ALIGN.trailing_zeros() as u8;
 
 /// A buffer to fill and send: shared memory when the transport uses it, else heap.
 pub enum OutBuf {
@@ -110,10 +110,11 @@ impl PoolHandle {
     }
 }
 
-/// One output's pool: a fixed shared-memory segment sized from the largest
-/// payload × the consumers' queue depth, so steady streaming never allocates.
+/// One output's pool: a fixed shared-memory segment of `slots` buffers of the
+/// largest payload (sized from the consumers' queue depth), so steady
+/// streaming never allocates. Not locked in RAM: see [`crate::segment`].
 pub(crate) struct Pool {
-    provider: ShmProvider<PosixShmProviderBackend>,
+    provider: ShmProvider<SlotBackend>,
     pub capacity: usize,
     pub max_payload: usize,
     pub slots: usize,
@@ -124,30 +125,13 @@ pub(crate) struct Pool {
 impl Pool {
     /// `what` names the node and output for error messages.
     pub fn new(what: &str, max_payload: usize, slots: usize) -> Result<Pool> {
-        let per_slot = max_payload.div_ceil(1 << ALIGN_POW) << ALIGN_POW;
-        // zenoh rounds segments to whole pages; leave room for that.
-        let capacity = (per_slot * slots).div_ceil(4096) * 4096;
-        if let Some(limit) = memlock::limit_bytes() {
-            if capacity as u64 > limit {
-                return Err(anyhow!(memlock::too_low_message(
-                    what,
-                    capacity as u64,
-                    limit
-                )));
-            }
-        }
-        let alignment = AllocAlignment::new(ALIGN_POW).expect("valid alignment");
-        // Segments are created under the lock zenoh's cleanup scans run under.
-        let _shm_lock = crate::shm_lock::acquire();
-        let backend = PosixShmProviderBackend::builder((capacity, alignment))
-            .wait()
-            .map_err(|e| anyhow!("{e:?}"))
-            .with_context(|| {
-                format!(
-                    "{what}: cannot create a {capacity}-byte shared-memory pool in /dev/shm \
-                     (if the memlock limit is low, raise `ulimit -l`)"
-                )
-            })?;
+        let backend = SlotBackend::new(max_payload, slots).with_context(|| {
+            format!(
+                "{what}: cannot create a shared-memory pool of {slots} × {max_payload} bytes \
+                 (System V shared memory: see `sysctl kernel.shmmax kernel.shmall kernel.shmmni`)"
+            )
+        })?;
+        let capacity = backend.capacity();
         let provider = ShmProviderBuilder::backend(backend).wait();
         let all_free = provider.available();
         Ok(Pool {

@@ -29,6 +29,8 @@ pub enum Control {
 
 struct Input {
     name: String,
+    /// The sending end, `node/output`, for messages about losses.
+    from: String,
     items: VecDeque<(u64, Message)>,
     capacity: usize,
     policy: Policy,
@@ -50,6 +52,62 @@ struct Input {
 const PAUSED_ROOM: usize = 8;
 
 impl Input {
+    /// Counts messages `first..end` of the sender as lost; the first loss is
+    /// logged with its cause where the transport told one.
+    fn lose(&mut self, first: u64, end: u64) {
+        let count = end - first;
+        self.stats.lost += count;
+        if self.stats.first_loss.is_some() {
+            tracing::debug!(input = %self.name, "{count} more messages from {} lost", self.from);
+            return;
+        }
+        let cause = crate::transport_log::last_drop()
+            .map_or_else(|| "cause unknown".to_string(), |c| format!("cause: {c}"));
+        let what = format!(
+            "messages {first}..{} from `{}` never arrived on input `{}` ({count} lost; {cause})",
+            end - 1,
+            self.from,
+            self.name
+        );
+        tracing::warn!("{what}");
+        self.stats.first_loss = Some(what);
+    }
+
+    /// Numbering and media accounting of a media message: gaps are losses;
+    /// a restarted sender starts over at 0, and what it left out is measured
+    /// in media time. (End-of-stream may come from the runtime on behalf of a
+    /// dead sender, so only media messages take part.)
+    fn note_media(&mut self, message: &Message) {
+        let span = message.header.media_span();
+        if let Some(last) = self.last_seq {
+            if message.seq > last + 1 {
+                self.lose(last + 1, message.seq);
+            } else if message.seq <= last {
+                self.stats.sender_restarts += 1;
+                if let (Some(end), Some((start, _))) = (self.media_end, span) {
+                    let gap = start - end;
+                    if gap > 0.0 {
+                        self.stats.restart_gap_s += gap;
+                        if self.last_duration > 0.0 {
+                            self.stats.restart_gap_messages +=
+                                (gap / self.last_duration).round() as u64;
+                        }
+                    }
+                }
+            }
+        }
+        if let Some((start, duration)) = span {
+            let end = start + duration.max(0.0);
+            self.media_end = Some(self.media_end.map_or(end, |e| e.max(end)));
+            self.last_duration = duration;
+        }
+        self.last_seq = Some(message.seq);
+        self.stats.received += 1;
+        if message.payload.is_shm() {
+            self.stats.shm_payloads += 1;
+        }
+    }
+
     /// Messages this input holds before a sender waits.
     fn room(&self) -> usize {
         if self.paused {
@@ -83,11 +141,13 @@ pub(crate) enum Next {
 }
 
 impl Queues {
-    pub fn new(inputs: impl IntoIterator<Item = (String, usize, Policy)>) -> Self {
+    /// Inputs as (name, sending `node/output`, capacity, policy).
+    pub fn new(inputs: impl IntoIterator<Item = (String, String, usize, Policy)>) -> Self {
         let inputs = inputs
             .into_iter()
-            .map(|(name, capacity, policy)| Input {
+            .map(|(name, from, capacity, policy)| Input {
                 name,
+                from,
                 items: VecDeque::with_capacity(capacity),
                 capacity: capacity.max(1),
                 policy,
@@ -146,6 +206,7 @@ impl Queues {
         };
         let mut st = self.state.lock().unwrap();
         let input = &mut st.inputs[index];
+        input.stats.lossless |= lossless;
         let is_eos = matches!(message.header, Header::EndOfStream);
         if is_eos
             && (input.closed
@@ -158,38 +219,15 @@ impl Queues {
             // that missed it; everyone else has it already.
             return (true, lossless);
         }
-        if !is_eos {
-            // End-of-stream may come from the runtime on behalf of a dead sender,
-            // so only media messages take part in gap counting. A restarted
-            // sender starts over at 0: what it left out is measured in media time.
-            let span = message.header.media_span();
-            if let Some(last) = input.last_seq {
-                if message.seq > last + 1 {
-                    input.stats.dropped += message.seq - last - 1;
-                } else if message.seq <= last {
-                    input.stats.sender_restarts += 1;
-                    if let (Some(end), Some((start, _))) = (input.media_end, span) {
-                        let gap = start - end;
-                        if gap > 0.0 {
-                            input.stats.restart_gap_s += gap;
-                            if input.last_duration > 0.0 {
-                                input.stats.restart_gap_messages +=
-                                    (gap / input.last_duration).round() as u64;
-                            }
-                        }
-                    }
-                }
+        if is_eos {
+            // A sender's own end-of-stream carries the number of messages it
+            // sent: what is missing at the end is lost too. (The runtime's, on
+            // behalf of a dead sender, carries 0.)
+            if let Some(last) = input.last_seq.filter(|l| message.seq > l + 1) {
+                input.lose(last + 1, message.seq);
             }
-            if let Some((start, duration)) = span {
-                let end = start + duration.max(0.0);
-                input.media_end = Some(input.media_end.map_or(end, |e| e.max(end)));
-                input.last_duration = duration;
-            }
-            input.last_seq = Some(message.seq);
-            input.stats.received += 1;
-            if message.payload.is_shm() {
-                input.stats.shm_payloads += 1;
-            }
+        } else {
+            input.note_media(&message);
         }
         loop {
             let st_ref = &mut *st;
@@ -333,7 +371,7 @@ mod tests {
 
     #[test]
     fn drop_oldest_counts_and_keeps_newest() {
-        let q = Queues::new([("video".to_string(), 2, Policy::DropOldest)]);
+        let q = inputs([("video", 2, Policy::DropOldest)]);
         for s in 0..5 {
             push_seq(&q, 0, s, Header::Stats(String::new()));
         }
@@ -346,20 +384,42 @@ mod tests {
         }
     }
 
+    fn inputs<const N: usize>(specs: [(&str, usize, Policy); N]) -> Queues {
+        Queues::new(specs.map(|(name, capacity, policy)| {
+            (name.to_string(), "up/out".to_string(), capacity, policy)
+        }))
+    }
+
     #[test]
-    fn sequence_gaps_count_as_drops() {
-        let q = Queues::new([("a".to_string(), 8, Policy::Block)]);
+    fn sequence_gaps_count_as_losses_not_drops() {
+        let q = inputs([("a", 8, Policy::Block)]);
         push_seq(&q, 0, 0, Header::Stats(String::new()));
         push_seq(&q, 0, 4, Header::Stats(String::new()));
-        assert_eq!(q.snapshot()[0].1.dropped, 3);
+        let stats = &q.snapshot()[0].1;
+        assert_eq!((stats.lost, stats.dropped), (3, 0));
+        let first = stats.first_loss.as_deref().unwrap();
+        assert!(first.contains("messages 1..3 from `up/out`"), "{first}");
+    }
+
+    #[test]
+    fn messages_missing_before_the_end_of_stream_are_lost() {
+        let q = inputs([("a", 8, Policy::Block)]);
+        for seq in 0..3 {
+            push_seq(&q, 0, seq, Header::Stats(String::new()));
+        }
+        // The sender sent 6 messages: 3, 4 and 5 never came.
+        push_seq(&q, 0, 6, Header::EndOfStream);
+        assert_eq!(q.snapshot()[0].1.lost, 3);
+        // The runtime's end-of-stream for a dead sender carries 0: nothing lost.
+        let q = inputs([("a", 8, Policy::Block)]);
+        push_seq(&q, 0, 0, Header::Stats(String::new()));
+        push_seq(&q, 0, 0, Header::EndOfStream);
+        assert_eq!(q.snapshot()[0].1.lost, 0);
     }
 
     #[test]
     fn arrival_order_across_inputs_and_close() {
-        let q = Queues::new([
-            ("a".to_string(), 4, Policy::Block),
-            ("b".to_string(), 4, Policy::Block),
-        ]);
+        let q = inputs([("a", 4, Policy::Block), ("b", 4, Policy::Block)]);
         push_seq(&q, 1, 0, Header::Stats("b0".into()));
         push_seq(&q, 0, 0, Header::Stats("a0".into()));
         push_seq(&q, 1, 1, Header::EndOfStream);
@@ -392,7 +452,7 @@ mod tests {
 
     #[test]
     fn a_restarted_sender_is_counted_with_the_media_it_left_out() {
-        let q = Queues::new([("v".to_string(), 64, Policy::Block)]);
+        let q = inputs([("v", 64, Policy::Block)]);
         for seq in 0..10 {
             push_seq(&q, 0, seq, video(seq as i64));
         }
@@ -409,7 +469,7 @@ mod tests {
 
     #[test]
     fn a_repeated_end_of_stream_is_ignored() {
-        let q = Queues::new([("a".to_string(), 4, Policy::Block)]);
+        let q = inputs([("a", 4, Policy::Block)]);
         push_seq(&q, 0, 0, Header::EndOfStream);
         push_seq(&q, 0, 0, Header::EndOfStream);
         assert!(matches!(q.next(Some(Duration::ZERO)), Next::Closed(_)));
@@ -419,7 +479,7 @@ mod tests {
 
     #[test]
     fn a_repeated_end_of_stream_closes_once() {
-        let q = Queues::new([("a".to_string(), 4, Policy::Block)]);
+        let q = inputs([("a", 4, Policy::Block)]);
         push_seq(&q, 0, 0, Header::Stats("a0".into()));
         push_seq(&q, 0, 1, Header::EndOfStream);
         // Repeated while queued, and after it was taken.
@@ -432,10 +492,7 @@ mod tests {
 
     #[test]
     fn a_paused_input_is_passed_over_until_resumed() {
-        let q = Queues::new([
-            ("a".to_string(), 4, Policy::Block),
-            ("b".to_string(), 4, Policy::Block),
-        ]);
+        let q = inputs([("a", 4, Policy::Block), ("b", 4, Policy::Block)]);
         push_seq(&q, 0, 0, Header::Stats("a0".into()));
         push_seq(&q, 1, 0, Header::Stats("b0".into()));
         q.set_paused("a", true);
@@ -447,10 +504,7 @@ mod tests {
 
     #[test]
     fn a_paused_input_takes_more_without_blocking_then_is_read_anyway() {
-        let q = Queues::new([
-            ("a".to_string(), 2, Policy::Block),
-            ("b".to_string(), 2, Policy::Block),
-        ]);
+        let q = inputs([("a", 2, Policy::Block), ("b", 2, Policy::Block)]);
         q.set_paused("a", true);
         // Past its capacity without waiting: this thread would hang otherwise.
         for seq in 0..(2 * PAUSED_ROOM as u64) {
@@ -462,7 +516,7 @@ mod tests {
 
     #[test]
     fn block_waits_for_room() {
-        let q = std::sync::Arc::new(Queues::new([("a".to_string(), 1, Policy::Block)]));
+        let q = std::sync::Arc::new(inputs([("a", 1, Policy::Block)]));
         push_seq(&q, 0, 0, Header::Stats(String::new()));
         let q2 = q.clone();
         let t = std::thread::spawn(move || push_seq(&q2, 0, 1, Header::Stats(String::new())));

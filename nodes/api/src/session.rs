@@ -59,6 +59,16 @@ pub fn open(
         "open/return_conditions/connect_scouted",
         "false".into(),
     )?;
+    // A message that waits this long for room in a link (its consumer blocks
+    // it: a full queue, a paused input) makes zenoh close the link, and what
+    // was queued is lost. The default 5 s is shorter than a slow encoder's
+    // start under load; a consumer that really hangs is the supervisor's to
+    // detect and restart (its hang timeout), not the transport's.
+    set(
+        &mut config,
+        "transport/link/tx/queue/congestion_control/block/wait_before_close",
+        "60000000".into(),
+    )?;
     set(
         &mut config,
         "transport/shared_memory/enabled",
@@ -71,7 +81,12 @@ pub fn open(
         "transport/shared_memory/transport_optimization/enabled",
         "false".into(),
     )?;
-    zenoh::open(config).wait().map_err(|e| {
+    let mut open = zenoh::open(config);
+    if shared_memory {
+        // Our pools' segments (see crate::segment) are mapped by our client.
+        open = open.with_shm_clients(crate::segment::client_storage());
+    }
+    open.wait().map_err(|e| {
         anyhow!("cannot open a zenoh session (listen {listen:?}, connect {connect:?}): {e}")
     })
 }

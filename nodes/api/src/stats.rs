@@ -25,8 +25,20 @@ pub struct NodeStats {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct InputStats {
     pub received: u64,
-    /// Dropped by this input's drop-oldest queue or lost on the way (sequence gaps).
+    /// Dropped on purpose by this input's drop-oldest queue (a live stream
+    /// that fell behind).
     pub dropped: u64,
+    /// Sent but never received: gaps in the sender's numbering, the end of
+    /// stream included (e.g. a shared-memory buffer the transport could not
+    /// map). In a lossless stream a loss fails the run.
+    #[serde(default)]
+    pub lost: u64,
+    /// The stream must arrive whole (a replay faster than real time).
+    #[serde(default)]
+    pub lossless: bool,
+    /// The first loss: which messages, and its cause where known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_loss: Option<String>,
     pub queue_depth: u64,
     pub queue_capacity: u64,
     /// Payloads that arrived as a view of shared memory (no copy).

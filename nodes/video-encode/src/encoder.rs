@@ -175,6 +175,11 @@ impl VideoEncoder {
         let pts = self.pts_of(header);
         self.captures[pts.rem_euclid(CAPTURE_RING as i64) as usize] = (pts, header.capture_ns);
         let keyframe = self.force_keyframes && self.next_index.is_multiple_of(self.gop);
+        if self.next_index < REALTIME_CHECK_FRAMES {
+            // Some encoders start their real-time threads with the first
+            // frames, not when opened: see node_api::sched.
+            node_api::sched::demote_realtime_threads();
+        }
         self.next_index += 1;
 
         let src = Planes::from_payload(header, data)?;
@@ -335,6 +340,9 @@ impl VideoEncoder {
 }
 
 /// Sets the timestamp and, when forced, the keyframe flag of a frame to encode.
+/// Frames after which an encoder has started all its threads.
+const REALTIME_CHECK_FRAMES: u64 = 16;
+
 fn stamp(frame: &mut ff::frame::Video, pts: i64, keyframe: bool) {
     frame.set_pts(Some(pts));
     frame.set_kind(if keyframe {
@@ -398,6 +406,8 @@ fn open_as(
         let r = ffi::avcodec_open2(enc.as_mut_ptr(), codec.as_ptr(), &mut raw);
         (r, ff::Dictionary::own(raw))
     };
+    // libsvtav1 run as root makes its threads real-time: see node_api::sched.
+    node_api::sched::demote_realtime_threads();
     if r < 0 {
         bail!("{}", ff::Error::from(r));
     }

@@ -184,6 +184,9 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
         zenoh::shm::cleanup_orphaned_shm_segments();
     }
     memlock::raise_to_hard_limit();
+    if opts.shared_memory {
+        memlock::check_file_size_limit()?;
+    }
 
     let local: Vec<usize> = graph
         .nodes
@@ -867,22 +870,26 @@ fn not_ready_message(
     )
 }
 
-/// Every receiver maps the segments of its upstream pools and zenoh locks them
-/// in RAM: a node needs its own pools plus its inputs' pools under the limit,
-/// or the receiver silently drops frames. Raw frames may have been forwarded
-/// (video-normalize, sync pass buffers on), so along raw edges the pools of
-/// every node further upstream count too. Checked once every node is armed.
+/// The pools themselves are never locked (see node_api::segment), but zenoh
+/// locks its own segments in RAM: one of buffer metadata in every process
+/// that allocates shared memory, mapped by every process that reads those
+/// buffers. Raw frames may have been forwarded (video-normalize, sync pass
+/// buffers on), so along raw edges every allocating node further upstream
+/// counts too. A receiver that cannot lock one drops what it is sent, so the
+/// limit is checked once every node is armed (and has made its pools).
 fn check_memlock(graph: &Graph, pools: &HashMap<String, u64>) -> Result<()> {
     let Some(limit) = memlock::limit_bytes() else {
         return Ok(());
     };
+    let allocates = |id: &str| pools.get(id).is_some_and(|bytes| *bytes > 0);
     let mut problems = Vec::new();
     for node in &graph.nodes {
-        let need = pools.get(&node.id).copied().unwrap_or(0)
+        let segments = usize::from(allocates(&node.id))
             + mapped_upstream(graph, node)
-                .iter()
-                .map(|u| pools.get(*u).copied().unwrap_or(0))
-                .sum::<u64>();
+                .into_iter()
+                .filter(|u| allocates(u))
+                .count();
+        let need = memlock::locked_by_transport(segments);
         if need > limit {
             problems.push(memlock::too_low_message(
                 &format!("node `{}`", node.id),

@@ -46,6 +46,9 @@ pub struct NodeReport {
     pub frames_in: u64,
     pub frames_out: u64,
     pub dropped: u64,
+    /// Messages sent to it that never arrived (gaps in its inputs' numbering).
+    #[serde(default)]
+    pub lost: u64,
     pub fps_out: f64,
     /// Media its consumers missed across its restarts (frames or audio
     /// blocks, and seconds): what the killed incarnation held plus what was
@@ -138,6 +141,9 @@ impl RunReport {
                 s.inputs.values().map(|i| i.dropped).sum::<u64>()
                     + s.metrics.get("dropped").copied().unwrap_or(0.0) as u64
             });
+            let lost = s
+                .as_ref()
+                .map_or(0, |s| s.inputs.values().map(|i| i.lost).sum());
             let kind = self.kind_of(&n.id);
             self.nodes.insert(
                 n.id,
@@ -151,6 +157,7 @@ impl RunReport {
                     frames_in,
                     frames_out,
                     dropped,
+                    lost,
                     fps_out: if self.duration_s > 0.0 {
                         frames_out as f64 / self.duration_s
                     } else {
@@ -160,11 +167,66 @@ impl RunReport {
                 },
             );
         }
+        let failure = failure.or_else(|| lossless_losses(stats));
         self.exit_code = if failure.is_some() { 1 } else { 0 };
         self.error = failure;
     }
 
     fn kind_of(&self, id: &str) -> String {
         self.kinds.get(id).cloned().unwrap_or_default()
+    }
+}
+
+/// A stream that must arrive whole (a replay faster than real time) and lost
+/// messages on the way fails the run, naming each edge.
+fn lossless_losses(stats: &BTreeMap<String, NodeStats>) -> Option<String> {
+    let edges: Vec<String> = stats
+        .iter()
+        .flat_map(|(node, s)| s.inputs.iter().map(move |(input, i)| (node, input, i)))
+        .filter(|(_, _, i)| i.lossless && i.lost > 0)
+        .map(|(node, input, i)| {
+            format!(
+                "node `{node}` input `{input}` lost {} messages of a lossless stream: {}",
+                i.lost,
+                i.first_loss.as_deref().unwrap_or("no detail")
+            )
+        })
+        .collect();
+    (!edges.is_empty()).then(|| edges.join("; "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use node_api::InputStats;
+
+    fn stats(lossless: bool, lost: u64) -> BTreeMap<String, NodeStats> {
+        let input = InputStats {
+            lost,
+            lossless,
+            first_loss: Some("messages 3..5 from `sync/audio` never arrived".into()),
+            ..Default::default()
+        };
+        let node = NodeStats {
+            inputs: [("audio".to_string(), input)].into(),
+            ..Default::default()
+        };
+        [("audio-encode".to_string(), node)].into()
+    }
+
+    #[test]
+    fn a_loss_in_a_lossless_stream_fails_the_run_naming_the_edge() {
+        let e = lossless_losses(&stats(true, 3)).unwrap();
+        assert!(
+            e.contains("node `audio-encode` input `audio` lost 3"),
+            "{e}"
+        );
+        assert!(e.contains("from `sync/audio`"), "{e}");
+        assert_eq!(
+            lossless_losses(&stats(false, 3)),
+            None,
+            "live: reported, not fatal"
+        );
+        assert_eq!(lossless_losses(&stats(true, 0)), None);
     }
 }

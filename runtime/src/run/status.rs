@@ -43,6 +43,7 @@ impl StatusLine {
             let inn: u64 = s.inputs.values().map(|i| i.received).sum();
             let dropped: u64 = s.inputs.values().map(|i| i.dropped).sum::<u64>()
                 + s.metrics.get("dropped").copied().unwrap_or(0.0) as u64;
+            let lost: u64 = s.inputs.values().map(|i| i.lost).sum();
             let depth = s.inputs.values().map(|i| i.queue_depth).max().unwrap_or(0);
             let cap = s
                 .inputs
@@ -63,6 +64,9 @@ impl StatusLine {
             }
             if dropped > 0 {
                 p += &format!(" drop {dropped}");
+            }
+            if lost > 0 {
+                p += &format!(" LOST {lost}");
             }
             if let Some(b) = s.metrics.get("bitrate_bps") {
                 p += &format!(" {:.0} kb/s", b / 1000.0);
