@@ -327,6 +327,14 @@ impl Payload {
         self.bytes.as_shm().is_some()
     }
 
+    /// Whether the bytes are shared memory whose zenoh watchdog expired
+    /// while this process held them (see [`crate::Node::forward`]): readable
+    /// here, but a receiver would drop them.
+    pub fn is_stale(&self) -> bool {
+        use zenoh::shm::ShmBuf;
+        self.bytes.as_shm().is_some_and(|shm| !shm.is_valid())
+    }
+
     pub fn len(&self) -> usize {
         self.bytes.len()
     }

@@ -600,11 +600,23 @@ impl Node {
     /// from another machine (not in shared memory) is put in this output's
     /// pool once, so the consumers on this machine read it in place rather
     /// than each receiving a copy through its socket.
+    ///
+    /// A shared-memory buffer this process held while it was not scheduled
+    /// for over ~100 ms (stopped, starved) has had its zenoh watchdog expire:
+    /// its bytes are intact (we hold it), but a receiver would drop it as
+    /// invalid. It is copied into this output's pool instead, counted in the
+    /// output's `stale_copies`.
     pub fn forward(&mut self, output: &str, header: Header, payload: &Payload) -> Result<()> {
         let raw = matches!(header, Header::Video(_) | Header::Audio(_));
-        if raw && !payload.is_shm() && !payload.is_empty() && self.config.transport.shared_memory {
+        let remote = raw && !payload.is_shm() && !payload.is_empty();
+        let stale = payload.is_stale();
+        if (remote || stale) && self.config.transport.shared_memory {
             let mut buf = self.alloc(output, payload.len())?;
             buf.copy_from_slice(&payload.as_slice());
+            if stale {
+                let out = self.output_mut(output)?;
+                out.counters.stale_copies.fetch_add(1, Ordering::Relaxed);
+            }
             return self.send(output, header, buf);
         }
         self.put(output, header, payload.zbytes().clone())

@@ -63,6 +63,10 @@ pub struct OutputStats {
     pub bytes: u64,
     /// Sends that waited for a free shared-memory buffer (slow consumer).
     pub pool_waits: u64,
+    /// Forwarded buffers whose transport watchdog had expired while this
+    /// node held them (it was stopped or starved): copied, not lost.
+    #[serde(default)]
+    pub stale_copies: u64,
 }
 
 #[derive(Default)]
@@ -70,6 +74,7 @@ pub(crate) struct OutputCounters {
     pub sent: AtomicU64,
     pub bytes: AtomicU64,
     pub pool_waits: AtomicU64,
+    pub stale_copies: AtomicU64,
 }
 
 impl OutputCounters {
@@ -78,6 +83,7 @@ impl OutputCounters {
             sent: self.sent.load(Ordering::Relaxed),
             bytes: self.bytes.load(Ordering::Relaxed),
             pool_waits: self.pool_waits.load(Ordering::Relaxed),
+            stale_copies: self.stale_copies.load(Ordering::Relaxed),
         }
     }
 }
