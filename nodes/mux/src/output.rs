@@ -91,7 +91,7 @@ pub fn create(path: &Path, replace: bool, output_dir: Option<&Path>) -> Result<F
         let e = std::io::Error::last_os_error();
         if let Ok(target) = std::fs::read_link(path) {
             bail!(
-                "refusing to create {shown}: it is a symbolic link (to {}), the mux writes only a file of its own",
+                "{shown} is a symbolic link (to {}): refused, the mux writes only a file of its own",
                 target.display()
             );
         }

@@ -922,6 +922,13 @@ fn mapped_upstream<'g>(graph: &'g Graph, node: &'g NodeDef) -> HashSet<&'g str> 
     found
 }
 
+fn unix_millis() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0)
+}
+
 /// A graph of `graphs/`, loaded as `runtime run` loads it (for tests).
 #[cfg(test)]
 pub(crate) fn shipped_graph(file: &str) -> Graph {

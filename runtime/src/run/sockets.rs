@@ -27,10 +27,7 @@ impl SocketDir {
         let tmp = std::env::temp_dir();
         remove_stale(&tmp);
         let pid = std::process::id();
-        let millis = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() % 1_000_000_000)
-            .unwrap_or(0);
+        let millis = super::unix_millis() % 1_000_000_000;
         // Unix socket paths are limited to ~100 bytes: keep the name short.
         // Unique to this process (machines of one run may share a /tmp) and
         // to this run of it (a process may run several graphs).
