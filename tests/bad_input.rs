@@ -129,7 +129,14 @@ fn every_command_refuses(s: &Scratch, g: &Path, located: &str, field: &str, frag
     for args in [
         vec!["check", g],
         vec!["graph", g],
-        vec!["run", g, "--duration", "2", "--run-dir", run_dir.to_str().unwrap()],
+        vec![
+            "run",
+            g,
+            "--duration",
+            "2",
+            "--run-dir",
+            run_dir.to_str().unwrap(),
+        ],
     ] {
         let (code, stderr) = runtime_capped(s.dir.path(), &args);
         assert_eq!(code, Some(2), "runtime {}: {stderr}", args[0]);
@@ -496,7 +503,10 @@ fn nested_aliases_are_capped() {
         laughs.push_str(&format!("  - &a{i} [{items}]\n"));
     }
     let s = Scratch::new();
-    let g = s.graph("g.yaml", &GRAPH.replacen("nodes:\n", &format!("{laughs}nodes:\n"), 1));
+    let g = s.graph(
+        "g.yaml",
+        &GRAPH.replacen("nodes:\n", &format!("{laughs}nodes:\n"), 1),
+    );
     // 23462 values up to `- &a5 [`, 21111 more per `*a4`: the fourth one
     // (column 25) passes 100000.
     let at = located_at(&g, "- &a5 [");
@@ -529,7 +539,11 @@ fn seconds_flags_out_of_range() {
         ("--duration", "NaN", "allowed: 0 < SECONDS <= 31536000"),
         ("--grace", "1e20", "allowed: 0 <= SECONDS <= 31536000"),
         ("--grace", "-1", "allowed: 0 <= SECONDS <= 31536000"),
-        ("--ready-timeout", "1e300", "allowed: 0 < SECONDS <= 31536000"),
+        (
+            "--ready-timeout",
+            "1e300",
+            "allowed: 0 < SECONDS <= 31536000",
+        ),
         ("--ready-timeout", "inf", "allowed: 0 < SECONDS <= 31536000"),
     ] {
         let s = Scratch::new();
@@ -537,7 +551,9 @@ fn seconds_flags_out_of_range() {
         let r = s.run(&g, &[flag, value]);
         assert_eq!(r.code, Some(2), "{flag} {value}: {}", r.stderr);
         assert!(
-            r.stderr.contains(&format!("'{value}' for '{flag} <SECONDS>'")) && r.stderr.contains(range),
+            r.stderr
+                .contains(&format!("'{value}' for '{flag} <SECONDS>'"))
+                && r.stderr.contains(range),
             "{flag} {value}: {}",
             r.stderr
         );
@@ -593,8 +609,7 @@ fn output_link_appearing_after_the_checks() {
     let r = s.run(&g, &["--duration", "3", "--grace", "10"]);
     assert_eq!(r.code, Some(1), "{}", r.stderr);
     assert!(
-        r.stderr.contains("node `mux`")
-            && r.stderr.contains("take-001.mp4 is a symbolic link"),
+        r.stderr.contains("node `mux`") && r.stderr.contains("take-001.mp4 is a symbolic link"),
         "{}",
         r.stderr
     );

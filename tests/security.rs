@@ -158,6 +158,14 @@ fn socket_directories_do_not_outlive_their_runs() {
     // SIGKILL: the runtime cannot clean up; its directory stays behind.
     let (mut killed, stale) = start_run(&s, &g, &tmp);
     assert_eq!(stale.len(), 1, "{stale:?}");
+    let mode = std::fs::metadata(tmp.join(&stale[0]))
+        .unwrap()
+        .permissions();
+    assert_eq!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777,
+        0o700,
+        "private to the user"
+    );
     graph_tests::kill_tree(killed.id());
     killed.wait().unwrap();
     assert_eq!(socket_dirs(&tmp), stale);
@@ -172,7 +180,11 @@ fn socket_directories_do_not_outlive_their_runs() {
     assert!(next.wait().unwrap().success());
     assert!(socket_dirs(&tmp).is_empty(), "{own:?} removed at Ctrl-C");
     // And its own at a normal end.
-    let r = s.runtime_run(&g, &["--duration", "1"]).env("TMPDIR", &tmp).output().unwrap();
+    let r = s
+        .runtime_run(&g, &["--duration", "1"])
+        .env("TMPDIR", &tmp)
+        .output()
+        .unwrap();
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     assert!(socket_dirs(&tmp).is_empty());
 }

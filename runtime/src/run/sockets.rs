@@ -97,7 +97,10 @@ fn owner_alive(dir: &Path, name_pid: u32) -> bool {
     let recorded = std::fs::read_to_string(dir.join(OWNER_FILE)).ok();
     let owner = recorded.as_deref().and_then(|text| {
         let mut parts = text.split_whitespace();
-        Some((parts.next()?.parse::<u32>().ok()?, parts.next()?.parse::<u64>().ok()?))
+        Some((
+            parts.next()?.parse::<u32>().ok()?,
+            parts.next()?.parse::<u64>().ok()?,
+        ))
     });
     match owner {
         Some((pid, start)) => start_time(pid).is_some_and(|now| start == 0 || now == start),
@@ -146,7 +149,11 @@ mod tests {
         }
         // Same pid, another start time: the pid was reused by a new process.
         let start = start_time(std::process::id()).unwrap();
-        std::fs::write(reused.join(OWNER_FILE), format!("{} {}\n", std::process::id(), start + 1)).unwrap();
+        std::fs::write(
+            reused.join(OWNER_FILE),
+            format!("{} {}\n", std::process::id(), start + 1),
+        )
+        .unwrap();
         remove_stale(&tmp);
         assert!(!dead.exists() && !reused.exists());
         assert!(live.exists() && other.exists());
