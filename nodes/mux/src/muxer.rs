@@ -178,6 +178,10 @@ struct Part {
     index: u32,
     path: PathBuf,
     out: Output,
+    /// The file FFmpeg writes through `/proc/self/fd/N`: held open as long
+    /// as `out` (declared after it, so dropped after it), as a muxer may open
+    /// that name again.
+    _file: std::fs::File,
     /// The stream time (seconds) that is 0 in this file.
     offset: f64,
     /// Stream time covered by the track that decides splits: (start, end).
@@ -582,8 +586,6 @@ impl Muxer {
         let format = output::ffmpeg_format(container).expect("known container");
         let mut out = ffmpeg_next::format::output_as(&output::fd_path(&file), format)
             .map_err(|e| disk::write_error(&format!("cannot create {shown}"), &e))?;
-        // FFmpeg has its own descriptor of the same file now.
-        drop(file);
         for t in self.tracks.iter_mut() {
             t.stream = None;
             if let Some(first) = &t.first {
@@ -616,6 +618,7 @@ impl Muxer {
             index,
             path,
             out,
+            _file: file,
             offset,
             span: None,
             payload_bytes: 0,
