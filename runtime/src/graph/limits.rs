@@ -40,7 +40,7 @@ pub fn forbidden_char(text: &str) -> Option<Problem> {
                 pos: Pos::at(line, col),
                 field: String::new(),
                 message: format!(
-                    "{name}: a graph file is text, and YAML does not allow this character (nothing of the file was read)"
+                    "{name}: YAML does not allow this character in a graph file; remove it"
                 ),
             });
         }
