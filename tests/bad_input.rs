@@ -61,35 +61,88 @@ fn files_in(dir: &Path) -> Vec<String> {
 /// Runs `yaml` and checks a static error: exit 2, `g.yaml:LINE:` where LINE
 /// holds `at`, the field and the message fragment; nothing written.
 fn static_error(yaml: &str, at: &str, field: &str, fragment: &str) -> RunResult {
-    let s = Scratch::new();
+    static_error_in(&Scratch::new(), yaml, at, field, fragment)
+}
+
+/// [`static_error`] in a scratch directory the test prepared.
+fn static_error_in(s: &Scratch, yaml: &str, at: &str, field: &str, fragment: &str) -> RunResult {
     let g = s.graph("g.yaml", yaml);
-    let text = std::fs::read_to_string(&g).unwrap();
+    let before = files_in(s.dir.path());
+    let r = s.run(&g, &["--duration", "2"]);
+    assert_eq!(r.code, Some(2), "{}", r.stderr);
+    assert_located(&r.stderr, &located_at(&g, at), field, fragment);
+    // Nothing started, nothing written: no run directory, no report, no output.
+    assert_eq!(files_in(s.dir.path()), before, "{}", r.stderr);
+    r
+}
+
+/// `g.yaml:LINE:` of the first line of the graph file `g` holding `at`.
+fn located_at(g: &Path, at: &str) -> String {
+    let text = String::from_utf8_lossy(&std::fs::read(g).unwrap()).into_owned();
     let line = text
         .lines()
         .position(|l| l.contains(at))
         .unwrap_or_else(|| panic!("`{at}` is not in the graph"))
         + 1;
-    let r = s.run(&g, &["--duration", "2"]);
-    assert_eq!(r.code, Some(2), "{}", r.stderr);
-    let located = format!("g.yaml:{line}:");
-    assert!(
-        r.stderr.contains(&located),
-        "expected {located} in:\n{}",
-        r.stderr
-    );
-    assert!(
-        r.stderr.contains(field),
-        "expected `{field}` in:\n{}",
-        r.stderr
-    );
-    assert!(
-        r.stderr.contains(fragment),
-        "expected `{fragment}` in:\n{}",
-        r.stderr
-    );
-    // Nothing started, nothing written: no run directory, no report, no output.
-    assert_eq!(files_in(s.dir.path()), ["g.yaml"], "{}", r.stderr);
-    r
+    format!("g.yaml:{line}:")
+}
+
+fn assert_located(stderr: &str, located: &str, field: &str, fragment: &str) {
+    for expected in [located, field, fragment] {
+        assert!(
+            stderr.contains(expected),
+            "expected `{expected}` in:\n{stderr}"
+        );
+    }
+}
+
+/// `runtime ARGS` (run from the graph's directory) with its address space
+/// capped, so a runaway allocation fails instead of taking the machine's
+/// memory; (exit code, stderr).
+fn runtime_capped(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = std::process::Command::new(graph_tests::runtime_bin());
+    cmd.args(args).current_dir(dir);
+    // SAFETY: setrlimit is async-signal-safe and only affects the child.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 2 << 30,
+                rlim_max: 2 << 30,
+            };
+            libc::setrlimit(libc::RLIMIT_AS, &limit);
+            Ok(())
+        });
+    }
+    let out = cmd.output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `runtime check`, `runtime graph` and `runtime run` all refuse the graph
+/// `g` with exit 2, naming the place, the field and the cause.
+fn every_command_refuses(s: &Scratch, g: &Path, located: &str, field: &str, fragment: &str) {
+    let g = g.to_str().unwrap();
+    let run_dir = s.path("run");
+    for args in [
+        vec!["check", g],
+        vec!["graph", g],
+        vec![
+            "run",
+            g,
+            "--duration",
+            "2",
+            "--run-dir",
+            run_dir.to_str().unwrap(),
+        ],
+    ] {
+        let (code, stderr) = runtime_capped(s.dir.path(), &args);
+        assert_eq!(code, Some(2), "runtime {}: {stderr}", args[0]);
+        assert_located(&stderr, located, field, fragment);
+    }
+    assert!(!run_dir.exists(), "nothing started");
 }
 
 /// Runs `yaml` and checks a run-time error: exit 1, the node and the cause
@@ -414,4 +467,152 @@ fn output_path_outside_the_output_directory() {
         "nodes[7].params.path",
         "is outside the output directory",
     );
+}
+
+#[test]
+fn nul_byte_in_the_graph_file() {
+    // saphyr reads a NUL as the end of the text: the nodes after it vanished
+    // and the rest of the graph ran (recording nothing).
+    let s = Scratch::new();
+    let g = s.graph(
+        "g.yaml",
+        &with("    node: sync\n", "    node: sync\n\0  - id: ghost\n"),
+    );
+    let at = located_at(&g, "\0") + "1:";
+    every_command_refuses(&s, &g, &at, "", "a NUL byte");
+    assert!(!s.path("out.mp4").exists());
+}
+
+#[test]
+fn control_character_in_the_graph_file() {
+    static_error(
+        &with("codec: aac", "codec: aac\u{1b}"),
+        "codec: aac",
+        "",
+        "the control character U+001B",
+    );
+}
+
+#[test]
+fn nested_aliases_are_capped() {
+    // A "billion laughs": ten aliases of ten aliases of ... expands to 10^9
+    // values. Every command must refuse it at once, in bounded memory.
+    let mut laughs = String::from("x-laughs:\n  - &a0 [lol]\n");
+    for i in 1..=9 {
+        let items = vec![format!("*a{}", i - 1); 10].join(", ");
+        laughs.push_str(&format!("  - &a{i} [{items}]\n"));
+    }
+    let s = Scratch::new();
+    let g = s.graph(
+        "g.yaml",
+        &GRAPH.replacen("nodes:\n", &format!("{laughs}nodes:\n"), 1),
+    );
+    // 23462 values up to `- &a5 [`, 21111 more per `*a4`: the fourth one
+    // (column 25) passes 100000.
+    let at = located_at(&g, "- &a5 [");
+    every_command_refuses(
+        &s,
+        &g,
+        &format!("{at}25:"),
+        "",
+        "the alias `*a4` here expands the graph past 100000 values",
+    );
+}
+
+#[test]
+fn reserved_node_id() {
+    // `_runtime` is the runtime's own socket in the run's socket directory.
+    static_error(
+        &with("  - id: mux\n", "  - id: _runtime\n"),
+        "id: _runtime",
+        "nodes[7].id",
+        "id `_runtime` is reserved: ids starting with `_` belong to the runtime",
+    );
+}
+
+#[test]
+fn seconds_flags_out_of_range() {
+    // Past 2^64 s `Duration::from_secs_f64` panicked (exit 101).
+    for (flag, value, range) in [
+        ("--duration", "1e20", "allowed: 0 < SECONDS <= 31536000"),
+        ("--duration", "-3", "allowed: 0 < SECONDS <= 31536000"),
+        ("--duration", "NaN", "allowed: 0 < SECONDS <= 31536000"),
+        ("--grace", "1e20", "allowed: 0 <= SECONDS <= 31536000"),
+        ("--grace", "-1", "allowed: 0 <= SECONDS <= 31536000"),
+        (
+            "--ready-timeout",
+            "1e300",
+            "allowed: 0 < SECONDS <= 31536000",
+        ),
+        ("--ready-timeout", "inf", "allowed: 0 < SECONDS <= 31536000"),
+    ] {
+        let s = Scratch::new();
+        let g = s.graph("g.yaml", GRAPH);
+        let r = s.run(&g, &[flag, value]);
+        assert_eq!(r.code, Some(2), "{flag} {value}: {}", r.stderr);
+        assert!(
+            r.stderr
+                .contains(&format!("'{value}' for '{flag} <SECONDS>'"))
+                && r.stderr.contains(range),
+            "{flag} {value}: {}",
+            r.stderr
+        );
+        assert_eq!(files_in(s.dir.path()), ["g.yaml"], "{}", r.stderr);
+    }
+}
+
+/// A directory outside the scratch one, and the path there a link must not reach.
+fn elsewhere() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let escape = dir.path().join("escape.mp4");
+    (dir, escape)
+}
+
+#[test]
+fn output_file_is_a_link_out_of_the_output_directory() {
+    // A dangling link passed the "already exists" check, and the mux wrote
+    // where it pointed.
+    let (_outside, escape) = elsewhere();
+    let s = Scratch::new();
+    std::fs::create_dir(s.path("out")).unwrap();
+    std::os::unix::fs::symlink(&escape, s.path("out/take.mp4")).unwrap();
+    static_error_in(
+        &s,
+        &with(
+            "path: {dir}/out.mp4",
+            "output_dir: {dir}/out, path: {dir}/out/take.mp4",
+        ),
+        "take.mp4",
+        "nodes[7].params.path",
+        "take.mp4` is a symbolic link",
+    );
+    assert!(!escape.exists(), "nothing written through the link");
+}
+
+#[test]
+fn output_link_appearing_after_the_checks() {
+    // The second file of a split recording is created during the run: a link
+    // planted there (after every check at the start) is refused when the mux
+    // creates the file.
+    let (_outside, escape) = elsewhere();
+    let s = Scratch::new();
+    std::fs::create_dir(s.path("out")).unwrap();
+    std::os::unix::fs::symlink(&escape, s.path("out/take-001.mp4")).unwrap();
+    let g = s.graph(
+        "g.yaml",
+        &with(
+            "path: {dir}/out.mp4",
+            "output_dir: {dir}/out, path: {dir}/out/take.mp4, max_duration: 1",
+        )
+        .replace("crf: 23", "crf: 23, keyframe_interval: 1"),
+    );
+    let r = s.run(&g, &["--duration", "3", "--grace", "10"]);
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("node `mux`") && r.stderr.contains("take-001.mp4 is a symbolic link"),
+        "{}",
+        r.stderr
+    );
+    assert!(!escape.exists(), "nothing written through the link");
+    assert_eq!(r.node("mux")["failed"], true);
 }

@@ -54,8 +54,8 @@ edge, the mux finalizes its file. Per-node logs are kept in the run directory.")
         /// Override a node param (NODE.PARAM=VALUE) or a graph var (VAR=VALUE); values parse as YAML scalars.
         #[arg(long = "set", value_name = "NODE.PARAM=VALUE|VAR=VALUE")]
         sets: Vec<String>,
-        /// Stop after this many seconds of media.
-        #[arg(long, value_name = "SECONDS")]
+        /// Stop after this many seconds of media (0 < SECONDS <= 31536000, a year).
+        #[arg(long, value_name = "SECONDS", allow_negative_numbers = true, value_parser = positive_seconds)]
         duration: Option<f64>,
         /// Write a JSON summary of every node's counters here at the end.
         #[arg(long, value_name = "FILE.json")]
@@ -68,11 +68,11 @@ edge, the mux finalizes its file. Per-node logs are kept in the run directory.")
         /// same graph twice at once.
         #[arg(long, value_name = "ID")]
         run_id: Option<String>,
-        /// Seconds every node of the graph (all machines) gets to become ready.
-        #[arg(long, value_name = "SECONDS", default_value_t = 60.0)]
+        /// Seconds every node of the graph (all machines) gets to become ready (0 < SECONDS <= 31536000).
+        #[arg(long, value_name = "SECONDS", default_value_t = 60.0, allow_negative_numbers = true, value_parser = positive_seconds)]
         ready_timeout: f64,
-        /// Seconds nodes get to finish after a stop before they are killed.
-        #[arg(long, value_name = "SECONDS", default_value_t = 20.0)]
+        /// Seconds nodes get to finish after a stop before they are killed (0 <= SECONDS <= 31536000).
+        #[arg(long, value_name = "SECONDS", default_value_t = 20.0, allow_negative_numbers = true, value_parser = seconds_or_zero)]
         grace: f64,
         /// Directory for this run's logs [default: runs/<timestamp>-<graph>].
         #[arg(long, value_name = "DIR")]
@@ -256,20 +256,6 @@ fn main() -> ExitCode {
                 Ok(g) => g,
                 Err(code) => return code,
             };
-            if let Some(d) = duration {
-                if !(d.is_finite() && d > 0.0) {
-                    eprintln!("error: --duration must be a positive number of seconds");
-                    return ExitCode::from(EXIT_USAGE);
-                }
-            }
-            if !(grace.is_finite() && grace >= 0.0) {
-                eprintln!("error: --grace must be a number of seconds >= 0");
-                return ExitCode::from(EXIT_USAGE);
-            }
-            if !(ready_timeout.is_finite() && ready_timeout > 0.0) {
-                eprintln!("error: --ready-timeout must be a positive number of seconds");
-                return ExitCode::from(EXIT_USAGE);
-            }
             if let Some(m) = &machine {
                 let known = g.nodes.iter().any(|n| n.machine.as_ref() == Some(m))
                     || g.network.machines.contains_key(m);
@@ -300,6 +286,36 @@ fn main() -> ExitCode {
             };
             run(g, opts, report)
         }
+    }
+}
+
+/// The longest `--duration`, `--grace` or `--ready-timeout`: a year. Longer
+/// ones overflow the clock arithmetic (`Duration::from_secs_f64` panics past
+/// 2^64 s, `Instant + Duration` much earlier on some systems).
+const MAX_SECONDS: f64 = 31_536_000.0;
+
+/// A number of seconds in (0, MAX_SECONDS] (clap names the flag in its error).
+fn positive_seconds(text: &str) -> Result<f64, String> {
+    seconds_in(text, false)
+}
+
+/// A number of seconds in [0, MAX_SECONDS].
+fn seconds_or_zero(text: &str) -> Result<f64, String> {
+    seconds_in(text, true)
+}
+
+fn seconds_in(text: &str, zero_ok: bool) -> Result<f64, String> {
+    let range = if zero_ok {
+        format!("allowed: 0 <= SECONDS <= {MAX_SECONDS} (a year)")
+    } else {
+        format!("allowed: 0 < SECONDS <= {MAX_SECONDS} (a year)")
+    };
+    match text.trim().parse::<f64>() {
+        Ok(s) if s > 0.0 && s <= MAX_SECONDS => Ok(s),
+        Ok(s) if s == 0.0 && zero_ok => Ok(0.0),
+        Ok(s) if s.is_nan() => Err(format!("not a number; {range}")),
+        Ok(_) => Err(format!("out of range; {range}")),
+        Err(_) => Err(format!("not a number of seconds; {range}")),
     }
 }
 

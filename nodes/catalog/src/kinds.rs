@@ -492,7 +492,7 @@ static KINDS: &[KindSpec] = &[
             p("container", ParamType::Enum(CONTAINERS), Some("auto"), "container; auto: from the path's extension"),
             p("faststart", ParamType::Bool, Some("true"), "MP4: put the index (moov) before the media data"),
             p("overwrite", ParamType::Bool, Some("false"), "replace an existing file instead of refusing"),
-            p("output_dir", ParamType::Str, None, "when set, `path` must lie inside this directory (after resolving `..` and symbolic links): a graph that would write anywhere else is refused before it starts; absent: anywhere the user can write"),
+            p("output_dir", ParamType::Str, None, "when set, `path` must lie inside this directory (after resolving `..` and symbolic links): a graph that would write anywhere else is refused before it starts, and the mux checks again when it creates each file; absent: anywhere the user can write. A symbolic link as the output file is always refused"),
             p("fragment_duration", ParamType::Float { min: 0.1, max: 1.0 }, Some("0.5"), "seconds of media per MP4 fragment / MKV cluster written while recording: after a crash or `kill -9` the file plays up to at most this long before the end (a clean stop turns the MP4 into a normal one; `runtime recover FILE` after a crash)"),
             p("max_duration", ParamType::Float { min: 1.0, max: 604_800.0 }, None, "seconds of media per file: at the first video keyframe past it the mux starts the next numbered file (`take.mp4`, `take-001.mp4`, ...) or stops (`on_limit`); absent: no limit"),
             p("max_file_size", ParamType::Int { min: 1, max: 16_000_000 }, None, "megabytes (10^6 bytes) per file, like `max_duration`: a file ends at the first keyframe past the size, so it may exceed it by up to one keyframe interval; absent: no limit"),
@@ -550,6 +550,19 @@ fn check_output_path(
         return Err((
             "path",
             format!("output directory `{}` is not writable: {e}", dir.display()),
+        ));
+    }
+    // A link as the file would send the recording wherever it points (a
+    // dangling one even passes the "exists" check); the mux refuses links
+    // when it creates the file too.
+    if let Ok(target) = std::fs::read_link(path) {
+        return Err((
+            "path",
+            format!(
+                "`{}` is a symbolic link (to `{}`): the mux writes only a file of its own, never through a link",
+                path.display(),
+                target.display()
+            ),
         ));
     }
     if path.is_dir() {
@@ -634,6 +647,14 @@ mod tests {
         assert!(check(&root.join("../a.mp4"), false, Some(&root))
             .unwrap_err()
             .contains("outside the output directory"));
+        // A link as the file, dangling or not, inside or outside the root.
+        std::os::unix::fs::symlink("/nonexistent/escape.mp4", root.join("link.mp4")).unwrap();
+        std::os::unix::fs::symlink("a.mp4", root.join("inner-link.mp4")).unwrap();
+        for name in ["link.mp4", "inner-link.mp4"] {
+            assert!(check(&root.join(name), true, Some(&root))
+                .unwrap_err()
+                .contains("is a symbolic link"));
+        }
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

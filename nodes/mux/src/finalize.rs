@@ -85,7 +85,10 @@ pub fn remux(
 ) -> Result<Remuxed> {
     let mut input =
         format::input(&src).map_err(|e| anyhow!("cannot read {}: {e}", src.display()))?;
-    let mut output = format::output_as(&dst, format)
+    // Never through a link planted at the temporary name. `file` stays open
+    // to the end: faststart opens its name again to move the index.
+    let file = crate::output::create(dst, true, None)?;
+    let mut output = format::output_as(&crate::output::fd_path(&file), format)
         .map_err(|e| disk::write_error(&format!("cannot create {}", dst.display()), &e))?;
     let mut map: Vec<Option<usize>> = Vec::new();
     let mut in_tb: Vec<Rational> = Vec::new();

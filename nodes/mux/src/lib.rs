@@ -68,6 +68,7 @@ fn run() -> Result<()> {
         container,
         faststart: p.bool_or("faststart", true),
         overwrite,
+        output_dir: p.str("output_dir").map(PathBuf::from),
         fragment_s: p.f64_or("fragment_duration", 0.5),
         max_duration: p.f64("max_duration"),
         max_bytes: p.i64("max_file_size").map(|mb| mb.max(1) as u64 * MB),

@@ -160,6 +160,8 @@ pub struct Settings {
     pub container: &'static str,
     pub faststart: bool,
     pub overwrite: bool,
+    /// Every file must be created inside this directory (`output_dir`).
+    pub output_dir: Option<PathBuf>,
     /// Seconds per fragment / cluster while recording.
     pub fragment_s: f64,
     pub max_duration: Option<f64>,
@@ -176,6 +178,10 @@ struct Part {
     index: u32,
     path: PathBuf,
     out: Output,
+    /// The file FFmpeg writes through `/proc/self/fd/N`: held open as long
+    /// as `out` (declared after it, so dropped after it), as a muxer may open
+    /// that name again.
+    _file: std::fs::File,
     /// The stream time (seconds) that is 0 in this file.
     offset: f64,
     /// Stream time covered by the track that decides splits: (start, end).
@@ -573,10 +579,12 @@ impl Muxer {
         let shown = path.display().to_string();
         // Checked again here: the file may have appeared since the start.
         // Numbered parts never replace a file.
-        output::check_path(&path, self.settings.overwrite && index == 0)?;
+        let replace = self.settings.overwrite && index == 0;
+        output::check_path(&path, replace)?;
+        let file = output::create(&path, replace, self.settings.output_dir.as_deref())?;
         let container = self.settings.container;
         let format = output::ffmpeg_format(container).expect("known container");
-        let mut out = ffmpeg_next::format::output_as(&path, format)
+        let mut out = ffmpeg_next::format::output_as(&output::fd_path(&file), format)
             .map_err(|e| disk::write_error(&format!("cannot create {shown}"), &e))?;
         for t in self.tracks.iter_mut() {
             t.stream = None;
@@ -610,6 +618,7 @@ impl Muxer {
             index,
             path,
             out,
+            _file: file,
             offset,
             span: None,
             payload_bytes: 0,

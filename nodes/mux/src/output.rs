@@ -1,6 +1,9 @@
 //! The output file: which container, the checks made before anything is
 //! written, and the muxer options.
 
+use std::ffi::CString;
+use std::fs::File;
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Result};
@@ -34,6 +37,13 @@ pub fn check_path(path: &Path, overwrite: bool) -> Result<()> {
     if !dir.is_dir() {
         bail!("output directory {} does not exist", dir.display());
     }
+    if let Ok(target) = std::fs::read_link(path) {
+        bail!(
+            "{} is a symbolic link (to {}): refused, the mux writes only a file of its own",
+            path.display(),
+            target.display()
+        );
+    }
     if path.is_dir() {
         bail!("output path {} is a directory", path.display());
     }
@@ -41,6 +51,77 @@ pub fn check_path(path: &Path, overwrite: bool) -> Result<()> {
         bail!(
             "{} already exists; set the param `overwrite: true` to replace it",
             path.display()
+        );
+    }
+    Ok(())
+}
+
+/// Creates the file at `path` for writing (replacing a regular file there
+/// only when `replace`), and nothing else: a symbolic link as the file is
+/// refused however late it appeared (O_NOFOLLOW, O_EXCL), and with
+/// `output_dir` the directory it is created in, as opened, must lie inside
+/// that directory (so a parent swapped for a link since the checks is
+/// refused too). FFmpeg then writes through [`fd_path`].
+pub fn create(path: &Path, replace: bool, output_dir: Option<&Path>) -> Result<File> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::OpenOptionsExt;
+    let shown = path.display();
+    let dir_path = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let dir = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY)
+        .open(dir_path)
+        .map_err(|e| anyhow!("cannot create {shown}: its directory: {e}"))?;
+    if let Some(root) = output_dir {
+        check_inside(&dir, root).map_err(|e| anyhow!("refusing to create {shown}: {e}"))?;
+    }
+    let name = path
+        .file_name()
+        .ok_or_else(|| anyhow!("{shown} names no file"))?;
+    let name = CString::new(name.as_bytes()).map_err(|_| anyhow!("{shown}: NUL in the name"))?;
+    let mut flags = libc::O_WRONLY | libc::O_CREAT | libc::O_NOFOLLOW | libc::O_CLOEXEC;
+    flags |= if replace { libc::O_TRUNC } else { libc::O_EXCL };
+    // SAFETY: `dir` is an open directory and `name` a NUL-terminated name;
+    // openat returns a new descriptor we own or -1.
+    let fd = unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), flags, 0o666) };
+    if fd < 0 {
+        let e = std::io::Error::last_os_error();
+        if let Ok(target) = std::fs::read_link(path) {
+            bail!(
+                "{shown} is a symbolic link (to {}): refused, the mux writes only a file of its own",
+                target.display()
+            );
+        }
+        if e.raw_os_error() == Some(libc::EEXIST) {
+            bail!("{shown} already exists; set the param `overwrite: true` to replace it");
+        }
+        bail!("cannot create {shown}: {e}");
+    }
+    // SAFETY: a descriptor openat just returned, owned by nothing else.
+    Ok(unsafe { File::from_raw_fd(fd) })
+}
+
+/// The name FFmpeg opens to write to an already open file: the file itself,
+/// whatever happens to its path meanwhile.
+pub fn fd_path(file: &File) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()))
+}
+
+/// Whether the open directory `dir` (where it really is, links resolved)
+/// lies inside `root`.
+fn check_inside(dir: &File, root: &Path) -> Result<()> {
+    let root = root
+        .canonicalize()
+        .map_err(|e| anyhow!("output directory {}: {e}", root.display()))?;
+    let real = std::fs::read_link(fd_path(dir))?;
+    if !real.starts_with(&root) {
+        bail!(
+            "it would be in {}, outside the output directory {}",
+            real.display(),
+            root.display()
         );
     }
     Ok(())
@@ -194,6 +275,33 @@ mod tests {
         );
         assert!(check_path(&dir, true).is_err());
         check_path(Path::new("relative-name.mp4"), false).unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn files_are_created_only_where_they_are_named() {
+        let dir = std::env::temp_dir().join(format!("node-mux-create-{}", std::process::id()));
+        let root = dir.join("root");
+        std::fs::create_dir_all(root.join("sub")).unwrap();
+        std::fs::create_dir_all(dir.join("elsewhere")).unwrap();
+        let err = |p: &Path, replace| create(p, replace, Some(&root)).unwrap_err().to_string();
+        // A plain file inside: created, and refused a second time without `replace`.
+        create(&root.join("sub/a.mp4"), false, Some(&root)).unwrap();
+        assert!(err(&root.join("sub/a.mp4"), false).contains("already exists"));
+        create(&root.join("sub/a.mp4"), true, Some(&root)).unwrap();
+        // A link as the file, even with `replace`, even a dangling one.
+        let escape = dir.join("elsewhere/escape.mp4");
+        std::os::unix::fs::symlink(&escape, root.join("link.mp4")).unwrap();
+        for replace in [false, true] {
+            let e = err(&root.join("link.mp4"), replace);
+            assert!(e.contains("is a symbolic link"), "{e}");
+        }
+        assert!(!escape.exists());
+        // A parent that is a link out of the root.
+        std::os::unix::fs::symlink(dir.join("elsewhere"), root.join("out")).unwrap();
+        let e = err(&root.join("out/b.mp4"), false);
+        assert!(e.contains("outside the output directory"), "{e}");
+        assert!(!dir.join("elsewhere/b.mp4").exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -2,6 +2,7 @@
 //! line and column), `--set` overrides, `${var}` substitution and rendering.
 
 mod diagnostic;
+mod limits;
 mod load;
 mod model;
 mod render;

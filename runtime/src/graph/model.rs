@@ -6,6 +6,14 @@ use std::path::PathBuf;
 use node_catalog::{Params, PortType};
 use serde::{Deserialize, Serialize};
 
+/// The name the runtime uses for itself where node ids name things (its
+/// unix socket `_runtime.sock` beside the nodes' `<id>.sock`). Node ids may
+/// not start with [`RESERVED_ID_PREFIX`], so no node can take it.
+pub const RUNTIME_NAME: &str = "_runtime";
+
+/// Ids starting with this are the runtime's own.
+pub const RESERVED_ID_PREFIX: char = '_';
+
 /// A graph that passed validation: every reference resolves, every param is
 /// typed and in range, defaults are filled in, `${var}`s are substituted.
 #[derive(Debug, Clone, Serialize, Deserialize)]

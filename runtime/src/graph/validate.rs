@@ -16,7 +16,7 @@ use super::diagnostic::{did_you_mean, Sink};
 use super::load::{override_value, Override};
 use super::model::{
     Graph, InputDef, MachineNetwork, Network, NodeDef, NodeProgram, OutputDef, QueuePolicy,
-    RestartPolicy,
+    RestartPolicy, RESERVED_ID_PREFIX, RUNTIME_NAME,
 };
 use super::vars::{substitute, value_text, Expansion, Var, Vars};
 use super::yaml::{join, Entry, Node, NodeKind, Pos, Style};
@@ -632,6 +632,14 @@ impl NodeReader<'_> {
             let hint = (!fixed.is_empty()).then(|| format!("try `{fixed}`"));
             let message = format!(
                 "invalid id `{}`: ids use lowercase letters, digits, `-` and `_`",
+                s.text
+            );
+            sink.error(e.value.pos, f, message, hint);
+        } else if s.text.starts_with(RESERVED_ID_PREFIX) {
+            let fixed = s.text.trim_start_matches(RESERVED_ID_PREFIX);
+            let hint = (!fixed.is_empty()).then(|| format!("try `{fixed}`"));
+            let message = format!(
+                "id `{}` is reserved: ids starting with `{RESERVED_ID_PREFIX}` belong to the runtime (its own socket is `{RUNTIME_NAME}.sock` beside the nodes')",
                 s.text
             );
             sink.error(e.value.pos, f, message, hint);

@@ -15,6 +15,8 @@ use saphyr::{
 };
 use serde_json::Value;
 
+use super::limits;
+
 /// Where a value comes from: a place in the graph file (1-based line and
 /// column) or the `--set` override of that index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -28,7 +30,7 @@ impl Pos {
         Pos::File { line, col }
     }
     /// The position of a saphyr marker (its line is 1-based, its column 0-based).
-    fn of(mark: &Marker) -> Pos {
+    pub(crate) fn of(mark: &Marker) -> Pos {
         Pos::at(mark.line(), mark.col() + 1)
     }
 }
@@ -180,6 +182,14 @@ fn scalar_to_json(s: &YScalar<'_>, raw: &str) -> Value {
 
 /// Parses one YAML document into a [`Node`] tree.
 pub fn parse(text: &str) -> Parsed {
+    // Before saphyr sees the text: it would stop at a NUL, or expand aliases
+    // without bound.
+    if let Some(p) = limits::forbidden_char(text).or_else(|| limits::alias_expansion(text)) {
+        return Parsed {
+            root: None,
+            problems: vec![p],
+        };
+    }
     let mut problems = Vec::new();
     let docs = match MarkedYaml::load_from_str(text) {
         Ok(docs) => docs,

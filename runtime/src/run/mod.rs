@@ -17,6 +17,7 @@ mod logs;
 mod machines;
 mod report;
 mod restarts;
+mod sockets;
 mod spawn;
 mod status;
 
@@ -167,15 +168,9 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
     let logs_dir = opts.run_dir.join("logs");
     std::fs::create_dir_all(&logs_dir)
         .with_context(|| format!("cannot create the run directory {}", logs_dir.display()))?;
-    // Unix socket paths are limited to ~100 bytes: keep them short. Unique
-    // to this process: machines of one run (same run id) may share a /tmp.
-    let socket_dir = std::env::temp_dir().join(format!(
-        "mediagraph-{}-{}",
-        std::process::id(),
-        unix_millis() % 1_000_000_000
-    ));
-    std::fs::create_dir_all(&socket_dir)?;
-    let _socket_guard = RemoveDirOnDrop(socket_dir.clone());
+    // Removed when this function returns, however it returns.
+    let sockets = sockets::SocketDir::create()?;
+    let socket_dir = sockets.path().to_path_buf();
 
     // Segments left in /dev/shm by killed processes of earlier runs (under
     // the lock our processes create segments under: see node_api::shm_lock).
@@ -939,14 +934,6 @@ fn unix_millis() -> u128 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis())
         .unwrap_or(0)
-}
-
-struct RemoveDirOnDrop(PathBuf);
-
-impl Drop for RemoveDirOnDrop {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 /// A graph of `graphs/`, loaded as `runtime run` loads it (for tests).

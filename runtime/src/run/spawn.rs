@@ -83,7 +83,7 @@ fn held_downstream(graph: &Graph, node: &str, output: &str, ty: PortType) -> usi
 
 /// The unix socket a node (or the runtime, `None`) listens on.
 pub fn local_endpoint(socket_dir: &Path, node: Option<&str>) -> String {
-    let name = node.unwrap_or("_runtime");
+    let name = node.unwrap_or(crate::graph::RUNTIME_NAME);
     format!(
         "unixsock-stream/{}",
         socket_dir.join(format!("{name}.sock")).display()
