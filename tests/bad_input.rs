@@ -254,7 +254,10 @@ fn codec_container_pair() {
 #[test]
 fn audio_frames_too_short_to_keep_up() {
     static_error(
-        &with("channels: 2, realtime: false }", "channels: 2, realtime: false, frame_samples: 1 }"),
+        &with(
+            "channels: 2, realtime: false }",
+            "channels: 2, realtime: false, frame_samples: 1 }",
+        ),
         "frame_samples: 1",
         "nodes[1].params.frame_samples",
         "frame_samples 1 is below 48 (1 ms at 48000 Hz)",

@@ -190,9 +190,12 @@ fn kill_9_of_everything_leaves_a_playable_file_that_recover_finalizes() {
     assert_eq!((p.video.len(), p.audio.len()), (1, 1), "both tracks kept");
     // Media time 0 of the file is T0 of the capture clock (sync's common
     // start): at the kill, the media went up to the kill's instant.
-    let log = |node: &str| std::fs::read_to_string(s.path(&format!("run/logs/{node}.log"))).unwrap();
-    let t0_ns: u64 = last_number_after(&log("sync"), "T0 = capture clock ").expect("T0 in the sync log") as u64;
-    let bound = last_number_after(&log("mux"), "now loses at most ").expect("a bound in the mux log");
+    let log =
+        |node: &str| std::fs::read_to_string(s.path(&format!("run/logs/{node}.log"))).unwrap();
+    let t0_ns: u64 =
+        last_number_after(&log("sync"), "T0 = capture clock ").expect("T0 in the sync log") as u64;
+    let bound =
+        last_number_after(&log("mux"), "now loses at most ").expect("a bound in the mux log");
     let video = &p.video[0];
     let recovered_end = video.pts.iter().copied().fold(0.0, f64::max) + 1.0 / video.fps();
     let lost = (killed_at_ns - t0_ns) as f64 / 1e9 - recovered_end;
@@ -290,7 +293,10 @@ fn a_killed_mux_continues_in_the_next_numbered_file_and_counts_the_loss() {
     );
     let log = std::fs::read_to_string(s.path("runtime.log")).unwrap();
     let line = format!("{reported:.2} s of media) lost across the restarts");
-    assert!(log.contains(&line), "the log says what the report says ({line}):\n{log}");
+    assert!(
+        log.contains(&line),
+        "the log says what the report says ({line}):\n{log}"
+    );
 }
 
 /// The capture clock of this machine (every node's on a one-machine run), ns.
@@ -369,7 +375,11 @@ fn a_crash_looping_mux_leaves_no_empty_part_files() {
         .filter(|n| n.starts_with("take") && n.ends_with(".mp4"))
         .collect();
     parts.sort();
-    assert_eq!(parts, ["take-001.mp4", "take.mp4"], "no part of a mux that wrote nothing");
+    assert_eq!(
+        parts,
+        ["take-001.mp4", "take.mp4"],
+        "no part of a mux that wrote nothing"
+    );
     for name in &parts {
         let path = s.path(name);
         assert_plays_cleanly(&path);

@@ -13,8 +13,8 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use graph_tests::media::{
-    decode_errors, faststart_problem, probe, psnr_by_index, psnr_stats, repo_graph, require_ffmpeg, run_to_end,
-    run_tool, run_with_limit, PageServer, Probe,
+    decode_errors, faststart_problem, probe, psnr_by_index, psnr_stats, repo_graph, require_ffmpeg,
+    run_to_end, run_tool, run_with_limit, PageServer, Probe,
 };
 use graph_tests::{runtime_bin, RunResult, Scratch};
 
@@ -804,7 +804,14 @@ fn a_still_image_is_recorded_as_continuous_video() {
     run_tool(
         Command::new("ffmpeg")
             .args(["-nostdin", "-v", "error", "-y"])
-            .args(["-f", "lavfi", "-i", "testsrc2=size=320x240", "-frames:v", "1"])
+            .args([
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=320x240",
+                "-frames:v",
+                "1",
+            ])
             .arg(&still),
     );
     let out = s.path("out.mp4");
@@ -838,7 +845,10 @@ fn a_still_image_is_recorded_as_continuous_video() {
     );
     assert_eq!(psnr.len(), 60, "every frame compared");
     let worst = psnr.iter().copied().fold(f64::INFINITY, f64::min);
-    assert!(worst > 30.0, "every frame is the picture: worst PSNR {worst:.1} dB");
+    assert!(
+        worst > 30.0,
+        "every frame is the picture: worst PSNR {worst:.1} dB"
+    );
 }
 
 /// The shortest audio frames the catalog accepts (1 ms: 48 samples at
@@ -856,8 +866,18 @@ fn the_shortest_audio_frames_accepted_keep_all_the_audio() {
         &s,
         &repo_graph("1080p.yaml"),
         &[
-            "--duration", "3", "--set", &set, "--set", "width=320", "--set", "height=240",
-            "--set", "microphone.source=test", "--set", "microphone.frame_samples=48",
+            "--duration",
+            "3",
+            "--set",
+            &set,
+            "--set",
+            "width=320",
+            "--set",
+            "height=240",
+            "--set",
+            "microphone.source=test",
+            "--set",
+            "microphone.frame_samples=48",
         ],
         Duration::from_secs(120),
         "--duration",

@@ -25,9 +25,13 @@ pub struct StillCapture {
     duration_ns: Option<u64>,
 }
 
-/// Whether `path` is a single picture: an image demuxer (`image2`, or a
-/// `*_pipe` one FFmpeg picks by probing) with exactly one video packet.
+/// Whether `path` is a single picture: a local file that an image demuxer
+/// (`image2`, or a `*_pipe` one FFmpeg picks by probing) reads as exactly
+/// one video packet. URLs are streams, not probed twice.
 pub fn is_still_image(path: &str) -> bool {
+    if path.contains("://") {
+        return false;
+    }
     let Ok(mut input) = ff::format::input(&path) else {
         return false;
     };
@@ -114,9 +118,7 @@ fn decode_picture(path: &str) -> Result<ff::frame::Video> {
                 .map_err(|e| anyhow!("`{path}`: cannot decode the picture: {e}"))?;
         }
     }
-    decoder
-        .send_eof()
-        .map_err(|e| anyhow!("`{path}`: {e}"))?;
+    decoder.send_eof().map_err(|e| anyhow!("`{path}`: {e}"))?;
     let mut frame = ff::frame::Video::empty();
     if decoder.receive_frame(&mut frame).is_err() {
         bail!("`{path}`: no picture could be decoded");

@@ -469,7 +469,7 @@ static KINDS: &[KindSpec] = &[
     },
     KindSpec {
         kind: "video-encode",
-        doc: "Encodes raw video: H.264 (libx264), H.265 (libx265), VP9 (libvpx-vp9), AV1 (SVT-AV1, else libaom). Metric: bitrate_bps.",
+        doc: "Encodes raw video: H.264 (libx264), H.265 (libx265), VP9 (libvpx-vp9), AV1 (SVT-AV1, else libaom). Metrics: bitrate_bps, delay_frames and delay_s (the most frames the encoder held before their packet came out: lookahead, B-frames, frame threads; lost in a crash of everything).",
         // An encoder's time per frame is uneven (start-up, keyframes, frame
         // threads finishing together): 8 frames absorb that without a skip at
         // 60 fps where 4 did not.
@@ -508,7 +508,7 @@ static KINDS: &[KindSpec] = &[
     },
     KindSpec {
         kind: "mux",
-        doc: "Writes encoded tracks into MP4, MKV or WebM (any number of video and audio tracks, one stream per input in the graph's order). MP4 is written as fragments while recording (crash-safe) and made a normal faststart MP4 at a clean stop. A restarted mux continues in the next numbered file. Metrics: bytes_written, bitrate_bps, files, discarded, lost_packets_<input>, packets_<input>, latency_p50_ms_<input>, latency_p99_ms_<input>.",
+        doc: "Writes encoded tracks into MP4, MKV or WebM (any number of video and audio tracks, one stream per input in the graph's order). MP4 is written as fragments while recording (crash-safe) and made a normal faststart MP4 at a clean stop. A restarted mux continues in the next numbered file (created once its first fragment is written). Metrics: bytes_written, bitrate_bps, files, discarded, lost_packets_<input> and lost_seconds_<input> (not in any file after a restart), restart_lost_s, restart_lost_frames, crash_loss_bound_s (the most a crash of everything loses at the end: fragment_duration, one packet and the longest capture-to-mux delay seen), packets_<input>, latency_p50_ms_<input>, latency_p99_ms_<input>.",
         inputs: &[],
         any_inputs: Some(&[PortType::EncodedVideo, PortType::EncodedAudio]),
         outputs: &[],
@@ -518,7 +518,7 @@ static KINDS: &[KindSpec] = &[
             p("faststart", ParamType::Bool, Some("true"), "MP4: put the index (moov) before the media data"),
             p("overwrite", ParamType::Bool, Some("false"), "replace an existing file instead of refusing"),
             p("output_dir", ParamType::Str, None, "when set, `path` must lie inside this directory (after resolving `..` and symbolic links): a graph that would write anywhere else is refused before it starts; absent: anywhere the user can write"),
-            p("fragment_duration", ParamType::Float { min: 0.1, max: 1.0 }, Some("0.5"), "seconds of media per MP4 fragment / MKV cluster written while recording: after a crash or `kill -9` the file plays up to at most this long before the end (a clean stop turns the MP4 into a normal one; `runtime recover FILE` after a crash)"),
+            p("fragment_duration", ParamType::Float { min: 0.1, max: 1.0 }, Some("0.5"), "seconds of media per MP4 fragment / MKV cluster written while recording: after a crash or `kill -9` of everything the file misses at most this plus the media still on its way to the mux (the encoder's lookahead, sync's buffer: metric crash_loss_bound_s) at the end (a clean stop turns the MP4 into a normal one; `runtime recover FILE` after a crash)"),
             p("max_duration", ParamType::Float { min: 1.0, max: 604_800.0 }, None, "seconds of media per file: at the first video keyframe past it the mux starts the next numbered file (`take.mp4`, `take-001.mp4`, ...) or stops (`on_limit`); absent: no limit"),
             p("max_file_size", ParamType::Int { min: 1, max: 16_000_000 }, None, "megabytes (10^6 bytes) per file, like `max_duration`: a file ends at the first keyframe past the size, so it may exceed it by up to one keyframe interval; absent: no limit"),
             p("on_limit", ParamType::Enum(&["split", "stop"]), Some("split"), "at `max_duration` / `max_file_size`: `split` continues in the next numbered file with no gap or overlap; `stop` finalizes the file and records nothing more (counted as `discarded`)"),
@@ -686,7 +686,11 @@ mod tests {
         let e = check_microphone(&params(47, 48_000));
         assert_eq!(e.len(), 1);
         assert_eq!(e[0].0, "frame_samples");
-        assert!(e[0].1.starts_with("frame_samples 47 is below 48"), "{}", e[0].1);
+        assert!(
+            e[0].1.starts_with("frame_samples 47 is below 48"),
+            "{}",
+            e[0].1
+        );
         assert!(check_microphone(&params(8, 8_000)).is_empty());
         assert_eq!(check_microphone(&params(1, 8_000)).len(), 1);
     }

@@ -131,6 +131,7 @@ mod tests {
         let mut w = std::fs::OpenOptions::new()
             .write(true)
             .create(true)
+            .truncate(true)
             .open(part.open_path())
             .unwrap();
         w.write_all(b"head").unwrap();
