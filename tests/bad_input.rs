@@ -301,6 +301,22 @@ fn codec_container_pair() {
     );
 }
 
+/// Audio frames too short for the graph to carry in real time (1 sample:
+/// the microphone fell behind and 92 % of the audio never reached the file,
+/// with exit 0) are refused before anything starts.
+#[test]
+fn audio_frames_too_short_to_keep_up() {
+    static_error(
+        &with(
+            "channels: 2, realtime: false }",
+            "channels: 2, realtime: false, frame_samples: 1 }",
+        ),
+        "frame_samples: 1",
+        "nodes[1].params.frame_samples",
+        "frame_samples 1 is below 48 (1 ms at 48000 Hz)",
+    );
+}
+
 #[test]
 fn crf_out_of_range() {
     static_error(

@@ -34,12 +34,14 @@ fn small_graph_args(extra: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// Starts `runtime run` on the 1080p graph in the background.
+/// Starts `runtime run` on the 1080p graph in the background, its log to
+/// `runtime.log` in the scratch directory.
 fn start_recording(s: &Scratch, args: &[String]) -> Child {
+    let log = std::fs::File::create(s.path("runtime.log")).expect("log file");
     s.runtime_run(&repo_graph("1080p.yaml"), args)
         .arg("--quiet")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(log)
         .spawn()
         .expect("runtime starts")
 }
@@ -122,8 +124,10 @@ fn recover(path: &Path) -> std::process::Output {
 }
 
 /// `kill -9` of the runtime and every node at once: the file on disk plays
-/// to within a fragment of what was written, and `runtime recover` makes it
-/// a normal faststart MP4 without losing any of it.
+/// to within a fragment of what was written, `runtime recover` makes it a
+/// normal faststart MP4 without losing any of it, and the media lost at the
+/// end (the media time at the kill against the end of the recovered video)
+/// is within the crash loss bound the mux logged before the kill.
 #[test]
 fn kill_9_of_everything_leaves_a_playable_file_that_recover_finalizes() {
     require_ffmpeg();
@@ -137,6 +141,7 @@ fn kill_9_of_everything_leaves_a_playable_file_that_recover_finalizes() {
     let before_kill = wait_for_media(&mut child, &out, 2.0);
     let pids = descendants(child.id());
     assert!(pids.len() >= 9, "runtime and 8 nodes: {pids:?}");
+    let killed_at_ns = monotonic_ns();
     kill_tree(child.id());
     let _ = child.wait();
 
@@ -183,6 +188,21 @@ fn kill_9_of_everything_leaves_a_playable_file_that_recover_finalizes() {
     );
     let p = probe(&out).unwrap();
     assert_eq!((p.video.len(), p.audio.len()), (1, 1), "both tracks kept");
+    // Media time 0 of the file is T0 of the capture clock (sync's common
+    // start): at the kill, the media went up to the kill's instant.
+    let log =
+        |node: &str| std::fs::read_to_string(s.path(&format!("run/logs/{node}.log"))).unwrap();
+    let t0_ns: u64 =
+        last_number_after(&log("sync"), "T0 = capture clock ").expect("T0 in the sync log") as u64;
+    let bound =
+        last_number_after(&log("mux"), "now loses at most ").expect("a bound in the mux log");
+    let video = &p.video[0];
+    let recovered_end = video.pts.iter().copied().fold(0.0, f64::max) + 1.0 / video.fps();
+    let lost = (killed_at_ns - t0_ns) as f64 / 1e9 - recovered_end;
+    assert!(
+        (-1.0 / 30.0..=bound).contains(&lost),
+        "{lost:.3} s lost at the end, the mux logged a bound of {bound:.3} s"
+    );
     // A second recover leaves the finalized file alone.
     let again = recover(&out);
     assert!(again.status.success());
@@ -190,8 +210,11 @@ fn kill_9_of_everything_leaves_a_playable_file_that_recover_finalizes() {
 }
 
 /// The mux killed mid-recording is restarted and continues in take-001.mp4;
-/// both files are normal MP4s, and every video packet the encoder sent is
-/// either in a file or counted as lost in the report.
+/// both files are normal MP4s, every video packet the encoder sent is
+/// either in a file or counted as lost in the report, and the seconds of
+/// media the report and the log say were lost are those missing from the
+/// files (what the killed mux had not written yet, what went by while no mux
+/// ran, and what the new one skipped to its first keyframe).
 #[test]
 fn a_killed_mux_continues_in_the_next_numbered_file_and_counts_the_loss() {
     require_ffmpeg();
@@ -220,11 +243,13 @@ fn a_killed_mux_continues_in_the_next_numbered_file_and_counts_the_loss() {
     );
 
     let second = s.path("take-001.mp4");
-    let mut in_files = 0;
+    let (mut in_files, mut audio_in_files, mut video_s) = (0, 0, 0.0);
     for f in [&out, &second] {
         assert_eq!(faststart_problem(f), None);
         assert_plays_cleanly(f);
         in_files += video_packets(f);
+        audio_in_files += stream_packets(f, "a:0");
+        video_s += video_seconds(f);
     }
     let report = read_json(&s.path("report.json"));
     let mux = &report["nodes"]["mux"];
@@ -244,14 +269,135 @@ fn a_killed_mux_continues_in_the_next_numbered_file_and_counts_the_loss() {
         sent,
         "{in_files} video packets in the files + {lost} counted lost = {sent} sent; mux: {mux}"
     );
+    // In seconds: the video the encoder sent (30 fps) against what the
+    // files play, and the AAC blocks (1024 samples at 48 kHz) likewise.
+    let frame = 1.0 / 30.0;
+    let video_missing = sent as f64 * frame - video_s;
+    let audio_sent = report["nodes"]["audio-encode"]["frames_out"]
+        .as_u64()
+        .unwrap();
+    let audio_missing = (audio_sent - audio_in_files) as f64 * 1024.0 / 48_000.0;
+    let metric = |name: &str| mux["stats"]["metrics"][name].as_f64().unwrap_or(-1.0);
+    for (track, missing) in [("video", video_missing), ("audio", audio_missing)] {
+        let counted = metric(&format!("lost_seconds_{track}"));
+        assert!(
+            (counted - missing).abs() <= frame + 1e-3,
+            "{track}: {counted:.3} s counted lost, {missing:.3} s missing from the files"
+        );
+    }
+    let reported = mux["restart_lost_s"].as_f64().unwrap();
+    let worst = video_missing.max(audio_missing);
+    assert!(
+        worst > 0.1 && (reported - worst).abs() <= frame + 1e-3,
+        "the report says {reported:.3} s lost; {worst:.3} s are missing from the files"
+    );
+    let log = std::fs::read_to_string(s.path("runtime.log")).unwrap();
+    let line = format!("{reported:.2} s of media) lost across the restarts");
+    assert!(
+        log.contains(&line),
+        "the log says what the report says ({line}):\n{log}"
+    );
+}
+
+/// The capture clock of this machine (every node's on a one-machine run), ns.
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// The number that follows the last `marker` in `text`.
+fn last_number_after(text: &str, marker: &str) -> Option<f64> {
+    let rest = &text[text.rfind(marker)? + marker.len()..];
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
+}
+
+/// Kills the mux once its log says it opened its `opened`-th part (counted
+/// over every incarnation). Panics (after killing `child`) if it never does.
+fn kill_mux_once_it_opened(child: &mut Child, s: &Scratch, opened: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let log = std::fs::read_to_string(s.path("run/logs/mux.log")).unwrap_or_default();
+        if log.lines().filter(|l| l.contains(" writing ")).count() >= opened {
+            break;
+        }
+        if Instant::now() > deadline || child.try_wait().unwrap().is_some() {
+            kill_tree(child.id());
+            panic!("the mux never opened part {opened}:\n{log}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let mux_pid = descendants(child.id())
+        .into_iter()
+        .find(|p| {
+            std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "node-mux")
+        })
+        .expect("the mux process");
+    // SAFETY: a process of the run we started.
+    unsafe { libc::kill(mux_pid as i32, libc::SIGKILL) };
+}
+
+/// A mux that keeps dying right after it opened its part (before the first
+/// fragment reached it) leaves no empty part file behind: every part that
+/// exists plays, and the numbers have no gap.
+#[test]
+fn a_crash_looping_mux_leaves_no_empty_part_files() {
+    require_ffmpeg();
+    let _turn = exclusive();
+    let s = Scratch::new();
+    let out = s.path("take.mp4");
+    let mut args = small_graph_args(&[
+        format!("mux.path={}", out.display()),
+        "video-encode.keyframe_interval=1".into(),
+    ]);
+    args.extend(["--duration".to_string(), "8".to_string()]);
+    let mut child = start_recording(&s, &args);
+    wait_for_media(&mut child, &out, 1.0);
+    // The first mux dies mid-recording; the next two as soon as they opened
+    // their part; the fourth records to the end (max_restarts: 3).
+    for opened in 1..=3 {
+        kill_mux_once_it_opened(&mut child, &s, opened);
+    }
+    let status = child.wait().unwrap();
+    assert!(status.success(), "the run survives 3 restarts: {status}");
+    let report = read_json(&s.path("report.json"));
+    assert_eq!(report["nodes"]["mux"]["restarts"], 3);
+    let mut parts: Vec<String> = std::fs::read_dir(s.path("."))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("take") && n.ends_with(".mp4"))
+        .collect();
+    parts.sort();
+    assert_eq!(
+        parts,
+        ["take-001.mp4", "take.mp4"],
+        "no part of a mux that wrote nothing"
+    );
+    for name in &parts {
+        let path = s.path(name);
+        assert_plays_cleanly(&path);
+        assert!(video_seconds(&path) > 0.5, "{name} plays");
+    }
 }
 
 /// Video packets stored in a file (not decoded frames: a packet cut short by
 /// the kill may be stored and counted by the mux yet not decode).
 fn video_packets(path: &Path) -> u64 {
+    stream_packets(path, "v:0")
+}
+
+/// Packets stored in a file for one stream (`v:0`, `a:0`).
+fn stream_packets(path: &Path, stream: &str) -> u64 {
     run_tool(
         Command::new("ffprobe")
-            .args(["-v", "error", "-select_streams", "v:0", "-count_packets"])
+            .args(["-v", "error", "-select_streams", stream, "-count_packets"])
             .args(["-show_entries", "stream=nb_read_packets", "-of", "csv=p=0"])
             .arg(path),
     )

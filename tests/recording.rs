@@ -13,8 +13,8 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use graph_tests::media::{
-    decode_errors, faststart_problem, probe, psnr_by_index, repo_graph, require_ffmpeg, run_to_end,
-    run_tool, run_with_limit, PageServer, Probe,
+    decode_errors, faststart_problem, probe, psnr_by_index, psnr_stats, repo_graph, require_ffmpeg,
+    run_to_end, run_tool, run_with_limit, PageServer, Probe,
 };
 use graph_tests::{runtime_bin, RunResult, Scratch};
 
@@ -789,4 +789,109 @@ fn the_1080p_graph_falls_back_to_test_sources_without_devices() {
             "{what} spans {span:.3} s of the 3 s asked"
         );
     }
+}
+
+/// A still image as the camera's source is a continuous video at the
+/// camera's frame rate for as long as the recording runs (like OBS's image
+/// source or `ffmpeg -loop 1`), every frame the picture; not an audio-only
+/// file.
+#[test]
+fn a_still_image_is_recorded_as_continuous_video() {
+    require_ffmpeg();
+    let _turn = exclusive();
+    let s = Scratch::new();
+    let still = s.path("still.png");
+    run_tool(
+        Command::new("ffmpeg")
+            .args(["-nostdin", "-v", "error", "-y"])
+            .args([
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=320x240",
+                "-frames:v",
+                "1",
+            ])
+            .arg(&still),
+    );
+    let out = s.path("out.mp4");
+    let sets = [
+        format!("camera.source=file:{}", still.display()),
+        format!("mux.path={}", out.display()),
+        "width=320".into(),
+        "height=240".into(),
+        // Not paced, 2 s of each source: the graph ends by itself after
+        // exactly 60 frames.
+        "camera.realtime=false".into(),
+        "camera.duration=2".into(),
+        "microphone.source=test".into(),
+        "microphone.realtime=false".into(),
+        "microphone.duration=2".into(),
+    ];
+    let args: Vec<&str> = sets.iter().flat_map(|x| ["--set", x.as_str()]).collect();
+    let r = run_to_end(
+        &s,
+        &repo_graph("1080p.yaml"),
+        &args,
+        Duration::from_secs(120),
+        "the sources' end",
+    );
+    let p = probe(&out).unwrap();
+    assert_eq!(p.video.len(), 1, "a video track: {}", r.stderr);
+    assert_eq!(p.video[0].frames(), 60, "2 s at 30 fps");
+    let psnr = psnr_stats(
+        &[&out, &still],
+        "[0:v]settb=1/30,setpts=N[a];[1:v]format=yuv420p,loop=loop=-1:size=1,settb=1/30,setpts=N[b];[a][b]psnr=shortest=1:stats_file=-",
+    );
+    assert_eq!(psnr.len(), 60, "every frame compared");
+    let worst = psnr.iter().copied().fold(f64::INFINITY, f64::min);
+    assert!(
+        worst > 30.0,
+        "every frame is the picture: worst PSNR {worst:.1} dB"
+    );
+}
+
+/// The shortest audio frames the catalog accepts (1 ms: 48 samples at
+/// 48 kHz; shorter ones are refused, see bad_input.rs) keep up with real
+/// time: the recording has all its audio and the microphone was never
+/// behind.
+#[test]
+fn the_shortest_audio_frames_accepted_keep_all_the_audio() {
+    require_ffmpeg();
+    let _turn = exclusive();
+    let s = Scratch::new();
+    let out = s.path("out.mp4");
+    let set = format!("mux.path={}", out.display());
+    let r = run_to_end(
+        &s,
+        &repo_graph("1080p.yaml"),
+        &[
+            "--duration",
+            "3",
+            "--set",
+            &set,
+            "--set",
+            "width=320",
+            "--set",
+            "height=240",
+            "--set",
+            "microphone.source=test",
+            "--set",
+            "microphone.frame_samples=48",
+        ],
+        Duration::from_secs(120),
+        "--duration",
+    );
+    let p = probe(&out).unwrap();
+    let video = p.video[0].duration();
+    let audio = p.audio[0].end - p.audio[0].start;
+    assert!(video > 2.0, "{video:.2} s of video");
+    assert!(
+        (audio - video).abs() < 0.1,
+        "{audio:.2} s of audio with {video:.2} s of video"
+    );
+    let behind = r.node("microphone")["stats"]["metrics"]["behind_s"]
+        .as_f64()
+        .expect("behind_s published");
+    assert!(behind < 0.25, "the microphone fell {behind:.2} s behind");
 }

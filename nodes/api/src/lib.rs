@@ -52,7 +52,9 @@ pub use message::{
 pub use node::{Event, Node};
 pub use node_catalog::{Params, PortType};
 pub use pool::{OutBuf, PoolHandle, SharedBuf};
-pub use stats::{cpu_seconds, InputStats, Metrics, NodeStats, OutputStats};
+pub use stats::{
+    cpu_seconds, InputStats, Metrics, NodeStats, OutputStats, RESTART_LOST_FRAMES, RESTART_LOST_S,
+};
 
 /// The `main` of a node: runs `node_main`; on error prints `error: <cause
 /// chain>` (the runtime shows it as the node's last log line) and exits 1,

@@ -7,6 +7,13 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
+/// Metrics a node that measures its own restart loss publishes (a sink has
+/// no consumers to measure it): media lost across its restarts, in frames /
+/// packets and in seconds. The runtime reports the larger of these and what
+/// the node's consumers measured.
+pub const RESTART_LOST_FRAMES: &str = "restart_lost_frames";
+pub const RESTART_LOST_S: &str = "restart_lost_s";
+
 /// A snapshot of one node's counters, as published.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct NodeStats {

@@ -2,8 +2,8 @@
 //! or a deterministic test pattern, on output `video`.
 //!
 //! Raw frames leave with pts = frame index and time_base = 1/fps (test pattern,
-//! cameras) or the stream's own timestamps (files), and capture_ns on the
-//! capture clock.
+//! cameras, a still image repeated) or the stream's own timestamps (files),
+//! and capture_ns on the capture clock.
 //!
 //! `mediagraph-nodes camera --list-devices` prints the cameras as a JSON array and exits
 //! (used by `runtime devices`; no graph environment needed).
@@ -14,6 +14,7 @@ mod direct;
 mod media;
 mod pattern;
 mod source;
+mod still;
 mod testsrc;
 
 use anyhow::{anyhow, Result};
@@ -124,6 +125,13 @@ fn run() -> Result<()> {
             }
         },
         Source::Device(spec) => settings.open_camera(&device::find(spec)?)?,
+        Source::Media(path) if still::is_still_image(path) => Box::new(still::StillCapture::open(
+            path,
+            settings.fps,
+            settings.realtime,
+            settings.epoch_ns,
+            settings.duration_ns,
+        )?),
         Source::Media(path) => Box::new(media::MediaCapture::open(
             path,
             settings.realtime,

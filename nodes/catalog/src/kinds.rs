@@ -244,6 +244,31 @@ fn check_camera(params: &Params) -> Vec<(&'static str, String)> {
     errors
 }
 
+/// The shortest audio frame a graph is allowed to carry, seconds. Each
+/// message costs every node it crosses ~0.1–0.2 ms of CPU, so a realtime
+/// microphone sending frames of a few samples falls behind real time and
+/// the recording misses most of its audio (1-sample frames at 48 kHz kept
+/// 8 %; 8-sample frames 74 %, on 2 busy cores). 1 ms frames (48 samples at
+/// 48 kHz) keep up with room to spare.
+pub const MIN_AUDIO_FRAME_S: f64 = 0.001;
+
+fn check_microphone(params: &Params) -> Vec<(&'static str, String)> {
+    let mut errors = check_file_source(params);
+    let samples = params.i64_or("frame_samples", 0);
+    let rate = params.i64_or("sample_rate", 48_000);
+    let min = (rate as f64 * MIN_AUDIO_FRAME_S).ceil() as i64;
+    if samples > 0 && samples < min {
+        errors.push((
+            "frame_samples",
+            format!(
+                "frame_samples {samples} is below {min} (1 ms at {rate} Hz): {} messages a second cost more CPU than the graph has, and the audio falls behind real time; use 0 (automatic) or {min}..=65536",
+                rate / samples
+            ),
+        ));
+    }
+    errors
+}
+
 fn check_video_encode(params: &Params) -> Vec<(&'static str, String)> {
     let mut errors = Vec::new();
     let codec = params.str_or("codec", "h264");
@@ -340,11 +365,11 @@ static KINDS: &[KindSpec] = &[
         any_inputs: None,
         outputs: RAW_VIDEO_OUT,
         params: &[
-            p("source", ParamType::Str, Some("auto"), "`auto` (first camera, else the test pattern with a warning), `device:<index|name>`, `test`, `file:<path>` or a URL"),
+            p("source", ParamType::Str, Some("auto"), "`auto` (first camera, else the test pattern with a warning), `device:<index|name>`, `test`, `file:<path>` or a URL; a still image (`file:logo.png`) is shown as a continuous video at `fps` until the run stops (or for `duration`)"),
             p("realtime", ParamType::Bool, Some("true"), "pace frames at the native rate; false: as fast as downstream accepts, nothing dropped"),
             p("width", DIM, Some("1920"), "frame width in pixels (test pattern, camera request; files keep their own size)"),
             p("height", DIM, Some("1080"), "frame height in pixels (test pattern, camera request)"),
-            p("fps", FPS, Some("30"), "frame rate, e.g. 30, 60 or 30000/1001 (test pattern, camera request; files keep their own rate)"),
+            p("fps", FPS, Some("30"), "frame rate, e.g. 30, 60 or 30000/1001 (test pattern, camera request, still image; files keep their own rate)"),
             p("pixel_format", ParamType::Enum(PIXEL_FORMATS), Some("yuv420p"), "test pattern format; for cameras the preferred capture format"),
             p("pattern", ParamType::Enum(&["bars", "clapper"]), Some("bars"), "test pattern: moving bars with frame counter and clock; `clapper`: also an all-white frame at every whole second (the first frame at or after it)"),
             p("loop", ParamType::Bool, Some("false"), "file sources: start over at the end"),
@@ -358,7 +383,7 @@ static KINDS: &[KindSpec] = &[
     },
     KindSpec {
         kind: "microphone",
-        doc: "Audio capture: the default or a named input device (cpal), a file (FFmpeg), or a test tone.",
+        doc: "Audio capture: the default or a named input device (cpal), a file (FFmpeg), or a test tone. Metrics: dropped (device overruns), behind_s (how far a realtime test source is behind real time: audio it never produced).",
         inputs: &[],
         any_inputs: None,
         outputs: RAW_AUDIO_OUT,
@@ -371,14 +396,14 @@ static KINDS: &[KindSpec] = &[
             p("frequency", ParamType::Float { min: 1.0, max: 20_000.0 }, Some("440"), "test tone frequency in Hz"),
             p("pattern", ParamType::Enum(&["tone", "clapper"]), Some("tone"), "test signal: a steady tone; `clapper`: a 1 kHz beep at every whole second"),
             p("loop", ParamType::Bool, Some("false"), "file sources: start over at the end"),
-            p("frame_samples", ParamType::Int { min: 0, max: 65_536 }, Some("0"), "samples per frame sent; 0: automatic, 1024 (21 ms at 48 kHz), or 8192 for a file replayed faster than real time, where latency does not matter and every message costs CPU in each node it crosses"),
+            p("frame_samples", ParamType::Int { min: 0, max: 65_536 }, Some("0"), "samples per frame sent; 0: automatic, 1024 (21 ms at 48 kHz), or 8192 for a file replayed faster than real time, where latency does not matter and every message costs CPU in each node it crosses; at least 1 ms of audio (48 at 48 kHz)"),
             TEST_DURATION,
             CLOCK_SKEW,
             JITTER,
             DROPOUT_AT,
             DROPOUT_MS,
         ],
-        check: check_file_source,
+        check: check_microphone,
     },
     KindSpec {
         kind: "video-normalize",
@@ -444,7 +469,7 @@ static KINDS: &[KindSpec] = &[
     },
     KindSpec {
         kind: "video-encode",
-        doc: "Encodes raw video: H.264 (libx264), H.265 (libx265), VP9 (libvpx-vp9), AV1 (SVT-AV1, else libaom). Metric: bitrate_bps.",
+        doc: "Encodes raw video: H.264 (libx264), H.265 (libx265), VP9 (libvpx-vp9), AV1 (SVT-AV1, else libaom). Metrics: bitrate_bps, delay_frames and delay_s (the most frames the encoder held before their packet came out: lookahead, B-frames, frame threads; lost in a crash of everything).",
         // An encoder's time per frame is uneven (start-up, keyframes, frame
         // threads finishing together): 8 frames absorb that without a skip at
         // 60 fps where 4 did not.
@@ -483,7 +508,7 @@ static KINDS: &[KindSpec] = &[
     },
     KindSpec {
         kind: "mux",
-        doc: "Writes encoded tracks into MP4, MKV or WebM (any number of video and audio tracks, one stream per input in the graph's order). MP4 is written as fragments while recording (crash-safe) and made a normal faststart MP4 at a clean stop. A restarted mux continues in the next numbered file. Metrics: bytes_written, bitrate_bps, files, discarded, lost_packets_<input>, packets_<input>, latency_p50_ms_<input>, latency_p99_ms_<input>.",
+        doc: "Writes encoded tracks into MP4, MKV or WebM (any number of video and audio tracks, one stream per input in the graph's order). MP4 is written as fragments while recording (crash-safe) and made a normal faststart MP4 at a clean stop. A restarted mux continues in the next numbered file (created once its first fragment is written). Metrics: bytes_written, bitrate_bps, files, discarded, lost_packets_<input> and lost_seconds_<input> (not in any file after a restart), restart_lost_s, restart_lost_frames, crash_loss_bound_s (the most a crash of everything loses at the end: fragment_duration, one packet and the longest capture-to-mux delay seen), packets_<input>, latency_p50_ms_<input>, latency_p99_ms_<input>.",
         inputs: &[],
         any_inputs: Some(&[PortType::EncodedVideo, PortType::EncodedAudio]),
         outputs: &[],
@@ -493,7 +518,7 @@ static KINDS: &[KindSpec] = &[
             p("faststart", ParamType::Bool, Some("true"), "MP4: put the index (moov) before the media data"),
             p("overwrite", ParamType::Bool, Some("false"), "replace an existing file instead of refusing"),
             p("output_dir", ParamType::Str, None, "when set, `path` must lie inside this directory (after resolving `..` and symbolic links): a graph that would write anywhere else is refused before it starts, and the mux checks again when it creates each file; absent: anywhere the user can write. A symbolic link as the output file is always refused"),
-            p("fragment_duration", ParamType::Float { min: 0.1, max: 1.0 }, Some("0.5"), "seconds of media per MP4 fragment / MKV cluster written while recording: after a crash or `kill -9` the file plays up to at most this long before the end (a clean stop turns the MP4 into a normal one; `runtime recover FILE` after a crash)"),
+            p("fragment_duration", ParamType::Float { min: 0.1, max: 1.0 }, Some("0.5"), "seconds of media per MP4 fragment / MKV cluster written while recording: after a crash or `kill -9` of everything the file misses at most this plus the media still on its way to the mux (the encoder's lookahead, sync's buffer: metric crash_loss_bound_s) at the end (a clean stop turns the MP4 into a normal one; `runtime recover FILE` after a crash)"),
             p("max_duration", ParamType::Float { min: 1.0, max: 604_800.0 }, None, "seconds of media per file: at the first video keyframe past it the mux starts the next numbered file (`take.mp4`, `take-001.mp4`, ...) or stops (`on_limit`); absent: no limit"),
             p("max_file_size", ParamType::Int { min: 1, max: 16_000_000 }, None, "megabytes (10^6 bytes) per file, like `max_duration`: a file ends at the first keyframe past the size, so it may exceed it by up to one keyframe interval; absent: no limit"),
             p("on_limit", ParamType::Enum(&["split", "stop"]), Some("split"), "at `max_duration` / `max_file_size`: `split` continues in the next numbered file with no gap or overlap; `stop` finalizes the file and records nothing more (counted as `discarded`)"),
@@ -667,6 +692,28 @@ mod tests {
         assert_eq!(container_for("auto", "a/b.WEBM"), Some("webm"));
         assert_eq!(container_for("auto", "a/b.avi"), None);
         assert_eq!(container_for("mkv", "x.mp4"), Some("mkv"));
+    }
+
+    #[test]
+    fn audio_frames_last_at_least_a_millisecond() {
+        let params = |samples: i64, rate: i64| {
+            let mut m = serde_json::Map::new();
+            m.insert("frame_samples".into(), samples.into());
+            m.insert("sample_rate".into(), rate.into());
+            Params(m)
+        };
+        assert!(check_microphone(&params(0, 48_000)).is_empty());
+        assert!(check_microphone(&params(48, 48_000)).is_empty());
+        let e = check_microphone(&params(47, 48_000));
+        assert_eq!(e.len(), 1);
+        assert_eq!(e[0].0, "frame_samples");
+        assert!(
+            e[0].1.starts_with("frame_samples 47 is below 48"),
+            "{}",
+            e[0].1
+        );
+        assert!(check_microphone(&params(8, 8_000)).is_empty());
+        assert_eq!(check_microphone(&params(1, 8_000)).len(), 1);
     }
 
     #[test]

@@ -28,6 +28,9 @@ use file::FileSource;
 use signal::Pattern;
 use source::{OutFormat, Source, TestSource};
 
+/// How far behind real time a realtime source may fall before it warns.
+const BEHIND_WARN_S: f64 = 0.25;
+
 /// Entry point, with the arguments after the kind.
 pub fn main(args: &[String]) {
     // Before Node::init(), which needs the runtime's environment.
@@ -176,6 +179,9 @@ fn run() -> Result<()> {
     let end = duration.map(|d| device_pos + d);
     let mut frames: u64 = 0;
     let mut last_metrics = 0u64;
+    // How far a realtime test source is behind real time: audio it never
+    // produced (frames it cannot send as fast as they last).
+    let mut behind_s = 0.0f64;
     while !node.stop_requested() {
         let stop = || node.stop_requested();
         let want = match end {
@@ -191,7 +197,16 @@ fn run() -> Result<()> {
         device_pos += chunk.samples as u64;
         if realtime && source.self_clocked() {
             // Like a device, a frame is ready once its last sample was "captured".
-            clock::sleep_until_ns(ns_at(&device, device_pos));
+            let due = ns_at(&device, device_pos);
+            let late_s = clock::now_ns().saturating_sub(due) as f64 / 1e9;
+            if late_s > BEHIND_WARN_S && behind_s <= BEHIND_WARN_S {
+                tracing::warn!(
+                    "{late_s:.2} s behind real time: frames of {} samples cost more than they last; that audio is missing from the recording (counted as behind_s)",
+                    chunk.samples
+                );
+            }
+            behind_s = late_s;
+            clock::sleep_until_ns(due);
         }
         let mut buf = node.alloc("audio", out.frame_bytes(chunk.samples))?;
         source.write(&mut buf)?;
@@ -215,12 +230,14 @@ fn run() -> Result<()> {
         frames += 1;
         if pos - last_metrics >= out.rate as u64 {
             node.metrics().set("dropped", source.dropped() as f64);
+            node.metrics().set("behind_s", behind_s);
             last_metrics = pos;
         }
     }
     node.metrics().set("dropped", source.dropped() as f64);
+    node.metrics().set("behind_s", behind_s);
     tracing::info!(
-        "sent {frames} frames, {:.2} s of audio, {} overruns",
+        "sent {frames} frames, {:.2} s of audio, {} overruns, {behind_s:.2} s behind real time",
         pos as f64 / out.rate as f64,
         source.dropped()
     );

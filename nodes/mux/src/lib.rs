@@ -12,6 +12,7 @@ mod finalize;
 mod latency;
 mod muxer;
 mod output;
+mod unnamed;
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -115,6 +116,7 @@ fn run() -> Result<()> {
 /// The event loop: packets in, the file written, space watched.
 fn record(node: &mut Node, mux: &mut Muxer, min_free: u64) -> Result<()> {
     let mut last_publish = Instant::now();
+    let mut logged_bound = 0.0;
     let mut last_space_check = Instant::now();
     while let Some(event) = node.next_event()? {
         match event {
@@ -141,9 +143,24 @@ fn record(node: &mut Node, mux: &mut Muxer, min_free: u64) -> Result<()> {
         if last_publish.elapsed() >= PUBLISH_EVERY {
             last_publish = Instant::now();
             publish(node, mux);
+            log_crash_loss_bound(mux, &mut logged_bound);
         }
     }
     Ok(())
+}
+
+/// Logs the crash loss bound when it grew by more than 10 ms, so
+/// the log of a run killed as a whole says what it may have lost.
+fn log_crash_loss_bound(mux: &Muxer, logged: &mut f64) {
+    let Some(bound) = mux.crash_loss_bound() else {
+        return;
+    };
+    if bound > *logged + 0.01 {
+        *logged = bound;
+        tracing::info!(
+            "crash loss bound: a crash of everything now loses at most {bound:.3} s at the end (the unwritten fragment, one packet and the media still on its way here)"
+        );
+    }
 }
 
 /// Fails with a [`disk::DiskError`] when the file system of `path` has less
@@ -203,13 +220,28 @@ fn account_for_restart(node: &Node, mux: &Muxer, base: &Path, first_part: u32) {
         }
     }
     let m = node.metrics();
+    let (mut lost_packets, mut lost_s) = (0u64, 0.0f64);
     for (t, written_before) in mux.tracks.iter().zip(before) {
         let lost = t.first_seq.unwrap_or(0).saturating_sub(written_before) + t.dropped_at_start;
+        // Packets of one track are of one duration (a frame, an audio
+        // block): the count gives the media time missing from the parts.
+        let seconds = lost as f64 * t.packet_seconds();
         m.set(&t.metric_lost, lost as f64);
+        m.set(&t.metric_lost_s, seconds);
         if lost > 0 {
-            tracing::warn!("`{}`: {lost} packets lost while the mux was down", t.input);
+            tracing::warn!(
+                "`{}`: {lost} packets ({seconds:.2} s) lost across the restart: not yet on disk when the mux died, sent while it was down, or before the keyframe the next part starts on",
+                t.input
+            );
         }
+        lost_packets += lost;
+        // The tracks play side by side: the recording misses the longest.
+        lost_s = lost_s.max(seconds);
     }
+    // What the runtime reports as this node's restart loss (it has no
+    // consumers to measure it).
+    m.set(node_api::RESTART_LOST_FRAMES, lost_packets as f64);
+    m.set(node_api::RESTART_LOST_S, lost_s);
 }
 
 fn mux_container_of(path: &Path) -> &'static str {
@@ -224,6 +256,9 @@ fn publish(node: &Node, mux: &Muxer) {
         m.set("bitrate_bps", mux.payload_bytes() as f64 * 8.0 / duration);
     }
     m.set("dropped", mux.dropped as f64);
+    if let Some(bound) = mux.crash_loss_bound() {
+        m.set("crash_loss_bound_s", bound);
+    }
     m.set("discarded", mux.discarded as f64);
     m.set(
         "files",

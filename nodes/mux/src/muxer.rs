@@ -17,6 +17,7 @@ use crate::disk;
 use crate::finalize;
 use crate::latency::Latency;
 use crate::output;
+use crate::unnamed::PartFile;
 
 /// How much each track may hold while another has not begun: enough for an
 /// encoder's lookahead, bounded so a silent input cannot exhaust memory.
@@ -59,6 +60,7 @@ pub struct Track {
     pub metric_p50: String,
     pub metric_p99: String,
     pub metric_lost: String,
+    pub metric_lost_s: String,
 }
 
 impl Track {
@@ -83,6 +85,7 @@ impl Track {
             metric_p50: format!("latency_p50_ms_{input}"),
             metric_p99: format!("latency_p99_ms_{input}"),
             metric_lost: format!("lost_packets_{input}"),
+            metric_lost_s: format!("lost_seconds_{input}"),
         }
     }
 
@@ -119,6 +122,19 @@ impl Track {
         self.held_bytes += data.len();
         self.held.push_back((header, data.to_vec()));
         self.trim_held()
+    }
+
+    /// The media time one packet of this track covers (0 before the first).
+    pub fn packet_seconds(&self) -> f64 {
+        let Some(p) = &self.first else { return 0.0 };
+        if p.duration > 0 {
+            return p.time_base.seconds(p.duration);
+        }
+        let (num, den) = p.params.frame_rate;
+        if p.media == MediaKind::Video && num > 0 && den > 0 {
+            return den as f64 / num as f64;
+        }
+        0.0
     }
 
     fn held_seconds(&self) -> f64 {
@@ -177,11 +193,14 @@ pub struct Settings {
 struct Part {
     index: u32,
     path: PathBuf,
+    /// Named under `path` once it holds media.
+    file: PartFile,
     out: Output,
-    /// The file FFmpeg writes through `/proc/self/fd/N`: held open as long
-    /// as `out` (declared after it, so dropped after it), as a muxer may open
-    /// that name again.
-    _file: std::fs::File,
+    /// Where the file system has no unnamed files: the file created by name
+    /// (never through a link) that FFmpeg writes through `/proc/self/fd/N`,
+    /// held open as long as `out` (declared after it, so dropped after it),
+    /// as a muxer may open that name again.
+    _named: Option<std::fs::File>,
     /// The stream time (seconds) that is 0 in this file.
     offset: f64,
     /// Stream time covered by the track that decides splits: (start, end).
@@ -222,6 +241,10 @@ pub struct Muxer {
     /// Packets not written because `on_limit: stop` ended the recording.
     pub discarded: u64,
     warned_hold: bool,
+    /// The longest a packet took from capture to this mux while a file was
+    /// open (seconds): media that far back was still on its way (the
+    /// encoder's lookahead, sync's buffer, the queues) at any instant.
+    max_latency_s: f64,
 }
 
 impl Muxer {
@@ -246,6 +269,7 @@ impl Muxer {
             dropped: 0,
             discarded: 0,
             warned_hold: false,
+            max_latency_s: 0.0,
         }
     }
 
@@ -269,9 +293,13 @@ impl Muxer {
         let i = self.track_index(input)?;
         let track = &mut self.tracks[i];
         if header.capture_ns > 0 {
-            track
-                .latency
-                .record_ns(now_ns.saturating_sub(header.capture_ns));
+            let latency_ns = now_ns.saturating_sub(header.capture_ns);
+            track.latency.record_ns(latency_ns);
+            // Packets held before the first file opened wait for the other
+            // tracks to begin: a start-up delay, not the pipeline's.
+            if self.part.is_some() {
+                self.max_latency_s = self.max_latency_s.max(latency_ns as f64 / 1e9);
+            }
         }
         track.first_seq.get_or_insert(seq);
         if self.stopped {
@@ -535,11 +563,17 @@ impl Muxer {
     }
 
     /// Opens the first file and writes the header once every input has begun
-    /// (or ended empty), then writes what was held.
+    /// (or ended empty) with a packet a file can start on, then writes what
+    /// was held. A restarted mux that opened before the video's keyframe
+    /// would start its file at the audio, and the video before that instant
+    /// would be stored but cut by the edit list (never played).
     fn try_open(&mut self) -> Result<()> {
         if self.part.is_some()
             || self.stopped
-            || self.tracks.iter().any(|t| t.first.is_none() && !t.closed)
+            || self
+                .tracks
+                .iter()
+                .any(|t| (t.first.is_none() || t.need_keyframe) && !t.closed)
         {
             return Ok(());
         }
@@ -581,10 +615,21 @@ impl Muxer {
         // Numbered parts never replace a file.
         let replace = self.settings.overwrite && index == 0;
         output::check_path(&path, replace)?;
-        let file = output::create(&path, replace, self.settings.output_dir.as_deref())?;
+        let output_dir = self.settings.output_dir.as_deref();
+        // The part gets its name once it holds media (see unnamed.rs): a link
+        // planted at the name by then makes naming it fail, never followed.
+        output::open_dir(&path, output_dir)?;
+        let mut file = PartFile::create(&path, replace);
+        let named = match file.is_named() {
+            true => Some(output::create(&path, replace, output_dir)?),
+            false => None,
+        };
+        let open_path = named
+            .as_ref()
+            .map_or_else(|| file.open_path(), output::fd_path);
         let container = self.settings.container;
         let format = output::ffmpeg_format(container).expect("known container");
-        let mut out = ffmpeg_next::format::output_as(&output::fd_path(&file), format)
+        let mut out = ffmpeg_next::format::output_as(&open_path, format)
             .map_err(|e| disk::write_error(&format!("cannot create {shown}"), &e))?;
         for t in self.tracks.iter_mut() {
             t.stream = None;
@@ -601,6 +646,7 @@ impl Muxer {
         }
         out.write_header_with(output::header_options(container, self.settings.fragment_s))
             .map_err(|e| disk::write_error(&format!("writing the header of {shown}"), &e))?;
+        file.header_written();
         // The muxer picks each stream's final time base in write_header.
         for t in self.tracks.iter_mut() {
             if let Some((index, tb)) = &mut t.stream {
@@ -617,8 +663,9 @@ impl Muxer {
         self.part = Some(Part {
             index,
             path,
+            file,
             out,
-            _file: file,
+            _named: named,
             offset,
             span: None,
             payload_bytes: 0,
@@ -687,6 +734,7 @@ impl Muxer {
                 &e,
             )
         })?;
+        part.file.name_if_media()?;
         t.last_dts = Some(dts);
         t.packets += 1;
         t.bytes += data.len() as u64;
@@ -729,6 +777,11 @@ impl Muxer {
             return Err(disk::write_error(&format!("finishing {shown}"), &e));
         }
         drop(part.out);
+        part.file.name_if_media()?;
+        if !part.file.is_named() {
+            tracing::info!("part {} {shown}: no media, not created", part.index);
+            return Ok(());
+        }
         if self.settings.container == "mp4" {
             finalize::rewrite(&part.path, "mp4", self.settings.faststart, None).map_err(|e| {
                 e.context(format!(
@@ -763,6 +816,10 @@ impl Muxer {
         let shown = part.path.display().to_string();
         // Closing flushes what FFmpeg still buffers; that write fails too.
         drop(part.out);
+        let mut file = part.file;
+        if file.name_if_media().is_err() || !file.is_named() {
+            return format!("no fragment of {shown} reached the disk");
+        }
         if self.settings.container != "mp4" {
             return match finalize::recover(&part.path, self.settings.container) {
                 Ok(_) => format!("{shown} keeps everything written before the error"),
@@ -780,6 +837,20 @@ impl Muxer {
                 "{shown} plays up to the error as a fragmented MP4 but could not be finalized ({e:#}); run `runtime recover {shown}` once there is room"
             ),
         }
+    }
+
+    /// The most media (seconds) a crash of everything can lose at the end of
+    /// the recording, as far as this run has shown: the fragment not yet
+    /// written, one packet, and what was still on its way here (the
+    /// longest capture-to-mux delay seen). `None` before a file is open.
+    pub fn crash_loss_bound(&self) -> Option<f64> {
+        self.part.as_ref()?;
+        let packet = self
+            .tracks
+            .iter()
+            .map(Track::packet_seconds)
+            .fold(0.0, f64::max);
+        Some(self.settings.fragment_s + packet + self.max_latency_s)
     }
 
     /// Media seconds written so far (longest track).
@@ -800,11 +871,7 @@ impl Muxer {
 
     /// Bytes on disk: the closed parts and the current one.
     pub fn file_size(&self) -> u64 {
-        let current = self
-            .part
-            .as_ref()
-            .and_then(|p| std::fs::metadata(&p.path).ok())
-            .map_or(0, |m| m.len());
+        let current = self.part.as_ref().map_or(0, |p| p.file.size());
         self.parts.iter().map(|p| p.bytes).sum::<u64>() + current
     }
 

@@ -64,20 +64,8 @@ pub fn check_path(path: &Path, overwrite: bool) -> Result<()> {
 /// refused too). FFmpeg then writes through [`fd_path`].
 pub fn create(path: &Path, replace: bool, output_dir: Option<&Path>) -> Result<File> {
     use std::os::unix::ffi::OsStrExt;
-    use std::os::unix::fs::OpenOptionsExt;
     let shown = path.display();
-    let dir_path = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let dir = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_DIRECTORY)
-        .open(dir_path)
-        .map_err(|e| anyhow!("cannot create {shown}: its directory: {e}"))?;
-    if let Some(root) = output_dir {
-        check_inside(&dir, root).map_err(|e| anyhow!("refusing to create {shown}: {e}"))?;
-    }
+    let dir = open_dir(path, output_dir)?;
     let name = path
         .file_name()
         .ok_or_else(|| anyhow!("{shown} names no file"))?;
@@ -102,6 +90,26 @@ pub fn create(path: &Path, replace: bool, output_dir: Option<&Path>) -> Result<F
     }
     // SAFETY: a descriptor openat just returned, owned by nothing else.
     Ok(unsafe { File::from_raw_fd(fd) })
+}
+
+/// The directory `path` is to be created in, opened; with `output_dir` it
+/// must lie inside that directory as opened (links resolved).
+pub fn open_dir(path: &Path, output_dir: Option<&Path>) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let shown = path.display();
+    let dir_path = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let dir = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY)
+        .open(dir_path)
+        .map_err(|e| anyhow!("cannot create {shown}: its directory: {e}"))?;
+    if let Some(root) = output_dir {
+        check_inside(&dir, root).map_err(|e| anyhow!("refusing to create {shown}: {e}"))?;
+    }
+    Ok(dir)
 }
 
 /// The name FFmpeg opens to write to an already open file: the file itself,

@@ -333,8 +333,10 @@ impl Sync {
             .iter()
             .map(|l| format!("{} {}", l.name, describe_start(l.held.first_capture(), t0)))
             .collect();
+        // T0 on the capture clock tells what media time an instant is: how
+        // much a crash of everything lost is measured against it.
         tracing::info!(
-            "common start fixed: {}, audio {}",
+            "common start fixed: {}, audio {} (T0 = capture clock {t0} ns)",
             starts.join(", "),
             describe_start(audio, t0)
         );

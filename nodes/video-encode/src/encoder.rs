@@ -42,6 +42,7 @@ pub struct VideoEncoder {
     captures: Box<[(i64, u64); CAPTURE_RING]>,
     last_capture: u64,
     next_index: u64,
+    max_delay_frames: u64,
     last_pts: Option<i64>,
     stats: Stats,
 }
@@ -172,6 +173,25 @@ impl VideoEncoder {
         data: &[u8],
         sink: &mut dyn FnMut(EncodedPacket, &[u8]) -> Result<()>,
     ) -> Result<()> {
+        self.encode_frame(header, data, sink)?;
+        // Frames in that no packet came out for yet: the lookahead, B-frames
+        // and frame threads, which a crash of everything loses.
+        let held = self.next_index.saturating_sub(self.stats.packets);
+        self.max_delay_frames = self.max_delay_frames.max(held);
+        Ok(())
+    }
+
+    /// The most frames the encoder held at once (its delay), so far.
+    pub fn delay_frames(&self) -> u64 {
+        self.max_delay_frames
+    }
+
+    fn encode_frame(
+        &mut self,
+        header: &VideoFrame,
+        data: &[u8],
+        sink: &mut dyn FnMut(EncodedPacket, &[u8]) -> Result<()>,
+    ) -> Result<()> {
         let pts = self.pts_of(header);
         self.captures[pts.rem_euclid(CAPTURE_RING as i64) as usize] = (pts, header.capture_ns);
         let keyframe = self.force_keyframes && self.next_index.is_multiple_of(self.gop);
@@ -266,6 +286,7 @@ impl VideoEncoder {
         self.captures = old.captures;
         self.last_capture = old.last_capture;
         self.next_index = old.next_index;
+        self.max_delay_frames = old.max_delay_frames;
         self.last_pts = old.last_pts;
         self.stats = old.stats;
         Ok(true)
@@ -451,6 +472,7 @@ fn open_as(
         captures: Box::new([(i64::MIN, 0); CAPTURE_RING]),
         last_capture: 0,
         next_index: 0,
+        max_delay_frames: 0,
         last_pts: None,
         stats: Stats::default(),
     })

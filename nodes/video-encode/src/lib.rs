@@ -6,7 +6,8 @@
 //! `speed`, `crf` and `bitrate` map to each encoder. Metrics: `bitrate_bps`
 //! (average so far), `keyframes`, `overloaded_pct` (share of input frames
 //! skipped in the last second), `degrade_steps` (presets below the configured
-//! one), `preset_switches`. See [`overload`] for `degrade`.
+//! one), `preset_switches`, `delay_frames` / `delay_s` (the most frames the
+//! encoder held before their packet came out: lookahead, B-frames, threads). See [`overload`] for `degrade`.
 
 mod encoder;
 mod hw;
@@ -155,4 +156,8 @@ fn publish(node: &Node, enc: &VideoEncoder) {
     node.metrics()
         .set("bitrate_bps", s.bitrate_bps(enc.time_base()));
     node.metrics().set("keyframes", s.keyframes as f64);
+    let delay = enc.delay_frames();
+    node.metrics().set("delay_frames", delay as f64);
+    node.metrics()
+        .set("delay_s", enc.time_base().seconds(delay as i64));
 }

@@ -178,7 +178,8 @@ fn add_counters(sum: &mut NodeStats, more: &NodeStats) {
 
 /// Media lost across the restarts of `node`, as its consumers measured it:
 /// (messages, seconds) — per output the worst consumer, summed over outputs
-/// for messages, the longest gap for seconds.
+/// for messages, the longest gap for seconds — or as the node measured it
+/// itself (a mux: what never reached a file), whichever is larger.
 pub fn restart_loss(
     node: &NodeDef,
     consumers: &[&NodeDef],
@@ -202,6 +203,11 @@ pub fn restart_loss(
         }
         messages += worst.0;
         seconds = seconds.max(worst.1);
+    }
+    if let Some(own) = stats.get(&node.id).map(|s| &s.metrics) {
+        let metric = |name: &str| own.get(name).copied().unwrap_or(0.0).max(0.0);
+        messages = messages.max(metric(node_api::RESTART_LOST_FRAMES).round() as u64);
+        seconds = seconds.max(metric(node_api::RESTART_LOST_S));
     }
     (messages, seconds)
 }
