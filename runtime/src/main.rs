@@ -74,6 +74,13 @@ edge, the mux finalizes its file. Per-node logs are kept in the run directory.")
         /// Seconds nodes get to finish after a stop before they are killed.
         #[arg(long, value_name = "SECONDS", default_value_t = 20.0)]
         grace: f64,
+        /// Seconds a node may go without progress (no stats, or counters still
+        /// with its input queues full) before it is killed and restarted like a
+        /// crash; 0: hung nodes are only reported. At stop a node without
+        /// progress for 3 s (or this, if shorter) is killed and its streams are
+        /// ended for it.
+        #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+        hang_timeout: f64,
         /// Directory for this run's logs [default: runs/<timestamp>-<graph>].
         #[arg(long, value_name = "DIR")]
         run_dir: Option<PathBuf>,
@@ -248,6 +255,7 @@ fn main() -> ExitCode {
             run_id,
             ready_timeout,
             grace,
+            hang_timeout,
             run_dir,
             no_shm,
             quiet,
@@ -264,6 +272,10 @@ fn main() -> ExitCode {
             }
             if !(grace.is_finite() && grace >= 0.0) {
                 eprintln!("error: --grace must be a number of seconds >= 0");
+                return ExitCode::from(EXIT_USAGE);
+            }
+            if !(hang_timeout == 0.0 || (2.0..=3600.0).contains(&hang_timeout)) {
+                eprintln!("error: --hang-timeout must be 0 (off) or 2 to 3600 seconds (nodes publish their stats every 0.5 s)");
                 return ExitCode::from(EXIT_USAGE);
             }
             if !(ready_timeout.is_finite() && ready_timeout > 0.0) {
@@ -291,6 +303,7 @@ fn main() -> ExitCode {
             let opts = RunOptions {
                 duration: duration.map(Duration::from_secs_f64),
                 grace: Duration::from_secs_f64(grace),
+                hang_timeout: (hang_timeout > 0.0).then(|| Duration::from_secs_f64(hang_timeout)),
                 run_dir,
                 machine,
                 console: !quiet,
