@@ -11,20 +11,38 @@ use zenoh::Wait;
 use super::{close_outputs_of, restarts::ClosedOutputs, NodeState, Supervised};
 use crate::graph::{Graph, NodeDef};
 
-/// Acknowledges, on behalf of `def` (exited, or killed by the runtime), the
-/// end-of-stream of each of its inputs. A finishing upstream node waits for
-/// its consumers' acknowledgements (they say its buffers are released) and
-/// would otherwise wait its whole release timeout for a consumer that never
-/// started or died; a repeated acknowledgement changes nothing.
-pub fn ack_inputs_of(session: &zenoh::Session, run_id: &str, def: &NodeDef) {
-    for input in &def.inputs {
-        let key = keys::eos_ack(run_id, &input.source_node, &input.source_output, &def.id);
-        let _ = session.put(key, Vec::<u8>::new()).wait();
+/// Acknowledges, while the graph stops, the end-of-stream of every input of
+/// every node that is gone (exited, or killed by the runtime), as long as
+/// the sender of that input runs. A finishing node waits for its consumers'
+/// acknowledgements (they say its buffers are released) and would otherwise
+/// wait its whole release timeout for a consumer that never started or died.
+/// Repeated every tick: the sender may not listen yet (still connecting), and
+/// a repeated acknowledgement changes nothing.
+pub(super) fn ack_for_gone(
+    session: &zenoh::Session,
+    run_id: &str,
+    graph: &Graph,
+    nodes: &BTreeMap<String, Supervised>,
+) {
+    let gone = nodes
+        .values()
+        .filter(|s| s.state != NodeState::Running || s.kill.is_none());
+    for sup in gone {
+        let def = &graph.nodes[sup.index];
+        for input in &def.inputs {
+            let sender_runs = nodes
+                .get(&input.source_node)
+                .is_none_or(|s| s.state == NodeState::Running);
+            if sender_runs {
+                let key = keys::eos_ack(run_id, &input.source_node, &input.source_output, &def.id);
+                let _ = session.put(key, Vec::<u8>::new()).wait();
+            }
+        }
     }
 }
 
-/// Kills a node that will not finish and ends its streams for it:
-/// end-of-stream on its outputs, acknowledgements on its inputs.
+/// Kills a node that will not finish and ends its streams for it (its
+/// inputs are acknowledged for it once their senders end them).
 pub(super) fn end_for(
     session: &zenoh::Session,
     run_id: &str,
@@ -36,7 +54,6 @@ pub(super) fn end_for(
         let _ = k.send(());
     }
     close_outputs_of(session, run_id, def, closed);
-    ack_inputs_of(session, run_id, def);
 }
 
 /// Running nodes the runtime has not killed yet.
@@ -108,32 +125,52 @@ pub fn is_upstream(graph: &Graph, ancestor: &str, node: &str) -> bool {
     false
 }
 
-/// Which node's failure is the run's error. When an upstream node fails
-/// (its end-of-stream cut short, its error reported), nodes downstream may
-/// fail because of it, sometimes before it has even exited (it still waits
-/// for its consumers): the upstream failure is the cause and replaces theirs.
+/// Which node's failure is the run's error. A node whose input ended
+/// before it failed may have failed because of it (a stream cut short): if
+/// the node that ended that input fails too, even later (it may still be
+/// waiting for its consumers), its failure is the cause and replaces the
+/// other. Otherwise the first failure stays the run's error.
 #[derive(Default)]
 pub struct Blame {
     node: Option<String>,
+    /// The nodes whose streams into the blamed node had ended when it failed.
+    ended_inputs: Vec<String>,
 }
 
 impl Blame {
     /// Node `node` failed with `msg`: it becomes the run's error if there is
-    /// none yet, or if it is upstream of the node blamed so far.
-    pub fn offer(&mut self, graph: &Graph, failure: &mut Option<String>, node: &str, msg: &str) {
+    /// none yet, or if it ended an input of the node blamed so far before
+    /// that node failed.
+    pub fn offer(
+        &mut self,
+        graph: &Graph,
+        closed: &ClosedOutputs,
+        failure: &mut Option<String>,
+        node: &str,
+        msg: &str,
+    ) {
         let replaces = match (&*failure, &self.node) {
             (None, _) => true,
-            (Some(_), Some(blamed)) => blamed != node && is_upstream(graph, node, blamed),
+            (Some(_), Some(_)) => self.ended_inputs.iter().any(|n| n == node),
             (Some(_), None) => false,
         };
-        if replaces {
-            if let (Some(_), Some(blamed)) = (&*failure, &self.node) {
-                tracing::info!(
-                    "node `{node}`, upstream of `{blamed}`, failed too: its failure is the cause"
-                );
-            }
-            *failure = Some(msg.to_string());
-            self.node = Some(node.to_string());
+        if !replaces {
+            return;
         }
+        if let (Some(_), Some(blamed)) = (&*failure, &self.node) {
+            tracing::info!(
+                "node `{blamed}` failed after its input from `{node}` ended, and `{node}` failed too: `{node}` is the cause"
+            );
+        }
+        *failure = Some(msg.to_string());
+        self.node = Some(node.to_string());
+        self.ended_inputs = graph
+            .nodes
+            .iter()
+            .filter(|d| d.id == node)
+            .flat_map(|d| &d.inputs)
+            .filter(|i| closed.is_closed(&i.source_node, &i.source_output))
+            .map(|i| i.source_node.clone())
+            .collect();
     }
 }

@@ -332,7 +332,7 @@ impl HangWatch {
                 tracing::error!("{msg}");
                 self.killed(id, sup.generation, format!("hung ({}), killed at stop", h.describe()));
                 end_for(ctx.session, ctx.run_id, def, ctx.closed, sup);
-                blame.offer(ctx.graph, failure, id, &msg);
+                blame.offer(ctx.graph, ctx.closed, failure, id, &msg);
             } else {
                 tracing::error!("node `{id}` hung ({}); killing it (--hang-timeout)", h.describe());
                 self.killed(id, sup.generation, format!("hung ({}) and was killed", h.describe()));

@@ -378,7 +378,6 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
         if let Ok(exit) = exit_rx.try_recv() {
             let sup = nodes.get_mut(&exit.node).unwrap();
             let why = describe_exit(&exit.status);
-            ending::ack_inputs_of(&session, &run_id, &graph.nodes[sup.index]);
             if matches!(&exit.status, Ok(s) if s.success()) {
                 sup.state = NodeState::Exited;
                 sup.last_exit = Some(why);
@@ -392,7 +391,7 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
                 exit.node,
                 logs::last_lines_hint(&logs_dir, &exit.node)
             );
-            blame.offer(graph, &mut failure, &exit.node, &msg);
+            blame.offer(graph, &closed, &mut failure, &exit.node, &msg);
             break;
         }
         if stop.is_requested() || remote_stop.is_requested() {
@@ -509,7 +508,6 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
                     }
                     continue;
                 }
-                ending::ack_inputs_of(&session, &run_id, def);
                 if ok {
                     sup.state = NodeState::Exited;
                     tracing::debug!("node `{}` finished", exit.node);
@@ -520,7 +518,7 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
                     if !stopping || failure.is_none() {
                         tracing::error!("{msg}");
                     }
-                    blame.offer(graph, &mut failure, &exit.node, &msg);
+                    blame.offer(graph, &closed, &mut failure, &exit.node, &msg);
                     // Its consumers would wait forever for its end-of-stream: send it for it.
                     close_outputs_of(&session, &run_id, def, &closed);
                     begin_stop("a node failed", &mut stopping_token, &mut stop_deadline);
@@ -551,6 +549,9 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
                 status.update(graph, &snapshot, media_start.elapsed(), &console);
             }
             _ = restart_check.tick() => {
+                if stopping_token.is_some() {
+                    ending::ack_for_gone(&session, &run_id, graph, &nodes);
+                }
                 if started_token.is_some() || stopping_token.is_some() {
                     let snapshot = stats.lock().unwrap().clone();
                     let stopping = stopping_token.is_some();
