@@ -56,6 +56,8 @@ enum Stall {
     Silent,
     /// Stats whose counters do not move while an input queue is full.
     Stuck,
+    /// At stop, a source whose counters do not move and whose streams do not end.
+    SourceStuck,
 }
 
 /// What one incarnation of a node was last seen doing.
@@ -65,6 +67,8 @@ struct Progress {
     /// Messages sent, and messages taken off the input queues.
     signature: Option<(u64, i64)>,
     progressed_at: Instant,
+    /// When the counters last changed.
+    moved_at: Instant,
 }
 
 /// A node that is hung right now: how, and since how long.
@@ -81,6 +85,9 @@ impl Hung {
         match self.stall {
             Stall::Silent => format!("no stats for {s:.1} s: the process does not run"),
             Stall::Stuck => format!("no progress for {s:.1} s with an input queue full"),
+            Stall::SourceStuck => {
+                format!("sent nothing for {s:.1} s and did not end its streams after the stop")
+            }
         }
     }
 }
@@ -96,6 +103,8 @@ pub struct HangWatch {
     counts: HashMap<String, u32>,
     /// (generation, why) of incarnations the runtime killed for hanging.
     killed: HashMap<String, (u32, String)>,
+    /// When the stop began.
+    stop_at: Option<Instant>,
 }
 
 impl HangWatch {
@@ -107,6 +116,7 @@ impl HangWatch {
             hung: BTreeMap::new(),
             counts: HashMap::new(),
             killed: HashMap::new(),
+            stop_at: None,
         }
     }
 
@@ -177,6 +187,7 @@ impl HangWatch {
             spawned: now,
             signature: None,
             progressed_at: now,
+            moved_at: now,
         });
         if p.generation != generation {
             *p = Progress {
@@ -184,6 +195,7 @@ impl HangWatch {
                 spawned: now,
                 signature: None,
                 progressed_at: now,
+                moved_at: now,
             };
         }
         let heard = self.heard.get(id).filter(|t| *t >= p.spawned);
@@ -202,6 +214,9 @@ impl HangWatch {
         }
         let s = stats?;
         let signature = signature(s);
+        if p.signature != Some(signature) {
+            p.moved_at = heard;
+        }
         if p.signature != Some(signature) || !queue_full(s) {
             p.signature = Some(signature);
             p.progressed_at = heard;
@@ -211,6 +226,28 @@ impl HangWatch {
             stall: Stall::Stuck,
             for_: still,
         })
+    }
+
+    /// At stop, the sources whose counters have not moved for the stop limit
+    /// since the stop began, and that have not ended their streams: e.g.
+    /// waiting forever for shared-memory buffers a killed consumer held.
+    /// (Nodes with inputs may sit still while they wait for their input to
+    /// end, or finalize: they are only stuck with a full queue.)
+    fn stuck_sources(&self, ctx: &Ctx, running: &[(String, u32)], stop_at: Instant) -> Vec<(String, Hung)> {
+        let now = Instant::now();
+        running
+            .iter()
+            .filter(|(id, _)| !self.hung.contains_key(id))
+            .filter_map(|(id, _)| {
+                let def = ctx.graph.nodes.iter().find(|d| &d.id == id)?;
+                let open = def.outputs.iter().any(|o| !ctx.closed.is_closed(id, &o.name));
+                let p = self.progress.get(id)?;
+                let still = now - p.moved_at.max(stop_at);
+                (def.inputs.is_empty() && open && still >= self.stop_limit()).then(|| {
+                    (id.clone(), Hung { stall: Stall::SourceStuck, for_: still })
+                })
+            })
+            .collect()
     }
 
     /// The nodes hung for at least `limit`.
@@ -317,7 +354,10 @@ impl HangWatch {
             .collect();
         self.update(ctx.graph, &running, stats);
         let due = if stopping {
-            self.hung_for(self.stop_limit())
+            let stop_at = *self.stop_at.get_or_insert_with(Instant::now);
+            let mut due = self.hung_for(self.stop_limit());
+            due.extend(self.stuck_sources(ctx, &running, stop_at));
+            due
         } else {
             self.overdue()
         };
