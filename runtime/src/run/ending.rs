@@ -127,14 +127,13 @@ pub fn is_upstream(graph: &Graph, ancestor: &str, node: &str) -> bool {
 
 /// Which node's failure is the run's error. A node whose input ended
 /// before it failed may have failed because of it (a stream cut short): if
-/// the node that ended that input fails too, even later (it may still be
-/// waiting for its consumers), its failure is the cause and replaces the
-/// other. Otherwise the first failure stays the run's error.
+/// the node that ended that input fails too, even later (it may still have
+/// been waiting for its consumers), its failure is the cause and replaces
+/// the other. Otherwise the first failure stays the run's error.
 #[derive(Default)]
 pub struct Blame {
-    node: Option<String>,
-    /// The nodes whose streams into the blamed node had ended when it failed.
-    ended_inputs: Vec<String>,
+    /// The node blamed, and when it failed (capture clock, ns).
+    blamed: Option<(String, u64)>,
 }
 
 impl Blame {
@@ -149,28 +148,31 @@ impl Blame {
         node: &str,
         msg: &str,
     ) {
-        let replaces = match (&*failure, &self.node) {
+        let replaces = match (&*failure, &self.blamed) {
             (None, _) => true,
-            (Some(_), Some(_)) => self.ended_inputs.iter().any(|n| n == node),
+            (Some(_), Some((blamed, at))) => ended_input_before(graph, closed, node, blamed, *at),
             (Some(_), None) => false,
         };
         if !replaces {
             return;
         }
-        if let (Some(_), Some(blamed)) = (&*failure, &self.node) {
+        if let (Some(_), Some((blamed, _))) = (&*failure, &self.blamed) {
             tracing::info!(
                 "node `{blamed}` failed after its input from `{node}` ended, and `{node}` failed too: `{node}` is the cause"
             );
         }
         *failure = Some(msg.to_string());
-        self.node = Some(node.to_string());
-        self.ended_inputs = graph
-            .nodes
-            .iter()
-            .filter(|d| d.id == node)
-            .flat_map(|d| &d.inputs)
-            .filter(|i| closed.is_closed(&i.source_node, &i.source_output))
-            .map(|i| i.source_node.clone())
-            .collect();
+        self.blamed = Some((node.to_string(), node_api::clock::now_ns()));
     }
+}
+
+/// Whether `sender` ended an input of `node` before `at` (capture clock, ns).
+fn ended_input_before(graph: &Graph, closed: &ClosedOutputs, sender: &str, node: &str, at: u64) -> bool {
+    graph
+        .nodes
+        .iter()
+        .filter(|d| d.id == node)
+        .flat_map(|d| &d.inputs)
+        .filter(|i| i.source_node == sender)
+        .any(|i| closed.closed_at_ns(sender, &i.source_output).is_some_and(|t| t < at))
 }
