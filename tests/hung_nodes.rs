@@ -10,7 +10,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use graph_tests::live::{small_recording, wait_for_restart, LiveRun};
-use graph_tests::media::{decode_errors, faststart_problem, probe, require_ffmpeg, top_level_boxes};
+use graph_tests::media::{
+    decode_errors, faststart_problem, probe, require_ffmpeg, top_level_boxes,
+};
 use graph_tests::{runtime_bin, Scratch};
 
 /// SIGSTOP of video-encode mid-recording, then Ctrl-C before the hang
@@ -37,14 +39,22 @@ fn a_hung_encoder_at_stop_has_its_stream_ended_and_the_mux_finalizes() {
         error.contains("node `video-encode` hung (no stats for"),
         "the run's error names the hung encoder: {error}"
     );
-    assert!(r.stderr.contains("node `video-encode` HUNG"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("node `video-encode` HUNG"),
+        "{}",
+        r.stderr
+    );
     let enc = r.node("video-encode");
     assert_eq!(enc["failed"], true);
     assert!(enc["hangs"].as_u64().unwrap() >= 1, "{enc}");
     // The mux finished by itself: not killed after the grace.
     let mux = r.node("mux");
     assert_eq!(mux["exit"], "exited normally", "{}", r.stderr);
-    assert!(!r.stderr.contains("did not finish within the grace"), "{}", r.stderr);
+    assert!(
+        !r.stderr.contains("did not finish within the grace"),
+        "{}",
+        r.stderr
+    );
 
     let out = s.path("out.mp4");
     let boxes: Vec<String> = top_level_boxes(&out)
@@ -52,7 +62,10 @@ fn a_hung_encoder_at_stop_has_its_stream_ended_and_the_mux_finalizes() {
         .into_iter()
         .map(|(k, _)| k)
         .collect();
-    assert!(!boxes.iter().any(|k| k == "moof"), "finalized, not fragments: {boxes:?}");
+    assert!(
+        !boxes.iter().any(|k| k == "moof"),
+        "finalized, not fragments: {boxes:?}"
+    );
     assert_eq!(faststart_problem(&out), None);
     assert_eq!(decode_errors(&out), "", "the recording decodes cleanly");
     let recover = Command::new(runtime_bin())
@@ -96,8 +109,16 @@ fn a_node_hung_while_recording_is_restarted_after_the_hang_timeout() {
     let r = run.finish();
 
     r.assert_ok();
-    assert!(r.stderr.contains("node `mux` HUNG: no stats for"), "{}", r.stderr);
-    assert!(r.stderr.contains("and was killed; restarting (1/3)"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("node `mux` HUNG: no stats for"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("and was killed; restarting (1/3)"),
+        "{}",
+        r.stderr
+    );
     let mux = r.node("mux");
     assert_eq!(mux["restarts"], 1, "{mux}");
     assert_eq!(mux["hangs"], 1, "{mux}");

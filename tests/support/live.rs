@@ -135,12 +135,9 @@ impl LiveRun {
 /// The pid of the child of `runtime` running `binary` (comm is cut at 15 bytes).
 pub fn node_pid(runtime: u32, binary: &str) -> Option<u32> {
     let comm = &binary[..binary.len().min(15)];
-    crate::descendants(runtime)
-        .into_iter()
-        .skip(1)
-        .find(|p| {
-            std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == comm)
-        })
+    crate::descendants(runtime).into_iter().skip(1).find(|p| {
+        std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == comm)
+    })
 }
 
 /// Waits until a process other than `old` runs `binary` (the restart).

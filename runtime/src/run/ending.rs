@@ -92,7 +92,8 @@ pub(super) fn grace_over(
         let sup = nodes.get_mut(id).unwrap();
         tracing::error!("node `{id}` did not finish within the grace period; killing it");
         end_for(session, run_id, &graph.nodes[sup.index], closed, sup);
-        failure.get_or_insert_with(|| format!("node `{id}` had to be killed after the grace period"));
+        failure
+            .get_or_insert_with(|| format!("node `{id}` had to be killed after the grace period"));
     }
     let left = alive(nodes).count();
     if left > 0 {
@@ -167,12 +168,22 @@ impl Blame {
 }
 
 /// Whether `sender` ended an input of `node` before `at` (capture clock, ns).
-fn ended_input_before(graph: &Graph, closed: &ClosedOutputs, sender: &str, node: &str, at: u64) -> bool {
+fn ended_input_before(
+    graph: &Graph,
+    closed: &ClosedOutputs,
+    sender: &str,
+    node: &str,
+    at: u64,
+) -> bool {
     graph
         .nodes
         .iter()
         .filter(|d| d.id == node)
         .flat_map(|d| &d.inputs)
         .filter(|i| i.source_node == sender)
-        .any(|i| closed.closed_at_ns(sender, &i.source_output).is_some_and(|t| t < at))
+        .any(|i| {
+            closed
+                .closed_at_ns(sender, &i.source_output)
+                .is_some_and(|t| t < at)
+        })
 }

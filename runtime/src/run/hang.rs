@@ -233,18 +233,32 @@ impl HangWatch {
     /// waiting forever for shared-memory buffers a killed consumer held.
     /// (Nodes with inputs may sit still while they wait for their input to
     /// end, or finalize: they are only stuck with a full queue.)
-    fn stuck_sources(&self, ctx: &Ctx, running: &[(String, u32)], stop_at: Instant) -> Vec<(String, Hung)> {
+    fn stuck_sources(
+        &self,
+        ctx: &Ctx,
+        running: &[(String, u32)],
+        stop_at: Instant,
+    ) -> Vec<(String, Hung)> {
         let now = Instant::now();
         running
             .iter()
             .filter(|(id, _)| !self.hung.contains_key(id))
             .filter_map(|(id, _)| {
                 let def = ctx.graph.nodes.iter().find(|d| &d.id == id)?;
-                let open = def.outputs.iter().any(|o| !ctx.closed.is_closed(id, &o.name));
+                let open = def
+                    .outputs
+                    .iter()
+                    .any(|o| !ctx.closed.is_closed(id, &o.name));
                 let p = self.progress.get(id)?;
                 let still = now - p.moved_at.max(stop_at);
                 (def.inputs.is_empty() && open && still >= self.stop_limit()).then(|| {
-                    (id.clone(), Hung { stall: Stall::SourceStuck, for_: still })
+                    (
+                        id.clone(),
+                        Hung {
+                            stall: Stall::SourceStuck,
+                            for_: still,
+                        },
+                    )
                 })
             })
             .collect()
@@ -370,12 +384,23 @@ impl HangWatch {
                     h.describe()
                 );
                 tracing::error!("{msg}");
-                self.killed(id, sup.generation, format!("hung ({}), killed at stop", h.describe()));
+                self.killed(
+                    id,
+                    sup.generation,
+                    format!("hung ({}), killed at stop", h.describe()),
+                );
                 end_for(ctx.session, ctx.run_id, def, ctx.closed, sup);
                 blame.offer(ctx.graph, ctx.closed, failure, id, &msg);
             } else {
-                tracing::error!("node `{id}` hung ({}); killing it (--hang-timeout)", h.describe());
-                self.killed(id, sup.generation, format!("hung ({}) and was killed", h.describe()));
+                tracing::error!(
+                    "node `{id}` hung ({}); killing it (--hang-timeout)",
+                    h.describe()
+                );
+                self.killed(
+                    id,
+                    sup.generation,
+                    format!("hung ({}) and was killed", h.describe()),
+                );
                 if let Some(k) = sup.kill.take() {
                     let _ = k.send(());
                 }

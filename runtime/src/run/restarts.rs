@@ -15,7 +15,10 @@ use crate::graph::NodeDef;
 /// the nodes themselves, or by the runtime for a node that died (then `true`);
 /// with the time a node said it sent it (capture clock, ns).
 #[derive(Clone, Default)]
-pub struct ClosedOutputs(Arc<Mutex<HashMap<(String, String), bool>>>, Arc<Mutex<HashMap<(String, String), u64>>>);
+pub struct ClosedOutputs(
+    Arc<Mutex<HashMap<(String, String), bool>>>,
+    Arc<Mutex<HashMap<(String, String), u64>>>,
+);
 
 impl ClosedOutputs {
     /// Listens for the nodes' "closed" announcements.
