@@ -23,7 +23,7 @@ fn a_hung_encoder_at_stop_has_its_stream_ended_and_the_mux_finalizes() {
     require_ffmpeg();
     let s = Scratch::new();
     let g = s.graph("g.yaml", &small_recording(""));
-    let mut run = LiveRun::start(&s, &g, &["--hang-timeout", "30"]);
+    let mut run = LiveRun::start(&s, &g, &[]);
     run.wait_for("started");
     let started = Instant::now();
     std::thread::sleep(Duration::from_millis(1500));
@@ -160,18 +160,21 @@ fn crash_on_eos_chain(source: &str, sink: &str) -> String {
     )
 }
 
-/// Ctrl-C while the sink is still starting: the source ends its stream, the
-/// relay dies on it without acknowledging, and the source does not wait its
-/// release timeout for that acknowledgement: the runtime gives it.
+/// Ctrl-C while a second consumer of the source is still starting: the
+/// source ends its stream, the relay dies on it without acknowledging, and
+/// the source does not wait its release timeout for that acknowledgement:
+/// the runtime gives it for the dead relay.
 #[test]
 fn a_graph_stopped_before_it_started_exits_without_waiting_for_dead_nodes() {
     let s = Scratch::new();
+    let late = "  - id: late
+    path: {testkit}
+    inputs: { video: source/video }
+    params: { mode: sink, start_delay_ms: 1500 }
+";
     let g = s.graph(
         "g.yaml",
-        &crash_on_eos_chain(
-            "{ mode: source, count: 0, fps: 30 }",
-            "{ mode: sink, start_delay_ms: 1500 }",
-        ),
+        &(crash_on_eos_chain("{ mode: source, count: 0, fps: 30 }", "{ mode: sink }") + late),
     );
     let mut run = LiveRun::start(&s, &g, &[]);
     run.wait_for("spawned");
