@@ -143,10 +143,15 @@ impl HangWatch {
             .retain(|id, _| running.iter().any(|(r, _)| r == id));
         let mut hung = BTreeMap::new();
         for (id, h) in &raw {
-            // Full queues behind a hung consumer are its doing, not ours.
+            // Full queues behind a hung consumer are its doing, not ours: the
+            // time held up does not count once that consumer is gone.
             let blocked = h.stall == Stall::Stuck
                 && consumers(graph, id).any(|c| raw.contains_key(c.as_str()));
-            if !blocked {
+            if blocked {
+                if let Some(p) = self.progress.get_mut(*id) {
+                    p.progressed_at = now;
+                }
+            } else {
                 hung.insert(id.to_string(), h.clone());
             }
         }
@@ -379,8 +384,13 @@ impl HangWatch {
             let sup = nodes.get_mut(id).expect("a running node");
             let def = &ctx.graph.nodes[sup.index];
             if stopping {
+                let ended = if def.outputs.is_empty() {
+                    ""
+                } else {
+                    " and its streams were ended for it, so the nodes downstream finalize what they have"
+                };
                 let msg = format!(
-                    "node `{id}` hung ({}); at stop it was killed and its streams were ended for it, so the nodes downstream finalized what they had",
+                    "node `{id}` hung ({}); at stop it was killed{ended}",
                     h.describe()
                 );
                 tracing::error!("{msg}");
