@@ -74,6 +74,13 @@ edge, the mux finalizes its file. Per-node logs are kept in the run directory.")
         /// Seconds nodes get to finish after a stop before they are killed (0 <= SECONDS <= 31536000).
         #[arg(long, value_name = "SECONDS", default_value_t = 20.0, allow_negative_numbers = true, value_parser = seconds_or_zero)]
         grace: f64,
+        /// Seconds a node may go without progress (no stats, or counters still
+        /// with its input queues full) before it is killed and restarted like a
+        /// crash; 0: hung nodes are only reported. At stop a node without
+        /// progress for 3 s (or this, if shorter) is killed and its streams are
+        /// ended for it.
+        #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
+        hang_timeout: f64,
         /// Directory for this run's logs [default: runs/<timestamp>-<graph>].
         #[arg(long, value_name = "DIR")]
         run_dir: Option<PathBuf>,
@@ -248,6 +255,7 @@ fn main() -> ExitCode {
             run_id,
             ready_timeout,
             grace,
+            hang_timeout,
             run_dir,
             no_shm,
             quiet,
@@ -256,6 +264,10 @@ fn main() -> ExitCode {
                 Ok(g) => g,
                 Err(code) => return code,
             };
+            if !(hang_timeout == 0.0 || (2.0..=3600.0).contains(&hang_timeout)) {
+                eprintln!("error: --hang-timeout must be 0 (off) or 2 to 3600 seconds (nodes publish their stats every 0.5 s)");
+                return ExitCode::from(EXIT_USAGE);
+            }
             if let Some(m) = &machine {
                 let known = g.nodes.iter().any(|n| n.machine.as_ref() == Some(m))
                     || g.network.machines.contains_key(m);
@@ -277,6 +289,7 @@ fn main() -> ExitCode {
             let opts = RunOptions {
                 duration: duration.map(Duration::from_secs_f64),
                 grace: Duration::from_secs_f64(grace),
+                hang_timeout: (hang_timeout > 0.0).then(|| Duration::from_secs_f64(hang_timeout)),
                 run_dir,
                 machine,
                 console: !quiet,

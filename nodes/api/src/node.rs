@@ -55,6 +55,8 @@ struct Output {
     pool: Option<Arc<Pool>>,
     counters: Arc<OutputCounters>,
     closed: bool,
+    /// When the end-of-stream went out (capture clock, ns).
+    closed_at_ns: u64,
 }
 
 /// One node's handle on its graph: its config and params, its inputs as an event
@@ -249,6 +251,7 @@ impl Node {
                 pool: None,
                 counters: Arc::new(OutputCounters::default()),
                 closed: false,
+                closed_at_ns: 0,
             });
         }
 
@@ -644,8 +647,10 @@ impl Node {
             .map_err(|e| anyhow!("node `{node}` sending on `{output}`: {e}"))?;
         if is_eos {
             out.closed = true;
+            out.closed_at_ns = crate::clock::now_ns();
+            let at = out.closed_at_ns.to_string();
             let key = keys::closed(&self.config.run_id, &node, output);
-            let _ = self.session.put(key, Vec::<u8>::new()).wait();
+            let _ = self.session.put(key, at).wait();
         } else {
             out.counters.sent.fetch_add(1, Ordering::Relaxed);
             out.counters.bytes.fetch_add(len, Ordering::Relaxed);
@@ -749,6 +754,13 @@ impl Node {
                 &self.config.node_id,
             );
             let _ = self.session.put(ack, Vec::<u8>::new()).wait();
+        }
+        // Said again: a node that ends before its link to the runtime is up
+        // (failing at start) would have said it to no one. The runtime
+        // compares the time with its consumers' failures to tell the cause.
+        for out in self.outputs.iter().filter(|o| o.closed) {
+            let key = keys::closed(&self.config.run_id, &self.config.node_id, &out.config.name);
+            let _ = self.session.put(key, out.closed_at_ns.to_string()).wait();
         }
         self.queues.shut_down();
         self.stats_stop.store(true, Ordering::SeqCst);

@@ -13,6 +13,8 @@
 //! streams ended by the others (see `machines`).
 
 mod clocks;
+mod ending;
+mod hang;
 mod logs;
 mod machines;
 mod report;
@@ -44,6 +46,9 @@ pub struct RunOptions {
     pub duration: Option<Duration>,
     /// How long nodes get to finish after stop before they are killed.
     pub grace: Duration,
+    /// A node without progress this long while recording is killed and
+    /// restarted (`None`: only reported). See `hang`.
+    pub hang_timeout: Option<Duration>,
     /// Where per-node logs and the socket directory go.
     pub run_dir: PathBuf,
     /// Only the nodes deployed on this machine (`deploy: {machine: NAME}`).
@@ -64,6 +69,7 @@ impl Default for RunOptions {
         RunOptions {
             duration: None,
             grace: Duration::from_secs(20),
+            hang_timeout: Some(Duration::from_secs(10)),
             run_dir: PathBuf::from("runs"),
             machine: None,
             console: true,
@@ -267,12 +273,15 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
 
     // Live stats and the armed set, fed by zenoh callbacks.
     let stats: Arc<Mutex<HashMap<String, NodeStats>>> = Arc::default();
+    let mut hang = hang::HangWatch::new(opts.hang_timeout);
     let stats_sub = {
         let stats = stats.clone();
+        let heard = hang.heard();
         session
             .declare_subscriber(keys::stats_all(&run_id))
             .callback(move |sample| {
                 if let Ok(s) = serde_json::from_slice::<NodeStats>(&sample.payload().to_bytes()) {
+                    heard.note(&s.node);
                     stats.lock().unwrap().insert(s.node.clone(), s);
                 }
             })
@@ -350,6 +359,7 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
     tracing::info!(graph = %graph.name, nodes = nodes.len(), run_dir = %opts.run_dir.display(), "spawned");
 
     let mut failure: Option<String> = None;
+    let mut blame = ending::Blame::default();
 
     // Ready barrier: every node of the graph (all machines) must arm.
     let all_ids: HashSet<String> = graph.nodes.iter().map(|n| n.id.clone()).collect();
@@ -374,11 +384,12 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
             sup.state = NodeState::Failed;
             sup.last_exit = Some(why.clone());
             close_outputs_of(&session, &run_id, &graph.nodes[sup.index], &closed);
-            failure = Some(format!(
+            let msg = format!(
                 "node `{}` exited before the graph started ({why}){}",
                 exit.node,
                 logs::last_lines_hint(&logs_dir, &exit.node)
-            ));
+            );
+            blame.offer(graph, &closed, &mut failure, &exit.node, &msg);
             break;
         }
         if stop.is_requested() || remote_stop.is_requested() {
@@ -453,21 +464,15 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
         }
         if let Some(d) = stop_deadline {
             if Instant::now() >= d {
-                for (id, sup) in nodes
-                    .iter_mut()
-                    .filter(|(_, s)| s.state == NodeState::Running)
-                {
-                    tracing::error!(
-                        "node `{id}` did not finish within the grace period; killing it"
-                    );
-                    if let Some(k) = sup.kill.take() {
-                        let _ = k.send(());
-                    }
-                    failure.get_or_insert_with(|| {
-                        format!("node `{id}` had to be killed after the grace period")
-                    });
-                }
-                stop_deadline = None;
+                stop_deadline = ending::grace_over(
+                    &session,
+                    &run_id,
+                    graph,
+                    &closed,
+                    &mut nodes,
+                    &mut failure,
+                    opts.grace,
+                );
             }
         }
         let duration_left = opts
@@ -479,7 +484,7 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
                 let Some(sup) = nodes.get_mut(&exit.node) else { continue };
                 if exit.generation != sup.generation { continue; }
                 let ok = matches!(&exit.status, Ok(s) if s.success());
-                let why = describe_exit(&exit.status);
+                let why = hang.exit_reason(&exit.node, exit.generation).unwrap_or_else(|| describe_exit(&exit.status));
                 sup.last_exit = Some(why.clone());
                 sup.pid = None;
                 let def = &graph.nodes[sup.index];
@@ -511,7 +516,7 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
                     if !stopping || failure.is_none() {
                         tracing::error!("{msg}");
                     }
-                    failure.get_or_insert(msg);
+                    blame.offer(graph, &closed, &mut failure, &exit.node, &msg);
                     // Its consumers would wait forever for its end-of-stream: send it for it.
                     close_outputs_of(&session, &run_id, def, &closed);
                     begin_stop("a node failed", &mut stopping_token, &mut stop_deadline);
@@ -538,9 +543,22 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
             }
             _ = tick.tick() => {
                 let snapshot = stats.lock().unwrap().clone();
+                status.set_flags(hang.flags());
                 status.update(graph, &snapshot, media_start.elapsed(), &console);
             }
             _ = restart_check.tick() => {
+                if stopping_token.is_some() {
+                    ending::ack_for_gone(&session, &run_id, graph, &nodes);
+                }
+                if started_token.is_some() || stopping_token.is_some() {
+                    let snapshot = stats.lock().unwrap().clone();
+                    let stopping = stopping_token.is_some();
+                    let ctx = hang::Ctx { session: &session, run_id: &run_id, graph, closed: &closed };
+                    if hang.act(&ctx, &mut nodes, &snapshot, stopping, &mut blame, &mut failure) {
+                        // The grace of the nodes downstream starts once the stuck ones' streams were ended.
+                        stop_deadline = Some(Instant::now() + opts.grace);
+                    }
+                }
                 if let Some(watch) = &machine_watch {
                     for m in watch.lost(MACHINE_LOSS_SETTLE) {
                         if lost_machines.iter().any(|l: &MachineLoss| l.machine == m) {
@@ -606,6 +624,7 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
             NodeOutcome {
                 id: id.clone(),
                 restarts: s.restarts,
+                hangs: hang.count(id),
                 exit: s.last_exit.clone(),
                 failed: s.state == NodeState::Failed,
                 restart_lost_frames: lost_frames,

@@ -41,6 +41,9 @@ pub struct RunReport {
 pub struct NodeReport {
     pub kind: String,
     pub restarts: u32,
+    /// Times the node stopped making progress (see `--hang-timeout`).
+    #[serde(default)]
+    pub hangs: u32,
     pub exit: Option<String>,
     pub failed: bool,
     pub frames_in: u64,
@@ -86,6 +89,7 @@ pub struct MachineLoss {
 pub struct NodeOutcome {
     pub id: String,
     pub restarts: u32,
+    pub hangs: u32,
     pub exit: Option<String>,
     pub failed: bool,
     pub restart_lost_frames: u64,
@@ -150,6 +154,7 @@ impl RunReport {
                 NodeReport {
                     kind,
                     restarts: n.restarts,
+                    hangs: n.hangs,
                     exit: n.exit,
                     failed: n.failed,
                     restart_lost_frames: n.restart_lost_frames,

@@ -12,9 +12,13 @@ use zenoh::Wait;
 use crate::graph::NodeDef;
 
 /// The (node, output) pairs whose end-of-stream has been sent, as announced by
-/// the nodes themselves, or by the runtime for a node that died (then `true`).
+/// the nodes themselves, or by the runtime for a node that died (then `true`);
+/// with the time a node said it sent it (capture clock, ns).
 #[derive(Clone, Default)]
-pub struct ClosedOutputs(Arc<Mutex<HashMap<(String, String), bool>>>);
+pub struct ClosedOutputs(
+    Arc<Mutex<HashMap<(String, String), bool>>>,
+    Arc<Mutex<HashMap<(String, String), u64>>>,
+);
 
 impl ClosedOutputs {
     /// Listens for the nodes' "closed" announcements.
@@ -24,10 +28,15 @@ impl ClosedOutputs {
         run_id: &str,
     ) -> Result<zenoh::pubsub::Subscriber<()>> {
         let set = self.0.clone();
+        let times = self.1.clone();
         session
             .declare_subscriber(keys::closed_all(run_id))
             .callback(move |sample| {
                 if let Some(pair) = keys::parse_closed(sample.key_expr().as_str()) {
+                    let at = String::from_utf8_lossy(&sample.payload().to_bytes()).parse();
+                    if let Ok(at) = at {
+                        times.lock().unwrap().entry(pair.clone()).or_insert(at);
+                    }
                     set.lock().unwrap().entry(pair).or_insert(false);
                 }
             })
@@ -46,6 +55,15 @@ impl ClosedOutputs {
     /// Whether the end-of-stream of `node`'s `output` has been sent.
     pub fn is_closed(&self, node: &str, output: &str) -> bool {
         self.get(node, output).is_some()
+    }
+
+    /// When `node` said it sent the end-of-stream of `output` (capture clock, ns).
+    pub fn closed_at_ns(&self, node: &str, output: &str) -> Option<u64> {
+        self.1
+            .lock()
+            .unwrap()
+            .get(&(node.to_string(), output.to_string()))
+            .copied()
     }
 
     /// `None`: not closed; `Some(true)`: closed by the runtime.

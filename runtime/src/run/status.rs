@@ -13,6 +13,8 @@ pub struct StatusLine {
     enabled: bool,
     previous: HashMap<String, (u64, Duration)>,
     last_printed: Option<Duration>,
+    /// Per node, a mark shown after its figures (` HUNG 3.2s`).
+    flags: HashMap<String, String>,
 }
 
 impl StatusLine {
@@ -21,7 +23,13 @@ impl StatusLine {
             enabled,
             previous: HashMap::new(),
             last_printed: None,
+            flags: HashMap::new(),
         }
+    }
+
+    /// Marks shown after the figures of these nodes until the next call.
+    pub fn set_flags(&mut self, flags: HashMap<String, String>) {
+        self.flags = flags;
     }
 
     pub fn update(
@@ -79,6 +87,9 @@ impl StatusLine {
             }
             if let Some(o) = s.metrics.get("overloaded_pct").filter(|v| **v > 0.0) {
                 p += &format!(" OVERLOADED {o:.0}% skipped");
+            }
+            if let Some(flag) = self.flags.get(&node.id) {
+                p += flag;
             }
             parts.push(p);
         }
