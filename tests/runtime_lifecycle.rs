@@ -344,20 +344,9 @@ fn run_unprivileged(
     graph: &std::path::Path,
     memlock_kib: u64,
 ) -> std::process::Output {
-    let limit = (memlock_kib * 1024).to_string();
-    Command::new("prlimit")
-        .arg(format!("--memlock={limit}:{limit}"))
-        .args([
-            "setpriv",
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-        ])
-        .arg(runtime_bin())
+    graph_tests::unprivileged(s, memlock_kib * 1024, None)
         .args(["run", graph.to_str().unwrap(), "--run-dir"])
         .arg(s.path("run-nobody"))
-        .current_dir(s.dir.path())
         .output()
         .expect("prlimit and setpriv (util-linux) run")
 }

@@ -154,6 +154,27 @@ pub fn shm_segments() -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// `runtime` as the unprivileged user `nobody` (which the system has), with
+/// `memlock` bytes of RLIMIT_MEMLOCK and, when given, `fsize` bytes of
+/// RLIMIT_FSIZE, in the scratch directory. Needs root to switch users.
+pub fn unprivileged(s: &Scratch, memlock: u64, fsize: Option<u64>) -> Command {
+    let mut cmd = Command::new("prlimit");
+    cmd.arg(format!("--memlock={memlock}:{memlock}"));
+    if let Some(f) = fsize {
+        cmd.arg(format!("--fsize={f}:{f}"));
+    }
+    cmd.args([
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+        "--inh-caps=-all",
+    ])
+    .arg(runtime_bin())
+    .current_dir(s.dir.path());
+    cmd
+}
+
 pub fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }

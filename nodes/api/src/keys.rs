@@ -16,6 +16,16 @@ pub fn subscribed(run_id: &str, node: &str) -> String {
     format!("mediagraph/{run_id}/subscribed/{node}")
 }
 
+/// The runtime says a node's process ended (crashed, killed, or done): what
+/// it held of other nodes' shared memory may be taken back.
+pub fn gone(run_id: &str, node: &str) -> String {
+    format!("mediagraph/{run_id}/gone/{node}")
+}
+
+pub fn gone_all(run_id: &str) -> String {
+    format!("mediagraph/{run_id}/gone/*")
+}
+
 /// Liveliness token: the node is ready (all its consumers subscribed); the last
 /// chunk carries the bytes of shared memory the node's pools hold.
 pub fn armed(run_id: &str, node: &str, pool_bytes: u64) -> String {

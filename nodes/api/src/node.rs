@@ -218,6 +218,15 @@ impl Node {
             subscribers.push(sub);
         }
 
+        // Processes of the graph that ended: buffers they held may be taken back.
+        subscribers.push(
+            session
+                .declare_subscriber(keys::gone_all(&run))
+                .callback(|_| crate::pool::holder_gone())
+                .wait()
+                .map_err(|e| anyhow!("{e}"))?,
+        );
+
         // End-of-stream acknowledgements from our consumers.
         let eos_acks = Arc::new(Mutex::new(HashSet::new()));
         {

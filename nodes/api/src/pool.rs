@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use zenoh::shm::{
-    AllocAlignment, BlockOn, GarbageCollect, OwnedShmBuf, ShmProvider, ShmProviderBuilder, ZShm,
-    ZShmMut,
+    AllocAlignment, GarbageCollect, OwnedShmBuf, ShmProvider, ShmProviderBuilder, ZShm, ZShmMut,
 };
 use zenoh::Wait;
 
@@ -104,6 +103,7 @@ impl PoolHandle {
                 return Ok(None);
             }
             waited = true;
+            self.pool.reclaim_from_the_dead();
             // As zenoh's own blocking allocation does.
             std::thread::sleep(Duration::from_millis(1));
         }
@@ -196,19 +196,57 @@ impl Pool {
     /// A buffer of `len` bytes; waits for consumers to release one when the pool
     /// is exhausted. Returns whether it had to wait.
     pub fn alloc(&self, len: usize) -> Result<(ZShmMut, bool)> {
-        if let Some(buf) = self.try_alloc(len)? {
-            return Ok((buf, false));
+        let mut waited = false;
+        loop {
+            if let Some(buf) = self.try_alloc(len)? {
+                return Ok((buf, waited));
+            }
+            waited = true;
+            self.reclaim_from_the_dead();
+            // As zenoh's own blocking allocation does.
+            std::thread::sleep(Duration::from_millis(1));
         }
-        let (rounded, layout) = Self::layout(len);
-        let mut buf = self
-            .provider
-            .alloc(layout)
-            .with_policy::<BlockOn<GarbageCollect>>()
-            .wait()
-            .map_err(|e| anyhow!("shared-memory allocation of {len} bytes failed: {e:?}"))?;
-        Self::cut(&mut buf, len, rounded)?;
-        Ok((buf, true))
     }
+
+    /// Takes back the buffers a node that died was holding. A process killed
+    /// while holding buffers never releases them (their count stays up), and
+    /// the pool would stay exhausted forever: its sender stalls, e.g. a camera
+    /// whose encoder was killed and restarted. Once a holder is gone, zenoh's
+    /// watchdog marks its buffers invalid within ~200 ms (nobody confirms
+    /// them); those are collected, but only when the pool has run out, after a
+    /// node of the graph went away (a live node confirms what it holds, and
+    /// one stopped that long is the supervisor's to kill).
+    fn reclaim_from_the_dead(&self) {
+        let mut gone = HOLDER_GONE.lock().unwrap();
+        if !gone.is_some_and(|at| at.elapsed() >= WATCHDOG_EXPIRY) {
+            return;
+        }
+        *gone = None;
+        drop(gone);
+        let before = self.provider.available();
+        // SAFETY: only buffers whose watchdog expired are taken back: their
+        // holders stopped confirming them, and the one that died never reads again.
+        unsafe { self.provider.garbage_collect_unsafe() };
+        let freed = self.provider.available().saturating_sub(before);
+        if freed > 0 {
+            tracing::warn!(
+                "took back {} shared-memory buffers held by a node that went away",
+                freed / (self.capacity / self.slots).max(1)
+            );
+        }
+    }
+}
+
+/// How long after its holder died a buffer's zenoh watchdog has surely
+/// expired: two of the validator's 100 ms rounds, and some.
+const WATCHDOG_EXPIRY: Duration = Duration::from_millis(300);
+
+/// When a node of the graph last went away (its liveliness ended).
+static HOLDER_GONE: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(None);
+
+/// Tells the pools a node went away: what it held may be taken back.
+pub(crate) fn holder_gone() {
+    *HOLDER_GONE.lock().unwrap() = Some(Instant::now());
 }
 
 /// Whether this process has allocated shared memory before.

@@ -483,6 +483,8 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
             Some(exit) = exit_rx.recv() => {
                 let Some(sup) = nodes.get_mut(&exit.node) else { continue };
                 if exit.generation != sup.generation { continue; }
+                // Its upstream nodes take back the shared memory it held (node_api::pool).
+                let _ = session.put(keys::gone(&run_id, &exit.node), Vec::<u8>::new()).wait();
                 let ok = matches!(&exit.status, Ok(s) if s.success());
                 let why = hang.exit_reason(&exit.node, exit.generation).unwrap_or_else(|| describe_exit(&exit.status));
                 sup.last_exit = Some(why.clone());
