@@ -89,24 +89,15 @@ impl PoolHandle {
         len: usize,
         wait: Duration,
     ) -> Result<Option<(SharedBuf, *mut u8)>> {
-        let deadline = Instant::now() + wait;
-        let mut waited = false;
-        loop {
-            if let Some(mut buf) = self.pool.try_alloc(len)? {
-                if waited {
-                    self.counters.pool_waits.fetch_add(1, Ordering::Relaxed);
-                }
-                let start = buf.as_mut_ptr();
-                return Ok(Some((SharedBuf(ZShm::from(buf)), start)));
-            }
-            if Instant::now() >= deadline {
-                return Ok(None);
-            }
-            waited = true;
-            self.pool.reclaim_from_the_dead();
-            // As zenoh's own blocking allocation does.
-            std::thread::sleep(Duration::from_millis(1));
+        let Some((mut buf, waited)) = self.pool.alloc_within(len, Some(Instant::now() + wait))?
+        else {
+            return Ok(None);
+        };
+        if waited {
+            self.counters.pool_waits.fetch_add(1, Ordering::Relaxed);
         }
+        let start = buf.as_mut_ptr();
+        Ok(Some((SharedBuf(ZShm::from(buf)), start)))
     }
 }
 
@@ -120,6 +111,8 @@ pub(crate) struct Pool {
     pub slots: usize,
     /// Free bytes when nothing is allocated.
     all_free: usize,
+    /// The departures (see [`holder_gone`]) this pool has collected after.
+    departures_seen: std::sync::Mutex<u64>,
 }
 
 impl Pool {
@@ -140,6 +133,7 @@ impl Pool {
             max_payload,
             slots,
             all_free,
+            departures_seen: std::sync::Mutex::new(0),
         })
     }
 
@@ -196,10 +190,25 @@ impl Pool {
     /// A buffer of `len` bytes; waits for consumers to release one when the pool
     /// is exhausted. Returns whether it had to wait.
     pub fn alloc(&self, len: usize) -> Result<(ZShmMut, bool)> {
+        Ok(self
+            .alloc_within(len, None)?
+            .expect("waits without a deadline"))
+    }
+
+    /// A buffer of `len` bytes and whether it had to wait for one, waiting
+    /// until `deadline` (`None`: as long as it takes).
+    fn alloc_within(
+        &self,
+        len: usize,
+        deadline: Option<Instant>,
+    ) -> Result<Option<(ZShmMut, bool)>> {
         let mut waited = false;
         loop {
             if let Some(buf) = self.try_alloc(len)? {
-                return Ok((buf, waited));
+                return Ok(Some((buf, waited)));
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(None);
             }
             waited = true;
             self.reclaim_from_the_dead();
@@ -217,12 +226,16 @@ impl Pool {
     /// node of the graph went away (a live node confirms what it holds, and
     /// one stopped that long is the supervisor's to kill).
     fn reclaim_from_the_dead(&self) {
-        let mut gone = HOLDER_GONE.lock().unwrap();
-        if !gone.is_some_and(|at| at.elapsed() >= WATCHDOG_EXPIRY) {
+        let Some((departures, at)) = *HOLDER_GONE.lock().unwrap() else {
+            return;
+        };
+        // Each pool of the process collects once per departure.
+        let mut seen = self.departures_seen.lock().unwrap();
+        if *seen == departures || at.elapsed() < WATCHDOG_EXPIRY {
             return;
         }
-        *gone = None;
-        drop(gone);
+        *seen = departures;
+        drop(seen);
         let before = self.provider.available();
         // SAFETY: only buffers whose watchdog expired are taken back: their
         // holders stopped confirming them, and the one that died never reads again.
@@ -241,12 +254,15 @@ impl Pool {
 /// expired: two of the validator's 100 ms rounds, and some.
 const WATCHDOG_EXPIRY: Duration = Duration::from_millis(300);
 
-/// When a node of the graph last went away (its liveliness ended).
-static HOLDER_GONE: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(None);
+/// How many nodes of the graph went away (the runtime announced their exit),
+/// and when the last did.
+static HOLDER_GONE: std::sync::Mutex<Option<(u64, Instant)>> = std::sync::Mutex::new(None);
 
 /// Tells the pools a node went away: what it held may be taken back.
 pub(crate) fn holder_gone() {
-    *HOLDER_GONE.lock().unwrap() = Some(Instant::now());
+    let mut gone = HOLDER_GONE.lock().unwrap();
+    let departures = gone.map_or(0, |(n, _)| n) + 1;
+    *gone = Some((departures, Instant::now()));
 }
 
 /// Whether this process has allocated shared memory before.
