@@ -2,18 +2,25 @@
 //! defaults and ranges, and its documentation.
 //!
 //! This one table drives the graph validator (`runtime check`), the node
-//! reference (`runtime nodes`) and the nodes themselves (they read their
-//! params back through [`Params`]), so the three can never disagree.
+//! reference (`runtime nodes`) and the nodes themselves, so the three can
+//! never disagree. Each kind (a module of [`kinds`]) owns its typed
+//! `Settings`: `DEFAULT_*` constants and an enum per choice ([`choice!`])
+//! that build both its param specs and the values its node reads
+//! (`Settings::from_params`), and its rules: the pure ones `runtime check`
+//! applies to every node, and the checks of the machine a node runs on.
 
-mod kinds;
+mod choice;
+pub mod kinds;
 mod params;
+mod problem;
+mod read;
 mod value;
 
-pub use kinds::{
-    builtin_kinds, container_accepts, container_for, crf_max, kind, KindSpec, PortSpec,
-    BUILTIN_BINARY, DEFAULT_QUEUE_SIZE,
-};
-pub use params::{ParamSpec, ParamType, Params};
+pub use choice::Choice;
+pub use kinds::{builtin_kinds, kind, KindSpec, PortSpec, BUILTIN_BINARY, DEFAULT_QUEUE_SIZE};
+pub use params::{DefaultValue, ParamSpec, ParamType, Params};
+pub use problem::Problem;
+pub use read::Reader;
 pub use value::{parse_bitrate, parse_rational, Rational};
 
 use serde::{Deserialize, Serialize};

@@ -152,22 +152,61 @@ fn show(value: &Value) -> String {
     }
 }
 
+/// A param's default, typed: the `DEFAULT_*` constant of its kind's settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum DefaultValue {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    /// Text, a choice's name or a bitrate written with a suffix.
+    Text(&'static str),
+    Rational(Rational),
+}
+
+impl DefaultValue {
+    fn to_json(self) -> Value {
+        match self {
+            DefaultValue::Bool(b) => Value::Bool(b),
+            DefaultValue::Int(i) => Value::from(i),
+            DefaultValue::Float(f) => Value::from(f),
+            DefaultValue::Text(t) => Value::String(t.to_string()),
+            DefaultValue::Rational(r) => Value::String(r.to_string()),
+        }
+    }
+}
+
+impl std::fmt::Display for DefaultValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DefaultValue::Bool(b) => write!(f, "{b}"),
+            DefaultValue::Int(i) => write!(f, "{i}"),
+            DefaultValue::Float(x) => write!(f, "{x}"),
+            DefaultValue::Text(t) => f.write_str(t),
+            DefaultValue::Rational(r) if r.den == 1 => write!(f, "{}", r.num),
+            DefaultValue::Rational(r) => write!(f, "{r}"),
+        }
+    }
+}
+
 /// One param of a node kind.
 #[derive(Debug, Clone, Copy)]
 pub struct ParamSpec {
     pub name: &'static str,
     pub ty: ParamType,
-    /// The default, written as it would be in YAML. `None`: the param is optional
-    /// and absent unless set (its doc says what absence means).
-    pub default: Option<&'static str>,
+    /// `None`: the param is optional and absent unless set (its doc says what
+    /// absence means).
+    pub default: Option<DefaultValue>,
     pub doc: &'static str,
+    /// May change while the node runs (a param update reaches the node);
+    /// any other param is fixed once the node started.
+    pub mutable: bool,
 }
 
 impl ParamSpec {
-    pub const fn new(
+    const fn with(
         name: &'static str,
         ty: ParamType,
-        default: Option<&'static str>,
+        default: Option<DefaultValue>,
         doc: &'static str,
     ) -> Self {
         ParamSpec {
@@ -175,38 +214,113 @@ impl ParamSpec {
             ty,
             default,
             doc,
+            mutable: false,
+        }
+    }
+
+    pub const fn bool(name: &'static str, default: bool, doc: &'static str) -> Self {
+        Self::with(
+            name,
+            ParamType::Bool,
+            Some(DefaultValue::Bool(default)),
+            doc,
+        )
+    }
+
+    pub const fn int(
+        name: &'static str,
+        (min, max): (i64, i64),
+        default: Option<i64>,
+        doc: &'static str,
+    ) -> Self {
+        let default = match default {
+            Some(i) => Some(DefaultValue::Int(i)),
+            None => None,
+        };
+        Self::with(name, ParamType::Int { min, max }, default, doc)
+    }
+
+    pub const fn float(
+        name: &'static str,
+        (min, max): (f64, f64),
+        default: Option<f64>,
+        doc: &'static str,
+    ) -> Self {
+        let default = match default {
+            Some(f) => Some(DefaultValue::Float(f)),
+            None => None,
+        };
+        Self::with(name, ParamType::Float { min, max }, default, doc)
+    }
+
+    pub const fn text(
+        name: &'static str,
+        default: Option<&'static str>,
+        doc: &'static str,
+    ) -> Self {
+        let default = match default {
+            Some(t) => Some(DefaultValue::Text(t)),
+            None => None,
+        };
+        Self::with(name, ParamType::Str, default, doc)
+    }
+
+    /// One of `names` (a [`choice!`](crate::choice) enum's `NAMES`); the
+    /// default is a variant's `name()`.
+    pub const fn choice(
+        name: &'static str,
+        names: &'static [&'static str],
+        default: Option<&'static str>,
+        doc: &'static str,
+    ) -> Self {
+        let default = match default {
+            Some(t) => Some(DefaultValue::Text(t)),
+            None => None,
+        };
+        Self::with(name, ParamType::Enum(names), default, doc)
+    }
+
+    /// Bits per second, absent unless set.
+    pub const fn bitrate(name: &'static str, (min, max): (u64, u64), doc: &'static str) -> Self {
+        Self::with(name, ParamType::Bitrate { min, max }, None, doc)
+    }
+
+    pub const fn rational(
+        name: &'static str,
+        max: f64,
+        default: Rational,
+        doc: &'static str,
+    ) -> Self {
+        Self::with(
+            name,
+            ParamType::Rational { max },
+            Some(DefaultValue::Rational(default)),
+            doc,
+        )
+    }
+
+    /// This param may change while the node runs.
+    pub const fn mutable(self) -> Self {
+        ParamSpec {
+            mutable: true,
+            ..self
         }
     }
 
     /// The default as a normalized value.
     pub fn default_value(&self) -> Option<Value> {
-        let text = self.default?;
-        let raw = scalar_from_text(text);
+        let raw = self.default?.to_json();
         Some(
             self.ty
                 .coerce(&raw)
                 .unwrap_or_else(|e| panic!("catalog default for `{}` is invalid: {e}", self.name)),
         )
     }
-}
 
-/// Interprets a bare scalar the way YAML would: bool, integer, float, else string.
-pub fn scalar_from_text(text: &str) -> Value {
-    match text {
-        "true" => return Value::Bool(true),
-        "false" => return Value::Bool(false),
-        "null" | "~" => return Value::Null,
-        _ => {}
+    /// The default as `runtime nodes` shows it.
+    pub fn default_text(&self) -> Option<String> {
+        self.default.map(|d| d.to_string())
     }
-    if let Ok(i) = text.parse::<i64>() {
-        return Value::from(i);
-    }
-    if let Ok(f) = text.parse::<f64>() {
-        if f.is_finite() {
-            return Value::from(f);
-        }
-    }
-    Value::String(text.to_string())
 }
 
 /// A node's validated params (defaults filled in), as handed to the node process.

@@ -1,0 +1,93 @@
+//! `audio-normalize`: resamples, rechannels and reformats audio; optional loudness normalization.
+
+use super::common::{self, SampleFormat};
+use super::{no_rules, no_value_rule, problems, KindSpec, PortSpec};
+use crate::params::{ParamSpec, Params};
+use crate::read::Reader;
+use crate::{PortType, Problem};
+
+pub const DEFAULT_TRUE_PEAK_DB: f64 = -1.0;
+
+/// The params of `audio-normalize`, typed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Settings {
+    pub sample_rate: u32,
+    pub channels: u16,
+    pub sample_format: SampleFormat,
+    /// LUFS; `None`: no loudness normalization.
+    pub target_lufs: Option<f64>,
+    pub true_peak_db: f64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            sample_rate: common::DEFAULT_SAMPLE_RATE,
+            channels: common::DEFAULT_CHANNELS,
+            sample_format: common::DEFAULT_SAMPLE_FORMAT,
+            target_lufs: None,
+            true_peak_db: DEFAULT_TRUE_PEAK_DB,
+        }
+    }
+}
+
+impl Settings {
+    pub fn from_params(p: &Params) -> Result<Settings, Problem> {
+        let r = Reader::new(PARAMS, p);
+        Ok(Settings {
+            sample_rate: r.int("sample_rate", common::DEFAULT_SAMPLE_RATE.into())? as u32,
+            channels: r.int("channels", common::DEFAULT_CHANNELS.into())? as u16,
+            sample_format: r.choice("sample_format", common::DEFAULT_SAMPLE_FORMAT)?,
+            target_lufs: r.float_opt("target_lufs")?,
+            true_peak_db: r.float("true_peak_db", DEFAULT_TRUE_PEAK_DB)?,
+        })
+    }
+}
+
+fn rules(p: &Params) -> Vec<Problem> {
+    problems(Settings::from_params(p))
+}
+
+const PARAMS: &[ParamSpec] = &[
+    common::sample_rate("output sample rate"),
+    common::channels("output channel count"),
+    common::sample_format("output sample format (interleaved); s24 travels as s32 with the low byte zero"),
+    ParamSpec::float("target_lufs", (-70.0, -5.0), None, "loudness target in LUFS: a gain follows the short-term loudness over seconds; absent: no loudness normalization"),
+    ParamSpec::float("true_peak_db", (-12.0, 0.0), Some(DEFAULT_TRUE_PEAK_DB), "true-peak ceiling of the limiter in dBTP"),
+];
+
+pub const SPEC: KindSpec = KindSpec {
+    kind: "audio-normalize",
+    doc: "Resamples, rechannels and reformats audio (swresample); optional EBU R128 loudness normalization.",
+    inputs: &[PortSpec::new("audio", PortType::RawAudio, "raw audio")],
+    any_inputs: None,
+    outputs: &[PortSpec::new("audio", PortType::RawAudio, "raw audio frames")],
+    params: PARAMS,
+    rules,
+    host_checks: no_rules,
+    value_rule: no_value_rule,
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kinds::testing::{defaults, every_choice, with};
+    use serde_json::json;
+
+    #[test]
+    fn settings_from_defaults_and_every_choice() {
+        assert_eq!(
+            Settings::from_params(&defaults(&SPEC)),
+            Ok(Settings::default())
+        );
+        assert_eq!(
+            Settings::from_params(&Params::default()),
+            Ok(Settings::default())
+        );
+        for p in every_choice(&SPEC) {
+            Settings::from_params(&p).unwrap();
+        }
+        let s = Settings::from_params(&with(&SPEC, "target_lufs", json!(-23))).unwrap();
+        assert_eq!(s.target_lufs, Some(-23.0));
+    }
+}

@@ -1,0 +1,167 @@
+//! `sync`: puts up to eight cameras and one audio stream on one timeline.
+
+use super::{no_rules, no_value_rule, problems, KindSpec, PortSpec};
+use crate::params::{ParamSpec, Params};
+use crate::read::Reader;
+use crate::{PortType, Problem};
+
+pub const DEFAULT_BUFFER_MS: u32 = 500;
+pub const DEFAULT_TOLERANCE_MS: f64 = 20.0;
+pub const DEFAULT_MAX_DRIFT_PPM: f64 = 1000.0;
+
+/// The params of `sync`, typed.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Settings {
+    /// Mutable while running.
+    pub buffer_ms: u32,
+    /// Mutable while running.
+    pub tolerance_ms: f64,
+    pub max_drift_ppm: f64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            buffer_ms: DEFAULT_BUFFER_MS,
+            tolerance_ms: DEFAULT_TOLERANCE_MS,
+            max_drift_ppm: DEFAULT_MAX_DRIFT_PPM,
+        }
+    }
+}
+
+impl Settings {
+    pub fn from_params(p: &Params) -> Result<Settings, Problem> {
+        let r = Reader::new(PARAMS, p);
+        Ok(Settings {
+            buffer_ms: r.int("buffer_ms", DEFAULT_BUFFER_MS.into())? as u32,
+            tolerance_ms: r.float("tolerance_ms", DEFAULT_TOLERANCE_MS)?,
+            max_drift_ppm: r.float("max_drift_ppm", DEFAULT_MAX_DRIFT_PPM)?,
+        })
+    }
+}
+
+fn rules(p: &Params) -> Vec<Problem> {
+    problems(Settings::from_params(p))
+}
+
+const PARAMS: &[ParamSpec] = &[
+    ParamSpec::int("buffer_ms", (0, 10_000), Some(DEFAULT_BUFFER_MS as i64), "maximum latency added while waiting for the other stream").mutable(),
+    ParamSpec::float("tolerance_ms", (0.0, 1000.0), Some(DEFAULT_TOLERANCE_MS), "timestamp error tolerated before gaps are filled or overlaps trimmed").mutable(),
+    ParamSpec::float("max_drift_ppm", (0.0, 10_000.0), Some(DEFAULT_MAX_DRIFT_PPM), "largest audio clock drift corrected by resampling, in ppm (0: no drift correction; larger drift is caught up by the tolerance's hard resyncs)"),
+];
+
+/// Sync's ports: `video` and `audio`, and up to seven more cameras; every
+/// input comes out on the output of the same name.
+const INPUTS: &[PortSpec] = &[
+    PortSpec::new(
+        "video",
+        PortType::RawVideo,
+        "raw video: the first camera, whose frame grid the timeline follows",
+    ),
+    PortSpec::optional(
+        "audio",
+        PortType::RawAudio,
+        "raw audio (optional: a video-only rig needs none)",
+    ),
+    PortSpec::optional("video2", PortType::RawVideo, "raw video of a second camera"),
+    PortSpec::optional("video3", PortType::RawVideo, "raw video of a third camera"),
+    PortSpec::optional("video4", PortType::RawVideo, "raw video of a fourth camera"),
+    PortSpec::optional("video5", PortType::RawVideo, "raw video of a fifth camera"),
+    PortSpec::optional("video6", PortType::RawVideo, "raw video of a sixth camera"),
+    PortSpec::optional(
+        "video7",
+        PortType::RawVideo,
+        "raw video of a seventh camera",
+    ),
+    PortSpec::optional(
+        "video8",
+        PortType::RawVideo,
+        "raw video of an eighth camera",
+    ),
+];
+const OUTPUTS: &[PortSpec] = &[
+    PortSpec::new(
+        "video",
+        PortType::RawVideo,
+        "`video` on the common timeline",
+    ),
+    PortSpec::new(
+        "audio",
+        PortType::RawAudio,
+        "`audio` on the common timeline",
+    ),
+    PortSpec::new(
+        "video2",
+        PortType::RawVideo,
+        "`video2` on the common timeline",
+    ),
+    PortSpec::new(
+        "video3",
+        PortType::RawVideo,
+        "`video3` on the common timeline",
+    ),
+    PortSpec::new(
+        "video4",
+        PortType::RawVideo,
+        "`video4` on the common timeline",
+    ),
+    PortSpec::new(
+        "video5",
+        PortType::RawVideo,
+        "`video5` on the common timeline",
+    ),
+    PortSpec::new(
+        "video6",
+        PortType::RawVideo,
+        "`video6` on the common timeline",
+    ),
+    PortSpec::new(
+        "video7",
+        PortType::RawVideo,
+        "`video7` on the common timeline",
+    ),
+    PortSpec::new(
+        "video8",
+        PortType::RawVideo,
+        "`video8` on the common timeline",
+    ),
+];
+
+pub const SPEC: KindSpec = KindSpec {
+    kind: "sync",
+    doc: "Puts up to 8 cameras (`video`, `video2` .. `video8`) and one audio stream on one timeline from their capture timestamps; every output's pts start at 0 at one instant T0 (the latest first capture, on the first camera's frame grid). Each input comes out on the output of the same name. Audio clock drift is measured and corrected by resampling. Metrics: av_offset_ms (positive: sound late), sync_score (100: together, 0: 40 ms or more apart), drift_ppm, drift_correction_ppm, audio_clock_jumps, start_spread_ms (capture-time spread of the first frames placed at pts 0 across all tracks), first_offset_ms_<output>, audio_gap_fills, audio_overlap_trims (samples), video_dups_dropped, video_gaps (frames), dropped.",
+    inputs: INPUTS,
+    any_inputs: None,
+    outputs: OUTPUTS,
+    params: PARAMS,
+    rules,
+    host_checks: no_rules,
+    value_rule: no_value_rule,
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kinds::testing::{defaults, with};
+    use serde_json::json;
+
+    #[test]
+    fn settings_from_defaults() {
+        assert_eq!(
+            Settings::from_params(&defaults(&SPEC)),
+            Ok(Settings::default())
+        );
+        assert_eq!(
+            Settings::from_params(&Params::default()),
+            Ok(Settings::default())
+        );
+        let s = Settings::from_params(&with(&SPEC, "tolerance_ms", json!(5))).unwrap();
+        assert_eq!(s.tolerance_ms, 5.0);
+        let mutable: Vec<&str> = PARAMS
+            .iter()
+            .filter(|p| p.mutable)
+            .map(|p| p.name)
+            .collect();
+        assert_eq!(mutable, ["buffer_ms", "tolerance_ms"]);
+    }
+}
