@@ -101,13 +101,13 @@ pub struct SimulatedDevice {
 impl SimulatedDevice {
     /// From the test-source params `clock_skew_ppm`, `jitter_ms`,
     /// `dropout_at` (s) and `dropout_ms`; all absent: an ideal device.
-    pub fn from_params(p: &crate::Params) -> SimulatedDevice {
-        let ms = |name| (p.f64_or(name, 0.0).max(0.0) * 1e6) as u64;
-        let dropout_ms = ms("dropout_ms");
+    pub fn new(d: &node_catalog::kinds::common::TestDevice) -> SimulatedDevice {
+        let ns = |ms: f64| (ms.max(0.0) * 1e6) as u64;
+        let dropout_ms = ns(d.dropout_ms);
         SimulatedDevice {
-            rate_factor: 1.0 + p.f64_or("clock_skew_ppm", 0.0) * 1e-6,
-            jitter_ns: ms("jitter_ms"),
-            dropout: p.f64("dropout_at").filter(|_| dropout_ms > 0).map(|at| {
+            rate_factor: 1.0 + d.clock_skew_ppm * 1e-6,
+            jitter_ns: ns(d.jitter_ms),
+            dropout: d.dropout_at.filter(|_| dropout_ms > 0).map(|at| {
                 let at = (at.max(0.0) * 1e9) as u64;
                 (at, at + dropout_ms)
             }),
@@ -164,7 +164,9 @@ mod tests {
     use serde_json::json;
 
     fn device(params: serde_json::Value) -> SimulatedDevice {
-        SimulatedDevice::from_params(&serde_json::from_value(params).unwrap())
+        let params = serde_json::from_value(params).unwrap();
+        let camera = node_catalog::kinds::camera::Settings::from_params(&params).unwrap();
+        SimulatedDevice::new(&camera.test_device)
     }
 
     #[test]

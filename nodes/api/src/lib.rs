@@ -43,6 +43,7 @@ pub mod session;
 pub mod shm_lock;
 mod stats;
 mod transport_log;
+mod updates;
 
 pub use config::{InputConfig, NodeConfig, OutputConfig, Policy, TransportConfig, CONFIG_ENV};
 pub use message::{

@@ -40,6 +40,20 @@ pub enum PixelFormat {
     Mjpeg,
 }
 
+impl From<node_catalog::kinds::common::PixelFormat> for PixelFormat {
+    /// The format a graph's `pixel_format` param asks for.
+    fn from(f: node_catalog::kinds::common::PixelFormat) -> PixelFormat {
+        use node_catalog::kinds::common::PixelFormat as Param;
+        match f {
+            Param::Yuv420p => PixelFormat::Yuv420p,
+            Param::Nv12 => PixelFormat::Nv12,
+            Param::Rgb24 => PixelFormat::Rgb24,
+            Param::Bgra => PixelFormat::Bgra,
+            Param::Yuyv422 => PixelFormat::Yuyv422,
+        }
+    }
+}
+
 impl PixelFormat {
     pub fn name(self) -> &'static str {
         match self {

@@ -41,7 +41,8 @@ pub enum Event {
     /// The graph is stopping: sources stop producing; other nodes keep draining
     /// their inputs until they close.
     Stop,
-    /// A param was changed while running.
+    /// A param was changed while running. For a built-in kind only a param
+    /// its schema marks mutable, with a value already checked.
     ParamUpdate {
         name: String,
         value: serde_json::Value,
@@ -498,7 +499,9 @@ impl Node {
                     return Ok(Some(Event::Stop));
                 }
                 Next::Control(Control::ParamUpdate { name, value }) => {
-                    return Ok(Some(Event::ParamUpdate { name, value }))
+                    if let Some(value) = crate::updates::admit(&mut self.config, &name, value) {
+                        return Ok(Some(Event::ParamUpdate { name, value }));
+                    }
                 }
                 Next::Input(input, message) => return Ok(Some(Event::Input { input, message })),
                 Next::Closed(input) => return Ok(Some(Event::InputClosed { input })),

@@ -24,8 +24,7 @@ use crate::preset;
 pub type Emit<'a> = dyn FnMut(EncodedPacket, &[u8]) -> Result<()> + 'a;
 
 pub struct Settings {
-    /// `aac`, `opus` or `mp3`.
-    pub codec: String,
+    pub codec: preset::Codec,
     pub bitrate: u64,
 }
 
@@ -71,12 +70,8 @@ fn is_again(e: &ff::Error) -> bool {
 impl AudioEncoder {
     /// Opens the encoder for a stream whose first frame is `first`.
     pub fn open(settings: &Settings, first: &AudioFrame) -> Result<AudioEncoder> {
-        let name = preset::encoder_name(&settings.codec)?;
-        let codec_label: &'static str = match settings.codec.as_str() {
-            "aac" => "aac",
-            "opus" => "opus",
-            _ => "mp3",
-        };
+        let name = preset::encoder_name(settings.codec);
+        let codec_label = settings.codec.name();
         let codec = ff::encoder::find_by_name(name).ok_or_else(|| {
             anyhow!(
                 "this FFmpeg has no `{name}` encoder (needed for {})",
@@ -100,10 +95,10 @@ impl AudioEncoder {
         let input = AudioSpec::of_header(first);
         let format = preset::pick_format(&formats)
             .ok_or_else(|| anyhow!("`{name}` accepts no known sample format"))?;
-        let rate = preset::pick_rate(codec_label, input.rate, &rates);
+        let rate = preset::pick_rate(settings.codec, input.rate, &rates);
         let layout = preset::pick_layout(input.layout, input.channels, &layouts);
         let spec = AudioSpec::new(format, rate, layout.count_ones().max(1) as u16, layout);
-        let max = preset::max_bitrate(codec_label, spec.channels, rate);
+        let max = preset::max_bitrate(settings.codec, spec.channels, rate);
         let bitrate = if settings.bitrate > max {
             tracing::warn!(
                 "{} at {} b/s is above its maximum for {} ch; using {max}",
@@ -343,9 +338,11 @@ mod tests {
     fn encode(codec: &str, rate: u32, total: usize) -> (AudioEncoder, Vec<EncodedPacket>) {
         node_media::init().unwrap();
         let frames = tone_frames(rate, 2, 1024, total);
+        use node_catalog::kinds::audio_encode::Quality;
+        use node_catalog::Choice;
         let settings = Settings {
-            codec: codec.into(),
-            bitrate: preset::quality_bitrate("standard").unwrap(),
+            codec: preset::Codec::from_name(codec).unwrap(),
+            bitrate: Quality::Standard.bitrate(),
         };
         let mut enc = AudioEncoder::open(&settings, &frames[0].0).unwrap();
         let mut packets = Vec::new();

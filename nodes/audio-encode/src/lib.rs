@@ -19,16 +19,11 @@ pub fn main(_args: &[String]) {
 fn run() -> Result<()> {
     let mut node = Node::init()?;
     node_media::init()?;
-    let p = node.params().clone();
-    let codec = p.str_or("codec", "aac").to_string();
-    preset::encoder_name(&codec)?;
-    let bitrate = match p.u64("bitrate") {
-        Some(b) => b,
-        None => preset::quality_bitrate(p.str_or("quality", "standard"))?,
-    };
+    let s = node_catalog::kinds::audio_encode::Settings::from_params(node.params())?;
+    let codec = s.codec;
     let settings = Settings {
-        codec: codec.clone(),
-        bitrate,
+        codec,
+        bitrate: s.effective_bitrate(),
     };
     // No output pool: packets are copied into their messages (`send_packet`).
 
@@ -65,10 +60,8 @@ fn run() -> Result<()> {
                     last_metric_bytes = bytes;
                 }
             }
-            Event::InputClosed { .. } | Event::Stop => {}
-            Event::ParamUpdate { name, .. } => {
-                tracing::warn!("param `{name}` cannot change while running; ignored")
-            }
+            // No param is mutable: the node API keeps updates from reaching the node.
+            Event::InputClosed { .. } | Event::Stop | Event::ParamUpdate { .. } => {}
         }
     }
     match encoder.as_mut() {

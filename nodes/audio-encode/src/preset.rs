@@ -1,38 +1,25 @@
 //! Choices made before the encoder opens: which FFmpeg encoder, at what
 //! bitrate, sample format, rate and channel layout.
 
-use anyhow::{bail, Result};
 use ffmpeg_next::format::{sample::Type, Sample};
+pub use node_catalog::kinds::audio_encode::Codec;
 
-/// The FFmpeg encoder of a codec param value.
-pub fn encoder_name(codec: &str) -> Result<&'static str> {
-    Ok(match codec {
-        "aac" => "aac",
-        "opus" => "libopus",
-        "mp3" => "libmp3lame",
-        other => bail!("unknown audio codec `{other}` (aac, opus, mp3)"),
-    })
-}
-
-/// The `quality` presets in bits per second.
-pub fn quality_bitrate(quality: &str) -> Result<u64> {
-    Ok(match quality {
-        "low" => 64_000,
-        "voice" => 96_000,
-        "standard" => 128_000,
-        "high" => 192_000,
-        "maximum" => 320_000,
-        other => bail!("unknown quality `{other}` (low, voice, standard, high, maximum)"),
-    })
+/// The FFmpeg encoder of a codec.
+pub fn encoder_name(codec: Codec) -> &'static str {
+    match codec {
+        Codec::Aac => "aac",
+        Codec::Opus => "libopus",
+        Codec::Mp3 => "libmp3lame",
+    }
 }
 
 /// The highest bitrate each encoder accepts for `channels` channels at `rate`.
-pub fn max_bitrate(codec: &str, channels: u16, rate: u32) -> u64 {
+pub fn max_bitrate(codec: Codec, channels: u16, rate: u32) -> u64 {
     match codec {
-        "mp3" => 320_000,
-        "opus" => 256_000 * channels as u64,
+        Codec::Mp3 => 320_000,
+        Codec::Opus => 256_000 * channels as u64,
         // AAC: at most 6144 bits per channel per 1024-sample frame.
-        _ => 6144 * rate as u64 / 1024 * channels as u64,
+        Codec::Aac => 6144 * rate as u64 / 1024 * channels as u64,
     }
 }
 
@@ -58,8 +45,8 @@ pub fn pick_format(supported: &[Sample]) -> Option<Sample> {
 
 /// The encoding rate: Opus always runs at 48 kHz; the others keep the input
 /// rate when they support it, else the nearest supported rate above (or the highest).
-pub fn pick_rate(codec: &str, input: u32, supported: &[u32]) -> u32 {
-    if codec == "opus" {
+pub fn pick_rate(codec: Codec, input: u32, supported: &[u32]) -> u32 {
+    if codec == Codec::Opus {
         return 48_000;
     }
     if supported.is_empty() || supported.contains(&input) {
@@ -100,22 +87,19 @@ mod tests {
 
     #[test]
     fn quality_to_bitrate() {
-        let got: Vec<u64> = ["low", "voice", "standard", "high", "maximum"]
-            .iter()
-            .map(|q| quality_bitrate(q).unwrap())
-            .collect();
-        assert_eq!(got, [64_000, 96_000, 128_000, 192_000, 320_000]);
-        assert!(quality_bitrate("loud").is_err());
-        assert_eq!(max_bitrate("mp3", 2, 48_000), 320_000);
-        assert_eq!(max_bitrate("aac", 2, 48_000), 576_000);
+        // The quality table itself is the catalog's (kinds::audio_encode).
+        assert_eq!(max_bitrate(Codec::Mp3, 2, 48_000), 320_000);
+        assert_eq!(max_bitrate(Codec::Aac, 2, 48_000), 576_000);
     }
 
     #[test]
     fn encoders() {
-        assert_eq!(encoder_name("aac").unwrap(), "aac");
-        assert_eq!(encoder_name("opus").unwrap(), "libopus");
-        assert_eq!(encoder_name("mp3").unwrap(), "libmp3lame");
-        assert!(encoder_name("flac").is_err());
+        use node_catalog::Choice;
+        let codec = |name| Codec::from_name(name).unwrap();
+        assert_eq!(encoder_name(codec("aac")), "aac");
+        assert_eq!(encoder_name(codec("opus")), "libopus");
+        assert_eq!(encoder_name(codec("mp3")), "libmp3lame");
+        assert!(Codec::from_name("flac").is_none());
     }
 
     #[test]
@@ -141,14 +125,14 @@ mod tests {
 
     #[test]
     fn rates_and_layouts() {
-        assert_eq!(pick_rate("opus", 44_100, &[]), 48_000);
+        assert_eq!(pick_rate(Codec::Opus, 44_100, &[]), 48_000);
         let mp3 = [
             44_100, 48_000, 32_000, 22_050, 24_000, 16_000, 11_025, 12_000, 8_000,
         ];
-        assert_eq!(pick_rate("mp3", 44_100, &mp3), 44_100);
-        assert_eq!(pick_rate("mp3", 96_000, &mp3), 48_000);
-        assert_eq!(pick_rate("mp3", 40_000, &mp3), 44_100);
-        assert_eq!(pick_rate("aac", 96_000, &[]), 96_000);
+        assert_eq!(pick_rate(Codec::Mp3, 44_100, &mp3), 44_100);
+        assert_eq!(pick_rate(Codec::Mp3, 96_000, &mp3), 48_000);
+        assert_eq!(pick_rate(Codec::Mp3, 40_000, &mp3), 44_100);
+        assert_eq!(pick_rate(Codec::Aac, 96_000, &[]), 96_000);
         // mp3: mono and stereo only; 5.1 is downmixed to stereo.
         assert_eq!(pick_layout(0x3f, 6, &[0x4, 0x3]), 0x3);
         assert_eq!(pick_layout(0x3, 2, &[0x4, 0x3]), 0x3);

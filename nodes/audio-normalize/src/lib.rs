@@ -39,13 +39,13 @@ fn send(node: &mut Node, out: Output<'_>, input: Option<&node_api::Payload>) -> 
 fn run() -> Result<()> {
     let mut node = Node::init()?;
     node_media::init()?;
-    let p = node.params().clone();
+    let s = node_catalog::kinds::audio_normalize::Settings::from_params(node.params())?;
     let settings = Settings {
-        rate: p.i64_or("sample_rate", 48_000) as u32,
-        channels: p.i64_or("channels", 2) as u16,
-        wire: WireFormat::from_param(p.str_or("sample_format", "f32"))?,
-        target_lufs: p.f64("target_lufs"),
-        true_peak_db: p.f64_or("true_peak_db", -1.0),
+        rate: s.sample_rate,
+        channels: s.channels,
+        wire: WireFormat::of(s.sample_format),
+        target_lufs: s.target_lufs,
+        true_peak_db: s.true_peak_db,
     };
     let mut norm = Normalizer::new(settings).context("audio-normalize")?;
     node.reserve("audio", norm.out_spec().payload_bytes(RESERVE_SAMPLES))?;
@@ -92,10 +92,8 @@ fn run() -> Result<()> {
                     }
                 }
             }
-            Event::InputClosed { .. } | Event::Stop => {}
-            Event::ParamUpdate { name, .. } => {
-                tracing::warn!("param `{name}` cannot change while running; ignored");
-            }
+            // No param is mutable: the node API keeps updates from reaching the node.
+            Event::InputClosed { .. } | Event::Stop | Event::ParamUpdate { .. } => {}
         }
     }
     let tail = norm.flush().context("audio-normalize")?;

@@ -13,17 +13,16 @@ mod device;
 mod direct;
 mod media;
 mod pattern;
-mod source;
 mod still;
 mod testsrc;
 
-use anyhow::{anyhow, Result};
+use anyhow::Result;
 use node_api::{Node, NodeConfig, Params, PixelFormat};
+use node_catalog::kinds::camera::{self as kind, Pattern, Source};
 use node_catalog::Rational;
 
 use crate::capture::Capture;
 use crate::pattern::{PatternConfig, TestPattern};
-use crate::source::Source;
 
 /// Entry point, with the arguments after the kind.
 pub fn main(args: &[String]) {
@@ -35,7 +34,7 @@ pub fn main(args: &[String]) {
     }
 }
 
-/// The params this node reads (defaults filled in by the runtime).
+/// What this node runs with: its params (typed by the catalog) and the run's epoch.
 struct Settings {
     source: Source,
     realtime: bool,
@@ -52,19 +51,18 @@ struct Settings {
 
 impl Settings {
     fn from_params(p: &Params, epoch_ns: u64) -> Result<Settings> {
-        let pixel_format = p.str_or("pixel_format", "yuv420p");
+        let s = kind::Settings::from_params(p)?;
         Ok(Settings {
-            source: Source::parse(p.str_or("source", "auto"))?,
-            realtime: p.bool_or("realtime", true),
-            width: p.i64_or("width", 1920) as u32,
-            height: p.i64_or("height", 1080) as u32,
-            fps: p.rational("fps").unwrap_or(Rational::new(30, 1)),
-            pixel_format: PixelFormat::from_name(pixel_format)
-                .ok_or_else(|| anyhow!("unknown pixel_format `{pixel_format}`"))?,
-            clapper: p.str_or("pattern", "bars") == "clapper",
-            looping: p.bool_or("loop", false),
-            device: node_api::clock::SimulatedDevice::from_params(p),
-            duration_ns: p.f64("duration").map(|s| (s.max(0.0) * 1e9) as u64),
+            realtime: s.realtime,
+            width: s.width,
+            height: s.height,
+            fps: s.fps,
+            pixel_format: s.pixel_format.into(),
+            clapper: s.pattern == Pattern::Clapper,
+            looping: s.looping,
+            device: node_api::clock::SimulatedDevice::new(&s.test_device),
+            duration_ns: s.test_device.duration.map(|d| (d.max(0.0) * 1e9) as u64),
+            source: s.source,
             epoch_ns,
         })
     }

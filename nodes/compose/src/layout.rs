@@ -3,26 +3,8 @@
 use anyhow::{bail, Result};
 use node_media::geometry::{picture_rect, Rect};
 
-/// The picture-in-picture corner the insets stack from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Corner {
-    TopLeft,
-    TopRight,
-    BottomLeft,
-    BottomRight,
-}
-
-impl Corner {
-    pub fn from_name(name: &str) -> Option<Corner> {
-        Some(match name {
-            "top-left" => Corner::TopLeft,
-            "top-right" => Corner::TopRight,
-            "bottom-left" => Corner::BottomLeft,
-            "bottom-right" => Corner::BottomRight,
-            _ => return None,
-        })
-    }
-}
+/// The picture-in-picture corner the insets stack from (the `pip_corner` param).
+pub use node_catalog::kinds::compose::Corner;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Layout {

@@ -18,7 +18,8 @@ use anyhow::{anyhow, bail, Result};
 use node_api::{Event, Header, Node, Payload, PixelFormat, TimeBase, VideoFrame};
 use node_media::video::{packed_frame, Planes, PlanesMut, Scaler};
 
-use layout::{Corner, Layout};
+use layout::Layout;
+use node_catalog::kinds::compose as kind;
 use node_media::geometry::Rect;
 use pairing::Pairing;
 
@@ -72,10 +73,8 @@ fn run() -> Result<()> {
                 composer.pairing.close(i);
                 composer.drain(&mut node)?;
             }
-            Event::Stop => {}
-            Event::ParamUpdate { name, .. } => {
-                tracing::warn!("param `{name}` cannot change while running")
-            }
+            // No param is mutable: the node API keeps updates from reaching the node.
+            Event::Stop | Event::ParamUpdate { .. } => {}
         }
     }
     composer.pairing.close_all();
@@ -101,30 +100,21 @@ struct Settings {
 
 impl Settings {
     fn from_node(node: &Node) -> Result<Settings> {
-        let p = node.params();
-        let layout = match p.str_or("layout", "grid") {
-            "grid" => Layout::Grid {
-                columns: p.i64_or("columns", 0) as u32,
+        let s = kind::Settings::from_params(node.params())?;
+        let layout = match s.layout {
+            kind::Layout::Grid => Layout::Grid { columns: s.columns },
+            kind::Layout::Pip => Layout::Pip {
+                size: s.pip_size,
+                corner: s.pip_corner,
+                margin: s.pip_margin,
             },
-            "pip" => {
-                let corner = p.str_or("pip_corner", "bottom-right");
-                Layout::Pip {
-                    size: p.f64_or("pip_size", 0.25),
-                    corner: Corner::from_name(corner)
-                        .ok_or_else(|| anyhow!("unknown pip_corner `{corner}`"))?,
-                    margin: p.i64_or("pip_margin", 16) as u32,
-                }
-            }
-            other => bail!("unknown layout `{other}` (grid or pip)"),
         };
-        let format_name = p.str_or("pixel_format", "yuv420p");
         Ok(Settings {
             layout,
-            width: p.i64_or("width", 1920) as u32,
-            height: p.i64_or("height", 1080) as u32,
-            format: PixelFormat::from_name(format_name)
-                .ok_or_else(|| anyhow!("unknown pixel_format `{format_name}`"))?,
-            max_held: p.i64_or("max_held", 8).max(1) as usize,
+            width: s.width,
+            height: s.height,
+            format: s.pixel_format.into(),
+            max_held: s.max_held.max(1) as usize,
         })
     }
 }

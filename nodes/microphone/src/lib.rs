@@ -21,6 +21,7 @@ mod source;
 use anyhow::{Context, Result};
 use node_api::clock::{self, SimulatedDevice};
 use node_api::{AudioFrame, Node, TimeBase};
+use node_catalog::kinds::microphone::{self as kind, Source as MicSource};
 use node_media::audio::{default_layout, WireFormat};
 
 use capture::{CaptureSource, DeviceChoice};
@@ -44,35 +45,28 @@ pub fn main(args: &[String]) {
 /// Opens the source the `source` param names. Devices are opened (not
 /// started) here so a wrong name fails before the graph starts.
 fn open_source(
-    spec: &str,
+    spec: &MicSource,
     out: OutFormat,
     test: TestSignal,
     looping: bool,
 ) -> Result<Box<dyn Source>> {
-    if spec == "auto" {
-        return Ok(
+    Ok(match spec {
+        MicSource::Auto => {
             match alsa_log::quiet(|| CaptureSource::open(&DeviceChoice::Default, out)) {
                 Ok(c) => Box::new(c),
                 Err(e) => {
                     tracing::warn!("no microphone found; using a test tone ({e:#})");
                     test.source(out)
                 }
-            },
-        );
-    }
-    if spec == "test" {
-        return Ok(test.source(out));
-    }
-    if let Some(name) = spec.strip_prefix("device:") {
-        return Ok(Box::new(CaptureSource::open(
+            }
+        }
+        MicSource::Test => test.source(out),
+        MicSource::Device(name) => Box::new(CaptureSource::open(
             &DeviceChoice::Named(name.to_string()),
             out,
-        )?));
-    }
-    if let Some(path) = spec.strip_prefix("file:") {
-        return Ok(Box::new(FileSource::open(path, out, looping)?));
-    }
-    anyhow::bail!("unknown microphone source `{spec}` (auto, device:<name>, test, file:<path>)")
+        )?),
+        MicSource::File(path) => Box::new(FileSource::open(path, out, looping)?),
+    })
 }
 
 fn list_devices() -> Result<()> {
@@ -98,38 +92,39 @@ impl TestSignal {
 fn run() -> Result<()> {
     let mut node = Node::init()?;
     node_media::init()?;
-    let p = node.params().clone();
+    let s = kind::Settings::from_params(node.params())?;
     let out = OutFormat {
-        rate: p.i64_or("sample_rate", 48_000) as u32,
-        channels: p.i64_or("channels", 2) as u16,
-        wire: WireFormat::from_param(p.str_or("sample_format", "f32"))?,
+        rate: s.sample_rate,
+        channels: s.channels,
+        wire: WireFormat::of(s.sample_format),
     };
-    let pattern = Pattern::from_params(p.str_or("pattern", "tone"), p.f64_or("frequency", 440.0))?;
-    let realtime = p.bool_or("realtime", true);
-    let spec = p.str_or("source", "auto").to_string();
-    let mut device = SimulatedDevice::from_params(&p);
+    let pattern = Pattern::new(s.pattern, s.frequency);
+    let realtime = s.realtime;
+    let spec = s.source.clone();
+    let mut device = SimulatedDevice::new(&s.test_device);
     let test = TestSignal {
         pattern,
         rate_factor: device.rate_factor(),
     };
-    let duration = p
-        .f64("duration")
-        .map(|s| (s.max(0.0) * out.rate as f64) as u64);
-    let mut source = open_source(&spec, out, test, p.bool_or("loop", false))
+    let duration = s
+        .test_device
+        .duration
+        .map(|secs| (secs.max(0.0) * out.rate as f64) as u64);
+    let mut source = open_source(&spec, out, test, s.looping)
         .with_context(|| format!("microphone source `{spec}`"))?;
 
     // Not paced by a clock: nothing downstream may drop what it produces.
     node.set_lossless(!realtime && source.self_clocked());
     let frame_samples = source::frame_samples(
-        p.i64_or("frame_samples", 0),
-        !realtime && spec.starts_with("file:"),
+        s.frame_samples as i64,
+        !realtime && matches!(spec, MicSource::File(_)),
     );
     node.reserve("audio", out.frame_bytes(frame_samples))?;
     if !node.wait_for_start()? {
         return node.finish();
     }
     if let Err(e) = source.start() {
-        if spec != "auto" {
+        if spec != MicSource::Auto {
             return Err(e);
         }
         tracing::warn!("no microphone found; using a test tone ({e:#})");

@@ -15,11 +15,11 @@ pub enum Pattern {
 }
 
 impl Pattern {
-    pub fn from_params(pattern: &str, frequency: f64) -> anyhow::Result<Pattern> {
+    /// The signal the `pattern` and `frequency` params ask for.
+    pub fn new(pattern: node_catalog::kinds::microphone::Pattern, frequency: f64) -> Pattern {
         match pattern {
-            "tone" => Ok(Pattern::Tone { frequency }),
-            "clapper" => Ok(Pattern::Clapper),
-            other => anyhow::bail!("unknown test pattern `{other}` (tone, clapper)"),
+            node_catalog::kinds::microphone::Pattern::Tone => Pattern::Tone { frequency },
+            node_catalog::kinds::microphone::Pattern::Clapper => Pattern::Clapper,
         }
     }
 }

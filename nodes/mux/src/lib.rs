@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
 use node_api::{clock, Event, Header, NoRestart, Node};
+use node_catalog::kinds::mux::{Container, OnLimit};
 
 use muxer::{Muxer, Settings};
 
@@ -40,12 +41,11 @@ fn run() -> Result<()> {
     node_media::init()?;
     disk::ignore_file_size_signal();
     let mut node = Node::init()?;
-    let p = node.params();
-    let path_text = p.str_or("path", "").to_string();
-    let container = output::container(p.str_or("container", "auto"), &path_text)?;
-    let base = PathBuf::from(&path_text);
-    let overwrite = p.bool_or("overwrite", false);
-    let min_free = p.i64_or("min_free_space", 100).max(0) as u64 * MB;
+    let s = node_catalog::kinds::mux::Settings::from_params(node.params())?;
+    let container = s.resolved_container()?.name();
+    let base = PathBuf::from(&s.path);
+    let overwrite = s.overwrite;
+    let min_free = s.min_free_space * MB;
     // A restarted mux continues the recording in the next numbered file; the
     // interrupted one stays as it is (fragmented, playable) until the end.
     let restarted = node.config().restart_count > 0;
@@ -56,7 +56,11 @@ fn run() -> Result<()> {
     };
     let first_path = output::part_path(&base, first_part);
     // Refused before the graph starts, not after a recording.
-    output::check_path(&first_path, overwrite && !restarted)?;
+    output::check_path(
+        &first_path,
+        overwrite && !restarted,
+        s.output_dir.as_deref(),
+    )?;
     check_free_space(&first_path, min_free)?;
     if restarted {
         tracing::warn!(
@@ -67,13 +71,13 @@ fn run() -> Result<()> {
     let settings = Settings {
         base: base.clone(),
         container,
-        faststart: p.bool_or("faststart", true),
+        faststart: s.faststart,
         overwrite,
-        output_dir: p.str("output_dir").map(PathBuf::from),
-        fragment_s: p.f64_or("fragment_duration", 0.5),
-        max_duration: p.f64("max_duration"),
-        max_bytes: p.i64("max_file_size").map(|mb| mb.max(1) as u64 * MB),
-        stop_at_limit: p.str_or("on_limit", "split") == "stop",
+        output_dir: s.output_dir.clone(),
+        fragment_s: s.fragment_duration,
+        max_duration: s.max_duration,
+        max_bytes: s.max_file_size.map(|mb| mb.max(1) * MB),
+        stop_at_limit: s.on_limit == OnLimit::Stop,
         first_part,
     };
     let inputs = node.input_names();
@@ -245,7 +249,7 @@ fn account_for_restart(node: &Node, mux: &Muxer, base: &Path, first_part: u32) {
 }
 
 fn mux_container_of(path: &Path) -> &'static str {
-    output::container("auto", &path.display().to_string()).unwrap_or("mp4")
+    output::container(Container::Auto, &path.display().to_string()).unwrap_or("mp4")
 }
 
 fn publish(node: &Node, mux: &Muxer) {
@@ -293,7 +297,7 @@ fn recover_files(files: &[String]) -> i32 {
     let mut code = 0;
     for file in files {
         let path = Path::new(file);
-        let container = match output::container("auto", file) {
+        let container = match output::container(Container::Auto, file) {
             Ok(c) => c,
             Err(e) => {
                 eprintln!("error: {e:#}");

@@ -614,8 +614,8 @@ impl Muxer {
         // Checked again here: the file may have appeared since the start.
         // Numbered parts never replace a file.
         let replace = self.settings.overwrite && index == 0;
-        output::check_path(&path, replace)?;
         let output_dir = self.settings.output_dir.as_deref();
+        output::check_path(&path, replace, output_dir)?;
         // The part gets its name once it holds media (see unnamed.rs): a link
         // planted at the name by then makes naming it fail, never followed.
         output::open_dir(&path, output_dir)?;

@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Result};
 use ffmpeg_next::Dictionary;
 use node_api::{EncodedPacket, TimeBase};
+use node_catalog::kinds::mux::{self as kind, Container};
+use node_catalog::Choice;
 
 /// The FFmpeg muxer of a catalog container name.
 pub fn ffmpeg_format(container: &str) -> Option<&'static str> {
@@ -21,39 +23,21 @@ pub fn ffmpeg_format(container: &str) -> Option<&'static str> {
 }
 
 /// The container to write: the `container` param, else the path's extension.
-pub fn container(param: &str, path: &str) -> Result<&'static str> {
-    node_catalog::container_for(param, path).ok_or_else(|| {
-        anyhow!("cannot tell the container of `{path}`: use a .mp4, .mkv or .webm extension or set `container`")
-    })
+pub fn container(param: Container, path: &str) -> Result<&'static str> {
+    let settings = kind::Settings {
+        path: path.into(),
+        container: param,
+        ..kind::Settings::default()
+    };
+    Ok(settings.resolved_container()?.name())
 }
 
-/// The output directory must exist, and an existing file is only replaced
-/// when `overwrite` is set.
-pub fn check_path(path: &Path, overwrite: bool) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    if !dir.is_dir() {
-        bail!("output directory {} does not exist", dir.display());
-    }
-    if let Ok(target) = std::fs::read_link(path) {
-        bail!(
-            "{} is a symbolic link (to {}): refused, the mux writes only a file of its own",
-            path.display(),
-            target.display()
-        );
-    }
-    if path.is_dir() {
-        bail!("output path {} is a directory", path.display());
-    }
-    if path.exists() && !overwrite {
-        bail!(
-            "{} already exists; set the param `overwrite: true` to replace it",
-            path.display()
-        );
-    }
-    Ok(())
+/// The checks `runtime check` made on the output path, made again where the
+/// file is written ([`kind::check_output_path`]): its directory exists and
+/// is writable, it is no link nor directory, an existing file is only
+/// replaced when `overwrite` is set, and it lies inside `output_dir`.
+pub fn check_path(path: &Path, overwrite: bool, output_dir: Option<&Path>) -> Result<()> {
+    kind::check_output_path(path, overwrite, output_dir).map_err(|e| anyhow!("{e:#}"))
 }
 
 /// Creates the file at `path` for writing (replacing a regular file there
@@ -203,7 +187,8 @@ pub fn next_free_part(base: &Path, from: u32) -> u32 {
 
 /// Whether the container can carry a codec (FFmpeg codec name).
 pub fn accepts(container: &str, codec: &str) -> bool {
-    node_catalog::container_accepts(container, node_media::packet::catalog_codec_name(codec))
+    Container::from_name(container)
+        .is_some_and(|c| c.accepts(node_media::packet::catalog_codec_name(codec)))
 }
 
 #[cfg(test)]
@@ -243,10 +228,10 @@ mod tests {
 
     #[test]
     fn containers() {
-        assert_eq!(container("auto", "out/rec.mp4").unwrap(), "mp4");
-        assert_eq!(container("auto", "rec.MKV").unwrap(), "mkv");
-        assert_eq!(container("webm", "rec.bin").unwrap(), "webm");
-        assert!(container("auto", "rec.avi").is_err());
+        assert_eq!(container(Container::Auto, "out/rec.mp4").unwrap(), "mp4");
+        assert_eq!(container(Container::Auto, "rec.MKV").unwrap(), "mkv");
+        assert_eq!(container(Container::Webm, "rec.bin").unwrap(), "webm");
+        assert!(container(Container::Auto, "rec.avi").is_err());
         assert_eq!(ffmpeg_format("mkv"), Some("matroska"));
         assert_eq!(ffmpeg_format("webm"), Some("webm"));
         assert_eq!(ffmpeg_format("mp4"), Some("mp4"));
@@ -269,20 +254,25 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let file = dir.join("a.mp4");
         let _ = std::fs::remove_file(&file);
-        check_path(&file, false).unwrap();
+        check_path(&file, false, None).unwrap();
         std::fs::write(&file, b"x").unwrap();
-        let e = check_path(&file, false).unwrap_err().to_string();
+        let e = check_path(&file, false, None).unwrap_err().to_string();
         assert!(e.contains("a.mp4") && e.contains("overwrite: true"), "{e}");
-        check_path(&file, true).unwrap();
-        let e = check_path(&dir.join("missing/b.mp4"), false)
+        check_path(&file, true, None).unwrap();
+        let e = check_path(&dir.join("missing/b.mp4"), false, None)
             .unwrap_err()
             .to_string();
         assert!(
             e.starts_with("output directory ") && e.ends_with("missing does not exist"),
             "{e}"
         );
-        assert!(check_path(&dir, true).is_err());
-        check_path(Path::new("relative-name.mp4"), false).unwrap();
+        assert!(check_path(&dir, true, None).is_err());
+        check_path(Path::new("relative-name.mp4"), false, None).unwrap();
+        // The output directory is enforced here as it is by `runtime check`.
+        let e = check_path(&dir.join("../c.mp4"), false, Some(&dir))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("outside the output directory"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

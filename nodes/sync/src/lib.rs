@@ -33,7 +33,7 @@ pub fn main(_args: &[String]) {
 
 fn run() -> Result<()> {
     let mut node = Node::init()?;
-    let mut sync = Sync::new(&node);
+    let mut sync = Sync::new(&node)?;
     // A restarted sync continues the timeline of the one that died, so the
     // recording's timestamps go on where they were (with a gap, not a reset).
     if let Some(t0) = node
@@ -162,8 +162,8 @@ struct Sync {
 }
 
 impl Sync {
-    fn new(node: &Node) -> Sync {
-        let p = node.params();
+    fn new(node: &Node) -> Result<Sync> {
+        let s = node_catalog::kinds::sync::Settings::from_params(node.params())?;
         let mut cameras: Vec<String> = node
             .config()
             .inputs
@@ -174,18 +174,18 @@ impl Sync {
         // `video` sorts before `video2` .. `video8`.
         cameras.sort();
         let has_audio = node.config().inputs.iter().any(|i| i.name == "audio");
-        let buffer_ns = p.i64_or("buffer_ms", 500).max(0) as u64 * 1_000_000;
+        let buffer_ns = s.buffer_ms as u64 * 1_000_000;
         let paced = cameras
             .iter()
             .cloned()
             .chain(has_audio.then(|| "audio".to_string()));
-        Sync {
+        Ok(Sync {
             // Half the buffer: replayed streams never wait long enough
             // before the start for held frames to be dropped.
             pacer: Pacer::new(paced, buffer_ns / 2),
             buffer_ns,
-            tolerance_ns: (p.f64_or("tolerance_ms", 20.0).max(0.0) * MS) as u64,
-            max_drift_ppm: p.f64_or("max_drift_ppm", 1000.0).max(0.0),
+            tolerance_ns: (s.tolerance_ms.max(0.0) * MS) as u64,
+            max_drift_ppm: s.max_drift_ppm.max(0.0),
             out_audio: node.has_output("audio"),
             t0: None,
             resumed: false,
@@ -202,7 +202,7 @@ impl Sync {
             audio_first_from_t0: None,
             batch: Batch::new(),
             n: Counters::default(),
-        }
+        })
     }
 
     fn lane_index(&self, input: &str) -> Result<usize> {

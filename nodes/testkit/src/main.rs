@@ -21,6 +21,22 @@ use std::time::Duration;
 use anyhow::{bail, Result};
 use node_api::{clock, Event, Header, Node, PixelFormat, TimeBase, VideoFrame};
 
+/// The defaults of the params above: a custom node has no catalog entry,
+/// so they are written here, once.
+const DEFAULT_MODE: &str = "relay";
+const DEFAULT_COUNT: i64 = 10;
+const DEFAULT_WIDTH: i64 = 64;
+const DEFAULT_HEIGHT: i64 = 48;
+/// 0: unpaced.
+const DEFAULT_FPS: f64 = 0.0;
+const DEFAULT_PIXEL_FORMAT: &str = "yuv420p";
+/// `lossless`, `crash_once`, `crash_on_eos`.
+const DEFAULT_FLAG: bool = false;
+/// `linger_ms`, `delay_ms`.
+const DEFAULT_MS: i64 = 0;
+/// 0: at start.
+const DEFAULT_AFTER: i64 = 0;
+
 fn main() {
     node_api::run_main(run);
 }
@@ -35,7 +51,7 @@ fn run() -> Result<()> {
     let mut node = Node::init()?;
     let params = node.params().clone();
     let crash_after = params.i64("crash_after");
-    let crash_once = params.bool_or("crash_once", false);
+    let crash_once = params.bool_or("crash_once", DEFAULT_FLAG);
     let may_crash = !(crash_once && node.config().restart_count > 0);
     let maybe_crash = |n: i64| {
         if may_crash && crash_after == Some(n) {
@@ -43,21 +59,21 @@ fn run() -> Result<()> {
             std::process::abort();
         }
     };
-    match params.str_or("mode", "relay") {
+    match params.str_or("mode", DEFAULT_MODE) {
         "source" => {
-            let count = params.i64_or("count", 10);
+            let count = params.i64_or("count", DEFAULT_COUNT);
             let (w, h) = (
-                params.i64_or("width", 64) as u32,
-                params.i64_or("height", 48) as u32,
+                params.i64_or("width", DEFAULT_WIDTH) as u32,
+                params.i64_or("height", DEFAULT_HEIGHT) as u32,
             );
-            let fps = params.f64_or("fps", 0.0);
-            let format = match params.str_or("pixel_format", "yuv420p") {
+            let fps = params.f64_or("fps", DEFAULT_FPS);
+            let format = match params.str_or("pixel_format", DEFAULT_PIXEL_FORMAT) {
                 "rgb24" => PixelFormat::Rgb24,
                 _ => PixelFormat::Yuv420p,
             };
             let layout = format.packed_layout(w, h);
             node.reserve("video", layout.size)?;
-            node.set_lossless(params.bool_or("lossless", false));
+            node.set_lossless(params.bool_or("lossless", DEFAULT_FLAG));
             if !node.wait_for_start()? {
                 return node.finish();
             }
@@ -91,12 +107,14 @@ fn run() -> Result<()> {
                 .set("stream_cpu_seconds", node_api::cpu_seconds() - cpu_start);
             node.metrics()
                 .set("stream_seconds", (clock::now_ns() - start) as f64 / 1e9);
-            std::thread::sleep(Duration::from_millis(params.i64_or("linger_ms", 0) as u64));
+            std::thread::sleep(Duration::from_millis(
+                params.i64_or("linger_ms", DEFAULT_MS) as u64,
+            ));
             node.finish()
         }
         "relay" => {
             let mut n = 0;
-            let crash_on_eos = params.bool_or("crash_on_eos", false);
+            let crash_on_eos = params.bool_or("crash_on_eos", DEFAULT_FLAG);
             while let Some(event) = node.next_event()? {
                 if matches!(event, Event::InputClosed { .. }) && crash_on_eos && may_crash {
                     tracing::warn!("crashing on purpose at end-of-stream");
@@ -114,7 +132,7 @@ fn run() -> Result<()> {
             node.finish()
         }
         "sink" => {
-            let delay = Duration::from_millis(params.i64_or("delay_ms", 0) as u64);
+            let delay = Duration::from_millis(params.i64_or("delay_ms", DEFAULT_MS) as u64);
             let mut received = 0u64;
             let mut in_order = true;
             let mut last: Option<u64> = None;
@@ -185,7 +203,7 @@ fn run() -> Result<()> {
             node.finish()
         }
         "fail" => {
-            let after = params.i64_or("after", 0);
+            let after = params.i64_or("after", DEFAULT_AFTER);
             let mut n = 0;
             if after == 0 {
                 bail!("failing on purpose at start");

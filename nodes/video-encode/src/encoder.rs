@@ -11,7 +11,7 @@ use node_media::packet::{codec_params_from, from_ffmpeg};
 use node_media::video::{LentFrame, Planes, PlanesMut, Scaler};
 
 use crate::hw::{quietly, Vaapi};
-use crate::settings::{plan, HwAccel, Settings};
+use crate::settings::{plan, CodecExt, HwAccel, Settings};
 
 /// Frames the encoder may still hold when a new one is written: a few are
 /// kept so an encoder keeping a reference never makes us wait or allocate.

@@ -21,7 +21,7 @@ use node_api::{Event, Header, Node};
 
 use crate::encoder::VideoEncoder;
 use crate::overload::{Advice, Monitor};
-use crate::settings::Settings;
+use crate::settings::{CodecExt, Settings};
 
 /// Entry point, with the arguments after the kind (none are taken).
 pub fn main(_args: &[String]) {
@@ -124,10 +124,9 @@ fn run() -> Result<()> {
                 }
             }
             Event::InputClosed { .. } => break,
-            Event::Stop => {} // drain until upstream closes
-            Event::ParamUpdate { name, .. } => {
-                tracing::warn!("param `{name}` cannot change while running")
-            }
+            // Drain until upstream closes. No param is mutable: the node API
+            // keeps updates from reaching the node.
+            Event::Stop | Event::ParamUpdate { .. } => {}
         }
     }
     if let Some(enc) = encoder.as_mut() {

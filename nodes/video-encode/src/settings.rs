@@ -1,45 +1,33 @@
 //! The node's params and what they mean for each encoder.
 //!
-//! `quality` picks a CRF and a speed preset:
-//!
-//! | quality  | CRF (h264/h265) | CRF (vp9/av1) | speed    |
-//! |----------|-----------------|---------------|----------|
-//! | fast     | 28              | 35            | veryfast |
-//! | balanced | 23              | 28            | veryfast |
-//! | high     | 18              | 22            | fast     |
-//! | ultra    | 13              | 16            | medium   |
-//!
-//! VP9 and AV1 CRFs run 0..=63: the x264 value is scaled by 63/51. `crf`
-//! overrides the CRF (in the codec's own scale), `bitrate` replaces it with
-//! ABR, or CBR with `rate_control: cbr` (maxrate = bitrate, one second of VBV
-//! buffer). `speed` overrides the preset; x264/x265 take it by name, the
-//! others map it (see [`Speed`]).
+//! The params, their defaults and the `quality` table (a CRF on the x264
+//! scale and a speed preset per quality) are the catalog's
+//! ([`node_catalog::kinds::video_encode`]). VP9 and AV1 CRFs run 0..=63:
+//! the x264 value is scaled by 63/51. `crf` overrides the CRF (in the
+//! codec's own scale), `bitrate` replaces it with ABR, or CBR with
+//! `rate_control: cbr` (maxrate = bitrate, one second of VBV buffer).
+//! `speed` overrides the preset; x264/x265 take it by name, the others map
+//! it (see [`SpeedExt`]).
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::Result;
 use node_api::Params;
+use node_catalog::kinds::video_encode::{self as kind, RateMode};
 use node_catalog::Rational;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Codec {
-    H264,
-    H265,
-    Vp9,
-    Av1,
+pub use node_catalog::kinds::video_encode::{Codec, HwAccel, Speed};
+
+/// What each codec is called by FFmpeg and which encoders make it.
+pub trait CodecExt {
+    /// The FFmpeg codec name carried in packets.
+    fn stream_name(self) -> &'static str;
+    /// Software encoders, in order of preference.
+    fn software_encoders(self) -> &'static [&'static str];
+    fn nvenc_encoder(self) -> Option<&'static str>;
+    fn vaapi_encoder(self) -> &'static str;
 }
 
-impl Codec {
-    fn from_param(name: &str) -> Result<Codec> {
-        Ok(match name {
-            "h264" => Codec::H264,
-            "h265" | "hevc" => Codec::H265,
-            "vp9" => Codec::Vp9,
-            "av1" => Codec::Av1,
-            _ => bail!("unknown codec `{name}` (h264, h265, vp9, av1)"),
-        })
-    }
-
-    /// The FFmpeg codec name carried in packets.
-    pub fn stream_name(self) -> &'static str {
+impl CodecExt for Codec {
+    fn stream_name(self) -> &'static str {
         match self {
             Codec::H264 => "h264",
             Codec::H265 => "hevc",
@@ -48,8 +36,7 @@ impl Codec {
         }
     }
 
-    /// Software encoders, in order of preference.
-    pub fn software_encoders(self) -> &'static [&'static str] {
+    fn software_encoders(self) -> &'static [&'static str] {
         match self {
             Codec::H264 => &["libx264"],
             Codec::H265 => &["libx265"],
@@ -58,7 +45,7 @@ impl Codec {
         }
     }
 
-    pub fn nvenc_encoder(self) -> Option<&'static str> {
+    fn nvenc_encoder(self) -> Option<&'static str> {
         match self {
             Codec::H264 => Some("h264_nvenc"),
             Codec::H265 => Some("hevc_nvenc"),
@@ -67,7 +54,7 @@ impl Codec {
         }
     }
 
-    pub fn vaapi_encoder(self) -> &'static str {
+    fn vaapi_encoder(self) -> &'static str {
         match self {
             Codec::H264 => "h264_vaapi",
             Codec::H265 => "hevc_vaapi",
@@ -75,72 +62,27 @@ impl Codec {
             Codec::Av1 => "av1_vaapi",
         }
     }
-
-    /// A CRF given on the x264 scale (0..=51), in this codec's scale.
-    pub fn crf_from_x264_scale(self, crf: u32) -> u32 {
-        match self {
-            Codec::H264 | Codec::H265 => crf,
-            Codec::Vp9 | Codec::Av1 => (crf * 63 + 25) / 51,
-        }
-    }
 }
 
-/// Speed presets, x264 names, fastest first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Speed {
-    Ultrafast,
-    Superfast,
-    Veryfast,
-    Faster,
-    Fast,
-    Medium,
-    Slow,
-    Slower,
-    Veryslow,
-}
-
-const SPEEDS: [(&str, Speed); 9] = [
-    ("ultrafast", Speed::Ultrafast),
-    ("superfast", Speed::Superfast),
-    ("veryfast", Speed::Veryfast),
-    ("faster", Speed::Faster),
-    ("fast", Speed::Fast),
-    ("medium", Speed::Medium),
-    ("slow", Speed::Slow),
-    ("slower", Speed::Slower),
-    ("veryslow", Speed::Veryslow),
-];
-
-impl Speed {
-    fn from_name(name: &str) -> Option<Speed> {
-        SPEEDS.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
-    }
-
-    /// The x264 / x265 preset name.
-    pub fn name(self) -> &'static str {
-        SPEEDS[self.rank() as usize].0
-    }
-
-    /// 0 (ultrafast) ..= 8 (veryslow).
-    fn rank(self) -> u32 {
-        self as u32
-    }
-
-    /// How many presets `other` is faster than this one.
-    pub fn rank_distance(self, other: Speed) -> i32 {
-        self.rank() as i32 - other.rank() as i32
-    }
-
-    /// The preset `delta` steps slower (positive) or faster (negative).
-    pub fn step(self, delta: i32) -> Option<Speed> {
-        let r = self.rank() as i32 + delta;
-        SPEEDS.get(usize::try_from(r).ok()?).map(|(_, s)| *s)
-    }
-
+/// What each speed preset means to each encoder.
+pub trait SpeedExt {
     /// The x264 options of this preset that show in the stream headers
     /// (SPS/PPS): reference frames, B-frames, weighted prediction, CABAC,
     /// 8×8 transform. A faster preset given these writes the same headers.
-    pub fn x264_header_options(self) -> &'static str {
+    fn x264_header_options(self) -> &'static str;
+    /// libvpx-vp9: the realtime deadline with cpu-used 8..5 for the four
+    /// fastest presets, then the good deadline with cpu-used 4..0.
+    fn vp9(self) -> (&'static str, u32);
+    /// SVT-AV1 preset: 12 (ultrafast) ..= 4 (veryslow).
+    fn svt_av1(self) -> u32;
+    /// libaom: (usage, cpu-used 8 ..= 0); the two fastest use realtime usage.
+    fn aom(self) -> (&'static str, u32);
+    /// NVENC preset p1 (fastest) ..= p7 (best).
+    fn nvenc(self) -> &'static str;
+}
+
+impl SpeedExt for Speed {
+    fn x264_header_options(self) -> &'static str {
         match self {
             Speed::Ultrafast => "ref=1:bframes=0:weightp=0:weightb=0:cabac=0:8x8dct=0",
             Speed::Superfast | Speed::Veryfast => {
@@ -163,9 +105,7 @@ impl Speed {
         }
     }
 
-    /// libvpx-vp9: the realtime deadline with cpu-used 8..5 for the four
-    /// fastest presets, then the good deadline with cpu-used 4..0.
-    pub fn vp9(self) -> (&'static str, u32) {
+    fn vp9(self) -> (&'static str, u32) {
         let r = self.rank();
         if r <= 3 {
             ("realtime", 8 - r)
@@ -174,32 +114,18 @@ impl Speed {
         }
     }
 
-    /// SVT-AV1 preset: 12 (ultrafast) ..= 4 (veryslow).
-    pub fn svt_av1(self) -> u32 {
+    fn svt_av1(self) -> u32 {
         12 - self.rank()
     }
 
-    /// libaom: (usage, cpu-used 8 ..= 0); the two fastest use realtime usage.
-    pub fn aom(self) -> (&'static str, u32) {
+    fn aom(self) -> (&'static str, u32) {
         let r = self.rank();
         (if r <= 1 { "realtime" } else { "good" }, 8 - r)
     }
 
-    /// NVENC preset p1 (fastest) ..= p7 (best).
-    pub fn nvenc(self) -> &'static str {
+    fn nvenc(self) -> &'static str {
         ["p1", "p2", "p3", "p3", "p4", "p5", "p6", "p7", "p7"][self.rank() as usize]
     }
-}
-
-/// `quality` → (CRF on the x264 scale, speed).
-fn quality_preset(quality: &str) -> Result<(u32, Speed)> {
-    Ok(match quality {
-        "fast" => (28, Speed::Veryfast),
-        "balanced" => (23, Speed::Veryfast),
-        "high" => (18, Speed::Fast),
-        "ultra" => (13, Speed::Medium),
-        _ => bail!("unknown quality `{quality}` (fast, balanced, high, ultra)"),
-    })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,14 +136,6 @@ pub enum RateControl {
     Abr(u64),
     /// Constant bitrate, bits/s.
     Cbr(u64),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HwAccel {
-    Auto,
-    None,
-    Nvenc,
-    Vaapi,
 }
 
 #[derive(Debug, Clone)]
@@ -240,38 +158,21 @@ pub struct Settings {
 
 impl Settings {
     pub fn from_params(p: &Params) -> Result<Settings> {
-        let codec = Codec::from_param(p.str_or("codec", "h264"))?;
-        let (quality_crf, quality_speed) = quality_preset(p.str_or("quality", "balanced"))?;
-        let speed = match p.str("speed") {
-            Some(name) => {
-                Speed::from_name(name).ok_or_else(|| anyhow!("unknown speed `{name}`"))?
-            }
-            None => quality_speed,
-        };
-        let rate = match (p.u64("bitrate"), p.str_or("rate_control", "abr")) {
-            (Some(b), "cbr") => RateControl::Cbr(b),
-            (Some(b), _) => RateControl::Abr(b),
-            (None, _) => match p.i64("crf") {
-                Some(crf) => RateControl::Crf(crf as u32),
-                None => RateControl::Crf(codec.crf_from_x264_scale(quality_crf)),
-            },
-        };
-        let hwaccel = match p.str_or("hwaccel", "auto") {
-            "auto" => HwAccel::Auto,
-            "none" => HwAccel::None,
-            "nvenc" => HwAccel::Nvenc,
-            "vaapi" => HwAccel::Vaapi,
-            other => bail!("unknown hwaccel `{other}` (auto, none, nvenc, vaapi)"),
+        let s = kind::Settings::from_params(p)?;
+        let rate = match (s.bitrate, s.rate_control) {
+            (Some(b), RateMode::Cbr) => RateControl::Cbr(b),
+            (Some(b), RateMode::Abr) => RateControl::Abr(b),
+            (None, _) => RateControl::Crf(s.effective_crf()),
         };
         Ok(Settings {
-            codec,
-            speed,
+            codec: s.codec,
+            speed: s.effective_speed(),
             rate,
-            keyframe_interval: p.f64_or("keyframe_interval", 2.0),
-            threads: p.i64_or("threads", 0).max(0) as u32,
-            tune: p.str("tune").map(str::to_string),
-            hwaccel,
-            degrade: p.bool_or("degrade", false),
+            keyframe_interval: s.keyframe_interval,
+            threads: s.threads,
+            tune: s.tune,
+            hwaccel: s.hwaccel,
+            degrade: s.degrade,
             headers_of: None,
         })
     }

@@ -13,7 +13,7 @@ mod convert;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use node_api::{Event, Header, Message, Node, PixelFormat, VideoFrame};
 use node_catalog::Rational;
 use node_media::video::packed_frame;
@@ -29,16 +29,14 @@ pub fn main(_args: &[String]) {
 fn run() -> Result<()> {
     let mut node = Node::init()?;
     node_media::init()?;
-    let p = node.params();
-    let name = p.str_or("pixel_format", "yuv420p");
+    let s = node_catalog::kinds::video_normalize::Settings::from_params(node.params())?;
     let target = Target {
-        format: PixelFormat::from_name(name)
-            .ok_or_else(|| anyhow!("unknown pixel_format `{name}`"))?,
-        width: p.i64_or("width", 1920) as u32,
-        height: p.i64_or("height", 1080) as u32,
-        keep_aspect: p.bool_or("keep_aspect", true),
+        format: s.pixel_format.into(),
+        width: s.width,
+        height: s.height,
+        keep_aspect: s.keep_aspect,
     };
-    let fps = p.rational("fps").unwrap_or(Rational::new(30, 1));
+    let fps = s.fps;
     let mut normalizer = Normalizer::new(target, fps);
     // No output pool up front: frames that already match the output are
     // forwarded in their sender's memory, and a pool (locked in RAM, a
@@ -59,10 +57,9 @@ fn run() -> Result<()> {
         match event {
             Event::Input { input, message } => normalizer.on_frame(&mut node, &input, message)?,
             Event::InputClosed { .. } => break,
-            Event::Stop => {} // keep draining until upstream closes
-            Event::ParamUpdate { name, .. } => {
-                tracing::warn!("param `{name}` cannot change while running")
-            }
+            // Keep draining until upstream closes. No param is mutable: the
+            // node API keeps updates from reaching the node.
+            Event::Stop | Event::ParamUpdate { .. } => {}
         }
     }
     tracing::info!(

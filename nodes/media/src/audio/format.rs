@@ -1,6 +1,6 @@
 //! Sample formats: `node_api` names, FFmpeg's, and the `sample_format` param.
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use ffmpeg_next::format::sample::Type;
 use ffmpeg_next::format::Sample;
 use node_api::SampleFormat;
@@ -50,25 +50,27 @@ pub struct WireFormat {
 }
 
 impl WireFormat {
+    /// The wire format of a `sample_format` param.
+    pub fn of(param: node_catalog::kinds::common::SampleFormat) -> WireFormat {
+        use node_catalog::kinds::common::SampleFormat as Param;
+        let (format, bits) = match param {
+            Param::S16 => (SampleFormat::S16, 16),
+            Param::S24 => (SampleFormat::S32, 24),
+            Param::S32 => (SampleFormat::S32, 32),
+            Param::F32 => (SampleFormat::F32, 32),
+        };
+        WireFormat { format, bits }
+    }
+
+    /// By name: a `sample_format` choice, or FFmpeg's `flt`.
     pub fn from_param(name: &str) -> Result<WireFormat> {
-        Ok(match name {
-            "s16" => WireFormat {
-                format: SampleFormat::S16,
-                bits: 16,
-            },
-            "s24" => WireFormat {
-                format: SampleFormat::S32,
-                bits: 24,
-            },
-            "s32" => WireFormat {
-                format: SampleFormat::S32,
-                bits: 32,
-            },
-            "f32" | "flt" => WireFormat {
-                format: SampleFormat::F32,
-                bits: 32,
-            },
-            other => bail!("unknown sample format `{other}` (s16, s24, s32, f32)"),
+        use node_catalog::{kinds::common::SampleFormat as Param, Choice};
+        let param = if name == "flt" { "f32" } else { name };
+        Param::from_name(param).map(WireFormat::of).ok_or_else(|| {
+            anyhow::anyhow!(
+                "unknown sample format `{name}` ({})",
+                Param::NAMES.join(", ")
+            )
         })
     }
 
