@@ -220,7 +220,7 @@ fn value_rule(name: &str, value: &Value, written: &Params) -> Option<Problem> {
     }
     let codec = written
         .str("codec")
-        .and_then(|c| <Codec as crate::Choice>::from_name(c))
+        .and_then(<Codec as crate::Choice>::from_name)
         .unwrap_or(DEFAULT_CODEC);
     crf_out_of_range(value.as_i64()?, codec)
 }
