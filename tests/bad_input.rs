@@ -419,6 +419,55 @@ fn microphone_not_found() {
     );
 }
 
+/// The `source` grammar of the camera and the microphone is a rule of the
+/// kind: `runtime check` and `runtime run` refuse a bogus source with exit 2,
+/// naming the override (or the place in the file), instead of the node
+/// failing when it starts (exit 1).
+#[test]
+fn source_grammar_is_checked_before_the_start() {
+    for (set, fragment) in [
+        ("camera.source=bogus", "unknown source `bogus`"),
+        (
+            "microphone.source=bogus",
+            "unknown microphone source `bogus`",
+        ),
+        ("camera.source=device:", "needs a camera index or name"),
+        ("microphone.source=file:", "needs a path"),
+    ] {
+        let s = Scratch::new();
+        let g = s.graph("g.yaml", GRAPH);
+        let g = g.to_str().unwrap();
+        let run_dir = s.path("run");
+        let run_dir = run_dir.to_str().unwrap();
+        for args in [
+            vec!["check", g, "--set", set],
+            vec![
+                "run",
+                g,
+                "--set",
+                set,
+                "--duration",
+                "2",
+                "--run-dir",
+                run_dir,
+            ],
+        ] {
+            let (code, stderr) = runtime_capped(s.dir.path(), &args);
+            assert_eq!(code, Some(2), "runtime {} --set {set}: {stderr}", args[0]);
+            let field = set.split_once('=').unwrap().0;
+            assert_located(&stderr, "g.yaml: ", &format!("--set {field}"), fragment);
+        }
+        assert!(!s.path("run").exists(), "nothing started");
+    }
+    // Written in the file, the error names its line and column.
+    static_error(
+        &with("source: test, sample_rate", "source: bogus, sample_rate"),
+        "source: bogus",
+        "nodes[1].params.source",
+        "unknown microphone source `bogus`",
+    );
+}
+
 #[test]
 fn output_directory_missing() {
     static_error(

@@ -148,12 +148,17 @@ fn port_rows(ports: &[PortSpec]) -> Vec<Vec<String>> {
 }
 
 fn param_row(p: &ParamSpec) -> Vec<String> {
+    let doc = if p.mutable {
+        format!("{} (changes while running)", p.doc)
+    } else {
+        p.doc.to_string()
+    };
     vec![
         p.name.to_string(),
         p.ty.describe(),
         // No default: the param is absent unless set; its doc says what that means.
-        p.default.unwrap_or("unset").to_string(),
-        p.doc.to_string(),
+        p.default_text().unwrap_or_else(|| "unset".into()),
+        doc,
     ]
 }
 
@@ -249,6 +254,25 @@ mod tests {
         let header = text.lines().find(|l| l.contains("NAME")).unwrap();
         let offset = header.find("TYPE").unwrap();
         assert_eq!(&crf[offset..offset + 7], "integer");
+    }
+
+    #[test]
+    fn mutable_params_say_so() {
+        let text = describe(Some("sync")).unwrap();
+        let row = |name: &str| {
+            text.lines()
+                .find(|l| l.trim_start().starts_with(name))
+                .unwrap()
+                .to_string()
+        };
+        assert!(row("tolerance_ms ").ends_with("(changes while running)"));
+        assert!(row("buffer_ms ").ends_with("(changes while running)"));
+        assert!(!row("max_drift_ppm ").contains("while running"));
+        assert!(
+            row("tolerance_ms ").contains(" 20 "),
+            "{}",
+            row("tolerance_ms ")
+        );
     }
 
     #[test]

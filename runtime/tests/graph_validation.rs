@@ -839,7 +839,7 @@ nodes:
     node: camera
     params:
       width: ${w}
-      source: 'test-${w}x${h}'
+      source: 'device:test-${w}x${h}'
   - id: video-encode
     node: video-encode
     inputs: {video: camera/video}
@@ -863,7 +863,7 @@ fn variables_substitute_with_their_types() {
         Some(640),
         "a whole `${{w}}` keeps w's type"
     );
-    assert_eq!(camera.params.str("source"), Some("test-640x480"));
+    assert_eq!(camera.params.str("source"), Some("device:test-640x480"));
     // Vars may use built-ins and other vars.
     assert_eq!(
         node(&g, "mux").params.str("path"),
@@ -899,7 +899,10 @@ fn quoted_variable_stays_a_string() {
 
 #[test]
 fn undefined_variables_are_all_named() {
-    let text = VAR_GRAPH.replace("source: 'test-${w}x${h}'", "source: '${a}-${b}'");
+    let text = VAR_GRAPH.replace(
+        "source: 'device:test-${w}x${h}'",
+        "source: 'device:${a}-${b}'",
+    );
     let diags = load_str(&text, Path::new("vars.yaml"), &[], &builtins()).unwrap_err();
     let messages: Vec<&str> = diags
         .iter()
@@ -963,6 +966,114 @@ fn render_recording_pipeline() {
         "{dot}"
     );
     assert_eq!(dot.matches(" -> ").count(), 8);
+}
+
+/// A kind's pure rules (the `source` grammar, even sizes, the container
+/// of a path) hold wherever the node runs, so the machine that checks the
+/// whole graph reports them for the other machines' nodes too; only the
+/// checks of files and directories are left to the machine concerned.
+#[test]
+fn pure_rules_are_checked_for_every_machine() {
+    let text = "name: rig
+network:
+  cam: { listen: [\"tcp/127.0.0.1:7447\"] }
+  rec: { connect: [\"tcp/127.0.0.1:7447\"] }
+nodes:
+  - id: camera
+    node: camera
+    deploy: { machine: cam }
+    params: { source: SOURCE, width: WIDTH }
+  - id: encode
+    node: video-encode
+    deploy: { machine: rec }
+    inputs: { video: camera/video }
+  - id: mux
+    node: mux
+    deploy: { machine: rec }
+    inputs: { video: encode/video }
+    params: { path: PATH }
+";
+    let on_rec = |source: &str, width: &str, path: &str| {
+        let mut b = builtins();
+        b.insert(runtime::graph::MACHINE_BUILTIN.to_string(), "rec".into());
+        let text = text
+            .replace("SOURCE", source)
+            .replace("WIDTH", width)
+            .replace("PATH", path);
+        runtime::graph::load_str(&text, Path::new("rig.yaml"), &[], &b)
+    };
+    assert!(on_rec("test", "640", "take.mkv").is_ok());
+    // A missing file on the camera's machine is that machine's business.
+    assert!(on_rec("\"file:/no/such/clip.mkv\"", "640", "take.mkv").is_ok());
+    for (source, width, path, field, fragment) in [
+        (
+            "bogus",
+            "640",
+            "take.mkv",
+            "nodes[0].params.source",
+            "unknown source `bogus`",
+        ),
+        (
+            "test",
+            "641",
+            "take.mkv",
+            "nodes[0].params.width",
+            "width 641 is odd",
+        ),
+        (
+            "test",
+            "640",
+            "take.avi",
+            "nodes[2].params.path",
+            "cannot tell the container",
+        ),
+    ] {
+        let d = on_rec(source, width, path).unwrap_err().to_string();
+        assert!(d.contains(field) && d.contains(fragment), "{d}");
+    }
+}
+
+/// An update of a running node's param is checked against its kind's
+/// schema before it is sent: only mutable params, with values of their type.
+#[test]
+fn param_updates_are_checked_against_the_schema() {
+    let g = load(&fixture("recording.yaml"), &[], &builtins()).unwrap();
+    let sync = node(&g, "sync");
+    assert_eq!(
+        sync.check_param_update("tolerance_ms", &serde_json::json!(30)),
+        Ok(serde_json::json!(30.0))
+    );
+    let refused = [
+        (
+            "sync",
+            "tolerance_ms",
+            serde_json::json!("soon"),
+            "expected a number",
+        ),
+        (
+            "sync",
+            "max_drift_ppm",
+            serde_json::json!(5),
+            "cannot change while running",
+        ),
+        (
+            "camera",
+            "fps",
+            serde_json::json!(60),
+            "cannot change while running",
+        ),
+        (
+            "sync",
+            "nope",
+            serde_json::json!(1),
+            "sync has no param `nope`",
+        ),
+        ("ghost", "x", serde_json::json!(1), "no node `ghost`"),
+    ];
+    for (id, name, value, fragment) in refused {
+        let e = g.check_param_update(id, name, &value).unwrap_err();
+        assert!(e.contains(fragment), "{id}.{name}: {e}");
+    }
 }
 
 #[test]

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use node_catalog::{Params, PortType};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 /// The name the runtime uses for itself where node ids name things (its
 /// unix socket `_runtime.sock` beside the nodes' `<id>.sock`). Node ids may
@@ -69,6 +70,35 @@ impl NodeDef {
     /// A node with no inputs produces media from outside the graph.
     pub fn is_source(&self) -> bool {
         self.inputs.is_empty()
+    }
+
+    /// A param update for this node while it runs, checked against its
+    /// kind's schema (only a param marked mutable, with a value of its type
+    /// that keeps the kind's rules): the value to send, normalized. A custom
+    /// node has no schema: its updates go as they are.
+    pub fn check_param_update(&self, name: &str, value: &Value) -> Result<Value, String> {
+        match &self.program {
+            NodeProgram::Builtin(kind) => match node_catalog::kind(kind) {
+                Some(k) => k.check_update(&self.params, name, value),
+                None => Ok(value.clone()),
+            },
+            NodeProgram::Custom(_) => Ok(value.clone()),
+        }
+    }
+}
+
+impl Graph {
+    /// [`NodeDef::check_param_update`] for the node `node`.
+    pub fn check_param_update(
+        &self,
+        node: &str,
+        name: &str,
+        value: &Value,
+    ) -> Result<Value, String> {
+        match self.nodes.iter().find(|n| n.id == node) {
+            Some(n) => n.check_param_update(name, value),
+            None => Err(format!("the graph has no node `{node}`")),
+        }
     }
 }
 

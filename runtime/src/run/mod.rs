@@ -113,6 +113,8 @@ impl StopHandle {
     }
 
     /// Sends `name = value` to node `node`, which sees an `Event::ParamUpdate`.
+    /// A built-in node only takes the params its kind marks mutable: the
+    /// update is checked against the schema first, and a refused one logged.
     pub fn set_param(&self, node: &str, name: &str, value: serde_json::Value) {
         let _ = self
             .params
@@ -530,9 +532,14 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
                     None => std::future::pending().await,
                 }
             } => {
-                tracing::info!("param update: {node}.{name} = {value}");
-                let body = serde_json::json!({ "name": name, "value": value });
-                let _ = session.put(keys::param_update(&run_id, &node), body.to_string()).wait();
+                match graph.check_param_update(&node, &name, &value) {
+                    Ok(value) => {
+                        tracing::info!("param update: {node}.{name} = {value}");
+                        let body = serde_json::json!({ "name": name, "value": value });
+                        let _ = session.put(keys::param_update(&run_id, &node), body.to_string()).wait();
+                    }
+                    Err(e) => tracing::warn!("param update {node}.{name} = {value} refused: {e}"),
+                }
             }
             _ = stop.wait(), if stopping_token.is_none() => {
                 begin_stop("stop requested", &mut stopping_token, &mut stop_deadline);
