@@ -148,7 +148,7 @@ fn port_rows(ports: &[PortSpec]) -> Vec<Vec<String>> {
 }
 
 fn param_row(p: &ParamSpec) -> Vec<String> {
-    let doc = if p.mutable {
+    let doc = if p.live {
         format!("{} (changes while running)", p.doc)
     } else {
         p.doc.to_string()

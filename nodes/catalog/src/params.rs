@@ -161,6 +161,9 @@ pub enum DefaultValue {
     /// Text, a choice's name or a bitrate written with a suffix.
     Text(&'static str),
     Rational(Rational),
+    /// Written as in YAML: a bool, a number or text, read as YAML would
+    /// (a schema given as text, e.g. a custom node's).
+    Yaml(&'static str),
 }
 
 impl DefaultValue {
@@ -171,6 +174,7 @@ impl DefaultValue {
             DefaultValue::Float(f) => Value::from(f),
             DefaultValue::Text(t) => Value::String(t.to_string()),
             DefaultValue::Rational(r) => Value::String(r.to_string()),
+            DefaultValue::Yaml(t) => scalar_from_text(t),
         }
     }
 }
@@ -181,7 +185,7 @@ impl std::fmt::Display for DefaultValue {
             DefaultValue::Bool(b) => write!(f, "{b}"),
             DefaultValue::Int(i) => write!(f, "{i}"),
             DefaultValue::Float(x) => write!(f, "{x}"),
-            DefaultValue::Text(t) => f.write_str(t),
+            DefaultValue::Text(t) | DefaultValue::Yaml(t) => f.write_str(t),
             DefaultValue::Rational(r) if r.den == 1 => write!(f, "{}", r.num),
             DefaultValue::Rational(r) => write!(f, "{r}"),
         }
@@ -197,9 +201,10 @@ pub struct ParamSpec {
     /// absence means).
     pub default: Option<DefaultValue>,
     pub doc: &'static str,
-    /// May change while the node runs (a param update reaches the node);
-    /// any other param is fixed once the node started.
-    pub mutable: bool,
+    /// May change while the node runs: the node applies a new value
+    /// (`Event::ParamUpdate`, like GStreamer's mutable-in-playing); any other
+    /// param is fixed once the node started.
+    pub live: bool,
 }
 
 impl ParamSpec {
@@ -214,8 +219,24 @@ impl ParamSpec {
             ty,
             default,
             doc,
-            mutable: false,
+            live: false,
         }
+    }
+
+    /// A param whose default is written as in YAML (`Some("5")`,
+    /// `Some("true")`, `Some("bottom-left")`); a built-in kind uses the typed
+    /// constructors below with its `DEFAULT_*` constants instead.
+    pub const fn new(
+        name: &'static str,
+        ty: ParamType,
+        default: Option<&'static str>,
+        doc: &'static str,
+    ) -> Self {
+        let default = match default {
+            Some(t) => Some(DefaultValue::Yaml(t)),
+            None => None,
+        };
+        Self::with(name, ty, default, doc)
     }
 
     pub const fn bool(name: &'static str, default: bool, doc: &'static str) -> Self {
@@ -299,12 +320,9 @@ impl ParamSpec {
         )
     }
 
-    /// This param may change while the node runs.
-    pub const fn mutable(self) -> Self {
-        ParamSpec {
-            mutable: true,
-            ..self
-        }
+    /// The same param, marked as one the node applies while running.
+    pub const fn live(self) -> Self {
+        ParamSpec { live: true, ..self }
     }
 
     /// The default as a normalized value.
@@ -321,6 +339,25 @@ impl ParamSpec {
     pub fn default_text(&self) -> Option<String> {
         self.default.map(|d| d.to_string())
     }
+}
+
+/// Interprets a bare scalar the way YAML would: bool, integer, float, else string.
+pub fn scalar_from_text(text: &str) -> Value {
+    match text {
+        "true" => return Value::Bool(true),
+        "false" => return Value::Bool(false),
+        "null" | "~" => return Value::Null,
+        _ => {}
+    }
+    if let Ok(i) = text.parse::<i64>() {
+        return Value::from(i);
+    }
+    if let Ok(f) = text.parse::<f64>() {
+        if f.is_finite() {
+            return Value::from(f);
+        }
+    }
+    Value::String(text.to_string())
 }
 
 /// A node's validated params (defaults filled in), as handed to the node process.
@@ -397,6 +434,17 @@ mod tests {
         assert_eq!(t.coerce(&json!(29.97)).unwrap(), json!("30000/1001"));
         assert!(t.coerce(&json!(0)).is_err());
         assert!(t.coerce(&json!(-5)).is_err());
+    }
+
+    #[test]
+    fn defaults_written_as_yaml_or_typed_agree() {
+        let yaml = ParamSpec::new("n", ParamType::Int { min: 0, max: 9 }, Some("5"), "");
+        let typed = ParamSpec::int("n", (0, 9), Some(5), "");
+        assert_eq!(yaml.default_value(), typed.default_value());
+        assert_eq!(yaml.default_text(), typed.default_text());
+        let f = ParamSpec::new("f", ParamType::Float { min: 0.0, max: 9.0 }, Some("2"), "");
+        assert_eq!(f.default_value(), Some(serde_json::json!(2.0)));
+        assert!(!f.live && f.live().live);
     }
 
     #[test]

@@ -122,11 +122,11 @@ impl KindSpec {
         let Some(spec) = self.param(name) else {
             return Err(format!("{} has no param `{name}`", self.kind));
         };
-        if !spec.mutable {
+        if !spec.live {
             let mutable: Vec<&str> = self
                 .params
                 .iter()
-                .filter(|p| p.mutable)
+                .filter(|p| p.live)
                 .map(|p| p.name)
                 .collect();
             let which = match mutable.as_slice() {

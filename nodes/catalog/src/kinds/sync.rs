@@ -45,8 +45,8 @@ fn rules(p: &Params) -> Vec<Problem> {
 }
 
 const PARAMS: &[ParamSpec] = &[
-    ParamSpec::int("buffer_ms", (0, 10_000), Some(DEFAULT_BUFFER_MS as i64), "maximum latency added while waiting for the other stream").mutable(),
-    ParamSpec::float("tolerance_ms", (0.0, 1000.0), Some(DEFAULT_TOLERANCE_MS), "timestamp error tolerated before gaps are filled or overlaps trimmed").mutable(),
+    ParamSpec::int("buffer_ms", (0, 10_000), Some(DEFAULT_BUFFER_MS as i64), "maximum latency added while waiting for the other stream").live(),
+    ParamSpec::float("tolerance_ms", (0.0, 1000.0), Some(DEFAULT_TOLERANCE_MS), "timestamp error tolerated before gaps are filled or overlaps trimmed").live(),
     ParamSpec::float("max_drift_ppm", (0.0, 10_000.0), Some(DEFAULT_MAX_DRIFT_PPM), "largest audio clock drift corrected by resampling, in ppm (0: no drift correction; larger drift is caught up by the tolerance's hard resyncs)"),
 ];
 
@@ -157,11 +157,7 @@ mod tests {
         );
         let s = Settings::from_params(&with(&SPEC, "tolerance_ms", json!(5))).unwrap();
         assert_eq!(s.tolerance_ms, 5.0);
-        let mutable: Vec<&str> = PARAMS
-            .iter()
-            .filter(|p| p.mutable)
-            .map(|p| p.name)
-            .collect();
+        let mutable: Vec<&str> = PARAMS.iter().filter(|p| p.live).map(|p| p.name).collect();
         assert_eq!(mutable, ["buffer_ms", "tolerance_ms"]);
     }
 }
