@@ -37,7 +37,8 @@ pub const BUILTIN_BINARY: &str = "mediagraph-nodes";
 pub const DEFAULT_QUEUE_SIZE: usize = 4;
 
 impl PortSpec {
-    pub(crate) const fn new(name: &'static str, ty: PortType, doc: &'static str) -> PortSpec {
+    /// A required port with the default queue depth.
+    pub const fn new(name: &'static str, ty: PortType, doc: &'static str) -> PortSpec {
         PortSpec {
             name,
             ty,
@@ -46,14 +47,15 @@ impl PortSpec {
             queue_size: DEFAULT_QUEUE_SIZE,
         }
     }
-    pub(crate) const fn optional(name: &'static str, ty: PortType, doc: &'static str) -> PortSpec {
+    /// An input the node works without.
+    pub const fn optional(name: &'static str, ty: PortType, doc: &'static str) -> PortSpec {
         PortSpec {
             optional: true,
             ..PortSpec::new(name, ty, doc)
         }
     }
     /// This input's queue holds `n` messages by default.
-    pub(crate) const fn queue(self, n: usize) -> PortSpec {
+    pub const fn queue(self, n: usize) -> PortSpec {
         PortSpec {
             queue_size: n,
             ..self
