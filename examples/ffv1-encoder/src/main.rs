@@ -24,6 +24,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use ff::ffi;
 use ffmpeg_next as ff;
 use node_api::{CodecParams, EncodedPacket, Event, Header, MediaKind, Node, TimeBase, VideoFrame};
+use node_media::codec::{received, Received};
 use node_media::packet::{codec_params_from, from_ffmpeg};
 use node_media::video::{to_pixel, Planes, PlanesMut};
 
@@ -138,12 +139,9 @@ impl Ffv1 {
 
     fn receive(&mut self, node: &mut Node, capture_ns: u64) -> Result<()> {
         loop {
-            match self.encoder.receive_packet(&mut self.packet) {
-                Ok(()) => {}
-                Err(ff::Error::Other { errno }) if errno == ff::util::error::EAGAIN => {
-                    return Ok(())
-                }
-                Err(ff::Error::Eof) => return Ok(()),
+            match received(self.encoder.receive_packet(&mut self.packet)) {
+                Ok(Received::Ready) => {}
+                Ok(Received::Again | Received::End) => return Ok(()),
                 Err(e) => bail!("FFV1 encoding failed: {e}"),
             }
             let mut header: EncodedPacket = from_ffmpeg(
