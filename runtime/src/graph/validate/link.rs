@@ -32,10 +32,7 @@ pub(super) fn link(drafts: &[Draft], sink: &mut Sink<'_>) -> Option<Vec<NodeDef>
     // Data-flow edges: (source draft, consumer draft, consumer input index).
     let mut edges: Vec<(usize, usize, usize)> = Vec::new();
     for (di, d) in drafts.iter().enumerate() {
-        let kind = match &d.program {
-            Some(Program::Builtin(k)) => Some(*k),
-            _ => None,
-        };
+        let kind = d.kind;
         let mut inputs = Vec::new();
         for (ii, input) in d.inputs.iter().enumerate() {
             inputs.push(resolve_input(&nodes, d, kind, input, sink));
@@ -190,11 +187,13 @@ fn build_nodes(
         .collect()
 }
 
-/// A node's outputs; `None` when its program is unknown (already reported).
+/// A node's outputs: as listed, else its kind's (built-in or described),
+/// else none; `None` when its program is unknown (already reported).
 fn outputs_of(d: &Draft) -> Option<Vec<OutputDef>> {
-    match (&d.program, &d.outputs) {
-        (Some(_), Some(declared)) => Some(declared.clone()),
-        (Some(Program::Builtin(k)), None) => Some(
+    match (&d.program, &d.outputs, d.kind) {
+        (None, _, _) => None,
+        (Some(_), Some(declared), _) => Some(declared.clone()),
+        (Some(_), None, Some(k)) => Some(
             k.outputs
                 .iter()
                 .map(|o| OutputDef {
@@ -203,8 +202,7 @@ fn outputs_of(d: &Draft) -> Option<Vec<OutputDef>> {
                 })
                 .collect(),
         ),
-        (Some(Program::Custom(_)), None) => Some(Vec::new()),
-        (None, _) => None,
+        (Some(_), None, None) => Some(Vec::new()),
     }
 }
 
@@ -260,7 +258,8 @@ impl Accepts {
     }
 }
 
-/// The port an input of a built-in kind connects to; reports unknown names.
+/// The port an input of a kind (built-in or described) connects to;
+/// reports unknown names.
 fn input_port(k: &KindSpec, input: &DraftInput, sink: &mut Sink<'_>) -> Option<Accepts> {
     if let Some(types) = k.any_inputs {
         return Some(Accepts::AnyOf(types));
@@ -308,7 +307,7 @@ fn source_type(
         return None; // its `outputs:` is already reported
     }
     let names: Vec<&str> = outs.iter().map(|o| o.name.as_str()).collect();
-    let hint = if names.is_empty() && !src.builtin {
+    let hint = if names.is_empty() && src.kind.is_none() {
         Some(format!(
             "`{}` declares no outputs: list them under its `outputs:`",
             src.id
@@ -322,7 +321,7 @@ fn source_type(
     None
 }
 
-/// Every declared input of a built-in kind must be connected.
+/// Every required input of a kind (built-in or described) must be connected.
 fn required_inputs(
     k: &KindSpec,
     d: &Draft,

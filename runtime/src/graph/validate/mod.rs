@@ -7,7 +7,8 @@
 //! [`top`] (the graph's name, `vars:` and `--set` overrides),
 //! [`network`] (`network:` endpoints),
 //! [`nodes`] and [`params`] (each node on its own: id, program, params,
-//! deploy, args, env), [`ports`] (its `inputs:` and `outputs:` as written),
+//! deploy, args, env; [`custom`]: the schema a custom node publishes),
+//! [`ports`] (its `inputs:` and `outputs:` as written),
 //! [`link`] (edges between nodes: references, port types, required inputs),
 //! [`cycles`], and [`kind_rules`] (rules specific to one built-in kind).
 
@@ -20,6 +21,7 @@ use super::model::Graph;
 use super::vars::{substitute, Vars};
 use super::yaml::Node;
 
+mod custom;
 mod cycles;
 mod fields;
 mod kind_rules;
@@ -103,11 +105,17 @@ pub(crate) fn graph(
         vars: &vars,
         local_machine: builtins.get(MACHINE_BUILTIN).map(String::as_str),
     };
-    let drafts: Vec<Option<Draft>> = items
+    let mut drafts: Vec<Option<Draft>> = items
         .iter()
         .enumerate()
-        .map(|(i, n)| reader.read(i, n, sink))
+        .map(|(i, n)| reader.read_head(i, n, sink))
         .collect();
+    custom::describe_custom_nodes(&mut drafts, sink);
+    for (d, n) in drafts.iter_mut().zip(items) {
+        if let Some(d) = d {
+            reader.read_ports_and_params(d, n, sink);
+        }
+    }
     let drafts: Vec<Draft> = drafts.into_iter().flatten().collect();
 
     let nodes = link::link(&drafts, sink);

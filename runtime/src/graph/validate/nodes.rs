@@ -49,7 +49,13 @@ pub(super) struct Draft {
     pub(super) id_pos: Pos,
     /// `None` when `node:`/`path:` is wrong (already reported).
     pub(super) program: Option<Program>,
+    /// Where `node:`/`path:` is set.
+    pub(super) program_pos: Pos,
     pub(super) builtin: bool,
+    /// What its params and ports are checked against: a built-in kind's
+    /// catalog entry, or the schema a custom node published (`--describe`).
+    /// `None`: a custom node without one (its params go through as written).
+    pub(super) kind: Option<&'static KindSpec>,
     pub(super) args: Vec<String>,
     pub(super) env: BTreeMap<String, String>,
     pub(super) params: Params,
@@ -94,7 +100,15 @@ pub(super) struct NodeReader<'a> {
 }
 
 impl NodeReader<'_> {
-    pub(super) fn read(&self, index: usize, node: &Node, sink: &mut Sink<'_>) -> Option<Draft> {
+    /// What a node is: its id, program, args, env and machine. Its params
+    /// and ports are read by [`NodeReader::read_ports_and_params`] once
+    /// every custom node was asked for its schema.
+    pub(super) fn read_head(
+        &self,
+        index: usize,
+        node: &Node,
+        sink: &mut Sink<'_>,
+    ) -> Option<Draft> {
         let field = format!("nodes[{index}]");
         if node.as_map().is_none() {
             let message = format!(
@@ -117,7 +131,12 @@ impl NodeReader<'_> {
             id,
             id_pos,
             program,
+            program_pos: node
+                .get("path")
+                .or_else(|| node.get("node"))
+                .map_or(node.pos, |e| e.value.pos),
             builtin,
+            kind,
             args: Vec::new(),
             env: BTreeMap::new(),
             params: Params::default(),
@@ -147,9 +166,20 @@ impl NodeReader<'_> {
         if let Some(e) = node.get("deploy") {
             draft.machine = self.read_deploy(e, &field, sink);
         }
-        match (kind, builtin) {
-            (Some(k), _) => self.read_builtin_params(k, node.get("params"), &mut draft, sink),
-            (None, false) => read_custom_params(node.get("params"), &mut draft, sink),
+        Some(draft)
+    }
+
+    /// The rest of a node: params, inputs, outputs, restart policy.
+    pub(super) fn read_ports_and_params(
+        &self,
+        draft: &mut Draft,
+        node: &Node,
+        sink: &mut Sink<'_>,
+    ) {
+        let field = draft.field.clone();
+        match (draft.kind, draft.builtin) {
+            (Some(k), _) => self.read_typed_params(k, node.get("params"), draft, sink),
+            (None, false) => read_custom_params(node.get("params"), draft, sink),
             // An unknown kind: its params cannot be checked.
             (None, true) => draft.params_ok = false,
         }
@@ -158,8 +188,8 @@ impl NodeReader<'_> {
         }
         if let Some(e) = node.get("outputs") {
             let errors = sink.error_count();
-            draft.outputs = read_outputs(e, &field, kind, builtin, sink);
-            draft.outputs_ok = sink.error_count() == errors;
+            draft.outputs = read_outputs(e, &field, draft.kind, draft.builtin, sink);
+            draft.outputs_ok &= sink.error_count() == errors;
         }
         if let Some(e) = node.get("restart") {
             let f = join(&field, "restart");
@@ -175,7 +205,6 @@ impl NodeReader<'_> {
                 draft.max_restarts = n as u32;
             }
         }
-        Some(draft)
     }
 
     fn read_id(&self, node: &Node, field: &str, sink: &mut Sink<'_>) -> (String, Pos) {

@@ -1,6 +1,7 @@
 //! A node's `params:`: a built-in kind's checked against its catalog entry
-//! (type, range, choices, defaults, the kind's own cross-checks); a custom
-//! node's passed through as written.
+//! (type, range, choices, defaults, the kind's own cross-checks), and a
+//! custom node's against the schema it published the same way; a custom
+//! node without a schema gets them as written.
 
 use node_catalog::{KindSpec, ParamSpec, ParamType, Params};
 use serde_json::{Map, Value};
@@ -15,7 +16,7 @@ use super::nodes::{Draft, NodeReader};
 impl NodeReader<'_> {
     /// Checks every param given against `kind`, fills in the defaults and
     /// runs the kind's cross-checks.
-    pub(super) fn read_builtin_params(
+    pub(super) fn read_typed_params(
         &self,
         kind: &KindSpec,
         entry: Option<&Entry>,
@@ -33,9 +34,11 @@ impl NodeReader<'_> {
             let Some(raw) = param_scalar(spec, &p.value, &f, draft, sink) else {
                 continue;
             };
-            if let Some((message, hint)) =
-                kind_rules::param_error(kind, &p.key, &raw, given.unwrap_or_default())
-            {
+            let rule = match draft.builtin {
+                true => kind_rules::param_error(kind, &p.key, &raw, given.unwrap_or_default()),
+                false => None,
+            };
+            if let Some((message, hint)) = rule {
                 sink.error(p.value.pos, f, message, hint);
                 reject(draft, &p.key);
                 continue;

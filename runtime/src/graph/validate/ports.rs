@@ -187,6 +187,13 @@ pub(super) fn read_outputs(
                 );
                 continue;
             };
+            // A custom node's schema gives the type; `name: type` must agree.
+            if ty != PortType::Any && ty != port.ty {
+                let message = format!("output `{name}` of {} is {}, not {ty}", k.kind, port.ty);
+                let hint = Some(format!("write `{name}` or `{name}: {}`", port.ty));
+                sink.error(item.pos, itf, message, hint);
+                continue;
+            }
             outputs.push(OutputDef { name, ty: port.ty });
             continue;
         }
