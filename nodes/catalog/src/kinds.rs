@@ -23,7 +23,8 @@ pub const BUILTIN_BINARY: &str = "mediagraph-nodes";
 pub const DEFAULT_QUEUE_SIZE: usize = 4;
 
 impl PortSpec {
-    const fn new(name: &'static str, ty: PortType, doc: &'static str) -> PortSpec {
+    /// A required port with the default queue depth.
+    pub const fn new(name: &'static str, ty: PortType, doc: &'static str) -> PortSpec {
         PortSpec {
             name,
             ty,
@@ -32,7 +33,8 @@ impl PortSpec {
             queue_size: DEFAULT_QUEUE_SIZE,
         }
     }
-    const fn optional(name: &'static str, ty: PortType, doc: &'static str) -> PortSpec {
+    /// An input the node works without.
+    pub const fn optional(name: &'static str, ty: PortType, doc: &'static str) -> PortSpec {
         PortSpec {
             name,
             ty,
@@ -42,7 +44,7 @@ impl PortSpec {
         }
     }
     /// This input's queue holds `n` messages by default.
-    const fn queue(self, n: usize) -> PortSpec {
+    pub const fn queue(self, n: usize) -> PortSpec {
         PortSpec {
             queue_size: n,
             ..self
@@ -192,7 +194,7 @@ const SYNC_OUTPUTS: &[PortSpec] = &[
     ),
 ];
 
-fn no_check(_: &Params) -> Vec<(&'static str, String)> {
+pub(crate) fn no_check(_: &Params) -> Vec<(&'static str, String)> {
     Vec::new()
 }
 
@@ -442,8 +444,8 @@ static KINDS: &[KindSpec] = &[
         any_inputs: None,
         outputs: SYNC_OUTPUTS,
         params: &[
-            p("buffer_ms", ParamType::Int { min: 0, max: 10_000 }, Some("500"), "maximum latency added while waiting for the other stream"),
-            p("tolerance_ms", ParamType::Float { min: 0.0, max: 1000.0 }, Some("20"), "timestamp error tolerated before gaps are filled or overlaps trimmed"),
+            p("buffer_ms", ParamType::Int { min: 0, max: 10_000 }, Some("500"), "maximum latency added while waiting for the other stream").live(),
+            p("tolerance_ms", ParamType::Float { min: 0.0, max: 1000.0 }, Some("20"), "timestamp error tolerated before gaps are filled or overlaps trimmed").live(),
             p("max_drift_ppm", ParamType::Float { min: 0.0, max: 10_000.0 }, Some("1000"), "largest audio clock drift corrected by resampling, in ppm (0: no drift correction; larger drift is caught up by the tolerance's hard resyncs)"),
         ],
         check: no_check,

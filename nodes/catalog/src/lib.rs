@@ -7,6 +7,7 @@
 
 mod kinds;
 mod params;
+mod schema;
 mod value;
 
 pub use kinds::{
@@ -14,6 +15,7 @@ pub use kinds::{
     BUILTIN_BINARY, DEFAULT_QUEUE_SIZE,
 };
 pub use params::{ParamSpec, ParamType, Params};
+pub use schema::{SCHEMA_KEY, SCHEMA_VERSION};
 pub use value::{parse_bitrate, parse_rational, Rational};
 
 use serde::{Deserialize, Serialize};

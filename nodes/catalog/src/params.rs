@@ -161,6 +161,9 @@ pub struct ParamSpec {
     /// and absent unless set (its doc says what absence means).
     pub default: Option<&'static str>,
     pub doc: &'static str,
+    /// The node applies a new value while running (`Event::ParamUpdate`);
+    /// otherwise a change takes a restart.
+    pub live: bool,
 }
 
 impl ParamSpec {
@@ -175,7 +178,13 @@ impl ParamSpec {
             ty,
             default,
             doc,
+            live: false,
         }
+    }
+
+    /// The same param, marked as one the node applies while running.
+    pub const fn live(self) -> Self {
+        ParamSpec { live: true, ..self }
     }
 
     /// The default as a normalized value.
