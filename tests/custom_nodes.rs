@@ -1,7 +1,9 @@
 //! Custom nodes end to end: the example nodes (examples/overlay-filter,
 //! examples/ffv1-encoder) run from the example graphs by `path:`, and a node
-//! made by `runtime new node` builds and runs in a graph. Outputs are checked
-//! with ffprobe and ffmpeg (decoding, PSNR), never wall time.
+//! made by `runtime new node` builds, publishes its schema and runs in a
+//! graph. Outputs are checked with ffprobe and ffmpeg (decoding, PSNR),
+//! never wall time. (Schemas and what `runtime check` does with them:
+//! node_schemas.rs.)
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -226,6 +228,16 @@ fn scaffolded_node_builds_and_runs_in_a_graph() {
         "the scaffolded crate does not build:\n{}",
         String::from_utf8_lossy(&build.stderr)
     );
+    // It publishes its schema: the graph lists no `outputs:` for it.
+    let describe = Command::new(bin_dir().join("my-node"))
+        .arg("--describe")
+        .output()
+        .unwrap();
+    assert!(describe.status.success(), "{describe:?}");
+    let schema: serde_json::Value = serde_json::from_slice(&describe.stdout).unwrap();
+    assert_eq!(schema["kind"], "my-node", "{schema}");
+    assert_eq!(schema["outputs"][0]["type"], "raw-video", "{schema}");
+    assert_eq!(schema["params"][0]["name"], "label", "{schema}");
     let bin = format!("bin={}", bin_dir().display());
     let r = run_to_end(
         &s,

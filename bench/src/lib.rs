@@ -3,6 +3,36 @@
 
 pub mod procs;
 
+use std::path::Path;
+use std::process::Command;
+
+/// ffprobe's JSON for `path`: its format and streams, and what `extra`
+/// arguments ask for (`-count_packets`, `-show_entries frame=...`). The error
+/// says what ffprobe said.
+pub fn ffprobe_json(path: &Path, extra: &[&str]) -> anyhow::Result<serde_json::Value> {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-of",
+            "json",
+            "-show_format",
+            "-show_streams",
+        ])
+        .args(extra)
+        .arg(path)
+        .output()
+        .map_err(|e| anyhow::anyhow!("cannot run ffprobe: {e}"))?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "ffprobe {} failed: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| anyhow::anyhow!("ffprobe printed no JSON: {e}"))
+}
+
 /// The median of `xs` (the mean of the middle two for an even count); NaN when empty.
 pub fn median(xs: &[f64]) -> f64 {
     let mut v: Vec<f64> = xs.iter().copied().filter(|x| !x.is_nan()).collect();

@@ -197,27 +197,8 @@ struct Probe {
 /// `count`: count the packets (for containers whose headers do not say how
 /// many frames a stream has, like Matroska).
 fn probe(path: &Path, count: bool) -> Result<Probe> {
-    let mut cmd = Command::new("ffprobe");
-    cmd.args([
-        "-v",
-        "error",
-        "-of",
-        "json",
-        "-show_format",
-        "-show_streams",
-    ]);
-    if count {
-        cmd.arg("-count_packets");
-    }
-    let out = cmd.arg(path).output().context("running ffprobe")?;
-    if !out.status.success() {
-        bail!(
-            "ffprobe {}: {}",
-            path.display(),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+    let extra: &[&str] = if count { &["-count_packets"] } else { &[] };
+    let v = bench::ffprobe_json(path, extra)?;
     let mut p = Probe {
         duration_s: v["format"]["duration"]
             .as_str()

@@ -90,7 +90,8 @@ fn overview() -> String {
     let _ = write!(
         out,
         "\nCustom nodes: `path: <executable>` (relative to the graph file) with `args:`, `env:`,\n\
-         untyped `params:` and `outputs:` as `name` or `name: <type>`.\n\
+         untyped `params:` and `outputs:` as `name` or `name: <type>`; a node that answers\n\
+         `<executable> --describe` with its schema has its params and ports checked like these.\n\
          Port types: {}.\n",
         types.join(", ")
     );

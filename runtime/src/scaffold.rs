@@ -134,9 +134,25 @@ fn main_rs(name: &str) -> String {
 //! repository) and docs/custom-nodes.md there.
 //!
 //! Build with `cargo build --release`, then run `runtime run graph.yaml`.
+//! `{name} --describe` prints the node's schema ([`SCHEMA`]) as JSON: the
+//! runtime reads it to check the node's params and edges in the graph
+//! before anything runs, like a built-in node's.
 
 use anyhow::{{bail, Result}};
-use node_api::{{Event, Header, Node}};
+use node_api::{{Event, Header, Node, NodeSchema, ParamSpec, ParamType, PortSpec, PortType}};
+
+/// What the node takes, sends and accepts as params, declared once: add a
+/// `ParamSpec` for every param you read (type, range or choices, default,
+/// description; `.live()` if you apply `Event::ParamUpdate`s of it).
+static SCHEMA: NodeSchema = NodeSchema::new("{name}", "a pass-through filter (made by `runtime new node`)")
+    .with_inputs(&[PortSpec::new("video", PortType::RawVideo, "raw video")])
+    .with_outputs(&[PortSpec::new("video", PortType::RawVideo, "the same video")])
+    .with_params(&[ParamSpec::new(
+        "label",
+        ParamType::Str,
+        Some("{name}"),
+        "the name in the node's last log line",
+    )]);
 
 fn main() {{
     // Prints `error: <cause>` and exits 1 on error: the runtime shows it.
@@ -144,9 +160,10 @@ fn main() {{
 }}
 
 fn run() -> Result<()> {{
-    // Reads the config the runtime passed in the environment, joins the graph.
-    let mut node = Node::init()?;
-    // Custom nodes' params are passed as written in the graph (`params:`).
+    // Answers `--describe` (prints SCHEMA, exits); otherwise reads the config
+    // the runtime passed in the environment and joins the graph.
+    let mut node = Node::init_with_schema(&SCHEMA)?;
+    // Checked against SCHEMA, defaults filled in.
     let label = node.params().str_or("label", "{name}").to_string();
     let mut frames = 0u64;
     // `None` once every input has closed (end of stream).
@@ -200,10 +217,10 @@ nodes:
     node: video-normalize
     inputs: {{ video: camera/video }}
     params: {{ width: 640, height: 360 }}
+  # Its ports and the types of its params come from its schema (`--describe`).
   - id: {name}
     path: ${{bin}}/{name}
     inputs: {{ video: video-normalize/video }}
-    outputs: [video: raw-video]
     params: {{ label: "{name}" }}
   - id: video-encode
     node: video-encode

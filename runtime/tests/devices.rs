@@ -84,17 +84,7 @@ fn lists_an_alsa_capture_device() {
     let dir = temp_dir("alsa");
     let infile = dir.join("in.raw");
     std::fs::write(&infile, vec![0u8; 48_000 * 4]).unwrap();
-    let conf = dir.join("asound.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "</usr/share/alsa/alsa.conf>\n\
-             pcm.testcapture {{\n  type file\n  slave.pcm \"null\"\n  file \"/dev/null\"\n  \
-             infile \"{}\"\n  format \"raw\"\n  hint {{ show on description \"Test capture\" }}\n}}\n",
-            infile.display()
-        ),
-    )
-    .unwrap();
+    let conf = node_microphone::test_device::write_config(&dir, &infile).unwrap();
 
     let out = devices(&[], &conf);
     let text = String::from_utf8(out.stdout).unwrap();

@@ -187,31 +187,14 @@ fn ratio(v: &Value) -> (u64, u64) {
 
 /// Probes a file with one ffprobe run: streams, format, and every decoded frame.
 pub fn probe(path: &Path) -> Result<Probe, String> {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-of",
-            "json",
-            "-show_format",
-            "-show_streams",
-        ])
-        .args([
+    let json = bench::ffprobe_json(
+        path,
+        &[
             "-show_entries",
             "frame=media_type,stream_index,best_effort_timestamp_time,nb_samples",
-        ])
-        .arg(path)
-        .output()
-        .map_err(|e| format!("cannot run ffprobe: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "ffprobe {} failed: {}",
-            path.display(),
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    let json: Value =
-        serde_json::from_slice(&out.stdout).map_err(|e| format!("ffprobe printed no JSON: {e}"))?;
+        ],
+    )
+    .map_err(|e| e.to_string())?;
     let streams = json["streams"].as_array().cloned().unwrap_or_default();
     let frames = json["frames"].as_array().cloned().unwrap_or_default();
     let mut probe = Probe {

@@ -19,15 +19,40 @@
 //!
 //! Params: `slices` (1, 4 (default), 6, 9, 12, 16, 24 or 30: FFV1 level 3
 //! slices, which let decoders use threads). Metrics: `frames`, `bytes`.
+//!
+//! Its ports and params are declared once, in [`SCHEMA`]: `ffv1-encoder
+//! --describe` prints them, and `runtime check` then checks this node's
+//! params and edges like a built-in's (`slices: 5` is an error at its line
+//! and column, before anything runs).
 
 use anyhow::{anyhow, bail, Context, Result};
 use ff::ffi;
 use ffmpeg_next as ff;
-use node_api::{CodecParams, EncodedPacket, Event, Header, MediaKind, Node, TimeBase, VideoFrame};
+use node_api::{
+    CodecParams, EncodedPacket, Event, Header, MediaKind, Node, NodeSchema, ParamSpec, ParamType,
+    PortSpec, PortType, TimeBase, VideoFrame,
+};
+use node_media::codec::{received, Received};
 use node_media::packet::{codec_params_from, from_ffmpeg};
 use node_media::video::{to_pixel, Planes, PlanesMut};
 
-const SLICES: &[i64] = &[1, 4, 6, 9, 12, 16, 24, 30];
+/// What this node takes, sends and accepts as params.
+static SCHEMA: NodeSchema = NodeSchema::new(
+    "ffv1-encoder",
+    "Encodes raw video to FFV1 (lossless, every frame a keyframe) for the built-in mux (MKV)",
+)
+.with_inputs(&[PortSpec::new("video", PortType::RawVideo, "raw video")])
+.with_outputs(&[PortSpec::new(
+    "video",
+    PortType::EncodedVideo,
+    "FFV1 packets",
+)])
+.with_params(&[ParamSpec::new(
+    "slices",
+    ParamType::Enum(&["1", "4", "6", "9", "12", "16", "24", "30"]),
+    Some("4"),
+    "FFV1 level 3 slices per frame: more let decoders use more threads",
+)]);
 
 fn main() {
     node_api::run_main(run);
@@ -138,12 +163,9 @@ impl Ffv1 {
 
     fn receive(&mut self, node: &mut Node, capture_ns: u64) -> Result<()> {
         loop {
-            match self.encoder.receive_packet(&mut self.packet) {
-                Ok(()) => {}
-                Err(ff::Error::Other { errno }) if errno == ff::util::error::EAGAIN => {
-                    return Ok(())
-                }
-                Err(ff::Error::Eof) => return Ok(()),
+            match received(self.encoder.receive_packet(&mut self.packet)) {
+                Ok(Received::Ready) => {}
+                Ok(Received::Again | Received::End) => return Ok(()),
                 Err(e) => bail!("FFV1 encoding failed: {e}"),
             }
             let mut header: EncodedPacket = from_ffmpeg(
@@ -168,11 +190,10 @@ impl Ffv1 {
 
 fn run() -> Result<()> {
     node_media::init()?;
-    let mut node = Node::init()?;
-    let slices = node.params().i64_or("slices", 4);
-    if !SLICES.contains(&slices) {
-        bail!("param `slices`: {slices} is not one of {SLICES:?}");
-    }
+    // `ffv1-encoder --describe` prints SCHEMA and exits here; otherwise the
+    // params are checked against it, defaults filled in.
+    let mut node = Node::init_with_schema(&SCHEMA)?;
+    let slices: i64 = node.params().str_or("slices", "4").parse()?;
     let mut encoder: Option<Ffv1> = None;
     while let Some(event) = node.next_event()? {
         match event {

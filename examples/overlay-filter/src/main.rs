@@ -16,8 +16,9 @@
 //! read it too): it is copied once into a buffer of this node's own pool, and
 //! the text is drawn into that copy.
 //!
-//! Params (custom nodes' params are not checked by the runtime: this node
-//! checks them and says what is wrong):
+//! Params, declared with the ports in [`SCHEMA`] (`overlay-filter
+//! --describe` prints it, and `runtime check` checks this node's params and
+//! edges against it like a built-in's):
 //! - `corner`: `top-left`, `top-right`, `bottom-left` (default) or `bottom-right`
 //! - `scale`: font pixel size, 1..=16 (default 2)
 //! - `margin`: pixels from the frame's edges, 0..=256 (default 8)
@@ -27,13 +28,48 @@
 use std::io::Write as _;
 
 use anyhow::{bail, Context, Result};
-use node_api::{Event, Header, Node, Params, Payload, VideoFrame};
+use node_api::{
+    Event, Header, Node, NodeSchema, ParamSpec, ParamType, Params, Payload, PortSpec, PortType,
+    VideoFrame,
+};
 use node_media::canvas::{Canvas, Rgb};
 use node_media::font;
 
 fn main() {
     node_api::run_main(run);
 }
+
+/// What this node takes, sends and accepts as params.
+static SCHEMA: NodeSchema = NodeSchema::new(
+    "overlay-filter",
+    "Burns each frame's time and number into a black plate on raw video",
+)
+.with_inputs(&[PortSpec::new("video", PortType::RawVideo, "raw video")])
+.with_outputs(&[PortSpec::new(
+    "video",
+    PortType::RawVideo,
+    "the video with the plate",
+)])
+.with_params(&[
+    ParamSpec::new(
+        "corner",
+        ParamType::Enum(&["top-left", "top-right", "bottom-left", "bottom-right"]),
+        Some("bottom-left"),
+        "the corner the plate goes in",
+    ),
+    ParamSpec::new(
+        "scale",
+        ParamType::Int { min: 1, max: 16 },
+        Some("2"),
+        "font pixel size",
+    ),
+    ParamSpec::new(
+        "margin",
+        ParamType::Int { min: 0, max: 256 },
+        Some("8"),
+        "pixels between the plate and the frame's edges",
+    ),
+]);
 
 /// Where the plate goes and how large its text is.
 #[derive(Debug, Clone, Copy)]
@@ -45,6 +81,8 @@ struct Placement {
 }
 
 impl Placement {
+    /// From params already checked against [`SCHEMA`]; checked again here
+    /// all the same, so a wrong value can never draw out of place.
     fn from_params(p: &Params) -> Result<Placement> {
         let corner = p.str_or("corner", "bottom-left");
         let (bottom, right) = match corner {
@@ -164,7 +202,9 @@ impl Overlay {
 }
 
 fn run() -> Result<()> {
-    let mut node = Node::init()?;
+    // `overlay-filter --describe` prints SCHEMA and exits here; otherwise
+    // the params are checked against it, defaults filled in.
+    let mut node = Node::init_with_schema(&SCHEMA)?;
     let placement = Placement::from_params(node.params()).context("overlay-filter")?;
     let mut overlay = Overlay {
         placement,

@@ -9,6 +9,11 @@
 //! buffer in place, with no copy; a receiver on another machine gets the same
 //! bytes over the network, with no change to either node.
 //!
+//! A custom node declares its ports and params once, as a [`NodeSchema`],
+//! and starts with [`Node::init_with_schema`]: run with `--describe` it
+//! prints the schema as JSON and exits, and the runtime checks its params
+//! and edges like a built-in's (see [`describe`]).
+//!
 //! A source (a node without inputs) arms itself, waits for the graph to start,
 //! and produces until asked to stop:
 //!
@@ -30,6 +35,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod describe;
 pub mod keys;
 pub mod logging;
 pub mod memlock;
@@ -47,12 +53,13 @@ mod transport_log;
 mod updates;
 
 pub use config::{InputConfig, NodeConfig, OutputConfig, Policy, TransportConfig, CONFIG_ENV};
+pub use describe::{describe_if_requested, NodeSchema, DESCRIBE_ARG};
 pub use message::{
     end_of_stream_attachment, AudioFrame, CodecParams, EncodedPacket, Header, MediaKind, Message,
     Payload, PixelFormat, PlaneLayout, SampleFormat, TimeBase, VideoFrame,
 };
 pub use node::{Event, Node};
-pub use node_catalog::{Params, PortType};
+pub use node_catalog::{ParamSpec, ParamType, Params, PortSpec, PortType};
 pub use pool::{OutBuf, PoolHandle, SharedBuf};
 pub use stats::{
     cpu_seconds, InputStats, Metrics, NodeStats, OutputStats, RESTART_LOST_FRAMES, RESTART_LOST_S,

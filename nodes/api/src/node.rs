@@ -15,6 +15,7 @@ use zenoh::sample::SampleKind;
 use zenoh::{Session, Wait};
 
 use crate::config::{NodeConfig, OutputConfig};
+use crate::describe::NodeSchema;
 use crate::keys;
 use crate::message::{AudioFrame, EncodedPacket, Envelope, Header, Message, Payload, VideoFrame};
 use crate::pool::{OutBuf, Pool, PoolHandle, SharedBuf};
@@ -99,9 +100,40 @@ pub struct Node {
 
 impl Node {
     /// Sets up logging and connects using the config the runtime put in the environment.
+    ///
+    /// A node started this way publishes no schema: `--describe` fails, and
+    /// the runtime passes its params as written. See [`Node::init_with_schema`].
     pub fn init() -> Result<Node> {
+        if crate::describe::describe_requested() {
+            bail!(
+                "this node publishes no schema: start it with `Node::init_with_schema` to answer {}",
+                crate::describe::DESCRIBE_ARG
+            );
+        }
         crate::logging::init();
         let config = NodeConfig::from_env()?;
+        Node::from_config(config)
+    }
+
+    /// Like [`Node::init`], for a node that declares its ports and params in
+    /// `schema`. Started as `NODE --describe`, it prints the schema as JSON
+    /// and exits 0, before reading any config or connecting (this is how
+    /// `runtime check` and `runtime run` learn it). Otherwise its params are
+    /// checked against the schema (type, range, choices, the schema's own
+    /// cross-checks) with defaults filled in, as the runtime already did, so
+    /// [`Node::params`] holds every param that has a value.
+    pub fn init_with_schema(schema: &'static NodeSchema) -> Result<Node> {
+        crate::describe::describe_if_requested(schema);
+        crate::updates::set_custom_schema(schema);
+        crate::logging::init();
+        let mut config = NodeConfig::from_env()?;
+        config.params = schema.check_params(&config.params).map_err(|errors| {
+            let list: Vec<String> = errors
+                .iter()
+                .map(|(param, message)| format!("param `{param}`: {message}"))
+                .collect();
+            anyhow!("{}: {}", schema.kind, list.join("; "))
+        })?;
         Node::from_config(config)
     }
 

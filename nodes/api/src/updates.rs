@@ -1,17 +1,28 @@
 //! Param updates as a node sees them.
 
+use std::sync::OnceLock;
+
+use node_catalog::KindSpec;
 use serde_json::Value;
 
 use crate::NodeConfig;
 
-/// A param update from the runtime, checked against the node's kind: a
-/// built-in node only sees params its schema marks mutable, with a value of
-/// the param's type (normalized); anything else is logged and dropped here,
-/// so no node has to say "cannot change while running" itself. Custom nodes
-/// have no schema and get every update. The node's params follow each update
-/// it gets.
+/// The schema a custom node started with (`Node::init_with_schema`).
+static CUSTOM_SCHEMA: OnceLock<&'static KindSpec> = OnceLock::new();
+
+pub(crate) fn set_custom_schema(schema: &'static KindSpec) {
+    let _ = CUSTOM_SCHEMA.set(schema);
+}
+
+/// A param update from the runtime, checked against the node's schema (its
+/// built-in kind's, or the one a custom node started with): the node only
+/// sees params the schema marks `live`, with a value of the param's type
+/// (normalized); anything else is logged and dropped here, so no node has
+/// to say "cannot change while running" itself. A custom node without a
+/// schema gets every update. The node's params follow each update it gets.
 pub(crate) fn admit(config: &mut NodeConfig, name: &str, value: Value) -> Option<Value> {
-    let value = match node_catalog::kind(&config.kind) {
+    let schema = node_catalog::kind(&config.kind).or(CUSTOM_SCHEMA.get().copied());
+    let value = match schema {
         None => value,
         Some(kind) => match kind.check_update(&config.params, name, &value) {
             Ok(v) => v,

@@ -53,20 +53,6 @@ pub struct AudioEncoder {
     duration: i64,
 }
 
-/// `ts` in `from` units, in units of 1/`rate`, rounded.
-fn rescale(ts: i64, from: TimeBase, rate: u32) -> i64 {
-    if from.den == 0 {
-        return 0;
-    }
-    let num = ts as i128 * from.num as i128 * rate as i128;
-    let den = from.den as i128;
-    ((num * 2 + den.signum() * den) / (2 * den)) as i64
-}
-
-fn is_again(e: &ff::Error) -> bool {
-    matches!(e, ff::Error::Other { errno } if *errno == ff::util::error::EAGAIN)
-}
-
 impl AudioEncoder {
     /// Opens the encoder for a stream whose first frame is `first`.
     pub fn open(settings: &Settings, first: &AudioFrame) -> Result<AudioEncoder> {
@@ -143,7 +129,7 @@ impl AudioEncoder {
         params.frame_size = frame_size as u32;
         params.bit_rate = bitrate;
         let frame = alloc_frame(format, frame_size, spec.layout, spec.channels)?;
-        let first_pts = rescale(first.pts, first.time_base, rate);
+        let first_pts = node_media::audio::samples_at(first.pts, first.time_base, rate);
         tracing::info!(
             "{name}: {} Hz, {} ch, {}, {} kb/s, frame {frame_size}, delay {} samples",
             rate,
@@ -243,7 +229,7 @@ impl AudioEncoder {
         loop {
             match self.encoder.receive_packet(&mut self.packet) {
                 Ok(()) => {}
-                Err(e) if is_again(&e) => return Ok(()),
+                Err(e) if node_media::codec::is_again(&e) => return Ok(()),
                 Err(ff::Error::Eof) => return Ok(()),
                 Err(e) => bail!("{} encoding failed: {e}", self.codec),
             }

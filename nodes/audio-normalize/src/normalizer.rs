@@ -59,17 +59,6 @@ pub struct Normalizer {
     out_pos: u64,
 }
 
-/// `ts` in `from` units, in units of 1/`rate`.
-fn rescale(ts: i64, from: TimeBase, rate: u32) -> i64 {
-    if from.den == 0 {
-        return 0;
-    }
-    let num = ts as i128 * from.num as i128 * rate as i128;
-    let den = from.den as i128;
-    // Round to nearest.
-    ((num * 2 + den.signum() * den) / (2 * den)) as i64
-}
-
 impl Normalizer {
     pub fn new(settings: Settings) -> Result<Normalizer> {
         let layout = default_layout(settings.channels);
@@ -155,7 +144,7 @@ impl Normalizer {
         let rate = self.settings.rate;
         let first_pts = *self
             .first_pts
-            .get_or_insert_with(|| rescale(h.pts, h.time_base, rate));
+            .get_or_insert_with(|| node_media::audio::samples_at(h.pts, h.time_base, rate));
         self.timeline.mark(self.in_pos.round() as u64, h.capture_ns);
         self.in_pos += samples as f64 * rate as f64 / h.sample_rate as f64;
 

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use anyhow::{anyhow, bail, Context, Result};
 use ffmpeg_next as ff;
 use node_api::{Node, PixelFormat, TimeBase, VideoFrame};
+use node_media::codec::{received, Received};
 use node_media::video::{from_pixel, Planes, PlanesMut, Scaler};
 
 use crate::capture::{Capture, Pacer};
@@ -154,12 +155,9 @@ impl MediaCapture {
     fn drain(&mut self, node: &mut Node) -> Result<u64> {
         let mut sent = 0;
         loop {
-            match self.decoder.receive_frame(&mut self.frame) {
-                Ok(()) => {}
-                Err(ff::Error::Other { errno }) if errno == ff::util::error::EAGAIN => {
-                    return Ok(sent)
-                }
-                Err(ff::Error::Eof) => return Ok(sent),
+            match received(self.decoder.receive_frame(&mut self.frame)) {
+                Ok(Received::Ready) => {}
+                Ok(Received::Again | Received::End) => return Ok(sent),
                 Err(e) => {
                     // The decoder skips what it cannot decode; go on with the next packet.
                     tracing::warn!("`{}`: decoding error: {e}", self.path);

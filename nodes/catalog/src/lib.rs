@@ -14,6 +14,7 @@ pub mod kinds;
 mod params;
 mod problem;
 mod read;
+mod schema;
 mod value;
 
 pub use choice::Choice;
@@ -21,6 +22,7 @@ pub use kinds::{builtin_kinds, kind, KindSpec, PortSpec, BUILTIN_BINARY, DEFAULT
 pub use params::{DefaultValue, ParamSpec, ParamType, Params};
 pub use problem::Problem;
 pub use read::Reader;
+pub use schema::{SCHEMA_KEY, SCHEMA_VERSION};
 pub use value::{parse_bitrate, parse_rational, Rational};
 
 use serde::{Deserialize, Serialize};

@@ -5,6 +5,7 @@
 
 pub mod audio;
 pub mod canvas;
+pub mod codec;
 pub mod font;
 pub mod geometry;
 pub mod packet;

@@ -683,17 +683,7 @@ mod tests {
         }
         let infile = dir.join("in.raw");
         std::fs::write(&infile, &raw).unwrap();
-        let conf = dir.join("asound.conf");
-        std::fs::write(
-            &conf,
-            format!(
-                "</usr/share/alsa/alsa.conf>\n\
-                 pcm.testcapture {{\n  type file\n  slave.pcm \"null\"\n  file \"/dev/null\"\n  \
-                 infile \"{}\"\n  format \"raw\"\n  hint {{ show on description \"Test capture\" }}\n}}\n",
-                infile.display()
-            ),
-        )
-        .unwrap();
+        let conf = crate::test_device::write_config(&dir, &infile).unwrap();
         // The only test in this binary that touches ALSA: set before ALSA first reads its config.
         std::env::set_var("ALSA_CONFIG_PATH", &conf);
 

@@ -4,6 +4,7 @@
 use anyhow::{anyhow, bail, Context, Result};
 use ffmpeg_next as ff;
 use node_media::audio::{default_layout, AudioSpec, Planes, Resampler, SampleFifo};
+use node_media::codec::{received, Received};
 
 use crate::source::{Chunk, OutFormat, Source, FRAME_SAMPLES};
 
@@ -85,10 +86,10 @@ impl FileSource {
     /// One step: take a decoded frame, or feed the decoder a packet, or handle
     /// the end of the file.
     fn pump(&mut self) -> Result<()> {
-        match self.decoder.receive_frame(&mut self.frame) {
-            Ok(()) => return self.push_frame(),
-            Err(ff::Error::Eof) => return self.end_of_pass(),
-            Err(ff::Error::Other { errno }) if errno == ff::util::error::EAGAIN => {}
+        match received(self.decoder.receive_frame(&mut self.frame)) {
+            Ok(Received::Ready) => return self.push_frame(),
+            Ok(Received::End) => return self.end_of_pass(),
+            Ok(Received::Again) => {}
             Err(e) => return Err(anyhow!("audio file `{}`: decoding failed: {e}", self.path)),
         }
         if self.state != State::Reading {

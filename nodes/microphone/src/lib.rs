@@ -17,6 +17,8 @@ mod file;
 mod ring;
 mod signal;
 mod source;
+#[doc(hidden)]
+pub mod test_device;
 
 use anyhow::{Context, Result};
 use node_api::clock::{self, SimulatedDevice};

@@ -7,6 +7,7 @@ use ff::format::Pixel;
 use ffmpeg_next as ff;
 use node_api::{CodecParams, EncodedPacket, MediaKind, TimeBase, VideoFrame};
 use node_catalog::Rational;
+use node_media::codec::{received, Received};
 use node_media::packet::{codec_params_from, from_ffmpeg};
 use node_media::video::{LentFrame, Planes, PlanesMut, Scaler};
 
@@ -324,12 +325,9 @@ impl VideoEncoder {
 
     fn receive(&mut self, sink: &mut dyn FnMut(EncodedPacket, &[u8]) -> Result<()>) -> Result<()> {
         loop {
-            match self.encoder.receive_packet(&mut self.packet) {
-                Ok(()) => {}
-                Err(ff::Error::Other { errno }) if errno == ff::util::error::EAGAIN => {
-                    return Ok(())
-                }
-                Err(ff::Error::Eof) => return Ok(()),
+            match received(self.encoder.receive_packet(&mut self.packet)) {
+                Ok(Received::Ready) => {}
+                Ok(Received::Again | Received::End) => return Ok(()),
                 Err(e) => return Err(anyhow!("{}: encoding failed: {e}", self.name)),
             }
             let pts = self.packet.pts().or(self.packet.dts()).unwrap_or(0);

@@ -1,6 +1,7 @@
 //! Graph files: loading, validation (every problem at once, each with its
 //! line and column), `--set` overrides, `${var}` substitution and rendering.
 
+mod describe;
 mod diagnostic;
 mod limits;
 mod load;

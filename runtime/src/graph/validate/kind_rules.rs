@@ -1,0 +1,97 @@
+//! Where the validator applies the rules of the built-in kinds, which live
+//! with each kind in the catalog (`node_catalog::kinds`): a kind's rule on
+//! one value before its type (video-encode's `crf` range per codec), and the
+//! one rule between two kinds, the mux's codec × container matrix.
+
+use std::collections::HashMap;
+
+use node_catalog::kinds::mux::{self, Container};
+use node_catalog::kinds::{audio_encode, video_encode};
+use node_catalog::{KindSpec, ParamType, Params, Problem};
+use serde_json::Value;
+
+use crate::graph::diagnostic::Sink;
+use crate::graph::yaml::Entry;
+
+use super::nodes::{Draft, Program};
+
+/// The kind's own rule about one param, checked before its type (see
+/// `KindSpec::value_rule`). `given` are the node's params as written.
+pub(super) fn param_error(
+    kind: &KindSpec,
+    name: &str,
+    raw: &Value,
+    given: &[Entry],
+) -> Option<Problem> {
+    (kind.value_rule)(name, raw, &written(kind, given))
+}
+
+/// A node's params as written (text params as their text).
+fn written(kind: &KindSpec, given: &[Entry]) -> Params {
+    let values = given.iter().filter_map(|e| {
+        let s = e.value.as_scalar()?;
+        let text = matches!(kind.param(&e.key)?.ty, ParamType::Str | ParamType::Enum(_));
+        let v = match text && !s.value.is_string() {
+            true => Value::String(s.text.clone()),
+            false => s.value.clone(),
+        };
+        Some((e.key.clone(), v))
+    });
+    Params(values.collect())
+}
+
+/// Each mux's container must accept the codec of every encoder feeding it.
+pub(super) fn containers(drafts: &[Draft], sink: &mut Sink<'_>) {
+    let by_id: HashMap<&str, &Draft> = drafts.iter().map(|d| (d.id.as_str(), d)).collect();
+    let all_codecs = [video_encode::Codec::NAMES, audio_encode::Codec::NAMES].concat();
+    for d in drafts {
+        let Some(Program::Builtin(k)) = &d.program else {
+            continue;
+        };
+        if k.kind != "mux" || d.bad_params.contains("path") || d.bad_params.contains("container") {
+            continue;
+        }
+        let Ok(container) =
+            mux::Settings::from_params(&d.params).and_then(|s| s.resolved_container())
+        else {
+            continue;
+        };
+        for input in &d.inputs {
+            let Some(src) = by_id.get(input.source_node.as_str()) else {
+                continue;
+            };
+            let Some(Program::Builtin(sk)) = &src.program else {
+                continue;
+            };
+            if !matches!(sk.kind, "video-encode" | "audio-encode")
+                || src.bad_params.contains("codec")
+            {
+                continue;
+            }
+            let Some(codec) = src.params.str("codec") else {
+                continue;
+            };
+            if container.accepts(codec) {
+                continue;
+            }
+            let takes: Vec<&str> = all_codecs
+                .iter()
+                .copied()
+                .filter(|c| container.accepts(c))
+                .collect();
+            let fits: Vec<&str> = Container::files()
+                .filter(|c| c.accepts(codec))
+                .map(Container::name)
+                .collect();
+            let message = format!(
+                "{codec} cannot go in a {container} file ({container} takes {})",
+                takes.join(", ")
+            );
+            let hint = Some(format!(
+                "{codec} fits in {}: change the mux `path` extension or `container`, or the encoder's `codec`",
+                fits.join(" or ")
+            ));
+            sink.error(input.source_pos, &input.field, message, hint);
+        }
+    }
+}
