@@ -1,0 +1,134 @@
+//! The rules of the built-in kinds (which live in the catalog, with each
+//! kind) as the graph loader applies them, and param updates checked
+//! against the kinds' schemas.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use runtime::graph::{load, Graph, NodeDef};
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+}
+
+fn builtins() -> BTreeMap<String, String> {
+    BTreeMap::from([("timestamp".to_string(), "20240501-120000".to_string())])
+}
+
+fn node<'g>(graph: &'g Graph, id: &str) -> &'g NodeDef {
+    graph
+        .nodes
+        .iter()
+        .find(|n| n.id == id)
+        .unwrap_or_else(|| panic!("no node {id}"))
+}
+
+/// A kind's pure rules (the `source` grammar, even sizes, the container
+/// of a path) hold wherever the node runs, so the machine that checks the
+/// whole graph reports them for the other machines' nodes too; only the
+/// checks of files and directories are left to the machine concerned.
+#[test]
+fn pure_rules_are_checked_for_every_machine() {
+    let text = "name: rig
+network:
+  cam: { listen: [\"tcp/127.0.0.1:7447\"] }
+  rec: { connect: [\"tcp/127.0.0.1:7447\"] }
+nodes:
+  - id: camera
+    node: camera
+    deploy: { machine: cam }
+    params: { source: SOURCE, width: WIDTH }
+  - id: encode
+    node: video-encode
+    deploy: { machine: rec }
+    inputs: { video: camera/video }
+  - id: mux
+    node: mux
+    deploy: { machine: rec }
+    inputs: { video: encode/video }
+    params: { path: PATH }
+";
+    let on_rec = |source: &str, width: &str, path: &str| {
+        let mut b = builtins();
+        b.insert(runtime::graph::MACHINE_BUILTIN.to_string(), "rec".into());
+        let text = text
+            .replace("SOURCE", source)
+            .replace("WIDTH", width)
+            .replace("PATH", path);
+        runtime::graph::load_str(&text, Path::new("rig.yaml"), &[], &b)
+    };
+    assert!(on_rec("test", "640", "take.mkv").is_ok());
+    // A missing file on the camera's machine is that machine's business.
+    assert!(on_rec("\"file:/no/such/clip.mkv\"", "640", "take.mkv").is_ok());
+    for (source, width, path, field, fragment) in [
+        (
+            "bogus",
+            "640",
+            "take.mkv",
+            "nodes[0].params.source",
+            "unknown source `bogus`",
+        ),
+        (
+            "test",
+            "641",
+            "take.mkv",
+            "nodes[0].params.width",
+            "width 641 is odd",
+        ),
+        (
+            "test",
+            "640",
+            "take.avi",
+            "nodes[2].params.path",
+            "cannot tell the container",
+        ),
+    ] {
+        let d = on_rec(source, width, path).unwrap_err().to_string();
+        assert!(d.contains(field) && d.contains(fragment), "{d}");
+    }
+}
+
+/// An update of a running node's param is checked against its kind's
+/// schema before it is sent: only mutable params, with values of their type.
+#[test]
+fn param_updates_are_checked_against_the_schema() {
+    let g = load(&fixture("recording.yaml"), &[], &builtins()).unwrap();
+    let sync = node(&g, "sync");
+    assert_eq!(
+        sync.check_param_update("tolerance_ms", &serde_json::json!(30)),
+        Ok(serde_json::json!(30.0))
+    );
+    let refused = [
+        (
+            "sync",
+            "tolerance_ms",
+            serde_json::json!("soon"),
+            "expected a number",
+        ),
+        (
+            "sync",
+            "max_drift_ppm",
+            serde_json::json!(5),
+            "cannot change while running",
+        ),
+        (
+            "camera",
+            "fps",
+            serde_json::json!(60),
+            "cannot change while running",
+        ),
+        (
+            "sync",
+            "nope",
+            serde_json::json!(1),
+            "sync has no param `nope`",
+        ),
+        ("ghost", "x", serde_json::json!(1), "no node `ghost`"),
+    ];
+    for (id, name, value, fragment) in refused {
+        let e = g.check_param_update(id, name, &value).unwrap_err();
+        assert!(e.contains(fragment), "{id}.{name}: {e}");
+    }
+}
