@@ -360,7 +360,8 @@ impl Node {
         self.outputs.iter().any(|o| o.config.name == name)
     }
 
-    /// Counts an input payload that had to be copied to be read.
+    /// Counts a copy of a payload of `input` made other than by
+    /// [`Payload::as_slice`](crate::Payload::as_slice), which counts its own.
     pub fn count_copy(&self, input: &str) {
         self.queues.count_copy(input);
     }
