@@ -140,7 +140,16 @@ fn an_overloaded_encoder_skips_frames_never_packets_and_degrades() {
         "g.yaml",
         &recording(1920, 1080, "{ speed: veryslow, degrade: true }", ""),
     );
-    let r = s.run(&g, &["--duration", "5"]);
+    // How soon two cores fall behind depends on the machine and its load:
+    // the recording goes on until the encoder has switched presets (a cap
+    // of 60 s in case it never does), then is stopped as Ctrl-C would.
+    let mut run = LiveRun::start(&s, &g, &["--duration", "60"]);
+    run.wait_for_all(&[
+        "encoding overloaded:",
+        "degrade: libx264 veryslow -> slower",
+    ]);
+    run.signal_runtime(libc::SIGINT);
+    let r = run.finish();
     r.assert_ok();
     let enc = r.node("video-encode");
     let dropped = enc["dropped"].as_u64().unwrap();

@@ -99,6 +99,14 @@ impl LiveRun {
         }
     }
 
+    /// Waits until every one of `texts` has been on stderr, in any order.
+    pub fn wait_for_all(&mut self, texts: &[&str]) {
+        let seen = |lines: &[String], t: &str| lines.iter().any(|l| l.contains(t));
+        while let Some(missing) = texts.iter().find(|t| !seen(&self.stderr, t)) {
+            self.wait_for(missing);
+        }
+    }
+
     /// SIGKILLs the running process of `binary` (a node of this run).
     pub fn kill_node(&self, binary: &str) -> u32 {
         self.signal_node(binary, libc::SIGKILL)

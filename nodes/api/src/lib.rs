@@ -37,6 +37,7 @@ mod message;
 mod node;
 mod pool;
 mod queue;
+mod retain;
 pub mod sched;
 pub mod segment;
 pub mod session;

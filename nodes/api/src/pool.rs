@@ -260,6 +260,8 @@ static HOLDER_GONE: std::sync::Mutex<Option<(u64, Instant)>> = std::sync::Mutex:
 
 /// Tells the pools a node went away: what it held may be taken back.
 pub(crate) fn holder_gone() {
+    // Our own holds would keep its buffers confirmed (see `crate::retain`).
+    crate::retain::release_all();
     let mut gone = HOLDER_GONE.lock().unwrap();
     let departures = gone.map_or(0, |(n, _)| n) + 1;
     *gone = Some((departures, Instant::now()));

@@ -10,6 +10,12 @@
 //! like a crash. At stop, a node that makes no progress for
 //! [`STOP_STUCK_AFTER`] (or the hang timeout, if shorter) is killed and its
 //! streams are ended on its behalf, so the nodes downstream still finalize.
+//!
+//! A node whose counters stand still while its process keeps using the CPU
+//! is busy, not hung: an encoder at a slow preset on a loaded machine can
+//! spend seconds inside one call. Killing it would lose what it holds, so a
+//! busy node is acted on only after [`BUSY_HUNG_AFTER`] (a node spinning in
+//! a loop forever still ends up there).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -31,6 +37,13 @@ const STALLED_AFTER: Duration = Duration::from_secs(2);
 /// At stop, a node without progress for this long is stuck: it will not
 /// finish by itself, and the nodes downstream of it wait for its end-of-stream.
 pub const STOP_STUCK_AFTER: Duration = Duration::from_secs(3);
+/// A stalled node that keeps using the CPU is killed only after this long.
+pub const BUSY_HUNG_AFTER: Duration = Duration::from_secs(60);
+/// The share of one core above which a stalled node counts as busy: the
+/// threads of an idle node (transport, stats) use far less.
+const BUSY_CPU_SHARE: f64 = 0.1;
+/// A node that was busy this recently is still busy.
+const BUSY_WITHIN: Duration = Duration::from_secs(1);
 
 /// When each node's stats last arrived, fed by the stats subscriber.
 #[derive(Clone, Default)]
@@ -56,6 +69,8 @@ enum Stall {
     Silent,
     /// Stats whose counters do not move while an input queue is full.
     Stuck,
+    /// `Stuck`, but its process keeps using the CPU: working, too slowly.
+    Busy,
     /// At stop, a source whose counters do not move and whose streams do not end.
     SourceStuck,
 }
@@ -69,6 +84,55 @@ struct Progress {
     progressed_at: Instant,
     /// When the counters last changed.
     moved_at: Instant,
+    /// The process's CPU time when last sampled, and when.
+    cpu: Option<(Duration, Instant)>,
+    /// When the process last used more than [`BUSY_CPU_SHARE`] of a core.
+    busy_at: Option<Instant>,
+}
+
+impl Progress {
+    fn new(generation: u32, now: Instant) -> Progress {
+        Progress {
+            generation,
+            spawned: now,
+            signature: None,
+            progressed_at: now,
+            moved_at: now,
+            cpu: None,
+            busy_at: None,
+        }
+    }
+
+    /// Samples the CPU time of `pid` (a local process; none for remote nodes).
+    fn sample_cpu(&mut self, pid: Option<u32>, now: Instant) {
+        let Some(used) = pid.and_then(cpu_time) else {
+            return;
+        };
+        if let Some((before, at)) = self.cpu {
+            let wall = now.duration_since(at).as_secs_f64();
+            if wall > 0.0 && used.saturating_sub(before).as_secs_f64() > BUSY_CPU_SHARE * wall {
+                self.busy_at = Some(now);
+            }
+        }
+        self.cpu = Some((used, now));
+    }
+
+    fn busy(&self, now: Instant) -> bool {
+        self.busy_at
+            .is_some_and(|t| now.duration_since(t) <= BUSY_WITHIN)
+    }
+}
+
+/// User and system time of process `pid`, all its threads (`/proc/PID/stat`).
+fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold spaces and parentheses: fields start after the last ')'.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    (hz > 0).then(|| Duration::from_secs_f64(ticks as f64 / hz as f64))
 }
 
 /// A node that is hung right now: how, and since how long.
@@ -85,6 +149,9 @@ impl Hung {
         match self.stall {
             Stall::Silent => format!("no stats for {s:.1} s: the process does not run"),
             Stall::Stuck => format!("no progress for {s:.1} s with an input queue full"),
+            Stall::Busy => format!(
+                "no progress for {s:.1} s with an input queue full, but using the CPU (overloaded)"
+            ),
             Stall::SourceStuck => {
                 format!("sent nothing for {s:.1} s and did not end its streams after the stop")
             }
@@ -124,28 +191,28 @@ impl HangWatch {
         self.heard.clone()
     }
 
-    /// Re-evaluates every running node (`(id, generation)`), logging the
-    /// nodes that begin or stop hanging.
+    /// Re-evaluates every running node, logging the nodes that begin or
+    /// stop hanging.
     pub fn update(
         &mut self,
         graph: &Graph,
-        running: &[(String, u32)],
+        running: &[Running],
         stats: &HashMap<String, NodeStats>,
     ) {
         let now = Instant::now();
         let mut raw: HashMap<&str, Hung> = HashMap::new();
-        for (id, generation) in running {
-            if let Some(h) = self.observe(id, *generation, stats.get(id), now) {
-                raw.insert(id.as_str(), h);
+        for r in running {
+            if let Some(h) = self.observe(r, stats.get(&r.id), now) {
+                raw.insert(r.id.as_str(), h);
             }
         }
         self.progress
-            .retain(|id, _| running.iter().any(|(r, _)| r == id));
+            .retain(|id, _| running.iter().any(|r| &r.id == id));
         let mut hung = BTreeMap::new();
         for (id, h) in &raw {
             // Full queues behind a hung consumer are its doing, not ours: the
             // time held up does not count once that consumer is gone.
-            let blocked = h.stall == Stall::Stuck
+            let blocked = matches!(h.stall, Stall::Stuck | Stall::Busy)
                 && consumers(graph, id).any(|c| raw.contains_key(c.as_str()));
             if blocked {
                 if let Some(p) = self.progress.get_mut(*id) {
@@ -158,18 +225,28 @@ impl HangWatch {
         for (id, h) in &hung {
             if !self.hung.contains_key(id) {
                 *self.counts.entry(id.clone()).or_default() += 1;
-                let what = match self.timeout {
+                let what = match self.limit(h, false) {
                     Some(t) => format!(
-                        "it is killed and restarted after {} s without progress (--hang-timeout)",
-                        t.as_secs_f64()
+                        "it is killed and restarted after {} s without progress{}",
+                        t.as_secs_f64(),
+                        if h.stall == Stall::Busy {
+                            ""
+                        } else {
+                            " (--hang-timeout)"
+                        }
                     ),
                     None => "--hang-timeout 0: it is left alone".into(),
                 };
-                tracing::warn!("node `{id}` HUNG: {}; {what}", h.describe());
+                let word = if h.stall == Stall::Busy {
+                    "BUSY"
+                } else {
+                    "HUNG"
+                };
+                tracing::warn!("node `{id}` {word}: {}; {what}", h.describe());
             }
         }
         for (id, h) in &self.hung {
-            if !hung.contains_key(id) && running.iter().any(|(r, _)| r == id) {
+            if !hung.contains_key(id) && running.iter().any(|r| &r.id == id) {
                 tracing::info!(
                     "node `{id}` makes progress again after {:.1} s",
                     h.for_.as_secs_f64()
@@ -180,30 +257,16 @@ impl HangWatch {
     }
 
     /// The stall of one node incarnation, if it has one.
-    fn observe(
-        &mut self,
-        id: &str,
-        generation: u32,
-        stats: Option<&NodeStats>,
-        now: Instant,
-    ) -> Option<Hung> {
-        let p = self.progress.entry(id.to_string()).or_insert(Progress {
-            generation,
-            spawned: now,
-            signature: None,
-            progressed_at: now,
-            moved_at: now,
-        });
-        if p.generation != generation {
-            *p = Progress {
-                generation,
-                spawned: now,
-                signature: None,
-                progressed_at: now,
-                moved_at: now,
-            };
+    fn observe(&mut self, r: &Running, stats: Option<&NodeStats>, now: Instant) -> Option<Hung> {
+        let p = self
+            .progress
+            .entry(r.id.clone())
+            .or_insert_with(|| Progress::new(r.generation, now));
+        if p.generation != r.generation {
+            *p = Progress::new(r.generation, now);
         }
-        let heard = self.heard.get(id).filter(|t| *t >= p.spawned);
+        p.sample_cpu(r.pid, now);
+        let heard = self.heard.get(&r.id).filter(|t| *t >= p.spawned);
         let Some(heard) = heard else {
             let silent = now - p.spawned;
             return (silent >= STARTUP_SILENCE).then_some(Hung {
@@ -228,7 +291,11 @@ impl HangWatch {
         }
         let still = now - p.progressed_at;
         (still >= STALLED_AFTER).then_some(Hung {
-            stall: Stall::Stuck,
+            stall: if p.busy(now) {
+                Stall::Busy
+            } else {
+                Stall::Stuck
+            },
             for_: still,
         })
     }
@@ -241,14 +308,15 @@ impl HangWatch {
     fn stuck_sources(
         &self,
         ctx: &Ctx,
-        running: &[(String, u32)],
+        running: &[Running],
         stop_at: Instant,
     ) -> Vec<(String, Hung)> {
         let now = Instant::now();
         running
             .iter()
-            .filter(|(id, _)| !self.hung.contains_key(id))
-            .filter_map(|(id, _)| {
+            .map(|r| &r.id)
+            .filter(|id| !self.hung.contains_key(*id))
+            .filter_map(|id| {
                 let def = ctx.graph.nodes.iter().find(|d| &d.id == id)?;
                 let open = def
                     .outputs
@@ -269,18 +337,25 @@ impl HangWatch {
             .collect()
     }
 
-    /// The nodes hung for at least `limit`.
-    pub fn hung_for(&self, limit: Duration) -> Vec<(String, Hung)> {
-        self.hung
-            .iter()
-            .filter(|(_, h)| h.for_ >= limit)
-            .map(|(id, h)| (id.clone(), h.clone()))
-            .collect()
+    /// How long a node may hang like `h` before it is acted on, while
+    /// recording or at stop (`None`: never).
+    fn limit(&self, h: &Hung, stopping: bool) -> Option<Duration> {
+        match (h.stall, stopping) {
+            (Stall::Busy, false) => self.timeout.map(|t| t.max(BUSY_HUNG_AFTER)),
+            (Stall::Busy, true) => Some(self.timeout.unwrap_or_default().max(BUSY_HUNG_AFTER)),
+            (_, false) => self.timeout,
+            (_, true) => Some(self.stop_limit()),
+        }
     }
 
-    /// The hung nodes the hang timeout says to kill and restart.
-    pub fn overdue(&self) -> Vec<(String, Hung)> {
-        self.timeout.map_or(Vec::new(), |t| self.hung_for(t))
+    /// The hung nodes due to be killed: while recording, restarted; at stop,
+    /// their streams ended for them.
+    fn due(&self, stopping: bool) -> Vec<(String, Hung)> {
+        self.hung
+            .iter()
+            .filter(|(_, h)| self.limit(h, stopping).is_some_and(|l| h.for_ >= l))
+            .map(|(id, h)| (id.clone(), h.clone()))
+            .collect()
     }
 
     /// At stop: how long without progress makes a node stuck.
@@ -307,7 +382,14 @@ impl HangWatch {
     pub fn flags(&self) -> HashMap<String, String> {
         self.hung
             .iter()
-            .map(|(id, h)| (id.clone(), format!(" HUNG {:.1}s", h.for_.as_secs_f64())))
+            .map(|(id, h)| {
+                let word = if h.stall == Stall::Busy {
+                    "BUSY"
+                } else {
+                    "HUNG"
+                };
+                (id.clone(), format!(" {word} {:.1}s", h.for_.as_secs_f64()))
+            })
             .collect()
     }
 
@@ -344,6 +426,14 @@ fn consumers<'g>(graph: &'g Graph, id: &'g str) -> impl Iterator<Item = &'g Stri
         .map(|n| &n.id)
 }
 
+/// One running node incarnation, as the hang watch sees it.
+pub struct Running {
+    pub id: String,
+    pub generation: u32,
+    /// Its local process, whose CPU time tells busy from hung.
+    pub pid: Option<u32>,
+}
+
 /// What acting on a hung node needs.
 pub(super) struct Ctx<'a> {
     pub session: &'a zenoh::Session,
@@ -366,20 +456,21 @@ impl HangWatch {
         blame: &mut Blame,
         failure: &mut Option<String>,
     ) -> bool {
-        let running: Vec<(String, u32)> = nodes
+        let running: Vec<Running> = nodes
             .iter()
             .filter(|(_, s)| s.state == NodeState::Running && s.kill.is_some())
-            .map(|(id, s)| (id.clone(), s.generation))
+            .map(|(id, s)| Running {
+                id: id.clone(),
+                generation: s.generation,
+                pid: s.pid,
+            })
             .collect();
         self.update(ctx.graph, &running, stats);
-        let due = if stopping {
+        let mut due = self.due(stopping);
+        if stopping {
             let stop_at = *self.stop_at.get_or_insert_with(Instant::now);
-            let mut due = self.hung_for(self.stop_limit());
             due.extend(self.stuck_sources(ctx, &running, stop_at));
-            due
-        } else {
-            self.overdue()
-        };
+        }
         for (id, h) in &due {
             let sup = nodes.get_mut(id).expect("a running node");
             let def = &ctx.graph.nodes[sup.index];
@@ -417,5 +508,61 @@ impl HangWatch {
             }
         }
         stopping && !due.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hung(stall: Stall, secs: u64) -> Hung {
+        Hung {
+            stall,
+            for_: Duration::from_secs(secs),
+        }
+    }
+
+    #[test]
+    fn a_process_using_the_cpu_is_busy_and_one_asleep_is_not() {
+        let me = Some(std::process::id());
+        let start = Instant::now();
+        let mut p = Progress::new(0, start);
+        p.sample_cpu(me, start);
+        let mut x = 0u64;
+        while start.elapsed() < Duration::from_millis(300) {
+            x = std::hint::black_box(x.wrapping_mul(31).wrapping_add(7));
+        }
+        p.sample_cpu(me, Instant::now());
+        assert!(p.busy(Instant::now()), "spinning for 300 ms is busy");
+
+        std::thread::sleep(Duration::from_millis(300));
+        let now = Instant::now();
+        p.busy_at = None;
+        p.sample_cpu(me, now);
+        assert!(!p.busy(now), "sleeping is not busy");
+        p.sample_cpu(None, now);
+        assert!(!p.busy(now), "no process, no figure");
+    }
+
+    #[test]
+    fn a_busy_node_is_given_longer_than_a_hung_one() {
+        let w = HangWatch::new(Some(Duration::from_secs(10)));
+        assert_eq!(
+            w.limit(&hung(Stall::Stuck, 0), false),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(
+            w.limit(&hung(Stall::Silent, 0), true),
+            Some(STOP_STUCK_AFTER)
+        );
+        assert_eq!(w.limit(&hung(Stall::Busy, 0), false), Some(BUSY_HUNG_AFTER));
+        assert_eq!(w.limit(&hung(Stall::Busy, 0), true), Some(BUSY_HUNG_AFTER));
+        let off = HangWatch::new(None);
+        assert_eq!(off.limit(&hung(Stall::Busy, 0), false), None);
+        assert_eq!(off.limit(&hung(Stall::Stuck, 0), false), None);
+        assert_eq!(
+            off.limit(&hung(Stall::Busy, 0), true),
+            Some(BUSY_HUNG_AFTER)
+        );
     }
 }

@@ -38,7 +38,10 @@ impl Node {
     /// Sends a message on `output`.
     pub fn send(&mut self, output: &str, header: Header, payload: OutBuf) -> Result<()> {
         let bytes = match payload {
-            OutBuf::Shm(b) => ZBytes::from(b),
+            OutBuf::Shm(b) => {
+                crate::retain::retain(zenoh_shm::ShmBufHardRef::from(&b));
+                ZBytes::from(b)
+            }
             OutBuf::Heap(v) => ZBytes::from(v),
         };
         self.put(output, header, bytes)
@@ -56,6 +59,7 @@ impl Node {
         frame: VideoFrame,
         payload: SharedBuf,
     ) -> Result<()> {
+        crate::retain::retain(zenoh_shm::ShmBufHardRef::from(&payload.0));
         self.put(output, Header::Video(frame), ZBytes::from(payload.0))
     }
 
