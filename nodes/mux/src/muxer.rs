@@ -162,72 +162,11 @@ impl Muxer {
             self.discarded += 1;
             return Ok(());
         }
-        let mut params_changed = false;
-        match &track.first {
-            None => {
-                if !output::accepts(self.settings.container, &header.codec) {
-                    // A restart would meet the same packets.
-                    return Err(NoRestart(format!(
-                        "{} cannot carry {} (input `{input}`): pick another codec, or mkv which carries them all",
-                        self.settings.container,
-                        header.codec
-                    ))
-                    .into());
-                }
-                tracing::debug!(
-                    "first packet on `{input}`: {} {:?}",
-                    header.codec,
-                    header.media
-                );
-                track.first = Some(header.clone());
-            }
-            Some(first) if !same_stream(first, &header) => {
-                if !output::accepts(self.settings.container, &header.codec) {
-                    return Err(NoRestart(format!(
-                        "{} cannot carry {} (input `{input}`)",
-                        self.settings.container, header.codec
-                    ))
-                    .into());
-                }
-                tracing::warn!(
-                    "`{input}`: new codec parameters (its encoder restarted?): the next packet that can start a file begins the next part"
-                );
-                track.first = Some(header.clone());
-                track.priming = true;
-                track.need_keyframe = true;
-                params_changed = true;
-            }
-            Some(_) => {}
-        }
+        let params_changed = self.note_stream(i, &header)?;
         if !writing {
-            let waiting = track.need_keyframe && !starts_gop(&header);
-            let dropped = track.hold(header, data);
-            if track.packets == 0 {
-                track.dropped_at_start += dropped;
-            }
-            if waiting {
-                tracing::debug!("`{input}`: waiting for a keyframe to start on");
-                self.dropped += dropped;
-                return Ok(());
-            }
-            if dropped > 0 {
-                self.dropped += dropped;
-                if !self.warned_hold {
-                    self.warned_hold = true;
-                    let waiting: Vec<&str> = self
-                        .tracks
-                        .iter()
-                        .filter(|t| t.first.is_none())
-                        .map(|t| t.input.as_str())
-                        .collect();
-                    tracing::warn!(
-                        "still no packet on {}: dropping the oldest of `{input}` beyond {HOLD_SECONDS} s",
-                        waiting.join(", ")
-                    );
-                }
-            }
-            return self.try_open();
+            return self.hold_until_open(i, header, data);
         }
+        let track = &mut self.tracks[i];
         if params_changed || track.need_keyframe {
             if !starts_gop(&header) {
                 self.dropped += 1;
@@ -246,6 +185,81 @@ impl Muxer {
             }
         }
         self.route(i, header, data)
+    }
+
+    /// The stream of track `i` begins, or goes on, or changes codec
+    /// parameters (returns true: its encoder restarted) with this packet.
+    fn note_stream(&mut self, i: usize, header: &EncodedPacket) -> Result<bool> {
+        let container = self.settings.container;
+        let track = &mut self.tracks[i];
+        let input = &track.input;
+        match &track.first {
+            None => {
+                if !output::accepts(container, &header.codec) {
+                    // A restart would meet the same packets.
+                    return Err(NoRestart(format!(
+                        "{container} cannot carry {} (input `{input}`): pick another codec, or mkv which carries them all",
+                        header.codec
+                    ))
+                    .into());
+                }
+                tracing::debug!(
+                    "first packet on `{input}`: {} {:?}",
+                    header.codec,
+                    header.media
+                );
+                track.first = Some(header.clone());
+                Ok(false)
+            }
+            Some(first) if !same_stream(first, header) => {
+                if !output::accepts(container, &header.codec) {
+                    return Err(NoRestart(format!(
+                        "{container} cannot carry {} (input `{input}`)",
+                        header.codec
+                    ))
+                    .into());
+                }
+                tracing::warn!(
+                    "`{input}`: new codec parameters (its encoder restarted?): the next packet that can start a file begins the next part"
+                );
+                track.first = Some(header.clone());
+                track.priming = true;
+                track.need_keyframe = true;
+                Ok(true)
+            }
+            Some(_) => Ok(false),
+        }
+    }
+
+    /// No file is open yet: track `i` holds the packet until every input
+    /// has begun (dropping its oldest beyond the hold bounds).
+    fn hold_until_open(&mut self, i: usize, header: EncodedPacket, data: &[u8]) -> Result<()> {
+        let track = &mut self.tracks[i];
+        let waiting = track.need_keyframe && !starts_gop(&header);
+        let dropped = track.hold(header, data);
+        if track.packets == 0 {
+            track.dropped_at_start += dropped;
+        }
+        self.dropped += dropped;
+        if waiting {
+            tracing::debug!("`{}`: waiting for a keyframe to start on", track.input);
+            return Ok(());
+        }
+        if dropped > 0 && !self.warned_hold {
+            self.warned_hold = true;
+            let waiting: Vec<&str> = self
+                .tracks
+                .iter()
+                .filter(|t| t.first.is_none())
+                .map(|t| t.input.as_str())
+                .collect();
+            tracing::warn!(
+                "still no packet on {}: dropping the oldest of `{}` beyond {HOLD_SECONDS} s",
+                waiting.join(", "),
+                self.tracks[i].input
+            );
+        }
+        self.try_open()
     }
 
     pub fn close_input(&mut self, input: &str) -> Result<()> {
