@@ -45,6 +45,18 @@ pub enum PixelFormat {
 }
 
 impl PixelFormat {
+    /// Every format, raw ones first.
+    pub const ALL: [PixelFormat; 8] = [
+        PixelFormat::Yuv420p,
+        PixelFormat::Nv12,
+        PixelFormat::Rgb24,
+        PixelFormat::Bgra,
+        PixelFormat::Rgba,
+        PixelFormat::Yuyv422,
+        PixelFormat::Gray8,
+        PixelFormat::Mjpeg,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             PixelFormat::Yuv420p => "yuv420p",
