@@ -37,6 +37,7 @@ pub struct NodeConfig {
     pub resume_state: Option<serde_json::Value>,
 }
 
+/// What a full input queue does (the graph's `policy:`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Policy {
@@ -46,12 +47,17 @@ pub enum Policy {
     Block,
 }
 
+/// One input of a node, as the graph wires it (the runtime's validated
+/// graph uses this type too).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct InputConfig {
     pub name: String,
     pub source_node: String,
     pub source_output: String,
+    /// Messages buffered before the policy applies (default 4).
     pub queue_size: usize,
+    /// Raw video defaults to drop-oldest; raw audio and encoded ports to `block`
+    /// (encoded ports always block).
     pub policy: Policy,
     pub ty: PortType,
 }

@@ -1,6 +1,10 @@
 //! Message types exchanged between nodes: small headers that travel beside a
 //! payload (the pixels, samples or packet bytes) held in shared memory.
 
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use zenoh::bytes::ZBytes;
 
@@ -55,6 +59,18 @@ impl From<node_catalog::kinds::common::PixelFormat> for PixelFormat {
 }
 
 impl PixelFormat {
+    /// Every format, raw ones first.
+    pub const ALL: [PixelFormat; 8] = [
+        PixelFormat::Yuv420p,
+        PixelFormat::Nv12,
+        PixelFormat::Rgb24,
+        PixelFormat::Bgra,
+        PixelFormat::Rgba,
+        PixelFormat::Yuyv422,
+        PixelFormat::Gray8,
+        PixelFormat::Mjpeg,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             PixelFormat::Yuv420p => "yuv420p",
@@ -325,15 +341,18 @@ pub fn end_of_stream_attachment() -> Vec<u8> {
 
 /// The bytes of a received message. Over shared memory this is a view of the
 /// sender's buffer: no copy is made until [`Payload::as_slice`] has to join
-/// fragments (which only happens for data that came over a network link).
+/// fragments (which only happens for data that came over a network link);
+/// each such copy is counted in its input's `copied_payloads`.
 #[derive(Clone, Debug)]
 pub struct Payload {
     bytes: ZBytes,
+    /// The copies made of the payloads of its input.
+    copies: Arc<AtomicU64>,
 }
 
 impl Payload {
-    pub(crate) fn new(bytes: ZBytes) -> Self {
-        Payload { bytes }
+    pub(crate) fn new(bytes: ZBytes, copies: Arc<AtomicU64>) -> Self {
+        Payload { bytes, copies }
     }
 
     /// Whether the bytes live in shared memory mapped from the sender.
@@ -358,12 +377,17 @@ impl Payload {
     }
 
     /// The payload as one slice: borrowed (zero-copy) when contiguous, which
-    /// shared memory always is.
-    pub fn as_slice(&self) -> std::borrow::Cow<'_, [u8]> {
+    /// shared memory always is; else a copy, counted in the input's
+    /// `copied_payloads`.
+    pub fn as_slice(&self) -> Cow<'_, [u8]> {
         if let Some(shm) = self.bytes.as_shm() {
-            return std::borrow::Cow::Borrowed(&shm[..]);
+            return Cow::Borrowed(&shm[..]);
         }
-        self.bytes.to_bytes()
+        let bytes = self.bytes.to_bytes();
+        if matches!(bytes, Cow::Owned(_)) {
+            self.copies.fetch_add(1, Ordering::Relaxed);
+        }
+        bytes
     }
 
     /// The underlying zenoh bytes, to forward the same buffer without a copy.

@@ -1,36 +1,38 @@
 //! [`Node`]: one node process's connection to its graph.
+//!
+//! Its life is one state machine ([`phase`]): connected → armed (the ready
+//! handshake) → running (the graph started) → stopping → stop handed out →
+//! drained → finished. Connecting is in `connect`, sending in `send`,
+//! finishing in `finish`, the published counters in `publish`.
+
+mod connect;
+mod finish;
+mod phase;
+mod publish;
+mod send;
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{anyhow, bail, Result};
 use node_catalog::{Params, PortType};
-use zenoh::bytes::ZBytes;
 use zenoh::liveliness::LivelinessToken;
 use zenoh::pubsub::{Publisher, Subscriber};
-use zenoh::qos::{CongestionControl, Reliability};
-use zenoh::sample::SampleKind;
 use zenoh::{Session, Wait};
 
 use crate::config::{NodeConfig, OutputConfig};
 use crate::describe::NodeSchema;
 use crate::keys;
-use crate::message::{AudioFrame, EncodedPacket, Envelope, Header, Message, Payload, VideoFrame};
-use crate::pool::{OutBuf, Pool, PoolHandle, SharedBuf};
+use crate::message::Message;
+use crate::pool::{Pool, PoolHandle};
 use crate::queue::{Control, Next, Queues};
-use crate::stats::{Metrics, NodeStats, OutputCounters};
+use crate::stats::{Metrics, OutputCounters};
+use phase::{Phase, SharedPhase, Step};
 
 /// How long a node waits for its consumers to subscribe before giving up.
 const READY_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// How often a finishing node repeats its end-of-stream to consumers that
-/// have not acknowledged it (one may have restarted after it went out).
-const EOS_RESEND_EVERY: Duration = Duration::from_millis(200);
-
-/// How long a finishing node waits for consumers to release its buffers.
-const RELEASE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Something for the node to act on.
 #[derive(Debug)]
@@ -87,11 +89,9 @@ pub struct Node {
     eos_acks: Arc<Mutex<HashSet<String>>>,
     /// Our streams must not be dropped anywhere (faster-than-real-time input).
     lossless: Arc<AtomicBool>,
-    started: Arc<AtomicBool>,
-    stop: Arc<AtomicBool>,
-    stop_delivered: bool,
-    armed: bool,
-    finished: bool,
+    /// Where the node is in its life; moved by the runtime's start and stop
+    /// (zenoh callbacks) and by the node's own steps.
+    phase: Arc<SharedPhase>,
     _subscribers: Vec<Subscriber<()>>,
     _tokens: Vec<LivelinessToken>,
     stats_thread: Option<std::thread::JoinHandle<()>>,
@@ -135,196 +135,6 @@ impl Node {
             anyhow!("{}: {}", schema.kind, list.join("; "))
         })?;
         Node::from_config(config)
-    }
-
-    /// Connects with an explicit config (tests, embedding).
-    pub fn from_config(config: NodeConfig) -> Result<Node> {
-        crate::clock::set_offset_ns(config.clock_offset_ns);
-        // A write past RLIMIT_FSIZE (a zenoh segment in /dev/shm, an output
-        // file) then fails with EFBIG and a message, instead of killing the node.
-        // SAFETY: setting a signal's disposition to ignore.
-        unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
-        let t = &config.transport;
-        // Opening a session with shared memory creates a segment, then lets
-        // zenoh scan for orphaned ones: see shm_lock.
-        let shm_lock = t.shared_memory.then(crate::shm_lock::acquire);
-        let session = crate::session::open(&t.listen, &t.connect, t.shared_memory, false)
-            .with_context(|| format!("node `{}`", config.node_id))?;
-        if shm_lock.is_some() {
-            crate::shm_lock::hold_at_exit();
-        }
-        drop(shm_lock);
-        let run = config.run_id.clone();
-
-        let queues = Arc::new(Queues::new(config.inputs.iter().map(|i| {
-            let from = format!("{}/{}", i.source_node, i.source_output);
-            (i.name.clone(), from, i.queue_size, i.policy)
-        })));
-        let mut subscribers = Vec::new();
-        let lossless = Arc::new(AtomicBool::new(false));
-        for (index, input) in config.inputs.iter().enumerate() {
-            let q = queues.clone();
-            let key = keys::data(&run, &input.source_node, &input.source_output);
-            let flag = lossless.clone();
-            let sub = session
-                .declare_subscriber(key)
-                .callback(move |sample| {
-                    let (_eos, lossless) =
-                        q.push_flagged(index, sample.attachment(), sample.payload().clone());
-                    if lossless {
-                        flag.store(true, Ordering::Relaxed);
-                    }
-                })
-                .wait()
-                .map_err(|e| anyhow!("subscribing input `{}`: {e}", input.name))?;
-            subscribers.push(sub);
-        }
-
-        // Param updates from the runtime.
-        {
-            let q = queues.clone();
-            let sub = session
-                .declare_subscriber(keys::param_update(&run, &config.node_id))
-                .callback(move |sample| {
-                    let parsed: Option<serde_json::Value> =
-                        serde_json::from_slice(&sample.payload().to_bytes()).ok();
-                    if let Some(v) = parsed {
-                        if let (Some(name), Some(value)) =
-                            (v.get("name").and_then(|n| n.as_str()), v.get("value"))
-                        {
-                            q.push_control(Control::ParamUpdate {
-                                name: name.to_string(),
-                                value: value.clone(),
-                            });
-                        }
-                    }
-                })
-                .wait()
-                .map_err(|e| anyhow!("{e}"))?;
-            subscribers.push(sub);
-        }
-
-        // Start and stop are liveliness tokens the runtime declares: state, not
-        // events, so a node that starts late (or restarts) still sees them.
-        let started = Arc::new(AtomicBool::new(false));
-        let stop = Arc::new(AtomicBool::new(false));
-        for (key, flag, control) in [
-            (keys::started(&run), started.clone(), Control::Start),
-            (keys::stopping(&run), stop.clone(), Control::Stop),
-        ] {
-            let q = queues.clone();
-            let sub = session
-                .liveliness()
-                .declare_subscriber(key)
-                .history(true)
-                .callback(move |sample| {
-                    if sample.kind() == SampleKind::Put && !flag.swap(true, Ordering::SeqCst) {
-                        q.push_control(control.clone());
-                    }
-                })
-                .wait()
-                .map_err(|e| anyhow!("{e}"))?;
-            subscribers.push(sub);
-        }
-
-        // Which nodes have subscribed their inputs (to know our consumers are listening).
-        let subscribed_peers = Arc::new(Mutex::new(HashSet::new()));
-        {
-            let peers = subscribed_peers.clone();
-            let prefix = keys::subscribed(&run, "");
-            let sub = session
-                .liveliness()
-                .declare_subscriber(keys::subscribed(&run, "*"))
-                .history(true)
-                .callback(move |sample| {
-                    let key = sample.key_expr().as_str();
-                    if let Some(node) = key.strip_prefix(&prefix) {
-                        let mut p = peers.lock().unwrap();
-                        match sample.kind() {
-                            SampleKind::Put => p.insert(node.to_string()),
-                            SampleKind::Delete => p.remove(node),
-                        };
-                    }
-                })
-                .wait()
-                .map_err(|e| anyhow!("{e}"))?;
-            subscribers.push(sub);
-        }
-
-        // Processes of the graph that ended: buffers they held may be taken back.
-        subscribers.push(
-            session
-                .declare_subscriber(keys::gone_all(&run))
-                .callback(|_| crate::pool::holder_gone())
-                .wait()
-                .map_err(|e| anyhow!("{e}"))?,
-        );
-
-        // End-of-stream acknowledgements from our consumers.
-        let eos_acks = Arc::new(Mutex::new(HashSet::new()));
-        {
-            let acks = eos_acks.clone();
-            let prefix = keys::eos_ack_prefix(&run, &config.node_id);
-            let sub = session
-                .declare_subscriber(format!("{prefix}**"))
-                .callback(move |sample| {
-                    if let Some(rest) = sample.key_expr().as_str().strip_prefix(&prefix) {
-                        acks.lock().unwrap().insert(rest.to_string());
-                    }
-                })
-                .wait()
-                .map_err(|e| anyhow!("{e}"))?;
-            subscribers.push(sub);
-        }
-
-        let mut outputs = Vec::new();
-        for out in &config.outputs {
-            let publisher = session
-                .declare_publisher(keys::data(&run, &config.node_id, &out.name))
-                .congestion_control(CongestionControl::Block)
-                .reliability(Reliability::Reliable)
-                .express(true)
-                .wait()
-                .map_err(|e| anyhow!("declaring output `{}`: {e}", out.name))?;
-            outputs.push(Output {
-                config: out.clone(),
-                publisher,
-                seq: 0,
-                pool: None,
-                counters: Arc::new(OutputCounters::default()),
-                closed: false,
-                closed_at_ns: 0,
-            });
-        }
-
-        let token = session
-            .liveliness()
-            .declare_token(keys::subscribed(&run, &config.node_id))
-            .wait()
-            .map_err(|e| anyhow!("{e}"))?;
-
-        let mut node = Node {
-            config,
-            session,
-            outputs,
-            queues,
-            metrics: Arc::new(Metrics::default()),
-            subscribed_peers,
-            eos_acks,
-            lossless,
-            started,
-            stop,
-            stop_delivered: false,
-            armed: false,
-            finished: false,
-            _subscribers: subscribers,
-            _tokens: vec![token],
-            stats_thread: None,
-            stats_stop: Arc::new(AtomicBool::new(false)),
-        };
-        node.spawn_stats_thread();
-        tracing::debug!(node = %node.config.node_id, "connected");
-        Ok(node)
     }
 
     pub fn id(&self) -> &str {
@@ -405,7 +215,7 @@ impl Node {
     /// subscribed, then tells the runtime this node is armed. Called by the
     /// first [`Node::next_event`] or [`Node::wait_for_start`].
     pub fn ready(&mut self) -> Result<()> {
-        if self.armed {
+        if !self.phase.get().unarmed() {
             return Ok(());
         }
         let wanted: HashSet<String> = self
@@ -426,7 +236,7 @@ impl Node {
             if missing.is_empty() {
                 break;
             }
-            if Instant::now() > deadline || self.stop.load(Ordering::SeqCst) {
+            if Instant::now() > deadline || self.stop_requested() {
                 bail!(
                     "node `{}`: consumers never subscribed: {}",
                     self.config.node_id,
@@ -446,7 +256,7 @@ impl Node {
             .wait()
             .map_err(|e| anyhow!("{e}"))?;
         self._tokens.push(token);
-        self.armed = true;
+        self.phase.step(Step::Arm);
         tracing::debug!(node = %self.config.node_id, "armed");
         Ok(())
     }
@@ -455,13 +265,13 @@ impl Node {
     /// Returns false when the graph was stopped before it started.
     pub fn wait_for_start(&mut self) -> Result<bool> {
         self.ready()?;
-        while !self.started.load(Ordering::SeqCst) {
-            if self.stop.load(Ordering::SeqCst) {
-                return Ok(false);
+        loop {
+            let phase = self.phase.get();
+            if phase.past_start() {
+                return Ok(!phase.stop_requested());
             }
             std::thread::sleep(Duration::from_millis(1));
         }
-        Ok(!self.stop.load(Ordering::SeqCst))
     }
 
     /// Marks this node's streams lossless: a source replaying faster than real
@@ -507,7 +317,7 @@ impl Node {
 
     /// Whether the runtime asked the graph to stop (sources poll this).
     pub fn stop_requested(&self) -> bool {
-        self.stop.load(Ordering::SeqCst)
+        self.phase.get().stop_requested()
     }
 
     /// The next event. `Ok(None)` once every input has closed (for a node without
@@ -524,10 +334,10 @@ impl Node {
             match self.queues.next(timeout) {
                 Next::Control(Control::Start) => continue,
                 Next::Control(Control::Stop) => {
-                    if self.stop_delivered {
+                    let (before, after) = self.phase.step(Step::HandOutStop);
+                    if before == after {
                         continue;
                     }
-                    self.stop_delivered = true;
                     return Ok(Some(Event::Stop));
                 }
                 Next::Control(Control::ParamUpdate { name, value }) => {
@@ -539,7 +349,7 @@ impl Node {
                 Next::Closed(input) => return Ok(Some(Event::InputClosed { input })),
                 Next::AllClosed => return Ok(None),
                 Next::Timeout => {
-                    if self.config.inputs.is_empty() && self.stop_delivered {
+                    if self.config.inputs.is_empty() && self.phase.get().stop_handed_out() {
                         return Ok(None);
                     }
                     return Err(anyhow!(TIMEOUT_MARKER));
@@ -554,7 +364,7 @@ impl Node {
         match self.next_event_timeout(Some(timeout)) {
             Ok(Some(ev)) => Ok(Some(ev)),
             Ok(None) => {
-                self.finished = true;
+                self.phase.step(Step::Drain);
                 Ok(None)
             }
             Err(e) if e.to_string() == TIMEOUT_MARKER => Ok(None),
@@ -562,9 +372,10 @@ impl Node {
         }
     }
 
-    /// True once every input has closed.
+    /// True once every input has closed (seen by [`Node::poll_event`]), or
+    /// the node finished.
     pub fn is_finished(&self) -> bool {
-        self.finished
+        matches!(self.phase.get(), Phase::Drained | Phase::Finished)
     }
 
     fn output_mut(&mut self, name: &str) -> Result<&mut Output> {
@@ -584,312 +395,10 @@ impl Node {
         self.outputs.iter().any(|o| o.config.name == name)
     }
 
-    /// A buffer of `len` bytes to fill and send on `output`: from the output's
-    /// shared-memory pool (grown if `len` exceeds what was reserved).
-    pub fn alloc(&mut self, output: &str, len: usize) -> Result<OutBuf> {
-        if !self.config.transport.shared_memory || len == 0 {
-            return Ok(OutBuf::Heap(vec![0; len]));
-        }
-        let needs_pool = self
-            .output_mut(output)?
-            .pool
-            .as_ref()
-            .is_none_or(|p| p.max_payload < len);
-        if needs_pool {
-            self.reserve(output, len)?;
-        }
-        let out = self.output_mut(output)?;
-        let (buf, waited) = out.pool.as_ref().unwrap().alloc(len)?;
-        if waited {
-            out.counters.pool_waits.fetch_add(1, Ordering::Relaxed);
-        }
-        Ok(OutBuf::Shm(buf))
-    }
-
-    /// Sends a message on `output`.
-    pub fn send(&mut self, output: &str, header: Header, payload: OutBuf) -> Result<()> {
-        let bytes = match payload {
-            OutBuf::Shm(b) => {
-                crate::retain::retain(zenoh_shm::ShmBufHardRef::from(&b));
-                ZBytes::from(b)
-            }
-            OutBuf::Heap(v) => ZBytes::from(v),
-        };
-        self.put(output, header, bytes)
-    }
-
-    pub fn send_video(&mut self, output: &str, frame: VideoFrame, payload: OutBuf) -> Result<()> {
-        self.send(output, Header::Video(frame), payload)
-    }
-
-    /// Sends a video frame in a buffer from [`Node::pool_handle`], which other
-    /// holders (the decoder that filled it) may keep reading.
-    pub fn send_video_shared(
-        &mut self,
-        output: &str,
-        frame: VideoFrame,
-        payload: SharedBuf,
-    ) -> Result<()> {
-        crate::retain::retain(zenoh_shm::ShmBufHardRef::from(&payload.0));
-        self.put(output, Header::Video(frame), ZBytes::from(payload.0))
-    }
-
-    pub fn send_audio(&mut self, output: &str, frame: AudioFrame, payload: OutBuf) -> Result<()> {
-        self.send(output, Header::Audio(frame), payload)
-    }
-
-    /// Sends an encoded packet. Packets are small (the encoder already holds
-    /// them in its own memory), so they are copied into the message instead of
-    /// a pool: a shared-memory buffer that is recycled while still queued in
-    /// the link can be rejected by the receiver, and packets must never be lost.
-    pub fn send_packet(&mut self, output: &str, packet: EncodedPacket, data: &[u8]) -> Result<()> {
-        self.put(output, Header::Packet(packet), ZBytes::from(data.to_vec()))
-    }
-
-    /// Sends a payload received on an input, unchanged, with a (possibly new)
-    /// header: the same shared-memory buffer, no copy. A raw frame that came
-    /// from another machine (not in shared memory) is put in this output's
-    /// pool once, so the consumers on this machine read it in place rather
-    /// than each receiving a copy through its socket.
-    ///
-    /// A shared-memory buffer this process held while it was not scheduled
-    /// for over ~100 ms (stopped, starved) has had its zenoh watchdog expire:
-    /// its bytes are intact (we hold it), but a receiver would drop it as
-    /// invalid. It is copied into this output's pool instead, counted in the
-    /// output's `stale_copies`.
-    pub fn forward(&mut self, output: &str, header: Header, payload: &Payload) -> Result<()> {
-        let raw = matches!(header, Header::Video(_) | Header::Audio(_));
-        let remote = raw && !payload.is_shm() && !payload.is_empty();
-        let stale = payload.is_stale();
-        if (remote || stale) && self.config.transport.shared_memory {
-            let mut buf = self.alloc(output, payload.len())?;
-            buf.copy_from_slice(&payload.as_slice());
-            if stale {
-                let out = self.output_mut(output)?;
-                out.counters.stale_copies.fetch_add(1, Ordering::Relaxed);
-            }
-            return self.send(output, header, buf);
-        }
-        self.put(output, header, payload.zbytes().clone())
-    }
-
-    fn put(&mut self, output: &str, header: Header, bytes: ZBytes) -> Result<()> {
-        let node = self.config.node_id.clone();
-        let lossless = self.lossless.load(Ordering::Relaxed);
-        let out = self.output_mut(output)?;
-        if out.closed {
-            bail!("node `{node}` output `{output}` was already closed");
-        }
-        let len = bytes.len() as u64;
-        let is_eos = matches!(header, Header::EndOfStream);
-        let envelope = Envelope {
-            seq: out.seq,
-            lossless,
-            header,
-        };
-        out.seq += 1;
-        out.publisher
-            .put(bytes)
-            .attachment(envelope.encode())
-            .wait()
-            .map_err(|e| anyhow!("node `{node}` sending on `{output}`: {e}"))?;
-        if is_eos {
-            out.closed = true;
-            out.closed_at_ns = crate::clock::now_ns();
-            let at = out.closed_at_ns.to_string();
-            let key = keys::closed(&self.config.run_id, &node, output);
-            let _ = self.session.put(key, at).wait();
-        } else {
-            out.counters.sent.fetch_add(1, Ordering::Relaxed);
-            out.counters.bytes.fetch_add(len, Ordering::Relaxed);
-        }
-        Ok(())
-    }
-
-    /// Ends one output: consumers see [`Event::InputClosed`].
-    pub fn close_output(&mut self, output: &str) -> Result<()> {
-        if self.output_mut(output)?.closed {
-            return Ok(());
-        }
-        self.put(output, Header::EndOfStream, ZBytes::new())
-    }
-
-    /// Ends the node cleanly: end-of-stream on every output, final stats, session closed.
-    pub fn finish(mut self) -> Result<()> {
-        self.finish_inner()
-    }
-
-    fn finish_inner(&mut self) -> Result<()> {
-        let names: Vec<String> = self
-            .outputs
-            .iter()
-            .filter(|o| !o.closed)
-            .map(|o| o.config.name.clone())
-            .collect();
-        for name in names {
-            self.close_output(&name)?;
-        }
-        // A shared-memory buffer of ours can no longer be read once this process
-        // exits, and consumers may still hold (or have forwarded) some: wait
-        // until every consumer has finished, which it acknowledges after its own
-        // consumers did (bounded: a consumer may have died).
-        let deadline = Instant::now() + RELEASE_TIMEOUT;
-        let pending = |acks: &HashSet<String>, outputs: &[Output]| -> Vec<String> {
-            outputs
-                .iter()
-                .flat_map(|o| {
-                    o.config
-                        .consumers
-                        .iter()
-                        .map(move |c| format!("{}/{c}", o.config.name))
-                })
-                .filter(|k| !acks.contains(k))
-                .collect()
-        };
-        let mut resend_at = Instant::now() + EOS_RESEND_EVERY;
-        loop {
-            let waiting = pending(&self.eos_acks.lock().unwrap(), &self.outputs);
-            if waiting.is_empty() {
-                break;
-            }
-            if Instant::now() >= resend_at {
-                // A consumer restarted after our end-of-stream went out never
-                // saw it: say it again until every consumer has acknowledged.
-                resend_at = Instant::now() + EOS_RESEND_EVERY;
-                for out in &self.outputs {
-                    let prefix = format!("{}/", out.config.name);
-                    if waiting.iter().any(|w| w.starts_with(&prefix)) {
-                        let envelope = Envelope {
-                            seq: out.seq,
-                            lossless: false,
-                            header: Header::EndOfStream,
-                        };
-                        let _ = out
-                            .publisher
-                            .put(ZBytes::new())
-                            .attachment(envelope.encode())
-                            .wait();
-                    }
-                }
-            }
-            if Instant::now() >= deadline {
-                tracing::warn!(
-                    "no end-of-stream acknowledgement from {}; ending anyway",
-                    waiting.join(", ")
-                );
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(2));
-        }
-        for out in &self.outputs {
-            if let Some(pool) = &out.pool {
-                if !pool.wait_released(RELEASE_TIMEOUT) {
-                    tracing::warn!(
-                        "output `{}`: consumers still hold buffers after {:?}; ending anyway",
-                        out.config.name,
-                        RELEASE_TIMEOUT
-                    );
-                }
-            }
-        }
-        // Only now may our upstream nodes exit: the buffers we forwarded from
-        // their pools have been released by everyone downstream of us.
-        for input in &self.config.inputs {
-            let ack = keys::eos_ack(
-                &self.config.run_id,
-                &input.source_node,
-                &input.source_output,
-                &self.config.node_id,
-            );
-            let _ = self.session.put(ack, Vec::<u8>::new()).wait();
-        }
-        // Said again: a node that ends before its link to the runtime is up
-        // (failing at start) would have said it to no one. The runtime
-        // compares the time with its consumers' failures to tell the cause.
-        for out in self.outputs.iter().filter(|o| o.closed) {
-            let key = keys::closed(&self.config.run_id, &self.config.node_id, &out.config.name);
-            let _ = self.session.put(key, out.closed_at_ns.to_string()).wait();
-        }
-        self.queues.shut_down();
-        self.stats_stop.store(true, Ordering::SeqCst);
-        if let Some(t) = self.stats_thread.take() {
-            t.thread().unpark();
-            let _ = t.join();
-        }
-        self.publish_stats();
-        self._tokens.clear();
-        self.session.close().wait().map_err(|e| anyhow!("{e}"))?;
-        self.finished = true;
-        Ok(())
-    }
-
-    /// The node's counters right now.
-    pub fn stats(&self) -> NodeStats {
-        snapshot(
-            &self.config.node_id,
-            &self.queues,
-            &self.outputs_counters(),
-            &self.metrics,
-        )
-    }
-
-    /// Counts an input payload that had to be copied to be read.
+    /// Counts a copy of a payload of `input` made other than by
+    /// [`Payload::as_slice`](crate::Payload::as_slice), which counts its own.
     pub fn count_copy(&self, input: &str) {
         self.queues.count_copy(input);
-    }
-
-    fn outputs_counters(&self) -> Vec<(String, Arc<OutputCounters>)> {
-        self.outputs
-            .iter()
-            .map(|o| (o.config.name.clone(), o.counters.clone()))
-            .collect()
-    }
-
-    fn publish_stats(&self) {
-        let stats = self.stats();
-        let _ = self
-            .session
-            .put(
-                keys::stats(&self.config.run_id, &self.config.node_id),
-                serde_json::to_vec(&stats).unwrap_or_default(),
-            )
-            .wait();
-    }
-
-    fn spawn_stats_thread(&mut self) {
-        let session = self.session.clone();
-        let key = keys::stats(&self.config.run_id, &self.config.node_id);
-        let node = self.config.node_id.clone();
-        let queues = self.queues.clone();
-        let outputs = self.outputs_counters();
-        let metrics = self.metrics.clone();
-        let stop = self.stats_stop.clone();
-        self.stats_thread = Some(
-            std::thread::Builder::new()
-                .name("stats".into())
-                .spawn(move || {
-                    let mut next = Instant::now();
-                    while !stop.load(Ordering::SeqCst) {
-                        next += Duration::from_millis(500);
-                        // Any library thread made real-time since (see sched).
-                        crate::sched::demote_realtime_threads();
-                        let stats = snapshot(&node, &queues, &outputs, &metrics);
-                        let _ = session
-                            .put(&key, serde_json::to_vec(&stats).unwrap_or_default())
-                            .wait();
-                        // Parked, not polling: nine processes waking every few
-                        // ms cost more CPU than their stats; finishing unparks.
-                        while !stop.load(Ordering::SeqCst) {
-                            let now = Instant::now();
-                            if now >= next {
-                                break;
-                            }
-                            std::thread::park_timeout(next - now);
-                        }
-                    }
-                })
-                .expect("spawn stats thread"),
-        );
     }
 
     /// The port type of an input (as wired in the graph).
@@ -904,32 +413,12 @@ impl Node {
 
 const TIMEOUT_MARKER: &str = "no event before the timeout";
 
-fn snapshot(
-    node: &str,
-    queues: &Queues,
-    outputs: &[(String, Arc<OutputCounters>)],
-    metrics: &Metrics,
-) -> NodeStats {
-    let (rss_bytes, cpu_seconds) = crate::stats::process_usage();
-    NodeStats {
-        node: node.to_string(),
-        pid: std::process::id(),
-        inputs: queues.snapshot().into_iter().collect(),
-        outputs: outputs
-            .iter()
-            .map(|(n, c)| (n.clone(), c.snapshot()))
-            .collect(),
-        metrics: metrics.snapshot(),
-        rss_bytes,
-        cpu_seconds,
-    }
-}
-
 impl Drop for Node {
     fn drop(&mut self) {
-        if !self.finished {
-            // A node that returns early (error) still ends its streams so
-            // downstream finalizes instead of waiting for the grace timeout.
+        if self.phase.get() != Phase::Finished {
+            // A node that returns early (error), or is dropped without
+            // `finish`, still ends its streams so downstream finalizes
+            // instead of waiting for the grace timeout.
             if let Err(e) = self.finish_inner() {
                 tracing::warn!("closing node: {e:#}");
             }

@@ -7,7 +7,8 @@
 //! loop takes messages in arrival order across all inputs.
 
 use std::collections::VecDeque;
-use std::sync::{Condvar, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use zenoh::bytes::ZBytes;
@@ -127,6 +128,9 @@ struct State {
 
 pub(crate) struct Queues {
     state: Mutex<State>,
+    /// Per input, the copies made of its payloads (counted by
+    /// [`Payload::as_slice`], outside the lock).
+    copies: Vec<Arc<AtomicU64>>,
     changed: Condvar,
 }
 
@@ -143,7 +147,7 @@ pub(crate) enum Next {
 impl Queues {
     /// Inputs as (name, sending `node/output`, capacity, policy).
     pub fn new(inputs: impl IntoIterator<Item = (String, String, usize, Policy)>) -> Self {
-        let inputs = inputs
+        let inputs: Vec<Input> = inputs
             .into_iter()
             .map(|(name, from, capacity, policy)| Input {
                 name,
@@ -163,6 +167,7 @@ impl Queues {
             })
             .collect();
         Queues {
+            copies: inputs.iter().map(|_| Arc::default()).collect(),
             state: Mutex::new(State {
                 inputs,
                 control: VecDeque::new(),
@@ -201,7 +206,7 @@ impl Queues {
         let lossless = envelope.lossless;
         let message = Message {
             header: envelope.header,
-            payload: Payload::new(payload),
+            payload: Payload::new(payload, self.copies[index].clone()),
             seq: envelope.seq,
         };
         let mut st = self.state.lock().unwrap();
@@ -336,10 +341,11 @@ impl Queues {
         self.changed.notify_all();
     }
 
+    /// Counts a copy of a payload of `input` made other than by [`Payload::as_slice`].
     pub fn count_copy(&self, input: &str) {
-        let mut st = self.state.lock().unwrap();
-        if let Some(q) = st.inputs.iter_mut().find(|q| q.name == input) {
-            q.stats.copied_payloads += 1;
+        let st = self.state.lock().unwrap();
+        if let Some(i) = st.inputs.iter().position(|q| q.name == input) {
+            self.copies[i].fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -347,7 +353,12 @@ impl Queues {
         let st = self.state.lock().unwrap();
         st.inputs
             .iter()
-            .map(|q| (q.name.clone(), q.stats.clone()))
+            .zip(&self.copies)
+            .map(|(q, copies)| {
+                let mut stats = q.stats.clone();
+                stats.copied_payloads = copies.load(Ordering::Relaxed);
+                (q.name.clone(), stats)
+            })
             .collect()
     }
 }
@@ -527,5 +538,39 @@ mod tests {
         t.join().unwrap();
         assert!(matches!(q.next(Some(Duration::ZERO)), Next::Input(_, m) if m.seq == 1));
         assert_eq!(q.snapshot()[0].1.dropped, 0);
+    }
+
+    #[test]
+    fn a_payload_read_as_one_slice_counts_its_copy() {
+        let q = inputs([("a", 4, Policy::Block), ("b", 4, Policy::Block)]);
+        let att = ZBytes::from(
+            Envelope {
+                seq: 0,
+                lossless: false,
+                header: Header::Stats(String::new()),
+            }
+            .encode(),
+        );
+        // Contiguous: read in place.
+        q.push(0, Some(&att), ZBytes::from(vec![1, 2]));
+        // In two fragments (as over a network link): joined by a copy.
+        let mut w = ZBytes::writer();
+        w.append(ZBytes::from(vec![1]));
+        w.append(ZBytes::from(vec![2]));
+        q.push(1, Some(&att), w.finish());
+        for _ in 0..2 {
+            let Next::Input(_, m) = q.next(Some(Duration::ZERO)) else {
+                panic!("expected a message")
+            };
+            assert_eq!(&*m.payload.as_slice(), &[1, 2]);
+        }
+        let copies: Vec<u64> = q
+            .snapshot()
+            .iter()
+            .map(|(_, s)| s.copied_payloads)
+            .collect();
+        assert_eq!(copies, [0, 1]);
+        q.count_copy("a");
+        assert_eq!(q.snapshot()[0].1.copied_payloads, 1);
     }
 }

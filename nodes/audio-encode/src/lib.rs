@@ -44,9 +44,6 @@ fn run() -> Result<()> {
                     continue;
                 }
                 let data = message.payload.as_slice();
-                if matches!(data, std::borrow::Cow::Owned(_)) {
-                    node.count_copy(&input);
-                }
                 if encoder.is_none() {
                     encoder = Some(AudioEncoder::open(&settings, h).context("audio-encode")?);
                 }

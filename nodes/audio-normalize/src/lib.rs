@@ -75,9 +75,6 @@ fn run() -> Result<()> {
                     continue;
                 };
                 let data = message.payload.as_slice();
-                if matches!(data, std::borrow::Cow::Owned(_)) {
-                    node.count_copy(&input);
-                }
                 let out = norm.process(h, &data).context("audio-normalize")?;
                 if matches!(out, Output::Forward(_)) {
                     forwarded += 1;

@@ -154,6 +154,17 @@ pub unsafe fn padded_size(
 /// Line sizes, plane offsets and total size of a `width`×`height` picture as
 /// FFmpeg's default allocator would lay it out (dimensions rounded up for the
 /// codec, every line and plane 64-byte aligned).
+/// FFmpeg's pixel format numbered `raw`, when it is a raw format we carry
+/// (any other number, even one outside FFmpeg's enum, gives `None`).
+fn raw_pixel_format(raw: c_int) -> Option<ffi::AVPixelFormat> {
+    PixelFormat::ALL
+        .iter()
+        .filter(|f| **f != PixelFormat::Mjpeg)
+        .filter_map(|f| node_media::video::to_pixel(*f))
+        .map(ffi::AVPixelFormat::from)
+        .find(|p| *p as c_int == raw)
+}
+
 unsafe fn plane_layout(
     avctx: *mut ffi::AVCodecContext,
     format: ffi::AVPixelFormat,
@@ -222,8 +233,9 @@ unsafe fn fill(avctx: *mut ffi::AVCodecContext, frame: *mut ffi::AVFrame) -> boo
         let Some(pool) = shared.pool.get() else {
             return false;
         };
-        // Pixel formats are FFmpeg's own enum values.
-        let format = std::mem::transmute::<c_int, ffi::AVPixelFormat>((*frame).format);
+        let Some(format) = raw_pixel_format((*frame).format) else {
+            return false;
+        };
         let Some((linesize, offsets, size)) =
             plane_layout(avctx, format, (*frame).width, (*frame).height)
         else {
@@ -273,4 +285,20 @@ unsafe extern "C" fn release(opaque: *mut c_void, _data: *mut u8) {
     // SAFETY: `opaque` is the Entry `fill` boxed for this AVBuffer, freed once.
     let entry = unsafe { Box::from_raw(opaque.cast::<Entry>()) };
     entry.owner.live().remove(&(opaque as usize));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_pixel_formats_we_carry_are_taken() {
+        let yuv = ffi::AVPixelFormat::AV_PIX_FMT_YUV420P;
+        assert_eq!(raw_pixel_format(yuv as c_int), Some(yuv));
+        let nv12 = ffi::AVPixelFormat::AV_PIX_FMT_NV12;
+        assert_eq!(raw_pixel_format(nv12 as c_int), Some(nv12));
+        for raw in [-1, 99_999, ffi::AVPixelFormat::AV_PIX_FMT_P010LE as c_int] {
+            assert_eq!(raw_pixel_format(raw), None, "{raw}");
+        }
+    }
 }

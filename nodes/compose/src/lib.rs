@@ -247,9 +247,6 @@ impl Composer {
                 }
                 capture_ns = capture_ns.max(frame.capture_ns);
                 let data = payload.as_slice();
-                if matches!(data, std::borrow::Cow::Owned(_)) {
-                    node.count_copy(&self.inputs[i]);
-                }
                 let src = Planes::from_payload(frame, &data)?;
                 let area = self.areas[i];
                 if i > 0 && matches!(s.layout, Layout::Pip { .. }) {

@@ -127,9 +127,6 @@ fn record(node: &mut Node, mux: &mut Muxer, min_free: u64) -> Result<()> {
             Event::Input { input, message } => match message.header {
                 Header::Packet(header) => {
                     let data = message.payload.as_slice();
-                    if matches!(data, std::borrow::Cow::Owned(_)) {
-                        node.count_copy(&input);
-                    }
                     mux.packet(&input, header, &data, message.seq, clock::now_ns())?;
                 }
                 Header::Video(_) | Header::Audio(_) => {

@@ -2,9 +2,13 @@
 //! packet (the header needs all streams), then written interleaved into the
 //! current part of the recording. A part ends — and the next numbered file
 //! begins — at a size or duration limit (at a video keyframe), or when a
-//! track's codec parameters change (its encoder restarted).
+//! track's codec parameters change (its encoder restarted). Where the
+//! recording is — no file open, writing one (and whether a split is
+//! pending), stopped at a limit — is one state, [`split::Recording`].
 
-use std::collections::VecDeque;
+mod split;
+mod track;
+
 use std::path::PathBuf;
 
 use anyhow::{anyhow, bail, Result};
@@ -15,159 +19,10 @@ use node_media::packet as pk;
 
 use crate::disk;
 use crate::finalize;
-use crate::latency::Latency;
 use crate::output;
 use crate::unnamed::PartFile;
-
-/// How much each track may hold while another has not begun: enough for an
-/// encoder's lookahead, bounded so a silent input cannot exhaust memory.
-const HOLD_SECONDS: f64 = 10.0;
-const HOLD_BYTES: usize = 256 << 20;
-/// How far packets of the other tracks may run ahead of a pending split
-/// before they go into the old part anyway (a video track that stopped).
-const SPLIT_HOLD_SECONDS: f64 = 5.0;
-
-pub struct Track {
-    pub input: String,
-    /// Its first packet (or the first with new codec parameters): the stream's parameters.
-    pub first: Option<EncodedPacket>,
-    held: VecDeque<(EncodedPacket, Vec<u8>)>,
-    held_bytes: usize,
-    /// Until a keyframe: at the start (a restarted mux joins mid-stream) and
-    /// after the held packets were dropped to the end.
-    need_keyframe: bool,
-    closed: bool,
-    /// Its stream in the current part: (index, time base).
-    stream: Option<(usize, Rational)>,
-    /// The encoder's priming (initial padding) lies ahead: at a fresh start
-    /// and after its codec parameters changed (a restarted encoder).
-    priming: bool,
-    /// The last decoding time written (packet time base): a restarted
-    /// encoder must not go back in time within a file.
-    last_dts: Option<i64>,
-    /// Sequence number of the first packet this mux process received: the
-    /// packets before it that no earlier part holds were lost.
-    pub first_seq: Option<u64>,
-    /// Packets dropped before the first was written (waiting for a keyframe).
-    pub dropped_at_start: u64,
-    pub packets: u64,
-    pub bytes: u64,
-    /// Media time covered, in seconds: (first start, last end).
-    span: Option<(f64, f64)>,
-    pub latency: Latency,
-    /// Metric names, made once.
-    pub metric_packets: String,
-    pub metric_p50: String,
-    pub metric_p99: String,
-    pub metric_lost: String,
-    pub metric_lost_s: String,
-}
-
-impl Track {
-    fn new(input: &str) -> Track {
-        Track {
-            input: input.to_string(),
-            first: None,
-            held: VecDeque::new(),
-            held_bytes: 0,
-            need_keyframe: true,
-            closed: false,
-            stream: None,
-            priming: true,
-            last_dts: None,
-            first_seq: None,
-            dropped_at_start: 0,
-            packets: 0,
-            bytes: 0,
-            span: None,
-            latency: Latency::new(),
-            metric_packets: format!("packets_{input}"),
-            metric_p50: format!("latency_p50_ms_{input}"),
-            metric_p99: format!("latency_p99_ms_{input}"),
-            metric_lost: format!("lost_packets_{input}"),
-            metric_lost_s: format!("lost_seconds_{input}"),
-        }
-    }
-
-    /// Drops the oldest held packets while over the hold bounds: a video
-    /// track a whole GOP at a time, so it still starts on a keyframe. A track
-    /// emptied that way waits for its next keyframe.
-    fn trim_held(&mut self) -> u64 {
-        let mut dropped = 0;
-        while self.held.len() > 1
-            && (self.held_seconds() > HOLD_SECONDS || self.held_bytes > HOLD_BYTES)
-        {
-            while let Some((_, data)) = self.held.pop_front() {
-                self.held_bytes -= data.len();
-                dropped += 1;
-                match self.held.front() {
-                    Some((p, _)) if starts_gop(p) => break,
-                    Some(_) => {}
-                    None => self.need_keyframe = true,
-                }
-            }
-        }
-        dropped
-    }
-
-    /// Holds a packet (copied: the sender's buffer must go back to its pool).
-    /// Returns how many packets were dropped to stay within the bounds.
-    fn hold(&mut self, header: EncodedPacket, data: &[u8]) -> u64 {
-        if self.need_keyframe {
-            if !starts_gop(&header) {
-                return 1;
-            }
-            self.need_keyframe = false;
-        }
-        self.held_bytes += data.len();
-        self.held.push_back((header, data.to_vec()));
-        self.trim_held()
-    }
-
-    /// The media time one packet of this track covers (0 before the first).
-    pub fn packet_seconds(&self) -> f64 {
-        let Some(p) = &self.first else { return 0.0 };
-        if p.duration > 0 {
-            return p.time_base.seconds(p.duration);
-        }
-        let (num, den) = p.params.frame_rate;
-        if p.media == MediaKind::Video && num > 0 && den > 0 {
-            return den as f64 / num as f64;
-        }
-        0.0
-    }
-
-    fn held_seconds(&self) -> f64 {
-        match (self.held.front(), self.held.back()) {
-            (Some((a, _)), Some((b, _))) => decode_seconds(b) - decode_seconds(a),
-            _ => 0.0,
-        }
-    }
-
-    fn describe(&self) -> String {
-        let Some(p) = &self.first else {
-            return format!("{}: no packets", self.input);
-        };
-        let c = &p.params;
-        match p.media {
-            MediaKind::Video => {
-                let fps = if c.frame_rate.1 > 0 {
-                    c.frame_rate.0 as f64 / c.frame_rate.1 as f64
-                } else {
-                    0.0
-                };
-                format!(
-                    "{} {} {}x{} {fps:.3} fps",
-                    self.input, p.codec, c.width, c.height
-                )
-            }
-            MediaKind::Audio => format!(
-                "{} {} {} Hz {} ch",
-                self.input, p.codec, c.sample_rate, c.channels
-            ),
-        }
-    }
-}
+use split::{Recording, Split};
+use track::{decode_seconds, end_seconds, start_seconds, starts_gop, Track, HOLD_SECONDS};
 
 /// How the recording is written, from the mux's params.
 pub struct Settings {
@@ -208,13 +63,6 @@ struct Part {
     payload_bytes: u64,
 }
 
-/// Why the current part must end at the next point a file can start.
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Limit {
-    Duration,
-    Size,
-}
-
 /// A part that was written and closed.
 pub struct PartSummary {
     pub path: PathBuf,
@@ -224,19 +72,10 @@ pub struct PartSummary {
 pub struct Muxer {
     settings: Settings,
     pub tracks: Vec<Track>,
-    part: Option<Part>,
+    /// No file open, writing one (and whether it is about to end), or stopped at a limit.
+    state: Recording,
     next_part: u32,
     pub parts: Vec<PartSummary>,
-    /// A limit was reached: the part ends at the next keyframe of the split track.
-    pending: Option<Limit>,
-    /// Packets of other tracks that arrived while a split is pending: they go
-    /// to the old part if they start before the split point, else the new one.
-    split_hold: VecDeque<(usize, EncodedPacket, Vec<u8>)>,
-    /// The split point (stream time, s) once the split track's keyframe
-    /// fixed it: the part ends when the other tracks reach it.
-    split_at: Option<f64>,
-    /// `stop` reached: nothing more is written.
-    stopped: bool,
     pub dropped: u64,
     /// Packets not written because `on_limit: stop` ended the recording.
     pub discarded: u64,
@@ -260,12 +99,8 @@ impl Muxer {
             next_part: settings.first_part,
             settings,
             tracks,
-            part: None,
+            state: Recording::Idle,
             parts: Vec::new(),
-            pending: None,
-            split_hold: VecDeque::new(),
-            split_at: None,
-            stopped: false,
             dropped: 0,
             discarded: 0,
             warned_hold: false,
@@ -280,6 +115,26 @@ impl Muxer {
             .ok_or_else(|| anyhow!("packet on unknown input `{input}`"))
     }
 
+    /// The file being written.
+    fn part(&self) -> Option<&Part> {
+        match &self.state {
+            Recording::Writing { part, .. } => Some(part),
+            _ => None,
+        }
+    }
+
+    /// Takes the file being written out of the state, which becomes Idle
+    /// (Stopped stays Stopped).
+    fn take_part(&mut self) -> Option<Part> {
+        match std::mem::replace(&mut self.state, Recording::Idle) {
+            Recording::Writing { part, .. } => Some(part),
+            other => {
+                self.state = other;
+                None
+            }
+        }
+    }
+
     /// Takes one packet (`seq`: its sequence number on the link): written at
     /// once when a file is open, else held.
     pub fn packet(
@@ -291,87 +146,27 @@ impl Muxer {
         now_ns: u64,
     ) -> Result<()> {
         let i = self.track_index(input)?;
+        let writing = self.is_writing();
         let track = &mut self.tracks[i];
         if header.capture_ns > 0 {
             let latency_ns = now_ns.saturating_sub(header.capture_ns);
             track.latency.record_ns(latency_ns);
             // Packets held before the first file opened wait for the other
             // tracks to begin: a start-up delay, not the pipeline's.
-            if self.part.is_some() {
+            if writing {
                 self.max_latency_s = self.max_latency_s.max(latency_ns as f64 / 1e9);
             }
         }
         track.first_seq.get_or_insert(seq);
-        if self.stopped {
+        if matches!(self.state, Recording::Stopped) {
             self.discarded += 1;
             return Ok(());
         }
-        let mut params_changed = false;
-        match &track.first {
-            None => {
-                if !output::accepts(self.settings.container, &header.codec) {
-                    // A restart would meet the same packets.
-                    return Err(NoRestart(format!(
-                        "{} cannot carry {} (input `{input}`): pick another codec, or mkv which carries them all",
-                        self.settings.container,
-                        header.codec
-                    ))
-                    .into());
-                }
-                tracing::debug!(
-                    "first packet on `{input}`: {} {:?}",
-                    header.codec,
-                    header.media
-                );
-                track.first = Some(header.clone());
-            }
-            Some(first) if !same_stream(first, &header) => {
-                if !output::accepts(self.settings.container, &header.codec) {
-                    return Err(NoRestart(format!(
-                        "{} cannot carry {} (input `{input}`)",
-                        self.settings.container, header.codec
-                    ))
-                    .into());
-                }
-                tracing::warn!(
-                    "`{input}`: new codec parameters (its encoder restarted?): the next packet that can start a file begins the next part"
-                );
-                track.first = Some(header.clone());
-                track.priming = true;
-                track.need_keyframe = true;
-                params_changed = true;
-            }
-            Some(_) => {}
+        let params_changed = self.note_stream(i, &header)?;
+        if !writing {
+            return self.hold_until_open(i, header, data);
         }
-        if self.part.is_none() {
-            let waiting = track.need_keyframe && !starts_gop(&header);
-            let dropped = track.hold(header, data);
-            if track.packets == 0 {
-                track.dropped_at_start += dropped;
-            }
-            if waiting {
-                tracing::debug!("`{input}`: waiting for a keyframe to start on");
-                self.dropped += dropped;
-                return Ok(());
-            }
-            if dropped > 0 {
-                self.dropped += dropped;
-                if !self.warned_hold {
-                    self.warned_hold = true;
-                    let waiting: Vec<&str> = self
-                        .tracks
-                        .iter()
-                        .filter(|t| t.first.is_none())
-                        .map(|t| t.input.as_str())
-                        .collect();
-                    tracing::warn!(
-                        "still no packet on {}: dropping the oldest of `{input}` beyond {HOLD_SECONDS} s",
-                        waiting.join(", ")
-                    );
-                }
-            }
-            return self.try_open();
-        }
+        let track = &mut self.tracks[i];
         if params_changed || track.need_keyframe {
             if !starts_gop(&header) {
                 self.dropped += 1;
@@ -382,8 +177,8 @@ impl Muxer {
             }
             track.need_keyframe = false;
             if params_changed {
+                // A pending split is given up: what it held goes into this part.
                 let at = start_seconds(&header);
-                self.split_at = None;
                 self.flush_split_hold(None)?;
                 self.next_file(at)?;
                 return self.write(i, &header, data);
@@ -392,161 +187,79 @@ impl Muxer {
         self.route(i, header, data)
     }
 
-    /// Writes a packet into the current part, or holds it while a split is
-    /// pending. A split happens in two steps: once a limit is reached, the
-    /// split track's next keyframe at or after the instant it is due fixes
-    /// the split point; the part then ends once every other track has
-    /// reached that point too (tracks run ahead of or behind each other by
-    /// an encoder's lookahead), so each packet lands in exactly one part.
-    fn route(&mut self, i: usize, header: EncodedPacket, data: &[u8]) -> Result<()> {
-        let splitter = self.split_track();
-        if self.pending.is_none() {
-            self.pending = self.limit_reached(i, &header);
-            if let Some(limit) = self.pending {
-                tracing::debug!("{limit:?} limit reached on `{}`", self.tracks[i].input);
-            }
-        }
-        let Some(limit) = self.pending else {
-            return self.write(i, &header, data);
-        };
-        let start = start_seconds(&header);
-        if let Some(at) = self.split_at {
-            if Some(i) != splitter && start < at {
-                return self.write(i, &header, data);
-            }
-            self.split_hold.push_back((i, header, data.to_vec()));
-            return self.split_when_reached();
-        }
-        // Packets before the instant the split is due stay in this part.
-        let due = self.split_due(limit);
-        if Some(i) == splitter {
-            if !(starts_gop(&header) && start >= due - 1e-6) {
-                return self.write(i, &header, data);
-            }
-            self.flush_split_hold(Some(start))?;
-            if self.settings.stop_at_limit {
-                self.close_part()?;
-                self.stopped = true;
-                self.pending = None;
-                self.discarded += 1 + self.split_hold.len() as u64;
-                self.split_hold.clear();
-                tracing::warn!(
-                    "limit reached (on_limit: stop): the recording ends here; later packets are discarded"
+    /// The stream of track `i` begins, or goes on, or changes codec
+    /// parameters (returns true: its encoder restarted) with this packet.
+    fn note_stream(&mut self, i: usize, header: &EncodedPacket) -> Result<bool> {
+        let container = self.settings.container;
+        let track = &mut self.tracks[i];
+        let input = &track.input;
+        match &track.first {
+            None => {
+                if !output::accepts(container, &header.codec) {
+                    // A restart would meet the same packets.
+                    return Err(NoRestart(format!(
+                        "{container} cannot carry {} (input `{input}`): pick another codec, or mkv which carries them all",
+                        header.codec
+                    ))
+                    .into());
+                }
+                tracing::debug!(
+                    "first packet on `{input}`: {} {:?}",
+                    header.codec,
+                    header.media
                 );
-                return Ok(());
+                track.first = Some(header.clone());
+                Ok(false)
             }
-            tracing::debug!("split point fixed at {start:.3} s (due {due:.3} s)");
-            self.split_at = Some(start);
-            self.split_hold.push_back((i, header, data.to_vec()));
-            return self.split_when_reached();
+            Some(first) if !same_stream(first, header) => {
+                if !output::accepts(container, &header.codec) {
+                    return Err(NoRestart(format!(
+                        "{container} cannot carry {} (input `{input}`)",
+                        header.codec
+                    ))
+                    .into());
+                }
+                tracing::warn!(
+                    "`{input}`: new codec parameters (its encoder restarted?): the next packet that can start a file begins the next part"
+                );
+                track.first = Some(header.clone());
+                track.priming = true;
+                track.need_keyframe = true;
+                Ok(true)
+            }
+            Some(_) => Ok(false),
         }
-        if start < due - 1e-6 {
-            return self.write(i, &header, data);
-        }
-        self.split_hold.push_back((i, header, data.to_vec()));
-        let front = self.split_hold.front().map(|(_, h, _)| start_seconds(h));
-        if front.is_some_and(|a| start - a > SPLIT_HOLD_SECONDS) {
-            // The split track went quiet: do not hold the others forever.
-            let (j, h, d) = self.split_hold.pop_front().expect("not empty");
-            self.write(j, &h, &d)?;
-        }
-        Ok(())
     }
 
-    /// Starts the next part at the split point once every open track has a
-    /// packet past it (or the held packets span too long: a track went quiet).
-    fn split_when_reached(&mut self) -> Result<()> {
-        let Some(at) = self.split_at else {
-            return Ok(());
-        };
-        let splitter = self.split_track();
-        let waiting = self.tracks.iter().enumerate().any(|(j, t)| {
-            Some(j) != splitter
-                && t.stream.is_some()
-                && !t.closed
-                && !self.split_hold.iter().any(|(k, _, _)| *k == j)
-        });
-        let span = match (self.split_hold.front(), self.split_hold.back()) {
-            (Some(a), Some(b)) => start_seconds(&b.1) - start_seconds(&a.1),
-            _ => 0.0,
-        };
-        if waiting && span <= SPLIT_HOLD_SECONDS {
+    /// No file is open yet: track `i` holds the packet until every input
+    /// has begun (dropping its oldest beyond the hold bounds).
+    fn hold_until_open(&mut self, i: usize, header: EncodedPacket, data: &[u8]) -> Result<()> {
+        let track = &mut self.tracks[i];
+        let waiting = track.need_keyframe && !starts_gop(&header);
+        let dropped = track.hold(header, data);
+        if track.packets == 0 {
+            track.dropped_at_start += dropped;
+        }
+        self.dropped += dropped;
+        if waiting {
+            tracing::debug!("`{}`: waiting for a keyframe to start on", track.input);
             return Ok(());
         }
-        tracing::debug!(
-            "splitting at {at:.3} s, {} packets held",
-            self.split_hold.len()
-        );
-        self.split_at = None;
-        self.next_file(at)?;
-        // Routed again: they may reach the next part's limit too.
-        for (j, h, d) in std::mem::take(&mut self.split_hold) {
-            self.route(j, h, &d)?;
+        if dropped > 0 && !self.warned_hold {
+            self.warned_hold = true;
+            let waiting: Vec<&str> = self
+                .tracks
+                .iter()
+                .filter(|t| t.first.is_none())
+                .map(|t| t.input.as_str())
+                .collect();
+            tracing::warn!(
+                "still no packet on {}: dropping the oldest of `{}` beyond {HOLD_SECONDS} s",
+                waiting.join(", "),
+                self.tracks[i].input
+            );
         }
-        Ok(())
-    }
-
-    /// Writes the held packets of other tracks that start before `split_at`
-    /// (all of them when `None`) into the current part.
-    fn flush_split_hold(&mut self, split_at: Option<f64>) -> Result<()> {
-        let mut keep = VecDeque::new();
-        while let Some((j, h, d)) = self.split_hold.pop_front() {
-            if split_at.is_some_and(|at| start_seconds(&h) >= at) {
-                keep.push_back((j, h, d));
-            } else {
-                self.write(j, &h, &d)?;
-            }
-        }
-        self.split_hold = keep;
-        Ok(())
-    }
-
-    /// The stream time from which a part that reached `limit` may end: the
-    /// duration limit itself, or at once for the size limit.
-    fn split_due(&self, limit: Limit) -> f64 {
-        match (limit, self.settings.max_duration, self.part.as_ref()) {
-            (Limit::Duration, Some(max), Some(part)) => {
-                part.span.map_or(part.offset, |s| s.0) + max
-            }
-            _ => f64::NEG_INFINITY,
-        }
-    }
-
-    /// The track whose keyframes may start a part: the first video track
-    /// (else the first track) that has a stream in the current part.
-    fn split_track(&self) -> Option<usize> {
-        let with_stream = |video: bool| {
-            self.tracks.iter().position(|t| {
-                t.stream.is_some()
-                    && (!video
-                        || t.first
-                            .as_ref()
-                            .is_some_and(|f| f.media == MediaKind::Video))
-            })
-        };
-        with_stream(true).or_else(|| with_stream(false))
-    }
-
-    /// Whether this packet takes the current part past a limit.
-    /// Sizes count payload bytes: the container's own overhead is small against them.
-    fn limit_reached(&self, i: usize, header: &EncodedPacket) -> Option<Limit> {
-        let part = self.part.as_ref()?;
-        if let Some(max) = self.settings.max_duration {
-            let start = part.span.map_or(part.offset, |s| s.0);
-            // A packet that starts at the limit: the split is due. Any track
-            // may get there first (audio runs ahead of an encoder's
-            // lookahead); its packets are then held until the keyframe that
-            // starts the next part, so none lands on both sides.
-            if self.tracks[i].stream.is_some() && start_seconds(header) - start >= max - 1e-6 {
-                return Some(Limit::Duration);
-            }
-        }
-        if let Some(max) = self.settings.max_bytes {
-            if part.payload_bytes >= max {
-                return Some(Limit::Size);
-            }
-        }
-        None
+        self.try_open()
     }
 
     pub fn close_input(&mut self, input: &str) -> Result<()> {
@@ -568,8 +281,7 @@ impl Muxer {
     /// would start its file at the audio, and the video before that instant
     /// would be stored but cut by the edit list (never played).
     fn try_open(&mut self) -> Result<()> {
-        if self.part.is_some()
-            || self.stopped
+        if !matches!(self.state, Recording::Idle)
             || self
                 .tracks
                 .iter()
@@ -660,18 +372,20 @@ impl Muxer {
             .map(|t| t.describe())
             .collect();
         tracing::info!("writing {shown} ({container}): {}", tracks.join(", "));
-        self.part = Some(Part {
-            index,
-            path,
-            file,
-            out,
-            _named: named,
-            offset,
-            span: None,
-            payload_bytes: 0,
-        });
+        self.state = Recording::Writing {
+            split: Split::None,
+            part: Part {
+                index,
+                path,
+                file,
+                out,
+                _named: named,
+                offset,
+                span: None,
+                payload_bytes: 0,
+            },
+        };
         self.next_part = index + 1;
-        self.pending = None;
         Ok(())
     }
 
@@ -690,7 +404,9 @@ impl Muxer {
 
     fn write(&mut self, i: usize, header: &EncodedPacket, data: &[u8]) -> Result<()> {
         let splitter = self.split_track();
-        let part = self.part.as_mut().expect("written once open");
+        let Recording::Writing { part, .. } = &mut self.state else {
+            panic!("written once open");
+        };
         let t = &mut self.tracks[i];
         let Some((index, stream_tb)) = t.stream else {
             // A track that had ended when this part began.
@@ -764,7 +480,7 @@ impl Muxer {
     /// Writes the current part's trailer and makes it a normal file (MP4:
     /// one index, before the media with `faststart`).
     fn close_part(&mut self) -> Result<()> {
-        let Some(mut part) = self.part.take() else {
+        let Some(mut part) = self.take_part() else {
             return Ok(());
         };
         let shown = part.path.display().to_string();
@@ -810,7 +526,7 @@ impl Muxer {
     /// again, cuts a half-written fragment off its end and tries to finalize
     /// it. Returns what happened to the file, for the error message.
     pub fn salvage(&mut self) -> String {
-        let Some(part) = self.part.take() else {
+        let Some(part) = self.take_part() else {
             return "no file was open".into();
         };
         let shown = part.path.display().to_string();
@@ -844,7 +560,7 @@ impl Muxer {
     /// written, one packet, and what was still on its way here (the
     /// longest capture-to-mux delay seen). `None` before a file is open.
     pub fn crash_loss_bound(&self) -> Option<f64> {
-        self.part.as_ref()?;
+        self.part()?;
         let packet = self
             .tracks
             .iter()
@@ -871,17 +587,17 @@ impl Muxer {
 
     /// Bytes on disk: the closed parts and the current one.
     pub fn file_size(&self) -> u64 {
-        let current = self.part.as_ref().map_or(0, |p| p.file.size());
+        let current = self.part().map_or(0, |p| p.file.size());
         self.parts.iter().map(|p| p.bytes).sum::<u64>() + current
     }
 
     pub fn is_writing(&self) -> bool {
-        self.part.is_some()
+        self.part().is_some()
     }
 
     /// The file being written, or the path of the first one.
     pub fn current_path(&self) -> PathBuf {
-        self.part.as_ref().map_or_else(
+        self.part().map_or_else(
             || output::part_path(&self.settings.base, self.next_part),
             |p| p.path.clone(),
         )
@@ -890,7 +606,7 @@ impl Muxer {
     /// Closes the last part (writing what a pending split held back).
     /// Returns the one-line summary.
     pub fn finish(&mut self) -> Result<String> {
-        if self.part.is_none() && self.parts.is_empty() {
+        if !self.is_writing() && self.parts.is_empty() {
             if self.settings.first_part > 0 {
                 // Restarted as the streams ended: the earlier parts hold it all.
                 return Ok(format!(
@@ -903,8 +619,14 @@ impl Muxer {
                 self.current_path().display()
             );
         }
-        if self.part.is_some() {
-            if self.split_at.is_some() {
+        if self.is_writing() {
+            if matches!(
+                self.state,
+                Recording::Writing {
+                    split: Split::At { .. },
+                    ..
+                }
+            ) {
                 // The split point was found: the held packets begin the next part.
                 for t in &mut self.tracks {
                     t.closed = true;
@@ -951,29 +673,6 @@ fn same_stream(a: &EncodedPacket, b: &EncodedPacket) -> bool {
         && p.channels == q.channels
 }
 
-/// A packet's presentation start in seconds of stream time.
-fn start_seconds(p: &EncodedPacket) -> f64 {
-    p.time_base
-        .seconds(if p.pts == pk::NO_PTS { p.dts } else { p.pts })
-}
-
-/// A packet's presentation end in seconds of stream time.
-fn end_seconds(p: &EncodedPacket) -> f64 {
-    p.time_base
-        .seconds(if p.pts == pk::NO_PTS { p.dts } else { p.pts } + p.duration)
-}
-
-/// A packet's decoding time in seconds (its pts when it has no dts).
-fn decode_seconds(p: &EncodedPacket) -> f64 {
-    p.time_base
-        .seconds(if p.dts == pk::NO_PTS { p.pts } else { p.dts })
-}
-
-/// Whether a packet can start a track: any audio packet, a video keyframe.
-fn starts_gop(p: &EncodedPacket) -> bool {
-    p.keyframe || p.media == MediaKind::Audio
-}
-
 fn human_bytes(n: u64) -> String {
     match n {
         n if n >= 1 << 30 => format!("{:.2} GiB", n as f64 / (1u64 << 30) as f64),
@@ -986,65 +685,6 @@ fn human_bytes(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use node_api::{CodecParams, TimeBase};
-
-    fn packet(dts: i64, keyframe: bool) -> EncodedPacket {
-        EncodedPacket {
-            media: MediaKind::Video,
-            codec: "h264".into(),
-            params: CodecParams::default(),
-            pts: dts,
-            dts,
-            duration: 1,
-            time_base: TimeBase::new(1, 30),
-            keyframe,
-            capture_ns: 0,
-        }
-    }
-
-    #[test]
-    fn held_video_is_trimmed_to_a_keyframe() {
-        let mut t = Track::new("video");
-        // 12 s at 30 fps with a keyframe every 2 s.
-        let mut dropped = 0;
-        for i in 0..360 {
-            dropped += t.hold(packet(i, i % 60 == 0), &[0; 10]);
-        }
-        // Past 10 s, the first GOP goes as a whole.
-        assert_eq!(dropped, 60);
-        assert!(t.held.front().unwrap().0.keyframe);
-        assert!(t.held_seconds() <= HOLD_SECONDS);
-        assert_eq!(t.held_bytes, 10 * t.held.len());
-    }
-
-    #[test]
-    fn a_track_dropped_to_nothing_waits_for_a_keyframe() {
-        let mut t = Track::new("video");
-        // One 11 s GOP: only its keyframe could start the track, and it must go.
-        assert_eq!(t.hold(packet(0, true), &[0; 4]), 0);
-        let mut dropped = 0;
-        for i in 1..=330 {
-            dropped += t.hold(packet(i, false), &[0; 4]);
-        }
-        assert!(
-            t.held.len() <= 1 && dropped >= 330,
-            "{} held, {dropped} dropped",
-            t.held.len()
-        );
-        assert_eq!(t.hold(packet(331, false), &[0; 4]), 1);
-        assert_eq!(t.hold(packet(332, true), &[0; 4]), 0);
-        assert_eq!(t.held.len(), 1);
-        assert_eq!(t.held_bytes, 4);
-    }
-
-    #[test]
-    fn a_track_starts_on_a_keyframe() {
-        let mut t = Track::new("video");
-        assert_eq!(t.hold(packet(0, false), &[0; 4]), 1);
-        assert_eq!(t.hold(packet(1, true), &[0; 4]), 0);
-        assert_eq!(t.hold(packet(2, false), &[0; 4]), 0);
-        assert_eq!(t.held.len(), 2);
-    }
 
     #[test]
     fn sizes_read_well() {

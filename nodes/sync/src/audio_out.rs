@@ -199,9 +199,6 @@ impl Batch {
                     keep,
                 } => {
                     let data = payload.as_slice();
-                    if matches!(data, std::borrow::Cow::Owned(_)) {
-                        node.count_copy("audio");
-                    }
                     let from = At {
                         total: frame_samples,
                         at: skip,

@@ -144,15 +144,12 @@ fn run() -> Result<()> {
             let mut cpu_first = None;
             while let Some(event) = node.next_event()? {
                 match event {
-                    Event::Input { message, input } => {
+                    Event::Input { message, .. } => {
                         cpu_first.get_or_insert_with(node_api::cpu_seconds);
                         if let Header::Video(v) = &message.header {
                             latencies.push(clock::now_ns().saturating_sub(v.capture_ns));
                         }
                         let data = message.payload.as_slice();
-                        if matches!(data, std::borrow::Cow::Owned(_)) {
-                            node.count_copy(&input);
-                        }
                         let index = u64::from_le_bytes(data[..8].try_into()?);
                         if last.is_some_and(|l| index <= l) {
                             in_order = false;

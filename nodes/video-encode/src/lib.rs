@@ -60,9 +60,6 @@ fn run() -> Result<()> {
                 }
                 let enc = encoder.as_mut().expect("opened above");
                 let data = message.payload.as_slice();
-                if matches!(data, std::borrow::Cow::Owned(_)) {
-                    node.count_copy(&input);
-                }
                 enc.encode(frame, &data, &mut |packet, bytes| {
                     send(&mut node, packet, bytes)
                 })?;

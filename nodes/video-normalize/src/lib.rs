@@ -135,7 +135,6 @@ impl Normalizer {
                     &mut self.converter,
                     &self.cfr,
                     node,
-                    input,
                     &prev.message,
                     s,
                     capture_ns,
@@ -152,7 +151,6 @@ impl Normalizer {
             &mut self.converter,
             &self.cfr,
             node,
-            input,
             &message,
             slot,
             capture_ns,
@@ -173,12 +171,10 @@ impl Normalizer {
 
 /// Sends `message`'s picture at output `slot`; returns whether it was
 /// forwarded as is. `decoded`: the MJPEG decoder already holds this picture.
-#[allow(clippy::too_many_arguments)]
 fn emit(
     converter: &mut Converter,
     cfr: &CfrMapper,
     node: &mut Node,
-    input: &str,
     message: &Message,
     slot: i64,
     capture_ns: u64,
@@ -201,9 +197,6 @@ fn emit(
     }
     let mut out = node.alloc("video", converter.output_size())?;
     let data = message.payload.as_slice();
-    if matches!(data, std::borrow::Cow::Owned(_)) {
-        node.count_copy(input);
-    }
     if frame.format == PixelFormat::Mjpeg {
         if !decoded {
             if let Err(e) = converter.decode(&data) {

@@ -10,6 +10,7 @@ mod render;
 mod validate;
 mod vars;
 mod yaml;
+mod yaml_keys;
 
 pub(crate) use diagnostic::did_you_mean;
 pub use diagnostic::{Diagnostic, Diagnostics};

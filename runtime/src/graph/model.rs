@@ -44,12 +44,9 @@ pub enum RestartPolicy {
     Always,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub enum QueuePolicy {
-    DropOldest,
-    Block,
-}
+/// What a full input queue does: the node API's own type, handed to each
+/// node as it is.
+pub use node_api::Policy as QueuePolicy;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct NodeDef {
@@ -102,18 +99,9 @@ impl Graph {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct InputDef {
-    pub name: String,
-    pub source_node: String,
-    pub source_output: String,
-    /// Messages buffered before the policy applies (default 4).
-    pub queue_size: usize,
-    /// Raw video defaults to drop-oldest; raw audio and encoded ports to `block`
-    /// (encoded ports always block).
-    pub policy: QueuePolicy,
-    pub ty: PortType,
-}
+/// An input of a node, wired: the node API's own type, handed to each node
+/// as it is.
+pub use node_api::InputConfig as InputDef;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct OutputDef {

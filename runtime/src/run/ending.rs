@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use node_api::keys;
 use zenoh::Wait;
 
-use super::{close_outputs_of, restarts::ClosedOutputs, NodeState, Supervised};
+use super::process::{NodeState, Supervised};
+use super::restarts::{self, ClosedOutputs};
 use crate::graph::{Graph, NodeDef};
 
 /// Acknowledges, while the graph stops, the end-of-stream of every input of
@@ -54,6 +55,52 @@ pub(super) fn end_for(
         let _ = k.send(());
     }
     close_outputs_of(session, run_id, def, closed);
+}
+
+/// Publishes end-of-stream on every output of a node that died, so its
+/// consumers finish instead of waiting for the grace timeout.
+pub(super) fn close_outputs_of(
+    session: &zenoh::Session,
+    run_id: &str,
+    def: &NodeDef,
+    closed: &ClosedOutputs,
+) {
+    for out in &def.outputs {
+        restarts::put_end_of_stream(session, run_id, &def.id, &out.name);
+        closed.insert_by_runtime(&def.id, &out.name);
+    }
+}
+
+/// Ends, on behalf of lost machine `machine`, every output of its nodes that
+/// had not ended, so consumers on the machines still up finish. Returns those nodes.
+pub(super) fn end_streams_of_lost_machine(
+    session: &zenoh::Session,
+    run_id: &str,
+    graph: &Graph,
+    machine: &str,
+    closed: &ClosedOutputs,
+) -> Vec<String> {
+    let mut nodes = Vec::new();
+    for def in graph
+        .nodes
+        .iter()
+        .filter(|n| n.machine.as_deref() == Some(machine))
+    {
+        let open: Vec<_> = def
+            .outputs
+            .iter()
+            .filter(|o| !closed.is_closed(&def.id, &o.name))
+            .collect();
+        if open.is_empty() && !def.outputs.is_empty() {
+            continue;
+        }
+        for out in open {
+            restarts::put_end_of_stream(session, run_id, &def.id, &out.name);
+            closed.insert_by_runtime(&def.id, &out.name);
+        }
+        nodes.push(def.id.clone());
+    }
+    nodes
 }
 
 /// Running nodes the runtime has not killed yet.

@@ -7,11 +7,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Result};
-use node_api::keys;
+use node_api::{keys, NodeStats};
 use zenoh::sample::SampleKind;
 use zenoh::Wait;
 
+use super::MachineLoss;
 use crate::graph::{Graph, NodeProgram};
+
+/// How long after a machine's token vanished its loss is judged: its last
+/// end-of-stream announcements may still be on their way.
+pub const LOSS_SETTLE: Duration = Duration::from_millis(500);
 
 /// The run id: `--run-id` when given; for one machine of a graph spread over
 /// machines, the graph's name and a hash of its shape (nodes, kinds, edges,
@@ -161,6 +166,51 @@ impl MachineWatch {
             .map(|(m, _)| m.clone())
             .collect()
     }
+}
+
+/// At the end of the run: how much media each lost machine's nodes left
+/// missing (`media_s`: the run's media time), and what arrived from them before.
+pub fn account_losses(
+    losses: &mut [MachineLoss],
+    media_s: f64,
+    graph: &Graph,
+    stats: &BTreeMap<String, NodeStats>,
+) {
+    for loss in losses {
+        loss.media_lost_s = (media_s - loss.lost_at_s).max(0.0);
+        loss.received = received_from(graph, &loss.nodes, stats);
+        tracing::error!(
+            "machine `{}` lost: {:.1} s of media from nodes {} missing at the end; received before: {:?}",
+            loss.machine,
+            loss.media_lost_s,
+            loss.nodes.join(", "),
+            loss.received
+        );
+    }
+}
+
+/// Messages this machine's nodes received from `sources` (`node.input` -> count).
+fn received_from(
+    graph: &Graph,
+    sources: &[String],
+    stats: &BTreeMap<String, NodeStats>,
+) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    for (id, s) in stats {
+        let Some(def) = graph.nodes.iter().find(|n| &n.id == id) else {
+            continue;
+        };
+        for input in def
+            .inputs
+            .iter()
+            .filter(|i| sources.contains(&i.source_node))
+        {
+            if let Some(i) = s.inputs.get(&input.name) {
+                out.insert(format!("{id}.{}", input.name), i.received);
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -7,6 +7,9 @@ use std::time::Duration;
 use node_api::NodeStats;
 use serde::{Deserialize, Serialize};
 
+use super::hang::HangWatch;
+use super::process::{NodeState, Supervised};
+use super::restarts;
 use crate::graph::{Graph, NodeProgram};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -180,6 +183,43 @@ impl RunReport {
     fn kind_of(&self, id: &str) -> String {
         self.kinds.get(id).cloned().unwrap_or_default()
     }
+}
+
+/// Each supervised node's outcome, for [`RunReport::finish`]: its restarts
+/// and what they lost (as its consumers measured it), its hangs, its exit.
+pub(super) fn outcomes(
+    graph: &Graph,
+    nodes: &BTreeMap<String, Supervised>,
+    hang: &HangWatch,
+    stats: &BTreeMap<String, NodeStats>,
+) -> Vec<NodeOutcome> {
+    nodes
+        .iter()
+        .map(|(id, s)| {
+            let def = &graph.nodes[s.index];
+            let consumers: Vec<&crate::graph::NodeDef> = graph
+                .nodes
+                .iter()
+                .filter(|n| n.inputs.iter().any(|i| i.source_node == *id))
+                .collect();
+            let (lost_frames, lost_s) = restarts::restart_loss(def, &consumers, stats);
+            if s.restarts > 0 {
+                tracing::warn!(
+                    "node `{id}` was restarted {} time(s); {lost_frames} frames ({lost_s:.2} s of media) lost across the restarts",
+                    s.restarts
+                );
+            }
+            NodeOutcome {
+                id: id.clone(),
+                restarts: s.restarts,
+                hangs: hang.count(id),
+                exit: s.last_exit.clone(),
+                failed: s.state == NodeState::Failed,
+                restart_lost_frames: lost_frames,
+                restart_lost_s: lost_s,
+            }
+        })
+        .collect()
 }
 
 /// A stream that must arrive whole (a replay faster than real time) and lost

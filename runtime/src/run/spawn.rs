@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
 use anyhow::{anyhow, Context, Result};
-use node_api::{InputConfig, NodeConfig, OutputConfig, Policy, TransportConfig, CONFIG_ENV};
+use node_api::{NodeConfig, OutputConfig, TransportConfig, CONFIG_ENV};
 use node_catalog::{PortType, BUILTIN_BINARY};
 use tokio::process::{Child, Command};
 
-use crate::graph::{Graph, NodeDef, NodeProgram, QueuePolicy};
+use crate::graph::{Graph, NodeDef, NodeProgram};
 
 /// Where the built-in nodes' binary (`mediagraph-nodes`) lives: beside `runtime`, unless
 /// `MEDIAGRAPH_NODE_DIR` says otherwise (embedding applications).
@@ -99,21 +99,7 @@ pub fn node_config(
     shared_memory: bool,
     restart_count: u32,
 ) -> NodeConfig {
-    let inputs = node
-        .inputs
-        .iter()
-        .map(|i| InputConfig {
-            name: i.name.clone(),
-            source_node: i.source_node.clone(),
-            source_output: i.source_output.clone(),
-            queue_size: i.queue_size,
-            policy: match i.policy {
-                QueuePolicy::DropOldest => Policy::DropOldest,
-                QueuePolicy::Block => Policy::Block,
-            },
-            ty: i.ty,
-        })
-        .collect();
+    let inputs = node.inputs.clone();
     let outputs = node
         .outputs
         .iter()

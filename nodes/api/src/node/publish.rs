@@ -1,0 +1,101 @@
+//! The node's counters, published about every 500 ms from a thread of its
+//! own (so a node whose main loop is stuck still says so: see the runtime's
+//! hang detection) and once more as it finishes.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use zenoh::Wait;
+
+use super::Node;
+use crate::keys;
+use crate::queue::Queues;
+use crate::stats::{Metrics, NodeStats, OutputCounters};
+
+impl Node {
+    /// The node's counters right now.
+    pub fn stats(&self) -> NodeStats {
+        snapshot(
+            &self.config.node_id,
+            &self.queues,
+            &self.outputs_counters(),
+            &self.metrics,
+        )
+    }
+
+    fn outputs_counters(&self) -> Vec<(String, Arc<OutputCounters>)> {
+        self.outputs
+            .iter()
+            .map(|o| (o.config.name.clone(), o.counters.clone()))
+            .collect()
+    }
+
+    pub(super) fn publish_stats(&self) {
+        let stats = self.stats();
+        let _ = self
+            .session
+            .put(
+                keys::stats(&self.config.run_id, &self.config.node_id),
+                serde_json::to_vec(&stats).unwrap_or_default(),
+            )
+            .wait();
+    }
+
+    pub(super) fn spawn_stats_thread(&mut self) {
+        let session = self.session.clone();
+        let key = keys::stats(&self.config.run_id, &self.config.node_id);
+        let node = self.config.node_id.clone();
+        let queues = self.queues.clone();
+        let outputs = self.outputs_counters();
+        let metrics = self.metrics.clone();
+        let stop = self.stats_stop.clone();
+        self.stats_thread = Some(
+            std::thread::Builder::new()
+                .name("stats".into())
+                .spawn(move || {
+                    let mut next = Instant::now();
+                    while !stop.load(Ordering::SeqCst) {
+                        next += Duration::from_millis(500);
+                        // Any library thread made real-time since (see sched).
+                        crate::sched::demote_realtime_threads();
+                        let stats = snapshot(&node, &queues, &outputs, &metrics);
+                        let _ = session
+                            .put(&key, serde_json::to_vec(&stats).unwrap_or_default())
+                            .wait();
+                        // Parked, not polling: nine processes waking every few
+                        // ms cost more CPU than their stats; finishing unparks.
+                        while !stop.load(Ordering::SeqCst) {
+                            let now = Instant::now();
+                            if now >= next {
+                                break;
+                            }
+                            std::thread::park_timeout(next - now);
+                        }
+                    }
+                })
+                .expect("spawn stats thread"),
+        );
+    }
+}
+
+fn snapshot(
+    node: &str,
+    queues: &Queues,
+    outputs: &[(String, Arc<OutputCounters>)],
+    metrics: &Metrics,
+) -> NodeStats {
+    let (rss_bytes, cpu_seconds) = crate::stats::process_usage();
+    NodeStats {
+        node: node.to_string(),
+        pid: std::process::id(),
+        inputs: queues.snapshot().into_iter().collect(),
+        outputs: outputs
+            .iter()
+            .map(|(n, c)| (n.clone(), c.snapshot()))
+            .collect(),
+        metrics: metrics.snapshot(),
+        rss_bytes,
+        cpu_seconds,
+    }
+}

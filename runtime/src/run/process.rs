@@ -1,0 +1,170 @@
+//! One supervised node process across its incarnations: its state, starting
+//! it (again), and reading how it ended.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+
+use anyhow::Result;
+use tokio::sync::mpsc;
+
+use super::links::Links;
+use super::{logs, spawn};
+use crate::graph::Graph;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum NodeState {
+    Running,
+    Exited,
+    Failed,
+}
+
+pub(super) struct Supervised {
+    pub index: usize,
+    pub program: PathBuf,
+    pub state: NodeState,
+    pub restarts: u32,
+    pub pid: Option<u32>,
+    pub last_exit: Option<String>,
+    /// Bumped at each spawn, so a late exit notice of an old process is ignored.
+    pub generation: u32,
+    /// How many times the node had armed when this incarnation started: a
+    /// higher count means this incarnation has subscribed its inputs.
+    pub arms_at_start: u64,
+    /// Inputs whose end-of-stream was repeated for this incarnation.
+    pub eos_replayed: HashSet<String>,
+    pub kill: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Supervised {
+    /// Node `index` of the graph, not started yet.
+    pub fn new(index: usize, program: PathBuf) -> Self {
+        Supervised {
+            index,
+            program,
+            state: NodeState::Exited,
+            restarts: 0,
+            pid: None,
+            last_exit: None,
+            generation: 0,
+            arms_at_start: 0,
+            eos_replayed: HashSet::new(),
+            kill: None,
+        }
+    }
+}
+
+/// An incarnation of a node ended.
+pub(super) struct Exit {
+    pub node: String,
+    pub generation: u32,
+    pub status: std::io::Result<std::process::ExitStatus>,
+}
+
+impl Exit {
+    pub fn success(&self) -> bool {
+        matches!(&self.status, Ok(s) if s.success())
+    }
+
+    /// The node said a restart cannot help (exit `EXIT_NO_RESTART`, e.g. a full disk).
+    pub fn no_restart(&self) -> bool {
+        matches!(&self.status, Ok(s) if s.code() == Some(node_api::EXIT_NO_RESTART))
+    }
+
+    /// "exited with status 1", "was killed by signal 9 (SIGKILL)", ...
+    pub fn describe(&self) -> String {
+        use std::os::unix::process::ExitStatusExt;
+        match &self.status {
+            Ok(s) if s.success() => "exited normally".into(),
+            Ok(s) => match (s.code(), s.signal()) {
+                (Some(c), _) => format!("exited with status {c}"),
+                (_, Some(sig)) => format!("was killed by signal {sig}{}", signal_name(sig)),
+                _ => "ended".into(),
+            },
+            Err(e) => format!("could not be waited for: {e}"),
+        }
+    }
+}
+
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        libc::SIGKILL => " (SIGKILL)",
+        libc::SIGSEGV => " (SIGSEGV)",
+        libc::SIGABRT => " (SIGABRT)",
+        libc::SIGTERM => " (SIGTERM)",
+        libc::SIGINT => " (SIGINT)",
+        _ => "",
+    }
+}
+
+/// Everything needed to (re)start one node.
+pub(super) struct Spawner<'a> {
+    pub graph: &'a Graph,
+    pub links: &'a Links,
+    pub shared_memory: bool,
+    pub console: logs::Console,
+    pub exit_tx: mpsc::UnboundedSender<Exit>,
+}
+
+impl Spawner<'_> {
+    /// Starts a new incarnation of `sup`; its exit arrives on `exit_tx`.
+    pub fn start(&self, sup: &mut Supervised) -> Result<()> {
+        let def = &self.graph.nodes[sup.index];
+        let links = self.links;
+        let socket_dir = links.socket_dir();
+        let mut config = spawn::node_config(
+            self.graph,
+            def,
+            &links.run_id,
+            socket_dir,
+            self.shared_memory,
+            sup.restarts,
+        );
+        config.epoch_ns = links.clock.epoch_ns;
+        config.clock_offset_ns = links.clock.offset_ns;
+        if sup.restarts > 0 {
+            config.resume_state = links.resume_states.get(&def.id);
+        }
+        // A restarted node listens on the same socket path.
+        let _ = std::fs::remove_file(socket_dir.join(format!("{}.sock", def.id)));
+        let mut child = spawn::spawn(def, &sup.program, &config)?;
+        sup.pid = child.id();
+        sup.generation += 1;
+        sup.arms_at_start = links
+            .arm_counts
+            .lock()
+            .unwrap()
+            .get(&def.id)
+            .copied()
+            .unwrap_or(0);
+        sup.eos_replayed.clear();
+        sup.state = NodeState::Running;
+        let log_path = links.logs_dir.join(format!("{}.log", def.id));
+        logs::pump(
+            &mut child,
+            def.id.clone(),
+            log_path,
+            self.console.clone(),
+            sup.restarts,
+        )?;
+        let (kill_tx, kill_rx) = tokio::sync::oneshot::channel::<()>();
+        sup.kill = Some(kill_tx);
+        let tx = self.exit_tx.clone();
+        let node = def.id.clone();
+        let generation = sup.generation;
+        tokio::spawn(async move {
+            let status = tokio::select! {
+                s = child.wait() => s,
+                _ = kill_rx => {
+                    let _ = child.start_kill();
+                    child.wait().await
+                }
+            };
+            let _ = tx.send(Exit {
+                node,
+                generation,
+                status,
+            });
+        });
+        Ok(())
+    }
+}
