@@ -101,15 +101,17 @@ fn mean(xs: &[f64]) -> f64 {
     xs.iter().sum::<f64>() / xs.len().max(1) as f64
 }
 
-fn main() -> Result<()> {
-    let o = parse_args()?;
-    let runtime = std::env::current_exe()?.parent().unwrap().join("runtime");
-    let dir = std::env::temp_dir().join(format!("soak-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let report: PathBuf = dir.join("report.json");
-    let mut cmd = Command::new(&runtime);
+/// Starts the run with test sources replayed as fast as they go, and a
+/// thread reading the camera's frame count off the status line.
+fn start_runtime(
+    o: &Options,
+    runtime: &std::path::Path,
+    dir: &std::path::Path,
+    report: &std::path::Path,
+) -> Result<(std::process::Child, Arc<AtomicU64>)> {
+    let mut cmd = Command::new(runtime);
     cmd.args(["run", &o.graph, "--report"])
-        .arg(&report)
+        .arg(report)
         .arg("--run-dir")
         .arg(dir.join("run"));
     for s in [
@@ -132,7 +134,6 @@ fn main() -> Result<()> {
         .stderr(Stdio::piped())
         .spawn()
         .context("starting runtime")?;
-    let rt_pid = child.id();
 
     // The status line (every 5 s off a terminal) says how many frames the camera made.
     let camera_frames = Arc::new(AtomicU64::new(0));
@@ -154,6 +155,52 @@ fn main() -> Result<()> {
             }
         });
     }
+    Ok((child, camera_frames))
+}
+
+/// Prints one node's line of the table; returns its failure, if any.
+fn node_row(node: &str, pid: u32, samples: &[Sample], o: &Options) -> Option<String> {
+    let steady = &samples[((samples.len() as f64 * o.warmup).ceil() as usize).min(samples.len())..];
+    if steady.len() < 4 {
+        println!(
+            "{node:<16} {:>7}  too few samples after warm-up (pid {pid})",
+            samples.len()
+        );
+        return None;
+    }
+    let q = steady.len() / 4;
+    let (first, last) = (&steady[..q.max(1)], &steady[steady.len() - q.max(1)..]);
+    let mib = |xs: &[Sample], f: fn(&Sample) -> u64| {
+        mean(&xs.iter().map(|s| f(s) as f64 / 1024.0).collect::<Vec<_>>())
+    };
+    let (rss0, rss1) = (mib(first, |s| s.rss_kib), mib(last, |s| s.rss_kib));
+    let (pss0, pss1) = (mib(first, |s| s.pss_kib), mib(last, |s| s.pss_kib));
+    let growth = (rss1 - rss0) / rss0.max(1e-9) * 100.0;
+    let fd0 = first.iter().map(|s| s.fds).max().unwrap_or(0);
+    let fd1 = last.iter().map(|s| s.fds).max().unwrap_or(0);
+    let mut verdict = Vec::new();
+    if growth >= o.max_growth_pct {
+        verdict.push(format!("RSS grew {growth:.1} %"));
+    }
+    if fd1 > fd0 + 2 {
+        verdict.push(format!("fds {fd0} → {fd1}"));
+    }
+    println!(
+        "{node:<16} {:>7} {rss0:>8.1} {rss1:>8.1} {growth:>7.1}% {pss0:>8.1} {pss1:>8.1} {fd0:>6} {fd1:>6}  {}",
+        samples.len(),
+        if verdict.is_empty() { "ok".to_string() } else { verdict.join(", ") }
+    );
+    (!verdict.is_empty()).then(|| format!("{node}: {}", verdict.join(", ")))
+}
+
+fn main() -> Result<()> {
+    let o = parse_args()?;
+    let runtime = std::env::current_exe()?.parent().unwrap().join("runtime");
+    let dir = std::env::temp_dir().join(format!("soak-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let report: PathBuf = dir.join("report.json");
+    let (mut child, camera_frames) = start_runtime(&o, &runtime, &dir, &report)?;
+    let rt_pid = child.id();
 
     let target_frames = (o.media_seconds * o.fps) as u64;
     let started = Instant::now();
@@ -210,39 +257,8 @@ fn main() -> Result<()> {
         "node", "samples", "RSS MiB", "→ MiB", "growth", "Pss MiB", "→ MiB", "fds", "→ fds"
     );
     for ((node, pid), samples) in &series {
-        let steady =
-            &samples[((samples.len() as f64 * o.warmup).ceil() as usize).min(samples.len())..];
-        if steady.len() < 4 {
-            println!(
-                "{node:<16} {:>7}  too few samples after warm-up (pid {pid})",
-                samples.len()
-            );
-            continue;
-        }
-        let q = steady.len() / 4;
-        let (first, last) = (&steady[..q.max(1)], &steady[steady.len() - q.max(1)..]);
-        let mib = |xs: &[Sample], f: fn(&Sample) -> u64| {
-            mean(&xs.iter().map(|s| f(s) as f64 / 1024.0).collect::<Vec<_>>())
-        };
-        let (rss0, rss1) = (mib(first, |s| s.rss_kib), mib(last, |s| s.rss_kib));
-        let (pss0, pss1) = (mib(first, |s| s.pss_kib), mib(last, |s| s.pss_kib));
-        let growth = (rss1 - rss0) / rss0.max(1e-9) * 100.0;
-        let fd0 = first.iter().map(|s| s.fds).max().unwrap_or(0);
-        let fd1 = last.iter().map(|s| s.fds).max().unwrap_or(0);
-        let mut verdict = Vec::new();
-        if growth >= o.max_growth_pct {
-            verdict.push(format!("RSS grew {growth:.1} %"));
-        }
-        if fd1 > fd0 + 2 {
-            verdict.push(format!("fds {fd0} → {fd1}"));
-        }
-        println!(
-            "{node:<16} {:>7} {rss0:>8.1} {rss1:>8.1} {growth:>7.1}% {pss0:>8.1} {pss1:>8.1} {fd0:>6} {fd1:>6}  {}",
-            samples.len(),
-            if verdict.is_empty() { "ok".to_string() } else { verdict.join(", ") }
-        );
-        if !verdict.is_empty() {
-            failures.push(format!("{node}: {}", verdict.join(", ")));
+        if let Some(v) = node_row(node, *pid, samples, &o) {
+            failures.push(v);
         }
     }
     let left: Vec<String> = segments

@@ -425,6 +425,81 @@ fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
+/// The comparison table: medians of every tool's runs, and ratios to ffmpeg.
+fn print_table(results: &[(Tool, Vec<Run>)], video_frames: u64) {
+    let stat =
+        |runs: &[Run], f: &dyn Fn(&Run) -> f64| median(&runs.iter().map(f).collect::<Vec<_>>());
+    let wall = |r: &Run| r.m.wall.as_secs_f64();
+    let cpu = |r: &Run| r.m.cpu_s;
+    let pss = |r: &Run| mib(r.m.peaks.pss_sum_kib);
+    let rss = |r: &Run| mib(r.m.peaks.rss_sum_kib);
+    let size = |r: &Run| r.size_bytes as f64 / 1e6;
+    let ffmpeg_runs = &results
+        .iter()
+        .find(|(t, _)| *t == Tool::Ffmpeg)
+        .expect("ffmpeg always runs")
+        .1;
+    println!();
+    println!(
+        "| tool | wall s | fps | CPU s | CPU % of a core | Pss peak MiB | RSS peak MiB | size MB | wall / ffmpeg | paired wall / ffmpeg | CPU / ffmpeg | Pss / ffmpeg |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for (tool, runs) in results {
+        let w = stat(runs, &wall);
+        let c = stat(runs, &cpu);
+        // Run i of a tool against ffmpeg's run i: the two ran back to back.
+        let paired: Vec<f64> = runs
+            .iter()
+            .zip(ffmpeg_runs)
+            .map(|(a, b)| wall(a) / wall(b))
+            .collect();
+        println!(
+            "| {} | {w:.2} | {:.1} | {c:.2} | {:.0} | {:.0} | {:.0} | {:.2} | {:.3} | {:.3} | {:.3} | {:.3} |",
+            tool.name(),
+            video_frames as f64 / w,
+            c / w * 100.0,
+            stat(runs, &pss),
+            stat(runs, &rss),
+            stat(runs, &size),
+            w / stat(ffmpeg_runs, &wall),
+            median(&paired),
+            c / stat(ffmpeg_runs, &cpu),
+            stat(runs, &pss) / stat(ffmpeg_runs, &pss),
+        );
+    }
+}
+
+/// Our graph's start time and each node's share of CPU and memory.
+fn print_per_node(ours: &[Run]) {
+    let starts: Vec<f64> = ours.iter().filter_map(|r| r.graph_start_ms).collect();
+    println!();
+    println!(
+        "ours: graph start (runtime run → every node ready) median {:.0} ms; per node, median CPU s and peak Pss MiB:",
+        median(&starts)
+    );
+    let nodes: Vec<String> = ours[0].node_cpu_s.iter().map(|(n, _)| n.clone()).collect();
+    for node in nodes {
+        let cpu: Vec<f64> = ours
+            .iter()
+            .filter_map(|r| {
+                r.node_cpu_s
+                    .iter()
+                    .find(|(n, _)| *n == node)
+                    .map(|(_, c)| *c)
+            })
+            .collect();
+        let pss: Vec<f64> = ours
+            .iter()
+            .filter_map(|r| r.m.peaks.pss_by_name.get(&node).map(|k| mib(*k)))
+            .collect();
+        println!(
+            "  {node:<16} CPU {:>6.2} s  Pss {:>6.1} MiB",
+            median(&cpu),
+            median(&pss)
+        );
+    }
+}
+
 fn main() -> Result<()> {
     let o = parse_args()?;
     let runtime = std::env::current_exe()?
@@ -510,74 +585,9 @@ fn main() -> Result<()> {
         results.retain(|(t, runs)| *t != Tool::Gst || !runs.is_empty());
     }
 
-    let stat =
-        |runs: &[Run], f: &dyn Fn(&Run) -> f64| median(&runs.iter().map(f).collect::<Vec<_>>());
-    let wall = |r: &Run| r.m.wall.as_secs_f64();
-    let cpu = |r: &Run| r.m.cpu_s;
-    let pss = |r: &Run| mib(r.m.peaks.pss_sum_kib);
-    let rss = |r: &Run| mib(r.m.peaks.rss_sum_kib);
-    let size = |r: &Run| r.size_bytes as f64 / 1e6;
-    let ffmpeg_runs = &results
-        .iter()
-        .find(|(t, _)| *t == Tool::Ffmpeg)
-        .expect("ffmpeg always runs")
-        .1;
-    println!();
-    println!(
-        "| tool | wall s | fps | CPU s | CPU % of a core | Pss peak MiB | RSS peak MiB | size MB | wall / ffmpeg | paired wall / ffmpeg | CPU / ffmpeg | Pss / ffmpeg |"
-    );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
-    for (tool, runs) in &results {
-        let w = stat(runs, &wall);
-        let c = stat(runs, &cpu);
-        // Run i of a tool against ffmpeg's run i: the two ran back to back.
-        let paired: Vec<f64> = runs
-            .iter()
-            .zip(ffmpeg_runs)
-            .map(|(a, b)| wall(a) / wall(b))
-            .collect();
-        println!(
-            "| {} | {w:.2} | {:.1} | {c:.2} | {:.0} | {:.0} | {:.0} | {:.2} | {:.3} | {:.3} | {:.3} | {:.3} |",
-            tool.name(),
-            input_probe.video_frames as f64 / w,
-            c / w * 100.0,
-            stat(runs, &pss),
-            stat(runs, &rss),
-            stat(runs, &size),
-            w / stat(ffmpeg_runs, &wall),
-            median(&paired),
-            c / stat(ffmpeg_runs, &cpu),
-            stat(runs, &pss) / stat(ffmpeg_runs, &pss),
-        );
-    }
+    print_table(&results, input_probe.video_frames);
     if let Some((_, ours)) = results.iter().find(|(t, _)| *t == Tool::Ours) {
-        let starts: Vec<f64> = ours.iter().filter_map(|r| r.graph_start_ms).collect();
-        println!();
-        println!(
-            "ours: graph start (runtime run → every node ready) median {:.0} ms; per node, median CPU s and peak Pss MiB:",
-            median(&starts)
-        );
-        let nodes: Vec<String> = ours[0].node_cpu_s.iter().map(|(n, _)| n.clone()).collect();
-        for node in nodes {
-            let cpu: Vec<f64> = ours
-                .iter()
-                .filter_map(|r| {
-                    r.node_cpu_s
-                        .iter()
-                        .find(|(n, _)| *n == node)
-                        .map(|(_, c)| *c)
-                })
-                .collect();
-            let pss: Vec<f64> = ours
-                .iter()
-                .filter_map(|r| r.m.peaks.pss_by_name.get(&node).map(|k| mib(*k)))
-                .collect();
-            println!(
-                "  {node:<16} CPU {:>6.2} s  Pss {:>6.1} MiB",
-                median(&cpu),
-                median(&pss)
-            );
-        }
+        print_per_node(ours);
     }
     if o.keep.is_none() {
         let _ = std::fs::remove_dir_all(&work);

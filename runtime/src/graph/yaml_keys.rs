@@ -8,8 +8,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use saphyr::{AnnotatedMapping, LoadableYamlNode, Marker, ScalarStyle, Tag, Yaml};
 
-/// Where a value comes from: a place in the graph file (1-based line and
-
 /// Counts every key of every mapping, repeats included.
 pub fn repeated_keys(text: &str) -> HashMap<usize, Vec<(String, usize)>> {
     let mut out = HashMap::new();
