@@ -674,7 +674,7 @@ fn a_restarted_consumer_still_sees_the_end_of_stream() {
 nodes:
   - id: src
     path: {{testkit}}
-    params: {{ mode: source, count: 200, lossless: true }}
+    params: {{ mode: source, count: 200, no_drop: true }}
     outputs: [video]
   - id: sink
     path: {{testkit}}

@@ -112,7 +112,7 @@ fn ffv1_encoder_packets_are_muxed_and_decode_losslessly() {
     assert_eq!(psnr.len(), 30);
     assert!(
         psnr.iter().all(|p| p.is_infinite()),
-        "not lossless: PSNR {psnr:?}"
+        "not no_drop: PSNR {psnr:?}"
     );
 }
 

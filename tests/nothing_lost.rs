@@ -1,5 +1,5 @@
 //! Nothing is lost between nodes, for ordinary users on loaded machines:
-//! a lossless replay arrives whole beside CPU hogs (with an encoder that makes
+//! a no_drop replay arrives whole beside CPU hogs (with an encoder that makes
 //! its threads real-time) and while a forwarding node is stopped; a loss that
 //! does happen fails the run naming the edge; every shipped graph records as
 //! an unprivileged user at Debian's default memlock limit, zero-copy; and the
@@ -41,7 +41,7 @@ fn source_file(s: &Scratch) -> PathBuf {
 }
 
 /// `runtime run graphs/1080p.yaml` replaying `input` as fast as possible
-/// (lossless: every queue blocks instead of dropping) into `out`.
+/// (no_drop: every queue blocks instead of dropping) into `out`.
 fn replay(s: &Scratch, input: &Path, out: &Path, extra: &[&str]) -> Command {
     let source = format!("file:{}", input.display());
     let mut sets = vec![

@@ -197,13 +197,13 @@ nodes:
 #[test]
 fn a_lossless_source_is_never_dropped_even_by_drop_oldest_queues() {
     let s = Scratch::new();
-    // A file replay (realtime: false) marks its stream lossless: the slow
+    // A file replay (realtime: false) marks its stream no_drop: the slow
     // consumer's drop-oldest queue must push back instead of dropping, also
     // behind a relay that passes the flag on.
     let g = s.graph(
         "g.yaml",
         &chain(
-            "count: 60, lossless: true",
+            "count: 60, no_drop: true",
             "",
             "delay_ms: 10",
             "relay/video",

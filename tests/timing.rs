@@ -80,7 +80,7 @@ fn describe(claps: &[Clap]) -> String {
         .join(" ")
 }
 
-/// A lossless clapperboard file made by FFmpeg alone (our nodes play no
+/// A no_drop clapperboard file made by FFmpeg alone (our nodes play no
 /// part in the reference): 320x240 at 30 fps, white on every whole second,
 /// and a 50 ms 1 kHz beep starting on every whole second.
 fn clapper_file(s: &Scratch, seconds: u32) -> PathBuf {

@@ -315,7 +315,7 @@ pub(crate) struct Envelope {
     /// Set by a source that runs faster than real time (a file replay): every
     /// queue on the way blocks instead of dropping, whatever its policy, and
     /// nodes pass the flag on to their outputs.
-    pub lossless: bool,
+    pub no_drop: bool,
     pub header: Header,
 }
 
@@ -333,7 +333,7 @@ impl Envelope {
 pub fn end_of_stream_attachment() -> Vec<u8> {
     Envelope {
         seq: 0,
-        lossless: false,
+        no_drop: false,
         header: Header::EndOfStream,
     }
     .encode()
@@ -420,7 +420,7 @@ mod tests {
     fn header_round_trip() {
         let env = Envelope {
             seq: 7,
-            lossless: false,
+            no_drop: false,
             header: Header::Audio(AudioFrame {
                 format: SampleFormat::F32,
                 sample_rate: 48_000,

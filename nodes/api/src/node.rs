@@ -88,7 +88,7 @@ pub struct Node {
     /// `<output>/<consumer>` pairs that acknowledged our end-of-stream.
     eos_acks: Arc<Mutex<HashSet<String>>>,
     /// Our streams must not be dropped anywhere (faster-than-real-time input).
-    lossless: Arc<AtomicBool>,
+    no_drop: Arc<AtomicBool>,
     /// Where the node is in its life; moved by the runtime's start and stop
     /// (zenoh callbacks) and by the node's own steps.
     phase: Arc<SharedPhase>,
@@ -274,11 +274,11 @@ impl Node {
         }
     }
 
-    /// Marks this node's streams lossless: a source replaying faster than real
+    /// Marks this node's streams no_drop: a source replaying faster than real
     /// time calls it so every queue downstream blocks instead of dropping.
-    /// Nodes receiving lossless messages pass the flag on by themselves.
-    pub fn set_lossless(&self, lossless: bool) {
-        self.lossless.store(lossless, Ordering::Relaxed);
+    /// Nodes receiving no_drop messages pass the flag on by themselves.
+    pub fn set_no_drop(&self, no_drop: bool) {
+        self.no_drop.store(no_drop, Ordering::Relaxed);
     }
 
     /// Saves `state` for the node's next incarnation: if this process dies
@@ -294,15 +294,15 @@ impl Node {
         self.config.resume_state.as_ref()
     }
 
-    /// Whether this node's streams are lossless: set by [`Node::set_lossless`]
-    /// or by a lossless message received. A node that could pass over late
+    /// Whether this node's streams are no_drop: set by [`Node::set_no_drop`]
+    /// or by a no_drop message received. A node that could pass over late
     /// input (to keep up live) must wait for it instead.
-    pub fn is_lossless(&self) -> bool {
-        self.lossless.load(Ordering::Relaxed)
+    pub fn is_no_drop(&self) -> bool {
+        self.no_drop.load(Ordering::Relaxed)
     }
 
     /// Stops taking messages from `input` until [`Node::resume_input`]: its
-    /// queue fills, and on a lossless stream its sender then waits. A node
+    /// queue fills, and on a no_drop stream its sender then waits. A node
     /// that merges streams replayed faster than real time uses it to keep
     /// them together (sync holds back the one that runs ahead). Never pause
     /// every open input: the event loop would wait forever.

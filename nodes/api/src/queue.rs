@@ -185,7 +185,7 @@ impl Queues {
         self.push_flagged(index, attachment, payload).0
     }
 
-    /// Like [`Queues::push`]; also returns whether the message was lossless.
+    /// Like [`Queues::push`]; also returns whether the message was no-drop.
     pub fn push_flagged(
         &self,
         index: usize,
@@ -203,7 +203,7 @@ impl Queues {
                 return (false, false);
             }
         };
-        let lossless = envelope.lossless;
+        let no_drop = envelope.no_drop;
         let message = Message {
             header: envelope.header,
             payload: Payload::new(payload, self.copies[index].clone()),
@@ -211,7 +211,7 @@ impl Queues {
         };
         let mut st = self.state.lock().unwrap();
         let input = &mut st.inputs[index];
-        input.stats.lossless |= lossless;
+        input.stats.no_drop |= no_drop;
         let is_eos = matches!(message.header, Header::EndOfStream);
         if is_eos
             && (input.closed
@@ -222,7 +222,7 @@ impl Queues {
         {
             // The runtime repeats an end-of-stream for a restarted consumer
             // that missed it; everyone else has it already.
-            return (true, lossless);
+            return (true, no_drop);
         }
         if is_eos {
             // A sender's own end-of-stream carries the number of messages it
@@ -240,11 +240,7 @@ impl Queues {
             if input.items.len() < input.room() || is_eos || st_ref.shutting_down {
                 break;
             }
-            let policy = if lossless {
-                Policy::Block
-            } else {
-                input.policy
-            };
+            let policy = if no_drop { Policy::Block } else { input.policy };
             match policy {
                 Policy::DropOldest => {
                     // Drop the oldest media message, never a queued end-of-stream.
@@ -270,7 +266,7 @@ impl Queues {
         input.stats.queue_depth = input.items.len() as u64;
         drop(st);
         self.changed.notify_all();
-        (is_eos, lossless)
+        (is_eos, no_drop)
     }
 
     pub fn push_control(&self, control: Control) {
@@ -372,7 +368,7 @@ mod tests {
         let att = ZBytes::from(
             Envelope {
                 seq,
-                lossless: false,
+                no_drop: false,
                 header,
             }
             .encode(),
@@ -546,7 +542,7 @@ mod tests {
         let att = ZBytes::from(
             Envelope {
                 seq: 0,
-                lossless: false,
+                no_drop: false,
                 header: Header::Stats(String::new()),
             }
             .encode(),

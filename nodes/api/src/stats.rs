@@ -37,12 +37,12 @@ pub struct InputStats {
     pub dropped: u64,
     /// Sent but never received: gaps in the sender's numbering, the end of
     /// stream included (e.g. a shared-memory buffer the transport could not
-    /// map). In a lossless stream a loss fails the run.
+    /// map). In a no_drop stream a loss fails the run.
     #[serde(default)]
     pub lost: u64,
     /// The stream must arrive whole (a replay faster than real time).
     #[serde(default)]
-    pub lossless: bool,
+    pub no_drop: bool,
     /// The first loss: which messages, and its cause where known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_loss: Option<String>,

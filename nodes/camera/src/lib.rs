@@ -140,7 +140,7 @@ fn run() -> Result<()> {
     let mut node = Node::from_config(config)?;
     // Replaying faster than real time: every queue downstream must block
     // rather than drop, or the file's frames would be lost.
-    node.set_lossless(capture.unpaced());
+    node.set_no_drop(capture.unpaced());
     node.reserve("video", capture.max_frame_bytes())?;
     if node.wait_for_start()? {
         capture.run(&mut node)?;

@@ -204,9 +204,9 @@ impl Composer {
 
     /// Composes every output frame that can be decided now.
     fn drain(&mut self, node: &mut Node) -> Result<()> {
-        // A lossless (replayed) stream must not lose frames: wait for every
+        // A no_drop (replayed) stream must not lose frames: wait for every
         // input however long; live, a stalled camera must not stall the feed.
-        let max_held = (!node.is_lossless()).then_some(self.settings.max_held);
+        let max_held = (!node.is_no_drop()).then_some(self.settings.max_held);
         while let Some(step) = self.pairing.next(max_held) {
             if step.forced {
                 self.forced += 1;

@@ -169,7 +169,7 @@ mod tests {
             })
         );
         assert_eq!(shown(&p), vec![Some((2, true)), Some((100, false))]);
-        // Without a bound (lossless input) it keeps waiting.
+        // Without a bound (no_drop input) it keeps waiting.
         p.push(0, 99, 4);
         assert_eq!(p.next(None), None);
         // A frame older than what went out is refused.

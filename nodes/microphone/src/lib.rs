@@ -116,7 +116,7 @@ fn run() -> Result<()> {
         .with_context(|| format!("microphone source `{spec}`"))?;
 
     // Not paced by a clock: nothing downstream may drop what it produces.
-    node.set_lossless(!realtime && source.self_clocked());
+    node.set_no_drop(!realtime && source.self_clocked());
     let frame_samples = source::frame_samples(
         s.frame_samples as i64,
         !realtime && matches!(spec, MicSource::File(_)),

@@ -70,7 +70,7 @@ fn run() -> Result<()> {
             Event::ParamUpdate { name, value } => sync.on_param(&name, &value),
             Event::Stop => {}
         }
-        if node.is_lossless() {
+        if node.is_no_drop() {
             let decision = sync.pacer.decide();
             for input in &decision.pause {
                 tracing::debug!("input `{input}` runs ahead: paused");
@@ -147,7 +147,7 @@ struct Sync {
     resumed: bool,
     /// The cameras, by input name: `video` first, whose frame grid T0 is on.
     lanes: Vec<VideoLane>,
-    /// Keeps lossless (replayed) inputs within half the buffer of each other.
+    /// Keeps no_drop (replayed) inputs within half the buffer of each other.
     pacer: Pacer,
     held_audio: Hold<(AudioFrame, Payload)>,
     audio: Option<AudioClock>,

@@ -2,7 +2,7 @@
 //! (files, `realtime: false` test sources) each run as fast as they can, so
 //! audio (cheap) would race minutes ahead of video (expensive): a graph
 //! stopped by Ctrl-C or `--duration` would then hold far more sound than
-//! picture. On lossless streams sync therefore stops reading an input whose
+//! picture. On no_drop streams sync therefore stops reading an input whose
 //! capture time runs more than a window ahead of the slowest open input; its
 //! queue fills and its sender waits. Live streams are never paced: they come
 //! at the speed of their devices.

@@ -7,7 +7,7 @@
 //! - `mode`: `source` | `relay` | `sink` | `fail`
 //! - source: `count` (frames, default 10; 0 = until stopped), `width`/`height`
 //!   (frame size, default 64×48), `pixel_format` (yuv420p or rgb24), `fps` (0 = unpaced, default 0)
-//!   `lossless` (replay semantics: no queue downstream may drop)
+//!   `no_drop` (replay semantics: no queue downstream may drop)
 //! - relay: forwards every frame unchanged (same shared-memory buffer)
 //! - sink: `delay_ms` per frame (a slow consumer), `result` (JSON file written at the end)
 //! - fail: exits with status 3 after `after` messages (default 0)
@@ -30,7 +30,7 @@ const DEFAULT_HEIGHT: i64 = 48;
 /// 0: unpaced.
 const DEFAULT_FPS: f64 = 0.0;
 const DEFAULT_PIXEL_FORMAT: &str = "yuv420p";
-/// `lossless`, `crash_once`, `crash_on_eos`.
+/// `no_drop`, `crash_once`, `crash_on_eos`.
 const DEFAULT_FLAG: bool = false;
 /// `linger_ms`, `delay_ms`.
 const DEFAULT_MS: i64 = 0;
@@ -73,7 +73,7 @@ fn run() -> Result<()> {
             };
             let layout = format.packed_layout(w, h);
             node.reserve("video", layout.size)?;
-            node.set_lossless(params.bool_or("lossless", DEFAULT_FLAG));
+            node.set_no_drop(params.bool_or("no_drop", DEFAULT_FLAG));
             if !node.wait_for_start()? {
                 return node.finish();
             }

@@ -70,7 +70,7 @@ fn run() -> Result<()> {
                     let Some(queue) = stats.inputs.get(&input) else {
                         continue;
                     };
-                    let degrade = settings.degrade && !node.is_lossless() && enc.can_switch();
+                    let degrade = settings.degrade && !node.is_no_drop() && enc.can_switch();
                     let degraded = current.headers_of.is_some();
                     let Some((window, advice)) = monitor.sample(queue, now, degrade, degraded)
                     else {

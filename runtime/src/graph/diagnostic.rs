@@ -80,7 +80,7 @@ impl std::error::Error for Diagnostics {}
 
 /// Collects diagnostics while a graph is checked, so that every problem is
 /// reported at once instead of stopping at the first.
-pub(crate) struct Sink<'a> {
+pub(crate) struct DiagnosticsBuilder<'a> {
     file: &'a Path,
     overrides: &'a [Override],
     /// With the order to report in: file position, then `--set` order.
@@ -90,9 +90,9 @@ pub(crate) struct Sink<'a> {
     poisoned: HashSet<Pos>,
 }
 
-impl<'a> Sink<'a> {
+impl<'a> DiagnosticsBuilder<'a> {
     pub(crate) fn new(file: &'a Path, overrides: &'a [Override]) -> Self {
-        Sink {
+        DiagnosticsBuilder {
             file,
             overrides,
             found: Vec::new(),

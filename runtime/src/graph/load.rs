@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::diagnostic::{Diagnostic, Diagnostics, Sink};
+use super::diagnostic::{Diagnostic, Diagnostics, DiagnosticsBuilder};
 use super::model::Graph;
 use super::validate;
 use super::yaml::{self, resolve_plain, Style};
@@ -94,7 +94,7 @@ pub fn load_str(
     overrides: &[Override],
     builtins: &BTreeMap<String, String>,
 ) -> Result<Graph, Diagnostics> {
-    let mut sink = Sink::new(file, overrides);
+    let mut sink = DiagnosticsBuilder::new(file, overrides);
     let parsed = yaml::parse(text);
     for p in parsed.problems {
         sink.error(p.pos, p.field, p.message, None);

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::diagnostic::{did_you_mean, Sink};
-use super::yaml::{join, resolve_plain, Node, NodeKind, Pos, Style};
+use super::diagnostic::{did_you_mean, DiagnosticsBuilder};
+use super::yaml::{join, resolve_plain, NodeKind, Pos, Style, YamlNode};
 
 /// A variable's value and where it was set.
 #[derive(Debug, Clone)]
@@ -135,7 +135,7 @@ impl Vars {
 
     /// Expands every variable definition in place: a var may use built-ins
     /// and other vars, in any order, but not itself through a loop.
-    pub fn resolve_all(&mut self, sink: &mut Sink<'_>) {
+    pub fn resolve_all(&mut self, sink: &mut DiagnosticsBuilder<'_>) {
         let names: Vec<String> = self.vars.keys().cloned().collect();
         let mut state = BTreeMap::new();
         for name in names {
@@ -150,7 +150,7 @@ impl Vars {
         name: &str,
         visiting: &mut Vec<String>,
         state: &mut BTreeMap<String, bool>,
-        sink: &mut Sink<'_>,
+        sink: &mut DiagnosticsBuilder<'_>,
     ) -> bool {
         if let Some(ok) = state.get(name) {
             return *ok;
@@ -249,7 +249,12 @@ pub(crate) fn value_text(value: &Value) -> String {
 /// Expands variables in every string scalar under `node` (values only, not
 /// keys). A plain scalar is re-read as YAML after expansion, as if the text
 /// had been written there; quoted and block scalars stay strings.
-pub(crate) fn substitute(node: &mut Node, field: &str, vars: &Vars, sink: &mut Sink<'_>) {
+pub(crate) fn substitute(
+    node: &mut YamlNode,
+    field: &str,
+    vars: &Vars,
+    sink: &mut DiagnosticsBuilder<'_>,
+) {
     match &mut node.kind {
         NodeKind::Scalar(s) => {
             if !s.value.is_string() {
@@ -348,7 +353,7 @@ mod tests {
     #[test]
     fn vars_can_use_other_vars() {
         let path = Path::new("g.yaml");
-        let mut sink = Sink::new(path, &[]);
+        let mut sink = DiagnosticsBuilder::new(path, &[]);
         let mut v = Vars::with_builtins(&BTreeMap::from([("timestamp".into(), "T1".into())]));
         for (name, text) in [
             ("dir", "out"),

@@ -35,7 +35,7 @@ impl Pos {
 }
 
 #[derive(Debug, Clone)]
-pub struct Node {
+pub struct YamlNode {
     pub pos: Pos,
     pub kind: NodeKind,
 }
@@ -43,7 +43,7 @@ pub struct Node {
 #[derive(Debug, Clone)]
 pub enum NodeKind {
     Scalar(Scalar),
-    Seq(Vec<Node>),
+    Seq(Vec<YamlNode>),
     Map(Vec<Entry>),
 }
 
@@ -70,7 +70,7 @@ pub struct Scalar {
 pub struct Entry {
     pub key: String,
     pub key_pos: Pos,
-    pub value: Node,
+    pub value: YamlNode,
 }
 
 /// A problem found while reading the YAML itself.
@@ -83,13 +83,13 @@ pub struct Problem {
 
 pub struct Parsed {
     /// `None` when the text is not YAML or holds no document.
-    pub root: Option<Node>,
+    pub root: Option<YamlNode>,
     pub problems: Vec<Problem>,
 }
 
-impl Node {
-    pub fn scalar(pos: Pos, value: Value, text: String, style: Style) -> Node {
-        Node {
+impl YamlNode {
+    pub fn scalar(pos: Pos, value: Value, text: String, style: Style) -> YamlNode {
+        YamlNode {
             pos,
             kind: NodeKind::Scalar(Scalar {
                 value,
@@ -114,7 +114,7 @@ impl Node {
         }
     }
 
-    pub fn as_seq(&self) -> Option<&[Node]> {
+    pub fn as_seq(&self) -> Option<&[YamlNode]> {
         match &self.kind {
             NodeKind::Seq(items) => Some(items),
             _ => None,
@@ -151,7 +151,7 @@ impl Node {
     pub fn to_json(&self) -> Value {
         match &self.kind {
             NodeKind::Scalar(s) => s.value.clone(),
-            NodeKind::Seq(items) => Value::Array(items.iter().map(Node::to_json).collect()),
+            NodeKind::Seq(items) => Value::Array(items.iter().map(YamlNode::to_json).collect()),
             NodeKind::Map(entries) => Value::Object(
                 entries
                     .iter()
@@ -179,7 +179,7 @@ fn scalar_to_json(s: &YScalar<'_>, raw: &str) -> Value {
     }
 }
 
-/// Parses one YAML document into a [`Node`] tree.
+/// Parses one YAML document into a [`YamlNode`] tree.
 pub fn parse(text: &str) -> Parsed {
     // Before saphyr sees the text: it would stop at a NUL, or expand aliases
     // without bound.
@@ -275,12 +275,12 @@ impl<'s> Builder<'s> {
 
     // `start`/`end` come from the caller because a tagged node's inner value
     // carries no span of its own in saphyr.
-    fn node(&mut self, y: &MarkedYaml<'_>, start: Marker, end: Marker, field: &str) -> Node {
+    fn node(&mut self, y: &MarkedYaml<'_>, start: Marker, end: Marker, field: &str) -> YamlNode {
         let pos = Pos::of(&start);
         match &y.data {
             YamlData::Value(s) => {
                 let raw = self.raw(&start, &end);
-                Node {
+                YamlNode {
                     pos,
                     kind: NodeKind::Scalar(self.scalar(s, raw, start.index())),
                 }
@@ -290,7 +290,7 @@ impl<'s> Builder<'s> {
                     YScalar::parse_from_cow_and_metadata(text.clone(), *style, tag.as_ref())
                         .unwrap_or_else(|| YScalar::String(text.clone()));
                 let raw = self.raw(&start, &end);
-                Node {
+                YamlNode {
                     pos,
                     kind: NodeKind::Scalar(self.scalar(&parsed, raw, start.index())),
                 }
@@ -315,7 +315,7 @@ impl<'s> Builder<'s> {
                         )
                     })
                     .collect();
-                Node {
+                YamlNode {
                     pos,
                     kind: NodeKind::Seq(items),
                 }
@@ -328,11 +328,11 @@ impl<'s> Builder<'s> {
                     field,
                     format!("`{raw}` is not a valid value for its YAML tag"),
                 );
-                Node::scalar(pos, Value::String(raw.clone()), raw, Style::Plain)
+                YamlNode::scalar(pos, Value::String(raw.clone()), raw, Style::Plain)
             }
             YamlData::Alias(_) => {
                 self.problem(pos, field, "alias to an unknown anchor".into());
-                Node::scalar(pos, Value::Null, String::new(), Style::Plain)
+                YamlNode::scalar(pos, Value::Null, String::new(), Style::Plain)
             }
         }
     }
@@ -371,7 +371,7 @@ impl<'s> Builder<'s> {
         map: &AnnotatedMapping<'_, MarkedYaml<'_>>,
         start: Marker,
         field: &str,
-    ) -> Node {
+    ) -> YamlNode {
         let pos = Pos::of(&start);
         let repeats = self
             .repeats
@@ -424,7 +424,7 @@ impl<'s> Builder<'s> {
             }
             out.push(entry);
         }
-        Node {
+        YamlNode {
             pos,
             kind: NodeKind::Map(out),
         }
@@ -568,7 +568,7 @@ fn canonical<'a>(data: &YamlData<'a, MarkedYaml<'a>>) -> Option<String> {
 mod tests {
     use super::*;
 
-    fn root(text: &str) -> Node {
+    fn root(text: &str) -> YamlNode {
         let parsed = parse(text);
         assert!(parsed.problems.is_empty(), "{:?}", parsed.problems);
         parsed.root.unwrap()

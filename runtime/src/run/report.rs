@@ -175,7 +175,7 @@ impl RunReport {
                 },
             );
         }
-        let failure = failure.or_else(|| lossless_losses(stats));
+        let failure = failure.or_else(|| no_drop_losses(stats));
         self.exit_code = if failure.is_some() { 1 } else { 0 };
         self.error = failure;
     }
@@ -224,14 +224,14 @@ pub(super) fn outcomes(
 
 /// A stream that must arrive whole (a replay faster than real time) and lost
 /// messages on the way fails the run, naming each edge.
-fn lossless_losses(stats: &BTreeMap<String, NodeStats>) -> Option<String> {
+fn no_drop_losses(stats: &BTreeMap<String, NodeStats>) -> Option<String> {
     let edges: Vec<String> = stats
         .iter()
         .flat_map(|(node, s)| s.inputs.iter().map(move |(input, i)| (node, input, i)))
-        .filter(|(_, _, i)| i.lossless && i.lost > 0)
+        .filter(|(_, _, i)| i.no_drop && i.lost > 0)
         .map(|(node, input, i)| {
             format!(
-                "node `{node}` input `{input}` lost {} messages of a lossless stream: {}",
+                "node `{node}` input `{input}` lost {} messages of a no_drop stream: {}",
                 i.lost,
                 i.first_loss.as_deref().unwrap_or("no detail")
             )
@@ -245,10 +245,10 @@ mod tests {
     use super::*;
     use node_api::InputStats;
 
-    fn stats(lossless: bool, lost: u64) -> BTreeMap<String, NodeStats> {
+    fn stats(no_drop: bool, lost: u64) -> BTreeMap<String, NodeStats> {
         let input = InputStats {
             lost,
-            lossless,
+            no_drop,
             first_loss: Some("messages 3..5 from `sync/audio` never arrived".into()),
             ..Default::default()
         };
@@ -260,18 +260,18 @@ mod tests {
     }
 
     #[test]
-    fn a_loss_in_a_lossless_stream_fails_the_run_naming_the_edge() {
-        let e = lossless_losses(&stats(true, 3)).unwrap();
+    fn a_loss_in_a_no_drop_stream_fails_the_run_naming_the_edge() {
+        let e = no_drop_losses(&stats(true, 3)).unwrap();
         assert!(
             e.contains("node `audio-encode` input `audio` lost 3"),
             "{e}"
         );
         assert!(e.contains("from `sync/audio`"), "{e}");
         assert_eq!(
-            lossless_losses(&stats(false, 3)),
+            no_drop_losses(&stats(false, 3)),
             None,
             "live: reported, not fatal"
         );
-        assert_eq!(lossless_losses(&stats(true, 0)), None);
+        assert_eq!(no_drop_losses(&stats(true, 0)), None);
     }
 }

@@ -34,11 +34,11 @@ impl Node {
             let from = format!("{}/{}", i.source_node, i.source_output);
             (i.name.clone(), from, i.queue_size, i.policy)
         })));
-        let lossless = Arc::new(AtomicBool::new(false));
+        let no_drop = Arc::new(AtomicBool::new(false));
         let phase = Arc::new(SharedPhase::new());
         let subscribed_peers = Arc::new(Mutex::new(HashSet::new()));
         let eos_acks = Arc::new(Mutex::new(HashSet::new()));
-        let mut subscribers = subscribe_inputs(&session, &config, &queues, &lossless)?;
+        let mut subscribers = subscribe_inputs(&session, &config, &queues, &no_drop)?;
         subscribers.push(subscribe_params(&session, &config, &queues)?);
         subscribers.extend(subscribe_signals(&session, &run, &queues, &phase)?);
         subscribers.push(subscribe_peers(&session, &run, &subscribed_peers)?);
@@ -66,7 +66,7 @@ impl Node {
             metrics: Arc::new(Metrics::default()),
             subscribed_peers,
             eos_acks,
-            lossless,
+            no_drop,
             phase,
             _subscribers: subscribers,
             _tokens: vec![token],
@@ -93,25 +93,25 @@ fn open_session(config: &NodeConfig) -> Result<Session> {
     Ok(session)
 }
 
-/// A subscriber per input, into its queue; a lossless message received makes
-/// our streams lossless too.
+/// A subscriber per input, into its queue; a no_drop message received makes
+/// our streams no_drop too.
 fn subscribe_inputs(
     session: &Session,
     config: &NodeConfig,
     queues: &Arc<Queues>,
-    lossless: &Arc<AtomicBool>,
+    no_drop: &Arc<AtomicBool>,
 ) -> Result<Vec<Subscriber<()>>> {
     let mut subscribers = Vec::new();
     for (index, input) in config.inputs.iter().enumerate() {
         let q = queues.clone();
         let key = keys::data(&config.run_id, &input.source_node, &input.source_output);
-        let flag = lossless.clone();
+        let flag = no_drop.clone();
         let sub = session
             .declare_subscriber(key)
             .callback(move |sample| {
-                let (_eos, lossless) =
+                let (_eos, no_drop) =
                     q.push_flagged(index, sample.attachment(), sample.payload().clone());
-                if lossless {
+                if no_drop {
                     flag.store(true, Ordering::Relaxed);
                 }
             })

@@ -109,7 +109,7 @@ impl Node {
             if waiting.iter().any(|w| w.starts_with(&prefix)) {
                 let envelope = Envelope {
                     seq: out.seq,
-                    lossless: false,
+                    no_drop: false,
                     header: Header::EndOfStream,
                 };
                 let _ = out

@@ -104,7 +104,7 @@ impl Node {
 
     fn put(&mut self, output: &str, header: Header, bytes: ZBytes) -> Result<()> {
         let node = self.config.node_id.clone();
-        let lossless = self.lossless.load(Ordering::Relaxed);
+        let no_drop = self.no_drop.load(Ordering::Relaxed);
         let out = self.output_mut(output)?;
         if out.closed {
             bail!("node `{node}` output `{output}` was already closed");
@@ -113,7 +113,7 @@ impl Node {
         let is_eos = matches!(header, Header::EndOfStream);
         let envelope = Envelope {
             seq: out.seq,
-            lossless,
+            no_drop,
             header,
         };
         out.seq += 1;

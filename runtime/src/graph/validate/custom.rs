@@ -4,14 +4,17 @@
 //! a built-in kind against its catalog entry.
 
 use crate::graph::describe::{describe_all, Described, Request};
-use crate::graph::diagnostic::Sink;
+use crate::graph::diagnostic::DiagnosticsBuilder;
 use crate::graph::yaml::join;
 
 use super::nodes::{Draft, Program};
 
 /// Sets the kind of every custom node that describes itself; reports a
 /// node that answers with a broken schema at its `path:`.
-pub(super) fn describe_custom_nodes(drafts: &mut [Option<Draft>], sink: &mut Sink<'_>) {
+pub(super) fn describe_custom_nodes(
+    drafts: &mut [Option<Draft>],
+    sink: &mut DiagnosticsBuilder<'_>,
+) {
     let mut asked: Vec<(usize, Request)> = Vec::new();
     for (i, d) in drafts.iter().enumerate() {
         if let Some(Draft {

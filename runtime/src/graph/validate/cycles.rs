@@ -1,12 +1,16 @@
 //! Data flows one way: a cycle of inputs is an error.
 
-use crate::graph::diagnostic::Sink;
+use crate::graph::diagnostic::DiagnosticsBuilder;
 
 use super::nodes::Draft;
 
 /// Reports every cycle found by a depth-first walk along the data flow, at
 /// the input that closes it.
-pub(super) fn cycles(drafts: &[Draft], edges: &[(usize, usize, usize)], sink: &mut Sink<'_>) {
+pub(super) fn cycles(
+    drafts: &[Draft],
+    edges: &[(usize, usize, usize)],
+    sink: &mut DiagnosticsBuilder<'_>,
+) {
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
         New,
@@ -25,7 +29,7 @@ pub(super) fn cycles(drafts: &[Draft], edges: &[(usize, usize, usize)], sink: &m
         marks: &mut [Mark],
         stack: &mut Vec<usize>,
         drafts: &[Draft],
-        sink: &mut Sink<'_>,
+        sink: &mut DiagnosticsBuilder<'_>,
     ) {
         marks[n] = Mark::Active;
         stack.push(n);

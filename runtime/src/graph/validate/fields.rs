@@ -1,10 +1,15 @@
 //! Small readers shared by every phase: unknown keys, scalars of one kind,
 //! lists of names.
 
-use crate::graph::diagnostic::{did_you_mean, Sink};
-use crate::graph::yaml::{join, Node};
+use crate::graph::diagnostic::{did_you_mean, DiagnosticsBuilder};
+use crate::graph::yaml::{join, YamlNode};
 
-pub(super) fn unknown_fields(node: &Node, field: &str, known: &[&str], sink: &mut Sink<'_>) {
+pub(super) fn unknown_fields(
+    node: &YamlNode,
+    field: &str,
+    known: &[&str],
+    sink: &mut DiagnosticsBuilder<'_>,
+) {
     for e in node.as_map().unwrap_or_default() {
         if !known.contains(&e.key.as_str()) {
             let hint = did_you_mean(&e.key, known.iter().copied())
@@ -19,7 +24,12 @@ pub(super) fn unknown_fields(node: &Node, field: &str, known: &[&str], sink: &mu
     }
 }
 
-pub(super) fn text_of(node: &Node, field: &str, what: &str, sink: &mut Sink<'_>) -> Option<String> {
+pub(super) fn text_of(
+    node: &YamlNode,
+    field: &str,
+    what: &str,
+    sink: &mut DiagnosticsBuilder<'_>,
+) -> Option<String> {
     match node.as_scalar() {
         Some(s) if !s.value.is_null() && !s.text.is_empty() => Some(s.text.clone()),
         _ => {
@@ -35,11 +45,11 @@ pub(super) fn text_of(node: &Node, field: &str, what: &str, sink: &mut Sink<'_>)
 }
 
 pub(super) fn int_in(
-    node: &Node,
+    node: &YamlNode,
     field: &str,
     min: i64,
     max: i64,
-    sink: &mut Sink<'_>,
+    sink: &mut DiagnosticsBuilder<'_>,
 ) -> Option<i64> {
     let Some(n) = node.as_scalar().and_then(|s| s.value.as_i64()) else {
         let message = format!(
@@ -62,10 +72,10 @@ pub(super) fn int_in(
 }
 
 pub(super) fn choice(
-    node: &Node,
+    node: &YamlNode,
     field: &str,
     choices: &[&'static str],
-    sink: &mut Sink<'_>,
+    sink: &mut DiagnosticsBuilder<'_>,
 ) -> Option<&'static str> {
     let text = node
         .as_scalar()

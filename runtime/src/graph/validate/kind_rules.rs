@@ -10,7 +10,7 @@ use node_catalog::kinds::{audio_encode, video_encode};
 use node_catalog::{KindSpec, ParamType, Params, Problem};
 use serde_json::Value;
 
-use crate::graph::diagnostic::Sink;
+use crate::graph::diagnostic::DiagnosticsBuilder;
 use crate::graph::yaml::Entry;
 
 use super::nodes::{Draft, Program};
@@ -41,7 +41,7 @@ fn written(kind: &KindSpec, given: &[Entry]) -> Params {
 }
 
 /// Each mux's container must accept the codec of every encoder feeding it.
-pub(super) fn containers(drafts: &[Draft], sink: &mut Sink<'_>) {
+pub(super) fn containers(drafts: &[Draft], sink: &mut DiagnosticsBuilder<'_>) {
     let by_id: HashMap<&str, &Draft> = drafts.iter().map(|d| (d.id.as_str(), d)).collect();
     let all_codecs = [video_encode::Codec::NAMES, audio_encode::Codec::NAMES].concat();
     for d in drafts {

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use node_catalog::{KindSpec, PortType, DEFAULT_QUEUE_SIZE};
 
-use crate::graph::diagnostic::{did_you_mean, Sink};
+use crate::graph::diagnostic::{did_you_mean, DiagnosticsBuilder};
 use crate::graph::model::{InputDef, NodeDef, NodeProgram, OutputDef, QueuePolicy, RestartPolicy};
 use crate::graph::yaml::join;
 
@@ -17,7 +17,7 @@ use super::nodes::{Draft, DraftInput, Program};
 
 /// Checks ids, edges, port types, cycles and codec/container pairs, and
 /// builds the nodes when everything is right.
-pub(super) fn link(drafts: &[Draft], sink: &mut Sink<'_>) -> Option<Vec<NodeDef>> {
+pub(super) fn link(drafts: &[Draft], sink: &mut DiagnosticsBuilder<'_>) -> Option<Vec<NodeDef>> {
     let nodes = Lookup {
         drafts,
         ids: index_ids(drafts, sink),
@@ -66,7 +66,10 @@ struct Lookup<'a> {
 }
 
 /// Each id's node; reports ids used twice.
-fn index_ids<'a>(drafts: &'a [Draft], sink: &mut Sink<'_>) -> HashMap<&'a str, usize> {
+fn index_ids<'a>(
+    drafts: &'a [Draft],
+    sink: &mut DiagnosticsBuilder<'_>,
+) -> HashMap<&'a str, usize> {
     let mut ids: HashMap<&str, usize> = HashMap::new();
     for (i, d) in drafts.iter().enumerate() {
         if d.id.is_empty() {
@@ -92,7 +95,7 @@ fn resolve_input(
     d: &Draft,
     kind: Option<&KindSpec>,
     input: &DraftInput,
-    sink: &mut Sink<'_>,
+    sink: &mut DiagnosticsBuilder<'_>,
 ) -> InputDef {
     // What the consumer accepts: None when it cannot be known.
     let accepts: Option<Accepts> = match (&d.program, kind) {
@@ -133,7 +136,11 @@ fn resolve_input(
 
 /// The input's queue policy: as set, else by what it carries. Encoded
 /// packets are never dropped.
-fn queue_policy(input: &DraftInput, ty: PortType, sink: &mut Sink<'_>) -> QueuePolicy {
+fn queue_policy(
+    input: &DraftInput,
+    ty: PortType,
+    sink: &mut DiagnosticsBuilder<'_>,
+) -> QueuePolicy {
     let encoded = matches!(ty, PortType::EncodedVideo | PortType::EncodedAudio);
     match input.policy {
         Some((QueuePolicy::DropOldest, pos)) if encoded => {
@@ -260,7 +267,11 @@ impl Accepts {
 
 /// The port an input of a kind (built-in or described) connects to;
 /// reports unknown names.
-fn input_port(k: &KindSpec, input: &DraftInput, sink: &mut Sink<'_>) -> Option<Accepts> {
+fn input_port(
+    k: &KindSpec,
+    input: &DraftInput,
+    sink: &mut DiagnosticsBuilder<'_>,
+) -> Option<Accepts> {
     if let Some(types) = k.any_inputs {
         return Some(Accepts::AnyOf(types));
     }
@@ -289,7 +300,7 @@ fn source_type(
     all_ids: &[&str],
     drafts: &[Draft],
     outputs: &[Option<Vec<OutputDef>>],
-    sink: &mut Sink<'_>,
+    sink: &mut DiagnosticsBuilder<'_>,
 ) -> Option<PortType> {
     let Some(&si) = ids.get(input.source_node.as_str()) else {
         let hint = did_you_mean(&input.source_node, all_ids.iter().copied())
@@ -327,7 +338,7 @@ fn required_inputs(
     d: &Draft,
     drafts: &[Draft],
     outputs: &[Option<Vec<OutputDef>>],
-    sink: &mut Sink<'_>,
+    sink: &mut DiagnosticsBuilder<'_>,
 ) {
     let field = join(&d.field, "inputs");
     if let Some(types) = k.any_inputs {

@@ -15,11 +15,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::diagnostic::Sink;
+use super::diagnostic::DiagnosticsBuilder;
 use super::load::Override;
 use super::model::Graph;
 use super::vars::{substitute, Vars};
-use super::yaml::Node;
+use super::yaml::YamlNode;
 
 mod custom;
 mod cycles;
@@ -43,11 +43,11 @@ const TOP_FIELDS: &[&str] = &["name", "vars", "network", "nodes"];
 
 /// Checks a parsed graph file; `None` when `sink` holds any error.
 pub(crate) fn graph(
-    mut root: Node,
+    mut root: YamlNode,
     file: &Path,
     overrides: &[Override],
     builtins: &BTreeMap<String, String>,
-    sink: &mut Sink<'_>,
+    sink: &mut DiagnosticsBuilder<'_>,
 ) -> Option<Graph> {
     if root.as_map().is_none() {
         let message = format!(

@@ -1,14 +1,14 @@
 //! `network:`: the zenoh endpoints each machine listens on and connects to.
 
-use crate::graph::diagnostic::Sink;
+use crate::graph::diagnostic::DiagnosticsBuilder;
 use crate::graph::model::{MachineNetwork, Network};
-use crate::graph::yaml::{join, Node};
+use crate::graph::yaml::{join, YamlNode};
 
 use super::fields::unknown_fields;
 
 const MACHINE_FIELDS: &[&str] = &["listen", "connect"];
 
-pub(super) fn read_network(root: &Node, sink: &mut Sink<'_>) -> Network {
+pub(super) fn read_network(root: &YamlNode, sink: &mut DiagnosticsBuilder<'_>) -> Network {
     let mut network = Network::default();
     let Some(e) = root.get("network") else {
         return network;
@@ -48,7 +48,7 @@ pub(super) fn read_network(root: &Node, sink: &mut Sink<'_>) -> Network {
     network
 }
 
-fn endpoints(node: &Node, field: &str, sink: &mut Sink<'_>) -> Vec<String> {
+fn endpoints(node: &YamlNode, field: &str, sink: &mut DiagnosticsBuilder<'_>) -> Vec<String> {
     let Some(items) = node.as_seq() else {
         let message = format!(
             "expected a list of endpoints like `tcp/127.0.0.1:7447`, found {}",

@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 
 use node_catalog::{builtin_kinds, kind as builtin_kind, KindSpec, Params};
 
-use crate::graph::diagnostic::{did_you_mean, Sink};
+use crate::graph::diagnostic::{did_you_mean, DiagnosticsBuilder};
 use crate::graph::model::{
     Network, OutputDef, QueuePolicy, RestartPolicy, RESERVED_ID_PREFIX, RUNTIME_NAME,
 };
 use crate::graph::vars::Vars;
-use crate::graph::yaml::{join, Entry, Node, Pos};
+use crate::graph::yaml::{join, Entry, Pos, YamlNode};
 
 use super::fields::{choice, int_in, text_of, unknown_fields};
 use super::params::read_custom_params;
@@ -106,8 +106,8 @@ impl NodeReader<'_> {
     pub(super) fn read_head(
         &self,
         index: usize,
-        node: &Node,
-        sink: &mut Sink<'_>,
+        node: &YamlNode,
+        sink: &mut DiagnosticsBuilder<'_>,
     ) -> Option<Draft> {
         let field = format!("nodes[{index}]");
         if node.as_map().is_none() {
@@ -173,8 +173,8 @@ impl NodeReader<'_> {
     pub(super) fn read_ports_and_params(
         &self,
         draft: &mut Draft,
-        node: &Node,
-        sink: &mut Sink<'_>,
+        node: &YamlNode,
+        sink: &mut DiagnosticsBuilder<'_>,
     ) {
         let field = draft.field.clone();
         match (draft.kind, draft.builtin) {
@@ -207,7 +207,12 @@ impl NodeReader<'_> {
         }
     }
 
-    fn read_id(&self, node: &Node, field: &str, sink: &mut Sink<'_>) -> (String, Pos) {
+    fn read_id(
+        &self,
+        node: &YamlNode,
+        field: &str,
+        sink: &mut DiagnosticsBuilder<'_>,
+    ) -> (String, Pos) {
         let f = join(field, "id");
         let Some(e) = node.get("id") else {
             sink.error(
@@ -251,9 +256,9 @@ impl NodeReader<'_> {
     /// the program itself is wrong).
     fn read_program(
         &self,
-        node: &Node,
+        node: &YamlNode,
         field: &str,
-        sink: &mut Sink<'_>,
+        sink: &mut DiagnosticsBuilder<'_>,
     ) -> (Option<Program>, bool) {
         match (node.get("node"), node.get("path")) {
             (Some(_), Some(p)) => {
@@ -304,7 +309,12 @@ impl NodeReader<'_> {
         }
     }
 
-    fn read_deploy(&self, e: &Entry, field: &str, sink: &mut Sink<'_>) -> Option<String> {
+    fn read_deploy(
+        &self,
+        e: &Entry,
+        field: &str,
+        sink: &mut DiagnosticsBuilder<'_>,
+    ) -> Option<String> {
         let f = join(field, "deploy");
         if e.value.as_map().is_none() {
             let message = format!("expected `machine: <name>`, found {}", e.value.describe());
@@ -387,7 +397,12 @@ fn resolve_executable(raw: &str, dir: &Path) -> Result<PathBuf, (String, Option<
     Ok(std::path::absolute(&path).unwrap_or(path))
 }
 
-fn read_args(e: &Entry, field: &str, builtin: bool, sink: &mut Sink<'_>) -> Vec<String> {
+fn read_args(
+    e: &Entry,
+    field: &str,
+    builtin: bool,
+    sink: &mut DiagnosticsBuilder<'_>,
+) -> Vec<String> {
     let f = join(field, "args");
     if builtin {
         let message =
@@ -418,7 +433,7 @@ fn read_args(e: &Entry, field: &str, builtin: bool, sink: &mut Sink<'_>) -> Vec<
     args
 }
 
-fn read_env(e: &Entry, field: &str, sink: &mut Sink<'_>) -> BTreeMap<String, String> {
+fn read_env(e: &Entry, field: &str, sink: &mut DiagnosticsBuilder<'_>) -> BTreeMap<String, String> {
     let f = join(field, "env");
     let mut env = BTreeMap::new();
     let Some(entries) = e.value.as_map() else {

@@ -6,9 +6,9 @@
 use node_catalog::{KindSpec, ParamSpec, ParamType, Params};
 use serde_json::{Map, Value};
 
-use crate::graph::diagnostic::{did_you_mean, Sink};
+use crate::graph::diagnostic::{did_you_mean, DiagnosticsBuilder};
 use crate::graph::vars::Expansion;
-use crate::graph::yaml::{join, Entry, Node, Pos};
+use crate::graph::yaml::{join, Entry, Pos, YamlNode};
 
 use super::kind_rules;
 use super::nodes::{Draft, NodeReader};
@@ -21,7 +21,7 @@ impl NodeReader<'_> {
         kind: &KindSpec,
         entry: Option<&Entry>,
         draft: &mut Draft,
-        sink: &mut Sink<'_>,
+        sink: &mut DiagnosticsBuilder<'_>,
     ) {
         let pfield = join(&draft.field, "params");
         let mut values = Map::new();
@@ -75,7 +75,13 @@ impl NodeReader<'_> {
     /// The kind's rules, once each param is right on its own: the pure ones
     /// for every node; its checks of files and directories only for a node
     /// of this machine (one deployed elsewhere is checked there).
-    fn cross_check(&self, kind: &KindSpec, pfield: &str, draft: &mut Draft, sink: &mut Sink<'_>) {
+    fn cross_check(
+        &self,
+        kind: &KindSpec,
+        pfield: &str,
+        draft: &mut Draft,
+        sink: &mut DiagnosticsBuilder<'_>,
+    ) {
         let elsewhere = matches!(
             (self.local_machine, draft.machine.as_deref()),
             (Some(here), Some(there)) if here != there
@@ -105,7 +111,7 @@ fn params_mapping<'e>(
     entry: Option<&'e Entry>,
     pfield: &str,
     draft: &mut Draft,
-    sink: &mut Sink<'_>,
+    sink: &mut DiagnosticsBuilder<'_>,
 ) -> Option<&'e [Entry]> {
     entry.and_then(|e| match e.value.as_map() {
         Some(m) => Some(m),
@@ -125,7 +131,7 @@ fn known_param(
     p: &Entry,
     f: &str,
     draft: &mut Draft,
-    sink: &mut Sink<'_>,
+    sink: &mut DiagnosticsBuilder<'_>,
 ) -> Option<&'static ParamSpec> {
     if let Some(spec) = kind.param(&p.key) {
         return Some(spec);
@@ -148,10 +154,10 @@ fn known_param(
 /// absence) applies.
 fn param_scalar(
     spec: &ParamSpec,
-    value: &Node,
+    value: &YamlNode,
     f: &str,
     draft: &mut Draft,
-    sink: &mut Sink<'_>,
+    sink: &mut DiagnosticsBuilder<'_>,
 ) -> Option<Value> {
     let Some(s) = value.as_scalar() else {
         let message = format!(
@@ -182,7 +188,7 @@ fn coerce_param(
     pos: Pos,
     f: &str,
     draft: &mut Draft,
-    sink: &mut Sink<'_>,
+    sink: &mut DiagnosticsBuilder<'_>,
 ) -> Option<Value> {
     match spec.ty.coerce(raw) {
         Ok(v) => Some(v),
@@ -209,7 +215,11 @@ fn reject(draft: &mut Draft, name: &str) {
     draft.bad_params.insert(name.to_string());
 }
 
-pub(super) fn read_custom_params(entry: Option<&Entry>, draft: &mut Draft, sink: &mut Sink<'_>) {
+pub(super) fn read_custom_params(
+    entry: Option<&Entry>,
+    draft: &mut Draft,
+    sink: &mut DiagnosticsBuilder<'_>,
+) {
     let Some(e) = entry else { return };
     match e.value.to_json() {
         Value::Object(map) => draft.params = Params(map),

@@ -3,7 +3,7 @@
 
 use node_catalog::{KindSpec, PortType};
 
-use crate::graph::diagnostic::{did_you_mean, Sink};
+use crate::graph::diagnostic::{did_you_mean, DiagnosticsBuilder};
 use crate::graph::model::{OutputDef, QueuePolicy};
 use crate::graph::yaml::{join, Entry, NodeKind};
 
@@ -22,7 +22,11 @@ const PORT_TYPES: &[&str] = &[
 ];
 const MAX_QUEUE_SIZE: i64 = 1024;
 
-pub(super) fn read_inputs(e: &Entry, field: &str, sink: &mut Sink<'_>) -> Vec<DraftInput> {
+pub(super) fn read_inputs(
+    e: &Entry,
+    field: &str,
+    sink: &mut DiagnosticsBuilder<'_>,
+) -> Vec<DraftInput> {
     let f = join(field, "inputs");
     let Some(entries) = e.value.as_map() else {
         if e.value.as_scalar().is_none_or(|s| !s.value.is_null()) {
@@ -106,7 +110,7 @@ pub(super) fn read_outputs(
     field: &str,
     kind: Option<&KindSpec>,
     builtin: bool,
-    sink: &mut Sink<'_>,
+    sink: &mut DiagnosticsBuilder<'_>,
 ) -> Option<Vec<OutputDef>> {
     let f = join(field, "outputs");
     let Some(items) = e.value.as_seq() else {

@@ -5,16 +5,20 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::graph::diagnostic::{did_you_mean, Sink};
+use crate::graph::diagnostic::{did_you_mean, DiagnosticsBuilder};
 use crate::graph::load::{override_value, Override};
 use crate::graph::vars::{value_text, Expansion, Var, Vars};
-use crate::graph::yaml::{join, Entry, Node, NodeKind, Pos, Style};
+use crate::graph::yaml::{join, Entry, NodeKind, Pos, Style, YamlNode};
 
 /// The built-in variable holding the machine this runtime runs
 /// (`--machine NAME`), usable as `${machine}`.
 pub const MACHINE_BUILTIN: &str = "machine";
 
-pub(super) fn graph_name(root: &Node, file: &Path, sink: &mut Sink<'_>) -> String {
+pub(super) fn graph_name(
+    root: &YamlNode,
+    file: &Path,
+    sink: &mut DiagnosticsBuilder<'_>,
+) -> String {
     let stem = || {
         file.file_stem()
             .map_or("graph".into(), |s| s.to_string_lossy().into_owned())
@@ -43,7 +47,7 @@ fn valid_var_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
-pub(super) fn read_vars(root: &Node, vars: &mut Vars, sink: &mut Sink<'_>) {
+pub(super) fn read_vars(root: &YamlNode, vars: &mut Vars, sink: &mut DiagnosticsBuilder<'_>) {
     let Some(e) = root.get("vars") else { return };
     let Some(entries) = e.value.as_map() else {
         if e.value.as_scalar().is_none_or(|s| !s.value.is_null()) {
@@ -95,7 +99,11 @@ pub(super) fn read_vars(root: &Node, vars: &mut Vars, sink: &mut Sink<'_>) {
 }
 
 /// `--set VAR=VALUE`: only variables the graph defines can be set.
-pub(super) fn override_vars(overrides: &[Override], vars: &mut Vars, sink: &mut Sink<'_>) {
+pub(super) fn override_vars(
+    overrides: &[Override],
+    vars: &mut Vars,
+    sink: &mut DiagnosticsBuilder<'_>,
+) {
     for (i, o) in overrides.iter().enumerate() {
         if o.target.contains('.') {
             continue;
@@ -147,9 +155,9 @@ pub(super) fn override_vars(overrides: &[Override], vars: &mut Vars, sink: &mut 
 /// the file said so, positioned at the override so errors name it.
 pub(super) fn override_params(
     overrides: &[Override],
-    nodes: &mut Node,
+    nodes: &mut YamlNode,
     vars: &Vars,
-    sink: &mut Sink<'_>,
+    sink: &mut DiagnosticsBuilder<'_>,
 ) {
     for (i, o) in overrides.iter().enumerate() {
         let Some((id, param)) = o.target.split_once('.') else {
@@ -174,7 +182,7 @@ pub(super) fn override_params(
                 }
             }
         }
-        let scalar = Node::scalar(pos, value.clone(), value_text(&value), style);
+        let scalar = YamlNode::scalar(pos, value.clone(), value_text(&value), style);
         let Some(items) = seq_mut(nodes) else {
             continue;
         };
@@ -197,7 +205,7 @@ pub(super) fn override_params(
             Some(params) => {
                 // A null `params:` becomes a mapping; any other non-mapping is reported later.
                 if params.value.as_scalar().is_some_and(|s| s.value.is_null()) {
-                    params.value = Node {
+                    params.value = YamlNode {
                         pos,
                         kind: NodeKind::Map(vec![entry]),
                     };
@@ -209,7 +217,7 @@ pub(super) fn override_params(
             None => entries.push(Entry {
                 key: "params".into(),
                 key_pos: pos,
-                value: Node {
+                value: YamlNode {
                     pos,
                     kind: NodeKind::Map(vec![entry]),
                 },
@@ -218,14 +226,14 @@ pub(super) fn override_params(
     }
 }
 
-fn seq_mut(node: &mut Node) -> Option<&mut Vec<Node>> {
+fn seq_mut(node: &mut YamlNode) -> Option<&mut Vec<YamlNode>> {
     match &mut node.kind {
         NodeKind::Seq(items) => Some(items),
         _ => None,
     }
 }
 
-fn node_id(node: &Node) -> Option<String> {
+fn node_id(node: &YamlNode) -> Option<String> {
     Some(node.get("id")?.value.as_scalar()?.text.clone())
 }
 
