@@ -186,22 +186,12 @@ pub const SPEC: KindSpec = KindSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kinds::testing::{defaults, every_choice, with};
+    use crate::kinds::testing::{assert_settings_parse, with};
     use serde_json::json;
 
     #[test]
     fn settings_from_defaults_and_every_choice() {
-        assert_eq!(
-            Settings::from_params(&defaults(&SPEC)),
-            Ok(Settings::default())
-        );
-        assert_eq!(
-            Settings::from_params(&Params::default()),
-            Ok(Settings::default())
-        );
-        for p in every_choice(&SPEC) {
-            Settings::from_params(&p).unwrap();
-        }
+        assert_settings_parse(&SPEC, Settings::from_params);
         let s = Settings::from_params(&with(&SPEC, "sample_format", json!("s24"))).unwrap();
         assert_eq!(s.sample_format, SampleFormat::S24);
     }

@@ -206,6 +206,19 @@ pub(crate) mod testing {
         p
     }
 
+    /// A kind's settings parse from its defaults and from no params at all
+    /// (both giving `Default`), and from every choice of every enum param.
+    pub fn assert_settings_parse<S>(kind: &KindSpec, parse: fn(&Params) -> Result<S, Problem>)
+    where
+        S: Default + PartialEq + std::fmt::Debug,
+    {
+        assert_eq!(parse(&defaults(kind)), Ok(S::default()));
+        assert_eq!(parse(&Params::default()), Ok(S::default()));
+        for p in every_choice(kind) {
+            parse(&p).unwrap();
+        }
+    }
+
     /// Every choice of every enum param of `kind`, as params over the defaults.
     pub fn every_choice(kind: &KindSpec) -> Vec<Params> {
         let mut out = Vec::new();

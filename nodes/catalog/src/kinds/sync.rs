@@ -142,19 +142,12 @@ pub const SPEC: KindSpec = KindSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kinds::testing::{defaults, with};
+    use crate::kinds::testing::{assert_settings_parse, with};
     use serde_json::json;
 
     #[test]
     fn settings_from_defaults() {
-        assert_eq!(
-            Settings::from_params(&defaults(&SPEC)),
-            Ok(Settings::default())
-        );
-        assert_eq!(
-            Settings::from_params(&Params::default()),
-            Ok(Settings::default())
-        );
+        assert_settings_parse(&SPEC, Settings::from_params);
         let s = Settings::from_params(&with(&SPEC, "tolerance_ms", json!(5))).unwrap();
         assert_eq!(s.tolerance_ms, 5.0);
         let mutable: Vec<&str> = PARAMS.iter().filter(|p| p.live).map(|p| p.name).collect();
