@@ -3,24 +3,17 @@
 //! `--set` overrides, `${var}` substitution and rendering.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use node_catalog::PortType;
 use runtime::graph::{
-    load, load_str, render, Diagnostic, Diagnostics, Graph, NodeDef, NodeProgram, Override,
-    QueuePolicy, RenderFormat, RestartPolicy,
+    load, load_str, render, Diagnostic, Diagnostics, Graph, NodeProgram, Override, QueuePolicy,
+    RenderFormat, RestartPolicy,
 };
 use serde_json::json;
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
-fn builtins() -> BTreeMap<String, String> {
-    BTreeMap::from([("timestamp".to_string(), "20240501-120000".to_string())])
-}
+mod support;
+use support::{builtins, fixture, node};
 
 fn sets(args: &[&str]) -> Vec<Override> {
     args.iter().map(|a| Override::parse(a).unwrap()).collect()
@@ -35,14 +28,6 @@ fn load_err(name: &str, overrides: &[&str]) -> Diagnostics {
         Ok(_) => panic!("{name} should not validate"),
         Err(d) => d,
     }
-}
-
-fn node<'g>(graph: &'g Graph, id: &str) -> &'g NodeDef {
-    graph
-        .nodes
-        .iter()
-        .find(|n| n.id == id)
-        .unwrap_or_else(|| panic!("no node {id}"))
 }
 
 /// Loads `errors/<name>.yaml`, which must hold exactly one error, there.

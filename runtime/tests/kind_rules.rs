@@ -2,28 +2,12 @@
 //! kind) as the graph loader applies them, and param updates checked
 //! against the kinds' schemas.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use runtime::graph::{load, Graph, NodeDef};
+use runtime::graph::load;
 
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
-}
-
-fn builtins() -> BTreeMap<String, String> {
-    BTreeMap::from([("timestamp".to_string(), "20240501-120000".to_string())])
-}
-
-fn node<'g>(graph: &'g Graph, id: &str) -> &'g NodeDef {
-    graph
-        .nodes
-        .iter()
-        .find(|n| n.id == id)
-        .unwrap_or_else(|| panic!("no node {id}"))
-}
+mod support;
+use support::{builtins, fixture, node};
 
 /// A kind's pure rules (the `source` grammar, even sizes, the container
 /// of a path) hold wherever the node runs, so the machine that checks the
