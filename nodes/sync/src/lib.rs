@@ -16,7 +16,7 @@ mod pacing;
 mod timeline;
 
 use anyhow::{anyhow, Context, Result};
-use node_api::{AudioFrame, Event, Header, Node, Payload, PortType, VideoFrame};
+use node_api::{metrics, AudioFrame, Event, Header, Node, Payload, PortType, VideoFrame};
 
 use audio_out::Batch;
 use drift::DriftCorrector;
@@ -131,7 +131,7 @@ impl VideoLane {
             frames: 0,
             offset: None,
             first_from_t0: None,
-            metric_first: format!("first_offset_ms_{name}"),
+            metric_first: metrics::per_input(metrics::FIRST_OFFSET_MS, name),
         }
     }
 }
@@ -479,13 +479,13 @@ impl Sync {
     fn publish(&self, node: &Node) {
         let m = node.metrics();
         if let Some(offset) = self.av_offset_ms() {
-            m.set("av_offset_ms", offset);
-            m.set("sync_score", sync_score(offset));
+            m.set(metrics::AV_OFFSET_MS, offset);
+            m.set(metrics::SYNC_SCORE, sync_score(offset));
         }
         if let Some(d) = &self.drift {
-            m.set("drift_ppm", d.tracker.ppm());
-            m.set("drift_correction_ppm", d.applied_ppm);
-            m.set("audio_clock_jumps", d.tracker.jumps as f64);
+            m.set(metrics::DRIFT_PPM, d.tracker.ppm());
+            m.set(metrics::DRIFT_CORRECTION_PPM, d.applied_ppm);
+            m.set(metrics::AUDIO_CLOCK_JUMPS, d.tracker.jumps as f64);
         }
         for lane in &self.lanes {
             if let Some(first) = lane.first_from_t0 {
@@ -493,18 +493,26 @@ impl Sync {
             }
         }
         if let Some(first) = self.audio_first_from_t0 {
-            m.set("first_offset_ms_audio", first as f64 / MS);
+            m.set(
+                &metrics::per_input(metrics::FIRST_OFFSET_MS, "audio"),
+                first as f64 / MS,
+            );
         }
         if let Some(spread) = self.start_spread_ns() {
-            m.set("start_spread_ms", spread as f64 / MS);
+            m.set(metrics::START_SPREAD_MS, spread as f64 / MS);
         }
-        m.set("audio_gap_fills", self.n.audio_gap_fills as f64);
-        m.set("audio_overlap_trims", self.n.audio_overlap_trims as f64);
-        m.set("video_dups_dropped", self.n.video_dups_dropped as f64);
-        m.set("video_gaps", self.n.video_gaps as f64);
-        m.set("dropped", self.n.dropped as f64);
-        m.set("video_before_start", self.n.video_before_start as f64);
-        m.set("audio_before_start", self.n.audio_before_start as f64);
+        let n = &self.n;
+        for (name, count) in [
+            (metrics::AUDIO_GAP_FILLS, n.audio_gap_fills),
+            (metrics::AUDIO_OVERLAP_TRIMS, n.audio_overlap_trims),
+            (metrics::VIDEO_DUPS_DROPPED, n.video_dups_dropped),
+            (metrics::VIDEO_GAPS, n.video_gaps),
+            (metrics::DROPPED, n.dropped),
+            (metrics::VIDEO_BEFORE_START, n.video_before_start),
+            (metrics::AUDIO_BEFORE_START, n.audio_before_start),
+        ] {
+            m.set(name, count as f64);
+        }
     }
 
     /// How far apart, in capture time, the first frames (and first audio

@@ -20,7 +20,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 use node_api::{
-    clock, Event, Header, Message, Node, NodeStats, Params, PixelFormat, TimeBase, VideoFrame,
+    clock, metrics, Event, Header, Message, Node, NodeStats, Params, PixelFormat, TimeBase,
+    VideoFrame,
 };
 
 /// The defaults of the params above: a custom node has no catalog entry,
@@ -133,10 +134,14 @@ fn source(mut node: Node, params: &Params, crash: &Crash) -> Result<()> {
     }
     tracing::info!("sent {i} frames");
     // CPU spent streaming (not starting up), for the transport bench.
-    node.metrics()
-        .set("stream_cpu_seconds", node_api::cpu_seconds() - cpu_start);
-    node.metrics()
-        .set("stream_seconds", (clock::now_ns() - start) as f64 / 1e9);
+    node.metrics().set(
+        metrics::STREAM_CPU_SECONDS,
+        node_api::cpu_seconds() - cpu_start,
+    );
+    node.metrics().set(
+        metrics::STREAM_SECONDS,
+        (clock::now_ns() - start) as f64 / 1e9,
+    );
     std::thread::sleep(Duration::from_millis(
         params.i64_or("linger_ms", DEFAULT_MS) as u64,
     ));

@@ -144,10 +144,7 @@ impl RunReport {
             let frames_out = s
                 .as_ref()
                 .map_or(0, |s| s.outputs.values().map(|o| o.sent).sum());
-            let dropped = s.as_ref().map_or(0, |s| {
-                s.inputs.values().map(|i| i.dropped).sum::<u64>()
-                    + s.metrics.get("dropped").copied().unwrap_or(0.0) as u64
-            });
+            let dropped = s.as_ref().map_or(0, NodeStats::dropped);
             let lost = s
                 .as_ref()
                 .map_or(0, |s| s.inputs.values().map(|i| i.lost).sum());

@@ -129,7 +129,7 @@ const OUTPUTS: &[PortSpec] = &[
 
 pub const SPEC: KindSpec = KindSpec {
     kind: "sync",
-    doc: "Puts up to 8 cameras (`video`, `video2` .. `video8`) and one audio stream on one timeline from their capture timestamps; every output's pts start at 0 at one instant T0 (the latest first capture, on the first camera's frame grid). Each input comes out on the output of the same name. Audio clock drift is measured and corrected by resampling. Metrics: av_offset_ms (positive: sound late), sync_score (100: together, 0: 40 ms or more apart), drift_ppm, drift_correction_ppm, audio_clock_jumps, start_spread_ms (capture-time spread of the first frames placed at pts 0 across all tracks), first_offset_ms_<output>, audio_gap_fills, audio_overlap_trims (samples), video_dups_dropped, video_gaps (frames), dropped.",
+    doc: "Puts up to 8 cameras (`video`, `video2` .. `video8`) and one audio stream on one timeline from their capture timestamps; every output's pts start at 0 at one instant T0 (the latest first capture, on the first camera's frame grid). Each input comes out on the output of the same name. Audio clock drift is measured and corrected by resampling.",
     inputs: INPUTS,
     any_inputs: None,
     outputs: OUTPUTS,
