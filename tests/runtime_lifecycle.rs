@@ -1,4 +1,4 @@
-//! The runtime with small real node processes: spawn, ready barrier, stop,
+//! The runtime with small real node processes: spawn, the barrier, stop,
 //! end-of-stream, restart policies, queue policies, zero-copy delivery,
 //! memlock and stale shared-memory segments.
 

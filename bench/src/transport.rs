@@ -284,7 +284,7 @@ fn raw_pub(args: &[String]) -> Result<()> {
         .express(true)
         .wait()
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    // Wait for the subscriber, as our ready barrier does.
+    // Wait for the subscriber, as our barrier does.
     while !publisher
         .matching_status()
         .wait()

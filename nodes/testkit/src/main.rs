@@ -1,5 +1,5 @@
 //! `testkit-node`: a custom node (used by `path:`) whose behaviour is chosen by
-//! its `mode` param. The runtime's tests use it to exercise spawning, the ready
+//! its `mode` param. The runtime's tests use it to exercise spawning, the
 //! barrier, end-of-stream, restarts, queue policies and zero-copy delivery with
 //! real processes, without any media library in the way.
 //!
@@ -58,7 +58,7 @@ fn run() -> Result<()> {
     }
 }
 
-/// A late subscriber: the ready barrier must hold the source until we are here.
+/// A late subscriber: the barrier must hold the source until we are here.
 fn delay_start() {
     if let Ok(config) = node_api::NodeConfig::from_env() {
         if let Some(ms) = config.params.i64("start_delay_ms") {

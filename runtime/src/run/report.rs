@@ -21,9 +21,9 @@ pub struct RunReport {
     /// 0: every node ended cleanly; 1: a node failed.
     pub exit_code: i32,
     pub error: Option<String>,
-    /// From `runtime run` until every node was ready.
+    /// From `runtime run` until every node had armed (the end of the barrier).
     pub graph_start_ms: f64,
-    /// Media time: from the start barrier to the end.
+    /// Media time: from the end of the barrier to the end.
     pub duration_s: f64,
     pub nodes: BTreeMap<String, NodeReport>,
     /// `--machine`: the machine whose nodes this runtime ran.

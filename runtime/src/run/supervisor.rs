@@ -28,8 +28,8 @@ use crate::graph::{Graph, RestartPolicy};
 /// Where a run is.
 #[derive(Debug)]
 pub(super) enum RunPhase {
-    /// The nodes subscribe their inputs and arm; sources wait for the
-    /// `started` token. A node not armed at `deadline` fails the run.
+    /// The barrier: the nodes subscribe their inputs and arm; sources wait
+    /// for the `started` token. A node not armed at `deadline` fails the run.
     Arming { deadline: Instant },
     /// The `started` token is up: sources produce, nodes that end are
     /// restarted, and the stop begins at `until` (`--duration`) if not asked before.
@@ -143,7 +143,7 @@ impl<'a> Supervisor<'a> {
             exits,
             nodes,
             phase: RunPhase::Arming {
-                deadline: Instant::now() + opts.ready_timeout,
+                deadline: Instant::now() + opts.arm_timeout,
             },
             failure: None,
             blame: Blame::default(),
@@ -161,7 +161,9 @@ impl<'a> Supervisor<'a> {
 
     /// The barrier is over: Arming → Running when every node armed (sources
     /// may start), else → Stopping (`failure` says why).
-    pub(super) fn end_barrier(&mut self, ready_ms: f64) -> Result<()> {
+    /// The log line keeps its words ("ready") for the scripts and tests that
+    /// wait for it.
+    pub(super) fn end_barrier(&mut self, armed_ms: f64) -> Result<()> {
         if self.failure.is_none() {
             let token = self
                 .links
@@ -172,7 +174,7 @@ impl<'a> Supervisor<'a> {
                 .map_err(|e| anyhow!("{e}"))?;
             self.started_token = Some(token);
             tracing::info!(
-                "all {} nodes ready in {ready_ms:.0} ms; started",
+                "all {} nodes ready in {armed_ms:.0} ms; started",
                 self.graph.nodes.len()
             );
         }
