@@ -60,7 +60,11 @@ pub use message::{
     Payload, PixelFormat, PlaneLayout, SampleFormat, TimeBase, VideoFrame,
 };
 pub use node::{Event, Node};
-pub use node_catalog::{ParamSpec, ParamType, Params, PortSpec, PortType};
+/// The catalog's types, for a custom node's schema and its typed settings
+/// (`choice!` enums, `Reader`), as the built-in kinds declare theirs.
+pub use node_catalog::{
+    choice, Choice, ParamSpec, ParamType, Params, PortSpec, PortType, Problem, Reader,
+};
 pub use pool::{OutBuf, PoolHandle, SharedBuf};
 pub use stats::{cpu_seconds, InputStats, Metrics, NodeStats, OutputStats};
 
