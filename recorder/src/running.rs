@@ -39,6 +39,7 @@ impl Default for Runtime {
 }
 
 impl Runtime {
+    /// Nodes found as [`Runtime::node_dir`] says, logs under `runs/`, back-pressure.
     pub fn new() -> Self {
         Runtime::default()
     }

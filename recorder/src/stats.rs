@@ -83,18 +83,24 @@ impl Statistics {
 /// Frames a node dropped, and why.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dropped {
+    /// The node's id.
     pub node: String,
+    /// How many.
     pub frames: u64,
+    /// Why it dropped them.
     pub why: String,
 }
 
 /// What a finished recording wrote.
 #[derive(Debug, Clone)]
 pub struct RecordingSummary {
+    /// The file.
     pub path: PathBuf,
     /// From the first to the last timestamp written, any track.
     pub duration: Duration,
+    /// Video frames in the file.
     pub video_frames: u64,
+    /// Audio samples encoded (per channel).
     pub audio_samples: u64,
     /// Every drop, by node (empty: nothing was dropped).
     pub dropped: Vec<Dropped>,
@@ -102,6 +108,7 @@ pub struct RecordingSummary {
     pub rejected: u64,
     /// The sync node's last audio-minus-video offset.
     pub av_offset_ms: Option<f64>,
+    /// Bytes.
     pub file_size: u64,
     /// The run's whole report (per node: frames, drops, restarts, exit).
     pub report: RunReport,
