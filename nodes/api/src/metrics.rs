@@ -62,7 +62,8 @@ metric_names! {
     /// Every metric of one name.
     ONE (per_input: false);
 
-    // Read by the runtime (status line, report, restarts).
+    // Read by the runtime (status line, report, restarts); the recorder
+    // library sums some of these and the ones below for its statistics.
 
     /// Frames or packets the node dropped itself, beyond what its input
     /// queues dropped (microphone: device overruns; sync: frames and audio
@@ -88,6 +89,18 @@ metric_names! {
     RESTART_LOST_FRAMES = "restart_lost_frames" by ["mux"];
     /// The same loss in seconds of media (of the longest track).
     RESTART_LOST_S = "restart_lost_s" by ["mux"];
+
+    /// Frames the application submitted and the node sent.
+    SUBMITTED = "submitted" by ["app-video", "app-audio"];
+    /// Frames the application submitted that were refused: of another size,
+    /// format, rate, channel count or layout, or with a timestamp going
+    /// backwards.
+    REJECTED = "rejected" by ["app-video", "app-audio"];
+    /// Submitted frames copied into shared memory (a frame the application
+    /// drew in shared memory itself is sent without a copy).
+    SUBMIT_COPIES = "submit_copies" by ["app-video", "app-audio"];
+    /// Audio samples submitted (per channel).
+    SAMPLES = "samples" by ["app-audio"];
 
     /// Frames decoded straight into the output's shared memory (sent with
     /// no copy).
@@ -160,8 +173,13 @@ metric_names! {
     /// The same delay in seconds of media.
     DELAY_S = "delay_s" by ["video-encode"];
 
+    /// Audio samples encoded (per channel).
+    SAMPLES_IN = "samples_in" by ["audio-encode"];
+
     /// Bytes on disk: the closed parts and the current one.
     BYTES_WRITTEN = "bytes_written" by ["mux"];
+    /// Media written, from the first to the last timestamp of any track, s.
+    DURATION_S = "duration_s" by ["mux"];
     /// The most a crash of everything now loses at the end, s:
     /// `fragment_duration`, one packet and the longest capture-to-mux delay
     /// seen.

@@ -253,6 +253,7 @@ fn publish(node: &Node, mux: &Muxer) {
     let m = node.metrics();
     m.set(metrics::BYTES_WRITTEN, mux.file_size() as f64);
     let duration = mux.duration();
+    m.set(metrics::DURATION_S, duration);
     if duration > 0.0 {
         m.set(
             metrics::BITRATE_BPS,

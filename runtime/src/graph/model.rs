@@ -75,6 +75,20 @@ impl NodeDef {
         self.inputs.is_empty()
     }
 
+    /// Its kind runs inside the application that embeds the runtime
+    /// (`app-video`, `app-audio`), not as a process the runtime starts.
+    pub fn is_hosted(&self) -> bool {
+        matches!(&self.program, NodeProgram::Builtin(k) if node_catalog::kind(k).is_some_and(|k| k.hosted))
+    }
+
+    /// The built-in kind, or the custom executable's path.
+    pub fn kind_name(&self) -> String {
+        match &self.program {
+            NodeProgram::Builtin(kind) => kind.clone(),
+            NodeProgram::Custom(path) => path.display().to_string(),
+        }
+    }
+
     /// What its params are checked against: a built-in kind's catalog
     /// entry, or the schema a custom node published; `None` for a custom
     /// node that publishes none.
