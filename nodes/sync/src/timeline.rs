@@ -212,6 +212,10 @@ impl AudioClock {
         self.tolerance_ns = tolerance_ns as i128;
     }
 
+    pub fn sample_rate(&self) -> u32 {
+        self.rate as u32
+    }
+
     /// Samples sent so far.
     pub fn emitted(&self) -> i64 {
         self.emitted
