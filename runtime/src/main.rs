@@ -264,6 +264,10 @@ fn main() -> ExitCode {
                 Ok(g) => g,
                 Err(code) => return code,
             };
+            if let Some(why) = runtime::run::needs_host(&g) {
+                eprintln!("error: {why}");
+                return ExitCode::from(EXIT_USAGE);
+            }
             if !(hang_timeout == 0.0 || (2.0..=3600.0).contains(&hang_timeout)) {
                 eprintln!("error: --hang-timeout must be 0 (off) or 2 to 3600 seconds (nodes publish their stats every 0.5 s)");
                 return ExitCode::from(EXIT_USAGE);
@@ -284,7 +288,7 @@ fn main() -> ExitCode {
                     .as_ref()
                     .map(|m| format!("-{m}"))
                     .unwrap_or_default();
-                PathBuf::from("runs").join(format!("{}-{}{machine}", timestamp(), g.name))
+                PathBuf::from("runs").join(format!("{}-{}{machine}", runtime::timestamp(), g.name))
             });
             let opts = RunOptions {
                 duration: duration.map(Duration::from_secs_f64),
@@ -296,6 +300,8 @@ fn main() -> ExitCode {
                 shared_memory: !no_shm,
                 ready_timeout: Duration::from_secs_f64(ready_timeout),
                 run_id,
+                host: None,
+                node_dir: None,
             };
             run(g, opts, report)
         }
@@ -420,7 +426,7 @@ fn load(path: &Path, sets: &[String], machine: Option<&str>) -> Result<graph::Gr
         }
     }
     let mut builtins = BTreeMap::new();
-    builtins.insert("timestamp".to_string(), timestamp());
+    builtins.insert("timestamp".to_string(), runtime::timestamp());
     if let Some(m) = machine {
         builtins.insert(graph::MACHINE_BUILTIN.to_string(), m.to_string());
     }
@@ -437,27 +443,6 @@ fn load(path: &Path, sets: &[String], machine: Option<&str>) -> Result<graph::Gr
         );
         ExitCode::from(EXIT_USAGE)
     })
-}
-
-/// The run's start time, as used in `${timestamp}` and run directory names.
-fn timestamp() -> String {
-    // Local time without extra dependencies: ask libc.
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as libc::time_t)
-        .unwrap_or(0);
-    // SAFETY: localtime_r fills the tm we own.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    unsafe { libc::localtime_r(&now, &mut tm) };
-    format!(
-        "{:04}{:02}{:02}-{:02}{:02}{:02}",
-        tm.tm_year + 1900,
-        tm.tm_mon + 1,
-        tm.tm_mday,
-        tm.tm_hour,
-        tm.tm_min,
-        tm.tm_sec
-    )
 }
 
 fn init_logging() {

@@ -48,6 +48,7 @@ fn run() -> Result<()> {
                     encoder = Some(AudioEncoder::open(&settings, h).context("audio-encode")?);
                 }
                 let enc = encoder.as_mut().expect("just opened");
+                node.metrics().add("samples_in", h.samples as f64);
                 enc.push(h, &data, &mut |packet, bytes| {
                     node.send_packet("audio", packet, bytes)
                 })?;

@@ -63,6 +63,7 @@ mod tests {
     fn every_catalog_kind_has_an_entry_point() {
         let mut catalog: Vec<&str> = node_catalog::builtin_kinds()
             .iter()
+            .filter(|k| !k.hosted)
             .map(|k| k.kind)
             .collect();
         let mut here: Vec<&str> = KINDS.iter().map(|(k, _)| *k).collect();

@@ -71,6 +71,7 @@ impl KindSpec {
             rules: no_rules,
             host_checks: no_rules,
             value_rule: no_value_rule,
+            hosted: false,
         }
     }
 
@@ -314,6 +315,7 @@ fn read_kind(value: &Value) -> Result<KindSpec, String> {
         rules: no_rules,
         host_checks: no_rules,
         value_rule: no_value_rule,
+        hosted: false,
     })
 }
 

@@ -253,6 +253,7 @@ fn publish(node: &Node, mux: &Muxer) {
     let m = node.metrics();
     m.set("bytes_written", mux.file_size() as f64);
     let duration = mux.duration();
+    m.set("duration_s", duration);
     if duration > 0.0 {
         m.set("bitrate_bps", mux.payload_bytes() as f64 * 8.0 / duration);
     }

@@ -69,6 +69,20 @@ impl NodeDef {
         self.inputs.is_empty()
     }
 
+    /// Its kind runs inside the application that embeds the runtime
+    /// (`app-video`, `app-audio`), not as a process the runtime starts.
+    pub fn is_hosted(&self) -> bool {
+        matches!(&self.program, NodeProgram::Builtin(k) if node_catalog::kind(k).is_some_and(|k| k.hosted))
+    }
+
+    /// The built-in kind, or the custom executable's path.
+    pub fn kind_name(&self) -> String {
+        match &self.program {
+            NodeProgram::Builtin(kind) => kind.clone(),
+            NodeProgram::Custom(path) => path.display().to_string(),
+        }
+    }
+
     /// A param update for this node while it runs, checked against its
     /// kind's schema (only a param marked mutable, with a value of its type
     /// that keeps the kind's rules): the value to send, normalized. A custom

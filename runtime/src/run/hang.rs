@@ -458,7 +458,7 @@ impl HangWatch {
     ) -> bool {
         let running: Vec<Running> = nodes
             .iter()
-            .filter(|(_, s)| s.state == NodeState::Running && s.kill.is_some())
+            .filter(|(_, s)| s.state == NodeState::Running && s.kill.is_some() && !s.hosted)
             .map(|(id, s)| Running {
                 id: id.clone(),
                 generation: s.generation,

@@ -20,7 +20,9 @@ mod barrier;
 mod clocks;
 mod ending;
 mod hang;
+mod hosted;
 mod links;
+mod live;
 mod logs;
 mod machines;
 mod process;
@@ -41,9 +43,11 @@ use tokio::sync::mpsc;
 use crate::graph::Graph;
 use links::Links;
 // Named here for `hang`, which knows them as `super::…`.
+pub use hosted::{needs_host, Host, HostedEnd, NodeHost};
+pub use live::{LiveStats, RunEvent};
 use process::{NodeState, Supervised};
 pub use report::{ClockReport, MachineLoss, NodeOutcome, NodeReport, RunReport};
-pub use spawn::{builtin_binary_in, builtin_dir};
+pub use spawn::{builtin_binary, builtin_binary_in, builtin_dir};
 use supervisor::Supervisor;
 
 /// How a run is carried out.
@@ -69,6 +73,12 @@ pub struct RunOptions {
     /// The id every machine of a run shares (default: derived from the
     /// graph when `machine` is set, unique otherwise).
     pub run_id: Option<String>,
+    /// Runs the graph's hosted nodes (`app-video`, `app-audio`): the
+    /// embedding application. A graph with hosted nodes needs one.
+    pub host: Option<Host>,
+    /// Where the built-in nodes' executable is (default: beside this
+    /// program, or `MEDIAGRAPH_NODE_DIR`; see `builtin_dir`).
+    pub node_dir: Option<PathBuf>,
 }
 
 impl Default for RunOptions {
@@ -83,6 +93,8 @@ impl Default for RunOptions {
             shared_memory: true,
             ready_timeout: Duration::from_secs(60),
             run_id: None,
+            host: None,
+            node_dir: None,
         }
     }
 }
@@ -95,6 +107,7 @@ pub struct StopHandle {
     requested: Arc<std::sync::atomic::AtomicBool>,
     params: mpsc::UnboundedSender<ParamUpdate>,
     params_rx: Arc<Mutex<Option<ParamReceiver>>>,
+    live: Arc<live::Live>,
 }
 
 /// (node, param, value)
@@ -109,6 +122,7 @@ impl Default for StopHandle {
             requested: Arc::default(),
             params: tx,
             params_rx: Arc::new(Mutex::new(Some(rx))),
+            live: Arc::default(),
         }
     }
 }
@@ -127,6 +141,21 @@ impl StopHandle {
         let _ = self
             .params
             .send((node.to_string(), name.to_string(), value));
+    }
+
+    /// The latest statistics (updated every half second while it runs).
+    pub fn stats(&self) -> Arc<LiveStats> {
+        self.live.stats()
+    }
+
+    /// Follows the statistics as they are updated.
+    pub fn watch_stats(&self) -> tokio::sync::watch::Receiver<Arc<LiveStats>> {
+        self.live.watch_stats()
+    }
+
+    /// The run's events from now on.
+    pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<RunEvent> {
+        self.live.subscribe()
     }
 
     fn is_requested(&self) -> bool {
@@ -148,6 +177,11 @@ impl StopHandle {
 /// 0 when every node ended cleanly, 1 when a node failed.
 pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<RunReport> {
     let started_at = Instant::now();
+    if opts.host.is_none() {
+        if let Some(why) = needs_host(graph) {
+            anyhow::bail!(why);
+        }
+    }
     // Prepare: directories, session, what the runtime watches, machines.
     let hang = hang::HangWatch::new(opts.hang_timeout);
     let links = Links::open(graph, opts, hang.heard()).await?;
@@ -155,7 +189,7 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
     report.machine = opts.machine.clone();
     report.clock = links.clock_report.clone();
     // Spawn, hold the ready barrier, supervise until no node runs.
-    let mut supervisor = Supervisor::spawn(graph, opts, &links, hang)?;
+    let mut supervisor = Supervisor::spawn(graph, opts, &links, hang, stop.live.clone())?;
     report.graph_start_ms = supervisor.barrier(&stop, started_at).await?;
     supervisor.supervise(&stop).await;
     // Report.

@@ -8,7 +8,7 @@ use anyhow::Result;
 use tokio::sync::mpsc;
 
 use super::links::Links;
-use super::{logs, spawn};
+use super::{hosted, logs, spawn};
 use crate::graph::Graph;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,6 +33,8 @@ pub(super) struct Supervised {
     /// Inputs whose end-of-stream was repeated for this incarnation.
     pub eos_replayed: HashSet<String>,
     pub kill: Option<tokio::sync::oneshot::Sender<()>>,
+    /// Run by the embedding application, not a process of ours (see `hosted`).
+    pub hosted: bool,
 }
 
 impl Supervised {
@@ -49,6 +51,7 @@ impl Supervised {
             arms_at_start: 0,
             eos_replayed: HashSet::new(),
             kill: None,
+            hosted: false,
         }
     }
 }
@@ -58,6 +61,8 @@ pub(super) struct Exit {
     pub node: String,
     pub generation: u32,
     pub status: std::io::Result<std::process::ExitStatus>,
+    /// A hosted node's own account of how it ended (processes have none).
+    pub cause: Option<String>,
 }
 
 impl Exit {
@@ -73,6 +78,9 @@ impl Exit {
     /// "exited with status 1", "was killed by signal 9 (SIGKILL)", ...
     pub fn describe(&self) -> String {
         use std::os::unix::process::ExitStatusExt;
+        if let Some(cause) = &self.cause {
+            return cause.clone();
+        }
         match &self.status {
             Ok(s) if s.success() => "exited normally".into(),
             Ok(s) => match (s.code(), s.signal()) {
@@ -103,6 +111,7 @@ pub(super) struct Spawner<'a> {
     pub shared_memory: bool,
     pub console: logs::Console,
     pub exit_tx: mpsc::UnboundedSender<Exit>,
+    pub host: Option<hosted::Host>,
 }
 
 impl Spawner<'_> {
@@ -126,6 +135,9 @@ impl Spawner<'_> {
         }
         // A restarted node listens on the same socket path.
         let _ = std::fs::remove_file(socket_dir.join(format!("{}.sock", def.id)));
+        if sup.hosted {
+            return self.start_hosted(sup, config);
+        }
         let mut child = spawn::spawn(def, &sup.program, &config)?;
         sup.pid = child.id();
         sup.generation += 1;
@@ -146,25 +158,70 @@ impl Spawner<'_> {
             self.console.clone(),
             sup.restarts,
         )?;
-        let (kill_tx, kill_rx) = tokio::sync::oneshot::channel::<()>();
-        sup.kill = Some(kill_tx);
-        let tx = self.exit_tx.clone();
-        let node = def.id.clone();
-        let generation = sup.generation;
-        tokio::spawn(async move {
+        self.watch_end(sup, |kill| async move {
             let status = tokio::select! {
                 s = child.wait() => s,
-                _ = kill_rx => {
+                _ = kill => {
                     let _ = child.start_kill();
                     child.wait().await
                 }
             };
+            (status, None)
+        });
+        Ok(())
+    }
+
+    /// Hands node `sup` to the embedding application; its end arrives on
+    /// `exit_tx` like a process's (see `hosted`).
+    fn start_hosted(&self, sup: &mut Supervised, config: node_api::NodeConfig) -> Result<()> {
+        use std::os::unix::process::ExitStatusExt;
+        let def = &self.graph.nodes[sup.index];
+        let host = self
+            .host
+            .as_ref()
+            .ok_or_else(|| anyhow::anyhow!(hosted::needs_host(self.graph).unwrap_or_default()))?;
+        let (end_tx, end_rx) = tokio::sync::oneshot::channel();
+        host.0.start(&def.id, config, hosted::HostedEnd(end_tx))?;
+        sup.pid = None;
+        sup.generation += 1;
+        sup.state = NodeState::Running;
+        self.watch_end(sup, |kill| async move {
+            let outcome = tokio::select! {
+                o = end_rx => o.unwrap_or_else(|_| Err("the application dropped it without finishing it".into())),
+                _ = kill => Err("the application did not finish it in time".into()),
+            };
+            match outcome {
+                Ok(()) => (Ok(std::process::ExitStatus::from_raw(0)), None),
+                Err(cause) => (Ok(std::process::ExitStatus::from_raw(1 << 8)), Some(cause)),
+            }
+        });
+        Ok(())
+    }
+
+    /// Arms `sup`'s kill switch, and sends its end on `exit_tx` once
+    /// `ended` (handed the kill switch) says how it ended.
+    fn watch_end<F, Fut>(&self, sup: &mut Supervised, ended: F)
+    where
+        F: FnOnce(tokio::sync::oneshot::Receiver<()>) -> Fut,
+        Fut: std::future::Future<
+                Output = (std::io::Result<std::process::ExitStatus>, Option<String>),
+            > + Send
+            + 'static,
+    {
+        let (kill_tx, kill_rx) = tokio::sync::oneshot::channel::<()>();
+        sup.kill = Some(kill_tx);
+        let tx = self.exit_tx.clone();
+        let node = self.graph.nodes[sup.index].id.clone();
+        let generation = sup.generation;
+        let end = ended(kill_rx);
+        tokio::spawn(async move {
+            let (status, cause) = end.await;
             let _ = tx.send(Exit {
                 node,
                 generation,
                 status,
+                cause,
             });
         });
-        Ok(())
     }
 }

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::hang::HangWatch;
 use super::process::{NodeState, Supervised};
 use super::restarts;
-use crate::graph::{Graph, NodeProgram};
+use crate::graph::Graph;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunReport {
@@ -117,13 +117,7 @@ impl RunReport {
             kinds: graph
                 .nodes
                 .iter()
-                .map(|n| {
-                    let kind = match &n.program {
-                        NodeProgram::Builtin(k) => k.clone(),
-                        NodeProgram::Custom(p) => p.display().to_string(),
-                    };
-                    (n.id.clone(), kind)
-                })
+                .map(|n| (n.id.clone(), n.kind_name()))
                 .collect(),
         }
     }

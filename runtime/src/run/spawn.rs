@@ -21,16 +21,27 @@ pub fn builtin_dir() -> Result<PathBuf> {
     let dir = exe
         .parent()
         .ok_or_else(|| anyhow!("runtime binary has no directory"))?;
-    // Test binaries live in target/<profile>/deps; the nodes one level up.
-    if dir.ends_with("deps") {
+    // Test binaries live in target/<profile>/deps, examples in
+    // target/<profile>/examples; the nodes one level up.
+    if dir.ends_with("deps") || dir.ends_with("examples") {
         return Ok(dir.parent().unwrap().to_path_buf());
     }
     Ok(dir.to_path_buf())
 }
 
-/// The executable that runs every built-in kind, beside the runtime.
-pub fn builtin_binary() -> Result<PathBuf> {
-    builtin_binary_in(&builtin_dir()?)
+/// The executable that runs every built-in kind: in `dir` when given
+/// (an embedding application's choice), else beside the runtime.
+pub fn builtin_binary(dir: Option<&Path>) -> Result<PathBuf> {
+    match dir {
+        Some(dir) => builtin_binary_in(dir).context("the node directory given"),
+        None => {
+            let from_env = std::env::var_os("MEDIAGRAPH_NODE_DIR").is_some();
+            builtin_binary_in(&builtin_dir()?).with_context(|| match from_env {
+                true => "looked in MEDIAGRAPH_NODE_DIR".to_string(),
+                false => "looked beside this program (MEDIAGRAPH_NODE_DIR is not set)".to_string(),
+            })
+        }
+    }
 }
 
 /// The executable that runs every built-in kind, in `dir`; an error naming
@@ -46,10 +57,14 @@ pub fn builtin_binary_in(dir: &Path) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// The executable of a node.
-pub fn program_path(node: &NodeDef) -> Result<PathBuf> {
+/// The executable of a node (built-in ones in `node_dir` when given).
+pub fn program_path(node: &NodeDef, node_dir: Option<&Path>) -> Result<PathBuf> {
     match &node.program {
-        NodeProgram::Builtin(_) => builtin_binary().with_context(|| format!("node `{}`", node.id)),
+        // The embedding application runs it (see `hosted`).
+        NodeProgram::Builtin(_) if node.is_hosted() => Ok(PathBuf::new()),
+        NodeProgram::Builtin(_) => {
+            builtin_binary(node_dir).with_context(|| format!("node `{}`", node.id))
+        }
         NodeProgram::Custom(path) => Ok(path.clone()),
     }
 }

@@ -1,5 +1,5 @@
 //! The live status line: per node, frames in/out, fps, drops, queue depth, and
-//! the node's own figures (bitrate, A/V offset) — refreshed once a second.
+//! the node's own figures (bitrate, A/V offset) — refreshed every half second.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -25,6 +25,11 @@ impl StatusLine {
             last_printed: None,
             flags: HashMap::new(),
         }
+    }
+
+    /// Whether `node` has a mark now.
+    pub fn has_flag(&self, node: &str) -> bool {
+        self.flags.contains_key(node)
     }
 
     /// Marks shown after the figures of these nodes until the next call.

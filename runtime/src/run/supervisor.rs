@@ -6,6 +6,7 @@
 //! nodes are killed with their streams ended for them, and the grace runs.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Result};
@@ -18,6 +19,7 @@ use zenoh::Wait;
 use super::ending::{self, Blame};
 use super::hang::{self, HangWatch};
 use super::links::Links;
+use super::live::{Live, LiveStats, RunEvent};
 use super::process::{Exit, NodeState, Spawner, Supervised};
 use super::restarts::{self, EarlierIncarnations};
 use super::status::StatusLine;
@@ -47,7 +49,20 @@ pub(super) enum RunPhase {
     Finished,
 }
 
+/// How often the status line and the embedding app's statistics refresh.
+const STATUS_EVERY: Duration = Duration::from_millis(500);
+
 impl RunPhase {
+    /// The phase's name, as an embedding app sees it.
+    fn name(&self) -> &'static str {
+        match self {
+            RunPhase::Arming { .. } => "arming",
+            RunPhase::Running { .. } => "running",
+            RunPhase::Stopping { .. } => "stopping",
+            RunPhase::Finished => "finished",
+        }
+    }
+
     /// Whether a stop may still begin (it begins once).
     fn may_stop(&self) -> bool {
         matches!(self, RunPhase::Arming { .. } | RunPhase::Running { .. })
@@ -101,6 +116,8 @@ pub(super) struct Supervisor<'a> {
     started_token: Option<LivelinessToken>,
     stopping_token: Option<LivelinessToken>,
     status: StatusLine,
+    /// What an embedding application follows (see `live`).
+    live: Arc<Live>,
 }
 
 impl<'a> Supervisor<'a> {
@@ -110,6 +127,7 @@ impl<'a> Supervisor<'a> {
         opts: &'a RunOptions,
         links: &'a Links,
         hang: HangWatch,
+        live: Arc<Live>,
     ) -> Result<Supervisor<'a>> {
         let console = logs::Console::new(opts.console);
         let (exit_tx, exits) = mpsc::unbounded_channel::<Exit>();
@@ -118,10 +136,10 @@ impl<'a> Supervisor<'a> {
             let local =
                 opts.machine.is_none() || def.machine.is_none() || def.machine == opts.machine;
             if local {
-                nodes.insert(
-                    def.id.clone(),
-                    Supervised::new(i, spawn::program_path(def)?),
-                );
+                let mut sup =
+                    Supervised::new(i, spawn::program_path(def, opts.node_dir.as_deref())?);
+                sup.hosted = def.is_hosted();
+                nodes.insert(def.id.clone(), sup);
             }
         }
         let spawner = Spawner {
@@ -130,6 +148,7 @@ impl<'a> Supervisor<'a> {
             shared_memory: opts.shared_memory,
             console,
             exit_tx,
+            host: opts.host.clone(),
         };
         for sup in nodes.values_mut() {
             spawner.start(sup)?;
@@ -154,6 +173,7 @@ impl<'a> Supervisor<'a> {
             started_token: None,
             stopping_token: None,
             status: StatusLine::new(opts.console),
+            live,
         })
     }
 
@@ -171,6 +191,7 @@ impl<'a> Supervisor<'a> {
                 .wait()
                 .map_err(|e| anyhow!("{e}"))?;
             self.started_token = Some(token);
+            self.live.event(RunEvent::Started);
             tracing::info!(
                 "all {} nodes ready in {ready_ms:.0} ms; started",
                 self.graph.nodes.len()
@@ -194,6 +215,7 @@ impl<'a> Supervisor<'a> {
             return;
         }
         tracing::info!("stopping: {why}");
+        self.live.event(RunEvent::Stopping { why: why.into() });
         self.stopping_token = self
             .links
             .session
@@ -246,6 +268,7 @@ impl<'a> Supervisor<'a> {
 
     /// Running or Stopping → Finished: no node runs any more.
     fn finish(&mut self) {
+        self.live.event(RunEvent::Finished);
         if let RunPhase::Stopping { since, why, .. } = &self.phase {
             tracing::debug!(
                 "every node ended {:.1} s after the stop began ({why})",
@@ -261,7 +284,7 @@ impl<'a> Supervisor<'a> {
     pub async fn supervise(&mut self, stop: &StopHandle) {
         let mut params = stop.params_rx.lock().unwrap().take();
         let mut timers = Timers {
-            status: tokio::time::interval(Duration::from_secs(1)),
+            status: tokio::time::interval(STATUS_EVERY),
             check: tokio::time::interval(Duration::from_millis(100)),
         };
         while self.nodes.values().any(|s| s.state == NodeState::Running) {
@@ -338,6 +361,7 @@ impl<'a> Supervisor<'a> {
         let sup = &self.nodes[&exit.node];
         let def = &self.graph.nodes[sup.index];
         !self.phase.is_stopping()
+            && !sup.hosted
             && sup.restarts < def.max_restarts
             && !exit.no_restart()
             && match def.restart {
@@ -353,7 +377,9 @@ impl<'a> Supervisor<'a> {
         self.earlier
             .bank(node, self.links.stats.lock().unwrap().remove(node));
         let max = self.graph.nodes[sup.index].max_restarts;
-        tracing::warn!("node `{node}` {why}; restarting ({}/{max})", sup.restarts);
+        let warning = format!("node `{node}` {why}; restarting ({}/{max})", sup.restarts);
+        tracing::warn!("{warning}");
+        self.live.event(RunEvent::Warning { message: warning });
         if let Err(e) = self.spawner.start(sup) {
             sup.state = NodeState::Failed;
             self.failure.get_or_insert(format!("{e:#}"));
@@ -378,6 +404,10 @@ impl<'a> Supervisor<'a> {
         if !self.phase.is_stopping() || self.failure.is_none() {
             tracing::error!("{msg}");
         }
+        self.live.event(RunEvent::NodeFailed {
+            node: node.into(),
+            cause: why.into(),
+        });
         self.blame
             .offer(self.graph, &links.closed, &mut self.failure, node, &msg);
         // Its consumers would wait forever for its end-of-stream: send it for it.
@@ -403,10 +433,23 @@ impl<'a> Supervisor<'a> {
 
     fn show_status(&mut self) {
         let snapshot = self.links.stats_now();
-        self.status.set_flags(self.hang.flags());
+        let flags = self.hang.flags();
+        for (node, flag) in &flags {
+            if !self.status.has_flag(node) {
+                let message = format!("node `{node}`{flag}");
+                self.live.event(RunEvent::Warning { message });
+            }
+        }
+        self.status.set_flags(flags.clone());
         let elapsed = self.media_start.elapsed();
         self.status
             .update(self.graph, &snapshot, elapsed, &self.spawner.console);
+        self.live.publish(LiveStats {
+            elapsed,
+            phase: self.phase.name(),
+            nodes: snapshot.into_iter().collect(),
+            flags: flags.into_iter().collect(),
+        });
     }
 
     /// The periodic checks.

@@ -102,7 +102,7 @@ const PARAMS: &[ParamSpec] = &[
 
 pub const SPEC: KindSpec = KindSpec {
     kind: "audio-encode",
-    doc: "Encodes raw audio: AAC, Opus (libopus), MP3 (libmp3lame).",
+    doc: "Encodes raw audio: AAC, Opus (libopus), MP3 (libmp3lame). Metrics: bitrate_bps, samples_in (samples encoded, per channel).",
     inputs: &[PortSpec::new("audio", PortType::RawAudio, "raw audio")],
     any_inputs: None,
     outputs: &[PortSpec::new(
@@ -114,6 +114,7 @@ pub const SPEC: KindSpec = KindSpec {
     rules,
     host_checks: no_rules,
     value_rule: no_value_rule,
+    hosted: false,
 };
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! The built-in node kinds: one module per kind, each with its ports, its
 //! param specs, its typed `Settings` (what the node reads) and its rules.
 
+pub mod app_audio;
+pub mod app_video;
 pub mod audio_encode;
 pub mod audio_normalize;
 pub mod camera;
@@ -85,6 +87,9 @@ pub struct KindSpec {
     /// are checked, given the params as written (a range that depends on
     /// another param: `crf` per codec).
     pub value_rule: fn(name: &str, value: &Value, written: &Params) -> Option<Problem>,
+    /// Run inside the application that embeds the runtime (frames it
+    /// submits), not as a process the runtime starts: `app-video`, `app-audio`.
+    pub hosted: bool,
 }
 
 impl KindSpec {
@@ -163,6 +168,8 @@ pub(crate) fn problems<T>(read: Result<T, Problem>) -> Vec<Problem> {
 }
 
 static KINDS: &[KindSpec] = &[
+    app_video::SPEC,
+    app_audio::SPEC,
     camera::SPEC,
     microphone::SPEC,
     video_normalize::SPEC,

@@ -1,0 +1,152 @@
+//! The numbers an app shows: [`Statistics`] while recording (the status
+//! line's), [`RecordingSummary`] at the end.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use node_api::NodeStats;
+use runtime::graph::Graph;
+use runtime::run::{LiveStats, RunReport};
+
+/// A recording's figures at one moment, summed over the graph.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Statistics {
+    /// Media time since the graph started.
+    pub elapsed: Duration,
+    /// `arming`, `running`, `stopping` or `finished`.
+    pub phase: String,
+    /// Video frames encoded (every video encoder).
+    pub video_frames: u64,
+    /// Audio samples encoded (per channel).
+    pub audio_samples: u64,
+    /// Frames encoded per second, on average.
+    pub fps: f64,
+    /// Dropped on purpose: full drop-oldest queues and nodes' own drops.
+    pub dropped: u64,
+    /// Sent but never received: never expected, always reported.
+    pub lost: u64,
+    /// Frames the app submitted that were refused.
+    pub rejected: u64,
+    /// Bits per second written to the file.
+    pub bitrate_bps: f64,
+    /// Audio minus video at the sync node (positive: sound late).
+    pub av_offset_ms: Option<f64>,
+    /// Bytes in the output file(s).
+    pub bytes_written: u64,
+    /// Per node, its own stats, as the runtime's status line reads them.
+    pub nodes: BTreeMap<String, NodeStats>,
+}
+
+impl Statistics {
+    /// The sums of `live` over the nodes of `graph`.
+    pub fn of(live: &LiveStats, graph: &Graph) -> Statistics {
+        let mut s = Statistics::from_nodes(&live.nodes, graph);
+        s.elapsed = live.elapsed;
+        s.phase = live.phase.to_string();
+        let secs = live.elapsed.as_secs_f64();
+        if secs > 0.0 {
+            s.fps = s.video_frames as f64 / secs;
+        }
+        s
+    }
+
+    fn from_nodes(nodes: &BTreeMap<String, NodeStats>, graph: &Graph) -> Statistics {
+        let mut s = Statistics {
+            nodes: nodes.clone(),
+            ..Statistics::default()
+        };
+        for node in &graph.nodes {
+            let Some(n) = nodes.get(&node.id) else {
+                continue;
+            };
+            let metric = |name: &str| n.metrics.get(name).copied();
+            s.dropped += n.inputs.values().map(|i| i.dropped).sum::<u64>()
+                + metric("dropped").unwrap_or(0.0) as u64;
+            s.lost += n.inputs.values().map(|i| i.lost).sum::<u64>();
+            s.rejected += metric("rejected").unwrap_or(0.0) as u64;
+            match node.kind_name().as_str() {
+                "video-encode" => s.video_frames += n.outputs.values().map(|o| o.sent).sum::<u64>(),
+                "audio-encode" => s.audio_samples += metric("samples_in").unwrap_or(0.0) as u64,
+                "mux" => {
+                    s.bitrate_bps += metric("bitrate_bps").unwrap_or(0.0);
+                    s.bytes_written += metric("bytes_written").unwrap_or(0.0) as u64;
+                }
+                "sync" => s.av_offset_ms = s.av_offset_ms.or(metric("av_offset_ms")),
+                _ => {}
+            }
+        }
+        s
+    }
+}
+
+/// Frames a node dropped, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dropped {
+    /// The node's id.
+    pub node: String,
+    /// How many.
+    pub frames: u64,
+    /// Why it dropped them.
+    pub why: String,
+}
+
+/// What a finished recording wrote.
+#[derive(Debug, Clone)]
+pub struct RecordingSummary {
+    /// The file.
+    pub path: PathBuf,
+    /// From the first to the last timestamp written, any track.
+    pub duration: Duration,
+    /// Video frames in the file.
+    pub video_frames: u64,
+    /// Audio samples encoded (per channel).
+    pub audio_samples: u64,
+    /// Every drop, by node (empty: nothing was dropped).
+    pub dropped: Vec<Dropped>,
+    /// Frames the app submitted that were refused.
+    pub rejected: u64,
+    /// The sync node's last audio-minus-video offset.
+    pub av_offset_ms: Option<f64>,
+    /// Bytes.
+    pub file_size: u64,
+    /// The run's whole report (per node: frames, drops, restarts, exit).
+    pub report: RunReport,
+}
+
+impl RecordingSummary {
+    /// The summary of a run that recorded to `path`.
+    pub fn of(report: RunReport, graph: &Graph, path: PathBuf) -> RecordingSummary {
+        let nodes: BTreeMap<String, NodeStats> = report
+            .nodes
+            .iter()
+            .filter_map(|(id, n)| Some((id.clone(), n.stats.clone()?)))
+            .collect();
+        let totals = Statistics::from_nodes(&nodes, graph);
+        let duration_s = nodes
+            .values()
+            .filter_map(|n| n.metrics.get("duration_s"))
+            .fold(0.0_f64, |a, b| a.max(*b));
+        let mut dropped = Vec::new();
+        for (id, n) in &report.nodes {
+            if n.dropped > 0 {
+                dropped.push(Dropped {
+                    node: id.clone(),
+                    frames: n.dropped,
+                    why: "it fell behind: its drop-oldest input queue was full, or it skipped frames under overload".into(),
+                });
+            }
+        }
+        RecordingSummary {
+            file_size: std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
+            path,
+            duration: Duration::from_secs_f64(duration_s),
+            video_frames: totals.video_frames,
+            audio_samples: totals.audio_samples,
+            dropped,
+            rejected: totals.rejected,
+            av_offset_ms: totals.av_offset_ms,
+            report,
+        }
+    }
+}
