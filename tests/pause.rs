@@ -7,13 +7,14 @@
 //! Nothing is asserted on wall time: the pause's length is what sync reports.
 
 use std::path::Path;
+use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use graph_tests::claps::{claps, describe, Clap};
 use graph_tests::live::recording_with;
 use graph_tests::media::{decode_errors, probe, require_ffmpeg, VideoTrack};
-use graph_tests::Scratch;
+use graph_tests::{bin_dir, Scratch};
 use runtime::run::{RunOptions, RunReport, StopHandle};
 use serde_json::json;
 
@@ -288,4 +289,64 @@ fn a_graph_started_paused_records_from_the_resume() {
         file.video.frames(),
         file.skipped
     );
+}
+
+/// Sync's own count of what its pauses cut, from its last log line
+/// (`... paused: 1.233 s cut, 37 frames, 59200 samples`): (s, frames, samples).
+fn cut_in_log(log: &str) -> (f64, u64, u64) {
+    let tail = log
+        .lines()
+        .rfind(|l| l.contains("sync done"))
+        .and_then(|l| l.split("paused: ").nth(1))
+        .unwrap_or_else(|| panic!("no summary in sync's log:\n{log}"));
+    let n: Vec<f64> = tail
+        .split([' ', ','])
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert_eq!(n.len(), 3, "{tail}");
+    (n[0], n[1] as u64, n[2] as u64)
+}
+
+/// The seed design's `CombinedRecorder::pause_recording()` /
+/// `resume_recording()` (the example app's `--pause-at` / `--resume-at`)
+/// set the same param. The app stamps each frame period's sound when it
+/// submits its picture, ahead of the capture clock: the cut begins after
+/// what sync already sent, so picture and sound lose the same span.
+#[test]
+fn the_recorders_pause_cuts_the_same_span_from_picture_and_sound() {
+    require_ffmpeg();
+    let s = Scratch::new();
+    let out = s.path("app.mp4");
+    let run = {
+        let _turn = exclusive();
+        Command::new(bin_dir().join("recorder-app"))
+            .arg(&out)
+            .args(["--seconds", "6", "--preset", "720p"])
+            .args(["--pause-at", "2.2", "--resume-at", "3.4"])
+            .current_dir(s.dir.path())
+            .output()
+            .unwrap()
+    };
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stdout}{stderr}");
+    let runs = std::fs::read_dir(s.path("runs")).unwrap();
+    let run_dir = runs.map(|e| e.unwrap().path()).next().expect("a run");
+    let log = std::fs::read_to_string(run_dir.join("logs/sync.log")).unwrap();
+    let (cut_s, frames, samples) = cut_in_log(&log);
+    assert!(frames >= 36, "1.2 s paused, {frames} frames cut");
+    assert!((cut_s * FPS - frames as f64).abs() < 0.01, "{cut_s} s");
+    assert_eq!(samples, frames * 1600, "the same span of sound");
+    assert_eq!(decode_errors(&out), "");
+    let video = probe(&out).unwrap().video[0].clone();
+    assert_eq!(video.frames(), 180 - frames, "{stdout}");
+    assert_eq!(video.holes(), 0);
+    // Claps at 0, 1, 2 s, then 4 and 5 s moved back by the cut (3 s is in it).
+    let found = claps(&out);
+    let all = describe(&found);
+    assert_eq!(found.len(), 5, "{all}");
+    assert_in_sync(&found, "the app's recording");
+    let across = found[3].at - found[2].at + cut_s;
+    assert!((across - 2.0).abs() < 0.5 / FPS, "{all}");
+    eprintln!("app: cut {cut_s:.3} s ({frames} frames, {samples} samples); claps {all}");
 }

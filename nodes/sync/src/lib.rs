@@ -318,7 +318,13 @@ impl Sync {
 
     /// Pauses or resumes the recording now (the live param `paused`).
     fn set_paused(&mut self, node: &Node, paused: bool) {
-        if !self.pause.set(paused, now_ns()) {
+        let mut now = now_ns();
+        if paused {
+            // Media stamped ahead of now (an app's timestamps, a replay) may
+            // have gone out already: the cut begins after it.
+            now = now.max(self.sent_until_ns().unwrap_or(0));
+        }
+        if !self.pause.set(paused, now) {
             tracing::info!("paused set to {paused}: it already was");
             return;
         }
@@ -335,6 +341,21 @@ impl Sync {
             (false, _) => tracing::info!("resumed {at}: the recording begins after the pause"),
         }
         self.save_state(node);
+    }
+
+    /// Just past the latest media sent on any output, on the capture clock.
+    fn sent_until_ns(&self) -> Option<u64> {
+        let t0 = self.t0?;
+        let video = self.lanes.iter().filter_map(|l| {
+            let clock = l.clock.as_ref()?;
+            Some(Tick::frame(clock.time_base(), 1).just_after(clock.last_slot()?))
+        });
+        let audio = self
+            .audio
+            .as_ref()
+            .filter(|a| a.emitted() > 0)
+            .map(|a| Tick::sample(a.sample_rate()).just_after(a.emitted() - 1));
+        video.chain(audio).max().map(|ns| t0 + ns)
     }
 
     /// What a restarted sync continues from: the common start and the pauses.

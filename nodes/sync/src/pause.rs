@@ -62,6 +62,12 @@ impl Tick {
         ceil_div(time * self.den, of.den * self.num * NS_PER_S)
     }
 
+    /// Just past index `index` of this clock, in ns from T0: a cut starting
+    /// there leaves that index out of it.
+    pub fn just_after(self, index: i64) -> u64 {
+        (self.ns(index as i128) + 1).max(0) as u64
+    }
+
     /// `steps` of this clock in ns, rounded down.
     fn ns(self, steps: i128) -> i128 {
         (steps * self.num * NS_PER_S).div_euclid(self.den)
@@ -571,6 +577,25 @@ mod tests {
         assert_eq!(p.last_cut(), Some((2.0 / 30.0, 2)));
         assert_eq!(place(&mut p, 29, 33), [Some(29), None, None, Some(30)]);
         assert_eq!(p.frames(), 3);
+    }
+
+    #[test]
+    fn a_pause_begins_after_what_was_already_sent() {
+        // An app stamps its sound a frame ahead: samples up to 2.2 s (index
+        // 105600) and frames up to slot 65 went out before the pause at
+        // 2.197 s; sync pauses just after the latest of them.
+        let sent = Tick::sample(RATE)
+            .just_after(105_599)
+            .max(FPS30.just_after(65));
+        assert!(sent < 2_200 * MS && sent > 2_199 * MS, "{sent}");
+        let mut p = started();
+        p.set(true, T0 + (2_197 * MS).max(sent));
+        p.set(false, T0 + 3_400 * MS);
+        assert_eq!(p.last_cut(), Some((37.0 / 30.0, 37)));
+        assert_eq!(place(&mut p, 65, 67), [Some(65), None]);
+        assert_eq!(audio(&mut p, 104_000, 1600), [(0, 1600, 104_000)]);
+        assert_eq!(audio(&mut p, 105_600, 1600), []);
+        assert_eq!(audio(&mut p, 105_600 + 37 * 1600, 1), [(0, 1, 105_600)]);
     }
 
     #[test]

@@ -149,6 +149,11 @@ impl VideoClock {
         VideoPlace::Emit { pts: slot, skipped }
     }
 
+    /// The slot of the last frame placed.
+    pub fn last_slot(&self) -> Option<i64> {
+        self.last.map(|(_, slot)| slot)
+    }
+
     /// How far a frame's capture time is from where its pts puts it, in ns.
     pub fn offset_ns(&self, capture_ns: u64, pts: i64) -> i64 {
         let at = pts as i128 * self.period_num * NS_PER_S / self.period_den;
