@@ -443,3 +443,35 @@ fn an_app_faster_than_the_encoder_has_its_drops_counted_when_it_asks_for_drops()
     assert_eq!(summary.video_frames, encoded);
     assert_eq!(probe(&summary.path).unwrap().video[0].frames(), encoded);
 }
+
+#[test]
+fn an_app_built_elsewhere_finds_the_node_executable_or_says_where_it_looked() {
+    let s = Scratch::new();
+    // The app alone in a directory of its own, as an app outside this
+    // workspace: the nodes are found in the checkout the recorder came from.
+    let app = s.path("my-app");
+    std::fs::copy(app_bin(), &app).unwrap();
+    let run = Command::new(&app)
+        .arg(s.path("elsewhere.mp4"))
+        .args(["--seconds", "1", "--preset", "720p", "--fast"])
+        .current_dir(s.dir.path())
+        .env_remove("MEDIAGRAPH_NODE_DIR")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    // A directory named by the user is used or refused, never second-guessed.
+    let run = Command::new(&app)
+        .arg(s.path("nowhere.mp4"))
+        .args(["--seconds", "1"])
+        .current_dir(s.dir.path())
+        .env("MEDIAGRAPH_NODE_DIR", s.path("nowhere"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("nowhere/mediagraph-nodes") && stderr.contains("MEDIAGRAPH_NODE_DIR"),
+        "{stderr}"
+    );
+}
