@@ -286,6 +286,7 @@ mod tests {
         };
         assert!(row("tolerance_ms ").ends_with("(changes while running)"));
         assert!(row("buffer_ms ").ends_with("(changes while running)"));
+        assert!(row("paused ").ends_with("(changes while running)"));
         assert!(!row("max_drift_ppm ").contains("while running"));
         assert!(
             row("tolerance_ms ").contains(" 20 "),

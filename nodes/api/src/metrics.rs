@@ -148,6 +148,14 @@ metric_names! {
     VIDEO_BEFORE_START = "video_before_start" by ["sync"];
     /// Audio samples captured before the common start.
     AUDIO_BEFORE_START = "audio_before_start" by ["sync"];
+    /// 1 while the recording is paused (sync's live param `paused`), else 0.
+    PAUSED = "paused" by ["sync"];
+    /// Seconds cut from the timeline by pauses, the one under way included.
+    PAUSED_S = "paused_s" by ["sync"];
+    /// Video frames a pause left out, all cameras (not counted as dropped).
+    PAUSED_FRAMES = "paused_frames" by ["sync"];
+    /// Audio samples a pause left out (not counted as dropped).
+    PAUSED_SAMPLES = "paused_samples" by ["sync"];
 
     /// Program frames made.
     COMPOSED = "composed" by ["compose"];
