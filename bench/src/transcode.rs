@@ -9,8 +9,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use bench::median;
 use bench::procs::{run_measured, Measured};
+use bench::{median, on_path, probe, Probe};
 
 const HELP: &str = "\
 transcode-bench: our graph against ffmpeg (and gst-launch-1.0) on one transcode
@@ -102,14 +102,8 @@ fn parse_args() -> Result<Options> {
         gst: true,
         sets: Vec::new(),
     };
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        let mut value = || args.next().with_context(|| format!("{a} needs a value"));
-        match a.as_str() {
-            "-h" | "--help" => {
-                print!("{HELP}");
-                std::process::exit(0);
-            }
+    bench::each_arg(HELP, |a, value| {
+        match a {
             "--runs" => o.runs = value()?.parse().context("--runs")?,
             "--preset" => o.preset = value()?,
             "--crf" => o.crf = value()?.parse().context("--crf")?,
@@ -122,21 +116,12 @@ fn parse_args() -> Result<Options> {
             "--set" => o.sets.push(value()?),
             other => bail!("unknown argument `{other}` (see --help)"),
         }
-    }
+        Ok(())
+    })?;
     if o.runs == 0 {
         bail!("--runs must be at least 1");
     }
     Ok(o)
-}
-
-/// Whether `program` runs (`version_flag`: how it prints its version).
-fn on_path(program: &str, version_flag: &str) -> bool {
-    Command::new(program)
-        .arg(version_flag)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 /// Generates the lossless input if it is not cached yet.
@@ -182,53 +167,6 @@ fn ensure_input(o: &Options) -> Result<PathBuf> {
     }
     std::fs::rename(&partial, &path)?;
     Ok(path)
-}
-
-/// What ffprobe says about a file.
-#[derive(Debug, Default, Clone)]
-struct Probe {
-    duration_s: f64,
-    frame_rate: f64,
-    video_codec: String,
-    video_frames: u64,
-    audio_codec: String,
-}
-
-/// `count`: count the packets (for containers whose headers do not say how
-/// many frames a stream has, like Matroska).
-fn probe(path: &Path, count: bool) -> Result<Probe> {
-    let extra: &[&str] = if count { &["-count_packets"] } else { &[] };
-    let v = bench::ffprobe_json(path, extra)?;
-    let mut p = Probe {
-        duration_s: v["format"]["duration"]
-            .as_str()
-            .and_then(|d| d.parse().ok())
-            .unwrap_or(0.0),
-        ..Probe::default()
-    };
-    for s in v["streams"].as_array().into_iter().flatten() {
-        let codec = s["codec_name"].as_str().unwrap_or("").to_string();
-        match s["codec_type"].as_str() {
-            Some("video") if p.video_codec.is_empty() => {
-                p.video_codec = codec;
-                p.video_frames = ["nb_frames", "nb_read_packets"]
-                    .iter()
-                    .find_map(|k| s[*k].as_str()?.parse().ok())
-                    .unwrap_or(0);
-                p.frame_rate = s["avg_frame_rate"]
-                    .as_str()
-                    .and_then(|r| {
-                        let (n, d) = r.split_once('/')?;
-                        let (n, d): (f64, f64) = (n.parse().ok()?, d.parse().ok()?);
-                        (d > 0.0).then_some(n / d)
-                    })
-                    .unwrap_or(0.0);
-            }
-            Some("audio") if p.audio_codec.is_empty() => p.audio_codec = codec,
-            _ => {}
-        }
-    }
-    Ok(p)
 }
 
 /// Checks an output against the input: H.264 + AAC, same length, every frame.

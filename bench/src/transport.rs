@@ -65,7 +65,7 @@ fn orchestrate(args: &[String]) -> Result<()> {
     std::fs::create_dir_all(&scratch)?;
     println!(
         "transport bench: {frames} frames per case, 2 processes, {}",
-        machine()
+        bench::machine()
     );
     println!(
         "{:<9} {:>8} | {:>25} | {:>25} | {:>25} | {:>11}",
@@ -116,21 +116,6 @@ fn orchestrate(args: &[String]) -> Result<()> {
     );
     let _ = std::fs::remove_dir_all(&scratch);
     Ok(())
-}
-
-fn machine() -> String {
-    let cpus = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_default();
-    format!("{cpus} cores, {model}")
 }
 
 fn node_api_case(

@@ -12,7 +12,8 @@ mod capture;
 mod device;
 mod direct;
 mod media;
-mod pattern;
+/// The test pattern, for benches that draw the same picture as `source: test`.
+pub mod pattern;
 mod still;
 mod testsrc;
 
