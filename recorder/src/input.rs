@@ -183,8 +183,12 @@ impl Slot {
 }
 
 fn finish(node: Node, ended: HostedEnd) {
+    // Nothing is sent after this: these are the final counters, handed to
+    // the runtime with the end so the report has them whatever stats
+    // message is still on its way.
+    let last = node.stats();
     match node.finish() {
-        Ok(()) => ended.finished(),
+        Ok(()) => ended.finished(Some(last)),
         Err(e) => ended.failed(format!("{e:#}")),
     }
 }

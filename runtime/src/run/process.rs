@@ -63,7 +63,16 @@ pub(super) struct Exit {
     pub status: std::io::Result<std::process::ExitStatus>,
     /// A hosted node's own account of how it ended (processes have none).
     pub cause: Option<String>,
+    /// A hosted node's counters at its end (a process publishes its own).
+    pub last_stats: Option<node_api::NodeStats>,
 }
+
+/// How an incarnation ended: its status, a hosted node's cause and last counters.
+type Ended = (
+    std::io::Result<std::process::ExitStatus>,
+    Option<String>,
+    Option<node_api::NodeStats>,
+);
 
 impl Exit {
     pub fn success(&self) -> bool {
@@ -166,7 +175,7 @@ impl Spawner<'_> {
                     child.wait().await
                 }
             };
-            (status, None)
+            (status, None, None)
         });
         Ok(())
     }
@@ -191,8 +200,8 @@ impl Spawner<'_> {
                 _ = kill => Err("the application did not finish it in time".into()),
             };
             match outcome {
-                Ok(()) => (Ok(std::process::ExitStatus::from_raw(0)), None),
-                Err(cause) => (Ok(std::process::ExitStatus::from_raw(1 << 8)), Some(cause)),
+                Ok(last) => (Ok(std::process::ExitStatus::from_raw(0)), None, last),
+                Err(cause) => (Ok(std::process::ExitStatus::from_raw(1 << 8)), Some(cause), None),
             }
         });
         Ok(())
@@ -203,10 +212,7 @@ impl Spawner<'_> {
     fn watch_end<F, Fut>(&self, sup: &mut Supervised, ended: F)
     where
         F: FnOnce(tokio::sync::oneshot::Receiver<()>) -> Fut,
-        Fut: std::future::Future<
-                Output = (std::io::Result<std::process::ExitStatus>, Option<String>),
-            > + Send
-            + 'static,
+        Fut: std::future::Future<Output = Ended> + Send + 'static,
     {
         let (kill_tx, kill_rx) = tokio::sync::oneshot::channel::<()>();
         sup.kill = Some(kill_tx);
@@ -215,12 +221,13 @@ impl Spawner<'_> {
         let generation = sup.generation;
         let end = ended(kill_rx);
         tokio::spawn(async move {
-            let (status, cause) = end.await;
+            let (status, cause, last_stats) = end.await;
             let _ = tx.send(Exit {
                 node,
                 generation,
                 status,
                 cause,
+                last_stats,
             });
         });
     }

@@ -340,6 +340,13 @@ impl<'a> Supervisor<'a> {
         }
         // Its upstream nodes take back the shared memory it held (node_api::pool).
         self.links.announce_gone(&exit.node);
+        if let Some(last) = exit.last_stats.clone() {
+            self.links
+                .stats
+                .lock()
+                .unwrap()
+                .insert(exit.node.clone(), last);
+        }
         let why = self
             .hang
             .exit_reason(&exit.node, exit.generation)
