@@ -5,6 +5,7 @@
 //!
 //! Run `embed-bench --help` for what it runs and what each number includes.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -45,8 +46,13 @@ WHAT IT DOES
                     -f lavfi -i sine=frequency=440:sample_rate=48000 -t N/30
                     -pix_fmt yuv420p -ac 2 -c:v libx264 -preset veryfast -crf 23
                     -g 60 -c:a aac -b:a 128k -movflags +faststart
+         ffmpeg-pipe  the same ffmpeg fed the app's drawn RGB24 frames on
+                    stdin (-f rawvideo -pix_fmt rgb24 -i pipe:0): the same
+                    picture and conversion as the embedded rows, and what an
+                    app would do without the recorder
        each as fast as it goes (the app submits as fast as the graph takes
-       frames).
+       frames). testsrc2 is a busier picture than the camera's pattern
+       (more bits, more x264 work): compare the MB column.
     Every file is checked with ffprobe (h264 + aac, N video frames, N/30 s).
 
 MEASURES
@@ -62,9 +68,12 @@ MEASURES
                 through stop_recording returning (file finalized); cli,
                 ffmpeg: the command's start to exit. Median of R runs.
     fps         N / wall
-    CPU s       user + system: for copy / zero-copy this process (the app's
-                drawing and submits) and the node processes it reaped; for
-                cli and ffmpeg the command and its children (wait4)
+    CPU s       user + system: for copy / zero-copy / ffmpeg-pipe this process
+                (the app's drawing and submits) and the processes it reaped;
+                for cli and ffmpeg the command and its children (wait4);
+                video-normalize / video-encode: those nodes' own, from the
+                run's report
+    MB          the output file
 
 OPTIONS
     --frames N    frames per recording, a multiple of 30 (default 300: 10 s)
@@ -139,16 +148,21 @@ enum Job {
     /// The CLI with an RGB24 camera: the same conversion to YUV 4:2:0 in
     /// video-normalize as the app's RGB24 frames get.
     CliRgb24,
+    /// ffmpeg's own test source.
     Ffmpeg,
+    /// ffmpeg fed the app's RGB24 frames through a pipe: what an app
+    /// would do without the recorder.
+    FfmpegPipe,
 }
 
 impl Job {
-    const ALL: [Job; 5] = [
+    const ALL: [Job; 6] = [
         Job::Embedded(Handover::Copy),
         Job::Embedded(Handover::ZeroCopy),
         Job::Cli,
         Job::CliRgb24,
         Job::Ffmpeg,
+        Job::FfmpegPipe,
     ];
 
     fn name(self) -> &'static str {
@@ -158,6 +172,7 @@ impl Job {
             Job::Cli => "cli",
             Job::CliRgb24 => "cli-rgb24",
             Job::Ffmpeg => "ffmpeg",
+            Job::FfmpegPipe => "ffmpeg-pipe",
         }
     }
 
@@ -173,6 +188,7 @@ impl Job {
                 "CLI as above, `camera.pixel_format=rgb24` (converted like the app's frames)"
             }
             Job::Ffmpeg => "ffmpeg: testsrc2 + sine, libx264 veryfast CRF 23, AAC",
+            Job::FfmpegPipe => "ffmpeg fed the app's RGB24 frames on stdin, + sine, same settings",
         }
     }
 }
@@ -286,6 +302,10 @@ struct Run {
     stop_s: f64,
     /// Embedded: picture submits that waited for a free buffer.
     pool_waits: u64,
+    /// Ours: CPU seconds of video-normalize and video-encode.
+    node_cpu: [Option<f64>; 2],
+    /// The output file's size.
+    size_mb: f64,
 }
 
 /// What the app draws and plays: the camera's test pattern and a 440 Hz
@@ -424,6 +444,11 @@ fn record(app: &mut App, path: Handover, paced: bool, frames: u64, dir: &Path) -
         start_s: (started - begin).as_secs_f64(),
         stop_s: stopping.elapsed().as_secs_f64(),
         pool_waits: app_video_pool_waits(&summary),
+        node_cpu: ["video-normalize", "video-encode"].map(|id| {
+            let node = summary.report.nodes.get(id)?;
+            Some(node.stats.as_ref()?.cpu_seconds)
+        }),
+        size_mb: 0.0,
     })
 }
 
@@ -461,7 +486,9 @@ fn command(job: Job, o: &Options, out: &Path, dir: &Path) -> Result<Command> {
                 .join("runtime");
             cmd = Command::new(runtime);
             cmd.args(["run", &o.graph, "-q", "--run-dir"])
-                .arg(dir.join("run"));
+                .arg(dir.join("run"))
+                .arg("--report")
+                .arg(dir.join("report.json"));
             for source in ["camera", "microphone"] {
                 for (param, value) in [("source", "test"), ("realtime", "false")] {
                     cmd.args(["--set", &format!("{source}.{param}={value}")]);
@@ -473,11 +500,22 @@ fn command(job: Job, o: &Options, out: &Path, dir: &Path) -> Result<Command> {
             }
             cmd.args(["--set", &format!("mux.path={}", out.display())]);
         }
-        Job::Ffmpeg => {
+        Job::Ffmpeg | Job::FfmpegPipe => {
             cmd = Command::new("ffmpeg");
-            cmd.args(["-hide_banner", "-v", "error", "-nostdin", "-y"])
-                .args(["-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=30"])
-                .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+            cmd.args(["-hide_banner", "-v", "error", "-y"]);
+            match job {
+                Job::Ffmpeg => cmd.args([
+                    "-nostdin",
+                    "-f",
+                    "lavfi",
+                    "-i",
+                    "testsrc2=size=1920x1080:rate=30",
+                ]),
+                _ => cmd
+                    .args(["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", "1920x1080"])
+                    .args(["-r", "30", "-i", "pipe:0"]),
+            };
+            cmd.args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
                 .args(["-t", &seconds, "-pix_fmt", "yuv420p", "-ac", "2"])
                 .args(["-c:v", "libx264", "-preset", "veryfast", "-crf", "23"])
                 .args(["-g", "60", "-c:a", "aac", "-b:a", "128k"])
@@ -488,6 +526,12 @@ fn command(job: Job, o: &Options, out: &Path, dir: &Path) -> Result<Command> {
     }
     cmd.stdin(Stdio::null()).stdout(Stdio::null());
     Ok(cmd)
+}
+
+/// The CPU seconds of video-normalize and video-encode in a run's report.
+fn node_cpu(report: &serde_json::Value) -> [Option<f64>; 2] {
+    ["video-normalize", "video-encode"]
+        .map(|id| report["nodes"][id]["stats"]["cpu_seconds"].as_f64())
 }
 
 /// Runs a CLI or ffmpeg row to its end.
@@ -502,9 +546,45 @@ fn run_command(job: Job, o: &Options, dir: &Path) -> Result<Run> {
         let log = std::fs::read_to_string(&stderr).unwrap_or_default();
         bail!("{} exited with {:?}: {}", job.name(), m.code, log.trim());
     }
+    let report = std::fs::read(dir.join("report.json")).ok();
+    let report = report.and_then(|r| serde_json::from_slice(&r).ok());
     Ok(Run {
         wall_s: m.wall.as_secs_f64(),
         cpu_s: m.cpu_s,
+        node_cpu: report.as_ref().map_or([None; 2], node_cpu),
+        ..Run::default()
+    })
+}
+
+/// ffmpeg fed the app's frames on its stdin, drawn as the copy path draws
+/// them; CPU as for the embedded rows (this process and its children).
+fn run_ffmpeg_pipe(app: &mut App, o: &Options, dir: &Path) -> Result<Run> {
+    let mut cmd = command(Job::FfmpegPipe, o, &dir.join("out.mp4"), dir)?;
+    let stderr = dir.join("stderr.log");
+    cmd.stdin(Stdio::piped())
+        .stderr(std::fs::File::create(&stderr)?);
+    let cpu = cpu_with_children();
+    let begin = Instant::now();
+    let mut child = cmd.spawn().context("starting ffmpeg")?;
+    let mut stdin = child.stdin.take().context("ffmpeg's stdin")?;
+    let mut fed = Ok(());
+    for n in 0..o.frames {
+        app.pattern.render(n, false, &mut app.pixels);
+        fed = stdin.write_all(&app.pixels);
+        if fed.is_err() {
+            break;
+        }
+    }
+    drop(stdin);
+    let status = child.wait()?;
+    let wall_s = begin.elapsed().as_secs_f64();
+    if !status.success() || fed.is_err() {
+        let log = std::fs::read_to_string(&stderr).unwrap_or_default();
+        bail!("ffmpeg (pipe) {status}, {fed:?}: {}", log.trim());
+    }
+    Ok(Run {
+        wall_s,
+        cpu_s: cpu_with_children() - cpu,
         ..Run::default()
     })
 }
@@ -538,11 +618,14 @@ fn verify(file: &Path, frames: u64) -> Result<()> {
 fn run_job(job: Job, paced: bool, app: &mut App, o: &Options, label: &str) -> Result<Run> {
     let dir = o.work.join(label);
     std::fs::create_dir_all(&dir)?;
-    let run = match job {
+    let mut run = match job {
         Job::Embedded(path) => record(app, path, paced, o.frames, &dir)?,
+        Job::FfmpegPipe => run_ffmpeg_pipe(app, o, &dir)?,
         Job::Cli | Job::CliRgb24 | Job::Ffmpeg => run_command(job, o, &dir)?,
     };
-    verify(&dir.join("out.mp4"), o.frames).with_context(|| label.to_string())?;
+    let out = dir.join("out.mp4");
+    verify(&out, o.frames).with_context(|| label.to_string())?;
+    run.size_mb = std::fs::metadata(&out)?.len() as f64 / 1e6;
     println!(
         "{label:<18} wall {:>6.2} s  {:>5.1} fps  CPU {:>6.2} s{}",
         run.wall_s,
@@ -644,30 +727,42 @@ fn print_submit_table(paced: &[Times; 2], unpaced: &[Times; 2], frames: u64, run
     );
 }
 
-/// The throughput table: medians of every row's runs, ratios to ffmpeg.
+/// The throughput table: medians of every row's runs, ratios to both ffmpegs.
 fn print_throughput_table(results: &[(Job, Vec<Run>)], frames: u64) {
-    let wall = |runs: &[Run]| median(&runs.iter().map(|r| r.wall_s).collect::<Vec<_>>());
-    let cpu = |runs: &[Run]| median(&runs.iter().map(|r| r.cpu_s).collect::<Vec<_>>());
-    let ffmpeg_fps = results
-        .iter()
-        .find(|(j, _)| *j == Job::Ffmpeg)
-        .map_or(f64::NAN, |(_, runs)| frames as f64 / wall(runs));
+    let med = |runs: &[Run], f: &dyn Fn(&Run) -> Option<f64>| {
+        let xs: Vec<f64> = runs.iter().filter_map(f).collect();
+        median(&xs)
+    };
+    let fps_of = |job: Job| {
+        let runs = results.iter().find(|(j, _)| *j == job).map(|(_, r)| r);
+        runs.map_or(f64::NAN, |r| frames as f64 / med(r, &|r| Some(r.wall_s)))
+    };
+    let (ffmpeg, pipe) = (fps_of(Job::Ffmpeg), fps_of(Job::FfmpegPipe));
     println!();
     println!(
         "Throughput, {frames} frames of 1080p30 H.264 balanced + AAC to MP4, medians of {} runs:",
         results[0].1.len()
     );
     println!();
-    println!("| run | wall s | fps | CPU s | CPU % of a core | fps / ffmpeg |");
-    println!("|---|---|---|---|---|---|");
+    println!("| run | wall s | fps | CPU s | CPU % of a core | video-normalize / video-encode CPU s | MB | fps / ffmpeg | fps / ffmpeg-pipe |");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for (job, runs) in results {
-        let (w, c) = (wall(runs), cpu(runs));
+        let (w, c) = (
+            med(runs, &|r| Some(r.wall_s)),
+            med(runs, &|r| Some(r.cpu_s)),
+        );
+        let nodes = match (med(runs, &|r| r.node_cpu[0]), med(runs, &|r| r.node_cpu[1])) {
+            (n, e) if n.is_nan() || e.is_nan() => "-".to_string(),
+            (n, e) => format!("{n:.2} / {e:.2}"),
+        };
         let fps = frames as f64 / w;
         println!(
-            "| {} | {w:.2} | {fps:.1} | {c:.2} | {:.0} | {:.3} |",
+            "| {} | {w:.2} | {fps:.1} | {c:.2} | {:.0} | {nodes} | {:.2} | {:.3} | {:.3} |",
             job.describe(),
             c / w * 100.0,
-            fps / ffmpeg_fps
+            med(runs, &|r| Some(r.size_mb)),
+            fps / ffmpeg,
+            fps / pipe
         );
     }
 }
