@@ -342,20 +342,136 @@ fn a_killed_app_leaves_no_process_nor_shared_memory_and_a_playable_file() {
     assert!(segments_of(&pids) > 0, "frames travel in shared memory");
     unsafe { libc::kill(app.id() as i32, libc::SIGKILL) };
     app.wait().unwrap();
+    // Within a few seconds every node process is gone, and with the last
+    // one attached each segment (a thread group's leader shows as a zombie
+    // while its other threads still unmap).
     let gone = Instant::now() + Duration::from_secs(10);
-    while kids.iter().any(|&k| alive(k)) {
-        assert!(
-            Instant::now() < gone,
-            "node processes outlived the app by 10 s"
-        );
+    while kids.iter().any(|&k| alive(k)) || segments_of(&pids) > 0 {
+        if Instant::now() > gone {
+            let alive: Vec<u32> = kids.iter().copied().filter(|&k| alive(k)).collect();
+            let table = std::fs::read_to_string("/proc/sysvipc/shm").unwrap_or_default();
+            panic!(
+                "10 s after the app: nodes {alive:?} alive; shared memory of {pids:?}:\n{table}"
+            );
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(segments_of(&pids), 0, "shared memory left behind");
     assert_eq!(decode_errors(&out), "");
     let p = probe(&out).unwrap();
     assert!(
         p.video[0].frames() >= 30,
         "frames up to the last fragment: {}",
         p.video[0].frames()
+    );
+}
+
+#[test]
+fn the_recorder_also_records_from_its_test_sources_with_status_events() {
+    let s = Scratch::new();
+    let mut config = small_config(s.dir.path());
+    config.video.source = recorder::VideoSource::TestPattern;
+    config.audio.as_mut().unwrap().source = recorder::AudioSource::TestTone;
+    let recorder = CombinedRecorder::new(config).unwrap();
+    recorder.start_recording(s.path("devices.mp4")).unwrap();
+    assert!(matches!(
+        recorder.video_buffer(),
+        Err(RecorderError::NoSuchInput(_))
+    ));
+    let events = recorder.subscribe().unwrap();
+    // Statistics arrive every half second while it runs.
+    let mut seen = 0;
+    while seen < 3 {
+        if let recorder::StatusEvent::Statistics(s) = events.recv().unwrap() {
+            if s.video_frames > 0 {
+                seen += 1;
+            }
+        }
+    }
+    let live = recorder.statistics().unwrap();
+    assert_eq!(live.phase, "running");
+    assert!(live.nodes.contains_key("camera"), "{:?}", live.nodes.keys());
+    let summary = recorder.stop_recording().unwrap();
+    let p = probe(&summary.path).unwrap();
+    assert_eq!(p.video[0].frames(), summary.video_frames);
+    assert!(summary.video_frames >= 15, "{}", summary.video_frames);
+    assert!(p.audio[0].samples > 0);
+    let rest: Vec<_> = events.try_iter().collect();
+    assert!(
+        rest.iter()
+            .any(|e| matches!(e, recorder::StatusEvent::Finished)),
+        "{rest:?}"
+    );
+}
+
+#[test]
+fn an_app_faster_than_the_encoder_has_its_drops_counted_when_it_asks_for_drops() {
+    let s = Scratch::new();
+    let mut config = RecordingConfig::hd_1080p();
+    config.video.quality_preset = recorder::VideoQualityPreset::Ultra;
+    config.video.buffer_size = 2;
+    config.when_behind = recorder::WhenBehind::DropVideo;
+    config.audio = None;
+    config.run_dir = s.path("runs");
+    let recorder = CombinedRecorder::new(config).unwrap();
+    recorder.start_recording(s.path("drops.mp4")).unwrap();
+    let pixels = vec![7u8; 1920 * 1080 * 3];
+    let submitted = 90;
+    for n in 0..submitted {
+        // Each frame differs, so the encoder has work.
+        let mut frame = pixels.clone();
+        frame[(n as usize * 9973) % pixels.len()] = 255;
+        recorder
+            .submit_video_frame(VideoFrame::rgb24(&frame, 1920, 1080).with_timestamp(ts(n)))
+            .unwrap();
+    }
+    let summary = recorder.stop_recording().unwrap();
+    let stats = |node: &str| summary.report.nodes[node].stats.clone().unwrap();
+    assert_eq!(stats("app-video").metrics["submitted"], submitted as f64);
+    // Every submitted frame reached the converter or was dropped there,
+    // counted: none vanished (video-normalize then fills the frame-rate
+    // grid, and the encoder's own skips are counted too).
+    let input = &stats("video-normalize").inputs["video"];
+    assert_eq!(input.received, submitted, "{input:?}");
+    assert!(
+        input.dropped > 0,
+        "an app this fast with `DropVideo` has frames dropped"
+    );
+    for (node, n) in &summary.report.nodes {
+        assert_eq!(n.lost, 0, "{node} lost frames");
+    }
+    let encoded = stats("video-encode").outputs["video"].sent;
+    assert_eq!(summary.video_frames, encoded);
+    assert_eq!(probe(&summary.path).unwrap().video[0].frames(), encoded);
+}
+
+#[test]
+fn an_app_built_elsewhere_finds_the_node_executable_or_says_where_it_looked() {
+    let s = Scratch::new();
+    // The app alone in a directory of its own, as an app outside this
+    // workspace: the nodes are found in the checkout the recorder came from.
+    let app = s.path("my-app");
+    std::fs::copy(app_bin(), &app).unwrap();
+    let run = Command::new(&app)
+        .arg(s.path("elsewhere.mp4"))
+        .args(["--seconds", "1", "--preset", "720p", "--fast"])
+        .current_dir(s.dir.path())
+        .env_remove("MEDIAGRAPH_NODE_DIR")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    // A directory named by the user is used or refused, never second-guessed.
+    let run = Command::new(&app)
+        .arg(s.path("nowhere.mp4"))
+        .args(["--seconds", "1"])
+        .current_dir(s.dir.path())
+        .env("MEDIAGRAPH_NODE_DIR", s.path("nowhere"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("nowhere/mediagraph-nodes") && stderr.contains("MEDIAGRAPH_NODE_DIR"),
+        "{stderr}"
     );
 }

@@ -8,7 +8,8 @@
 use std::path::Path;
 use std::process::Command;
 
-use graph_tests::{bin_dir, read_json, runtime_bin, Scratch};
+use graph_tests::{bin_dir, read_json, runtime_bin, testkit_bin, Scratch};
+use serde_json::json;
 
 /// A test pattern through the overlay filter into an MP4; each test
 /// changes one thing in it.
@@ -166,9 +167,7 @@ fn a_valid_graph_passes_and_a_param_set_from_the_command_line_is_checked() {
 #[test]
 fn nodes_without_a_schema_work_as_before() {
     let s = Scratch::new();
-    let hangs = s.path("hangs.sh");
-    std::fs::write(&hangs, "#!/bin/sh\nexec sleep 60\n").unwrap();
-    std::fs::set_permissions(&hangs, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let hangs = s.script("hangs.sh", "#!/bin/sh\nexec sleep 60\n");
     let yaml = r#"
 name: no-schema
 nodes:
@@ -199,4 +198,61 @@ nodes:
     let g = s.graph("hangs.yaml", &hanging);
     let (code, stderr) = runtime(&s, &["check", g.to_str().unwrap()]);
     assert_eq!(code, Some(0), "{stderr}");
+}
+
+/// A schema with a param that may change while running (`gain`), for a
+/// script that answers `--describe` with it and otherwise runs the test
+/// kit's sink, which records every param update it gets (the test kit
+/// itself publishes no schema, so it checks none).
+const SINK_SCHEMA: &str = r#"{"node_schema": 1, "kind": "recording-sink",
+  "inputs": [{"name": "video", "type": "raw-video"}],
+  "params": [
+    {"name": "mode", "type": "string", "default": "sink"},
+    {"name": "result", "type": "string"},
+    {"name": "gain", "type": "float", "min": 0, "max": 10, "default": 1, "live": true}]}"#;
+
+/// The runtime keeps the schema a custom node described and checks the
+/// node's param updates against it before they are sent, as a built-in's:
+/// an unknown param, one that cannot change while running, a value of the
+/// wrong type or out of range are refused (and logged); a good one arrives.
+#[test]
+fn param_updates_to_a_described_node_are_checked_by_the_runtime() {
+    let s = Scratch::new();
+    s.script(
+        "sink.sh",
+        &format!(
+            "#!/bin/sh\nif [ \"$1\" = --describe ]; then\ncat <<'EOF'\n{SINK_SCHEMA}\nEOF\nexit 0\nfi\nexec {} \"$@\"\n",
+            testkit_bin().display()
+        ),
+    );
+    let yaml = r#"
+name: live-updates
+nodes:
+  - id: source
+    path: {testkit}
+    outputs: [video: raw-video]
+    params: { mode: source, count: 0, fps: 50 }
+  - id: sink
+    path: sink.sh
+    inputs: { video: source/video }
+    params: { result: "{dir}/sink.json" }
+"#;
+    let path = s.graph("g.yaml", yaml);
+    let report = s.run_embedded(&path, "sink", |control| {
+        for (name, value) in [
+            ("gain", json!(99)),      // out of range
+            ("gain", json!("loud")),  // of the wrong type
+            ("mode", json!("relay")), // cannot change while running
+            ("colour", json!("red")), // unknown
+            ("gain", json!(2.5)),     // good
+        ] {
+            control.set_param("sink", name, value);
+        }
+    });
+    assert_eq!(report.exit_code, 0, "{:?}", report.error);
+    // The test kit's sink lists every update it got.
+    let sink = read_json(&s.path("sink.json"));
+    let updates = sink["param_updates"].as_array().unwrap();
+    let good = json!({ "gain": 2.5 });
+    assert_eq!(updates, &[good], "only the good update arrives: {sink}");
 }

@@ -1,4 +1,4 @@
-//! The runtime with small real node processes: spawn, ready barrier, stop,
+//! The runtime with small real node processes: spawn, the barrier, stop,
 //! end-of-stream, restart policies, queue policies, zero-copy delivery,
 //! memlock and stale shared-memory segments.
 
@@ -482,34 +482,14 @@ fn mapped_segments(pids: &[u32]) -> Vec<String> {
 
 #[test]
 fn an_embedding_application_changes_a_param_and_stops_the_graph() {
-    use runtime::run::{RunOptions, StopHandle};
     let s = Scratch::new();
     let path = s.graph(
         "g.yaml",
         &chain("count: 0, fps: 50", "", "start_delay_ms: 0", "relay/video"),
     );
-    let graph = runtime::graph::load(&path, &[], &Default::default()).expect("valid graph");
-    let opts = RunOptions {
-        console: false,
-        run_dir: s.path("run"),
-        ..RunOptions::default()
-    };
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let report = rt.block_on(async {
-        let handle = StopHandle::default();
-        let control = handle.clone();
-        let sink_log = s.path("run/logs/sink.log");
-        tokio::spawn(async move {
-            // Once frames flow, change a param, then stop.
-            while !sink_log.exists() {
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            tokio::time::sleep(Duration::from_millis(1000)).await;
-            control.set_param("sink", "gain", serde_json::json!(2.5));
-            tokio::time::sleep(Duration::from_millis(500)).await;
-            control.stop();
-        });
-        runtime::run::run(&graph, &opts, handle).await.expect("run")
+    // Once frames flow, change a param, then stop.
+    let report = s.run_embedded(&path, "sink", |control| {
+        control.set_param("sink", "gain", serde_json::json!(2.5));
     });
     assert_eq!(report.exit_code, 0, "{:?}", report.error);
     let sink = read_json(&s.path("sink.json"));

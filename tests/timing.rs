@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use graph_tests::claps::{beeps, claps, flashes, Clap};
+use graph_tests::claps::{beeps, claps, describe, flashes};
 use graph_tests::media::{decode_errors, probe, repo_graph, require_ffmpeg, run_to_end};
 use graph_tests::{RunResult, Scratch};
 
@@ -70,14 +70,6 @@ fn record(s: &Scratch, graph: &str, sets: &[String], out: &Path) -> RunResult {
     );
     assert_eq!(decode_errors(out), "", "{} decodes cleanly", out.display());
     r
-}
-
-fn describe(claps: &[Clap]) -> String {
-    claps
-        .iter()
-        .map(|c| format!("{:.3}s:{:+.1}ms", c.at, c.offset_ms))
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 /// A no_drop clapperboard file made by FFmpeg alone (our nodes play no

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 use bench::procs::run_measured;
+use node_api::metrics::{per_input, LATENCY_P50_MS, LATENCY_P99_MS};
 
 const HELP: &str = "live-bench: a graph recorded live, measured per node
 
@@ -134,8 +135,8 @@ fn main() -> Result<()> {
     for (id, n) in r["nodes"].as_object().into_iter().flatten() {
         let metrics = &n["stats"]["metrics"];
         for stream in ["video", "audio"] {
-            let p50 = metrics[format!("latency_p50_ms_{stream}")].as_f64();
-            let p99 = metrics[format!("latency_p99_ms_{stream}")].as_f64();
+            let p50 = metrics[per_input(LATENCY_P50_MS, stream)].as_f64();
+            let p99 = metrics[per_input(LATENCY_P99_MS, stream)].as_f64();
             if let (Some(p50), Some(p99)) = (p50, p99) {
                 println!("{id}: capture→mux latency {stream} p50 {p50:.1} ms, p99 {p99:.1} ms");
             }

@@ -412,7 +412,7 @@ fn print_per_node(ours: &[Run]) {
     let starts: Vec<f64> = ours.iter().filter_map(|r| r.graph_start_ms).collect();
     println!();
     println!(
-        "ours: graph start (runtime run → every node ready) median {:.0} ms; per node, median CPU s and peak Pss MiB:",
+        "ours: graph start (runtime run → every node armed) median {:.0} ms; per node, median CPU s and peak Pss MiB:",
         median(&starts)
     );
     let nodes: Vec<String> = ours[0].node_cpu_s.iter().map(|(n, _)| n.clone()).collect();

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use node_api::clock::now_ns;
-use node_api::cpu_seconds;
+use node_api::{cpu_seconds, metrics};
 use zenoh::qos::CongestionControl;
 use zenoh::shm::{BlockOn, GarbageCollect, PosixShmProviderBackend, ShmProviderBuilder};
 use zenoh::{Config, Wait};
@@ -156,9 +156,13 @@ fn node_api_case(
     let sink: serde_json::Value = serde_json::from_slice(&std::fs::read(&result)?)?;
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&report)?)?;
     let source_metrics = &report["nodes"]["source"]["stats"]["metrics"];
-    let cpu = source_metrics["stream_cpu_seconds"].as_f64().unwrap_or(0.0)
+    let cpu = source_metrics[metrics::STREAM_CPU_SECONDS]
+        .as_f64()
+        .unwrap_or(0.0)
         + sink["stream_cpu_seconds"].as_f64().unwrap_or(0.0);
-    let media = source_metrics["stream_seconds"].as_f64().unwrap_or(wall);
+    let media = source_metrics[metrics::STREAM_SECONDS]
+        .as_f64()
+        .unwrap_or(wall);
     Ok(Outcome {
         p50_ms: sink["latency_p50_ns"].as_f64().unwrap_or(0.0) / 1e6,
         p99_ms: sink["latency_p99_ns"].as_f64().unwrap_or(0.0) / 1e6,
@@ -265,7 +269,7 @@ fn raw_pub(args: &[String]) -> Result<()> {
         .express(true)
         .wait()
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    // Wait for the subscriber, as our ready barrier does.
+    // Wait for the subscriber, as our barrier does.
     while !publisher
         .matching_status()
         .wait()

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use node_api::{AudioFrame as NodeFrame, TimeBase};
+use node_api::{metrics, AudioFrame as NodeFrame, TimeBase};
 use node_catalog::kinds::app_audio;
 
 use crate::error::{RecorderError, Result};
@@ -92,7 +92,7 @@ impl AudioInput {
         };
         let ts_ns = (i128::from(pts) * 1_000_000_000 / rate) as u64;
         if let Some(last) = live.last_ns.filter(|&l| timestamp.is_some() && ts_ns <= l) {
-            live.node.metrics().add("rejected", 1.0);
+            live.node.metrics().add(metrics::REJECTED, 1.0);
             return Err(RecorderError::TimestampBackwards {
                 previous: Duration::from_nanos(last),
                 got: Duration::from_nanos(ts_ns),
@@ -137,9 +137,9 @@ impl AudioInput {
             live.node.send_audio("audio", header, buf)?;
             from += n;
         }
-        live.node.metrics().add("submitted", 1.0);
-        live.node.metrics().add("samples", samples as f64);
-        live.node.metrics().add("submit_copies", 1.0);
+        live.node.metrics().add(metrics::SUBMITTED, 1.0);
+        live.node.metrics().add(metrics::SAMPLES, samples as f64);
+        live.node.metrics().add(metrics::SUBMIT_COPIES, 1.0);
         Ok(())
     }
 }

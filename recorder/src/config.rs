@@ -39,8 +39,11 @@ pub enum VideoResolution {
     HD1080p,
     /// 3840×2160.
     UHD4K,
+    /// Any size (4:2:0 formats need even sizes).
     Custom {
+        /// Pixels.
         width: u32,
+        /// Pixels.
         height: u32,
     },
 }
@@ -61,9 +64,13 @@ impl VideoResolution {
 /// Frame rates.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum FrameRate {
+    /// 15 frames per second.
     FPS15,
+    /// 24 frames per second (film).
     FPS24,
+    /// 30 frames per second.
     FPS30,
+    /// 60 frames per second.
     FPS60,
     /// Any rate in frames per second (29.97 is taken as 30000/1001).
     Custom(f64),
@@ -132,9 +139,13 @@ pub enum WhenBehind {
 /// The picture side of a recording.
 #[derive(Debug, Clone, PartialEq)]
 pub struct VideoSettings {
+    /// The size of the recorded picture (and of submitted frames).
     pub resolution: VideoResolution,
+    /// Frames per second of the file.
     pub frame_rate: FrameRate,
+    /// The video codec.
     pub codec: VideoCodec,
+    /// CRF and encoder speed.
     pub quality_preset: VideoQualityPreset,
     /// Bits per second (average): replaces the CRF. `None`: the CRF rules.
     pub target_bitrate: Option<u32>,
@@ -146,13 +157,16 @@ pub struct VideoSettings {
     pub buffer_size: u32,
     /// The layout of the frames the app submits.
     pub input_format: PixelFormat,
+    /// Where the pictures come from.
     pub source: VideoSource,
 }
 
 /// The sound side of a recording.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AudioSettings {
+    /// The audio codec.
     pub codec: AudioCodec,
+    /// The bitrate, unless `target_bitrate` sets one.
     pub quality_preset: AudioQualityPreset,
     /// 8 kHz – 192 kHz.
     pub sample_rate: u32,
@@ -168,17 +182,20 @@ pub struct AudioSettings {
     pub target_loudness: f32,
     /// The layout of the samples the app submits.
     pub input_format: SampleFormat,
+    /// Where the sound comes from.
     pub source: AudioSource,
 }
 
 /// A whole recording: what goes in, how it is encoded, what file comes out.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecordingConfig {
+    /// The picture side.
     pub video: VideoSettings,
     /// `None`: a recording without sound.
     pub audio: Option<AudioSettings>,
     /// `None` or `Auto`: from the output path's extension.
     pub container: Option<Container>,
+    /// What a submit does when the graph is behind.
     pub when_behind: WhenBehind,
     /// Where the built-in nodes' executable is: `None` finds it (see
     /// [`crate::Runtime::node_dir`]).
@@ -187,9 +204,13 @@ pub struct RecordingConfig {
     pub run_dir: PathBuf,
 }
 
+/// Seconds between keyframes: video-encode's default.
 pub const DEFAULT_KEYFRAME_INTERVAL: u32 = video_encode::DEFAULT_KEYFRAME_INTERVAL as u32;
+/// Frames waiting before the video converter.
 pub const DEFAULT_VIDEO_BUFFER: u32 = 8;
+/// Audio frames waiting before the audio converter.
 pub const DEFAULT_AUDIO_BUFFER: u32 = 16;
+/// LUFS, when normalization is on (streaming platforms' level).
 pub const DEFAULT_TARGET_LOUDNESS: f32 = -16.0;
 
 impl Default for VideoSettings {

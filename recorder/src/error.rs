@@ -12,8 +12,11 @@ pub enum RecorderError {
     InvalidConfig(Vec<String>),
     /// A field of [`crate::RecordingConfigOptions`] has a value it cannot take.
     InvalidOption {
+        /// The field's name.
         field: &'static str,
+        /// The value given.
         value: String,
+        /// What it accepts.
         accepted: String,
     },
     /// There is no recording to submit to, pause or stop.
@@ -24,22 +27,43 @@ pub enum RecorderError {
     NoSuchInput(String),
     /// A video frame of another size than the recording's.
     WrongFrameSize {
+        /// Width and height the recording takes.
         expected: (u32, u32),
+        /// Width and height of the frame.
         got: (u32, u32),
     },
     /// A frame in another layout than the recording takes.
-    WrongFormat { expected: String, got: String },
+    WrongFormat {
+        /// The layout the recording takes.
+        expected: String,
+        /// The frame's.
+        got: String,
+    },
     /// The pixel data is shorter than its size, format and strides need.
-    ShortData { needed: usize, got: usize },
+    ShortData {
+        /// Bytes (or samples) needed.
+        needed: usize,
+        /// Bytes (or samples) given.
+        got: usize,
+    },
     /// Audio with another rate or channel count than the recording's.
     WrongAudio {
+        /// The recording's sample rate.
         expected_rate: u32,
+        /// The recording's channel count.
         expected_channels: u32,
+        /// The frame's sample rate.
         got_rate: u32,
+        /// The frame's channel count.
         got_channels: u32,
     },
     /// A timestamp at or before the previous frame's of the same stream.
-    TimestampBackwards { previous: Duration, got: Duration },
+    TimestampBackwards {
+        /// The previous frame's timestamp.
+        previous: Duration,
+        /// This frame's.
+        got: Duration,
+    },
     /// The graph could not start, or failed: the first cause, naming its node.
     Failed(String),
 }
@@ -91,4 +115,5 @@ impl From<anyhow::Error> for RecorderError {
     }
 }
 
+/// The recorder's results.
 pub type Result<T, E = RecorderError> = std::result::Result<T, E>;

@@ -21,7 +21,12 @@ pub enum StatusEvent {
     /// Something to know; the recording goes on.
     Warning(String),
     /// A node failed; the recording stops (its file keeps what was written).
-    NodeFailed { node: String, cause: String },
+    NodeFailed {
+        /// The node's id.
+        node: String,
+        /// Why, as the node or the runtime said it.
+        cause: String,
+    },
     /// The stop began.
     Stopping(String),
     /// Every node ended.

@@ -11,9 +11,13 @@ use crate::error::{RecorderError, Result};
 /// memory; [`crate::VideoBuffer`] avoids even that copy.
 #[derive(Debug, Clone, Copy)]
 pub struct VideoFrame<'a> {
+    /// The pixels, planes one after another.
     pub data: &'a [u8],
+    /// Their layout.
     pub format: PixelFormat,
+    /// Pixels.
     pub width: u32,
+    /// Pixels.
     pub height: u32,
     /// Bytes per row of each plane; 0: rows packed without padding.
     pub strides: [usize; 3],
@@ -137,8 +141,11 @@ pub enum Samples<'a> {
 /// Sound the app submits.
 #[derive(Debug, Clone)]
 pub struct AudioFrame<'a> {
+    /// The samples, in one of four layouts.
     pub samples: Samples<'a>,
+    /// Samples per second.
     pub sample_rate: u32,
+    /// Channels (planar: the number of slices).
     pub channels: u32,
     /// When its first sample was captured, from the recording's start;
     /// `None`: right after the previous frame (the first one: when submitted).

@@ -9,7 +9,7 @@
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Duration;
 
-use node_api::{clock, Node, NodeConfig, TimeBase};
+use node_api::{clock, metrics, Node, NodeConfig, TimeBase};
 use node_catalog::kinds::{app_audio, app_video};
 use runtime::run::HostedEnd;
 
@@ -165,7 +165,7 @@ impl Slot {
     /// Counts a refused frame in the node's metrics, and passes the error on.
     pub fn reject(&self, e: RecorderError) -> RecorderError {
         if let Phase::Live(live) = &*self.phase.lock().unwrap() {
-            live.node.metrics().add("rejected", 1.0);
+            live.node.metrics().add(metrics::REJECTED, 1.0);
         }
         e
     }
@@ -183,8 +183,12 @@ impl Slot {
 }
 
 fn finish(node: Node, ended: HostedEnd) {
+    // Nothing is sent after this: these are the final counters, handed to
+    // the runtime with the end so the report has them whatever stats
+    // message is still on its way.
+    let last = node.stats();
     match node.finish() {
-        Ok(()) => ended.finished(),
+        Ok(()) => ended.finished(Some(last)),
         Err(e) => ended.failed(format!("{e:#}")),
     }
 }

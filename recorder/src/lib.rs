@@ -32,6 +32,8 @@
 //! Where the node processes' executable (`mediagraph-nodes`) is found: see
 //! [`Runtime::node_dir`].
 
+#![warn(missing_docs)]
+
 mod audio;
 pub mod config;
 mod error;

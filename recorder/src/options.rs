@@ -15,21 +15,29 @@ pub struct RecordingConfigOptions {
     pub video_resolution: Option<String>,
     /// `fast`, `balanced`, `high`, `ultra`.
     pub video_quality: Option<String>,
+    /// Frames per second (29.97 is taken as 30000/1001).
     pub frame_rate: Option<f64>,
     /// `h264`, `h265`, `vp9`, `av1`.
     pub video_codec: Option<String>,
     /// Bits per second (replaces the CRF).
     pub video_bitrate: Option<u32>,
+    /// Constant rate factor on the x264 scale (0..=51), instead of the quality's.
     pub crf: Option<u8>,
+    /// Seconds between keyframes.
     pub keyframe_interval: Option<u32>,
     /// `aac`, `opus`, `mp3`.
     pub audio_codec: Option<String>,
     /// `low`, `voice`, `standard`, `high`, `maximum`.
     pub audio_quality: Option<String>,
+    /// Bits per second, instead of the quality's.
     pub audio_bitrate: Option<u32>,
+    /// 8000..=192000.
     pub sample_rate: Option<u32>,
+    /// 1..=8.
     pub channels: Option<u32>,
+    /// Loudness normalization.
     pub enable_normalization: Option<bool>,
+    /// LUFS, -70..=-5.
     pub target_loudness: Option<f32>,
     /// `mp4`, `mkv`, `webm` (absent: from the path).
     pub container: Option<String>,

@@ -64,6 +64,7 @@ impl CombinedRecorder {
         })
     }
 
+    /// The config it records with.
     pub fn config(&self) -> &RecordingConfig {
         &self.config
     }

@@ -39,6 +39,7 @@ impl Default for Runtime {
 }
 
 impl Runtime {
+    /// Nodes found as [`Runtime::node_dir`] says, logs under `runs/`, back-pressure.
     pub fn new() -> Self {
         Runtime::default()
     }
@@ -46,7 +47,8 @@ impl Runtime {
     /// Where the built-in nodes' executable (`mediagraph-nodes`) is. By
     /// default: `MEDIAGRAPH_NODE_DIR`, else beside this program (a cargo
     /// build of an app in this workspace puts it there; examples and tests
-    /// look one directory up).
+    /// look one directory up), else the release or debug build of the
+    /// mediagraph checkout this crate comes from.
     pub fn node_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.node_dir = Some(dir.into());
         self
@@ -62,6 +64,38 @@ impl Runtime {
     pub fn when_behind(mut self, w: WhenBehind) -> Self {
         self.when_behind = w;
         self
+    }
+
+    /// The directory of `mediagraph-nodes`: the one set, else the runtime's
+    /// default (`MEDIAGRAPH_NODE_DIR` when set, beside this program), else the
+    /// release or debug build of the checkout this crate was built from (an
+    /// app that depends on it by path or git); an error naming every place.
+    fn find_node_dir(&self) -> Result<PathBuf> {
+        if let Some(dir) = &self.node_dir {
+            run::builtin_binary_in(dir)?;
+            return Ok(dir.clone());
+        }
+        let default = run::builtin_binary(None);
+        if let Ok(binary) = &default {
+            return Ok(binary.parent().unwrap_or(Path::new(".")).to_path_buf());
+        }
+        // A directory the user named is not second-guessed.
+        if std::env::var_os("MEDIAGRAPH_NODE_DIR").is_some() {
+            return Err(RecorderError::Failed(format!("{:#}", default.unwrap_err())));
+        }
+        let checkout = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("..")
+            .join("target");
+        let builds = [checkout.join("release"), checkout.join("debug")];
+        if let Some(dir) = builds.iter().find(|d| run::builtin_binary_in(d).is_ok()) {
+            return Ok(dir.clone());
+        }
+        Err(RecorderError::Failed(format!(
+            "{:#}; nor in {} or {} (build it: `cargo build --release --workspace` in the mediagraph checkout, or set Runtime::node_dir / RecordingConfig::node_dir / MEDIAGRAPH_NODE_DIR)",
+            default.unwrap_err(),
+            builds[0].display(),
+            builds[1].display()
+        )))
     }
 
     /// Loads `graph` as `runtime run` does (`--set` style `overrides`,
@@ -98,7 +132,7 @@ impl Runtime {
             console: false,
             grace: self.grace,
             host: Some(Host(host.clone())),
-            node_dir: self.node_dir.clone(),
+            node_dir: Some(self.find_node_dir()?),
             ..RunOptions::default()
         };
         let handle = StopHandle::default();

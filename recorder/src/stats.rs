@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use node_api::NodeStats;
+use node_api::{metrics, NodeStats};
 use runtime::graph::Graph;
 use runtime::run::{LiveStats, RunReport};
 
@@ -61,18 +61,19 @@ impl Statistics {
                 continue;
             };
             let metric = |name: &str| n.metrics.get(name).copied();
-            s.dropped += n.inputs.values().map(|i| i.dropped).sum::<u64>()
-                + metric("dropped").unwrap_or(0.0) as u64;
+            s.dropped += n.dropped();
             s.lost += n.inputs.values().map(|i| i.lost).sum::<u64>();
-            s.rejected += metric("rejected").unwrap_or(0.0) as u64;
+            s.rejected += metric(metrics::REJECTED).unwrap_or(0.0) as u64;
             match node.kind_name().as_str() {
                 "video-encode" => s.video_frames += n.outputs.values().map(|o| o.sent).sum::<u64>(),
-                "audio-encode" => s.audio_samples += metric("samples_in").unwrap_or(0.0) as u64,
-                "mux" => {
-                    s.bitrate_bps += metric("bitrate_bps").unwrap_or(0.0);
-                    s.bytes_written += metric("bytes_written").unwrap_or(0.0) as u64;
+                "audio-encode" => {
+                    s.audio_samples += metric(metrics::SAMPLES_IN).unwrap_or(0.0) as u64
                 }
-                "sync" => s.av_offset_ms = s.av_offset_ms.or(metric("av_offset_ms")),
+                "mux" => {
+                    s.bitrate_bps += metric(metrics::BITRATE_BPS).unwrap_or(0.0);
+                    s.bytes_written += metric(metrics::BYTES_WRITTEN).unwrap_or(0.0) as u64;
+                }
+                "sync" => s.av_offset_ms = s.av_offset_ms.or(metric(metrics::AV_OFFSET_MS)),
                 _ => {}
             }
         }
@@ -83,18 +84,24 @@ impl Statistics {
 /// Frames a node dropped, and why.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dropped {
+    /// The node's id.
     pub node: String,
+    /// How many.
     pub frames: u64,
+    /// Why it dropped them.
     pub why: String,
 }
 
 /// What a finished recording wrote.
 #[derive(Debug, Clone)]
 pub struct RecordingSummary {
+    /// The file.
     pub path: PathBuf,
     /// From the first to the last timestamp written, any track.
     pub duration: Duration,
+    /// Video frames in the file.
     pub video_frames: u64,
+    /// Audio samples encoded (per channel).
     pub audio_samples: u64,
     /// Every drop, by node (empty: nothing was dropped).
     pub dropped: Vec<Dropped>,
@@ -102,6 +109,7 @@ pub struct RecordingSummary {
     pub rejected: u64,
     /// The sync node's last audio-minus-video offset.
     pub av_offset_ms: Option<f64>,
+    /// Bytes.
     pub file_size: u64,
     /// The run's whole report (per node: frames, drops, restarts, exit).
     pub report: RunReport,
@@ -118,7 +126,7 @@ impl RecordingSummary {
         let totals = Statistics::from_nodes(&nodes, graph);
         let duration_s = nodes
             .values()
-            .filter_map(|n| n.metrics.get("duration_s"))
+            .filter_map(|n| n.metrics.get(metrics::DURATION_S))
             .fold(0.0_f64, |a, b| a.max(*b));
         let mut dropped = Vec::new();
         for (id, n) in &report.nodes {

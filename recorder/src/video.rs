@@ -6,7 +6,7 @@ use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 use std::time::Duration;
 
-use node_api::{OutBuf, VideoFrame as NodeFrame};
+use node_api::{metrics, OutBuf, VideoFrame as NodeFrame};
 use node_catalog::kinds::app_video;
 
 use crate::error::{RecorderError, Result};
@@ -64,11 +64,11 @@ impl VideoInput {
         self.slot.with_live(|live| {
             let mut buf = live.node.alloc("video", size)?;
             if let Err(e) = frame.pack_into(&mut buf) {
-                live.node.metrics().add("rejected", 1.0);
+                live.node.metrics().add(metrics::REJECTED, 1.0);
                 return Err(e);
             }
             let ts = self.stamp(live, frame.timestamp)?;
-            live.node.metrics().add("submit_copies", 1.0);
+            live.node.metrics().add(metrics::SUBMIT_COPIES, 1.0);
             self.send(live, buf, ts)
         })
     }
@@ -133,7 +133,7 @@ impl VideoInput {
             None => self.slot.now_ns(),
         };
         if let Some(last) = live.last_ns.filter(|&l| ts <= l) {
-            live.node.metrics().add("rejected", 1.0);
+            live.node.metrics().add(metrics::REJECTED, 1.0);
             return Err(RecorderError::TimestampBackwards {
                 previous: Duration::from_nanos(last),
                 got: Duration::from_nanos(ts),
@@ -157,7 +157,7 @@ impl VideoInput {
             capture_ns: self.slot.capture_ns(ts_ns),
         };
         live.node.send_video("video", frame, buf)?;
-        live.node.metrics().add("submitted", 1.0);
+        live.node.metrics().add(metrics::SUBMITTED, 1.0);
         Ok(())
     }
 }

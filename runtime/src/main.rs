@@ -68,7 +68,7 @@ edge, the mux finalizes its file. Per-node logs are kept in the run directory.")
         /// same graph twice at once.
         #[arg(long, value_name = "ID")]
         run_id: Option<String>,
-        /// Seconds every node of the graph (all machines) gets to become ready (0 < SECONDS <= 31536000).
+        /// Seconds every node of the graph (all machines) gets to arm: to subscribe its inputs and see its consumers subscribed (0 < SECONDS <= 31536000).
         #[arg(long, value_name = "SECONDS", default_value_t = 60.0, allow_negative_numbers = true, value_parser = positive_seconds)]
         ready_timeout: f64,
         /// Seconds nodes get to finish after a stop before they are killed (0 <= SECONDS <= 31536000).
@@ -298,7 +298,7 @@ fn main() -> ExitCode {
                 machine,
                 console: !quiet,
                 shared_memory: !no_shm,
-                ready_timeout: Duration::from_secs_f64(ready_timeout),
+                arm_timeout: Duration::from_secs_f64(ready_timeout),
                 run_id,
                 host: None,
                 node_dir: None,

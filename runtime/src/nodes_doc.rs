@@ -1,8 +1,11 @@
 //! The text of `runtime nodes [KIND]`: the built-in node kinds, straight from
-//! the catalog the validator uses, so the reference cannot drift from it.
+//! the catalog the validator uses, so the reference cannot drift from it, and
+//! their metrics from the names the nodes publish them by
+//! (`node_api::metrics`).
 
 use std::fmt::Write;
 
+use node_api::metrics;
 use node_catalog::{
     builtin_kinds, kind as builtin_kind, KindSpec, ParamSpec, PortSpec, PortType,
     DEFAULT_QUEUE_SIZE,
@@ -72,6 +75,9 @@ fn overview() -> String {
     let mut out = String::from("Built-in node kinds (`runtime nodes <KIND>` shows one in full):\n");
     for k in builtin_kinds() {
         let params: Vec<&str> = k.params.iter().map(|p| p.name).collect();
+        let metrics: Vec<String> = metrics::published_by(k.kind)
+            .map(|m| m.display_name())
+            .collect();
         let _ = write!(
             out,
             "\n{}\n    {}\n    inputs:  {}\n    outputs: {}\n    params:  {}\n",
@@ -85,6 +91,9 @@ fn overview() -> String {
                 params.join(", ")
             },
         );
+        if !metrics.is_empty() {
+            let _ = writeln!(out, "    metrics: {}", metrics.join(", "));
+        }
     }
     let types: Vec<&str> = PORT_TYPES.iter().map(|t| t.name()).collect();
     let _ = write!(
@@ -190,6 +199,15 @@ fn details(k: &KindSpec) -> String {
         rows.extend(k.params.iter().map(param_row));
         table(&mut out, &rows);
     }
+    out.push_str("\nMetrics (in `--report`: nodes.<id>.stats.metrics):\n");
+    let rows: Vec<Vec<String>> = metrics::published_by(k.kind)
+        .map(|m| vec![m.display_name(), m.doc_line()])
+        .collect();
+    if rows.is_empty() {
+        out.push_str("  none of its own\n");
+    } else {
+        table(&mut out, &rows);
+    }
     out.push_str("\nExample:\n");
     let _ = writeln!(out, "  - id: {}\n    node: {}", k.kind, k.kind);
     if !k.inputs.is_empty() || k.any_inputs.is_some() {
@@ -268,12 +286,51 @@ mod tests {
         };
         assert!(row("tolerance_ms ").ends_with("(changes while running)"));
         assert!(row("buffer_ms ").ends_with("(changes while running)"));
+        assert!(row("paused ").ends_with("(changes while running)"));
         assert!(!row("max_drift_ppm ").contains("while running"));
         assert!(
             row("tolerance_ms ").contains(" 20 "),
             "{}",
             row("tolerance_ms ")
         );
+    }
+
+    #[test]
+    fn metrics_are_listed_with_their_meaning() {
+        let text = describe(Some("video-encode")).unwrap();
+        let row = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("overloaded_pct "))
+            .unwrap();
+        assert!(
+            row.contains("input queue skipped in the last second"),
+            "{row}"
+        );
+        let mux = describe(Some("mux")).unwrap();
+        assert!(mux.contains("  latency_p50_ms_<input>  "), "{mux}");
+        assert!(describe(Some("audio-normalize"))
+            .unwrap()
+            .contains("\n  gain_db "));
+        let overview = describe(None).unwrap();
+        assert!(
+            overview.contains("    metrics: dropped, av_offset_ms, drift_ppm, "),
+            "{overview}"
+        );
+    }
+
+    /// A metric's publishers are kinds (or the test node): a typo would
+    /// leave the metric out of `runtime nodes`.
+    #[test]
+    fn metrics_are_published_by_known_kinds() {
+        for m in metrics::all() {
+            for kind in m.published_by {
+                assert!(
+                    *kind == "testkit" || builtin_kind(kind).is_some(),
+                    "{}: {kind}",
+                    m.name
+                );
+            }
+        }
     }
 
     #[test]

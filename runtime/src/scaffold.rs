@@ -139,7 +139,7 @@ fn main_rs(name: &str) -> String {
 //! before anything runs, like a built-in node's.
 
 use anyhow::{{bail, Result}};
-use node_api::{{Event, Header, Node, NodeSchema, ParamSpec, ParamType, PortSpec, PortType}};
+use node_api::{{Event, Header, Node, NodeSchema, ParamSpec, PortSpec, PortType}};
 
 /// What the node takes, sends and accepts as params, declared once: add a
 /// `ParamSpec` for every param you read (type, range or choices, default,
@@ -147,12 +147,14 @@ use node_api::{{Event, Header, Node, NodeSchema, ParamSpec, ParamType, PortSpec,
 static SCHEMA: NodeSchema = NodeSchema::new("{name}", "a pass-through filter (made by `runtime new node`)")
     .with_inputs(&[PortSpec::new("video", PortType::RawVideo, "raw video")])
     .with_outputs(&[PortSpec::new("video", PortType::RawVideo, "the same video")])
-    .with_params(&[ParamSpec::new(
+    .with_params(&[ParamSpec::text(
         "label",
-        ParamType::Str,
-        Some("{name}"),
+        Some(DEFAULT_LABEL),
         "the name in the node's last log line",
     )]);
+
+/// Each param's default, written once: the schema declares it, `run` reads it.
+const DEFAULT_LABEL: &str = "{name}";
 
 fn main() {{
     // Prints `error: <cause>` and exits 1 on error: the runtime shows it.
@@ -164,7 +166,7 @@ fn run() -> Result<()> {{
     // the runtime passed in the environment and joins the graph.
     let mut node = Node::init_with_schema(&SCHEMA)?;
     // Checked against SCHEMA, defaults filled in.
-    let label = node.params().str_or("label", "{name}").to_string();
+    let label = node.params().str_or("label", DEFAULT_LABEL).to_string();
     let mut frames = 0u64;
     // `None` once every input has closed (end of stream).
     while let Some(event) = node.next_event()? {{

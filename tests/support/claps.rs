@@ -112,3 +112,12 @@ pub fn claps(path: &Path) -> Vec<Clap> {
         })
         .collect()
 }
+
+/// The claps as `0.033s:+0.7ms ...` (when shown, how late the beep).
+pub fn describe(claps: &[Clap]) -> String {
+    claps
+        .iter()
+        .map(|c| format!("{:.3}s:{:+.1}ms", c.at, c.offset_ms))
+        .collect::<Vec<_>>()
+        .join(" ")
+}

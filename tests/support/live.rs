@@ -16,15 +16,29 @@ pub fn small_recording(extra_video_encode: &str) -> String {
 }
 
 pub fn recording(width: u32, height: u32, encode_params: &str, extra_video_encode: &str) -> String {
+    recording_with(width, height, encode_params, extra_video_encode, "", "")
+}
+
+/// [`recording`], with `sources` appended to both test sources' params
+/// (e.g. `, pattern: clapper`) and `extra_sync` to the sync node (e.g.
+/// `\n    params: { paused: true }`).
+pub fn recording_with(
+    width: u32,
+    height: u32,
+    encode_params: &str,
+    extra_video_encode: &str,
+    sources: &str,
+    extra_sync: &str,
+) -> String {
     format!(
         "name: supervised
 nodes:
   - id: camera
     node: camera
-    params: {{ source: test, width: {width}, height: {height}, fps: 30 }}
+    params: {{ source: test{sources}, width: {width}, height: {height}, fps: 30 }}
   - id: microphone
     node: microphone
-    params: {{ source: test }}
+    params: {{ source: test{sources} }}
   - id: video-normalize
     node: video-normalize
     inputs: {{ video: camera/video }}
@@ -34,7 +48,7 @@ nodes:
     inputs: {{ audio: microphone/audio }}
   - id: sync
     node: sync
-    inputs: {{ video: video-normalize/video, audio: audio-normalize/audio }}
+    inputs: {{ video: video-normalize/video, audio: audio-normalize/audio }}{extra_sync}
   - id: video-encode
     node: video-encode
     inputs: {{ video: sync/video }}

@@ -88,6 +88,50 @@ impl Scratch {
             .expect("runtime runs");
         RunResult::new(output, &self.path("report.json"))
     }
+
+    /// Runs `graph` through the runtime library, as an application embedding
+    /// it does: a second after node `watch` started logging (frames flow),
+    /// `control` gets the run's handle (e.g. to change params); half a
+    /// second later the run is stopped.
+    pub fn run_embedded(
+        &self,
+        graph: &Path,
+        watch: &str,
+        control: impl FnOnce(&runtime::run::StopHandle) + Send + 'static,
+    ) -> runtime::run::RunReport {
+        use std::time::Duration;
+        let graph = runtime::graph::load(graph, &[], &Default::default()).expect("valid graph");
+        let opts = runtime::run::RunOptions {
+            console: false,
+            run_dir: self.path("run"),
+            ..Default::default()
+        };
+        let log = self.path(&format!("run/logs/{watch}.log"));
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let handle = runtime::run::StopHandle::default();
+            let handed = handle.clone();
+            tokio::spawn(async move {
+                while !log.exists() {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                tokio::time::sleep(Duration::from_millis(1000)).await;
+                control(&handed);
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                handed.stop();
+            });
+            runtime::run::run(&graph, &opts, handle).await.expect("run")
+        })
+    }
+
+    /// Writes an executable shell script.
+    pub fn script(&self, name: &str, body: &str) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, body).unwrap();
+        let mode = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+        std::fs::set_permissions(&path, mode).unwrap();
+        path
+    }
 }
 
 impl Default for Scratch {

@@ -23,18 +23,32 @@
 //! Its ports and params are declared once, in [`SCHEMA`]: `ffv1-encoder
 //! --describe` prints them, and `runtime check` then checks this node's
 //! params and edges like a built-in's (`slices: 5` is an error at its line
-//! and column, before anything runs).
+//! and column, before anything runs). The node reads them into
+//! [`Settings`], with the same `DEFAULT_*` constant the schema declares.
 
 use anyhow::{anyhow, bail, Context, Result};
 use ff::ffi;
 use ffmpeg_next as ff;
 use node_api::{
-    CodecParams, EncodedPacket, Event, Header, MediaKind, Node, NodeSchema, ParamSpec, ParamType,
-    PortSpec, PortType, TimeBase, VideoFrame,
+    CodecParams, EncodedPacket, Event, Header, MediaKind, Node, NodeSchema, ParamSpec, Params,
+    PortSpec, PortType, Reader, TimeBase, VideoFrame,
 };
 use node_media::codec::{received, Received};
 use node_media::packet::{codec_params_from, from_ffmpeg};
 use node_media::video::{to_pixel, Planes, PlanesMut};
+
+/// The slice counts FFV1 level 3 takes (the `slices` param's choices, as
+/// written in a graph).
+const SLICES: &[&str] = &["1", "4", "6", "9", "12", "16", "24", "30"];
+const DEFAULT_SLICES: &str = "4";
+
+/// The params: each with its type, choices and default.
+const PARAMS: &[ParamSpec] = &[ParamSpec::choice(
+    "slices",
+    SLICES,
+    Some(DEFAULT_SLICES),
+    "FFV1 level 3 slices per frame: more let decoders use more threads",
+)];
 
 /// What this node takes, sends and accepts as params.
 static SCHEMA: NodeSchema = NodeSchema::new(
@@ -47,12 +61,24 @@ static SCHEMA: NodeSchema = NodeSchema::new(
     PortType::EncodedVideo,
     "FFV1 packets",
 )])
-.with_params(&[ParamSpec::new(
-    "slices",
-    ParamType::Enum(&["1", "4", "6", "9", "12", "16", "24", "30"]),
-    Some("4"),
-    "FFV1 level 3 slices per frame: more let decoders use more threads",
-)]);
+.with_params(PARAMS);
+
+/// The params, typed.
+#[derive(Debug, Clone, Copy)]
+struct Settings {
+    slices: u32,
+}
+
+impl Settings {
+    /// From params already checked against [`SCHEMA`] (the [`Reader`] checks
+    /// them again and takes the default for an absent one).
+    fn from_params(p: &Params) -> Result<Settings> {
+        let slices = Reader::new(PARAMS, p).text("slices", DEFAULT_SLICES)?;
+        Ok(Settings {
+            slices: slices.parse()?,
+        })
+    }
+}
 
 fn main() {
     node_api::run_main(run);
@@ -73,7 +99,7 @@ struct Ffv1 {
 impl Ffv1 {
     /// Opens the encoder for a stream whose first frame is `first`: its size,
     /// pixel format and time base (one tick per frame after sync/normalize).
-    fn open(first: &VideoFrame, slices: i64) -> Result<Ffv1> {
+    fn open(first: &VideoFrame, slices: u32) -> Result<Ffv1> {
         let pixel = to_pixel(first.format)
             .ok_or_else(|| anyhow!("{} frames cannot be encoded", first.format.name()))?;
         let codec = ff::encoder::find(ff::codec::Id::FFV1)
@@ -193,7 +219,7 @@ fn run() -> Result<()> {
     // `ffv1-encoder --describe` prints SCHEMA and exits here; otherwise the
     // params are checked against it, defaults filled in.
     let mut node = Node::init_with_schema(&SCHEMA)?;
-    let slices: i64 = node.params().str_or("slices", "4").parse()?;
+    let settings = Settings::from_params(node.params()).context("ffv1-encoder")?;
     let mut encoder: Option<Ffv1> = None;
     while let Some(event) = node.next_event()? {
         match event {
@@ -201,7 +227,7 @@ fn run() -> Result<()> {
                 Header::Video(frame) => {
                     let enc = match &mut encoder {
                         Some(enc) => enc,
-                        None => encoder.insert(Ffv1::open(frame, slices)?),
+                        None => encoder.insert(Ffv1::open(frame, settings.slices)?),
                     };
                     enc.encode(&mut node, frame, &message.payload.as_slice())?;
                 }

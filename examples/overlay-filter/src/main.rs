@@ -18,7 +18,8 @@
 //!
 //! Params, declared with the ports in [`SCHEMA`] (`overlay-filter
 //! --describe` prints it, and `runtime check` checks this node's params and
-//! edges against it like a built-in's):
+//! edges against it like a built-in's) and read into [`Settings`]; each
+//! default is a `DEFAULT_*` constant both use:
 //! - `corner`: `top-left`, `top-right`, `bottom-left` (default) or `bottom-right`
 //! - `scale`: font pixel size, 1..=16 (default 2)
 //! - `margin`: pixels from the frame's edges, 0..=256 (default 8)
@@ -29,8 +30,8 @@ use std::io::Write as _;
 
 use anyhow::{bail, Context, Result};
 use node_api::{
-    Event, Header, Node, NodeSchema, ParamSpec, ParamType, Params, Payload, PortSpec, PortType,
-    VideoFrame,
+    Event, Header, Node, NodeSchema, ParamSpec, Params, Payload, PortSpec, PortType, Problem,
+    Reader, VideoFrame,
 };
 use node_media::canvas::{Canvas, Rgb};
 use node_media::font;
@@ -38,6 +39,37 @@ use node_media::font;
 fn main() {
     node_api::run_main(run);
 }
+
+node_api::choice! {
+    /// The corner the plate goes in.
+    enum Corner {
+        TopLeft = "top-left",
+        TopRight = "top-right",
+        BottomLeft = "bottom-left",
+        BottomRight = "bottom-right",
+    }
+}
+
+const DEFAULT_CORNER: Corner = Corner::BottomLeft;
+const DEFAULT_SCALE: i64 = 2;
+const DEFAULT_MARGIN: i64 = 8;
+
+/// The params: each with its type, range or choices, and default.
+const PARAMS: &[ParamSpec] = &[
+    ParamSpec::choice(
+        "corner",
+        Corner::NAMES,
+        Some(DEFAULT_CORNER.name()),
+        "the corner the plate goes in",
+    ),
+    ParamSpec::int("scale", (1, 16), Some(DEFAULT_SCALE), "font pixel size"),
+    ParamSpec::int(
+        "margin",
+        (0, 256),
+        Some(DEFAULT_MARGIN),
+        "pixels between the plate and the frame's edges",
+    ),
+];
 
 /// What this node takes, sends and accepts as params.
 static SCHEMA: NodeSchema = NodeSchema::new(
@@ -50,63 +82,26 @@ static SCHEMA: NodeSchema = NodeSchema::new(
     PortType::RawVideo,
     "the video with the plate",
 )])
-.with_params(&[
-    ParamSpec::new(
-        "corner",
-        ParamType::Enum(&["top-left", "top-right", "bottom-left", "bottom-right"]),
-        Some("bottom-left"),
-        "the corner the plate goes in",
-    ),
-    ParamSpec::new(
-        "scale",
-        ParamType::Int { min: 1, max: 16 },
-        Some("2"),
-        "font pixel size",
-    ),
-    ParamSpec::new(
-        "margin",
-        ParamType::Int { min: 0, max: 256 },
-        Some("8"),
-        "pixels between the plate and the frame's edges",
-    ),
-]);
+.with_params(PARAMS);
 
-/// Where the plate goes and how large its text is.
+/// The params, typed: where the plate goes and how large its text is.
 #[derive(Debug, Clone, Copy)]
-struct Placement {
-    right: bool,
-    bottom: bool,
+struct Settings {
+    corner: Corner,
     scale: u32,
     margin: u32,
 }
 
-impl Placement {
-    /// From params already checked against [`SCHEMA`]; checked again here
-    /// all the same, so a wrong value can never draw out of place.
-    fn from_params(p: &Params) -> Result<Placement> {
-        let corner = p.str_or("corner", "bottom-left");
-        let (bottom, right) = match corner {
-            "top-left" => (false, false),
-            "top-right" => (false, true),
-            "bottom-left" => (true, false),
-            "bottom-right" => (true, true),
-            other => bail!(
-                "param `corner`: `{other}` is not top-left, top-right, bottom-left or bottom-right"
-            ),
-        };
-        let scale = p.i64_or("scale", 2);
-        if !(1..=16).contains(&scale) {
-            bail!("param `scale`: {scale} is out of range 1..=16");
-        }
-        let margin = p.i64_or("margin", 8);
-        if !(0..=256).contains(&margin) {
-            bail!("param `margin`: {margin} is out of range 0..=256");
-        }
-        Ok(Placement {
-            right,
-            bottom,
-            scale: scale as u32,
-            margin: margin as u32,
+impl Settings {
+    /// From params already checked against [`SCHEMA`]; the [`Reader`] checks
+    /// each against its spec again all the same (a wrong value can never
+    /// draw out of place) and takes the defaults for absent ones.
+    fn from_params(p: &Params) -> Result<Settings, Problem> {
+        let r = Reader::new(PARAMS, p);
+        Ok(Settings {
+            corner: r.choice("corner", DEFAULT_CORNER)?,
+            scale: r.int("scale", DEFAULT_SCALE)? as u32,
+            margin: r.int("margin", DEFAULT_MARGIN)? as u32,
         })
     }
 
@@ -116,12 +111,14 @@ impl Placement {
         let s = self.scale;
         let w = font::text_width(chars, s) + 2 * s;
         let h = 2 * (font::GLYPH_H + 2) * s;
-        let x = if self.right {
+        let right = matches!(self.corner, Corner::TopRight | Corner::BottomRight);
+        let bottom = matches!(self.corner, Corner::BottomLeft | Corner::BottomRight);
+        let x = if right {
             width.saturating_sub(self.margin + w)
         } else {
             self.margin
         };
-        let y = if self.bottom {
+        let y = if bottom {
             height.saturating_sub(self.margin + h)
         } else {
             self.margin
@@ -133,7 +130,7 @@ impl Placement {
 /// The overlay's state: where to draw, and the text buffers reused for every
 /// frame (nothing is allocated per frame).
 struct Overlay {
-    placement: Placement,
+    settings: Settings,
     frames: u64,
     clock: Vec<u8>,
     counter: Vec<u8>,
@@ -171,7 +168,7 @@ impl Overlay {
         self.counter.clear();
         write!(self.counter, "{:06}", self.frames)?;
 
-        let p = self.placement;
+        let p = self.settings;
         let chars = self.clock.len().max(self.counter.len());
         let (x, y, w, h) = p.plate(chars, frame.width, frame.height);
         let mut canvas = Canvas::new(
@@ -205,14 +202,14 @@ fn run() -> Result<()> {
     // `overlay-filter --describe` prints SCHEMA and exits here; otherwise
     // the params are checked against it, defaults filled in.
     let mut node = Node::init_with_schema(&SCHEMA)?;
-    let placement = Placement::from_params(node.params()).context("overlay-filter")?;
+    let settings = Settings::from_params(node.params()).context("overlay-filter")?;
     let mut overlay = Overlay {
-        placement,
+        settings,
         frames: 0,
         clock: Vec::with_capacity(16),
         counter: Vec::with_capacity(16),
     };
-    tracing::info!("overlay: {placement:?}");
+    tracing::info!("overlay: {settings:?}");
     while let Some(event) = node.next_event()? {
         match event {
             Event::Input { input, message } => match message.header {

@@ -66,7 +66,7 @@ pub struct InputConfig {
 pub struct OutputConfig {
     pub name: String,
     pub ty: PortType,
-    /// Nodes reading this output: the node waits for them before it is ready.
+    /// Nodes reading this output: the node waits for them before it arms.
     pub consumers: Vec<String>,
     /// The largest queue among the consumers: sizes the shared-memory pool.
     pub max_queue: usize,

@@ -26,7 +26,7 @@ pub fn gone_all(run_id: &str) -> String {
     format!("mediagraph/{run_id}/gone/*")
 }
 
-/// Liveliness token: the node is ready (all its consumers subscribed); the last
+/// Liveliness token: the node is armed (all its consumers subscribed); the last
 /// chunk carries the bytes of shared memory the node's pools hold.
 pub fn armed(run_id: &str, node: &str, pool_bytes: u64) -> String {
     format!("mediagraph/{run_id}/armed/{node}/{pool_bytes}")
@@ -36,7 +36,8 @@ pub fn armed_all(run_id: &str) -> String {
     format!("mediagraph/{run_id}/armed/**")
 }
 
-/// Liveliness token the runtime holds once every node is armed: sources may start.
+/// Liveliness token the runtime holds once every node is armed (the barrier
+/// is over): sources may start.
 pub fn started(run_id: &str) -> String {
     format!("mediagraph/{run_id}/started")
 }

@@ -40,6 +40,7 @@ pub mod keys;
 pub mod logging;
 pub mod memlock;
 mod message;
+pub mod metrics;
 mod node;
 mod pool;
 mod queue;
@@ -59,11 +60,13 @@ pub use message::{
     Payload, PixelFormat, PlaneLayout, SampleFormat, TimeBase, VideoFrame,
 };
 pub use node::{Event, Node};
-pub use node_catalog::{ParamSpec, ParamType, Params, PortSpec, PortType};
-pub use pool::{OutBuf, PoolHandle, SharedBuf};
-pub use stats::{
-    cpu_seconds, InputStats, Metrics, NodeStats, OutputStats, RESTART_LOST_FRAMES, RESTART_LOST_S,
+/// The catalog's types, for a custom node's schema and its typed settings
+/// (`choice!` enums, `Reader`), as the built-in kinds declare theirs.
+pub use node_catalog::{
+    choice, Choice, ParamSpec, ParamType, Params, PortSpec, PortType, Problem, Reader,
 };
+pub use pool::{OutBuf, PoolHandle, SharedBuf};
+pub use stats::{cpu_seconds, InputStats, Metrics, NodeStats, OutputStats};
 
 /// The `main` of a node: runs `node_main`; on error prints `error: <cause
 /// chain>` (the runtime shows it as the node's last log line) and exits 1,

@@ -1,7 +1,8 @@
 //! [`Node`]: one node process's connection to its graph.
 //!
-//! Its life is one state machine ([`phase`]): connected → armed (the ready
-//! handshake) → running (the graph started) → stopping → stop handed out →
+//! Its life is one state machine ([`phase`]): connected → armed (its
+//! consumers subscribed; the runtime's barrier waits for every node to arm)
+//! → running (the graph started) → stopping → stop handed out →
 //! drained → finished. Connecting is in `connect`, sending in `send`,
 //! finishing in `finish`, the published counters in `publish`.
 
@@ -32,7 +33,7 @@ use crate::stats::{Metrics, OutputCounters};
 use phase::{Phase, SharedPhase, Step};
 
 /// How long a node waits for its consumers to subscribe before giving up.
-const READY_TIMEOUT: Duration = Duration::from_secs(60);
+const ARM_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Something for the node to act on.
 #[derive(Debug)]
@@ -211,10 +212,10 @@ impl Node {
             .sum()
     }
 
-    /// Ready handshake: waits until every consumer of our outputs has
-    /// subscribed, then tells the runtime this node is armed. Called by the
+    /// Arms the node: waits until every consumer of our outputs has
+    /// subscribed, then tells the runtime (its `armed` token). Called by the
     /// first [`Node::next_event`] or [`Node::wait_for_start`].
-    pub fn ready(&mut self) -> Result<()> {
+    pub fn arm(&mut self) -> Result<()> {
         if !self.phase.get().unarmed() {
             return Ok(());
         }
@@ -223,7 +224,7 @@ impl Node {
             .iter()
             .flat_map(|o| o.config.consumers.iter().cloned())
             .collect();
-        let deadline = Instant::now() + READY_TIMEOUT;
+        let deadline = Instant::now() + ARM_TIMEOUT;
         loop {
             let missing: Vec<String> = {
                 let seen = self.subscribed_peers.lock().unwrap();
@@ -261,10 +262,11 @@ impl Node {
         Ok(())
     }
 
-    /// For sources: arms the node and waits until the whole graph is ready.
+    /// For sources: arms the node and waits until every node of the graph
+    /// has armed (the runtime's barrier).
     /// Returns false when the graph was stopped before it started.
     pub fn wait_for_start(&mut self) -> Result<bool> {
-        self.ready()?;
+        self.arm()?;
         loop {
             let phase = self.phase.get();
             if phase.past_start() {
@@ -329,7 +331,7 @@ impl Node {
     /// The event loop behind [`Node::next_event`] and [`Node::poll_event`]; a
     /// timeout surfaces as an error carrying [`TIMEOUT_MARKER`].
     fn next_event_timeout(&mut self, timeout: Option<Duration>) -> Result<Option<Event>> {
-        self.ready()?;
+        self.arm()?;
         loop {
             match self.queues.next(timeout) {
                 Next::Control(Control::Start) => continue,

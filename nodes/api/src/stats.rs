@@ -1,4 +1,4 @@
-//! Counters every node keeps and publishes about once a second; the runtime
+//! Counters every node keeps and publishes every 0.5 s; the runtime
 //! shows them in its status line and writes them to the `--report` JSON.
 
 use std::collections::BTreeMap;
@@ -6,13 +6,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
-
-/// Metrics a node that measures its own restart loss publishes (a sink has
-/// no consumers to measure it): media lost across its restarts, in frames /
-/// packets and in seconds. The runtime reports the larger of these and what
-/// the node's consumers measured.
-pub const RESTART_LOST_FRAMES: &str = "restart_lost_frames";
-pub const RESTART_LOST_S: &str = "restart_lost_s";
 
 /// A snapshot of one node's counters, as published.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -22,11 +15,21 @@ pub struct NodeStats {
     pub inputs: BTreeMap<String, InputStats>,
     pub outputs: BTreeMap<String, OutputStats>,
     /// Node-specific figures: bitrate, A/V offset, latency percentiles, ...
+    /// (their names: [`crate::metrics`]).
     pub metrics: BTreeMap<String, f64>,
     /// Resident set size of the node process, bytes.
     pub rss_bytes: u64,
     /// CPU time used by the node process so far, seconds.
     pub cpu_seconds: f64,
+}
+
+impl NodeStats {
+    /// Everything the node dropped: its input queues' drops and its own
+    /// ([`crate::metrics::DROPPED`]).
+    pub fn dropped(&self) -> u64 {
+        let own = self.metrics.get(crate::metrics::DROPPED).copied();
+        self.inputs.values().map(|i| i.dropped).sum::<u64>() + own.unwrap_or(0.0) as u64
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -95,7 +98,8 @@ impl OutputCounters {
     }
 }
 
-/// Node-specific metrics set by node code.
+/// Node-specific metrics set by node code (the built-in nodes' names:
+/// [`crate::metrics`]).
 #[derive(Default)]
 pub struct Metrics {
     values: Mutex<BTreeMap<String, f64>>,

@@ -7,7 +7,7 @@ mod encoder;
 mod preset;
 
 use anyhow::{Context, Result};
-use node_api::{Event, Header, Node};
+use node_api::{metrics, Event, Header, Node};
 
 use encoder::{AudioEncoder, Settings};
 
@@ -48,13 +48,13 @@ fn run() -> Result<()> {
                     encoder = Some(AudioEncoder::open(&settings, h).context("audio-encode")?);
                 }
                 let enc = encoder.as_mut().expect("just opened");
-                node.metrics().add("samples_in", h.samples as f64);
+                node.metrics().add(metrics::SAMPLES_IN, h.samples as f64);
                 enc.push(h, &data, &mut |packet, bytes| {
                     node.send_packet("audio", packet, bytes)
                 })?;
                 let (_, bytes, _) = enc.totals();
                 if bytes - last_metric_bytes >= 16 * 1024 {
-                    node.metrics().set("bitrate_bps", enc.bitrate_bps());
+                    node.metrics().set(metrics::BITRATE_BPS, enc.bitrate_bps());
                     last_metric_bytes = bytes;
                 }
             }
@@ -65,7 +65,7 @@ fn run() -> Result<()> {
     match encoder.as_mut() {
         Some(enc) => {
             enc.finish(&mut |packet, bytes| node.send_packet("audio", packet, bytes))?;
-            node.metrics().set("bitrate_bps", enc.bitrate_bps());
+            node.metrics().set(metrics::BITRATE_BPS, enc.bitrate_bps());
             let (packets, bytes, padded) = enc.totals();
             tracing::info!(
                 "{codec}: {packets} packets, {bytes} bytes, {:.1} kb/s{}",

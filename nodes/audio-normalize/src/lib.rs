@@ -8,7 +8,7 @@ mod loudness;
 mod normalizer;
 
 use anyhow::{Context, Result};
-use node_api::{Event, Header, Node};
+use node_api::{metrics, Event, Header, Node};
 use node_media::audio::WireFormat;
 
 use normalizer::{Normalizer, Output, Settings};
@@ -83,9 +83,9 @@ fn run() -> Result<()> {
                 frames_in += 1;
                 if frames_in % 50 == 0 {
                     if let Some((gain, lufs, limiter)) = norm.loudness_state() {
-                        node.metrics().set("gain_db", gain);
-                        node.metrics().set("loudness_lufs", lufs);
-                        node.metrics().set("limiter_db", limiter);
+                        node.metrics().set(metrics::GAIN_DB, gain);
+                        node.metrics().set(metrics::LOUDNESS_LUFS, lufs);
+                        node.metrics().set(metrics::LIMITER_DB, limiter);
                     }
                 }
             }

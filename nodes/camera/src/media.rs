@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
 use ffmpeg_next as ff;
-use node_api::{Node, PixelFormat, TimeBase, VideoFrame};
+use node_api::{metrics, Node, PixelFormat, TimeBase, VideoFrame};
 use node_media::codec::{received, Received};
 use node_media::video::{from_pixel, Planes, PlanesMut, Scaler};
 
@@ -199,7 +199,7 @@ impl MediaCapture {
         if let Some((buf, layout)) = self.direct.as_ref().and_then(|d| d.shared_of(&self.frame)) {
             header.layout = layout;
             self.sent_in_place += 1;
-            node.metrics().add("in_place", 1.0);
+            node.metrics().add(metrics::IN_PLACE, 1.0);
             return node.send_video_shared("video", header, buf);
         }
         let mut buf = node.alloc("video", header.layout.size)?;

@@ -15,7 +15,7 @@ mod layout;
 mod pairing;
 
 use anyhow::{anyhow, bail, Result};
-use node_api::{Event, Header, Node, Payload, PixelFormat, TimeBase, VideoFrame};
+use node_api::{metrics, Event, Header, Node, Payload, PixelFormat, TimeBase, VideoFrame};
 use node_media::video::{packed_frame, Planes, PlanesMut, Scaler};
 
 use layout::Layout;
@@ -275,12 +275,12 @@ impl Composer {
 
     fn publish(&self, node: &Node) {
         let m = node.metrics();
-        m.set("composed", self.composed as f64);
-        m.set("stale_tiles", self.stale_tiles as f64);
-        m.set("forced", self.forced as f64);
-        m.set("late_dropped", self.late_dropped as f64);
+        m.set(metrics::COMPOSED, self.composed as f64);
+        m.set(metrics::STALE_TILES, self.stale_tiles as f64);
+        m.set(metrics::FORCED, self.forced as f64);
+        m.set(metrics::LATE_DROPPED, self.late_dropped as f64);
         m.set(
-            "superseded",
+            metrics::SUPERSEDED,
             (self.pairing.superseded + self.same_slot) as f64,
         );
     }

@@ -22,7 +22,7 @@ pub mod test_device;
 
 use anyhow::{Context, Result};
 use node_api::clock::{self, SimulatedDevice};
-use node_api::{AudioFrame, Node, TimeBase};
+use node_api::{metrics, AudioFrame, Node, TimeBase};
 use node_catalog::kinds::microphone::{self as kind, Source as MicSource};
 use node_media::audio::{default_layout, WireFormat};
 
@@ -226,13 +226,15 @@ fn run() -> Result<()> {
         pos += chunk.samples as u64;
         frames += 1;
         if pos - last_metrics >= out.rate as u64 {
-            node.metrics().set("dropped", source.dropped() as f64);
-            node.metrics().set("behind_s", behind_s);
+            node.metrics()
+                .set(metrics::DROPPED, source.dropped() as f64);
+            node.metrics().set(metrics::BEHIND_S, behind_s);
             last_metrics = pos;
         }
     }
-    node.metrics().set("dropped", source.dropped() as f64);
-    node.metrics().set("behind_s", behind_s);
+    node.metrics()
+        .set(metrics::DROPPED, source.dropped() as f64);
+    node.metrics().set(metrics::BEHIND_S, behind_s);
     tracing::info!(
         "sent {frames} frames, {:.2} s of audio, {} overruns, {behind_s:.2} s behind real time",
         pos as f64 / out.rate as f64,

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Result};
-use node_api::{clock, Event, Header, NoRestart, Node};
+use node_api::{clock, metrics, Event, Header, NoRestart, Node};
 use node_catalog::kinds::mux::{Container, OnLimit};
 
 use muxer::{Muxer, Settings};
@@ -241,8 +241,8 @@ fn account_for_restart(node: &Node, mux: &Muxer, base: &Path, first_part: u32) {
     }
     // What the runtime reports as this node's restart loss (it has no
     // consumers to measure it).
-    m.set(node_api::RESTART_LOST_FRAMES, lost_packets as f64);
-    m.set(node_api::RESTART_LOST_S, lost_s);
+    m.set(metrics::RESTART_LOST_FRAMES, lost_packets as f64);
+    m.set(metrics::RESTART_LOST_S, lost_s);
 }
 
 fn mux_container_of(path: &Path) -> &'static str {
@@ -251,19 +251,22 @@ fn mux_container_of(path: &Path) -> &'static str {
 
 fn publish(node: &Node, mux: &Muxer) {
     let m = node.metrics();
-    m.set("bytes_written", mux.file_size() as f64);
+    m.set(metrics::BYTES_WRITTEN, mux.file_size() as f64);
     let duration = mux.duration();
-    m.set("duration_s", duration);
+    m.set(metrics::DURATION_S, duration);
     if duration > 0.0 {
-        m.set("bitrate_bps", mux.payload_bytes() as f64 * 8.0 / duration);
+        m.set(
+            metrics::BITRATE_BPS,
+            mux.payload_bytes() as f64 * 8.0 / duration,
+        );
     }
-    m.set("dropped", mux.dropped as f64);
+    m.set(metrics::DROPPED, mux.dropped as f64);
     if let Some(bound) = mux.crash_loss_bound() {
-        m.set("crash_loss_bound_s", bound);
+        m.set(metrics::CRASH_LOSS_BOUND_S, bound);
     }
-    m.set("discarded", mux.discarded as f64);
+    m.set(metrics::DISCARDED, mux.discarded as f64);
     m.set(
-        "files",
+        metrics::FILES,
         mux.parts.len() as f64 + f64::from(mux.is_writing()),
     );
     for t in &mux.tracks {

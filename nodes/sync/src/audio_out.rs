@@ -2,13 +2,15 @@
 //! Anything else — a trimmed frame, silence filling a gap, the frames held
 //! until T0 — is gathered into one batch and copied into one buffer, so it
 //! reaches the encoder as one message rather than a burst that its bounded
-//! queue would partly drop (losing audio shifts all later audio).
+//! queue would partly drop (losing audio shifts all later audio). What a
+//! pause cuts is left out here, and the rest moved back (see [`Pause`]).
 
 use anyhow::{Context, Result};
 use node_api::{AudioFrame, Header, Node, Payload, TimeBase};
 
 use crate::audio_buf::{self, At, Shape};
-use crate::timeline::AudioPlan;
+use crate::pause::{Pause, Span};
+use crate::timeline::{AudioClock, AudioPlan};
 
 /// The largest buffer a batch fills (the output pool is sized for it).
 pub const MAX_BATCH_BYTES: usize = 256 << 10;
@@ -28,8 +30,17 @@ enum Piece {
     },
 }
 
+/// The samples of a planned frame: the received payload (sent on
+/// zero-copy when whole) or a local buffer laid out like one (drift-corrected).
+pub enum Source<'a> {
+    Shared(&'a Payload),
+    Copied(&'a [u8]),
+}
+
 pub struct Batch {
     pieces: Vec<Piece>,
+    /// Scratch: the runs of a range that a pause leaves in.
+    spans: Vec<Span>,
     /// Format, rate and channels of the batch; pts, samples and capture time
     /// of its first sample.
     header: Option<AudioFrame>,
@@ -42,6 +53,7 @@ impl Batch {
     pub fn new() -> Batch {
         Batch {
             pieces: Vec::with_capacity(64),
+            spans: Vec::with_capacity(4),
             header: None,
             samples: 0,
             arena: Vec::with_capacity(MAX_BATCH_BYTES),
@@ -67,6 +79,48 @@ impl Batch {
                 && h.channels == frame.channels
                 && h.sample_rate == frame.sample_rate
         })
+    }
+
+    /// Appends what `plan` sends of `frame` — the silence before it, then
+    /// the samples it keeps — less what `pause` cuts, at the output pts the
+    /// pause gives them. Returns the capture time of the first sample
+    /// appended, if any.
+    pub fn place(
+        &mut self,
+        node: &mut Node,
+        frame: &AudioFrame,
+        source: Source<'_>,
+        plan: &AudioPlan,
+        clock: &AudioClock,
+        pause: &mut Pause,
+    ) -> Result<Option<u64>> {
+        let mut spans = std::mem::take(&mut self.spans);
+        let silence_from = plan.pts - plan.silence as i64;
+        pause.audio(
+            frame.sample_rate,
+            silence_from,
+            plan.silence,
+            false,
+            &mut spans,
+        );
+        for s in &spans {
+            // The output pts of a run → its place on the uncut timeline.
+            let shift = silence_from + s.offset as i64 - s.pts;
+            self.silence(node, frame, s.pts, s.len, |pts| {
+                clock.capture_of(pts + shift)
+            })?;
+        }
+        let first = kept_spans(pause, frame, plan, &mut spans);
+        for (part, capture_ns) in spans.iter().map(|s| part_of(frame, plan, s)) {
+            match source {
+                Source::Shared(payload) => self.samples(node, frame, payload, &part, capture_ns)?,
+                Source::Copied(data) => {
+                    self.copied_samples(node, frame, data, &part, capture_ns)?
+                }
+            }
+        }
+        self.spans = spans;
+        Ok(first)
     }
 
     /// Appends silence at `pts`; sends full batches on the way.
@@ -221,4 +275,31 @@ impl Batch {
         node.send_audio("audio", header, buf)
             .context("sending audio")
     }
+}
+
+/// The runs of the samples `plan` keeps that `pause` leaves in, in
+/// `spans`; the capture time of the first one.
+pub fn kept_spans(
+    pause: &mut Pause,
+    frame: &AudioFrame,
+    plan: &AudioPlan,
+    spans: &mut Vec<Span>,
+) -> Option<u64> {
+    pause.audio(frame.sample_rate, plan.pts, plan.keep as u64, true, spans);
+    spans.first().map(|s| part_of(frame, plan, s).1)
+}
+
+/// One run of a frame's kept samples as a plan of its own, and the capture
+/// time of its first sample.
+fn part_of(frame: &AudioFrame, plan: &AudioPlan, run: &Span) -> (AudioPlan, u64) {
+    let skip = plan.skip + run.offset as u32;
+    let part = AudioPlan {
+        skip,
+        keep: run.len as u32,
+        pts: run.pts,
+        ..AudioPlan::default()
+    };
+    let capture_ns =
+        frame.capture_ns + skip as u64 * 1_000_000_000 / frame.sample_rate.max(1) as u64;
+    (part, capture_ns)
 }

@@ -6,23 +6,27 @@
 //! has begun, the earlier ones are held (at most `buffer_ms`). Each camera
 //! input (`video`, `video2`, ...) comes out on the output of the same name.
 //! Video frames are forwarded zero-copy with a new header; audio frames too,
-//! unless trimmed or preceded by a gap.
+//! unless trimmed or preceded by a gap. The live param `paused` cuts what is
+//! captured while paused out of every output alike (see [`pause`]).
 
 mod audio_buf;
 mod audio_out;
 mod drift;
 mod hold;
 mod pacing;
+mod pause;
 mod timeline;
 
 use anyhow::{anyhow, Context, Result};
-use node_api::{AudioFrame, Event, Header, Node, Payload, PortType, VideoFrame};
+use node_api::clock::now_ns;
+use node_api::{metrics, AudioFrame, Event, Header, Node, Payload, PortType, VideoFrame};
 
-use audio_out::Batch;
+use audio_out::{Batch, Source};
 use drift::DriftCorrector;
 use hold::Hold;
 use pacing::Pacer;
-use timeline::{AudioClock, VideoClock, VideoPlace};
+use pause::{Media, Pause, Tick};
+use timeline::{AudioClock, AudioPlan, VideoClock, VideoPlace};
 
 const MS: f64 = 1e6;
 
@@ -34,16 +38,8 @@ pub fn main(_args: &[String]) {
 fn run() -> Result<()> {
     let mut node = Node::init()?;
     let mut sync = Sync::new(&node)?;
-    // A restarted sync continues the timeline of the one that died, so the
-    // recording's timestamps go on where they were (with a gap, not a reset).
-    if let Some(t0) = node
-        .resume_state()
-        .and_then(|s| s.get("t0_ns"))
-        .and_then(|v| v.as_u64())
-    {
-        tracing::info!("restarted: continuing the common timeline of the previous incarnation");
-        sync.t0 = Some(t0);
-        sync.resumed = true;
+    if let Some(state) = node.resume_state() {
+        sync.resume_from(state);
     }
     if sync.out_audio {
         node.reserve("audio", audio_out::MAX_BATCH_BYTES)?;
@@ -67,7 +63,7 @@ fn run() -> Result<()> {
                 }
             },
             Event::InputClosed { input } => sync.on_closed(&mut node, &input)?,
-            Event::ParamUpdate { name, value } => sync.on_param(&name, &value),
+            Event::ParamUpdate { name, value } => sync.on_param(&node, &name, &value),
             Event::Stop => {}
         }
         if node.is_no_drop() {
@@ -88,6 +84,8 @@ fn run() -> Result<()> {
     }
     sync.audio_closed = true;
     sync.try_start(&mut node)?;
+    // Stopped while paused: the outputs end where the pause began.
+    sync.pause.finish(now_ns());
     sync.publish(&node);
     tracing::info!("{}", sync.summary());
     node.finish()
@@ -102,6 +100,22 @@ struct Counters {
     audio_gap_fills: u64,
     audio_overlap_trims: u64,
     dropped: u64,
+}
+
+impl Counters {
+    /// What an audio frame's plan trims and fills.
+    fn count_audio(&mut self, plan: &AudioPlan) {
+        self.audio_before_start += plan.before_start as u64;
+        self.audio_overlap_trims += plan.overlap() as u64;
+        self.audio_gap_fills += plan.silence;
+        if plan.silence > 0 {
+            tracing::debug!(
+                "audio: {} samples of silence fill a gap before pts {}",
+                plan.silence,
+                plan.pts
+            );
+        }
+    }
 }
 
 /// One camera: its input and the output of the same name, its frames held
@@ -131,7 +145,7 @@ impl VideoLane {
             frames: 0,
             offset: None,
             first_from_t0: None,
-            metric_first: format!("first_offset_ms_{name}"),
+            metric_first: metrics::per_input(metrics::FIRST_OFFSET_MS, name),
         }
     }
 }
@@ -158,6 +172,8 @@ struct Sync {
     audio_offset: Option<f64>,
     audio_first_from_t0: Option<i64>,
     batch: Batch,
+    /// The live param `paused`: what it cuts from the timeline.
+    pause: Pause,
     n: Counters,
 }
 
@@ -201,6 +217,7 @@ impl Sync {
             audio_offset: None,
             audio_first_from_t0: None,
             batch: Batch::new(),
+            pause: Pause::new(s.paused, now_ns()),
             n: Counters::default(),
         })
     }
@@ -224,6 +241,9 @@ impl Sync {
         if self.t0.is_some() {
             return self.place_video(node, i, frame, payload);
         }
+        if self.pause.drops_early(frame.capture_ns, Media::Frame) {
+            return Ok(());
+        }
         self.n.dropped +=
             self.lanes[i]
                 .held
@@ -235,6 +255,13 @@ impl Sync {
         self.pacer.seen("audio", frame.capture_ns);
         if self.t0.is_some() {
             return self.place_audio(node, frame, payload, true);
+        }
+        let samples = Media::Samples {
+            count: frame.samples,
+            rate: frame.sample_rate,
+        };
+        if self.pause.drops_early(frame.capture_ns, samples) {
+            return Ok(());
         }
         self.n.dropped += self
             .held_audio
@@ -268,7 +295,7 @@ impl Sync {
         Ok(())
     }
 
-    fn on_param(&mut self, name: &str, value: &serde_json::Value) {
+    fn on_param(&mut self, node: &Node, name: &str, value: &serde_json::Value) {
         match (name, value.as_f64()) {
             ("tolerance_ms", Some(ms)) => {
                 self.tolerance_ns = (ms.max(0.0) * MS) as u64;
@@ -283,9 +310,76 @@ impl Sync {
                 }
             }
             ("buffer_ms", Some(ms)) => self.buffer_ns = (ms.max(0.0) * MS) as u64,
+            ("paused", _) => return self.set_paused(node, value.as_bool() == Some(true)),
             _ => return,
         }
         tracing::info!("{name} set to {value}");
+    }
+
+    /// Pauses or resumes the recording now (the live param `paused`).
+    fn set_paused(&mut self, node: &Node, paused: bool) {
+        let mut now = now_ns();
+        if paused {
+            // Media stamped ahead of now (an app's timestamps, a replay) may
+            // have gone out already: the cut begins after it.
+            now = now.max(self.sent_until_ns().unwrap_or(0));
+        }
+        if !self.pause.set(paused, now) {
+            tracing::info!("paused set to {paused}: it already was");
+            return;
+        }
+        let at = match self.pause.output_at_s() {
+            Some(s) => format!("at {s:.3} s of the output"),
+            None => "before the recording began".to_string(),
+        };
+        match (paused, self.pause.last_cut()) {
+            (true, _) => tracing::info!("paused {at}: nothing is recorded until resumed"),
+            (false, Some((s, frames))) if self.t0.is_some() => tracing::info!(
+                "resumed: {s:.3} s ({frames} frame periods) cut {at}, {:.3} s in all",
+                self.pause.cut_s(now_ns())
+            ),
+            (false, _) => tracing::info!("resumed {at}: the recording begins after the pause"),
+        }
+        self.save_state(node);
+    }
+
+    /// Just past the latest media sent on any output, on the capture clock.
+    fn sent_until_ns(&self) -> Option<u64> {
+        let t0 = self.t0?;
+        let video = self.lanes.iter().filter_map(|l| {
+            let clock = l.clock.as_ref()?;
+            Some(Tick::frame(clock.time_base(), 1).just_after(clock.last_slot()?))
+        });
+        let audio = self
+            .audio
+            .as_ref()
+            .filter(|a| a.emitted() > 0)
+            .map(|a| Tick::sample(a.sample_rate()).just_after(a.emitted() - 1));
+        video.chain(audio).max().map(|ns| t0 + ns)
+    }
+
+    /// What a restarted sync continues from: the common start and the pauses.
+    fn save_state(&self, node: &Node) {
+        let mut state = serde_json::json!({ "pause": self.pause.state() });
+        if let Some(t0) = self.t0 {
+            state["t0_ns"] = t0.into();
+        }
+        node.save_resume_state(&state);
+    }
+
+    /// A restarted sync continues the timeline of the one that died, so the
+    /// recording's timestamps go on where they were (with a gap, not a
+    /// reset), paused or not as it was.
+    fn resume_from(&mut self, state: &serde_json::Value) {
+        let t0 = state.get("t0_ns").and_then(|v| v.as_u64());
+        if let Some(pause) = Pause::restore(&state["pause"], t0) {
+            self.pause = pause;
+        }
+        if t0.is_some() {
+            tracing::info!("restarted: continuing the common timeline of the previous incarnation");
+            self.t0 = t0;
+            self.resumed = true;
+        }
     }
 
     /// Fixes T0 once every stream has begun (or ended without beginning),
@@ -309,25 +403,13 @@ impl Sync {
             .iter()
             .filter_map(|l| l.held.first_capture())
             .max();
-        let Some(mut t0) = timeline::common_start(video, audio) else {
+        let Some(t0) = timeline::common_start(video, audio) else {
             return Ok(());
         };
-        // On the frame grid of the first camera that has frames.
-        if let Some((v, _)) = self.lanes.iter().find_map(|l| l.held.first()) {
-            // T0 may move back before a later camera's first frame; by less
-            // than half a frame, so that frame still lands in slot 0.
-            let snap_back_ns = if self.lanes.len() > 1 {
-                let period_ns =
-                    v.time_base.num.max(1) as u64 * v.duration.max(1) as u64 * 1_000_000_000
-                        / v.time_base.den.max(1) as u64;
-                self.tolerance_ns.min((period_ns / 2).saturating_sub(1))
-            } else {
-                self.tolerance_ns
-            };
-            t0 = timeline::on_video_grid(t0, v.capture_ns, v.time_base, v.duration, snap_back_ns);
-        }
+        let (t0, grid) = self.onto_grid(t0);
         self.t0 = Some(t0);
-        node.save_resume_state(&serde_json::json!({ "t0_ns": t0 }));
+        self.pause.start(t0, grid);
+        self.save_state(node);
         let starts: Vec<String> = self
             .lanes
             .iter()
@@ -352,6 +434,26 @@ impl Sync {
         self.close_ended(node)
     }
 
+    /// `t0` on the frame grid of the first camera that has frames, and that
+    /// grid's period (none without video).
+    fn onto_grid(&self, t0: u64) -> (u64, Option<Tick>) {
+        let Some((v, _)) = self.lanes.iter().find_map(|l| l.held.first()) else {
+            return (t0, None);
+        };
+        // T0 may move back before a later camera's first frame; by less
+        // than half a frame, so that frame still lands in slot 0.
+        let snap_back_ns = if self.lanes.len() > 1 {
+            let period_ns =
+                v.time_base.num.max(1) as u64 * v.duration.max(1) as u64 * 1_000_000_000
+                    / v.time_base.den.max(1) as u64;
+            self.tolerance_ns.min((period_ns / 2).saturating_sub(1))
+        } else {
+            self.tolerance_ns
+        };
+        let t0 = timeline::on_video_grid(t0, v.capture_ns, v.time_base, v.duration, snap_back_ns);
+        (t0, Some(Tick::frame(v.time_base, v.duration)))
+    }
+
     fn place_video(
         &mut self,
         node: &mut Node,
@@ -368,16 +470,20 @@ impl Sync {
         match clock.place(frame.capture_ns, frame.pts) {
             VideoPlace::BeforeStart => self.n.video_before_start += 1,
             VideoPlace::Duplicate => self.n.video_dups_dropped += 1,
-            VideoPlace::Emit { pts, skipped } => {
+            VideoPlace::Emit { pts: slot, skipped } => {
                 if skipped > 0 {
                     tracing::debug!(
-                        "{}: {skipped} frame slot(s) skipped before pts {pts}",
+                        "{}: {skipped} frame slot(s) skipped before slot {slot}",
                         lane.name
                     );
                 }
                 self.n.video_gaps += skipped as u64;
+                // A pause cuts the slot, or moves it back by what it cut.
+                let Some(pts) = self.pause.video(Tick::frame(clock.time_base(), 1), slot) else {
+                    return Ok(());
+                };
                 lane.frames += 1;
-                smooth(&mut lane.offset, clock.offset_ns(frame.capture_ns, pts));
+                smooth(&mut lane.offset, clock.offset_ns(frame.capture_ns, slot));
                 lane.first_from_t0
                     .get_or_insert(frame.capture_ns as i64 - t0 as i64);
                 if lane.has_output {
@@ -427,16 +533,7 @@ impl Sync {
             clock
         });
         let plan = clock.plan(frame.capture_ns, frame.samples, frame.pts, frame.time_base);
-        self.n.audio_before_start += plan.before_start as u64;
-        self.n.audio_overlap_trims += plan.overlap() as u64;
-        self.n.audio_gap_fills += plan.silence;
-        if plan.silence > 0 {
-            tracing::debug!(
-                "audio: {} samples of silence fill a gap before pts {}",
-                plan.silence,
-                plan.pts
-            );
-        }
+        self.n.count_audio(&plan);
         if plan.keep == 0 {
             return Ok(());
         }
@@ -444,25 +541,19 @@ impl Sync {
             &mut self.audio_offset,
             clock.offset_ns(frame.capture_ns, &plan),
         );
-        let capture_ns =
-            frame.capture_ns + plan.skip as u64 * 1_000_000_000 / frame.sample_rate.max(1) as u64;
-        self.audio_first_from_t0
-            .get_or_insert(capture_ns as i64 - t0 as i64);
-        if !self.out_audio {
-            return Ok(());
-        }
-        let silence_pts = plan.pts - plan.silence as i64;
-        self.batch
-            .silence(node, &frame, silence_pts, plan.silence, |pts| {
-                clock.capture_of(pts)
-            })?;
-        match copied {
-            Some(bytes) => self
-                .batch
-                .copied_samples(node, &frame, bytes, &plan, capture_ns)?,
-            None => self
-                .batch
-                .samples(node, &frame, &payload, &plan, capture_ns)?,
+        let first = if self.out_audio {
+            let source = match copied {
+                Some(bytes) => Source::Copied(bytes),
+                None => Source::Shared(&payload),
+            };
+            self.batch
+                .place(node, &frame, source, &plan, clock, &mut self.pause)?
+        } else {
+            audio_out::kept_spans(&mut self.pause, &frame, &plan, &mut Vec::new())
+        };
+        if let Some(capture_ns) = first {
+            self.audio_first_from_t0
+                .get_or_insert(capture_ns as i64 - t0 as i64);
         }
         if send {
             self.batch.send(node)?;
@@ -479,13 +570,13 @@ impl Sync {
     fn publish(&self, node: &Node) {
         let m = node.metrics();
         if let Some(offset) = self.av_offset_ms() {
-            m.set("av_offset_ms", offset);
-            m.set("sync_score", sync_score(offset));
+            m.set(metrics::AV_OFFSET_MS, offset);
+            m.set(metrics::SYNC_SCORE, sync_score(offset));
         }
         if let Some(d) = &self.drift {
-            m.set("drift_ppm", d.tracker.ppm());
-            m.set("drift_correction_ppm", d.applied_ppm);
-            m.set("audio_clock_jumps", d.tracker.jumps as f64);
+            m.set(metrics::DRIFT_PPM, d.tracker.ppm());
+            m.set(metrics::DRIFT_CORRECTION_PPM, d.applied_ppm);
+            m.set(metrics::AUDIO_CLOCK_JUMPS, d.tracker.jumps as f64);
         }
         for lane in &self.lanes {
             if let Some(first) = lane.first_from_t0 {
@@ -493,18 +584,30 @@ impl Sync {
             }
         }
         if let Some(first) = self.audio_first_from_t0 {
-            m.set("first_offset_ms_audio", first as f64 / MS);
+            m.set(
+                &metrics::per_input(metrics::FIRST_OFFSET_MS, "audio"),
+                first as f64 / MS,
+            );
         }
         if let Some(spread) = self.start_spread_ns() {
-            m.set("start_spread_ms", spread as f64 / MS);
+            m.set(metrics::START_SPREAD_MS, spread as f64 / MS);
         }
-        m.set("audio_gap_fills", self.n.audio_gap_fills as f64);
-        m.set("audio_overlap_trims", self.n.audio_overlap_trims as f64);
-        m.set("video_dups_dropped", self.n.video_dups_dropped as f64);
-        m.set("video_gaps", self.n.video_gaps as f64);
-        m.set("dropped", self.n.dropped as f64);
-        m.set("video_before_start", self.n.video_before_start as f64);
-        m.set("audio_before_start", self.n.audio_before_start as f64);
+        let n = &self.n;
+        for (name, count) in [
+            (metrics::AUDIO_GAP_FILLS, n.audio_gap_fills),
+            (metrics::AUDIO_OVERLAP_TRIMS, n.audio_overlap_trims),
+            (metrics::VIDEO_DUPS_DROPPED, n.video_dups_dropped),
+            (metrics::VIDEO_GAPS, n.video_gaps),
+            (metrics::DROPPED, n.dropped),
+            (metrics::VIDEO_BEFORE_START, n.video_before_start),
+            (metrics::AUDIO_BEFORE_START, n.audio_before_start),
+        ] {
+            m.set(name, count as f64);
+        }
+        m.set(metrics::PAUSED, f64::from(u8::from(self.pause.is_paused())));
+        m.set(metrics::PAUSED_S, self.pause.cut_s(now_ns()));
+        m.set(metrics::PAUSED_FRAMES, self.pause.frames() as f64);
+        m.set(metrics::PAUSED_SAMPLES, self.pause.samples() as f64);
     }
 
     /// How far apart, in capture time, the first frames (and first audio
@@ -536,16 +639,21 @@ impl Sync {
             .map(|l| format!("{} {}", l.name, l.frames))
             .collect();
         format!(
-            "sync done: video frames {}, {} audio samples; A/V offset {offset}; audio clock drift {drift:+.1} ppm; start spread {spread}; video {} before start, {} repeats dropped, {} slots skipped; audio {} samples before start, {} gap samples filled, {} overlap samples trimmed; {} dropped while waiting",
+            "sync done: video frames {}, {} audio samples; A/V offset {offset}; audio clock drift {drift:+.1} ppm; start spread {spread}; video {} before start, {} repeats dropped, {} slots skipped; audio {} samples before start, {} gap samples filled, {} overlap samples trimmed; {} dropped while waiting; paused: {:.3} s cut, {} frames, {} samples",
             frames.join(", "),
-            self.audio.as_ref().map_or(0, |a| a.emitted()),
+            self.audio
+                .as_ref()
+                .map_or(0, |a| self.pause.audio_kept(a.sample_rate(), a.emitted())),
             self.n.video_before_start,
             self.n.video_dups_dropped,
             self.n.video_gaps,
             self.n.audio_before_start,
             self.n.audio_gap_fills,
             self.n.audio_overlap_trims,
-            self.n.dropped
+            self.n.dropped,
+            self.pause.cut_s(now_ns()),
+            self.pause.frames(),
+            self.pause.samples()
         )
     }
 }

@@ -149,6 +149,11 @@ impl VideoClock {
         VideoPlace::Emit { pts: slot, skipped }
     }
 
+    /// The slot of the last frame placed.
+    pub fn last_slot(&self) -> Option<i64> {
+        self.last.map(|(_, slot)| slot)
+    }
+
     /// How far a frame's capture time is from where its pts puts it, in ns.
     pub fn offset_ns(&self, capture_ns: u64, pts: i64) -> i64 {
         let at = pts as i128 * self.period_num * NS_PER_S / self.period_den;
@@ -210,6 +215,10 @@ impl AudioClock {
 
     pub fn set_tolerance_ns(&mut self, tolerance_ns: u64) {
         self.tolerance_ns = tolerance_ns as i128;
+    }
+
+    pub fn sample_rate(&self) -> u32 {
+        self.rate as u32
     }
 
     /// Samples sent so far.

@@ -17,7 +17,7 @@ mod settings;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use node_api::{Event, Header, Node};
+use node_api::{metrics, Event, Header, Node};
 
 use crate::encoder::VideoEncoder;
 use crate::overload::{Advice, Monitor};
@@ -76,7 +76,8 @@ fn run() -> Result<()> {
                     else {
                         continue;
                     };
-                    node.metrics().set("overloaded_pct", window.skipped_pct);
+                    node.metrics()
+                        .set(metrics::OVERLOADED_PCT, window.skipped_pct);
                     if window.skipped > 0 && monitor.warning_due(now) {
                         tracing::warn!(
                             "encoding overloaded: {:.0}% of frames skipped in the last second ({} of {}; input queue {}/{}); {}",
@@ -110,9 +111,10 @@ fn run() -> Result<()> {
                                 }
                             );
                             current = next;
-                            node.metrics().set("preset_switches", switches as f64);
+                            node.metrics()
+                                .set(metrics::PRESET_SWITCHES, switches as f64);
                             node.metrics().set(
-                                "degrade_steps",
+                                metrics::DEGRADE_STEPS,
                                 settings.speed.rank_distance(current.speed) as f64,
                             );
                         }
@@ -150,10 +152,10 @@ fn send(node: &mut Node, packet: node_api::EncodedPacket, bytes: &[u8]) -> Resul
 fn publish(node: &Node, enc: &VideoEncoder) {
     let s = enc.stats();
     node.metrics()
-        .set("bitrate_bps", s.bitrate_bps(enc.time_base()));
-    node.metrics().set("keyframes", s.keyframes as f64);
+        .set(metrics::BITRATE_BPS, s.bitrate_bps(enc.time_base()));
+    node.metrics().set(metrics::KEYFRAMES, s.keyframes as f64);
     let delay = enc.delay_frames();
-    node.metrics().set("delay_frames", delay as f64);
+    node.metrics().set(metrics::DELAY_FRAMES, delay as f64);
     node.metrics()
-        .set("delay_s", enc.time_base().seconds(delay as i64));
+        .set(metrics::DELAY_S, enc.time_base().seconds(delay as i64));
 }

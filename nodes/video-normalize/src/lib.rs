@@ -14,7 +14,7 @@ mod convert;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{bail, Context, Result};
-use node_api::{Event, Header, Message, Node, PixelFormat, VideoFrame};
+use node_api::{metrics, Event, Header, Message, Node, PixelFormat, VideoFrame};
 use node_catalog::Rational;
 use node_media::video::packed_frame;
 
@@ -116,7 +116,8 @@ impl Normalizer {
         let placement = self.cfr.place(frame.pts, frame.time_base);
         let Placement::Emit { slot, fill_from } = placement else {
             self.dropped += 1;
-            node.metrics().set("dropped_cfr", self.dropped as f64);
+            node.metrics()
+                .set(metrics::DROPPED_CFR, self.dropped as f64);
             tracing::debug!(pts = frame.pts, "frame dropped: its slot was already sent");
             // Still the newest picture: it is the one to repeat if a gap follows.
             self.previous = Some(Previous {
@@ -144,7 +145,8 @@ impl Normalizer {
                 self.duplicated += 1;
                 self.frames_out += 1;
             }
-            node.metrics().set("duplicated", self.duplicated as f64);
+            node.metrics()
+                .set(metrics::DUPLICATED, self.duplicated as f64);
         }
         let capture_ns = frame.capture_ns;
         let passed = emit(
@@ -159,7 +161,8 @@ impl Normalizer {
         self.frames_out += 1;
         if passed {
             self.passthrough += 1;
-            node.metrics().set("passthrough", self.passthrough as f64);
+            node.metrics()
+                .set(metrics::PASSTHROUGH, self.passthrough as f64);
         }
         self.previous = Some(Previous {
             message,
@@ -212,7 +215,7 @@ fn emit(
                 } else {
                     tracing::debug!("MJPEG frame pts {} is corrupt: {e:#}", frame.pts);
                 }
-                node.metrics().add("corrupt", 1.0);
+                node.metrics().add(metrics::CORRUPT, 1.0);
             }
         }
         if converter.has_decoded() {

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use node_catalog::{Params, PortType};
+use node_catalog::{KindSpec, Params, PortType};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -61,6 +61,12 @@ pub struct NodeDef {
     pub max_restarts: u32,
     /// `deploy: {machine: NAME}`; `None`: the local machine.
     pub machine: Option<String>,
+    /// The schema a custom node published (`--describe`) when the graph was
+    /// checked: its param updates are checked against it like a built-in's
+    /// against the catalog. `None` for a built-in (see [`NodeDef::schema`])
+    /// and for a custom node that publishes none.
+    #[serde(skip)]
+    pub described: Option<&'static KindSpec>,
 }
 
 impl NodeDef {
@@ -83,17 +89,24 @@ impl NodeDef {
         }
     }
 
-    /// A param update for this node while it runs, checked against its
-    /// kind's schema (only a param marked mutable, with a value of its type
-    /// that keeps the kind's rules): the value to send, normalized. A custom
-    /// node has no schema: its updates go as they are.
-    pub fn check_param_update(&self, name: &str, value: &Value) -> Result<Value, String> {
+    /// What its params are checked against: a built-in kind's catalog
+    /// entry, or the schema a custom node published; `None` for a custom
+    /// node that publishes none.
+    pub fn schema(&self) -> Option<&'static KindSpec> {
         match &self.program {
-            NodeProgram::Builtin(kind) => match node_catalog::kind(kind) {
-                Some(k) => k.check_update(&self.params, name, value),
-                None => Ok(value.clone()),
-            },
-            NodeProgram::Custom(_) => Ok(value.clone()),
+            NodeProgram::Builtin(kind) => node_catalog::kind(kind),
+            NodeProgram::Custom(_) => self.described,
+        }
+    }
+
+    /// A param update for this node while it runs, checked against its
+    /// schema (only a param marked mutable, with a value of its type that
+    /// keeps the kind's rules): the value to send, normalized. A custom node
+    /// without a schema gets its updates as they are.
+    pub fn check_param_update(&self, name: &str, value: &Value) -> Result<Value, String> {
+        match self.schema() {
+            Some(kind) => kind.check_update(&self.params, name, value),
+            None => Ok(value.clone()),
         }
     }
 }

@@ -1,6 +1,15 @@
-//! The ready barrier: sources start only once every node of the graph (on
-//! every machine) has subscribed its inputs and armed, and the shared memory
-//! the armed nodes hold fits the memlock limit.
+//! The barrier: sources start only once every node of the graph (on every
+//! machine) has armed, and the shared memory the armed nodes hold fits the
+//! memlock limit.
+//!
+//! The words: a node *arms* once it has subscribed its inputs and every
+//! consumer of its outputs has subscribed too; it says so with its `armed`
+//! token. While the runtime waits for every node to arm, the run is
+//! [`RunPhase::Arming`]; the barrier ends with the `started` token (the
+//! sources produce) or with the stop. A few user-visible texts say "ready"
+//! for armed and are kept as they are, because scripts and tests match
+//! them: the `--ready-timeout` flag, `nodes never became ready within ...`
+//! and the log line `all N nodes ready in ... ms; started`.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -21,14 +30,14 @@ impl Supervisor<'_> {
     /// `started_at` (the run's start) to the end of the barrier, in ms.
     pub async fn barrier(&mut self, stop: &StopHandle, started_at: Instant) -> Result<f64> {
         self.wait_armed(stop).await;
-        let ready_ms = started_at.elapsed().as_secs_f64() * 1000.0;
+        let armed_ms = started_at.elapsed().as_secs_f64() * 1000.0;
         if self.failure.is_none() {
             if let Err(e) = check_memlock(self.graph, &self.links.armed.lock().unwrap()) {
                 self.failure = Some(e.to_string());
             }
         }
-        self.end_barrier(ready_ms)?;
-        Ok(ready_ms)
+        self.end_barrier(armed_ms)?;
+        Ok(armed_ms)
     }
 
     /// Arming: waits until every node armed, or until the graph cannot
@@ -56,11 +65,11 @@ impl Supervisor<'_> {
             }
             if Instant::now() > deadline {
                 let up = self.links.machine.as_ref().map(|m| m.watch.up());
-                self.failure = Some(not_ready_message(
+                self.failure = Some(not_armed_message(
                     self.graph,
                     &armed_now,
                     &up.unwrap_or_default(),
-                    self.opts.ready_timeout,
+                    self.opts.arm_timeout,
                 ));
                 return;
             }
@@ -99,9 +108,9 @@ impl Supervisor<'_> {
     }
 }
 
-/// The ready-barrier timeout: which nodes are missing, on which machines,
-/// and which of those machines' runtimes never showed up.
-fn not_ready_message(
+/// The barrier timed out (`--ready-timeout`): which nodes never armed, on
+/// which machines, and which of those machines' runtimes never showed up.
+fn not_armed_message(
     graph: &Graph,
     armed: &HashSet<String>,
     machines_up: &BTreeSet<String>,

@@ -11,7 +11,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use anyhow::Result;
-use node_api::NodeConfig;
+use node_api::{NodeConfig, NodeStats};
 use tokio::sync::oneshot;
 
 /// What an embedding application implements to host nodes.
@@ -22,17 +22,19 @@ pub trait NodeHost: Send + Sync + 'static {
     fn start(&self, node: &str, config: NodeConfig, ended: HostedEnd) -> Result<()>;
 }
 
-/// How a hosted node ended: `Err` holds its cause.
-pub(super) type HostedOutcome = Result<(), String>;
+/// How a hosted node ended: its last counters, or (`Err`) its cause.
+pub(super) type HostedOutcome = Result<Option<NodeStats>, String>;
 
 /// The hosted node's way to tell the runtime it ended.
 #[derive(Debug)]
 pub struct HostedEnd(pub(super) oneshot::Sender<HostedOutcome>);
 
 impl HostedEnd {
-    /// The node sent its end-of-stream and left the graph.
-    pub fn finished(self) {
-        let _ = self.0.send(Ok(()));
+    /// The node sent its end-of-stream and left the graph; `last` are its
+    /// counters at the end (the report's, whatever stats message is still
+    /// on its way).
+    pub fn finished(self, last: Option<NodeStats>) {
+        let _ = self.0.send(Ok(last));
     }
 
     /// The node failed: the run stops and names this cause.

@@ -123,7 +123,7 @@ impl Links {
             clock_server = Some(clocks::serve(session, run_id, self.clock.epoch_ns)?);
         } else {
             tracing::info!("measuring this machine's clock against machine `{reference}`");
-            self.clock = clocks::measure(session, run_id, &reference, opts.ready_timeout).await?;
+            self.clock = clocks::measure(session, run_id, &reference, opts.arm_timeout).await?;
         }
         let clock = self.clock;
         tracing::info!(

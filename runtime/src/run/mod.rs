@@ -1,11 +1,11 @@
-//! `runtime run`: spawn one process per node, hold the ready barrier, supervise
+//! `runtime run`: spawn one process per node, hold the barrier, supervise
 //! (restarts, logs, live stats), stop in order, report.
 //!
 //! [`run`] goes through its steps in order: prepare (`links`: directories,
 //! the zenoh session and what the runtime watches on it) → spawn
-//! (`supervisor`, `process`) → the ready barrier (`barrier`) → supervise
+//! (`supervisor`, `process`) → the barrier (`barrier`) → supervise
 //! (`supervisor`) → report. The [`supervisor::RunPhase`] says where the run
-//! is: Arming (every node subscribes, then arms) → Running (the `started`
+//! is: Arming (the barrier: every node subscribes, then arms) → Running (the `started`
 //! token is up; sources produce) → Stopping (the `stopping` token is up;
 //! sources end, end-of-stream flows downstream, sinks finalize) → Finished.
 //! A node that is still alive `grace` after Stopping began is killed.
@@ -68,8 +68,8 @@ pub struct RunOptions {
     pub console: bool,
     /// Share frames through shared memory (off: every byte crosses the socket).
     pub shared_memory: bool,
-    /// How long nodes may take to arm (on every machine).
-    pub ready_timeout: Duration,
+    /// How long nodes may take to arm, on every machine (`--ready-timeout`).
+    pub arm_timeout: Duration,
     /// The id every machine of a run shares (default: derived from the
     /// graph when `machine` is set, unique otherwise).
     pub run_id: Option<String>,
@@ -91,7 +91,7 @@ impl Default for RunOptions {
             machine: None,
             console: true,
             shared_memory: true,
-            ready_timeout: Duration::from_secs(60),
+            arm_timeout: Duration::from_secs(60),
             run_id: None,
             host: None,
             node_dir: None,
@@ -188,7 +188,7 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
     let mut report = RunReport::new(graph, &links.run_id, &opts.run_dir);
     report.machine = opts.machine.clone();
     report.clock = links.clock_report.clone();
-    // Spawn, hold the ready barrier, supervise until no node runs.
+    // Spawn, hold the barrier, supervise until no node runs.
     let mut supervisor = Supervisor::spawn(graph, opts, &links, hang, stop.live.clone())?;
     report.graph_start_ms = supervisor.barrier(&stop, started_at).await?;
     supervisor.supervise(&stop).await;

@@ -63,7 +63,16 @@ pub(super) struct Exit {
     pub status: std::io::Result<std::process::ExitStatus>,
     /// A hosted node's own account of how it ended (processes have none).
     pub cause: Option<String>,
+    /// A hosted node's counters at its end (a process publishes its own).
+    pub last_stats: Option<node_api::NodeStats>,
 }
+
+/// How an incarnation ended: its status, a hosted node's cause and last counters.
+type Ended = (
+    std::io::Result<std::process::ExitStatus>,
+    Option<String>,
+    Option<node_api::NodeStats>,
+);
 
 impl Exit {
     pub fn success(&self) -> bool {
@@ -158,25 +167,15 @@ impl Spawner<'_> {
             self.console.clone(),
             sup.restarts,
         )?;
-        let (kill_tx, kill_rx) = tokio::sync::oneshot::channel::<()>();
-        sup.kill = Some(kill_tx);
-        let tx = self.exit_tx.clone();
-        let node = def.id.clone();
-        let generation = sup.generation;
-        tokio::spawn(async move {
+        self.watch_end(sup, |kill| async move {
             let status = tokio::select! {
                 s = child.wait() => s,
-                _ = kill_rx => {
+                _ = kill => {
                     let _ = child.start_kill();
                     child.wait().await
                 }
             };
-            let _ = tx.send(Exit {
-                node,
-                generation,
-                status,
-                cause: None,
-            });
+            (status, None, None)
         });
         Ok(())
     }
@@ -195,27 +194,41 @@ impl Spawner<'_> {
         sup.pid = None;
         sup.generation += 1;
         sup.state = NodeState::Running;
+        self.watch_end(sup, |kill| async move {
+            let outcome = tokio::select! {
+                o = end_rx => o.unwrap_or_else(|_| Err("the application dropped it without finishing it".into())),
+                _ = kill => Err("the application did not finish it in time".into()),
+            };
+            match outcome {
+                Ok(last) => (Ok(std::process::ExitStatus::from_raw(0)), None, last),
+                Err(cause) => (Ok(std::process::ExitStatus::from_raw(1 << 8)), Some(cause), None),
+            }
+        });
+        Ok(())
+    }
+
+    /// Arms `sup`'s kill switch, and sends its end on `exit_tx` once
+    /// `ended` (handed the kill switch) says how it ended.
+    fn watch_end<F, Fut>(&self, sup: &mut Supervised, ended: F)
+    where
+        F: FnOnce(tokio::sync::oneshot::Receiver<()>) -> Fut,
+        Fut: std::future::Future<Output = Ended> + Send + 'static,
+    {
         let (kill_tx, kill_rx) = tokio::sync::oneshot::channel::<()>();
         sup.kill = Some(kill_tx);
         let tx = self.exit_tx.clone();
-        let node = def.id.clone();
+        let node = self.graph.nodes[sup.index].id.clone();
         let generation = sup.generation;
+        let end = ended(kill_rx);
         tokio::spawn(async move {
-            let outcome = tokio::select! {
-                o = end_rx => o.unwrap_or_else(|_| Err("the application dropped it without finishing it".into())),
-                _ = kill_rx => Err("the application did not finish it in time".into()),
-            };
-            let (code, cause) = match outcome {
-                Ok(()) => (0, None),
-                Err(cause) => (1, Some(cause)),
-            };
+            let (status, cause, last_stats) = end.await;
             let _ = tx.send(Exit {
                 node,
                 generation,
-                status: Ok(std::process::ExitStatus::from_raw(code << 8)),
+                status,
                 cause,
+                last_stats,
             });
         });
-        Ok(())
     }
 }

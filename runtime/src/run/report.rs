@@ -21,9 +21,9 @@ pub struct RunReport {
     /// 0: every node ended cleanly; 1: a node failed.
     pub exit_code: i32,
     pub error: Option<String>,
-    /// From `runtime run` until every node was ready.
+    /// From `runtime run` until every node had armed (the end of the barrier).
     pub graph_start_ms: f64,
-    /// Media time: from the start barrier to the end.
+    /// Media time: from the end of the barrier to the end.
     pub duration_s: f64,
     pub nodes: BTreeMap<String, NodeReport>,
     /// `--machine`: the machine whose nodes this runtime ran.
@@ -138,10 +138,7 @@ impl RunReport {
             let frames_out = s
                 .as_ref()
                 .map_or(0, |s| s.outputs.values().map(|o| o.sent).sum());
-            let dropped = s.as_ref().map_or(0, |s| {
-                s.inputs.values().map(|i| i.dropped).sum::<u64>()
-                    + s.metrics.get("dropped").copied().unwrap_or(0.0) as u64
-            });
+            let dropped = s.as_ref().map_or(0, NodeStats::dropped);
             let lost = s
                 .as_ref()
                 .map_or(0, |s| s.inputs.values().map(|i| i.lost).sum());

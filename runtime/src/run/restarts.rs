@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, Result};
-use node_api::{keys, InputStats, NodeStats, OutputStats};
+use node_api::{keys, metrics, InputStats, NodeStats, OutputStats};
 use zenoh::Wait;
 
 use crate::graph::NodeDef;
@@ -224,8 +224,8 @@ pub fn restart_loss(
     }
     if let Some(own) = stats.get(&node.id).map(|s| &s.metrics) {
         let metric = |name: &str| own.get(name).copied().unwrap_or(0.0).max(0.0);
-        messages = messages.max(metric(node_api::RESTART_LOST_FRAMES).round() as u64);
-        seconds = seconds.max(metric(node_api::RESTART_LOST_S));
+        messages = messages.max(metric(metrics::RESTART_LOST_FRAMES).round() as u64);
+        seconds = seconds.max(metric(metrics::RESTART_LOST_S));
     }
     (messages, seconds)
 }

@@ -33,8 +33,14 @@ pub fn builtin_dir() -> Result<PathBuf> {
 /// (an embedding application's choice), else beside the runtime.
 pub fn builtin_binary(dir: Option<&Path>) -> Result<PathBuf> {
     match dir {
-        Some(dir) => builtin_binary_in(dir),
-        None => builtin_binary_in(&builtin_dir()?),
+        Some(dir) => builtin_binary_in(dir).context("the node directory given"),
+        None => {
+            let from_env = std::env::var_os("MEDIAGRAPH_NODE_DIR").is_some();
+            builtin_binary_in(&builtin_dir()?).with_context(|| match from_env {
+                true => "looked in MEDIAGRAPH_NODE_DIR".to_string(),
+                false => "looked beside this program (MEDIAGRAPH_NODE_DIR is not set)".to_string(),
+            })
+        }
     }
 }
 

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use node_api::NodeStats;
+use node_api::{metrics, NodeStats};
 
 use super::logs::Console;
 use crate::graph::Graph;
@@ -54,8 +54,7 @@ impl StatusLine {
             };
             let out: u64 = s.outputs.values().map(|o| o.sent).sum();
             let inn: u64 = s.inputs.values().map(|i| i.received).sum();
-            let dropped: u64 = s.inputs.values().map(|i| i.dropped).sum::<u64>()
-                + s.metrics.get("dropped").copied().unwrap_or(0.0) as u64;
+            let dropped = s.dropped();
             let lost: u64 = s.inputs.values().map(|i| i.lost).sum();
             let depth = s.inputs.values().map(|i| i.queue_depth).max().unwrap_or(0);
             let cap = s
@@ -81,16 +80,16 @@ impl StatusLine {
             if lost > 0 {
                 p += &format!(" LOST {lost}");
             }
-            if let Some(b) = s.metrics.get("bitrate_bps") {
+            if let Some(b) = s.metrics.get(metrics::BITRATE_BPS) {
                 p += &format!(" {:.0} kb/s", b / 1000.0);
             }
-            if let Some(o) = s.metrics.get("av_offset_ms") {
+            if let Some(o) = s.metrics.get(metrics::AV_OFFSET_MS) {
                 p += &format!(" A/V {o:+.1} ms");
             }
-            if let Some(d) = s.metrics.get("drift_ppm").filter(|v| v.abs() >= 1.0) {
+            if let Some(d) = s.metrics.get(metrics::DRIFT_PPM).filter(|v| v.abs() >= 1.0) {
                 p += &format!(" drift {d:+.0} ppm");
             }
-            if let Some(o) = s.metrics.get("overloaded_pct").filter(|v| **v > 0.0) {
+            if let Some(o) = s.metrics.get(metrics::OVERLOADED_PCT).filter(|v| **v > 0.0) {
                 p += &format!(" OVERLOADED {o:.0}% skipped");
             }
             if let Some(flag) = self.flags.get(&node.id) {

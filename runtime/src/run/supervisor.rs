@@ -30,8 +30,8 @@ use crate::graph::{Graph, RestartPolicy};
 /// Where a run is.
 #[derive(Debug)]
 pub(super) enum RunPhase {
-    /// The nodes subscribe their inputs and arm; sources wait for the
-    /// `started` token. A node not armed at `deadline` fails the run.
+    /// The barrier: the nodes subscribe their inputs and arm; sources wait
+    /// for the `started` token. A node not armed at `deadline` fails the run.
     Arming { deadline: Instant },
     /// The `started` token is up: sources produce, nodes that end are
     /// restarted, and the stop begins at `until` (`--duration`) if not asked before.
@@ -162,7 +162,7 @@ impl<'a> Supervisor<'a> {
             exits,
             nodes,
             phase: RunPhase::Arming {
-                deadline: Instant::now() + opts.ready_timeout,
+                deadline: Instant::now() + opts.arm_timeout,
             },
             failure: None,
             blame: Blame::default(),
@@ -181,7 +181,9 @@ impl<'a> Supervisor<'a> {
 
     /// The barrier is over: Arming → Running when every node armed (sources
     /// may start), else → Stopping (`failure` says why).
-    pub(super) fn end_barrier(&mut self, ready_ms: f64) -> Result<()> {
+    /// The log line keeps its words ("ready") for the scripts and tests that
+    /// wait for it.
+    pub(super) fn end_barrier(&mut self, armed_ms: f64) -> Result<()> {
         if self.failure.is_none() {
             let token = self
                 .links
@@ -193,7 +195,7 @@ impl<'a> Supervisor<'a> {
             self.started_token = Some(token);
             self.live.event(RunEvent::Started);
             tracing::info!(
-                "all {} nodes ready in {ready_ms:.0} ms; started",
+                "all {} nodes ready in {armed_ms:.0} ms; started",
                 self.graph.nodes.len()
             );
         }
@@ -338,6 +340,13 @@ impl<'a> Supervisor<'a> {
         }
         // Its upstream nodes take back the shared memory it held (node_api::pool).
         self.links.announce_gone(&exit.node);
+        if let Some(last) = exit.last_stats.clone() {
+            self.links
+                .stats
+                .lock()
+                .unwrap()
+                .insert(exit.node.clone(), last);
+        }
         let why = self
             .hang
             .exit_reason(&exit.node, exit.generation)

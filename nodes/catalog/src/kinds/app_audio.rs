@@ -61,7 +61,7 @@ const PARAMS: &[ParamSpec] = &[
 
 pub const SPEC: KindSpec = KindSpec {
     kind: "app-audio",
-    doc: "Audio frames submitted by the application that embeds the runtime (CombinedRecorder, or Runtime::start and RunningGraph::audio_input): hosted in the app's process, so `runtime run` cannot run a graph with one. Metrics: submitted, rejected (another rate, channel count or layout, or a timestamp going backwards), paused.",
+    doc: "Audio frames submitted by the application that embeds the runtime (CombinedRecorder, or Runtime::start and RunningGraph::audio_input): hosted in the app's process, so `runtime run` cannot run a graph with one.",
     inputs: &[],
     any_inputs: None,
     outputs: &[PortSpec::new("audio", PortType::RawAudio, "the submitted samples, in their own layout")],

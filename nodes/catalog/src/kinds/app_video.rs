@@ -91,7 +91,7 @@ const PARAMS: &[ParamSpec] = &[
 
 pub const SPEC: KindSpec = KindSpec {
     kind: "app-video",
-    doc: "Video frames submitted by the application that embeds the runtime (CombinedRecorder, or Runtime::start and RunningGraph::video_input): hosted in the app's process, so `runtime run` cannot run a graph with one. Metrics: submitted, rejected (a frame of the wrong size or format, or a timestamp going backwards), paused (frames dropped while the recording was paused).",
+    doc: "Video frames submitted by the application that embeds the runtime (CombinedRecorder, or Runtime::start and RunningGraph::video_input): hosted in the app's process, so `runtime run` cannot run a graph with one.",
     inputs: &[],
     any_inputs: None,
     outputs: &[PortSpec::new("video", PortType::RawVideo, "the submitted frames, in their own format")],

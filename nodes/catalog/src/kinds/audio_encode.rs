@@ -102,7 +102,7 @@ const PARAMS: &[ParamSpec] = &[
 
 pub const SPEC: KindSpec = KindSpec {
     kind: "audio-encode",
-    doc: "Encodes raw audio: AAC, Opus (libopus), MP3 (libmp3lame). Metrics: bitrate_bps, samples_in (samples encoded, per channel).",
+    doc: "Encodes raw audio: AAC, Opus (libopus), MP3 (libmp3lame).",
     inputs: &[PortSpec::new("audio", PortType::RawAudio, "raw audio")],
     any_inputs: None,
     outputs: &[PortSpec::new(

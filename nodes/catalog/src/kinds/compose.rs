@@ -97,7 +97,7 @@ const PARAMS: &[ParamSpec] = &[
 
 pub const SPEC: KindSpec = KindSpec {
     kind: "compose",
-    doc: "Composes several cameras into one program feed (swscale): a grid, or the first input full frame with the others as picture-in-picture insets. Inputs are raw video on one timeline (after sync), any names, laid out in the graph's order; frames are paired by pts, an input without a frame at that pts shows its last one. Metrics: composed, stale_tiles, forced.",
+    doc: "Composes several cameras into one program feed (swscale): a grid, or the first input full frame with the others as picture-in-picture insets. Inputs are raw video on one timeline (after sync), any names, laid out in the graph's order; frames are paired by pts, an input without a frame at that pts shows its last one.",
     inputs: &[],
     any_inputs: Some(&[PortType::RawVideo]),
     outputs: &[PortSpec::new("video", PortType::RawVideo, "raw video frames")],

@@ -173,7 +173,7 @@ const PARAMS: &[ParamSpec] = &[
 
 pub const SPEC: KindSpec = KindSpec {
     kind: "microphone",
-    doc: "Audio capture: the default or a named input device (cpal), a file (FFmpeg), or a test tone. Metrics: dropped (device overruns), behind_s (how far a realtime test source is behind real time: audio it never produced).",
+    doc: "Audio capture: the default or a named input device (cpal), a file (FFmpeg), or a test tone.",
     inputs: &[],
     any_inputs: None,
     outputs: &[PortSpec::new("audio", PortType::RawAudio, "raw audio frames")],

@@ -291,7 +291,7 @@ const PARAMS: &[ParamSpec] = &[
 
 pub const SPEC: KindSpec = KindSpec {
     kind: "mux",
-    doc: "Writes encoded tracks into MP4, MKV or WebM (any number of video and audio tracks, one stream per input in the graph's order). MP4 is written as fragments while recording (crash-safe) and made a normal faststart MP4 at a clean stop. A restarted mux continues in the next numbered file (created once its first fragment is written). Metrics: bytes_written, duration_s (media written, first to last timestamp of any track), bitrate_bps, files, discarded, lost_packets_<input> and lost_seconds_<input> (not in any file after a restart), restart_lost_s, restart_lost_frames, crash_loss_bound_s (the most a crash of everything loses at the end: fragment_duration, one packet and the longest capture-to-mux delay seen), packets_<input>, latency_p50_ms_<input>, latency_p99_ms_<input>.",
+    doc: "Writes encoded tracks into MP4, MKV or WebM (any number of video and audio tracks, one stream per input in the graph's order). MP4 is written as fragments while recording (crash-safe) and made a normal faststart MP4 at a clean stop. A restarted mux continues in the next numbered file (created once its first fragment is written).",
     inputs: &[],
     any_inputs: Some(&[PortType::EncodedVideo, PortType::EncodedAudio]),
     outputs: &[],

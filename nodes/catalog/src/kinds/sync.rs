@@ -8,6 +8,7 @@ use crate::{PortType, Problem};
 pub const DEFAULT_BUFFER_MS: u32 = 500;
 pub const DEFAULT_TOLERANCE_MS: f64 = 20.0;
 pub const DEFAULT_MAX_DRIFT_PPM: f64 = 1000.0;
+pub const DEFAULT_PAUSED: bool = false;
 
 /// The params of `sync`, typed.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -17,6 +18,9 @@ pub struct Settings {
     /// Mutable while running.
     pub tolerance_ms: f64,
     pub max_drift_ppm: f64,
+    /// Mutable while running: while true, nothing is recorded (the paused
+    /// span is cut from every output alike).
+    pub paused: bool,
 }
 
 impl Default for Settings {
@@ -25,6 +29,7 @@ impl Default for Settings {
             buffer_ms: DEFAULT_BUFFER_MS,
             tolerance_ms: DEFAULT_TOLERANCE_MS,
             max_drift_ppm: DEFAULT_MAX_DRIFT_PPM,
+            paused: DEFAULT_PAUSED,
         }
     }
 }
@@ -36,6 +41,7 @@ impl Settings {
             buffer_ms: r.int("buffer_ms", DEFAULT_BUFFER_MS.into())? as u32,
             tolerance_ms: r.float("tolerance_ms", DEFAULT_TOLERANCE_MS)?,
             max_drift_ppm: r.float("max_drift_ppm", DEFAULT_MAX_DRIFT_PPM)?,
+            paused: r.flag("paused", DEFAULT_PAUSED)?,
         })
     }
 }
@@ -48,6 +54,7 @@ const PARAMS: &[ParamSpec] = &[
     ParamSpec::int("buffer_ms", (0, 10_000), Some(DEFAULT_BUFFER_MS as i64), "maximum latency added while waiting for the other stream").live(),
     ParamSpec::float("tolerance_ms", (0.0, 1000.0), Some(DEFAULT_TOLERANCE_MS), "timestamp error tolerated before gaps are filled or overlaps trimmed").live(),
     ParamSpec::float("max_drift_ppm", (0.0, 10_000.0), Some(DEFAULT_MAX_DRIFT_PPM), "largest audio clock drift corrected by resampling, in ppm (0: no drift correction; larger drift is caught up by the tolerance's hard resyncs)"),
+    ParamSpec::bool("paused", DEFAULT_PAUSED, "pause the recording: media captured while paused is left out of every output, and what comes after goes on without a gap, in sync (the cut is rounded up to whole frames)").live(),
 ];
 
 /// Sync's ports: `video` and `audio`, and up to seven more cameras; every
@@ -129,7 +136,7 @@ const OUTPUTS: &[PortSpec] = &[
 
 pub const SPEC: KindSpec = KindSpec {
     kind: "sync",
-    doc: "Puts up to 8 cameras (`video`, `video2` .. `video8`) and one audio stream on one timeline from their capture timestamps; every output's pts start at 0 at one instant T0 (the latest first capture, on the first camera's frame grid). Each input comes out on the output of the same name. Audio clock drift is measured and corrected by resampling. Metrics: av_offset_ms (positive: sound late), sync_score (100: together, 0: 40 ms or more apart), drift_ppm, drift_correction_ppm, audio_clock_jumps, start_spread_ms (capture-time spread of the first frames placed at pts 0 across all tracks), first_offset_ms_<output>, audio_gap_fills, audio_overlap_trims (samples), video_dups_dropped, video_gaps (frames), dropped.",
+    doc: "Puts up to 8 cameras (`video`, `video2` .. `video8`) and one audio stream on one timeline from their capture timestamps; every output's pts start at 0 at one instant T0 (the latest first capture, on the first camera's frame grid). Each input comes out on the output of the same name. Audio clock drift is measured and corrected by resampling. While `paused` (a live param), nothing is recorded: the paused span, rounded up to whole frames, is cut from every output alike, which go on after it without a gap and in sync; what a pause leaves out is not counted as dropped.",
     inputs: INPUTS,
     any_inputs: None,
     outputs: OUTPUTS,
@@ -151,7 +158,10 @@ mod tests {
         assert_settings_parse(&SPEC, Settings::from_params);
         let s = Settings::from_params(&with(&SPEC, "tolerance_ms", json!(5))).unwrap();
         assert_eq!(s.tolerance_ms, 5.0);
+        assert!(!s.paused);
+        let s = Settings::from_params(&with(&SPEC, "paused", json!(true))).unwrap();
+        assert!(s.paused);
         let mutable: Vec<&str> = PARAMS.iter().filter(|p| p.live).map(|p| p.name).collect();
-        assert_eq!(mutable, ["buffer_ms", "tolerance_ms"]);
+        assert_eq!(mutable, ["buffer_ms", "tolerance_ms", "paused"]);
     }
 }

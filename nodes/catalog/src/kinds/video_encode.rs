@@ -245,7 +245,7 @@ const QUALITY_DOC: &str = "CRF 28 / 23 / 18 / 13 (h264/h265; vp9/av1: 35 / 28 / 
 
 pub const SPEC: KindSpec = KindSpec {
     kind: "video-encode",
-    doc: "Encodes raw video: H.264 (libx264), H.265 (libx265), VP9 (libvpx-vp9), AV1 (SVT-AV1, else libaom). Metrics: bitrate_bps, delay_frames and delay_s (the most frames the encoder held before their packet came out: lookahead, B-frames, frame threads; lost in a crash of everything).",
+    doc: "Encodes raw video: H.264 (libx264), H.265 (libx265), VP9 (libvpx-vp9), AV1 (SVT-AV1, else libaom).",
     // An encoder's time per frame is uneven (start-up, keyframes, frame
     // threads finishing together): 8 frames absorb that without a skip at
     // 60 fps where 4 did not.

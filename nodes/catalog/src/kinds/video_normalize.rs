@@ -65,7 +65,7 @@ const PARAMS: &[ParamSpec] = &[
 
 pub const SPEC: KindSpec = KindSpec {
     kind: "video-normalize",
-    doc: "Scales, converts the pixel format (MJPEG decoded) and conforms to a constant frame rate (swscale); frames already in the output format and size are forwarded without a copy. Metrics: duplicated, dropped_cfr.",
+    doc: "Scales, converts the pixel format (MJPEG decoded) and conforms to a constant frame rate (swscale); frames already in the output format and size are forwarded without a copy.",
     inputs: &[PortSpec::new("video", PortType::RawVideo, "raw video in any supported format")],
     any_inputs: None,
     outputs: &[PortSpec::new("video", PortType::RawVideo, "raw video frames")],

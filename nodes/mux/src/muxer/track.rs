@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 
 use ffmpeg_next::Rational;
-use node_api::{EncodedPacket, MediaKind};
+use node_api::{metrics, EncodedPacket, MediaKind};
 use node_media::packet as pk;
 
 use crate::latency::Latency;
@@ -68,11 +68,11 @@ impl Track {
             bytes: 0,
             span: None,
             latency: Latency::new(),
-            metric_packets: format!("packets_{input}"),
-            metric_p50: format!("latency_p50_ms_{input}"),
-            metric_p99: format!("latency_p99_ms_{input}"),
-            metric_lost: format!("lost_packets_{input}"),
-            metric_lost_s: format!("lost_seconds_{input}"),
+            metric_packets: metrics::per_input(metrics::PACKETS, input),
+            metric_p50: metrics::per_input(metrics::LATENCY_P50_MS, input),
+            metric_p99: metrics::per_input(metrics::LATENCY_P99_MS, input),
+            metric_lost: metrics::per_input(metrics::LOST_PACKETS, input),
+            metric_lost_s: metrics::per_input(metrics::LOST_SECONDS, input),
         }
     }
 

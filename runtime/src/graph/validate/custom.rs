@@ -69,14 +69,16 @@ mod tests {
     use crate::graph::validate::test_util::*;
     use crate::graph::NodeProgram;
 
-    /// A schema like the overlay example's: raw video in and out, three params.
+    /// A schema like the overlay example's: raw video in and out, three
+    /// params, and one that may change while running.
     const SCHEMA: &str = r#"{"node_schema": 1, "kind": "my-filter",
       "inputs": [{"name": "video", "type": "raw-video", "queue_size": 6}],
       "outputs": [{"name": "video", "type": "raw-video"}],
       "params": [
         {"name": "scale", "type": "int", "min": 1, "max": 16, "default": 2},
         {"name": "corner", "type": "enum", "choices": ["top-left", "bottom-left"], "default": "bottom-left"},
-        {"name": "label", "type": "string"}]}"#;
+        {"name": "label", "type": "string"},
+        {"name": "opacity", "type": "float", "min": 0, "max": 1, "default": 1, "live": true}]}"#;
 
     /// A node script answering `--describe` with `answer` in a directory of
     /// its own (removed on drop).
@@ -153,6 +155,46 @@ mod tests {
         assert_eq!(
             error(&s.graph("    params: {corner: top-right}\n")),
             "7:22 nodes[1].params.corner: `top-right` is not one of top-left, bottom-left"
+        );
+    }
+
+    /// The schema outlives the check: a param update while running is
+    /// checked against it, as a built-in's against the catalog.
+    #[test]
+    fn param_updates_are_checked_against_the_schema() {
+        let s = Script::new("updates", SCHEMA);
+        let g = check(&s.graph("")).unwrap();
+        use serde_json::json;
+        let cases = [
+            ("opacity", json!(0.5), Ok(json!(0.5))),
+            ("opacity", json!(2), Err("2 is out of range 0..=1")),
+            (
+                "opacity",
+                json!("half"),
+                Err("expected a number, found \"half\""),
+            ),
+            (
+                "scale",
+                json!(4),
+                Err("`scale` cannot change while running (of my-filter, only opacity can)"),
+            ),
+            (
+                "colour",
+                json!("red"),
+                Err("my-filter has no param `colour`"),
+            ),
+        ];
+        for (name, value, expected) in cases {
+            let got = g.check_param_update("flt", name, &value);
+            assert_eq!(got, expected.map_err(String::from), "{name} = {value}");
+        }
+
+        // Without a schema, updates go as they are.
+        let s = Script::new("updates-no-schema", "usage: node.sh FILE");
+        let g = check(&s.graph("    outputs: [video: raw-video]\n")).unwrap();
+        assert_eq!(
+            g.check_param_update("flt", "anything", &json!([1])),
+            Ok(json!([1]))
         );
     }
 

@@ -190,6 +190,7 @@ fn build_nodes(
             }),
             max_restarts: d.max_restarts,
             machine: d.machine.clone(),
+            described: d.kind.filter(|_| !d.builtin),
         })
         .collect()
 }
