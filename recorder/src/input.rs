@@ -23,6 +23,9 @@ pub(crate) type Origin = Arc<OnceLock<u64>>;
 /// pool's buffers are sized for it).
 pub(crate) const MAX_AUDIO_CHUNK_S: f64 = 0.1;
 
+/// How long a finishing input waits for the graph downstream to drain.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(300);
+
 /// How long a submit waits for its node to join the graph.
 const CONNECT_WAIT: Duration = Duration::from_secs(30);
 
@@ -187,7 +190,10 @@ fn finish(node: Node, ended: HostedEnd) {
     // the runtime with the end so the report has them whatever stats
     // message is still on its way.
     let last = node.stats();
-    match node.finish() {
+    // The app lives on: its buffers stay valid while the graph drains the
+    // backlog (a loaded machine may be many seconds behind), so it waits
+    // for that instead of a spawned node's 10 s.
+    match node.finish_draining(DRAIN_TIMEOUT) {
         Ok(()) => ended.finished(Some(last)),
         Err(e) => ended.failed(format!("{e:#}")),
     }

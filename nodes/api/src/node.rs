@@ -421,7 +421,7 @@ impl Drop for Node {
             // A node that returns early (error), or is dropped without
             // `finish`, still ends its streams so downstream finalizes
             // instead of waiting for the grace timeout.
-            if let Err(e) = self.finish_inner() {
+            if let Err(e) = self.finish_inner(finish::RELEASE_TIMEOUT) {
                 tracing::warn!("closing node: {e:#}");
             }
         }

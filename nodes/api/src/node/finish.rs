@@ -20,15 +20,23 @@ use crate::message::{Envelope, Header};
 const EOS_RESEND_EVERY: Duration = Duration::from_millis(200);
 
 /// How long a finishing node waits for consumers to release its buffers.
-const RELEASE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const RELEASE_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Node {
     /// Ends the node cleanly: end-of-stream on every output, final stats, session closed.
     pub fn finish(mut self) -> Result<()> {
-        self.finish_inner()
+        self.finish_inner(RELEASE_TIMEOUT)
     }
 
-    pub(super) fn finish_inner(&mut self) -> Result<()> {
+    /// [`Node::finish`], waiting up to `timeout` (instead of 10 s) for the
+    /// graph downstream to drain: for a node that lives on after it (an
+    /// app's), whose buffers must stay valid until every consumer is done
+    /// with the backlog.
+    pub fn finish_draining(mut self, timeout: Duration) -> Result<()> {
+        self.finish_inner(timeout)
+    }
+
+    pub(super) fn finish_inner(&mut self, release_timeout: Duration) -> Result<()> {
         let names: Vec<String> = self
             .outputs
             .iter()
@@ -42,14 +50,14 @@ impl Node {
         // exits, and consumers may still hold (or have forwarded) some: wait
         // until every consumer has finished, which it acknowledges after its own
         // consumers did (bounded: a consumer may have died).
-        self.wait_for_eos_acks(Instant::now() + RELEASE_TIMEOUT);
+        self.wait_for_eos_acks(Instant::now() + release_timeout);
         for out in &self.outputs {
             if let Some(pool) = &out.pool {
-                if !pool.wait_released(RELEASE_TIMEOUT) {
+                if !pool.wait_released(release_timeout) {
                     tracing::warn!(
                         "output `{}`: consumers still hold buffers after {:?}; ending anyway",
                         out.config.name,
-                        RELEASE_TIMEOUT
+                        release_timeout
                     );
                 }
             }
