@@ -6,7 +6,7 @@
 //! process joins the graph as this node and sends what it submits. Frames
 //! leave in the format they were submitted in; video-normalize converts them.
 
-use super::common::{self, DIM_RANGE};
+use super::common;
 use super::{no_rules, no_value_rule, KindSpec, PortSpec};
 use crate::params::{ParamSpec, Params};
 use crate::read::Reader;
@@ -59,19 +59,8 @@ impl Settings {
     /// 4:2:0 formats need even sizes.
     fn check_size(&self) -> Vec<Problem> {
         let subsampled = matches!(self.pixel_format, FrameFormat::Nv12 | FrameFormat::Yuv420p);
-        let mut problems = Vec::new();
-        for (dim, v) in [("width", self.width), ("height", self.height)] {
-            if subsampled && v % 2 != 0 {
-                problems.push(Problem::new(
-                    dim,
-                    format!(
-                        "{dim} {v} is odd, but {} needs even sizes (chroma is subsampled)",
-                        self.pixel_format
-                    ),
-                ));
-            }
-        }
-        problems
+        let halved = (subsampled, subsampled);
+        common::even_size_for(self.pixel_format.name(), halved, self.width, self.height)
     }
 }
 
@@ -83,8 +72,8 @@ fn rules(p: &Params) -> Vec<Problem> {
 }
 
 const PARAMS: &[ParamSpec] = &[
-    ParamSpec::int("width", DIM_RANGE, Some(common::DEFAULT_WIDTH as i64), "width of every submitted frame, pixels"),
-    ParamSpec::int("height", DIM_RANGE, Some(common::DEFAULT_HEIGHT as i64), "height of every submitted frame, pixels"),
+    common::width("width of every submitted frame, pixels"),
+    common::height("height of every submitted frame, pixels"),
     common::fps("the frame rate the app submits at: frame n's default timestamp is n/fps, and video-normalize holds the output to it"),
     ParamSpec::choice("pixel_format", FrameFormat::NAMES, Some(DEFAULT_FORMAT.name()), "layout of the submitted pixels (yuv420p is I420); converted in the graph, not in the app's thread"),
 ];

@@ -49,7 +49,17 @@ pub const DEFAULT_SAMPLE_FORMAT: SampleFormat = SampleFormat::F32;
 
 /// Odd sizes cannot be represented in a chroma-subsampled format.
 pub fn even_size(format: PixelFormat, width: u32, height: u32) -> Vec<Problem> {
-    let (horizontal, vertical) = format.subsampling();
+    even_size_for(format.name(), format.subsampling(), width, height)
+}
+
+/// [`even_size`] for a format of another list (`name`), halving chroma
+/// `(horizontally, vertically)`.
+pub(crate) fn even_size_for(
+    format: &str,
+    (horizontal, vertical): (bool, bool),
+    width: u32,
+    height: u32,
+) -> Vec<Problem> {
     let mut problems = Vec::new();
     for (dim, v, halved) in [("width", width, horizontal), ("height", height, vertical)] {
         if halved && v % 2 != 0 {
