@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use graph_tests::claps::claps;
 use graph_tests::media::{decode_errors, probe, require_ffmpeg};
-use graph_tests::{bin_dir, Scratch};
+use graph_tests::{bin_dir, run_recorder_app, Scratch};
 use recorder::{
     AudioFrame, CombinedRecorder, RecorderError, RecordingConfig, Runtime, VideoFrame,
     VideoResolution,
@@ -58,23 +58,14 @@ fn the_example_app_records_every_frame_in_sync_with_the_seeds_preset() {
     require_ffmpeg();
     let s = Scratch::new();
     let out = s.path("app.mp4");
-    let run = Command::new(app_bin())
-        .arg(&out)
-        .args(["--seconds", "5", "--preset", "720p"])
-        .current_dir(s.dir.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    assert!(stdout.contains("video frames  150"), "{stdout}");
-    assert!(stdout.contains("dropped       0"), "{stdout}");
+    let run = run_recorder_app(&s, &out, &["--seconds", "5", "--preset", "720p"]);
+    let (stdout, why) = (&run.stdout, &run.why);
+    assert!(run.output.status.success(), "{why}");
+    assert!(stdout.contains("video frames  150"), "{why}");
+    assert!(stdout.contains("dropped       0"), "{why}");
     assert_eq!(decode_errors(&out), "");
     let p = probe(&out).unwrap();
-    assert_eq!(p.video[0].frames(), 150);
+    assert_eq!(p.video[0].frames(), 150, "{why}");
     assert_eq!((p.video[0].width, p.video[0].height), (1280, 720));
     assert_eq!(p.video[0].holes(), 0);
     let claps = claps(&out);

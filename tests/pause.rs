@@ -7,14 +7,13 @@
 //! Nothing is asserted on wall time: the pause's length is what sync reports.
 
 use std::path::Path;
-use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use graph_tests::claps::{claps, describe, Clap};
 use graph_tests::live::recording_with;
 use graph_tests::media::{decode_errors, probe, require_ffmpeg, VideoTrack};
-use graph_tests::{bin_dir, Scratch};
+use graph_tests::{run_recorder_app, Scratch};
 use runtime::run::{RunOptions, RunReport, StopHandle};
 use serde_json::json;
 
@@ -319,17 +318,12 @@ fn the_recorders_pause_cuts_the_same_span_from_picture_and_sound() {
     let out = s.path("app.mp4");
     let run = {
         let _turn = exclusive();
-        Command::new(bin_dir().join("recorder-app"))
-            .arg(&out)
-            .args(["--seconds", "6", "--preset", "720p"])
-            .args(["--pause-at", "2.2", "--resume-at", "3.4"])
-            .current_dir(s.dir.path())
-            .output()
-            .unwrap()
+        let args = ["--seconds", "6", "--preset", "720p"];
+        let pause = ["--pause-at", "2.2", "--resume-at", "3.4"];
+        run_recorder_app(&s, &out, &[&args[..], &pause[..]].concat())
     };
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(run.status.success(), "{stdout}{stderr}");
+    let why = &run.why;
+    assert!(run.output.status.success(), "{why}");
     let runs = std::fs::read_dir(s.path("runs")).unwrap();
     let run_dir = runs.map(|e| e.unwrap().path()).next().expect("a run");
     let log = std::fs::read_to_string(run_dir.join("logs/sync.log")).unwrap();
@@ -339,7 +333,7 @@ fn the_recorders_pause_cuts_the_same_span_from_picture_and_sound() {
     assert_eq!(samples, frames * 1600, "the same span of sound");
     assert_eq!(decode_errors(&out), "");
     let video = probe(&out).unwrap().video[0].clone();
-    assert_eq!(video.frames(), 180 - frames, "{stdout}");
+    assert_eq!(video.frames(), 180 - frames, "{why}");
     assert_eq!(video.holes(), 0);
     // Claps at 0, 1, 2 s, then 4 and 5 s moved back by the cut (3 s is in it).
     let found = claps(&out);

@@ -186,6 +186,63 @@ pub fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&bytes).unwrap()
 }
 
+/// The example app `recorder-app OUT ARGS` run to its end in the scratch
+/// directory (its own log on stderr).
+pub fn run_recorder_app(s: &Scratch, out: &Path, args: &[&str]) -> AppRun {
+    let output = Command::new(bin_dir().join("recorder-app"))
+        .arg(out)
+        .args(args)
+        .env("RUST_LOG", "info")
+        .current_dir(s.dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let why = format!(
+        "{stdout}{}\nwarnings of the nodes:\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        logged_warnings(s.dir.path())
+    );
+    AppRun {
+        output,
+        stdout,
+        why,
+    }
+}
+
+/// What [`run_recorder_app`] saw.
+pub struct AppRun {
+    pub output: Output,
+    /// The app's summary.
+    pub stdout: String,
+    /// Its summary, its stderr and the nodes' warnings: a failed
+    /// assertion's message.
+    pub why: String,
+}
+
+/// The warnings and errors the nodes of every run under `dir` logged
+/// (`runs/*/logs/*.log`), each line after its node's name: what a failed
+/// assertion on an app's recording shows beside the app's output.
+pub fn logged_warnings(dir: &Path) -> String {
+    let mut out = String::new();
+    let runs = std::fs::read_dir(dir.join("runs")).into_iter().flatten();
+    for run in runs.flatten() {
+        let logs = std::fs::read_dir(run.path().join("logs"))
+            .into_iter()
+            .flatten();
+        for log in logs.flatten() {
+            let text = std::fs::read_to_string(log.path()).unwrap_or_default();
+            let name = log.file_name().to_string_lossy().into_owned();
+            for line in text
+                .lines()
+                .filter(|l| l.contains("WARN") || l.contains("ERROR"))
+            {
+                out += &format!("{name}: {line}\n");
+            }
+        }
+    }
+    out
+}
+
 /// zenoh's segments of ours in /dev/shm.
 pub fn shm_segments() -> Vec<String> {
     std::fs::read_dir("/dev/shm")
