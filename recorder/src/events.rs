@@ -38,6 +38,8 @@ impl From<RunEvent> for StatusEvent {
         match e {
             RunEvent::Started => StatusEvent::Started,
             RunEvent::Warning { message } => StatusEvent::Warning(message),
+            // An app shows a restart as the warning it always was.
+            e @ RunEvent::NodeRestarted { .. } => StatusEvent::Warning(e.describe()),
             RunEvent::NodeFailed { node, cause } => StatusEvent::NodeFailed { node, cause },
             RunEvent::Stopping { why } => StatusEvent::Stopping(why),
             RunEvent::Finished => StatusEvent::Finished,

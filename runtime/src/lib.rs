@@ -3,6 +3,7 @@
 //! The `runtime` binary is a thin CLI over this crate, so applications can
 //! embed the same calls.
 
+pub mod control;
 pub mod devices;
 pub mod graph;
 pub mod nodes_doc;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use runtime::control::{ctl, ControlAddr, ControlServer};
 use runtime::graph::{self, Override, RenderFormat};
 use runtime::run::{RunOptions, StopHandle};
 
@@ -28,6 +29,7 @@ shared memory with no copies, or over the network between machines.",
   runtime graph graphs/1080p.yaml --format dot | dot -Tpng > graph.png
   runtime nodes video-encode                         params, defaults and ranges of a node kind
   runtime recover take.mp4                           finalize a recording a crash interrupted
+  runtime run graphs/1080p.yaml --control            then `runtime ctl pause`, `runtime ctl stats`, ...
 
 Exit codes: 0 success, 1 a node failed at run time, 2 bad usage or bad graph.
 Logging: RUST_LOG (e.g. RUST_LOG=debug) applies to the runtime and every node."
@@ -90,7 +92,22 @@ edge, the mux finalizes its file. Per-node logs are kept in the run directory.")
         /// No node log lines or status line on the console (logs still go to the run directory).
         #[arg(long, short)]
         quiet: bool,
+        /// Serve the live control API (HTTP + WebSocket, docs/control-api.md) on
+        /// HOST:PORT or unix:PATH [default: 127.0.0.1, a free port]; its URL and
+        /// token go to <run dir>/control.json. Without a value, put it after the graph.
+        #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:0")]
+        control: Option<ControlAddr>,
     },
+    /// Control a graph running with --control: pause, resume, stop, change live params, read stats.
+    #[command(after_help = "Examples:
+  runtime ctl state                                  the newest run under ./runs
+  runtime ctl --run-dir runs/take1 pause
+  runtime ctl param sync buffer_ms 300
+  runtime ctl events --count 10                      one JSON message a line
+
+Prints the server's JSON answer. Exit 0 success, 1 an error answer or no running graph to
+reach, 2 bad usage.")]
+    Ctl(ctl::CtlArgs),
     /// Validate a graph and print every error at once (exit 0 valid, 2 invalid).
     Check {
         graph: PathBuf,
@@ -246,6 +263,7 @@ fn main() -> ExitCode {
         Command::New {
             what: New::Node { name, dir, api },
         } => new_node(&name, dir, api),
+        Command::Ctl(args) => ExitCode::from(ctl::main(args)),
         Command::Run {
             graph,
             sets,
@@ -259,6 +277,7 @@ fn main() -> ExitCode {
             run_dir,
             no_shm,
             quiet,
+            control,
         } => {
             let g = match load(&graph, &sets, machine.as_deref()) {
                 Ok(g) => g,
@@ -303,7 +322,7 @@ fn main() -> ExitCode {
                 host: None,
                 node_dir: None,
             };
-            run(g, opts, report)
+            run(g, opts, report, control)
         }
     }
 }
@@ -338,7 +357,12 @@ fn seconds_in(text: &str, zero_ok: bool) -> Result<f64, String> {
     }
 }
 
-fn run(g: graph::Graph, opts: RunOptions, report_path: Option<PathBuf>) -> ExitCode {
+fn run(
+    g: graph::Graph,
+    opts: RunOptions,
+    report_path: Option<PathBuf>,
+    control: Option<ControlAddr>,
+) -> ExitCode {
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -364,7 +388,22 @@ fn run(g: graph::Graph, opts: RunOptions, report_path: Option<PathBuf>) -> ExitC
             tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
             signals.stop();
         });
-        match runtime::run::run(&g, &opts, stop).await {
+        let server = match control {
+            Some(addr) => match start_control(&addr, &g, &opts, &stop).await {
+                Some(server) => Some(server),
+                None => return ExitCode::from(EXIT_FAILED),
+            },
+            None => None,
+        };
+        let result = runtime::run::run(&g, &opts, stop).await;
+        if let Some(server) = server {
+            let (code, error) = match &result {
+                Ok(report) => (report.exit_code, report.error.clone()),
+                Err(e) => (EXIT_FAILED as i32, Some(format!("{e:#}"))),
+            };
+            server.finish(code, error).await;
+        }
+        match result {
             Ok(report) => {
                 if let Some(path) = report_path {
                     if let Err(e) = std::fs::write(
@@ -386,6 +425,31 @@ fn run(g: graph::Graph, opts: RunOptions, report_path: Option<PathBuf>) -> ExitC
             }
         }
     })
+}
+
+/// Starts the control API and says on stderr where it is; `None` (said
+/// why) when it cannot listen.
+async fn start_control(
+    addr: &ControlAddr,
+    g: &graph::Graph,
+    opts: &RunOptions,
+    stop: &StopHandle,
+) -> Option<ControlServer> {
+    let graph = std::sync::Arc::new(g.clone());
+    match ControlServer::start(addr, &opts.run_dir, graph, stop.clone()).await {
+        Ok(server) => {
+            let file = server.control_file().display();
+            eprintln!("control API: {} (token in {file})", server.url());
+            if addr.is_exposed() {
+                eprintln!("control API: {addr} is reachable from other machines; requests need the token");
+            }
+            Some(server)
+        }
+        Err(e) => {
+            eprintln!("error: --control: {e:#}");
+            None
+        }
+    }
 }
 
 fn new_node(name: &str, dir: Option<PathBuf>, api: Option<PathBuf>) -> ExitCode {

@@ -44,7 +44,7 @@ use crate::graph::Graph;
 use links::Links;
 // Named here for `hang`, which knows them as `super::…`.
 pub use hosted::{needs_host, Host, HostedEnd, NodeHost};
-pub use live::{LiveStats, RunEvent};
+pub use live::{LiveStats, NodeFigures, Phase, RunEvent};
 use process::{NodeState, Supervised};
 pub use report::{ClockReport, MachineLoss, NodeOutcome, NodeReport, RunReport};
 pub use spawn::{builtin_binary, builtin_binary_in, builtin_dir};
@@ -156,6 +156,22 @@ impl StopHandle {
     /// The run's events from now on.
     pub fn subscribe(&self) -> tokio::sync::broadcast::Receiver<RunEvent> {
         self.live.subscribe()
+    }
+
+    /// Where the run is now (updated as it changes, not every half second).
+    pub fn phase(&self) -> Phase {
+        self.live.phase()
+    }
+
+    /// Follows the phase as it changes.
+    pub fn watch_phase(&self) -> tokio::sync::watch::Receiver<Phase> {
+        self.live.watch_phase()
+    }
+
+    /// Whether [`StopHandle::stop`] was called (the run may not have begun
+    /// stopping yet: it does at its next wake-up).
+    pub fn stop_requested(&self) -> bool {
+        self.is_requested()
     }
 
     fn is_requested(&self) -> bool {

@@ -19,7 +19,7 @@ use zenoh::Wait;
 use super::ending::{self, Blame};
 use super::hang::{self, HangWatch};
 use super::links::Links;
-use super::live::{Live, LiveStats, RunEvent};
+use super::live::{Live, LiveStats, Phase, RunEvent};
 use super::process::{Exit, NodeState, Spawner, Supervised};
 use super::restarts::{self, EarlierIncarnations};
 use super::status::StatusLine;
@@ -53,13 +53,13 @@ pub(super) enum RunPhase {
 const STATUS_EVERY: Duration = Duration::from_millis(500);
 
 impl RunPhase {
-    /// The phase's name, as an embedding app sees it.
-    fn name(&self) -> &'static str {
+    /// The phase as an embedding app sees it.
+    fn public(&self) -> Phase {
         match self {
-            RunPhase::Arming { .. } => "arming",
-            RunPhase::Running { .. } => "running",
-            RunPhase::Stopping { .. } => "stopping",
-            RunPhase::Finished => "finished",
+            RunPhase::Arming { .. } => Phase::Arming,
+            RunPhase::Running { .. } => Phase::Running,
+            RunPhase::Stopping { .. } => Phase::Stopping,
+            RunPhase::Finished => Phase::Finished,
         }
     }
 
@@ -201,9 +201,9 @@ impl<'a> Supervisor<'a> {
         }
         self.media_start = Instant::now();
         if self.failure.is_none() {
-            self.phase = RunPhase::Running {
+            self.enter(RunPhase::Running {
                 until: self.opts.duration.map(|d| self.media_start + d),
-            };
+            });
         } else {
             self.begin_stop("the graph could not start");
         }
@@ -226,11 +226,18 @@ impl<'a> Supervisor<'a> {
             .wait()
             .ok();
         let now = Instant::now();
-        self.phase = RunPhase::Stopping {
+        self.enter(RunPhase::Stopping {
             since: now,
             why: why.to_string(),
             grace_ends: Some(now + self.opts.grace),
-        };
+        });
+    }
+
+    /// Every change of phase goes through here, so that whoever follows
+    /// the run sees it at once.
+    fn enter(&mut self, phase: RunPhase) {
+        self.live.set_phase(phase.public());
+        self.phase = phase;
     }
 
     /// Stopping: the grace of the nodes still running starts again from now.
@@ -277,7 +284,7 @@ impl<'a> Supervisor<'a> {
                 since.elapsed().as_secs_f64()
             );
         }
-        self.phase = RunPhase::Finished;
+        self.enter(RunPhase::Finished);
     }
 
     // Supervision.
@@ -385,10 +392,14 @@ impl<'a> Supervisor<'a> {
         sup.restarts += 1;
         self.earlier
             .bank(node, self.links.stats.lock().unwrap().remove(node));
-        let max = self.graph.nodes[sup.index].max_restarts;
-        let warning = format!("node `{node}` {why}; restarting ({}/{max})", sup.restarts);
-        tracing::warn!("{warning}");
-        self.live.event(RunEvent::Warning { message: warning });
+        let event = RunEvent::NodeRestarted {
+            node: node.into(),
+            cause: why.into(),
+            restarts: sup.restarts,
+            max_restarts: self.graph.nodes[sup.index].max_restarts,
+        };
+        tracing::warn!("{}", event.describe());
+        self.live.event(event);
         if let Err(e) = self.spawner.start(sup) {
             sup.state = NodeState::Failed;
             self.failure.get_or_insert(format!("{e:#}"));
@@ -451,12 +462,15 @@ impl<'a> Supervisor<'a> {
         }
         self.status.set_flags(flags.clone());
         let elapsed = self.media_start.elapsed();
+        let restarts = |id: &str| self.nodes.get(id).map_or(0, |s| s.restarts);
+        let figures = self.status.figures(&snapshot, elapsed, restarts);
         self.status
-            .update(self.graph, &snapshot, elapsed, &self.spawner.console);
+            .update(self.graph, &figures, elapsed, &self.spawner.console);
         self.live.publish(LiveStats {
             elapsed,
-            phase: self.phase.name(),
+            phase: self.phase.public().as_str(),
             nodes: snapshot.into_iter().collect(),
+            figures,
             flags: flags.into_iter().collect(),
         });
     }

@@ -1,0 +1,43 @@
+//! The live control API of a running graph (`runtime run --control`): HTTP
+//! and a WebSocket on the runtime's own tokio, and `runtime ctl`, its
+//! command-line client. Reference: docs/control-api.md.
+//!
+//! The pieces, in the order a request meets them:
+//! - `addr`: where the server listens (`HOST:PORT` or `unix:PATH`) and the
+//!   `control.json` it leaves in the run directory for clients to find it.
+//! - `server`: accepts connections, at most [`MAX_CONNECTIONS`] at once
+//!   (beyond: 503), one request per connection, header timeouts.
+//! - `auth`: the token every request must carry (401 otherwise).
+//! - `routes`: the endpoints; `state`: the recording state the pause and
+//!   resume endpoints keep; `views`: the graph and statistics as JSON.
+//! - `events`: the WebSocket stream (statistics, state changes, the run's
+//!   events, its end).
+//! - `client` and `ctl`: `runtime ctl`.
+//!
+//! The server never makes the run wait: it only reads what the run
+//! publishes (the statistics and phase watches, the events broadcast) and
+//! sends through the [`StopHandle`](crate::run::StopHandle), whose channel
+//! is unbounded. A WebSocket client that falls behind is dropped, never
+//! waited for.
+
+mod addr;
+mod auth;
+mod client;
+pub mod ctl;
+mod events;
+mod routes;
+mod server;
+mod state;
+mod views;
+
+#[cfg(test)]
+mod tests;
+
+pub use addr::{ControlAddr, ControlFile, CONTROL_FILE};
+pub use server::ControlServer;
+pub use state::{Recording, StateView};
+
+/// Connections served at once (HTTP requests and WebSockets alike); the
+/// next one is answered 503. A control API has a handful of clients: this
+/// bounds what a misbehaving one can take from the graph's machine.
+pub const MAX_CONNECTIONS: usize = 16;
