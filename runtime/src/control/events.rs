@@ -91,6 +91,15 @@ impl Stream {
         let _ = self.tx.send(Outgoing::of(event));
     }
 
+    /// `n` messages at once, faster than any client can take them.
+    #[cfg(test)]
+    pub fn flood(&self, n: usize) {
+        for i in 0..n {
+            let message = format!("flood {i}");
+            self.send(&Event::Event(&RunEvent::Warning { message }));
+        }
+    }
+
     /// Clients connected now.
     pub fn clients(&self) -> usize {
         self.clients.load(Ordering::SeqCst)

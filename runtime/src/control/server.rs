@@ -3,7 +3,7 @@
 //!
 //! Connections are served with hyper directly (not `axum::serve`) for what
 //! a server beside a live recording needs: a limit on connections that
-//! answers 503 past it instead of queueing, a timeout on request headers (a
+//! answers 503 past it instead of queueing, timeouts on the request (a
 //! client that connects and says nothing does not keep its slot), and no
 //! keep-alive (an idle connection holds no slot; the API sees a few
 //! requests a second at most). A WebSocket keeps its connection's slot.
@@ -35,6 +35,10 @@ use crate::run::StopHandle;
 
 /// How long a client has to send its request's headers.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a connection may take for its one request, body and answer
+/// included (a WebSocket leaves this behind when it takes the connection over).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// How long a refused client has to send its request and take the 503.
 const REFUSE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -117,6 +121,11 @@ impl ControlServer {
     /// `http://HOST:PORT` or `unix:PATH`.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    #[cfg(test)]
+    pub(super) fn stream(&self) -> &Stream {
+        &self.stream
     }
 
     /// The control.json clients read the token from.
@@ -211,6 +220,10 @@ async fn serve_connection<I>(
     tokio::pin!(conn);
     let result = tokio::select! {
         r = conn.as_mut() => r,
+        _ = tokio::time::sleep(REQUEST_TIMEOUT) => {
+            tracing::debug!("control API: a request took over {REQUEST_TIMEOUT:?}; dropped");
+            Ok(())
+        }
         _ = stopped.changed() => {
             conn.as_mut().graceful_shutdown();
             tokio::time::timeout(FINISH_WAIT, conn).await.unwrap_or(Ok(()))
