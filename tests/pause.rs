@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use graph_tests::claps::{claps, describe, Clap};
 use graph_tests::live::recording_with;
 use graph_tests::media::{decode_errors, probe, require_ffmpeg, VideoTrack};
+use graph_tests::sync_log::{cut_at, cut_in_log};
 use graph_tests::{run_recorder_app, Scratch};
 use runtime::run::{RunOptions, RunReport, StopHandle};
 use serde_json::json;
@@ -98,21 +99,6 @@ fn metric(report: &RunReport, name: &str) -> f64 {
         .get(name)
         .copied()
         .unwrap_or_else(|| panic!("sync has no metric {name}: {:?}", stats.metrics))
-}
-
-/// Where in the output the last pause was cut, from sync's log line
-/// `resumed: 1.500 s (45 frame periods) cut at 1.533 s of the output, ...`.
-fn cut_at(log: &str) -> f64 {
-    let line = log
-        .lines()
-        .rfind(|l| l.contains("resumed: "))
-        .unwrap_or_else(|| panic!("no resume in sync's log:\n{log}"));
-    let at = line
-        .split("cut at ")
-        .nth(1)
-        .and_then(|r| r.split(' ').next());
-    at.and_then(|t| t.parse().ok())
-        .unwrap_or_else(|| panic!("no cut position in `{line}`"))
 }
 
 /// Every clap's picture and sound within 5 ms.
@@ -288,22 +274,6 @@ fn a_graph_started_paused_records_from_the_resume() {
         file.video.frames(),
         file.skipped
     );
-}
-
-/// Sync's own count of what its pauses cut, from its last log line
-/// (`... paused: 1.233 s cut, 37 frames, 59200 samples`): (s, frames, samples).
-fn cut_in_log(log: &str) -> (f64, u64, u64) {
-    let tail = log
-        .lines()
-        .rfind(|l| l.contains("sync done"))
-        .and_then(|l| l.split("paused: ").nth(1))
-        .unwrap_or_else(|| panic!("no summary in sync's log:\n{log}"));
-    let n: Vec<f64> = tail
-        .split([' ', ','])
-        .filter_map(|w| w.parse().ok())
-        .collect();
-    assert_eq!(n.len(), 3, "{tail}");
-    (n[0], n[1] as u64, n[2] as u64)
 }
 
 /// The seed design's `CombinedRecorder::pause_recording()` /

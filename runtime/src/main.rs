@@ -99,14 +99,6 @@ edge, the mux finalizes its file. Per-node logs are kept in the run directory.")
         control: Option<ControlAddr>,
     },
     /// Control a graph running with --control: pause, resume, stop, change live params, read stats.
-    #[command(after_help = "Examples:
-  runtime ctl state                                  the newest run under ./runs
-  runtime ctl --run-dir runs/take1 pause
-  runtime ctl param sync buffer_ms 300
-  runtime ctl events --count 10                      one JSON message a line
-
-Prints the server's JSON answer. Exit 0 success, 1 an error answer or no running graph to
-reach, 2 bad usage.")]
     Ctl(ctl::CtlArgs),
     /// Validate a graph and print every error at once (exit 0 valid, 2 invalid).
     Check {
@@ -376,78 +368,72 @@ fn run(
     };
     rt.block_on(async move {
         let stop = StopHandle::default();
-        let signals = stop.clone();
-        tokio::spawn(async move {
-            use tokio::signal::unix::{signal, SignalKind};
-            let (Ok(mut int), Ok(mut term)) = (
-                signal(SignalKind::interrupt()),
-                signal(SignalKind::terminate()),
-            ) else {
-                return;
-            };
-            tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
-            signals.stop();
-        });
+        stop_on_signals(&stop);
         let server = match control {
-            Some(addr) => match start_control(&addr, &g, &opts, &stop).await {
-                Some(server) => Some(server),
-                None => return ExitCode::from(EXIT_FAILED),
-            },
+            Some(addr) => {
+                let graph = std::sync::Arc::new(g.clone());
+                match ControlServer::start(&addr, &opts.run_dir, graph, stop.clone()).await {
+                    Ok(server) => {
+                        eprintln!("{}", server.announcement());
+                        Some(server)
+                    }
+                    Err(e) => {
+                        eprintln!("error: --control: {e:#}");
+                        return ExitCode::from(EXIT_FAILED);
+                    }
+                }
+            }
             None => None,
         };
         let result = runtime::run::run(&g, &opts, stop).await;
         if let Some(server) = server {
-            let (code, error) = match &result {
-                Ok(report) => (report.exit_code, report.error.clone()),
-                Err(e) => (EXIT_FAILED as i32, Some(format!("{e:#}"))),
-            };
-            server.finish(code, error).await;
+            server.finish_run(&result).await;
         }
-        match result {
-            Ok(report) => {
-                if let Some(path) = report_path {
-                    if let Err(e) = std::fs::write(
-                        &path,
-                        serde_json::to_string_pretty(&report).unwrap_or_default(),
-                    ) {
-                        eprintln!("error: cannot write the report {}: {e}", path.display());
-                    }
-                }
-                if let Some(err) = &report.error {
-                    eprintln!("error: {err}");
-                }
-                eprintln!("logs: {}", opts.run_dir.join("logs").display());
-                ExitCode::from(report.exit_code as u8)
-            }
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                ExitCode::from(EXIT_FAILED)
-            }
-        }
+        conclude(result, report_path, &opts.run_dir)
     })
 }
 
-/// Starts the control API and says on stderr where it is; `None` (said
-/// why) when it cannot listen.
-async fn start_control(
-    addr: &ControlAddr,
-    g: &graph::Graph,
-    opts: &RunOptions,
-    stop: &StopHandle,
-) -> Option<ControlServer> {
-    let graph = std::sync::Arc::new(g.clone());
-    match ControlServer::start(addr, &opts.run_dir, graph, stop.clone()).await {
-        Ok(server) => {
-            let file = server.control_file().display();
-            eprintln!("control API: {} (token in {file})", server.url());
-            if addr.is_exposed() {
-                eprintln!("control API: {addr} is reachable from other machines; requests need the token");
+/// Ctrl-C or SIGTERM stop the run.
+fn stop_on_signals(stop: &StopHandle) {
+    let stop = stop.clone();
+    tokio::spawn(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return;
+        };
+        tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
+        stop.stop();
+    });
+}
+
+/// Writes the report, says how the run ended; its exit code.
+fn conclude(
+    result: anyhow::Result<runtime::run::RunReport>,
+    report_path: Option<PathBuf>,
+    run_dir: &Path,
+) -> ExitCode {
+    match result {
+        Ok(report) => {
+            if let Some(path) = report_path {
+                if let Err(e) = std::fs::write(
+                    &path,
+                    serde_json::to_string_pretty(&report).unwrap_or_default(),
+                ) {
+                    eprintln!("error: cannot write the report {}: {e}", path.display());
+                }
             }
-            Some(server)
+            if let Some(err) = &report.error {
+                eprintln!("error: {err}");
+            }
+            eprintln!("logs: {}", run_dir.join("logs").display());
+            ExitCode::from(report.exit_code as u8)
         }
         Err(e) => {
-            eprintln!("error: --control: {e:#}");
-            None
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_FAILED)
         }
     }
 }

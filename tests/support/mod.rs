@@ -8,6 +8,7 @@ pub mod claps;
 pub mod live;
 pub mod media;
 pub mod netns;
+pub mod sync_log;
 
 /// The directory holding `runtime` and the node binaries of the profile under test.
 pub fn bin_dir() -> PathBuf {

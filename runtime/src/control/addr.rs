@@ -105,7 +105,8 @@ impl ControlFile {
     pub fn read(path: &Path) -> Result<ControlFile> {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        serde_json::from_str(&text).with_context(|| format!("{} is not a control file", path.display()))
+        serde_json::from_str(&text)
+            .with_context(|| format!("{} is not a control file", path.display()))
     }
 }
 

@@ -53,7 +53,10 @@ impl Endpoint {
         } else if let Some(hostport) = file.url.strip_prefix("http://") {
             Target::Tcp(hostport.trim_end_matches('/').to_string())
         } else {
-            bail!("unknown control URL `{}` (http://HOST:PORT or unix:PATH)", file.url);
+            bail!(
+                "unknown control URL `{}` (http://HOST:PORT or unix:PATH)",
+                file.url
+            );
         };
         Ok(Endpoint {
             target,
@@ -86,7 +89,12 @@ impl Endpoint {
     }
 
     /// `METHOD path` with `body` as JSON: the answer, whatever its status.
-    pub async fn request(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Answer> {
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Answer> {
         let io = self.connect().await?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
             .await
@@ -129,11 +137,9 @@ impl Endpoint {
             .map_err(refused)?;
         while let Some(message) = ws.next().await {
             match message.context("reading the event stream")? {
-                Message::Text(text) => {
-                    if !each(text.as_str()) {
-                        let _ = ws.close(None).await;
-                        return Ok(());
-                    }
+                Message::Text(text) if !each(text.as_str()) => {
+                    let _ = ws.close(None).await;
+                    return Ok(());
                 }
                 Message::Close(Some(frame)) if frame.code != CloseCode::Normal => {
                     bail!("the server closed the stream: {}", frame.reason)

@@ -16,6 +16,14 @@ const RUNS_DIR: &str = "runs";
 
 /// `runtime ctl`'s arguments.
 #[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:
+  runtime ctl state                                  the newest run under ./runs
+  runtime ctl --run-dir runs/take1 pause
+  runtime ctl param sync buffer_ms 300
+  runtime ctl events --count 10                      one JSON message a line
+
+Prints the server's JSON answer. Exit 0 success, 1 an error answer or no running graph to
+reach, 2 bad usage.")]
 pub struct CtlArgs {
     /// The graph's run directory, where `runtime run --control` wrote
     /// control.json [default: the newest run under ./runs that has one].
@@ -121,7 +129,9 @@ fn run(args: CtlArgs) -> Result<(), CtlError> {
     rt.block_on(async {
         match call {
             Call::Request { method, path, body } => {
-                let answer = endpoint.request(method.clone(), path, body.as_ref()).await?;
+                let answer = endpoint
+                    .request(method.clone(), path, body.as_ref())
+                    .await?;
                 print_answer(&method, path, answer)
             }
             Call::Events { count } => follow(&endpoint, count).await,
@@ -250,7 +260,10 @@ mod tests {
     #[test]
     fn param_arguments_become_the_request_body() {
         let body = param_body(&args(&["sync", "paused", "true"])).unwrap();
-        assert_eq!(body, json!({"node": "sync", "name": "paused", "value": true}));
+        assert_eq!(
+            body,
+            json!({"node": "sync", "name": "paused", "value": true})
+        );
         let body = param_body(&args(&["sync", "buffer_ms", "300"])).unwrap();
         assert_eq!(body["value"], json!(300));
         let body = param_body(&args(&["cam", "source", "'123'"])).unwrap();

@@ -39,7 +39,7 @@ const MAX_INCOMING: usize = 4096;
 /// One message of the stream.
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
-enum Event<'a> {
+enum StreamMessage<'a> {
     Stats(StatsView<'a>),
     State(StateView),
     Event(&'a RunEvent),
@@ -58,12 +58,12 @@ struct Outgoing {
 }
 
 impl Outgoing {
-    fn of(event: &Event<'_>) -> Outgoing {
+    fn of(event: &StreamMessage<'_>) -> Outgoing {
         let text = serde_json::to_string(event).unwrap_or_else(|e| {
             format!(r#"{{"type":"event","event":"warning","message":"unserializable: {e}"}}"#)
         });
         Outgoing {
-            last: matches!(event, Event::End { .. }),
+            last: matches!(event, StreamMessage::End { .. }),
             text: text.into(),
         }
     }
@@ -86,7 +86,7 @@ impl Default for Stream {
 }
 
 impl Stream {
-    fn send(&self, event: &Event<'_>) {
+    fn send(&self, event: &StreamMessage<'_>) {
         // No client connected is fine.
         let _ = self.tx.send(Outgoing::of(event));
     }
@@ -96,7 +96,7 @@ impl Stream {
     pub fn flood(&self, n: usize) {
         for i in 0..n {
             let message = format!("flood {i}");
-            self.send(&Event::Event(&RunEvent::Warning { message }));
+            self.send(&StreamMessage::Event(&RunEvent::Warning { message }));
         }
     }
 
@@ -131,7 +131,7 @@ pub fn spawn_hub(
             tokio::select! {
                 Ok(()) = stats.changed() => {
                     let live = stats.borrow_and_update().clone();
-                    stream.send(&Event::Stats(StatsView::of(&live, stop.phase())));
+                    stream.send(&StreamMessage::Stats(StatsView::of(&live, stop.phase())));
                 }
                 Ok(()) = phase.changed() => {
                     phase.borrow_and_update();
@@ -147,12 +147,12 @@ pub fn spawn_hub(
             }
             let now = control.state();
             if now != last_state {
-                stream.send(&Event::State(now.clone()));
+                stream.send(&StreamMessage::State(now.clone()));
                 last_state = now;
             }
             if let Some(RunEnd { exit_code, error }) = ended {
                 let error = error.as_deref();
-                stream.send(&Event::End { exit_code, error });
+                stream.send(&StreamMessage::End { exit_code, error });
                 return;
             }
         }
@@ -162,10 +162,10 @@ pub fn spawn_hub(
 /// One of the run's events onto the stream.
 fn forward(stream: &Stream, event: Result<RunEvent, broadcast::error::RecvError>) {
     match event {
-        Ok(e) => stream.send(&Event::Event(&e)),
+        Ok(e) => stream.send(&StreamMessage::Event(&e)),
         Err(broadcast::error::RecvError::Lagged(n)) => {
             let message = format!("{n} events of the run were missed");
-            stream.send(&Event::Event(&RunEvent::Warning { message }));
+            stream.send(&StreamMessage::Event(&RunEvent::Warning { message }));
         }
         // The handle the control API holds keeps the sender: not before the end.
         Err(broadcast::error::RecvError::Closed) => {}
@@ -200,8 +200,11 @@ async fn serve_client(mut socket: WebSocket, api: Api) {
     let control = &api.control;
     let live = control.stop.stats();
     let hello = [
-        Outgoing::of(&Event::State(control.state())),
-        Outgoing::of(&Event::Stats(StatsView::of(&live, control.stop.phase()))),
+        Outgoing::of(&StreamMessage::State(control.state())),
+        Outgoing::of(&StreamMessage::Stats(StatsView::of(
+            &live,
+            control.stop.phase(),
+        ))),
     ];
     for m in hello {
         if !send(&mut socket, m.text).await {

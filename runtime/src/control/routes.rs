@@ -50,7 +50,10 @@ const ENDPOINTS: &[&str] = &[
 
 pub fn router(api: Api, token: Arc<Token>) -> Router {
     Router::new()
-        .route("/api", get(|| async { Json(json!({ "endpoints": ENDPOINTS })) }))
+        .route(
+            "/api",
+            get(|| async { Json(json!({ "endpoints": ENDPOINTS })) }),
+        )
         .route("/api/graph", get(graph))
         .route("/api/stats", get(stats))
         .route("/api/state", get(state))
@@ -167,7 +170,9 @@ async fn params(State(api): State<Api>, body: Bytes) -> Result<Json<Value>, ApiE
     control
         .send_param(&node, &name, value.clone())
         .map_err(|r| ApiError::conflict(r, control))?;
-    Ok(Json(json!({ "node": node, "name": name, "value": value, "sent": true })))
+    Ok(Json(
+        json!({ "node": node, "name": name, "value": value, "sent": true }),
+    ))
 }
 
 /// `GET /api/events`: the WebSocket (see `events`).

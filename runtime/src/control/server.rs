@@ -31,7 +31,7 @@ use super::routes::{self, Api};
 use super::state::Control;
 use super::MAX_CONNECTIONS;
 use crate::graph::Graph;
-use crate::run::StopHandle;
+use crate::run::{RunReport, StopHandle};
 
 /// How long a client has to send its request's headers.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -55,6 +55,8 @@ pub struct ConnectionSlot(#[allow(dead_code)] Arc<OwnedSemaphorePermit>);
 /// A control API serving a run, from its start to [`ControlServer::finish`].
 pub struct ControlServer {
     url: String,
+    /// Reachable from other machines (an address given explicitly).
+    exposed: bool,
     file: PathBuf,
     socket: Option<PathBuf>,
     end: watch::Sender<Option<RunEnd>>,
@@ -109,6 +111,7 @@ impl ControlServer {
         .write(run_dir)?;
         Ok(ControlServer {
             url,
+            exposed: addr.is_exposed(),
             file,
             socket,
             end,
@@ -131,6 +134,29 @@ impl ControlServer {
     /// The control.json clients read the token from.
     pub fn control_file(&self) -> &Path {
         &self.file
+    }
+
+    /// Where it is and where its token is, for the console.
+    pub fn announcement(&self) -> String {
+        let mut text = format!(
+            "control API: {} (token in {})",
+            self.url,
+            self.file.display()
+        );
+        if self.exposed {
+            text += "\ncontrol API: reachable from other machines; every request needs the token";
+        }
+        text
+    }
+
+    /// [`ControlServer::finish`] with the run's outcome (a run that could
+    /// not even start ends as a failure, exit code 1).
+    pub async fn finish_run(self, result: &Result<RunReport>) {
+        let (code, error) = match result {
+            Ok(report) => (report.exit_code, report.error.clone()),
+            Err(e) => (1, Some(format!("{e:#}"))),
+        };
+        self.finish(code, error).await;
     }
 
     /// The run is over: tells the WebSocket clients (`end`), gives them a
@@ -156,8 +182,8 @@ impl ControlServer {
 fn bind_unix(path: &Path) -> Result<UnixListener> {
     use std::os::unix::fs::{FileTypeExt, PermissionsExt};
     if let Ok(meta) = std::fs::symlink_metadata(path) {
-        let stale = meta.file_type().is_socket()
-            && std::os::unix::net::UnixStream::connect(path).is_err();
+        let stale =
+            meta.file_type().is_socket() && std::os::unix::net::UnixStream::connect(path).is_err();
         if !stale {
             bail!("{} already exists", path.display());
         }
@@ -172,7 +198,11 @@ fn bind_unix(path: &Path) -> Result<UnixListener> {
 
 /// Accepts connections until `stopped`: each gets a slot and is served, or
 /// is answered 503 when every slot is taken.
-async fn accept_loop<L: Listener>(mut listener: L, app: Router, mut stopped: watch::Receiver<bool>) {
+async fn accept_loop<L: Listener>(
+    mut listener: L,
+    app: Router,
+    mut stopped: watch::Receiver<bool>,
+) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     // Refusing takes a task too: bounded as well, past it a plain close.
     let refusals = Arc::new(Semaphore::new(MAX_CONNECTIONS));

@@ -66,7 +66,11 @@ async fn serve(g: Graph) -> Served {
 
 impl Served {
     async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let answer = self.endpoint.request(method, path, body.as_ref()).await.unwrap();
+        let answer = self
+            .endpoint
+            .request(method, path, body.as_ref())
+            .await
+            .unwrap();
         (answer.status, answer.body)
     }
 
@@ -76,7 +80,9 @@ impl Served {
 
     /// A raw HTTP/1.1 request; the status line's code and the body.
     async fn raw(&self, request: &str) -> (u16, String) {
-        let mut tcp = tokio::net::TcpStream::connect(self.hostport()).await.unwrap();
+        let mut tcp = tokio::net::TcpStream::connect(self.hostport())
+            .await
+            .unwrap();
         tcp.write_all(request.as_bytes()).await.unwrap();
         let mut answer = String::new();
         let read = tcp.read_to_string(&mut answer);
@@ -86,7 +92,11 @@ impl Served {
             .unwrap_or_else(|_| panic!("no answer to {request}"))
             .unwrap();
         let code = answer[9..12].parse().unwrap();
-        let body = answer.split("\r\n\r\n").nth(1).unwrap_or_default().to_string();
+        let body = answer
+            .split("\r\n\r\n")
+            .nth(1)
+            .unwrap_or_default()
+            .to_string();
         (code, body)
     }
 }
@@ -103,7 +113,10 @@ async fn every_request_needs_the_token() {
     assert_eq!(code, 401);
     assert!(body.contains("wrong token"), "{body}");
     // Unknown paths too: nothing is said without the token.
-    assert_eq!(s.raw("GET /nothing HTTP/1.1\r\nhost: x\r\n\r\n").await.0, 401);
+    assert_eq!(
+        s.raw("GET /nothing HTTP/1.1\r\nhost: x\r\n\r\n").await.0,
+        401
+    );
     let (code, body) = s.raw(&get(&format!("?token={}", s.file.token))).await;
     assert_eq!(code, 200, "{body}");
     let (status, state) = s.call(Method::GET, "/api/state", None).await;
@@ -131,7 +144,10 @@ async fn pause_resume_and_stop_answer_409_when_already_so() {
     let resume = json!({"node": "sync", "name": "paused", "value": false});
     let (status, _) = s.call(Method::POST, "/api/params", Some(resume)).await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(s.call(Method::POST, "/api/resume", None).await.0, StatusCode::CONFLICT);
+    assert_eq!(
+        s.call(Method::POST, "/api/resume", None).await.0,
+        StatusCode::CONFLICT
+    );
     let (status, state) = s.call(Method::POST, "/api/stop", None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(state["stop_requested"], true);
@@ -150,7 +166,10 @@ async fn a_graph_without_sync_cannot_pause() {
     let s = serve(graph(false)).await;
     let (status, body) = s.call(Method::POST, "/api/pause", None).await;
     assert_eq!(status, StatusCode::CONFLICT);
-    assert!(body["error"].as_str().unwrap().contains("no sync node"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("no sync node"),
+        "{body}"
+    );
     assert_eq!(body["state"]["sync"], json!({}));
     s.server.finish(0, None).await;
 }
@@ -159,16 +178,39 @@ async fn a_graph_without_sync_cannot_pause() {
 async fn param_updates_are_checked_as_the_supervisor_checks_them() {
     let s = serve(graph(true)).await;
     let cases = [
-        (json!({"node": "nope", "name": "x", "value": 1}), "nope.x: the graph has no node"),
-        (json!({"node": "sync", "name": "pause", "value": true}), "sync.pause: sync has no param `pause`"),
-        (json!({"node": "video-encode", "name": "quality", "value": "high"}), "video-encode.quality: `quality` cannot change while running"),
-        (json!({"node": "sync", "name": "paused", "value": 3}), "sync.paused: "),
-        (json!({"node": "sync", "name": "buffer_ms", "value": -5}), "sync.buffer_ms: "),
-        (json!({"node": "sync", "name": "paused"}), "malformed JSON: missing field `value`"),
-        (json!({"node": "sync", "name": "paused", "value": true, "x": 1}), "malformed JSON: unknown field `x`"),
+        (
+            json!({"node": "nope", "name": "x", "value": 1}),
+            "nope.x: the graph has no node",
+        ),
+        (
+            json!({"node": "sync", "name": "pause", "value": true}),
+            "sync.pause: sync has no param `pause`",
+        ),
+        (
+            json!({"node": "video-encode", "name": "quality", "value": "high"}),
+            "video-encode.quality: `quality` cannot change while running",
+        ),
+        (
+            json!({"node": "sync", "name": "paused", "value": 3}),
+            "sync.paused: ",
+        ),
+        (
+            json!({"node": "sync", "name": "buffer_ms", "value": -5}),
+            "sync.buffer_ms: ",
+        ),
+        (
+            json!({"node": "sync", "name": "paused"}),
+            "malformed JSON: missing field `value`",
+        ),
+        (
+            json!({"node": "sync", "name": "paused", "value": true, "x": 1}),
+            "malformed JSON: unknown field `x`",
+        ),
     ];
     for (body, expected) in cases {
-        let (status, answer) = s.call(Method::POST, "/api/params", Some(body.clone())).await;
+        let (status, answer) = s
+            .call(Method::POST, "/api/params", Some(body.clone()))
+            .await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {answer}");
         let error = answer["error"].as_str().unwrap();
         assert!(error.starts_with(expected), "{body}: {error}");
@@ -196,7 +238,10 @@ async fn the_graph_says_which_params_are_live() {
     let nodes = g["nodes"].as_array().unwrap();
     let sync = nodes.iter().find(|n| n["id"] == "sync").unwrap();
     assert_eq!(sync["kind"], "sync");
-    assert_eq!(sync["live_params"], json!(["buffer_ms", "tolerance_ms", "paused"]));
+    assert_eq!(
+        sync["live_params"],
+        json!(["buffer_ms", "tolerance_ms", "paused"])
+    );
     assert_eq!(sync["params"]["paused"], false);
     assert_eq!(sync["inputs"][0]["from"], "video-normalize/video");
     assert_eq!(sync["outputs"][0]["type"], "raw-video");

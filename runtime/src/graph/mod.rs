@@ -14,8 +14,8 @@ mod yaml_keys;
 
 pub(crate) use diagnostic::did_you_mean;
 pub use diagnostic::{Diagnostic, Diagnostics};
-pub use load::{load, load_str, Override};
 pub(crate) use load::override_value;
+pub use load::{load, load_str, Override};
 pub use model::*;
 pub use render::{render, RenderFormat};
 pub use validate::MACHINE_BUILTIN;

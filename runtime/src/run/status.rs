@@ -58,7 +58,12 @@ impl NodeFigures {
             frames_out,
             fps: fps(count),
             queue_depth: s.inputs.values().map(|i| i.queue_depth).max().unwrap_or(0),
-            queue_capacity: s.inputs.values().map(|i| i.queue_capacity).max().unwrap_or(0),
+            queue_capacity: s
+                .inputs
+                .values()
+                .map(|i| i.queue_capacity)
+                .max()
+                .unwrap_or(0),
             dropped: s.dropped(),
             lost: s.inputs.values().map(|i| i.lost).sum(),
             restarts: 0,
