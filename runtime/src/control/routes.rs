@@ -9,6 +9,7 @@
 use std::sync::Arc;
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{DefaultBodyLimit, Extension, State};
@@ -154,7 +155,12 @@ struct ParamUpdate {
 
 /// Checks the update as the supervisor will (only live params, values of
 /// their type and range), so that a refusal is an answer, not a log line.
-async fn params(State(api): State<Api>, body: Bytes) -> Result<Json<Value>, ApiError> {
+async fn params(
+    State(api): State<Api>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    // Too large (413) or unreadable: said in JSON like every other error.
+    let body = body.map_err(|r| ApiError::new(r.status(), r.body_text()))?;
     let update: ParamUpdate = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request(format!(
             "malformed JSON: {e}; expected {{\"node\": NODE, \"name\": PARAM, \"value\": VALUE}}"

@@ -223,6 +223,10 @@ async fn param_updates_are_checked_as_the_supervisor_checks_them() {
         .await;
     assert_eq!(code, 400);
     assert!(body.contains("malformed JSON: EOF while parsing"), "{body}");
+    let huge = json!({"node": "sync", "name": "x", "value": "a".repeat(100_000)});
+    let (status, answer) = s.call(Method::POST, "/api/params", Some(huge)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{answer}");
+    assert!(answer["error"].is_string(), "{answer}");
     let ok = json!({"node": "sync", "name": "buffer_ms", "value": 300});
     let (status, answer) = s.call(Method::POST, "/api/params", Some(ok)).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
