@@ -138,7 +138,11 @@ pub fn spawn_hub(
                 }
                 event = events.recv() => forward(&stream, event),
                 _ = control.changed.notified() => {}
-                Ok(()) = end.changed() => ended = end.borrow_and_update().clone(),
+                changed = end.changed() => match changed {
+                    Ok(()) => ended = end.borrow_and_update().clone(),
+                    // The server was dropped without an end: nobody listens.
+                    Err(_) => return,
+                },
             }
             if ended.is_some() {
                 while let Ok(e) = events.try_recv() {

@@ -79,7 +79,7 @@ pub enum Refusal {
 impl Refusal {
     pub fn message(self) -> String {
         match self {
-            Refusal::Ending => "the run is stopping: it cannot be paused or resumed".into(),
+            Refusal::Ending => "the run is stopping".into(),
             Refusal::NoSync => "the graph has no sync node: it cannot pause".into(),
             Refusal::Already(Recording::Paused) => "already paused".into(),
             Refusal::Already(_) => "not paused".into(),
