@@ -383,6 +383,7 @@ impl<'a> Supervisor<'a> {
     fn restart(&mut self, node: &str, why: &str) {
         let sup = self.nodes.get_mut(node).expect("a supervised node");
         sup.restarts += 1;
+        sup.restart_causes.push(why.to_string());
         self.earlier
             .bank(node, self.links.stats.lock().unwrap().remove(node));
         let max = self.graph.nodes[sup.index].max_restarts;
