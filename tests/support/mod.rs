@@ -295,3 +295,33 @@ pub fn kill_tree(pid: u32) {
         unsafe { libc::kill(p as i32, libc::SIGKILL) };
     }
 }
+
+/// A three-node graph of the testkit node: source → relay → sink, with
+/// extra params for each and the sink's input edge.
+pub fn testkit_chain(
+    source_params: &str,
+    relay_extra: &str,
+    sink_params: &str,
+    sink_input: &str,
+) -> String {
+    format!(
+        r#"
+name: chain
+nodes:
+  - id: source
+    path: {{testkit}}
+    outputs: [video]
+    params: {{ mode: source, {source_params} }}
+  - id: relay
+    path: {{testkit}}
+    inputs: {{ video: source/video }}
+    outputs: [video]
+    params: {{ mode: relay }}
+{relay_extra}
+  - id: sink
+    path: {{testkit}}
+    inputs: {{ video: {sink_input} }}
+    params: {{ mode: sink, result: "{{dir}}/sink.json", {sink_params} }}
+"#
+    )
+}
