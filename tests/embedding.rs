@@ -63,6 +63,7 @@ fn the_example_app_records_every_frame_in_sync_with_the_seeds_preset() {
     assert!(run.output.status.success(), "{why}");
     assert!(stdout.contains("video frames  150"), "{why}");
     assert!(stdout.contains("dropped       0"), "{why}");
+    assert!(stdout.contains("restarts      0"), "{why}");
     assert_eq!(decode_errors(&out), "");
     let p = probe(&out).unwrap();
     assert_eq!(p.video[0].frames(), 150, "{why}");

@@ -63,5 +63,5 @@ pub use recorder::{CombinedRecorder, SessionId, SharedRecorder};
 pub use running::{RunningGraph, Runtime};
 /// The run's report, per node.
 pub use runtime::run::RunReport;
-pub use stats::{Dropped, RecordingSummary, Statistics};
+pub use stats::{Dropped, RecordingSummary, Restarted, Statistics};
 pub use video::{VideoBuffer, VideoInput};

@@ -92,6 +92,20 @@ pub struct Dropped {
     pub why: String,
 }
 
+/// A node that failed during the recording and was restarted: what its
+/// consumers missed across the restarts is not in the file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Restarted {
+    /// The node's id.
+    pub node: String,
+    /// How many times.
+    pub times: u32,
+    /// Frames (or audio blocks) lost across the restarts.
+    pub lost_frames: u64,
+    /// Why, for each restart, e.g. `killed by signal 11 (SIGSEGV)`.
+    pub why: Vec<String>,
+}
+
 /// What a finished recording wrote.
 #[derive(Debug, Clone)]
 pub struct RecordingSummary {
@@ -105,6 +119,8 @@ pub struct RecordingSummary {
     pub audio_samples: u64,
     /// Every drop, by node (empty: nothing was dropped).
     pub dropped: Vec<Dropped>,
+    /// Every restart, by node (empty: no node failed).
+    pub restarts: Vec<Restarted>,
     /// Frames the app submitted that were refused.
     pub rejected: u64,
     /// The sync node's last audio-minus-video offset.
@@ -138,7 +154,19 @@ impl RecordingSummary {
                 });
             }
         }
+        let restarts = report
+            .nodes
+            .iter()
+            .filter(|(_, n)| n.restarts > 0)
+            .map(|(id, n)| Restarted {
+                node: id.clone(),
+                times: n.restarts,
+                lost_frames: n.restart_lost_frames,
+                why: n.restart_causes.clone(),
+            })
+            .collect();
         RecordingSummary {
+            restarts,
             file_size: std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
             path,
             duration: Duration::from_secs_f64(duration_s),

@@ -199,7 +199,7 @@ pub fn run_recorder_app(s: &Scratch, out: &Path, args: &[&str]) -> AppRun {
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
     let why = format!(
-        "{stdout}{}\nwarnings of the nodes:\n{}",
+        "{stdout}{}\nthe nodes' warnings and summaries:\n{}",
         String::from_utf8_lossy(&output.stderr),
         logged_warnings(s.dir.path())
     );
@@ -221,7 +221,8 @@ pub struct AppRun {
 }
 
 /// The warnings and errors the nodes of every run under `dir` logged
-/// (`runs/*/logs/*.log`), each line after its node's name: what a failed
+/// (`runs/*/logs/*.log`), and each log's last lines (its summary), each
+/// line after its node's name: what a failed
 /// assertion on an app's recording shows beside the app's output.
 pub fn logged_warnings(dir: &Path) -> String {
     let mut out = String::new();
@@ -233,11 +234,13 @@ pub fn logged_warnings(dir: &Path) -> String {
         for log in logs.flatten() {
             let text = std::fs::read_to_string(log.path()).unwrap_or_default();
             let name = log.file_name().to_string_lossy().into_owned();
-            for line in text
-                .lines()
-                .filter(|l| l.contains("WARN") || l.contains("ERROR"))
-            {
-                out += &format!("{name}: {line}\n");
+            let lines: Vec<&str> = text.lines().collect();
+            // Nodes end with their summary: what they took, sent and dropped.
+            let last = lines.len().saturating_sub(3);
+            for (i, line) in lines.iter().enumerate() {
+                if i >= last || line.contains("WARN") || line.contains("ERROR") {
+                    out += &format!("{name}: {line}\n");
+                }
             }
         }
     }
@@ -292,4 +295,34 @@ pub fn kill_tree(pid: u32) {
         // SAFETY: signalling processes we started.
         unsafe { libc::kill(p as i32, libc::SIGKILL) };
     }
+}
+
+/// A three-node graph of the testkit node: source → relay → sink, with
+/// extra params for each and the sink's input edge.
+pub fn testkit_chain(
+    source_params: &str,
+    relay_extra: &str,
+    sink_params: &str,
+    sink_input: &str,
+) -> String {
+    format!(
+        r#"
+name: chain
+nodes:
+  - id: source
+    path: {{testkit}}
+    outputs: [video]
+    params: {{ mode: source, {source_params} }}
+  - id: relay
+    path: {{testkit}}
+    inputs: {{ video: source/video }}
+    outputs: [video]
+    params: {{ mode: relay }}
+{relay_extra}
+  - id: sink
+    path: {{testkit}}
+    inputs: {{ video: {sink_input} }}
+    params: {{ mode: sink, result: "{{dir}}/sink.json", {sink_params} }}
+"#
+    )
 }

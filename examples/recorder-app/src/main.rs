@@ -149,6 +149,19 @@ fn record(args: &Args) -> recorder::Result<()> {
         summary.dropped.iter().map(|d| d.frames).sum::<u64>()
     );
     println!("  rejected      {}", summary.rejected);
+    println!(
+        "  restarts      {}",
+        summary.restarts.iter().map(|r| r.times).sum::<u32>()
+    );
+    for r in &summary.restarts {
+        println!(
+            "    {}: {} time(s), {} frames lost: {}",
+            r.node,
+            r.times,
+            r.lost_frames,
+            r.why.join("; ")
+        );
+    }
     match summary.av_offset_ms {
         Some(o) => println!("  A/V offset    {o:+.1} ms"),
         None => println!("  A/V offset    -"),

@@ -97,6 +97,8 @@ pub struct Node {
     _tokens: Vec<LivelinessToken>,
     stats_thread: Option<std::thread::JoinHandle<()>>,
     stats_stop: Arc<AtomicBool>,
+    /// Our holds on what we sent, and the graph's departures (see `retain`).
+    holds: Arc<crate::retain::Holds>,
 }
 
 impl Node {
@@ -169,6 +171,7 @@ impl Node {
             return Ok(());
         }
         let node_id = self.config.node_id.clone();
+        let holds = self.holds.clone();
         let out = self.output_mut(output)?;
         if out
             .pool
@@ -183,6 +186,7 @@ impl Node {
             &format!("node `{node_id}` output `{output}`"),
             max_payload,
             slots,
+            holds,
         )?));
         Ok(())
     }

@@ -11,6 +11,7 @@ use zenoh::shm::{
 };
 use zenoh::Wait;
 
+use crate::retain::Holds;
 use crate::segment::{SlotBackend, SLOT_ALIGN};
 use crate::stats::OutputCounters;
 
@@ -111,13 +112,15 @@ pub(crate) struct Pool {
     pub slots: usize,
     /// Free bytes when nothing is allocated.
     all_free: usize,
-    /// The departures (see [`holder_gone`]) this pool has collected after.
+    /// Its node's holds, and the departures it hears of.
+    holds: Arc<Holds>,
+    /// The departures this pool has collected after.
     departures_seen: std::sync::Mutex<u64>,
 }
 
 impl Pool {
     /// `what` names the node and output for error messages.
-    pub fn new(what: &str, max_payload: usize, slots: usize) -> Result<Pool> {
+    pub fn new(what: &str, max_payload: usize, slots: usize, holds: Arc<Holds>) -> Result<Pool> {
         let backend = SlotBackend::new(max_payload, slots).with_context(|| {
             format!(
                 "{what}: cannot create a shared-memory pool of {slots} × {max_payload} bytes \
@@ -133,6 +136,7 @@ impl Pool {
             max_payload,
             slots,
             all_free,
+            holds,
             departures_seen: std::sync::Mutex::new(0),
         })
     }
@@ -140,9 +144,13 @@ impl Pool {
     /// Waits until receivers have released every buffer of this pool. A buffer
     /// still queued in a receiver that has not mapped our segment yet becomes
     /// unreadable once this process exits, so a node ending its streams waits here.
+    /// What a consumer that went away during the run held is taken back
+    /// (it never releases it: a restarted consumer would otherwise make
+    /// every finish wait its whole timeout).
     pub fn wait_released(&self, timeout: std::time::Duration) -> bool {
         let deadline = std::time::Instant::now() + timeout;
         loop {
+            self.reclaim_from_the_dead();
             self.provider.garbage_collect();
             if self.provider.available() >= self.all_free {
                 return true;
@@ -222,14 +230,15 @@ impl Pool {
     /// the pool would stay exhausted forever: its sender stalls, e.g. a camera
     /// whose encoder was killed and restarted. Once a holder is gone, zenoh's
     /// watchdog marks its buffers invalid within ~200 ms (nobody confirms
-    /// them); those are collected, but only when the pool has run out, after a
-    /// node of the graph went away (a live node confirms what it holds, and
-    /// one stopped that long is the supervisor's to kill).
+    /// them); those are collected, but only when the pool has run out or its
+    /// node finishes, after a node of the graph went away (a live node
+    /// confirms what it holds, and one stopped that long is the supervisor's
+    /// to kill).
     fn reclaim_from_the_dead(&self) {
-        let Some((departures, at)) = *HOLDER_GONE.lock().unwrap() else {
+        let Some((departures, at)) = self.holds.departures() else {
             return;
         };
-        // Each pool of the process collects once per departure.
+        // Each pool of the node collects once per departure.
         let mut seen = self.departures_seen.lock().unwrap();
         if *seen == departures || at.elapsed() < WATCHDOG_EXPIRY {
             return;
@@ -253,19 +262,6 @@ impl Pool {
 /// How long after its holder died a buffer's zenoh watchdog has surely
 /// expired: two of the validator's 100 ms rounds, and some.
 const WATCHDOG_EXPIRY: Duration = Duration::from_millis(300);
-
-/// How many nodes of the graph went away (the runtime announced their exit),
-/// and when the last did.
-static HOLDER_GONE: std::sync::Mutex<Option<(u64, Instant)>> = std::sync::Mutex::new(None);
-
-/// Tells the pools a node went away: what it held may be taken back.
-pub(crate) fn holder_gone() {
-    // Our own holds would keep its buffers confirmed (see `crate::retain`).
-    crate::retain::release_all();
-    let mut gone = HOLDER_GONE.lock().unwrap();
-    let departures = gone.map_or(0, |(n, _)| n) + 1;
-    *gone = Some((departures, Instant::now()));
-}
 
 /// Whether this process has allocated shared memory before.
 static ALLOCATED: AtomicBool = AtomicBool::new(false);

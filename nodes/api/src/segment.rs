@@ -36,6 +36,14 @@ pub const PROTOCOL_ID: ProtocolID = 0x6d67_7376;
 /// and the encoders take their SIMD paths.
 pub const SLOT_ALIGN: usize = 64;
 
+/// Readable bytes after the last slot. swscale's SIMD pixel readers load
+/// whole vectors past a picture's last pixel (FFmpeg pads its own buffers
+/// for this): past a slot that is harmless, the next slot is mapped, but
+/// past the segment's end it faults. A 1280×720 RGB24 frame is exactly 675
+/// pages, so with no slack the pool's last slot ended on the mapping's end
+/// and normalize crashed whenever a backlog put a frame there.
+pub const READ_SLACK: usize = 4096;
+
 /// One attached System V segment.
 #[derive(Debug)]
 pub struct Segment {
@@ -127,7 +135,7 @@ impl SlotBackend {
     /// A segment of `slots` slots of at least `slot_len` bytes each.
     pub fn new(slot_len: usize, slots: usize) -> std::io::Result<SlotBackend> {
         let slot = slot_len.max(1).div_ceil(SLOT_ALIGN) * SLOT_ALIGN;
-        let len = slot * slots;
+        let len = slot * slots + READ_SLACK;
         if len > u32::MAX as usize {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
@@ -262,6 +270,23 @@ mod tests {
     fn layout(len: usize) -> MemoryLayout {
         let rounded = len.div_ceil(SLOT_ALIGN) * SLOT_ALIGN;
         MemoryLayout::new(rounded, AllocAlignment::new(6).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn the_last_slot_of_a_page_sized_pool_may_be_read_past_its_end() {
+        let page = 4096;
+        let backend = SlotBackend::new(3 * page, 2).unwrap();
+        let chunks: Vec<_> = (0..2)
+            .map(|_| backend.alloc(&layout(3 * page)).unwrap())
+            .collect();
+        let last = chunks.iter().max_by_key(|c| c.descriptor.chunk).unwrap();
+        let start = last.data.ptr();
+        // What a SIMD reader does past the last pixel: without the slack
+        // this read faults (the test process dies).
+        let past: u64 = (0..READ_SLACK)
+            .map(|i| unsafe { std::ptr::read_volatile(start.add(3 * page + i)) } as u64)
+            .sum();
+        assert_eq!(past, 0, "fresh shared memory reads as zeros");
     }
 
     #[test]

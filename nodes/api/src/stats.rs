@@ -21,6 +21,10 @@ pub struct NodeStats {
     pub rss_bytes: u64,
     /// CPU time used by the node process so far, seconds.
     pub cpu_seconds: f64,
+    /// The node's final counters, sent as it finished (the report waits
+    /// for them).
+    #[serde(default)]
+    pub last: bool,
 }
 
 impl NodeStats {

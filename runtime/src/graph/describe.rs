@@ -101,7 +101,8 @@ pub(crate) fn describe(request: &Request) -> Described {
 /// at most [`MAX_OUTPUT`] bytes; why not otherwise. Whatever it started in
 /// its process group is killed when it is done.
 fn run(request: &Request) -> Result<Vec<u8>, String> {
-    let mut child = Command::new(&request.program)
+    let mut command = Command::new(&request.program);
+    command
         .arg(DESCRIBE_ARG)
         .args(&request.args)
         .envs(&request.env)
@@ -110,8 +111,8 @@ fn run(request: &Request) -> Result<Vec<u8>, String> {
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
-        .process_group(0)
-        .spawn()
+        .process_group(0);
+    let mut child = crate::spawn_retrying_busy(|| command.spawn())
         .map_err(|e| format!("cannot start it: {e}"))?;
     let deadline = Instant::now() + TIMEOUT;
     let pid = child.id();

@@ -23,6 +23,8 @@ pub(super) struct Supervised {
     pub program: PathBuf,
     pub state: NodeState,
     pub restarts: u32,
+    /// Why each restart happened.
+    pub restart_causes: Vec<String>,
     pub pid: Option<u32>,
     pub last_exit: Option<String>,
     /// Bumped at each spawn, so a late exit notice of an old process is ignored.
@@ -45,6 +47,7 @@ impl Supervised {
             program,
             state: NodeState::Exited,
             restarts: 0,
+            restart_causes: Vec::new(),
             pid: None,
             last_exit: None,
             generation: 0,

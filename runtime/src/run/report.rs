@@ -44,6 +44,9 @@ pub struct RunReport {
 pub struct NodeReport {
     pub kind: String,
     pub restarts: u32,
+    /// Why each restart happened, in order (e.g. `killed by signal 11 (SIGSEGV)`).
+    #[serde(default)]
+    pub restart_causes: Vec<String>,
     /// Times the node stopped making progress (see `--hang-timeout`).
     #[serde(default)]
     pub hangs: u32,
@@ -92,6 +95,7 @@ pub struct MachineLoss {
 pub struct NodeOutcome {
     pub id: String,
     pub restarts: u32,
+    pub restart_causes: Vec<String>,
     pub hangs: u32,
     pub exit: Option<String>,
     pub failed: bool,
@@ -148,6 +152,7 @@ impl RunReport {
                 NodeReport {
                     kind,
                     restarts: n.restarts,
+                    restart_causes: n.restart_causes,
                     hangs: n.hangs,
                     exit: n.exit,
                     failed: n.failed,
@@ -203,6 +208,7 @@ pub(super) fn outcomes(
             NodeOutcome {
                 id: id.clone(),
                 restarts: s.restarts,
+                restart_causes: s.restart_causes.clone(),
                 hangs: hang.count(id),
                 exit: s.last_exit.clone(),
                 failed: s.state == NodeState::Failed,

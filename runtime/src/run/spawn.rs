@@ -200,7 +200,7 @@ pub fn spawn(node: &NodeDef, program: &Path, config: &NodeConfig) -> Result<Chil
             Ok(())
         });
     }
-    cmd.spawn()
+    crate::spawn_retrying_busy(|| cmd.spawn())
         .with_context(|| format!("node `{}`: cannot start {}", node.id, program.display()))
 }
 

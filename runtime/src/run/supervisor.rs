@@ -52,6 +52,10 @@ pub(super) enum RunPhase {
 /// How often the status line and the embedding app's statistics refresh.
 const STATUS_EVERY: Duration = Duration::from_millis(500);
 
+/// How long the report waits for the final counters of the nodes that
+/// ended cleanly.
+const LAST_STATS_WAIT: Duration = Duration::from_secs(3);
+
 impl RunPhase {
     /// The phase as an embedding app sees it.
     fn public(&self) -> Phase {
@@ -348,6 +352,8 @@ impl<'a> Supervisor<'a> {
         // Its upstream nodes take back the shared memory it held (node_api::pool).
         self.links.announce_gone(&exit.node);
         if let Some(last) = exit.last_stats.clone() {
+            // A hosted node's own account of its end: its final counters.
+            let last = node_api::NodeStats { last: true, ..last };
             self.links
                 .stats
                 .lock()
@@ -390,6 +396,7 @@ impl<'a> Supervisor<'a> {
     fn restart(&mut self, node: &str, why: &str) {
         let sup = self.nodes.get_mut(node).expect("a supervised node");
         sup.restarts += 1;
+        sup.restart_causes.push(why.to_string());
         self.earlier
             .bank(node, self.links.stats.lock().unwrap().remove(node));
         let event = RunEvent::NodeRestarted {
@@ -588,13 +595,33 @@ impl<'a> Supervisor<'a> {
 
     // The report.
 
+    /// Each node publishes its final counters as it finishes; on a loaded
+    /// machine they may come in after its exit was seen. Waits for those of
+    /// every node that ended cleanly (started, then exited with success;
+    /// bounded: a message may be lost).
+    async fn wait_for_last_stats(&self) {
+        let deadline = Instant::now() + LAST_STATS_WAIT;
+        loop {
+            let missing = {
+                let stats = self.links.stats.lock().unwrap();
+                self.nodes
+                    .iter()
+                    .filter(|(_, s)| s.state == NodeState::Exited && s.generation > 0)
+                    .any(|(id, _)| !stats.get(id).is_some_and(|s| s.last))
+            };
+            if !missing || Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// The run is over: its outcome into `report`.
     pub async fn conclude(mut self, report: &mut RunReport) {
         self.spawner.console.clear_status();
         self.started_token = None;
         self.stopping_token = None;
-        // Final stats: each node publishes once more as it finishes.
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        self.wait_for_last_stats().await;
         let final_stats: BTreeMap<String, node_api::NodeStats> = {
             let last = self.links.stats.lock().unwrap();
             self.nodes

@@ -43,10 +43,12 @@ impl Node {
         subscribers.extend(subscribe_signals(&session, &run, &queues, &phase)?);
         subscribers.push(subscribe_peers(&session, &run, &subscribed_peers)?);
         // Processes of the graph that ended: buffers they held may be taken back.
+        let holds = Arc::new(crate::retain::Holds::default());
+        let heard = holds.clone();
         subscribers.push(
             session
                 .declare_subscriber(keys::gone_all(&run))
-                .callback(|_| crate::pool::holder_gone())
+                .callback(move |_| heard.holder_gone())
                 .wait()
                 .map_err(|e| anyhow!("{e}"))?,
         );
@@ -72,6 +74,7 @@ impl Node {
             _tokens: vec![token],
             stats_thread: None,
             stats_stop: Arc::new(AtomicBool::new(false)),
+            holds,
         };
         node.spawn_stats_thread();
         tracing::debug!(node = %node.config.node_id, "connected");

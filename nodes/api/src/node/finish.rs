@@ -76,7 +76,7 @@ impl Node {
             t.thread().unpark();
             let _ = t.join();
         }
-        self.publish_stats();
+        self.publish_last_stats();
         self._tokens.clear();
         self.session.close().wait().map_err(|e| anyhow!("{e}"))?;
         self.phase.step(Step::Finish);

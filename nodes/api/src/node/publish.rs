@@ -31,14 +31,23 @@ impl Node {
             .collect()
     }
 
-    pub(super) fn publish_stats(&self) {
-        let stats = self.stats();
+    /// The node's last counters, sent as it finishes. They go out like
+    /// frames do (reliable, waiting for room instead of dropped when the link
+    /// is busy): the report and an app's summary count from them, and the
+    /// periodic ones before may not have seen the end (an encoder's flush).
+    pub(super) fn publish_last_stats(&self) {
+        let stats = NodeStats {
+            last: true,
+            ..self.stats()
+        };
         let _ = self
             .session
             .put(
                 keys::stats(&self.config.run_id, &self.config.node_id),
                 serde_json::to_vec(&stats).unwrap_or_default(),
             )
+            .congestion_control(zenoh::qos::CongestionControl::Block)
+            .reliability(zenoh::qos::Reliability::Reliable)
             .wait();
     }
 
@@ -97,5 +106,6 @@ fn snapshot(
         metrics: metrics.snapshot(),
         rss_bytes,
         cpu_seconds,
+        last: false,
     }
 }

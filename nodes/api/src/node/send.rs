@@ -39,7 +39,7 @@ impl Node {
     pub fn send(&mut self, output: &str, header: Header, payload: OutBuf) -> Result<()> {
         let bytes = match payload {
             OutBuf::Shm(b) => {
-                crate::retain::retain(zenoh_shm::ShmBufHardRef::from(&b));
+                self.holds.retain(zenoh_shm::ShmBufHardRef::from(&b));
                 ZBytes::from(b)
             }
             OutBuf::Heap(v) => ZBytes::from(v),
@@ -59,7 +59,8 @@ impl Node {
         frame: VideoFrame,
         payload: SharedBuf,
     ) -> Result<()> {
-        crate::retain::retain(zenoh_shm::ShmBufHardRef::from(&payload.0));
+        self.holds
+            .retain(zenoh_shm::ShmBufHardRef::from(&payload.0));
         self.put(output, Header::Video(frame), ZBytes::from(payload.0))
     }
 
