@@ -204,7 +204,7 @@ fn assert_token_required(api: &Api) {
         let (status, body) = api.call("GET", path, Some(&"0".repeat(64)), None);
         assert_eq!(status, 401, "{path} with a wrong token: {body}");
     }
-    let (status, _) = api.call("POST", "/api/stop", None, None);
+    let (status, _) = api.call("POST", "/api/shutdown", None, None);
     assert_eq!(status, 401);
 }
 
@@ -335,10 +335,10 @@ fn assert_params_refused(s: &Scratch, api: &Api) {
 
 /// Stops over HTTP; a second stop is refused.
 fn stop(api: &Api) {
-    let (status, state) = api.post("/api/stop", None);
+    let (status, state) = api.post("/api/shutdown", None);
     assert_eq!(status, 200, "{state}");
     assert_eq!(state["stop_requested"], true);
-    let (status, again) = api.post("/api/stop", None);
+    let (status, again) = api.post("/api/shutdown", None);
     assert_eq!(status, 409, "{again}");
     assert_eq!(again["error"], "already stopping");
 }

@@ -189,7 +189,7 @@ fn run() -> Result<()> {{
             Event::InputClosed {{ input }} => tracing::debug!("input `{{input}}` ended"),
             // Sources stop producing; a filter keeps draining until its input closes.
             Event::Stop => {{}}
-            Event::ParamUpdate {{ name, value }} => tracing::info!("param {{name}} = {{value}}"),
+            Event::ParamUpdate {{ name, value, .. }} => tracing::info!("param {{name}} = {{value}}"),
         }}
     }}
     tracing::info!("{{label}}: {{frames}} frames passed through");

@@ -196,6 +196,14 @@ metric_names! {
     DISCARDED = "discarded" by ["mux"];
     /// Files (numbered parts) written so far.
     FILES = "files" by ["mux"];
+    /// 1 while a recording session records (a file open, or a start
+    /// waiting for its keyframe), 0 in standby (`recording: false`).
+    RECORDING = "recording" by ["mux"];
+    /// Packets let go because no session was recording them (standby,
+    /// before a start's keyframe, after a stop): as asked, not lost.
+    SKIPPED = "skipped" by ["mux"];
+    /// Chapters placed in the files so far.
+    CHAPTERS = "chapters" by ["mux"];
 
     /// CPU time a source spent streaming (not starting up), s; for the
     /// transport bench.

@@ -50,6 +50,12 @@ pub enum Event {
     ParamUpdate {
         name: String,
         value: serde_json::Value,
+        /// When the update was made, on the capture clock
+        /// ([`crate::clock::now_ns`]): a change that must apply to media
+        /// from a given instant on (a recording's start, a split, a
+        /// keyframe) compares it with the capture time of its frames, so it
+        /// lands on the same frame in every node that gets it.
+        at_ns: u64,
     },
 }
 
@@ -346,9 +352,9 @@ impl Node {
                     }
                     return Ok(Some(Event::Stop));
                 }
-                Next::Control(Control::ParamUpdate { name, value }) => {
+                Next::Control(Control::ParamUpdate { name, value, at_ns }) => {
                     if let Some(value) = crate::updates::admit(&mut self.config, &name, value) {
-                        return Ok(Some(Event::ParamUpdate { name, value }));
+                        return Ok(Some(Event::ParamUpdate { name, value, at_ns }));
                     }
                 }
                 Next::Input(input, message) => return Ok(Some(Event::Input { input, message })),

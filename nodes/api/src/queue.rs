@@ -25,6 +25,7 @@ pub enum Control {
     ParamUpdate {
         name: String,
         value: serde_json::Value,
+        at_ns: u64,
     },
 }
 

@@ -32,6 +32,10 @@ pub(crate) fn admit(config: &mut NodeConfig, name: &str, value: Value) -> Option
             }
         },
     };
-    config.params.0.insert(name.to_string(), value.clone());
+    // An action happens once: the params stay the settings in force.
+    let action = schema.and_then(|k| k.param(name)).is_some_and(|p| p.action);
+    if !action {
+        config.params.0.insert(name.to_string(), value.clone());
+    }
     Some(value)
 }

@@ -205,6 +205,11 @@ pub struct ParamSpec {
     /// (`Event::ParamUpdate`, like GStreamer's mutable-in-playing); any other
     /// param is fixed once the node started.
     pub live: bool,
+    /// A command rather than a setting (also `live`): each update is an act
+    /// at the instant it was made (a split, a chapter, a keyframe), which
+    /// the node carries out once. The node's params do not keep it, and a
+    /// restarted node is not given it again.
+    pub action: bool,
 }
 
 impl ParamSpec {
@@ -220,6 +225,7 @@ impl ParamSpec {
             default,
             doc,
             live: false,
+            action: false,
         }
     }
 
@@ -323,6 +329,16 @@ impl ParamSpec {
     /// The same param, marked as one the node applies while running.
     pub const fn live(self) -> Self {
         ParamSpec { live: true, ..self }
+    }
+
+    /// The same param, marked as a command the node carries out when it is
+    /// sent (see [`ParamSpec::action`]'s field).
+    pub const fn action(self) -> Self {
+        ParamSpec {
+            live: true,
+            action: true,
+            ..self
+        }
     }
 
     /// The default as a normalized value.

@@ -243,6 +243,7 @@ impl ParamSpec {
         }
         out.insert("description".into(), json!(self.doc));
         out.insert("live".into(), json!(self.live));
+        out.insert("action".into(), json!(self.action));
         Value::Object(out)
     }
 }
@@ -412,13 +413,18 @@ fn read_param(value: &Value) -> Result<ParamSpec, String> {
             .map_err(|e| at(format!("default {d}: {e}")))?;
     }
     let doc = text(o, "description").map_err(at)?.unwrap_or_default();
-    let live = match o.get("live") {
-        None | Some(Value::Null) => false,
-        Some(Value::Bool(b)) => *b,
-        Some(v) => return Err(at(format!("`live`: expected true or false, found {v}"))),
+    let flag = |key: &str| match o.get(key) {
+        None | Some(Value::Null) => Ok(false),
+        Some(Value::Bool(b)) => Ok(*b),
+        Some(v) => Err(at(format!("`{key}`: expected true or false, found {v}"))),
     };
+    let (live, action) = (flag("live")?, flag("action")?);
     let spec = ParamSpec::new(leak(&name), ty, default.as_deref().map(leak), leak(&doc));
-    Ok(if live { spec.live() } else { spec })
+    Ok(match (live, action) {
+        (_, true) => spec.action(),
+        (true, false) => spec.live(),
+        _ => spec,
+    })
 }
 
 fn read_param_type(o: &Map<String, Value>) -> Result<ParamType, String> {

@@ -13,6 +13,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use ffmpeg_next::{codec, format, media, Dictionary, Packet, Rational};
 
 use crate::disk;
+use crate::muxer::{add_chapters, Chapter};
 
 /// The top-level box layout of an MP4 file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +83,7 @@ pub fn remux(
     format: &str,
     faststart: bool,
     valid_len: Option<u64>,
+    chapters: &[Chapter],
 ) -> Result<Remuxed> {
     let mut input =
         format::input(&src).map_err(|e| anyhow!("cannot read {}: {e}", src.display()))?;
@@ -165,6 +167,8 @@ pub fn remux(
             .map_err(|e| disk::write_error(&format!("writing {}", dst.display()), &e))?;
         result.packets[i] += 1;
     }
+    // Chapters go in with the index, at the trailer.
+    add_chapters(&mut output, chapters, span.map_or(0.0, |s| s.1))?;
     output
         .write_trailer()
         .map_err(|e| disk::write_error(&format!("finishing {}", dst.display()), &e))?;
@@ -206,9 +210,10 @@ pub fn rewrite(
     format: &str,
     faststart: bool,
     valid_len: Option<u64>,
+    chapters: &[Chapter],
 ) -> Result<Remuxed> {
     let temp = temp_beside(path);
-    let result = remux(path, &temp, format, faststart, valid_len).and_then(|r| {
+    let result = remux(path, &temp, format, faststart, valid_len, chapters).and_then(|r| {
         std::fs::rename(&temp, path)
             .with_context(|| format!("replacing {} with its finalized copy", path.display()))?;
         Ok(r)
@@ -246,9 +251,10 @@ pub fn recover(path: &Path, container: &str) -> Result<Recovery> {
         if !layout.fragmented {
             return Ok(Recovery::AlreadyFinal);
         }
-        return rewrite(path, format, true, Some(layout.complete_len)).map(Recovery::Rewritten);
+        return rewrite(path, format, true, Some(layout.complete_len), &[])
+            .map(Recovery::Rewritten);
     }
-    rewrite(path, format, false, None).map(Recovery::Rewritten)
+    rewrite(path, format, false, None, &[]).map(Recovery::Rewritten)
 }
 
 /// After a write error (full disk, file size limit, I/O error): cuts a

@@ -79,6 +79,7 @@ fn run() -> Result<()> {
         max_bytes: s.max_file_size.map(|mb| mb.max(1) * MB),
         stop_at_limit: s.on_limit == OnLimit::Stop,
         first_part,
+        recording: s.recording,
     };
     let inputs = node.input_names();
     if inputs.is_empty() {
@@ -135,7 +136,11 @@ fn record(node: &mut Node, mux: &mut Muxer, min_free: u64) -> Result<()> {
                 Header::Stats(_) | Header::EndOfStream => {}
             },
             Event::InputClosed { input } => mux.close_input(&input)?,
-            Event::Stop | Event::ParamUpdate { .. } => {}
+            Event::ParamUpdate { name, value, at_ns } => {
+                session_command(mux, &name, &value, at_ns);
+                publish(node, mux);
+            }
+            Event::Stop => {}
         }
         if last_space_check.elapsed() >= CHECK_SPACE_EVERY {
             last_space_check = Instant::now();
@@ -148,6 +153,19 @@ fn record(node: &mut Node, mux: &mut Muxer, min_free: u64) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A recording session's command (the live params `recording`, `split`,
+/// `chapter`; values already checked against the schema), made at `at_ns`.
+fn session_command(mux: &mut Muxer, name: &str, value: &serde_json::Value, at_ns: u64) {
+    let done = match (name, value) {
+        ("recording", serde_json::Value::Bool(true)) => mux.start_session(at_ns),
+        ("recording", serde_json::Value::Bool(false)) => mux.stop_session(at_ns),
+        ("split", serde_json::Value::Bool(true)) => mux.split_now(at_ns),
+        ("chapter", serde_json::Value::String(title)) => mux.add_chapter(at_ns, title.clone()),
+        _ => muxer::Outcome::Ignored,
+    };
+    tracing::info!("{name} = {value}: {done:?}");
 }
 
 /// Logs the crash loss bound when it grew by more than 10 ms, so
@@ -265,6 +283,9 @@ fn publish(node: &Node, mux: &Muxer) {
         m.set(metrics::CRASH_LOSS_BOUND_S, bound);
     }
     m.set(metrics::DISCARDED, mux.discarded as f64);
+    m.set(metrics::SKIPPED, mux.skipped as f64);
+    m.set(metrics::RECORDING, f64::from(mux.is_recording()));
+    m.set(metrics::CHAPTERS, mux.chapters() as f64);
     m.set(
         metrics::FILES,
         mux.parts.len() as f64 + f64::from(mux.is_writing()),

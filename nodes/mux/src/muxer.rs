@@ -6,6 +6,7 @@
 //! recording is — no file open, writing one (and whether a split is
 //! pending), stopped at a limit — is one state, [`split::Recording`].
 
+mod session;
 mod split;
 mod track;
 
@@ -21,6 +22,7 @@ use crate::disk;
 use crate::finalize;
 use crate::output;
 use crate::unnamed::PartFile;
+pub use session::{add_chapters, Chapter, Outcome};
 use split::{Recording, Split};
 use track::{decode_seconds, end_seconds, start_seconds, starts_gop, Track, HOLD_SECONDS};
 
@@ -42,6 +44,8 @@ pub struct Settings {
     /// The part this process writes first: 0 at a fresh start, the next
     /// free number when the mux was restarted mid-recording.
     pub first_part: u32,
+    /// Writing from the start; else in standby until a start (`recording`).
+    pub recording: bool,
 }
 
 /// The file being written.
@@ -61,6 +65,9 @@ struct Part {
     /// Stream time covered by the track that decides splits: (start, end).
     span: Option<(f64, f64)>,
     payload_bytes: u64,
+    chapters: Vec<Chapter>,
+    /// Opened by a session's start: nothing before `offset` belongs in it.
+    session: bool,
 }
 
 /// A part that was written and closed.
@@ -79,6 +86,15 @@ pub struct Muxer {
     pub dropped: u64,
     /// Packets not written because `on_limit: stop` ended the recording.
     pub discarded: u64,
+    /// Packets not written because no session was recording them (standby,
+    /// before a start's keyframe, after a stop): let go as asked, not lost.
+    pub skipped: u64,
+    /// A start's instant (capture clock) until its file opens.
+    start_at: Option<u64>,
+    /// Chapters in the parts already closed.
+    chapters_closed: usize,
+    /// Chapters asked for, not yet placed: (instant, title).
+    pending_chapters: std::collections::VecDeque<(u64, String)>,
     warned_hold: bool,
     /// The longest a packet took from capture to this mux while a file was
     /// open (seconds): media that far back was still on its way (the
@@ -95,14 +111,23 @@ impl Muxer {
             // A restarted mux joins the streams mid-way: no priming ahead.
             t.priming = !restarted;
         }
+        let state = if settings.recording {
+            Recording::Idle
+        } else {
+            Recording::Standby
+        };
         Muxer {
             next_part: settings.first_part,
             settings,
             tracks,
-            state: Recording::Idle,
+            state,
             parts: Vec::new(),
             dropped: 0,
             discarded: 0,
+            skipped: 0,
+            start_at: None,
+            chapters_closed: 0,
+            pending_chapters: Default::default(),
             warned_hold: false,
             max_latency_s: 0.0,
         }
@@ -163,6 +188,9 @@ impl Muxer {
             return Ok(());
         }
         let params_changed = self.note_stream(i, &header)?;
+        if self.outside_session(i, &header) {
+            return Ok(());
+        }
         if !writing {
             return self.hold_until_open(i, header, data);
         }
@@ -293,8 +321,12 @@ impl Muxer {
             return Ok(());
         }
         // A fresh recording keeps the streams' own timeline (they start at 0);
-        // a restarted mux's first file starts at its first packet.
-        let offset = if self.next_part == 0 {
+        // a restarted mux's first file starts at its first packet, a
+        // session's at its keyframe.
+        let session = self.start_at.is_some();
+        let offset = if let Some(at) = self.session_offset() {
+            at
+        } else if self.next_part == 0 {
             0.0
         } else {
             self.tracks
@@ -303,6 +335,9 @@ impl Muxer {
                 .fold(f64::INFINITY, f64::min)
         };
         self.open_part(if offset.is_finite() { offset } else { 0.0 })?;
+        if let Recording::Writing { part, .. } = &mut self.state {
+            part.session = session;
+        }
         // Held packets in decoding-time order across tracks, as the
         // interleaver expects them.
         while let Some(i) = self.earliest_held() {
@@ -383,6 +418,8 @@ impl Muxer {
                 offset,
                 span: None,
                 payload_bytes: 0,
+                chapters: Vec::new(),
+                session: false,
             },
         };
         self.next_part = index + 1;
@@ -413,6 +450,11 @@ impl Muxer {
             self.dropped += 1;
             return Ok(());
         };
+        if part.session && start_seconds(header) < part.offset - 1e-6 {
+            // Captured after a start's instant but before its keyframe.
+            self.skipped += 1;
+            return Ok(());
+        }
         let dts = if header.dts == pk::NO_PTS {
             header.pts
         } else {
@@ -473,6 +515,7 @@ impl Muxer {
                 Some((s, e)) => (s.min(start), e.max(end)),
                 None => (start, end),
             });
+            self.place_chapters(header);
         }
         Ok(())
     }
@@ -484,6 +527,12 @@ impl Muxer {
             return Ok(());
         };
         let shown = part.path.display().to_string();
+        let end = part.span.map_or(0.0, |(_, e)| e - part.offset);
+        if self.settings.container != "mp4" {
+            // MKV/WebM write their chapters at the trailer; an MP4's go in
+            // when it is finalized below.
+            add_chapters(&mut part.out, &part.chapters, end)?;
+        }
         // Called directly: the fragmented MP4 muxer returns the size of its
         // last box (> 0) on success, which ffmpeg-next takes for an error.
         // SAFETY: a context whose header was written, not used afterwards.
@@ -499,11 +548,14 @@ impl Muxer {
             return Ok(());
         }
         if self.settings.container == "mp4" {
-            finalize::rewrite(&part.path, "mp4", self.settings.faststart, None).map_err(|e| {
-                e.context(format!(
+            let chapters = &part.chapters;
+            finalize::rewrite(&part.path, "mp4", self.settings.faststart, None, chapters).map_err(
+                |e| {
+                    e.context(format!(
                     "{shown} stays a fragmented MP4 (it plays; `runtime recover {shown}` retries)"
                 ))
-            })?;
+                },
+            )?;
         }
         let bytes = std::fs::metadata(&part.path).map_or(0, |m| m.len());
         if let Some((start, end)) = part.span {
@@ -515,6 +567,7 @@ impl Muxer {
                 human_bytes(bytes)
             );
         }
+        self.chapters_closed += part.chapters.len();
         self.parts.push(PartSummary {
             path: part.path,
             bytes,
@@ -547,7 +600,7 @@ impl Muxer {
         if let Err(e) = finalize::trim_incomplete_tail(&part.path) {
             return format!("{shown} could not be trimmed: {e:#}");
         }
-        match finalize::rewrite(&part.path, "mp4", self.settings.faststart, None) {
+        match finalize::rewrite(&part.path, "mp4", self.settings.faststart, None, &[]) {
             Ok(r) => format!("{shown} was finalized ({:.2} s)", r.seconds),
             Err(e) => format!(
                 "{shown} plays up to the error as a fragmented MP4 but could not be finalized ({e:#}); run `runtime recover {shown}` once there is room"
@@ -595,6 +648,17 @@ impl Muxer {
         self.part().is_some()
     }
 
+    /// Whether a session records: a file is open, or a start waits for its
+    /// keyframe (`false`: standby, or stopped at a limit).
+    pub fn is_recording(&self) -> bool {
+        self.is_writing() || self.start_at.is_some() || matches!(self.state, Recording::Idle)
+    }
+
+    /// Chapters placed in every file so far.
+    pub fn chapters(&self) -> usize {
+        self.chapters_closed + self.part().map_or(0, |p| p.chapters.len())
+    }
+
     /// The file being written, or the path of the first one.
     pub fn current_path(&self) -> PathBuf {
         self.part().map_or_else(
@@ -607,6 +671,13 @@ impl Muxer {
     /// Returns the one-line summary.
     pub fn finish(&mut self) -> Result<String> {
         if !self.is_writing() && self.parts.is_empty() {
+            if !self.settings.recording && self.start_at.is_none() {
+                // Recording on command, and no session recorded anything.
+                return Ok(format!(
+                    "nothing recorded (recording: false and no start): {} not written",
+                    self.current_path().display()
+                ));
+            }
             if self.settings.first_part > 0 {
                 // Restarted as the streams ended: the earlier parts hold it all.
                 return Ok(format!(

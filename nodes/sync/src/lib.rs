@@ -63,7 +63,7 @@ fn run() -> Result<()> {
                 }
             },
             Event::InputClosed { input } => sync.on_closed(&mut node, &input)?,
-            Event::ParamUpdate { name, value } => sync.on_param(&node, &name, &value),
+            Event::ParamUpdate { name, value, .. } => sync.on_param(&node, &name, &value),
             Event::Stop => {}
         }
         if node.is_no_drop() {

@@ -249,7 +249,7 @@ fn sink(mut node: Node, params: &Params, crash: &Crash) -> Result<()> {
             }
             Event::InputClosed { .. } => tally.eos += 1,
             Event::Stop => tally.stop_seen = true,
-            Event::ParamUpdate { name, value } => {
+            Event::ParamUpdate { name, value, .. } => {
                 tally.param_updates.push(serde_json::json!({ name: value }))
             }
         }

@@ -45,6 +45,9 @@ pub struct VideoEncoder {
     next_index: u64,
     max_delay_frames: u64,
     last_pts: Option<i64>,
+    /// The first frame captured at or after this instant is encoded as a
+    /// keyframe (a recording starts or splits there).
+    keyframe_from: Option<u64>,
     stats: Stats,
 }
 
@@ -182,6 +185,13 @@ impl VideoEncoder {
         Ok(())
     }
 
+    /// Encodes the first frame captured at or after `at_ns` (capture
+    /// clock) as a keyframe; a frame captured earlier that is still to
+    /// come stays as it would be.
+    pub fn keyframe_from(&mut self, at_ns: u64) {
+        self.keyframe_from = Some(at_ns);
+    }
+
     /// The most frames the encoder held at once (its delay), so far.
     pub fn delay_frames(&self) -> u64 {
         self.max_delay_frames
@@ -195,7 +205,11 @@ impl VideoEncoder {
     ) -> Result<()> {
         let pts = self.pts_of(header);
         self.captures[pts.rem_euclid(CAPTURE_RING as i64) as usize] = (pts, header.capture_ns);
-        let keyframe = self.force_keyframes && self.next_index.is_multiple_of(self.gop);
+        let asked = self.keyframe_from.is_some_and(|t| header.capture_ns >= t);
+        if asked {
+            self.keyframe_from = None;
+        }
+        let keyframe = asked || (self.force_keyframes && self.next_index.is_multiple_of(self.gop));
         if self.next_index < REALTIME_CHECK_FRAMES {
             // Some encoders start their real-time threads with the first
             // frames, not when opened: see node_api::sched.
@@ -472,6 +486,7 @@ fn open_as(
         next_index: 0,
         max_delay_frames: 0,
         last_pts: None,
+        keyframe_from: None,
         stats: Stats::default(),
     })
 }

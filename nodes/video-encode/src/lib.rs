@@ -123,8 +123,16 @@ fn run() -> Result<()> {
                 }
             }
             Event::InputClosed { .. } => break,
-            // Drain until upstream closes. No param is mutable: the node API
-            // keeps updates from reaching the node.
+            // A recording starts or splits here: the frame captured then
+            // (not the one being encoded now) must start a GOP. Before the
+            // first frame there is nothing to do: it is a keyframe anyway.
+            Event::ParamUpdate { name, at_ns, .. } if name == "keyframe" => {
+                if let Some(enc) = encoder.as_mut() {
+                    enc.keyframe_from(at_ns);
+                }
+            }
+            // Drain until upstream closes. The node API keeps updates of
+            // params that are not live from reaching the node.
             Event::Stop | Event::ParamUpdate { .. } => {}
         }
     }

@@ -19,6 +19,7 @@ const RUNS_DIR: &str = "runs";
 #[command(after_help = "Examples:
   runtime ctl state                                  the newest run under ./runs
   runtime ctl --run-dir runs/take1 pause
+  runtime ctl start; runtime ctl chapter \"Take 2\"; runtime ctl split; runtime ctl stop
   runtime ctl param sync buffer_ms 300
   runtime ctl events --count 10                      one JSON message a line
 
@@ -39,14 +40,26 @@ pub enum CtlCommand {
     Graph,
     /// The live statistics: per node fps, queue, drops, lost, bitrate, A/V offset, restarts.
     Stats,
-    /// The run's phase and the recording state (running or paused).
+    /// The run's phase, the recording state (running or paused) and the
+    /// session (recording or stopped, files, chapters).
     State,
+    /// Start recording: a new numbered file, from the frame captured now.
+    Start,
+    /// Stop recording: the file ends here and is finalized; the graph runs on.
+    Stop,
     /// Pause the recording (every sync node): what is captured meanwhile is left out.
     Pause,
     /// Resume a paused recording.
     Resume,
+    /// End the file at the frame captured now and go on in the next numbered one.
+    Split,
+    /// A chapter marker here, in the file being written.
+    Chapter {
+        /// Its title [default: "Chapter N"].
+        title: Option<String>,
+    },
     /// Stop the graph as Ctrl-C does: the files are finalized.
-    Stop,
+    Shutdown,
     /// Change a live param: `param NODE NAME VALUE` (VALUE read as with
     /// --set) or `param '{"node": ..., "name": ..., "value": ...}'`.
     Param {
@@ -154,9 +167,16 @@ fn call(command: &CtlCommand) -> Result<Call, CtlError> {
         CtlCommand::Graph => get("/api/graph"),
         CtlCommand::Stats => get("/api/stats"),
         CtlCommand::State => get("/api/state"),
+        CtlCommand::Start => post("/api/start", None),
+        CtlCommand::Stop => post("/api/stop", None),
         CtlCommand::Pause => post("/api/pause", None),
         CtlCommand::Resume => post("/api/resume", None),
-        CtlCommand::Stop => post("/api/stop", None),
+        CtlCommand::Split => post("/api/split", None),
+        CtlCommand::Chapter { title } => post(
+            "/api/chapter",
+            title.as_ref().map(|t| json!({ "title": t })),
+        ),
+        CtlCommand::Shutdown => post("/api/shutdown", None),
         CtlCommand::Param { args } => post("/api/params", Some(param_body(args)?)),
         CtlCommand::Events { count } => Call::Events { count: *count },
     })

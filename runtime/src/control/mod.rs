@@ -27,6 +27,7 @@ pub mod ctl;
 mod events;
 mod routes;
 mod server;
+mod session;
 mod state;
 mod views;
 

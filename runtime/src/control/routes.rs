@@ -24,6 +24,7 @@ use serde_json::{json, Value};
 use super::auth::{require_token, Token};
 use super::events::{self, Stream};
 use super::server::ConnectionSlot;
+use super::session::Command;
 use super::state::{Control, Refusal, StateView};
 use super::views::StatsView;
 
@@ -42,9 +43,13 @@ const ENDPOINTS: &[&str] = &[
     "GET /api/graph",
     "GET /api/stats",
     "GET /api/state",
+    "POST /api/start",
+    "POST /api/stop",
     "POST /api/pause",
     "POST /api/resume",
-    "POST /api/stop",
+    "POST /api/split",
+    "POST /api/chapter",
+    "POST /api/shutdown",
     "POST /api/params",
     "GET /api/events (WebSocket)",
 ];
@@ -58,9 +63,13 @@ pub fn router(api: Api, token: Arc<Token>) -> Router {
         .route("/api/graph", get(graph))
         .route("/api/stats", get(stats))
         .route("/api/state", get(state))
+        .route("/api/start", post(|api| session(api, Command::Start)))
+        .route("/api/stop", post(|api| session(api, Command::Stop)))
         .route("/api/pause", post(pause))
         .route("/api/resume", post(resume))
-        .route("/api/stop", post(stop))
+        .route("/api/split", post(|api| session(api, Command::Split)))
+        .route("/api/chapter", post(chapter))
+        .route("/api/shutdown", post(shutdown))
         .route("/api/params", post(params))
         .route("/api/events", get(event_stream))
         .fallback(not_found)
@@ -136,7 +145,64 @@ async fn resume(State(api): State<Api>) -> Result<Json<StateView>, ApiError> {
         .map_err(|r| ApiError::conflict(r, control))
 }
 
-async fn stop(State(api): State<Api>) -> Result<Json<StateView>, ApiError> {
+/// A recording session's command: the instant it was made (capture clock,
+/// ns: where the files are cut) and the state after it.
+async fn session(State(api): State<Api>, command: Command) -> Result<Json<Value>, ApiError> {
+    let control = &api.control;
+    let at_ns = control
+        .session(&command)
+        .map_err(|r| ApiError::conflict(r, control))?;
+    Ok(Json(json!({
+        "command": command.name(),
+        "at_ns": at_ns,
+        "state": control.state(),
+    })))
+}
+
+/// `POST /api/chapter`' body (optional: an untitled chapter).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChapterRequest {
+    title: Option<String>,
+}
+
+/// The longest chapter title taken.
+const MAX_TITLE: usize = 200;
+
+async fn chapter(
+    api: State<Api>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let body = body.map_err(|r| ApiError::new(r.status(), r.body_text()))?;
+    let request: ChapterRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        ChapterRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::bad_request(format!(
+                "malformed JSON: {e}; expected {{\"title\": TEXT}} or nothing"
+            ))
+            .with("field", "title")
+        })?
+    };
+    let number = api
+        .control
+        .state()
+        .session
+        .mux
+        .values()
+        .filter_map(|m| m.chapters)
+        .max();
+    let title = request
+        .title
+        .unwrap_or_else(|| format!("Chapter {}", number.unwrap_or(0) + 1));
+    if title.chars().count() > MAX_TITLE || title.chars().any(char::is_control) {
+        let why = format!("title: at most {MAX_TITLE} characters, no control characters");
+        return Err(ApiError::bad_request(why).with("field", "title"));
+    }
+    session(api, Command::Chapter(title)).await
+}
+
+async fn shutdown(State(api): State<Api>) -> Result<Json<StateView>, ApiError> {
     let control = &api.control;
     control
         .request_stop()

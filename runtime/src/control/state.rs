@@ -15,6 +15,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::sync::Notify;
 
+use super::session::{Command, SessionRefusal, SessionView, Sessions};
 use crate::graph::{Graph, NodeProgram};
 use crate::run::{Phase, StopHandle};
 
@@ -54,6 +55,8 @@ pub struct StateView {
     pub recording: Recording,
     /// Per sync node: the state asked for and the one it reports.
     pub sync: BTreeMap<String, SyncView>,
+    /// Whether files are written (start / stop), per mux.
+    pub session: SessionView,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -74,6 +77,8 @@ pub enum Refusal {
     Already(Recording),
     /// A stop was already asked for, or the run is stopping.
     AlreadyStopping,
+    /// A recording session's command in the wrong state.
+    Session(SessionRefusal),
 }
 
 impl Refusal {
@@ -84,6 +89,7 @@ impl Refusal {
             Refusal::Already(Recording::Paused) => "already paused".into(),
             Refusal::Already(_) => "not paused".into(),
             Refusal::AlreadyStopping => "already stopping".into(),
+            Refusal::Session(r) => r.message().into(),
         }
     }
 }
@@ -96,6 +102,7 @@ pub struct Control {
     pub stop: StopHandle,
     /// Per sync node, whether it was last asked to be paused.
     paused: Mutex<BTreeMap<String, bool>>,
+    sessions: Sessions,
     /// Wakes the event stream: the state may have changed.
     pub changed: Notify,
 }
@@ -110,6 +117,7 @@ impl Control {
             .collect();
         Control {
             graph_view: super::views::graph(&graph),
+            sessions: Sessions::of(&graph),
             graph,
             stop,
             paused: Mutex::new(paused),
@@ -144,6 +152,7 @@ impl Control {
             stop_requested: self.stop.stop_requested(),
             recording,
             sync,
+            session: self.sessions.view(&stats),
         }
     }
 
@@ -178,6 +187,21 @@ impl Control {
         Ok(self.state())
     }
 
+    /// A recording session's command, made now: the instant it was made
+    /// (capture clock), where the files are cut.
+    pub fn session(&self, command: &Command) -> Result<u64, Refusal> {
+        if self.ending() {
+            return Err(Refusal::Ending);
+        }
+        let at_ns = node_api::clock::now_ns();
+        self.sessions
+            .send(&self.stop, command, at_ns)
+            .map_err(Refusal::Session)?;
+        tracing::info!("control API: {} at {at_ns} ns", command.name());
+        self.changed.notify_one();
+        Ok(at_ns)
+    }
+
     /// Asks the run to stop (files are finalized as at Ctrl-C).
     pub fn request_stop(&self) -> Result<StateView, Refusal> {
         if self.ending() {
@@ -203,6 +227,7 @@ impl Control {
                     *p = v;
                 }
             }
+            self.sessions.note_param(node, name, &value);
             self.stop.set_param(node, name, value);
         }
         self.changed.notify_one();

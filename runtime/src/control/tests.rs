@@ -148,16 +148,54 @@ async fn pause_resume_and_stop_answer_409_when_already_so() {
         s.call(Method::POST, "/api/resume", None).await.0,
         StatusCode::CONFLICT
     );
-    let (status, state) = s.call(Method::POST, "/api/stop", None).await;
+    let (status, state) = s.call(Method::POST, "/api/shutdown", None).await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(state["stop_requested"], true);
     assert!(s.stop.stop_requested());
-    let (status, again) = s.call(Method::POST, "/api/stop", None).await;
+    let (status, again) = s.call(Method::POST, "/api/shutdown", None).await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert_eq!(again["error"], "already stopping");
     let (status, refused) = s.call(Method::POST, "/api/pause", None).await;
     assert_eq!(status, StatusCode::CONFLICT);
     assert!(refused["error"].as_str().unwrap().contains("stopping"));
+    s.server.finish(0, None).await;
+}
+
+#[tokio::test]
+async fn session_commands_answer_409_in_the_wrong_state() {
+    let s = serve(graph(true)).await;
+    // The shipped graph records from its start.
+    let (status, state) = s.call(Method::GET, "/api/state", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(state["session"]["state"], "recording", "{state}");
+    assert_eq!(state["session"]["mux"]["mux"]["requested"], "recording");
+    let (status, refused) = s.call(Method::POST, "/api/start", None).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(refused["error"], "already recording");
+    assert_eq!(refused["state"]["session"]["state"], "recording");
+    let title = json!({"title": "Intro"});
+    let (status, done) = s.call(Method::POST, "/api/chapter", Some(title)).await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    assert_eq!(done["command"], "chapter");
+    let (status, done) = s.call(Method::POST, "/api/stop", None).await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    assert!(done["at_ns"].as_u64().unwrap() > 0, "{done}");
+    assert_eq!(done["state"]["session"]["state"], "stopped");
+    for path in ["/api/stop", "/api/split", "/api/chapter"] {
+        let (status, refused) = s.call(Method::POST, path, None).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{path}");
+        assert_eq!(refused["error"], "not recording", "{path}");
+    }
+    let (status, done) = s.call(Method::POST, "/api/start", None).await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    assert_eq!(done["state"]["session"]["state"], "recording");
+    let bad = json!({"name": "x"});
+    let (status, refused) = s.call(Method::POST, "/api/chapter", Some(bad)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(refused["field"], "title", "{refused}");
+    let long = json!({"title": "x".repeat(201)});
+    let (status, _) = s.call(Method::POST, "/api/chapter", Some(long)).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
     s.server.finish(0, None).await;
 }
 

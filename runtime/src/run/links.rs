@@ -39,6 +39,9 @@ pub(super) struct Links {
     pub arm_counts: Arc<Mutex<HashMap<String, u64>>>,
     pub closed: ClosedOutputs,
     pub resume_states: ResumeStates,
+    /// Live params changed while running, per node: a restarted node starts
+    /// with them (a recording session or a pause goes on across a restart).
+    pub live_params: Mutex<HashMap<String, serde_json::Map<String, serde_json::Value>>>,
     pub machine: Option<MachineLink>,
     /// Dropped first when the links close, in this order.
     subscribers: Vec<Subscriber<()>>,
@@ -81,6 +84,7 @@ impl Links {
             arm_counts: Arc::default(),
             closed: ClosedOutputs::default(),
             resume_states: ResumeStates::default(),
+            live_params: Mutex::default(),
             machine: None,
             subscribers: Vec::new(),
             sockets,

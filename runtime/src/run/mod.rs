@@ -110,8 +110,15 @@ pub struct StopHandle {
     live: Arc<live::Live>,
 }
 
-/// (node, param, value)
-type ParamUpdate = (String, String, serde_json::Value);
+/// A param update on its way to a node: `node.name = value`, made at
+/// `at_ns` on the capture clock (what the node sees as `Event::ParamUpdate`).
+#[derive(Debug, Clone)]
+pub struct ParamUpdate {
+    pub node: String,
+    pub name: String,
+    pub value: serde_json::Value,
+    pub at_ns: u64,
+}
 type ParamReceiver = mpsc::UnboundedReceiver<ParamUpdate>;
 
 impl Default for StopHandle {
@@ -138,9 +145,19 @@ impl StopHandle {
     /// A built-in node only takes the params its kind marks `live`: the
     /// update is checked against the schema first, and a refused one logged.
     pub fn set_param(&self, node: &str, name: &str, value: serde_json::Value) {
-        let _ = self
-            .params
-            .send((node.to_string(), name.to_string(), value));
+        self.set_param_at(node, name, value, node_api::clock::now_ns());
+    }
+
+    /// [`StopHandle::set_param`] made at `at_ns` (capture clock): updates
+    /// sent to several nodes with one instant apply to the same frame in
+    /// each (a recording's start: the encoder's keyframe and the mux's cut).
+    pub fn set_param_at(&self, node: &str, name: &str, value: serde_json::Value, at_ns: u64) {
+        let _ = self.params.send(ParamUpdate {
+            node: node.to_string(),
+            name: name.to_string(),
+            value,
+            at_ns,
+        });
     }
 
     /// The latest statistics (updated every half second while it runs).

@@ -145,6 +145,9 @@ impl Spawner<'_> {
         if sup.restarts > 0 {
             config.resume_state = links.resume_states.get(&def.id);
         }
+        if let Some(changed) = links.live_params.lock().unwrap().get(&def.id) {
+            config.params.0.extend(changed.clone());
+        }
         // A restarted node listens on the same socket path.
         let _ = std::fs::remove_file(socket_dir.join(format!("{}.sock", def.id)));
         if sup.hosted {

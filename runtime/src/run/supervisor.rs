@@ -444,7 +444,13 @@ impl<'a> Supervisor<'a> {
 
     /// Sends a param update, checked first against the node's kind (only
     /// `live` params, values of their type; see `NodeDef::check_param_update`).
-    fn send_param(&self, (node, name, value): ParamUpdate) {
+    fn send_param(&self, update: ParamUpdate) {
+        let ParamUpdate {
+            node,
+            name,
+            value,
+            at_ns,
+        } = update;
         let value = match self.graph.check_param_update(&node, &name, &value) {
             Ok(v) => v,
             Err(e) => {
@@ -453,7 +459,18 @@ impl<'a> Supervisor<'a> {
             }
         };
         tracing::info!("param update: {node}.{name} = {value}");
-        let body = serde_json::json!({ "name": name, "value": value });
+        let def = self.graph.nodes.iter().find(|n| n.id == node);
+        let action = def
+            .and_then(|d| d.schema())
+            .and_then(|k| k.param(&name))
+            .is_some_and(|p| p.action);
+        if !action {
+            let mut kept = self.links.live_params.lock().unwrap();
+            kept.entry(node.clone())
+                .or_default()
+                .insert(name.clone(), value.clone());
+        }
+        let body = serde_json::json!({ "name": name, "value": value, "at_ns": at_ns });
         let key = keys::param_update(&self.links.run_id, &node);
         let _ = self.links.session.put(key, body.to_string()).wait();
     }

@@ -141,9 +141,12 @@ fn subscribe_params(
                 if let (Some(name), Some(value)) =
                     (v.get("name").and_then(|n| n.as_str()), v.get("value"))
                 {
+                    // Made now, when the sender did not say when.
+                    let at_ns = v.get("at_ns").and_then(|t| t.as_u64());
                     q.push_control(Control::ParamUpdate {
                         name: name.to_string(),
                         value: value.clone(),
+                        at_ns: at_ns.unwrap_or_else(crate::clock::now_ns),
                     });
                 }
             }

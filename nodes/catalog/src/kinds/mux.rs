@@ -67,6 +67,7 @@ pub const DEFAULT_FRAGMENT_DURATION: f64 = 0.5;
 pub const DEFAULT_ON_LIMIT: OnLimit = OnLimit::Split;
 /// Megabytes.
 pub const DEFAULT_MIN_FREE_SPACE: u64 = 100;
+pub const DEFAULT_RECORDING: bool = true;
 
 /// The params of `mux`, typed.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,6 +86,8 @@ pub struct Settings {
     pub on_limit: OnLimit,
     /// Megabytes.
     pub min_free_space: u64,
+    /// Writing files from the start (else: from a start command).
+    pub recording: bool,
 }
 
 impl Default for Settings {
@@ -100,6 +103,7 @@ impl Default for Settings {
             max_file_size: None,
             on_limit: DEFAULT_ON_LIMIT,
             min_free_space: DEFAULT_MIN_FREE_SPACE,
+            recording: DEFAULT_RECORDING,
         }
     }
 }
@@ -118,6 +122,7 @@ impl Settings {
             max_file_size: r.int_opt("max_file_size")?.map(|mb| mb as u64),
             on_limit: r.choice("on_limit", DEFAULT_ON_LIMIT)?,
             min_free_space: r.int("min_free_space", DEFAULT_MIN_FREE_SPACE as i64)? as u64,
+            recording: r.flag("recording", DEFAULT_RECORDING)?,
         })
     }
 
@@ -287,6 +292,9 @@ const PARAMS: &[ParamSpec] = &[
     ParamSpec::int("max_file_size", (1, 16_000_000), None, "megabytes (10^6 bytes) per file, like `max_duration`: a file ends at the first keyframe past the size, so it may exceed it by up to one keyframe interval; absent: no limit"),
     ParamSpec::choice("on_limit", OnLimit::NAMES, Some(DEFAULT_ON_LIMIT.name()), "at `max_duration` / `max_file_size`: `split` continues in the next numbered file with no gap or overlap; `stop` finalizes the file and records nothing more (counted as `discarded`)"),
     ParamSpec::int("min_free_space", (0, 1_000_000), Some(DEFAULT_MIN_FREE_SPACE as i64), "megabytes that must stay free on the output's file system: checked before the start and every second while recording; below it the file is finalized and the run fails"),
+    ParamSpec::bool("recording", DEFAULT_RECORDING, "whether files are written: `true` records from the graph's start; `false` waits for a start (the control API's `start`, or this param set to `true` while running); set to `false` while running, it finalizes the file at that instant and the graph keeps running. A start begins a new numbered file on the first video keyframe captured at or after it").live(),
+    ParamSpec::bool("split", false, "an action: `true` ends the file at the first video keyframe captured at or after the update's instant and goes on in the next numbered file, nothing lost or doubled at the cut").action(),
+    ParamSpec::text("chapter", None, "an action: a chapter with this title begins at the update's instant in the file being written (MP4 and MKV chapters, `ffprobe -show_chapters`)").action(),
 ];
 
 pub const SPEC: KindSpec = KindSpec {

@@ -5,7 +5,9 @@
 //! every other track has reached that point too (tracks run ahead of or
 //! behind each other by an encoder's lookahead), so each packet lands in
 //! exactly one part. With `on_limit: stop` the recording ends at that
-//! keyframe instead ([`Recording::Stopped`]).
+//! keyframe instead ([`Recording::Stopped`]). The commands of a recording
+//! session (see `session.rs`) cut the same way: a split at its instant's
+//! keyframe, a stop at its instant (no keyframe needed: nothing follows).
 
 use std::collections::VecDeque;
 
@@ -24,6 +26,9 @@ pub(super) type Held = (usize, EncodedPacket, Vec<u8>);
 
 /// Where the recording is.
 pub(super) enum Recording {
+    /// Not recording (`recording: false`): packets are let go until a
+    /// start.
+    Standby,
     /// No file is open: before the first (each track holds its packets
     /// until every input has begun), or after the last was closed.
     Idle,
@@ -44,7 +49,11 @@ pub(super) enum Split {
     Due { limit: Limit, held: VecDeque<Held> },
     /// The split track's keyframe fixed the split point `at` (stream time,
     /// s): the part ends when the other tracks reach it.
-    At { at: f64, held: VecDeque<Held> },
+    At {
+        at: f64,
+        held: VecDeque<Held>,
+        limit: Limit,
+    },
 }
 
 /// Why the current part must end at the next point a file can start.
@@ -52,6 +61,25 @@ pub(super) enum Split {
 pub(super) enum Limit {
     Duration,
     Size,
+    /// Split asked for: at the first keyframe captured at or after `at_ns`.
+    Split {
+        at_ns: u64,
+    },
+    /// Stop asked for: the part ends before the first packet captured at or
+    /// after `at_ns`, and the mux goes to standby.
+    Stop {
+        at_ns: u64,
+    },
+}
+
+impl Limit {
+    /// The capture instant a command cuts at.
+    fn at_ns(self) -> Option<u64> {
+        match self {
+            Limit::Split { at_ns } | Limit::Stop { at_ns } => Some(at_ns),
+            Limit::Duration | Limit::Size => None,
+        }
+    }
 }
 
 impl Split {
@@ -80,7 +108,7 @@ impl Muxer {
         }
     }
 
-    fn split_mut(&mut self) -> Option<&mut Split> {
+    pub(super) fn split_mut(&mut self) -> Option<&mut Split> {
         match &mut self.state {
             Recording::Writing { split, .. } => Some(split),
             _ => None,
@@ -124,22 +152,33 @@ impl Muxer {
     ) -> Result<()> {
         let start = start_seconds(&header);
         let due = self.split_due(limit);
+        // Past the instant the cut is due: by stream time at a limit, by
+        // capture time for a command (its instant is a wall-clock one).
+        let past = match limit.at_ns() {
+            Some(at_ns) => header.capture_ns >= at_ns,
+            None => start >= due - 1e-6,
+        };
         if Some(i) == self.split_track() {
-            if !(starts_gop(&header) && start >= due - 1e-6) {
+            let stop = matches!(limit, Limit::Stop { .. });
+            if !(past && (starts_gop(&header) || stop)) {
                 return self.write(i, &header, data);
             }
             self.flush_split_hold(Some(start))?;
-            if self.settings.stop_at_limit {
+            if self.settings.stop_at_limit && limit.at_ns().is_none() {
                 return self.stop_at_limit();
             }
-            tracing::debug!("split point fixed at {start:.3} s (due {due:.3} s)");
+            tracing::debug!("cut point fixed at {start:.3} s ({limit:?})");
             let split = self.split_mut().expect("writing");
             let mut held = split.take_held();
             held.push_back((i, header, data.to_vec()));
-            *split = Split::At { at: start, held };
+            *split = Split::At {
+                at: start,
+                held,
+                limit,
+            };
             return self.split_when_reached();
         }
-        if start < due - 1e-6 {
+        if !past {
             return self.write(i, &header, data);
         }
         let held = self
@@ -187,10 +226,10 @@ impl Muxer {
     /// packet past it (or the held packets span too long: a track went quiet).
     pub(super) fn split_when_reached(&mut self) -> Result<()> {
         let splitter = self.split_track();
-        let Some(Split::At { at, held }) = self.split() else {
+        let Some(Split::At { at, held, limit }) = self.split() else {
             return Ok(());
         };
-        let at = *at;
+        let (at, limit) = (*at, *limit);
         let waiting = self.tracks.iter().enumerate().any(|(j, t)| {
             Some(j) != splitter
                 && t.stream.is_some()
@@ -206,6 +245,9 @@ impl Muxer {
         }
         tracing::debug!("splitting at {at:.3} s, {} packets held", held.len());
         let held = self.split_mut().expect("writing").take_held();
+        if matches!(limit, Limit::Stop { .. }) {
+            return self.end_session(at, held.len() as u64);
+        }
         self.next_file(at)?;
         // Routed again: they may reach the next part's limit too.
         for (j, h, d) in held {
