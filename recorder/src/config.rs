@@ -6,6 +6,7 @@
 //! A config becomes a graph ([`crate::graph`]) and is validated by the same
 //! validator as `runtime check`.
 
+use runtime::control::ControlAddr;
 use std::path::PathBuf;
 
 use node_catalog::kinds::{app_audio, app_video, audio_encode, mux, video_encode};
@@ -202,6 +203,11 @@ pub struct RecordingConfig {
     pub node_dir: Option<PathBuf>,
     /// Where each recording's node logs go (a directory per recording).
     pub run_dir: PathBuf,
+    /// Serve the control API and its dashboard over each recording, as
+    /// `runtime run --control` does (its URL and token in the recording's
+    /// run directory, `control.json`): a dashboard, `runtime ctl` and the
+    /// app then drive the same recording. `None`: not served.
+    pub control: Option<ControlAddr>,
 }
 
 /// Seconds between keyframes: video-encode's default.
@@ -259,6 +265,7 @@ impl Default for RecordingConfig {
             when_behind: WhenBehind::Wait,
             node_dir: None,
             run_dir: PathBuf::from("runs"),
+            control: None,
         }
     }
 }

@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use runtime::control::{Command, Recording, Refusal, SessionRefusal};
+
 use crate::audio::AudioInput;
 use crate::config::{AudioSource, RecordingConfig, VideoSource};
 use crate::error::{RecorderError, Result};
@@ -32,7 +34,6 @@ struct Session {
     running: RunningGraph,
     video: Option<VideoInput>,
     audio: Option<AudioInput>,
-    paused: bool,
 }
 
 /// Records what the app submits (or its devices) to a file. Every method
@@ -55,6 +56,9 @@ impl CombinedRecorder {
             .when_behind(config.when_behind);
         if let Some(dir) = &config.node_dir {
             runtime = runtime.node_dir(dir);
+        }
+        if let Some(addr) = &config.control {
+            runtime = runtime.control(addr.clone());
         }
         Ok(CombinedRecorder {
             config,
@@ -99,7 +103,6 @@ impl CombinedRecorder {
             running,
             video,
             audio,
-            paused: false,
         });
         Ok(id)
     }
@@ -162,14 +165,48 @@ impl CombinedRecorder {
     }
 
     fn set_paused(&self, paused: bool) -> Result<()> {
-        let mut session = self.session.lock().unwrap();
-        let s = session.as_mut().ok_or(RecorderError::NotRecording)?;
-        if s.paused != paused {
-            s.running
-                .set_param("sync", "paused", serde_json::Value::Bool(paused));
-            s.paused = paused;
+        let session = self.session.lock().unwrap();
+        let s = session.as_ref().ok_or(RecorderError::NotRecording)?;
+        // Through the control API's state, which a dashboard watching this
+        // recording shows; pausing what is paused is no error here.
+        match s.running.control().set_paused(paused) {
+            Ok(_) | Err(Refusal::Already(_)) => Ok(()),
+            Err(r) => Err(RecorderError::Failed(r.message())),
         }
-        Ok(())
+    }
+
+    /// Ends the file at the frame captured now and goes on in the next
+    /// numbered one (`take.mp4`, `take-001.mp4`, ...), nothing lost at the
+    /// cut: the control API's `split`.
+    pub fn split_recording(&self) -> Result<()> {
+        self.session_command(Command::Split)
+    }
+
+    /// A chapter titled `title` from the frame captured now, in the file
+    /// being written (MP4 and MKV chapters): the control API's `chapter`.
+    pub fn add_chapter(&self, title: &str) -> Result<()> {
+        self.session_command(Command::Chapter(title.to_string()))
+    }
+
+    fn session_command(&self, command: Command) -> Result<()> {
+        let session = self.session.lock().unwrap();
+        let s = session.as_ref().ok_or(RecorderError::NotRecording)?;
+        match s.running.control().session(&command) {
+            Ok(_) => Ok(()),
+            Err(Refusal::Session(SessionRefusal::NotRecording)) => Err(RecorderError::NotRecording),
+            Err(r) => Err(RecorderError::Failed(format!(
+                "{}: {}",
+                command.name(),
+                r.message()
+            ))),
+        }
+    }
+
+    /// The control API's URL, when the config serves it
+    /// ([`RecordingConfig::control`]) and a recording is going on.
+    pub fn control_url(&self) -> Option<String> {
+        let session = self.session.lock().unwrap();
+        session.as_ref()?.running.control_url().map(str::to_string)
     }
 
     /// Whether a recording is going on.
@@ -177,13 +214,14 @@ impl CombinedRecorder {
         self.session.lock().unwrap().is_some()
     }
 
-    /// Whether the recording going on is paused.
+    /// Whether the recording going on is paused (by the app or through
+    /// the control API).
     pub fn is_paused(&self) -> bool {
         self.session
             .lock()
             .unwrap()
             .as_ref()
-            .is_some_and(|s| s.paused)
+            .is_some_and(|s| s.running.control().state().recording == Recording::Paused)
     }
 
     /// The figures of the recording going on.

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use runtime::control::{Control, ControlAddr, ControlServer};
 use runtime::graph::{self, Graph, Override};
 use runtime::run::{self, Host, RunEvent, RunOptions, RunReport, StopHandle};
 use tokio::sync::broadcast;
@@ -25,6 +26,7 @@ pub struct Runtime {
     run_dir: PathBuf,
     when_behind: WhenBehind,
     grace: Duration,
+    control: Option<ControlAddr>,
 }
 
 impl Default for Runtime {
@@ -34,6 +36,7 @@ impl Default for Runtime {
             run_dir: PathBuf::from("runs"),
             when_behind: WhenBehind::Wait,
             grace: RunOptions::default().grace,
+            control: None,
         }
     }
 }
@@ -63,6 +66,15 @@ impl Runtime {
     /// What a submit does when the graph is behind.
     pub fn when_behind(mut self, w: WhenBehind) -> Self {
         self.when_behind = w;
+        self
+    }
+
+    /// Serves the control API (and its dashboard) over every graph it
+    /// starts, as `runtime run --control ADDR` does: control.json in the
+    /// graph's run directory. The app and the API's clients drive the same
+    /// [`Control`] ([`RunningGraph::control`]).
+    pub fn control(mut self, addr: ControlAddr) -> Self {
+        self.control = Some(addr);
         self
     }
 
@@ -136,6 +148,18 @@ impl Runtime {
             ..RunOptions::default()
         };
         let handle = StopHandle::default();
+        let control = Arc::new(Control::new(Arc::new(graph.clone()), handle.clone()));
+        let server = match &self.control {
+            Some(addr) => Some(
+                tokio
+                    .block_on(ControlServer::serve(addr, &opts.run_dir, control.clone()))
+                    .map_err(|e| RecorderError::Failed(format!("the control API: {e:#}")))?,
+            ),
+            None => None,
+        };
+        if let Some(server) = &server {
+            tracing::info!("{}", server.announcement());
+        }
         let mut events = handle.subscribe();
         let status = events::forward(&tokio, &handle, graph.clone());
         let task = {
@@ -145,6 +169,8 @@ impl Runtime {
         let mut running = RunningGraph {
             tokio,
             handle,
+            control,
+            server,
             task: Some(task),
             host,
             status,
@@ -159,6 +185,9 @@ impl Runtime {
 pub struct RunningGraph {
     tokio: tokio::runtime::Runtime,
     handle: StopHandle,
+    /// The recording state (pause, sessions) the app and the control API share.
+    control: Arc<Control>,
+    server: Option<ControlServer>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<RunReport>>>,
     host: Arc<AppHost>,
     status: StatusEvents,
@@ -187,6 +216,17 @@ impl RunningGraph {
                 "{what} on `{node}` (no app-{what} node of that id)"
             ))
         })
+    }
+
+    /// Pause, resume and the recording sessions (start, stop, split,
+    /// chapter) of this graph, as the control API drives them.
+    pub fn control(&self) -> &Control {
+        &self.control
+    }
+
+    /// The control API's URL, when it is served ([`Runtime::control`]).
+    pub fn control_url(&self) -> Option<&str> {
+        self.server.as_ref().map(ControlServer::url)
     }
 
     /// The latest statistics: the status line's numbers, summed and per node.
@@ -227,11 +267,14 @@ impl RunningGraph {
 
     fn join(&mut self) -> Result<RunReport> {
         let task = self.task.take().ok_or(RecorderError::NotRecording)?;
-        match self.tokio.block_on(task) {
-            Ok(Ok(report)) => Ok(report),
-            Ok(Err(e)) => Err(e.into()),
-            Err(e) => Err(RecorderError::Failed(format!("the run's task ended: {e}"))),
+        let result = match self.tokio.block_on(task) {
+            Ok(result) => result,
+            Err(e) => Err(anyhow::anyhow!("the run's task ended: {e}")),
+        };
+        if let Some(server) = self.server.take() {
+            self.tokio.block_on(server.finish_run(&result));
         }
+        result.map_err(RecorderError::from)
     }
 
     /// Returns once every node armed and sources produce; an error with

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub mod claps;
+pub mod control_api;
 pub mod live;
 pub mod media;
 pub mod netns;

@@ -150,7 +150,7 @@ impl Muxer {
 
     /// Takes the file being written out of the state, which becomes Idle
     /// (Stopped stays Stopped).
-    fn take_part(&mut self) -> Option<Part> {
+    fn take_part(&mut self) -> Option<Box<Part>> {
         match std::mem::replace(&mut self.state, Recording::Idle) {
             Recording::Writing { part, .. } => Some(part),
             other => {
@@ -409,7 +409,7 @@ impl Muxer {
         tracing::info!("writing {shown} ({container}): {}", tracks.join(", "));
         self.state = Recording::Writing {
             split: Split::None,
-            part: Part {
+            part: Box::new(Part {
                 index,
                 path,
                 file,
@@ -420,7 +420,7 @@ impl Muxer {
                 payload_bytes: 0,
                 chapters: Vec::new(),
                 session: false,
-            },
+            }),
         };
         self.next_part = index + 1;
         Ok(())

@@ -9,7 +9,9 @@
 //!   (beyond: 503), one request per connection, header timeouts.
 //! - `auth`: the token every request must carry (401 otherwise).
 //! - `routes`: the endpoints; `state`: the recording state the pause and
-//!   resume endpoints keep; `views`: the graph and statistics as JSON.
+//!   resume endpoints keep ([`Control`], which an application embedding the
+//!   runtime drives too); `session`: recording sessions (start, stop,
+//!   split, chapter); `views`: the graph and statistics as JSON.
 //! - `events`: the WebSocket stream (statistics, state changes, the run's
 //!   events, its end).
 //! - `client` and `ctl`: `runtime ctl`.
@@ -36,7 +38,8 @@ mod tests;
 
 pub use addr::{ControlAddr, ControlFile, CONTROL_FILE};
 pub use server::ControlServer;
-pub use state::{Recording, StateView};
+pub use session::{Command, SessionRefusal, SessionState, SessionView};
+pub use state::{Control, Recording, Refusal, StateView};
 
 /// Connections served at once (HTTP requests and WebSockets alike); the
 /// next one is answered 503. A control API has a handful of clients: this

@@ -74,10 +74,21 @@ impl ControlServer {
         graph: Arc<Graph>,
         stop: StopHandle,
     ) -> Result<ControlServer> {
+        ControlServer::serve(addr, run_dir, Arc::new(Control::new(graph, stop))).await
+    }
+
+    /// [`ControlServer::start`] over a [`Control`] others use as well (an
+    /// application embedding the runtime, which drives the same recording
+    /// state the API shows and changes).
+    pub async fn serve(
+        addr: &ControlAddr,
+        run_dir: &Path,
+        control: Arc<Control>,
+    ) -> Result<ControlServer> {
         let token = Arc::new(Token::generate()?);
         std::fs::create_dir_all(run_dir)
             .with_context(|| format!("creating the run directory {}", run_dir.display()))?;
-        let control = Arc::new(Control::new(graph.clone(), stop));
+        let graph = control.graph.clone();
         let stream = Stream::default();
         let api = Api {
             control: control.clone(),

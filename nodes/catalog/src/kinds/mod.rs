@@ -289,6 +289,6 @@ mod tests {
         let e = encode
             .check_update(&testing::defaults(encode), "crf", &json!(20))
             .unwrap_err();
-        assert!(e.contains("no param of video-encode does"), "{e}");
+        assert!(e.contains("of video-encode, only keyframe can"), "{e}");
     }
 }

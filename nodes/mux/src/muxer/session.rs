@@ -231,10 +231,24 @@ impl Split {
 /// Chapter times in the file: milliseconds.
 const CHAPTER_TIME_BASE: (i32, i32) = (1, 1000);
 
+/// The chapter a file's chapters begin with when the first asked for
+/// starts later: an MP4's chapter track plays its chapters back to back
+/// from 0 (a lone chapter at 3 s would read back as 0 to 3 s).
+const FIRST_CHAPTER: &str = "Start";
+
 /// Adds `chapters` to a file about to get its trailer, each ending where
-/// the next begins and the last at `end` (seconds from the file's start).
+/// the next begins and the last at `end` (seconds from the file's start),
+/// after a [`FIRST_CHAPTER`] from 0 when the first begins later.
 pub fn add_chapters(out: &mut Output, chapters: &[Chapter], end: f64) -> Result<()> {
     let ms = |s: f64| (s * 1000.0).round() as i64;
+    let lead = chapters
+        .first()
+        .filter(|c| ms(c.start) > 0)
+        .map(|_| Chapter {
+            start: 0.0,
+            title: FIRST_CHAPTER.into(),
+        });
+    let chapters: Vec<Chapter> = lead.into_iter().chain(chapters.iter().cloned()).collect();
     for (n, c) in chapters.iter().enumerate() {
         let until = chapters.get(n + 1).map_or(end, |next| next.start);
         let (start, until) = (ms(c.start), ms(until).max(ms(c.start)));

@@ -33,7 +33,7 @@ pub(super) enum Recording {
     /// until every input has begun), or after the last was closed.
     Idle,
     /// Writing `part`; `split` says whether it is about to end.
-    Writing { part: Part, split: Split },
+    Writing { part: Box<Part>, split: Split },
     /// `on_limit: stop` reached: nothing more is written.
     Stopped,
 }
