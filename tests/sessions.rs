@@ -107,6 +107,13 @@ fn drive(s: &Scratch, api: &Api) -> Instants {
     wait_for_log(&sync_log, "resumed: ");
     sleep_s(1.0);
     let chapter = command(api, "/api/chapter", Some(json!({"title": "Six"})));
+    // A live param of the encoder on the way: x264 takes a new CRF.
+    let crf = json!({"node": "video-encode", "name": "crf", "value": 30});
+    assert_eq!(api.post("/api/params", Some(crf)).0, 200);
+    wait_for_log(
+        &s.path("run/logs/video-encode.log"),
+        "crf changed: libx264: now crf 30",
+    );
     sleep_s(1.0);
     let split = command(api, "/api/split", None);
     sleep_s(2.0);

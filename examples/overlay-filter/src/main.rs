@@ -11,7 +11,8 @@
 //!
 //! Every raw video frame on input `video` goes out on output `video` with two
 //! lines burned into a black plate: its time on the timeline (`HH:MM:SS.mmm`,
-//! from its pts) and its number (counted from 0). A sender's frame is read
+//! from its pts) and its number (counted from 0), and a third with `text`
+//! when it is set. A sender's frame is read
 //! in place from its shared memory, but not changed there (other nodes may
 //! read it too): it is copied once into a buffer of this node's own pool, and
 //! the text is drawn into that copy.
@@ -23,7 +24,12 @@
 //! - `corner`: `top-left`, `top-right`, `bottom-left` (default) or `bottom-right`
 //! - `scale`: font pixel size, 1..=16 (default 2)
 //! - `margin`: pixels from the frame's edges, 0..=256 (default 8)
+//! - `text`: a line of text under the number (letters, digits, space and
+//!   `:.-!?,'/`; at most 64 characters shown), absent by default
 //!
+//! Every param is live: changed while running (the control API's
+//! `POST /api/params`, `runtime ctl param overlay text "Take 2"`), it
+//! applies from the next frame.
 //! Metric: `frames`.
 
 use std::io::Write as _;
@@ -61,15 +67,26 @@ const PARAMS: &[ParamSpec] = &[
         Corner::NAMES,
         Some(DEFAULT_CORNER.name()),
         "the corner the plate goes in",
-    ),
-    ParamSpec::int("scale", (1, 16), Some(DEFAULT_SCALE), "font pixel size"),
+    )
+    .live(),
+    ParamSpec::int("scale", (1, 16), Some(DEFAULT_SCALE), "font pixel size").live(),
     ParamSpec::int(
         "margin",
         (0, 256),
         Some(DEFAULT_MARGIN),
         "pixels between the plate and the frame's edges",
-    ),
+    )
+    .live(),
+    ParamSpec::text(
+        "text",
+        None,
+        "a line of text under the number (letters, digits, space, `:.-!?,'/`; 64 characters shown)",
+    )
+    .live(),
 ];
+
+/// The longest `text` line drawn.
+const MAX_TEXT: usize = 64;
 
 /// What this node takes, sends and accepts as params.
 static SCHEMA: NodeSchema = NodeSchema::new(
@@ -105,12 +122,12 @@ impl Settings {
         })
     }
 
-    /// The plate's rectangle for `chars` characters on two lines in a
+    /// The plate's rectangle for `chars` characters on `lines` lines in a
     /// `width`×`height` frame: (x, y, w, h), clipped by the canvas if larger.
-    fn plate(&self, chars: usize, width: u32, height: u32) -> (u32, u32, u32, u32) {
+    fn plate(&self, chars: usize, lines: u32, width: u32, height: u32) -> (u32, u32, u32, u32) {
         let s = self.scale;
         let w = font::text_width(chars, s) + 2 * s;
-        let h = 2 * (font::GLYPH_H + 2) * s;
+        let h = lines * (font::GLYPH_H + 2) * s;
         let right = matches!(self.corner, Corner::TopRight | Corner::BottomRight);
         let bottom = matches!(self.corner, Corner::BottomLeft | Corner::BottomRight);
         let x = if right {
@@ -134,6 +151,8 @@ struct Overlay {
     frames: u64,
     clock: Vec<u8>,
     counter: Vec<u8>,
+    /// The `text` line; empty: none.
+    text: Vec<u8>,
 }
 
 impl Overlay {
@@ -169,8 +188,13 @@ impl Overlay {
         write!(self.counter, "{:06}", self.frames)?;
 
         let p = self.settings;
-        let chars = self.clock.len().max(self.counter.len());
-        let (x, y, w, h) = p.plate(chars, frame.width, frame.height);
+        let chars = self
+            .clock
+            .len()
+            .max(self.counter.len())
+            .max(self.text.len());
+        let lines = if self.text.is_empty() { 2 } else { 3 };
+        let (x, y, w, h) = p.plate(chars, lines, frame.width, frame.height);
         let mut canvas = Canvas::new(
             &mut buf,
             frame.format,
@@ -190,12 +214,28 @@ impl Overlay {
             p.scale,
             Rgb::WHITE,
         );
+        if !self.text.is_empty() {
+            font::draw_text(
+                &mut canvas,
+                &self.text,
+                tx,
+                ty + 2 * line,
+                p.scale,
+                Rgb::WHITE,
+            );
+        }
 
         node.send_video("video", frame, buf)?;
         self.frames += 1;
         node.metrics().set("frames", self.frames as f64);
         Ok(())
     }
+}
+
+/// The `text` param as drawn: at most [`MAX_TEXT`] characters.
+fn text_line(params: &Params) -> Vec<u8> {
+    let text = params.0.get("text").and_then(|t| t.as_str()).unwrap_or("");
+    text.bytes().take(MAX_TEXT).collect()
 }
 
 fn run() -> Result<()> {
@@ -208,6 +248,7 @@ fn run() -> Result<()> {
         frames: 0,
         clock: Vec::with_capacity(16),
         counter: Vec::with_capacity(16),
+        text: text_line(node.params()),
     };
     tracing::info!("overlay: {settings:?}");
     while let Some(event) = node.next_event()? {
@@ -221,8 +262,12 @@ fn run() -> Result<()> {
             },
             // Keep going until the input closes (next_event then returns None).
             Event::InputClosed { .. } | Event::Stop => {}
-            Event::ParamUpdate { name, .. } => {
-                tracing::warn!("param `{name}` cannot change while running")
+            // The params already follow the update (checked against SCHEMA).
+            Event::ParamUpdate { name, value, .. } => {
+                overlay.settings =
+                    Settings::from_params(node.params()).context("overlay-filter")?;
+                overlay.text = text_line(node.params());
+                tracing::info!("{name} = {value}: {:?}", overlay.settings);
             }
         }
     }

@@ -45,6 +45,7 @@ fn run() -> Result<()> {
         channels: s.channels,
         wire: WireFormat::of(s.sample_format),
         target_lufs: s.target_lufs,
+        gain_db: s.gain_db,
         true_peak_db: s.true_peak_db,
     };
     let mut norm = Normalizer::new(settings).context("audio-normalize")?;
@@ -89,8 +90,19 @@ fn run() -> Result<()> {
                     }
                 }
             }
-            // No param is mutable: the node API keeps updates from reaching the node.
-            Event::InputClosed { .. } | Event::Stop | Event::ParamUpdate { .. } => {}
+            Event::ParamUpdate { name, value, .. } => {
+                let v = value.as_f64().unwrap_or_default();
+                let done = match name.as_str() {
+                    "target_lufs" => norm.set_target(v),
+                    "gain_db" => norm.set_gain(v),
+                    _ => Err(format!("`{name}` is not live")),
+                };
+                match done {
+                    Ok(()) => tracing::info!("{name} = {v}"),
+                    Err(why) => tracing::warn!("{name} not changed: {why}"),
+                }
+            }
+            Event::InputClosed { .. } | Event::Stop => {}
         }
     }
     let tail = norm.flush().context("audio-normalize")?;

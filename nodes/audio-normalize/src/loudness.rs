@@ -76,6 +76,11 @@ impl LoudnessControl {
         })
     }
 
+    /// A new loudness target: the gain moves toward it at its usual pace.
+    pub fn set_target(&mut self, target_lufs: f64) {
+        self.target = target_lufs;
+    }
+
     /// The gain applied now, in dB.
     pub fn gain_db(&self) -> f64 {
         self.gain_db

@@ -23,6 +23,8 @@ pub struct Settings {
     pub channels: u16,
     pub wire: WireFormat,
     pub target_lufs: Option<f64>,
+    /// A fixed gain before the limiter (dB); `None`: no gain stage.
+    pub gain_db: Option<f64>,
     pub true_peak_db: f64,
 }
 
@@ -35,8 +37,14 @@ pub enum Output<'a> {
     Nothing,
 }
 
+/// The float path: loudness control, gain, limiter.
 struct Loudness {
-    control: LoudnessControl,
+    /// `None` without a loudness target.
+    control: Option<LoudnessControl>,
+    /// The gain asked for and the one applied at the end of the last block
+    /// (linear): a change ramps across one block, without a click.
+    gain: f32,
+    applied: f32,
     limiter: TruePeakLimiter,
     /// Limiter output frames still to drop: its latency, so output sample k is input sample k.
     priming: usize,
@@ -63,14 +71,19 @@ impl Normalizer {
     pub fn new(settings: Settings) -> Result<Normalizer> {
         let layout = default_layout(settings.channels);
         let out_spec = AudioSpec::new(settings.wire.av(), settings.rate, settings.channels, layout);
-        let (work_spec, loudness) = match settings.target_lufs {
-            Some(target) => {
-                let control = LoudnessControl::new(
-                    settings.channels as usize,
-                    settings.rate,
-                    layout,
-                    target,
-                )?;
+        let float_path = settings.target_lufs.is_some() || settings.gain_db.is_some();
+        let (work_spec, loudness) = match float_path {
+            true => {
+                let control = match settings.target_lufs {
+                    Some(target) => Some(LoudnessControl::new(
+                        settings.channels as usize,
+                        settings.rate,
+                        layout,
+                        target,
+                    )?),
+                    None => None,
+                };
+                let gain = db_to_gain(settings.gain_db.unwrap_or(0.0));
                 let limiter = TruePeakLimiter::new(
                     settings.channels as usize,
                     settings.rate,
@@ -87,12 +100,14 @@ impl Normalizer {
                     float,
                     Some(Loudness {
                         control,
+                        gain,
+                        applied: gain,
                         limiter,
                         priming,
                     }),
                 )
             }
-            None => (out_spec, None),
+            false => (out_spec, None),
         };
         Ok(Normalizer {
             settings,
@@ -119,8 +134,39 @@ impl Normalizer {
     pub fn loudness_state(&mut self) -> Option<(f64, f64, f64)> {
         self.loudness.as_mut().map(|l| {
             let limiter_db = 20.0 * (l.limiter.take_min_gain() as f64).log10();
-            (l.control.gain_db(), l.control.loudness(), limiter_db)
+            let (gain, lufs) = l
+                .control
+                .as_ref()
+                .map_or((0.0, f64::NEG_INFINITY), |c| (c.gain_db(), c.loudness()));
+            (gain + 20.0 * (l.gain as f64).log10(), lufs, limiter_db)
         })
+    }
+
+    /// A new loudness target while running; only where the node started
+    /// with one (the float path is chosen at the start).
+    pub fn set_target(&mut self, target_lufs: f64) -> Result<(), String> {
+        match self.loudness.as_mut().and_then(|l| l.control.as_mut()) {
+            Some(c) => {
+                c.set_target(target_lufs);
+                Ok(())
+            }
+            None => Err(
+                "started without target_lufs: loudness normalization cannot begin while running"
+                    .into(),
+            ),
+        }
+    }
+
+    /// A new gain while running; only where the node started with
+    /// `gain_db` or `target_lufs` set (the float path).
+    pub fn set_gain(&mut self, gain_db: f64) -> Result<(), String> {
+        match self.loudness.as_mut() {
+            Some(l) => {
+                l.gain = db_to_gain(gain_db);
+                Ok(())
+            }
+            None => Err("started without gain_db or target_lufs: samples pass untouched, a gain cannot begin while running".into()),
+        }
     }
 
     /// Takes one input frame.
@@ -245,7 +291,11 @@ impl Normalizer {
                 for (f, b) in floats.iter_mut().zip(self.work.chunks_exact(4)) {
                     *f = f32::from_ne_bytes([b[0], b[1], b[2], b[3]]);
                 }
-                l.control.process(floats)?;
+                if let Some(c) = l.control.as_mut() {
+                    c.process(floats)?;
+                }
+                ramp_gain(floats, ch, l.applied, l.gain);
+                l.applied = l.gain;
                 l.limiter.process(floats);
                 let skip = l.priming.min(n);
                 l.priming -= skip;
@@ -293,6 +343,25 @@ impl Normalizer {
     }
 }
 
+fn db_to_gain(db: f64) -> f32 {
+    10f64.powf(db / 20.0) as f32
+}
+
+/// Multiplies interleaved `io` by a gain going from `from` to `to` across it.
+fn ramp_gain(io: &mut [f32], channels: usize, from: f32, to: f32) {
+    if from == 1.0 && to == 1.0 {
+        return;
+    }
+    let frames = (io.len() / channels).max(1);
+    let step = (to - from) / frames as f32;
+    for (i, frame) in io.chunks_exact_mut(channels).enumerate() {
+        let g = from + step * (i + 1) as f32;
+        for v in frame {
+            *v *= g;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,6 +375,7 @@ mod tests {
             channels: 2,
             wire: WireFormat::from_param(wire).unwrap(),
             target_lufs: target,
+            gain_db: None,
             true_peak_db: -1.0,
         }
     }
@@ -394,6 +464,30 @@ mod tests {
             .map(|c| m.true_peak(c).unwrap())
             .fold(0.0, f64::max);
         (m.loudness_global().unwrap(), 20.0 * tp.log10())
+    }
+
+    #[test]
+    fn a_gain_changes_while_running_and_only_on_the_float_path() {
+        let mut plain = Normalizer::new(settings("f32", None)).unwrap();
+        assert!(plain.set_gain(-20.0).unwrap_err().contains("cannot begin"));
+        assert!(plain
+            .set_target(-23.0)
+            .unwrap_err()
+            .contains("cannot begin"));
+        let mut s = settings("f32", None);
+        s.gain_db = Some(0.0);
+        let mut n = Normalizer::new(s).unwrap();
+        let input = sine(48_000, 2, 1.0, 0.5);
+        let (before, _) = run(&mut n, &input, 2, 48_000, 1024);
+        n.set_gain(-20.0).unwrap();
+        let (after, _) = run(&mut n, &input, 2, 48_000, 1024);
+        let (loud, _) = loudness(&before[48_000..], 2, 48_000);
+        // The first block ramps down; the rest is 20 dB lower.
+        let (quiet, _) = loudness(&after[2 * 2048..], 2, 48_000);
+        assert!(
+            (loud - quiet - 20.0).abs() < 0.1,
+            "{loud} then {quiet} LUFS"
+        );
     }
 
     #[test]

@@ -73,8 +73,12 @@ fn run() -> Result<()> {
                 composer.pairing.close(i);
                 composer.drain(&mut node)?;
             }
-            // No param is mutable: the node API keeps updates from reaching the node.
-            Event::Stop | Event::ParamUpdate { .. } => {}
+            // The layout params: the node's params already follow the update.
+            Event::ParamUpdate { name, .. } => match relayout(&node, &mut composer) {
+                Ok(layout) => tracing::info!("{name} changed: now {layout}"),
+                Err(e) => tracing::warn!("{name} not applied: {e:#}"),
+            },
+            Event::Stop => {}
         }
     }
     composer.pairing.close_all();
@@ -88,6 +92,18 @@ fn run() -> Result<()> {
         composer.late_dropped
     );
     node.finish()
+}
+
+/// Lays the tiles out anew from the node's params (a live layout change);
+/// the next frame composed uses them. Returns the new layout's description.
+fn relayout(node: &Node, composer: &mut Composer) -> Result<String> {
+    let settings = Settings::from_node(node)?;
+    let inputs = composer.inputs.len();
+    let areas = layout::areas(settings.layout, inputs, settings.width, settings.height)?;
+    let described = describe(settings.layout);
+    composer.settings = settings;
+    composer.areas = areas;
+    Ok(described)
 }
 
 struct Settings {

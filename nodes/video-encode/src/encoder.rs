@@ -12,7 +12,7 @@ use node_media::packet::{codec_params_from, from_ffmpeg};
 use node_media::video::{LentFrame, Planes, PlanesMut, Scaler};
 
 use crate::hw::{quietly, Vaapi};
-use crate::settings::{plan, CodecExt, HwAccel, Settings};
+use crate::settings::{plan, CodecExt, HwAccel, RateControl, Settings};
 
 /// Frames the encoder may still hold when a new one is written: a few are
 /// kept so an encoder keeping a reference never makes us wait or allocate.
@@ -21,7 +21,9 @@ const FRAME_RING: usize = 4;
 const CAPTURE_RING: usize = 1024;
 
 pub struct VideoEncoder {
-    encoder: ff::encoder::video::Encoder,
+    pub(crate) encoder: ff::encoder::video::Encoder,
+    /// The rate control in force (see `retune.rs`).
+    pub(crate) rate: RateControl,
     /// The FFmpeg encoder actually used, e.g. `libx264`.
     pub name: &'static str,
     codec_name: &'static str,
@@ -467,6 +469,7 @@ fn open_as(
     let sw_pixel = if vaapi.is_some() { Pixel::NV12 } else { pixel };
     Ok(VideoEncoder {
         encoder,
+        rate: settings.rate,
         name,
         codec_name: settings.codec.stream_name(),
         speed_name: settings.speed.name(),

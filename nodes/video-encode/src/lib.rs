@@ -12,6 +12,7 @@
 mod encoder;
 mod hw;
 mod overload;
+mod retune;
 mod settings;
 
 use std::time::Instant;
@@ -31,7 +32,7 @@ pub fn main(_args: &[String]) {
 fn run() -> Result<()> {
     let mut node = Node::init()?;
     node_media::init()?;
-    let settings = Settings::from_params(node.params())?;
+    let mut settings = Settings::from_params(node.params())?;
     // No output pool: packets are copied into their messages (`send_packet`),
     // so none of this node's memory is locked for them.
     let mut encoder: Option<VideoEncoder> = None;
@@ -131,9 +132,24 @@ fn run() -> Result<()> {
                     enc.keyframe_from(at_ns);
                 }
             }
-            // Drain until upstream closes. The node API keeps updates of
-            // params that are not live from reaching the node.
-            Event::Stop | Event::ParamUpdate { .. } => {}
+            // `crf` or `bitrate`: the params already follow the update.
+            Event::ParamUpdate { name, .. } => {
+                let wanted = Settings::from_params(node.params())?;
+                let outcome = match encoder.as_mut() {
+                    Some(enc) => enc.retune(wanted.rate),
+                    None => Ok("before the first frame: the encoder opens with it".into()),
+                };
+                match outcome {
+                    Ok(done) => {
+                        tracing::info!("{name} changed: {done}");
+                        settings.rate = wanted.rate;
+                        current.rate = wanted.rate;
+                    }
+                    Err(why) => tracing::warn!("{name} not changed: {why}"),
+                }
+            }
+            // Drain until upstream closes.
+            Event::Stop => {}
         }
     }
     if let Some(enc) = encoder.as_mut() {

@@ -16,6 +16,8 @@ pub struct Settings {
     pub sample_format: SampleFormat,
     /// LUFS; `None`: no loudness normalization.
     pub target_lufs: Option<f64>,
+    /// dB.
+    pub gain_db: Option<f64>,
     pub true_peak_db: f64,
 }
 
@@ -26,6 +28,7 @@ impl Default for Settings {
             channels: common::DEFAULT_CHANNELS,
             sample_format: common::DEFAULT_SAMPLE_FORMAT,
             target_lufs: None,
+            gain_db: None,
             true_peak_db: DEFAULT_TRUE_PEAK_DB,
         }
     }
@@ -39,6 +42,7 @@ impl Settings {
             channels: r.int("channels", common::DEFAULT_CHANNELS.into())? as u16,
             sample_format: r.choice("sample_format", common::DEFAULT_SAMPLE_FORMAT)?,
             target_lufs: r.float_opt("target_lufs")?,
+            gain_db: r.float_opt("gain_db")?,
             true_peak_db: r.float("true_peak_db", DEFAULT_TRUE_PEAK_DB)?,
         })
     }
@@ -52,7 +56,8 @@ const PARAMS: &[ParamSpec] = &[
     common::sample_rate("output sample rate"),
     common::channels("output channel count"),
     common::sample_format("output sample format (interleaved); s24 travels as s32 with the low byte zero"),
-    ParamSpec::float("target_lufs", (-70.0, -5.0), None, "loudness target in LUFS: a gain follows the short-term loudness over seconds; absent: no loudness normalization"),
+    ParamSpec::float("target_lufs", (-70.0, -5.0), None, "loudness target in LUFS: a gain follows the short-term loudness over seconds; absent: no loudness normalization. Live when the node started with one").live(),
+    ParamSpec::float("gain_db", (-60.0, 24.0), None, "a fixed gain in dB before the limiter (after loudness normalization), ramped over one block when it changes; absent: no gain stage (samples pass untouched where nothing else changes them). Live when the node started with it or with target_lufs").live(),
     ParamSpec::float("true_peak_db", (-12.0, 0.0), Some(DEFAULT_TRUE_PEAK_DB), "true-peak ceiling of the limiter in dBTP"),
 ];
 

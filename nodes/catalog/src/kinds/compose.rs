@@ -84,14 +84,14 @@ fn rules(p: &Params) -> Vec<Problem> {
 }
 
 const PARAMS: &[ParamSpec] = &[
-    ParamSpec::choice("layout", Layout::NAMES, Some(DEFAULT_LAYOUT.name()), "`grid`: equal tiles in graph order; `pip`: the first input fills the frame, the others are insets"),
+    ParamSpec::choice("layout", Layout::NAMES, Some(DEFAULT_LAYOUT.name()), "`grid`: equal tiles in graph order; `pip`: the first input fills the frame, the others are insets").live(),
     common::width("output width"),
     common::height("output height"),
     common::pixel_format("output pixel format"),
-    ParamSpec::int("columns", (0, 8), Some(DEFAULT_COLUMNS as i64), "grid columns; 0: the smallest square grid that holds every input (2x2 for 3 or 4)"),
-    ParamSpec::float("pip_size", (0.05, 0.5), Some(DEFAULT_PIP_SIZE), "pip: inset width as a fraction of the output width"),
-    ParamSpec::choice("pip_corner", Corner::NAMES, Some(DEFAULT_PIP_CORNER.name()), "pip: the corner the insets stack from"),
-    ParamSpec::int("pip_margin", (0, 1024), Some(DEFAULT_PIP_MARGIN as i64), "pip: pixels between the insets and the frame's edges"),
+    ParamSpec::int("columns", (0, 8), Some(DEFAULT_COLUMNS as i64), "grid columns; 0: the smallest square grid that holds every input (2x2 for 3 or 4)").live(),
+    ParamSpec::float("pip_size", (0.05, 0.5), Some(DEFAULT_PIP_SIZE), "pip: inset width as a fraction of the output width").live(),
+    ParamSpec::choice("pip_corner", Corner::NAMES, Some(DEFAULT_PIP_CORNER.name()), "pip: the corner the insets stack from").live(),
+    ParamSpec::int("pip_margin", (0, 1024), Some(DEFAULT_PIP_MARGIN as i64), "pip: pixels between the insets and the frame's edges").live(),
     ParamSpec::int("max_held", (1, 64), Some(DEFAULT_MAX_HELD as i64), "frames held per input while waiting for the others; beyond it a frame goes out with the late inputs' last frames"),
 ];
 

@@ -287,8 +287,11 @@ mod tests {
             .contains("no param `gain`"));
         let encode = kind("video-encode").unwrap();
         let e = encode
-            .check_update(&testing::defaults(encode), "crf", &json!(20))
+            .check_update(&testing::defaults(encode), "quality", &json!("high"))
             .unwrap_err();
-        assert!(e.contains("of video-encode, only keyframe can"), "{e}");
+        assert!(
+            e.contains("of video-encode, only crf, bitrate, keyframe can"),
+            "{e}"
+        );
     }
 }
