@@ -334,3 +334,49 @@ fn control_file_exists(runs: &Path) -> bool {
         .unwrap()
         .any(|e| e.unwrap().path().join("control.json").exists())
 }
+
+/// A mux killed during a session is restarted recording (the live param
+/// `recording: true` it was given), not in the standby its graph says: the
+/// session goes on in the next numbered file, and its stop still lands.
+#[test]
+fn a_session_goes_on_across_a_restart_of_the_mux() {
+    require_ffmpeg();
+    let s = Scratch::new();
+    let path = s.graph("sessions.yaml", &graph("take.mp4"));
+    let mut run = LiveRun::start(&s, &path, &["--control"]);
+    run.wait_for("control API: http://127.0.0.1:");
+    let api = Api::from_file(&s.path("run/control.json"));
+    wait_for_log(&s.path("run/logs/sync.log"), "common start fixed");
+    command(&api, "/api/start", None);
+    let writing = |state: &Value| state["session"]["mux"]["mux"]["files"] == 1;
+    wait_until("the first file", || api.get("/api/state"), writing);
+    sleep_s(1.0);
+    let old = run.kill_node("node-mux");
+    graph_tests::live::wait_for_restart(&run, "node-mux", old);
+    // The restarted mux reports recording (standby would say stopped).
+    let recording = |state: &Value| {
+        let mux = &state["session"]["mux"]["mux"];
+        mux["reported"] == "recording" && mux["files"] == 1
+    };
+    wait_until(
+        "the restarted mux recording",
+        || api.get("/api/state"),
+        recording,
+    );
+    // Its file open (its log's `writing PATH (mp4): video ...`).
+    wait_for_log(&s.path("run/logs/mux.log"), "take-001.mp4 (mp4): video");
+    sleep_s(1.0);
+    command(&api, "/api/stop", None);
+    let stopped = |state: &Value| state["session"]["mux"]["mux"]["reported"] == "stopped";
+    wait_until("the stop", || api.get("/api/state"), stopped);
+    assert_eq!(api.post("/api/shutdown", None).0, 200);
+    let result = run.finish();
+    result.assert_ok();
+    let report: RunReport = serde_json::from_value(result.report().clone()).unwrap();
+    assert_eq!(report.nodes["mux"].restarts, 1);
+    for file in ["take.mp4", "take-001.mp4"] {
+        let path = s.path(file);
+        assert_eq!(decode_errors(&path), "", "{file}");
+        assert!(probe(&path).unwrap().video[0].frames() > 10, "{file}");
+    }
+}

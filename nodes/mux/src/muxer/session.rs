@@ -81,8 +81,10 @@ impl Muxer {
                 }
                 Outcome::Done
             }
-            Recording::Idle if self.start_at.is_some() => {
-                // Started but not yet begun: back to standby, nothing written.
+            Recording::Idle => {
+                // Recording but no file open yet (a start waiting for its
+                // keyframe, a restarted mux joining the streams): back to
+                // standby, nothing written.
                 for t in &mut self.tracks {
                     self.skipped += t.held.len() as u64;
                     t.held.clear();
