@@ -10,6 +10,8 @@
 //! - `auth`: the token every request must carry (401 otherwise).
 //! - `routes`: the endpoints; `state`: the recording state the pause and
 //!   resume endpoints keep; `views`: the graph and statistics as JSON.
+//! - `snapshot` and `jpeg`: a frame of a raw-video output as a JPEG;
+//!   `dashboard`: the web page at `/` (files in `dashboard/`).
 //! - `events`: the WebSocket stream (statistics, state changes, the run's
 //!   events, its end).
 //! - `client` and `ctl`: `runtime ctl`.
@@ -24,9 +26,12 @@ mod addr;
 mod auth;
 mod client;
 pub mod ctl;
+mod dashboard;
 mod events;
+mod jpeg;
 mod routes;
 mod server;
+mod snapshot;
 mod state;
 mod views;
 
