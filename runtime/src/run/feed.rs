@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 /// The runtime's session and the run's id (the keys are derived from it).
 #[derive(Clone)]
-pub struct Tap {
+pub(crate) struct Tap {
     pub session: zenoh::Session,
     pub run_id: String,
 }

@@ -44,7 +44,7 @@ use tokio::sync::mpsc;
 use crate::graph::Graph;
 use links::Links;
 // Named here for `hang`, which knows them as `super::…`.
-pub use feed::Tap;
+pub(crate) use feed::Tap;
 pub use hosted::{needs_host, Host, HostedEnd, NodeHost};
 pub use live::{LiveStats, NodeFigures, Phase, RunEvent};
 use process::{NodeState, Supervised};
@@ -164,7 +164,7 @@ impl StopHandle {
 
     /// The runtime's session and run id while the run's links are open
     /// (for a snapshot of a frame); `None` before and after.
-    pub fn tap(&self) -> Option<Tap> {
+    pub(crate) fn tap(&self) -> Option<Tap> {
         self.feed.tap()
     }
 
