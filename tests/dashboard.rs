@@ -3,6 +3,8 @@
 //! the URL the runtime prints, and driven by tests/browser/dashboard.mjs
 //! (playwright-core): every node shown, numbers that change, pause and
 //! resume pressed and shown, the program preview, a snapshot, a screenshot.
+//! And snapshots taken back to back of a no-drop stream (sources faster
+//! than real time) make it neither drop nor lose a frame.
 //!
 //! Needs Node.js, Chromium and tests/browser/node_modules, which
 //! `scripts/setup --test` installs; without them it says SKIPPED and
@@ -203,4 +205,76 @@ fn the_dashboard_shows_a_live_graph_and_pauses_and_resumes_it() {
     for node in NODES {
         assert_eq!(result.node(node)["lost"], 0, "node {node} lost messages");
     }
+}
+
+/// Takes snapshots of `source` over HTTP until the run's server is gone:
+/// how many were JPEGs.
+fn snapshot_until_the_end(url: &str, token: &str, source: &str) -> u32 {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(60)))
+        .build()
+        .into();
+    let mut taken = 0;
+    loop {
+        let request = agent
+            .get(format!("{url}/api/snapshot?node={source}&width=64"))
+            .header("Authorization", format!("Bearer {token}"));
+        let Ok(mut response) = request.call() else {
+            return taken;
+        };
+        let jpeg = response
+            .headers()
+            .get("content-type")
+            .is_some_and(|t| t == "image/jpeg");
+        let body = response.body_mut().read_to_vec().unwrap_or_default();
+        if response.status() == 200 && jpeg && body.starts_with(&[0xff, 0xd8]) {
+            taken += 1;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn snapshots_do_not_make_a_no_drop_stream_drop_or_lose_frames() {
+    require_ffmpeg();
+    let s = Scratch::new();
+    // Sources as fast as the graph takes frames: every stream is no-drop,
+    // its queues block instead of dropping.
+    let yaml = recording_with(
+        160,
+        120,
+        "{ speed: ultrafast }",
+        "",
+        ", realtime: false",
+        "",
+    );
+    let path = s.graph("no-drop.yaml", &yaml);
+    let mut run = LiveRun::start(&s, &path, &["--control", "--duration", "6"]);
+    run.wait_for("dashboard: http://127.0.0.1:");
+    let file: Value =
+        serde_json::from_slice(&std::fs::read(s.path("run/control.json")).unwrap()).unwrap();
+    let (url, token) = (
+        file["url"].as_str().unwrap(),
+        file["token"].as_str().unwrap(),
+    );
+    let taken = snapshot_until_the_end(url, token, "camera");
+    let result = run.finish();
+    result.assert_ok();
+    assert!(taken >= 3, "{taken} snapshots of camera/video");
+    for node in NODES {
+        let n = result.node(node);
+        assert_eq!(
+            (&n["dropped"], &n["lost"]),
+            (&0.into(), &0.into()),
+            "{node}: {n}"
+        );
+    }
+    let sent = &result.node("camera")["frames_out"];
+    assert_eq!(
+        sent,
+        &result.node("video-normalize")["frames_in"],
+        "every frame arrived"
+    );
+    eprintln!("{taken} snapshots; camera sent {sent} frames, all received");
 }
