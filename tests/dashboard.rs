@@ -139,6 +139,23 @@ fn assert_page(report: &Value) {
     assert_eq!(report["pageErrors"], serde_json::json!([]), "script errors");
 }
 
+/// Stop is off exactly where the server's `POST /api/stop` ends the run
+/// (it lists no `POST /api/shutdown`).
+fn assert_stop_guarded(control: &Value, report: &Value) {
+    let url = format!("{}/api", control["url"].as_str().unwrap());
+    let bearer = format!("Bearer {}", control["token"].as_str().unwrap());
+    let mut response = ureq::get(&url)
+        .header("Authorization", &bearer)
+        .call()
+        .unwrap();
+    let api: Value = serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap();
+    let sessions = api["endpoints"]
+        .as_array()
+        .unwrap()
+        .contains(&Value::from("POST /api/shutdown"));
+    assert_eq!(report["stopOff"], !sessions, "{api}");
+}
+
 /// The snapshot the page fetched is a 320×240 MJPEG picture.
 fn assert_snapshot(s: &Scratch, report: &Value) {
     assert_eq!(report["snapshot"]["status"], 200, "{report}");
@@ -197,6 +214,7 @@ fn the_dashboard_shows_a_live_graph_and_pauses_and_resumes_it() {
     );
     let report = drive_dashboard(&s, &url);
     assert_page(&report);
+    assert_stop_guarded(&file, &report);
     assert_snapshot(&s, &report);
     assert_png(&s.path("dashboard.png"));
     run.signal_runtime(libc::SIGINT);

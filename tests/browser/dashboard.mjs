@@ -98,6 +98,7 @@ async function drive(page) {
   const paused = await pressAndWait(page, "pause", "paused");
   const resumed = await pressAndWait(page, "resume", "running");
   const controlMessage = await page.textContent("#control-message");
+  const stopOff = await page.$eval("#btn-stop", (b) => b.disabled);
   const snapshot = await fetchSnapshot(page);
   const preview = await page.$eval("#preview",
     (img) => ({ width: img.naturalWidth, frames: Number(img.dataset.frames) }));
@@ -105,7 +106,7 @@ async function drive(page) {
   const levels = await page.$$eval("#levels [data-level-node]",
     (els) => els.map((e) => ({ node: e.dataset.levelNode, peak: Number(e.dataset.peak) })));
   await page.screenshot({ path: args.screenshot, fullPage: true });
-  return { shown, rows, edges, first, second, paused, resumed, controlMessage, snapshot,
+  return { shown, rows, edges, first, second, paused, resumed, controlMessage, stopOff, snapshot,
     preview, avOffset, levels, screenshot: args.screenshot };
 }
 

@@ -354,11 +354,22 @@ function onMessage(message) {
   }
 }
 
+/// On a server without recording sessions (no `POST /api/shutdown`),
+/// `POST /api/stop` ends the whole run: its button stays off there.
+async function guardStop() {
+  const { endpoints = [] } = await api("GET", "/api");
+  if (endpoints.includes("POST /api/shutdown")) return;
+  const stop = $("btn-stop");
+  stop.disabled = true;
+  stop.title = "this server's POST /api/stop ends the run, not a recording session";
+}
+
 async function start() {
   document.querySelectorAll("#controls button").forEach((b) => {
     b.addEventListener("click", () => press(b.dataset.action));
   });
   try {
+    await guardStop();
     const graph = await api("GET", "/api/graph");
     view.nodes = graph.nodes;
     setText($("graph-name"), graph.name);
