@@ -311,7 +311,11 @@ async function refreshPreview() {
   try {
     const response = await fetch(`/api/snapshot?width=480`,
       { headers: { Authorization: `Bearer ${token}` }, cache: "no-store" });
-    if (!response.ok) throw new Error(`${response.status}: ${(await response.json()).error}`);
+    if (!response.ok) {
+      const err = new Error(`${response.status}: ${(await response.json()).error}`);
+      err.status = response.status;
+      throw err;
+    }
     const url = URL.createObjectURL(await response.blob());
     const old = img.src;
     img.src = url;
@@ -319,7 +323,11 @@ async function refreshPreview() {
     img.dataset.frames = Number(img.dataset.frames) + 1;
     setText($("preview-status"), "");
   } catch (e) {
-    setText($("preview-status"), `preview: ${e.message}`);
+    // A paused sync sends nothing: its feed has no new frame to show.
+    const paused = e.status === 504 && $("recording").dataset.state === "paused";
+    setText($("preview-status"), paused
+      ? "paused: the program feed sends nothing; its last frame is shown"
+      : `preview: ${e.message}`);
   }
   setTimeout(refreshPreview, PREVIEW_EVERY_MS);
 }
