@@ -97,15 +97,16 @@ impl LiveRun {
         }
     }
 
-    /// Waits for a stderr line containing `text` (panics if the run ends first).
-    pub fn wait_for(&mut self, text: &str) {
+    /// Waits for a stderr line containing `text` (panics if the run ends
+    /// first); the line.
+    pub fn wait_for(&mut self, text: &str) -> String {
         loop {
             match self.lines.recv_timeout(Duration::from_secs(120)) {
                 Ok(line) => {
                     let found = line.contains(text);
-                    self.stderr.push(line);
+                    self.stderr.push(line.clone());
                     if found {
-                        return;
+                        return line;
                     }
                 }
                 Err(_) => panic!("no `{text}` on stderr; so far:\n{}", self.stderr.join("\n")),

@@ -56,8 +56,8 @@ mod updates;
 pub use config::{InputConfig, NodeConfig, OutputConfig, Policy, TransportConfig, CONFIG_ENV};
 pub use describe::{describe_if_requested, NodeSchema, DESCRIBE_ARG};
 pub use message::{
-    end_of_stream_attachment, AudioFrame, CodecParams, EncodedPacket, Header, MediaKind, Message,
-    Payload, PixelFormat, PlaneLayout, SampleFormat, TimeBase, VideoFrame,
+    end_of_stream_attachment, header_of_attachment, AudioFrame, CodecParams, EncodedPacket, Header,
+    MediaKind, Message, Payload, PixelFormat, PlaneLayout, SampleFormat, TimeBase, VideoFrame,
 };
 pub use node::{Event, Node};
 /// The catalog's types, for a custom node's schema and its typed settings

@@ -339,6 +339,12 @@ pub fn end_of_stream_attachment() -> Vec<u8> {
     .encode()
 }
 
+/// The header of a message as it travels in its attachment, for a reader
+/// outside a node (the runtime's snapshots); `None` for anything else.
+pub fn header_of_attachment(attachment: &[u8]) -> Option<Header> {
+    Envelope::decode(attachment).ok().map(|e| e.header)
+}
+
 /// The bytes of a received message. Over shared memory this is a view of the
 /// sender's buffer: no copy is made until [`Payload::as_slice`] has to join
 /// fragments (which only happens for data that came over a network link);
@@ -435,5 +441,7 @@ mod tests {
         let back = Envelope::decode(&env.encode()).unwrap();
         assert_eq!(back.seq, 7);
         assert_eq!(back.header, env.header);
+        assert_eq!(header_of_attachment(&env.encode()), Some(env.header));
+        assert_eq!(header_of_attachment(b""), None);
     }
 }

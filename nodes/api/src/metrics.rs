@@ -125,6 +125,11 @@ metric_names! {
     LOUDNESS_LUFS = "loudness_lufs" by ["audio-normalize"];
     /// The smallest gain the limiter applied lately, dB.
     LIMITER_DB = "limiter_db" by ["audio-normalize"];
+    /// The peak level of the audio sent, over every channel, in the last
+    /// half second of audio, dBFS (silence: -100); for level meters.
+    LEVEL_PEAK_DBFS = "level_peak_dbfs" by ["audio-normalize"];
+    /// The RMS level of the same half second, dBFS (silence: -100).
+    LEVEL_RMS_DBFS = "level_rms_dbfs" by ["audio-normalize"];
 
     /// 100 when picture and sound are together, down to 0 at 40 ms or more
     /// apart.

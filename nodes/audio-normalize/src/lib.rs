@@ -3,6 +3,7 @@
 //! (EBU R128) under a true-peak ceiling. Frames already in the output format
 //! are forwarded without a copy.
 
+mod level;
 mod limiter;
 mod loudness;
 mod normalizer;
@@ -11,6 +12,7 @@ use anyhow::{Context, Result};
 use node_api::{metrics, Event, Header, Node};
 use node_media::audio::WireFormat;
 
+use level::LevelMeter;
 use normalizer::{Normalizer, Output, Settings};
 
 /// Entry point, with the arguments after the kind (none are taken).
@@ -33,6 +35,21 @@ fn send(node: &mut Node, out: Output<'_>, input: Option<&node_api::Payload>) -> 
             node.send_audio("audio", header, buf)
         }
         Output::Nothing => Ok(()),
+    }
+}
+
+/// Feeds what is sent (`input` when forwarded) to the level meter; its
+/// level goes into the metrics every half second of audio.
+fn measure(node: &mut Node, meter: &mut LevelMeter, out: &Output<'_>, input: &[u8]) {
+    let level = match out {
+        Output::Forward(header) => meter.add(header, input),
+        Output::Converted(header, data) => meter.add(header, data),
+        Output::Nothing => None,
+    };
+    if let Some(level) = level {
+        node.metrics()
+            .set(metrics::LEVEL_PEAK_DBFS, level.peak_dbfs);
+        node.metrics().set(metrics::LEVEL_RMS_DBFS, level.rms_dbfs);
     }
 }
 
@@ -65,6 +82,7 @@ fn run() -> Result<()> {
     );
 
     let (mut frames_in, mut forwarded, mut warned) = (0u64, 0u64, false);
+    let mut meter = LevelMeter::default();
     while let Some(event) = node.next_event()? {
         match event {
             Event::Input { input, message } => {
@@ -77,6 +95,7 @@ fn run() -> Result<()> {
                 };
                 let data = message.payload.as_slice();
                 let out = norm.process(h, &data).context("audio-normalize")?;
+                measure(&mut node, &mut meter, &out, &data);
                 if matches!(out, Output::Forward(_)) {
                     forwarded += 1;
                 }

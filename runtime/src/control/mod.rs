@@ -12,6 +12,8 @@
 //!   resume endpoints keep ([`Control`], which an application embedding the
 //!   runtime drives too); `session`: recording sessions (start, stop,
 //!   split, chapter); `views`: the graph and statistics as JSON.
+//! - `snapshot` and `jpeg`: a frame of a raw-video output as a JPEG;
+//!   `dashboard`: the web page at `/` (files in `dashboard/`).
 //! - `events`: the WebSocket stream (statistics, state changes, the run's
 //!   events, its end).
 //! - `client` and `ctl`: `runtime ctl`.
@@ -26,10 +28,13 @@ mod addr;
 mod auth;
 mod client;
 pub mod ctl;
+mod dashboard;
 mod events;
+mod jpeg;
 mod routes;
 mod server;
 mod session;
+mod snapshot;
 mod state;
 mod views;
 

@@ -2,9 +2,11 @@
 //! `{"error": "...", ...}` with a status saying what kind (400 the request,
 //! 401 the token, 404 the path, 405 the method, 409 the run's state).
 //!
-//! Routes to come (recording sessions in the mux, snapshots, a dashboard)
-//! go in [`router`] beside these: under `/api/` for JSON, anything else for
-//! pages; the token check in front covers them all.
+//! Two answers are not JSON: `GET /` is the dashboard (HTML, see
+//! `dashboard`) and `GET /api/snapshot` a JPEG (see `snapshot`); their
+//! errors are JSON like the others. Routes go in [`router`]: under `/api/`
+//! for the API, anything else for pages; the token check in front covers
+//! them all.
 
 use std::sync::Arc;
 
@@ -27,6 +29,7 @@ use super::server::ConnectionSlot;
 use super::session::Command;
 use super::state::{Control, Refusal, StateView};
 use super::views::StatsView;
+use super::{dashboard, snapshot};
 
 /// What every handler gets.
 #[derive(Clone)]
@@ -40,6 +43,7 @@ const MAX_BODY: usize = 64 * 1024;
 
 /// The endpoints, as `GET /api` lists them.
 const ENDPOINTS: &[&str] = &[
+    "GET / (the dashboard, HTML)",
     "GET /api/graph",
     "GET /api/stats",
     "GET /api/state",
@@ -52,6 +56,7 @@ const ENDPOINTS: &[&str] = &[
     "POST /api/shutdown",
     "POST /api/params",
     "GET /api/events (WebSocket)",
+    "GET /api/snapshot?node=N&output=O&width=W (image/jpeg)",
 ];
 
 pub fn router(api: Api, token: Arc<Token>) -> Router {
@@ -60,6 +65,7 @@ pub fn router(api: Api, token: Arc<Token>) -> Router {
             "/api",
             get(|| async { Json(json!({ "endpoints": ENDPOINTS })) }),
         )
+        .route("/", get(dashboard::page))
         .route("/api/graph", get(graph))
         .route("/api/stats", get(stats))
         .route("/api/state", get(state))
@@ -72,6 +78,7 @@ pub fn router(api: Api, token: Arc<Token>) -> Router {
         .route("/api/shutdown", post(shutdown))
         .route("/api/params", post(params))
         .route("/api/events", get(event_stream))
+        .route("/api/snapshot", get(snapshot::handler))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(MAX_BODY))

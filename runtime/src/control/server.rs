@@ -55,6 +55,8 @@ pub struct ConnectionSlot(#[allow(dead_code)] Arc<OwnedSemaphorePermit>);
 /// A control API serving a run, from its start to [`ControlServer::finish`].
 pub struct ControlServer {
     url: String,
+    /// `URL/?token=TOKEN` (none on a unix socket: no browser opens one).
+    dashboard: Option<String>,
     /// Reachable from other machines (an address given explicitly).
     exposed: bool,
     file: PathBuf,
@@ -120,7 +122,11 @@ impl ControlServer {
             graph: graph.name.clone(),
         }
         .write(run_dir)?;
+        let dashboard = socket
+            .is_none()
+            .then(|| format!("{url}/?token={}", token.as_str()));
         Ok(ControlServer {
+            dashboard,
             url,
             exposed: addr.is_exposed(),
             file,
@@ -147,13 +153,18 @@ impl ControlServer {
         &self.file
     }
 
-    /// Where it is and where its token is, for the console.
+    /// Where it is and where its token is, for the console; over TCP also
+    /// the dashboard's address, token included, to open in a browser (the
+    /// console is its user's, like control.json).
     pub fn announcement(&self) -> String {
         let mut text = format!(
             "control API: {} (token in {})",
             self.url,
             self.file.display()
         );
+        if let Some(url) = &self.dashboard {
+            text += &format!("\ndashboard: {url}");
+        }
         if self.exposed {
             text += "\ncontrol API: reachable from other machines; every request needs the token";
         }

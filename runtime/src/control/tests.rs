@@ -399,3 +399,38 @@ async fn a_unix_socket_serves_its_owner_only() {
     s.server.finish(0, None).await;
     assert!(!path.exists() && !control.exists());
 }
+
+#[tokio::test]
+async fn the_dashboard_is_behind_the_token_too() {
+    let s = serve(graph(true)).await;
+    let get = |query: &str| format!("GET /{query} HTTP/1.1\r\nhost: x\r\n\r\n");
+    let (code, body) = s.raw(&get("")).await;
+    assert_eq!(code, 401, "{body}");
+    let (code, page) = s.raw(&get(&format!("?token={}", s.file.token))).await;
+    assert_eq!(code, 200);
+    assert!(page.starts_with("<!doctype html>"), "{page}");
+    assert!(page.contains(r#"id="graph""#) && page.contains("/api/events?token="));
+    s.server.finish(0, None).await;
+}
+
+#[tokio::test]
+async fn a_snapshot_names_what_it_cannot_take() {
+    let s = serve(graph(true)).await;
+    let (status, body) = s
+        .call(Method::GET, "/api/snapshot?node=mux&output=video", None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "node `mux` has no output `video`");
+    let (status, body) = s
+        .call(Method::GET, "/api/snapshot?node=video-encode", None)
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    assert_eq!(body["error"], "node `video-encode` has no raw-video output");
+    let (status, body) = s.call(Method::GET, "/api/snapshot?width=2", None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    // Nothing runs: no session to hear a frame on.
+    let (status, body) = s.call(Method::GET, "/api/snapshot", None).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["source"], "sync/video");
+    s.server.finish(0, None).await;
+}

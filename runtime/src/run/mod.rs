@@ -19,6 +19,7 @@
 mod barrier;
 mod clocks;
 mod ending;
+mod feed;
 mod hang;
 mod hosted;
 mod links;
@@ -43,6 +44,7 @@ use tokio::sync::mpsc;
 use crate::graph::Graph;
 use links::Links;
 // Named here for `hang`, which knows them as `super::…`.
+pub(crate) use feed::Tap;
 pub use hosted::{needs_host, Host, HostedEnd, NodeHost};
 pub use live::{LiveStats, NodeFigures, Phase, RunEvent};
 use process::{NodeState, Supervised};
@@ -108,6 +110,7 @@ pub struct StopHandle {
     params: mpsc::UnboundedSender<ParamUpdate>,
     params_rx: Arc<Mutex<Option<ParamReceiver>>>,
     live: Arc<live::Live>,
+    feed: feed::Feed,
 }
 
 /// A param update on its way to a node: `node.name = value`, made at
@@ -130,6 +133,7 @@ impl Default for StopHandle {
             params: tx,
             params_rx: Arc::new(Mutex::new(Some(rx))),
             live: Arc::default(),
+            feed: feed::Feed::default(),
         }
     }
 }
@@ -175,6 +179,12 @@ impl StopHandle {
         self.live.subscribe()
     }
 
+    /// The runtime's session and run id while the run's links are open
+    /// (for a snapshot of a frame); `None` before and after.
+    pub(crate) fn tap(&self) -> Option<Tap> {
+        self.feed.tap()
+    }
+
     /// Where the run is now (updated as it changes, not every half second).
     pub fn phase(&self) -> Phase {
         self.live.phase()
@@ -218,6 +228,10 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
     // Prepare: directories, session, what the runtime watches, machines.
     let hang = hang::HangWatch::new(opts.hang_timeout);
     let links = Links::open(graph, opts, hang.heard()).await?;
+    let tap = stop.feed.open(Tap {
+        session: links.session.clone(),
+        run_id: links.run_id.clone(),
+    });
     let mut report = RunReport::new(graph, &links.run_id, &opts.run_dir);
     report.machine = opts.machine.clone();
     report.clock = links.clock_report.clone();
@@ -227,6 +241,7 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
     supervisor.supervise(&stop).await;
     // Report.
     supervisor.conclude(&mut report).await;
+    drop(tap);
     links.close();
     Ok(report)
 }
