@@ -318,9 +318,10 @@ fn an_app_and_the_control_api_drive_the_same_recording() {
     let split = |state: &Value| state["session"]["mux"]["mux"]["files"] == 2;
     wait_until("the split", || api.get("/api/state"), split);
     sleep_s(1.0);
-    recorder.stop_recording().unwrap();
+    let summary = recorder.stop_recording().unwrap();
     let first = s.path("app.mp4");
     let second = s.path("app-001.mp4");
+    assert_eq!(summary.files, [first.clone(), second.clone()]);
     for file in [&first, &second] {
         assert_eq!(decode_errors(file), "", "{}", file.display());
     }

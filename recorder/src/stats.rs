@@ -1,6 +1,7 @@
 //! The numbers an app shows: [`Statistics`] while recording (the status
 //! line's), [`RecordingSummary`] at the end.
 
+use node_catalog::kinds::mux::part_path;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -111,6 +112,9 @@ pub struct Restarted {
 pub struct RecordingSummary {
     /// The file.
     pub path: PathBuf,
+    /// Every file written, in order: `path`, then the numbered parts a
+    /// split or a restarted mux went on in (`take-001.mp4`, ...).
+    pub files: Vec<PathBuf>,
     /// From the first to the last timestamp written, any track.
     pub duration: Duration,
     /// Video frames in the file.
@@ -165,9 +169,18 @@ impl RecordingSummary {
                 why: n.restart_causes.clone(),
             })
             .collect();
+        let files: Vec<PathBuf> = (0..)
+            .map(|n| part_path(&path, n))
+            .take_while(|p| p.exists())
+            .collect();
         RecordingSummary {
             restarts,
-            file_size: std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0),
+            file_size: files
+                .iter()
+                .filter_map(|f| std::fs::metadata(f).ok())
+                .map(|m| m.len())
+                .sum(),
+            files,
             path,
             duration: Duration::from_secs_f64(duration_s),
             video_frames: totals.video_frames,

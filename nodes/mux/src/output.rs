@@ -161,22 +161,7 @@ pub fn codec_delay_ticks(container: &str, first: &EncodedPacket, time_base: Time
         / (first.params.sample_rate as i64 * time_base.num.max(1) as i64)
 }
 
-/// The file of part `n` of a recording: part 0 is the path itself, part n
-/// adds `-NNN` before the extension (`take.mp4`, `take-001.mp4`, ...).
-pub fn part_path(base: &Path, n: u32) -> PathBuf {
-    if n == 0 {
-        return base.to_path_buf();
-    }
-    let stem = base
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let name = match base.extension() {
-        Some(ext) => format!("{stem}-{n:03}.{}", ext.to_string_lossy()),
-        None => format!("{stem}-{n:03}"),
-    };
-    base.with_file_name(name)
-}
+pub use node_catalog::kinds::mux::part_path;
 
 /// The first part number from `from` on whose file does not exist yet.
 pub fn next_free_part(base: &Path, from: u32) -> u32 {

@@ -281,6 +281,23 @@ pub fn check_output_path(
     Ok(())
 }
 
+/// The file of part `n` of a recording: part 0 is the path itself, part n
+/// adds `-NNN` before the extension (`take.mp4`, `take-001.mp4`, ...).
+pub fn part_path(base: &Path, n: u32) -> PathBuf {
+    if n == 0 {
+        return base.to_path_buf();
+    }
+    let stem = base
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = match base.extension() {
+        Some(ext) => format!("{stem}-{n:03}.{}", ext.to_string_lossy()),
+        None => format!("{stem}-{n:03}"),
+    };
+    base.with_file_name(name)
+}
+
 const PARAMS: &[ParamSpec] = &[
     ParamSpec::text("path", Some(DEFAULT_PATH), "output file (its directory must exist); `${timestamp}` is the run's start time"),
     ParamSpec::choice("container", Container::NAMES, Some(DEFAULT_CONTAINER.name()), "container; auto: from the path's extension"),
