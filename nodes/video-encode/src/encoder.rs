@@ -5,7 +5,7 @@ use anyhow::{anyhow, bail, Context as _, Result};
 use ff::ffi;
 use ff::format::Pixel;
 use ffmpeg_next as ff;
-use node_api::{CodecParams, EncodedPacket, MediaKind, TimeBase, VideoFrame};
+use node_api::{CodecParams, EncodedPacket, MediaKind, NoRestart, TimeBase, VideoFrame};
 use node_catalog::Rational;
 use node_media::codec::{received, Received};
 use node_media::packet::{codec_params_from, from_ffmpeg};
@@ -105,12 +105,20 @@ impl VideoEncoder {
         };
 
         let mut tried: Vec<&str> = Vec::new();
+        // Why the hardware encoder asked for by name could not be used.
+        let mut refused = String::new();
         if matches!(settings.hwaccel, HwAccel::Auto | HwAccel::Nvenc) {
             tried.push("nvenc");
-            if let Some(name) = codec.nvenc_encoder() {
-                match quietly(|| open(name, Pixel::YUV420P, None)) {
+            match codec.nvenc_encoder() {
+                Some(name) => match quietly(|| open(name, Pixel::YUV420P, None)) {
                     Ok(enc) => return Ok(enc),
-                    Err(e) => tracing::debug!("{name}: {e:#}"),
+                    Err(e) => {
+                        tracing::debug!("{name}: {e:#}");
+                        refused = format!("{name}: {e:#}");
+                    }
+                },
+                None => {
+                    refused = format!("FFmpeg has no NVENC encoder for {}", codec.stream_name())
                 }
             }
         }
@@ -124,8 +132,20 @@ impl VideoEncoder {
             });
             match attempt {
                 Ok(enc) => return Ok(enc),
-                Err(e) => tracing::debug!("{name}: {e:#}"),
+                Err(e) => {
+                    tracing::debug!("{name}: {e:#}");
+                    refused = format!("{name}: {e:#}");
+                }
             }
+        }
+        if matches!(settings.hwaccel, HwAccel::Nvenc | HwAccel::Vaapi) {
+            // Asked for by name: a software encode instead would be a
+            // surprise (CPU load, another quality); `auto` falls back.
+            return Err(NoRestart(format!(
+                "hwaccel: {} asked for, but it cannot be used here ({refused}); set hwaccel: auto to fall back to software",
+                settings.hwaccel.name()
+            ))
+            .into());
         }
 
         let software: Vec<&'static str> = codec
@@ -572,6 +592,30 @@ mod tests {
         }
         enc.finish(&mut sink).unwrap();
         (enc, packets)
+    }
+
+    #[test]
+    fn a_hardware_encoder_asked_for_by_name_is_used_or_refused_never_replaced() {
+        ff::init().unwrap();
+        let first = packed_frame(
+            node_api::PixelFormat::Yuv420p,
+            160,
+            96,
+            0,
+            TimeBase::new(1, 30),
+            0,
+        );
+        for hw in ["nvenc", "vaapi"] {
+            let s = settings(json!({ "codec": "h264", "hwaccel": hw }));
+            match VideoEncoder::open(&s, &first) {
+                Ok(enc) => assert!(enc.name.contains(hw), "{hw}: opened {}", enc.name),
+                Err(e) => {
+                    let why = format!("{e:#}");
+                    assert!(why.contains(&format!("hwaccel: {hw} asked for")), "{why}");
+                    assert!(e.downcast_ref::<NoRestart>().is_some(), "{why}");
+                }
+            }
+        }
     }
 
     #[test]

@@ -235,7 +235,7 @@ const PARAMS: &[ParamSpec] = &[
     ParamSpec::float("keyframe_interval", (0.1, 60.0), Some(DEFAULT_KEYFRAME_INTERVAL), "seconds between keyframes"),
     ParamSpec::int("threads", (0, 64), Some(DEFAULT_THREADS as i64), "encoder threads; 0: automatic"),
     ParamSpec::text("tune", None, "x264/x265 tune, e.g. zerolatency, film, animation (other encoders: ignored with a warning)"),
-    ParamSpec::choice("hwaccel", HwAccel::NAMES, Some(DEFAULT_HWACCEL.name()), "hardware encoder; falls back to software with a log line when none exists"),
+    ParamSpec::choice("hwaccel", HwAccel::NAMES, Some(DEFAULT_HWACCEL.name()), "hardware encoder: `auto` uses one when there is one, else software with a log line; `nvenc` or `vaapi` asked for by name fails the run at start, with the reason, when it cannot be used; `none`: software"),
     ParamSpec::bool("keyframe", false, "an action: `true` makes the first frame captured at or after the update's instant a keyframe (the control API asks for one where a recording starts or splits, so the file begins there)").action(),
     ParamSpec::bool("degrade", DEFAULT_DEGRADE, "graceful degradation (libx264): when the input queue stays full or frames are skipped for 2 s, switch to the next faster speed preset (same stream headers, same file); back one step after 10 s without pressure. Never with no_drop (replayed) input"),
 ];
