@@ -9,7 +9,8 @@ use std::process::Command;
 use std::time::Duration;
 
 use graph_tests::media::{
-    decode_errors, probe, psnr_stats, repo_graph, require_ffmpeg, run_to_end, run_tool, Probe,
+    decode_errors, probe, psnr_stats, repo_graph, require_ffmpeg, run_to_end, run_tool,
+    track_names, Probe,
 };
 use graph_tests::{RunResult, Scratch};
 
@@ -156,6 +157,11 @@ fn three_camera_files_in_one_mkv_with_a_grid_program() {
     assert_eq!(p.format_name, "matroska,webm");
     assert_eq!(p.video.len(), 4, "program + 3 cameras: {p:?}");
     assert_eq!(p.audio.len(), 1);
+    // Each track is named after the mux's input, as an editor shows it.
+    assert_eq!(
+        track_names(&out),
+        ["program", "cam1", "cam2", "cam3", "audio"]
+    );
     for v in &p.video {
         assert_eq!((v.codec.as_str(), v.width, v.height), ("h264", 320, 240));
         assert_eq!(v.holes(), 0, "{v:?}");
@@ -230,6 +236,8 @@ fn live_cameras_one_file_each_with_a_pip_program() {
         .iter()
         .map(|f| probe(f).unwrap_or_else(|e| panic!("{e}\n{}", r.stderr)))
         .collect();
+    // MP4 tracks named after the mux's inputs too (their handler names).
+    assert_eq!(track_names(&paths[0]), ["video", "audio"]);
     // Raw frames skipped on the way to each file: counted, and a loaded
     // machine makes live encoders skip some.
     let dropped = |id: &str| r.node(id)["dropped"].as_u64().unwrap();

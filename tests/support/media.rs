@@ -50,6 +50,36 @@ pub fn run_tool(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Each track's name as an editor shows it: its `title` (MKV) or, failing
+/// that, its handler name (MP4), in stream order.
+pub fn track_names(path: &Path) -> Vec<String> {
+    let out = run_tool(
+        Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-show_entries",
+                "stream_tags=title,handler_name",
+            ])
+            .args(["-of", "json"])
+            .arg(path),
+    );
+    let json: serde_json::Value = serde_json::from_str(&out).expect("ffprobe's JSON");
+    json["streams"]
+        .as_array()
+        .expect("streams")
+        .iter()
+        .map(|s| {
+            let tags = &s["tags"];
+            tags["title"]
+                .as_str()
+                .or(tags["handler_name"].as_str())
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect()
+}
+
 /// What `ffmpeg -v error -i FILE -f null -` prints: empty for a file that
 /// demuxes and decodes cleanly to its end.
 pub fn decode_errors(path: &Path) -> String {

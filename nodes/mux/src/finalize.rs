@@ -106,6 +106,8 @@ pub fn remux(
             .map_err(|e| anyhow!("{}: {e}", dst.display()))?;
         out.set_parameters(par);
         out.set_time_base(stream.time_base());
+        // The track's title (and language) stay.
+        out.set_metadata(stream.metadata().to_owned());
         // SAFETY: the stream's parameters were just copied and are ours; a
         // tag of the source container may not fit the target's.
         unsafe { (*out.parameters().as_mut_ptr()).codec_tag = 0 };

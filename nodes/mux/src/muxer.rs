@@ -387,6 +387,15 @@ impl Muxer {
                 }
                 let s = pk::add_stream(&mut out, container, &params)
                     .map_err(|e| anyhow!("{shown}: track `{}`: {e:#}", t.input))?;
+                // Named after its input (program, cam1, audio), so an editor
+                // shows which track is which.
+                let mut title = ffmpeg_next::Dictionary::new();
+                title.set("title", &t.input);
+                if container == "mp4" {
+                    // MP4 keeps a track's name in its handler box.
+                    title.set("handler_name", &t.input);
+                }
+                out.stream_mut(s).expect("just added").set_metadata(title);
                 t.stream = Some((s, Rational::new(0, 1)));
                 t.priming = false;
             }
