@@ -116,3 +116,35 @@ fn param_updates_are_checked_against_the_schema() {
         assert!(e.contains(fragment), "{id}.{name}: {e}");
     }
 }
+
+/// The shipped graphs choose their sound by the quality preset, so setting
+/// another preset changes the bitrate (a pinned `bitrate` used to win
+/// silently: `--set audio-encode.quality=low` still gave 128 kb/s).
+#[test]
+fn the_audio_quality_preset_of_every_shipped_graph_takes_effect() {
+    use node_catalog::kinds::audio_encode::Settings;
+    let graphs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../graphs");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&graphs).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        if path.extension().is_none_or(|e| e != "yaml") || !text.contains("node: audio-encode") {
+            continue;
+        }
+        let sets = ["mux.path=/tmp/x.mp4", "audio-encode.quality=low"]
+            .map(|s| runtime::graph::Override::parse(s).unwrap());
+        let Ok(graph) = load(&path, &sets, &builtins()) else {
+            continue; // a graph needing vars of its own (checked elsewhere)
+        };
+        for n in graph
+            .nodes
+            .iter()
+            .filter(|n| n.kind_name() == "audio-encode")
+        {
+            let s = Settings::from_params(&n.params).unwrap();
+            assert_eq!(s.effective_bitrate(), 64_000, "{} {}", path.display(), n.id);
+            checked += 1;
+        }
+    }
+    assert!(checked >= 8, "{checked} audio encoders checked");
+}

@@ -96,7 +96,7 @@ const PARAMS: &[ParamSpec] = &[
     ParamSpec::bitrate(
         "bitrate",
         (6_000, 512_000),
-        "bitrate instead of the quality preset",
+        "bits per second; set, it replaces the quality preset (`quality` is then not used: set one or the other)",
     ),
 ];
 

@@ -230,7 +230,7 @@ const PARAMS: &[ParamSpec] = &[
     ParamSpec::choice("quality", Quality::NAMES, Some(DEFAULT_QUALITY.name()), QUALITY_DOC),
     ParamSpec::choice("speed", Speed::NAMES, None, "encoder speed preset (x264/x265 names); VP9: realtime cpu-used 8..5 for ultrafast..faster, then good cpu-used 4..0; SVT-AV1: preset 12..4; libaom: cpu-used 8..0; absent: from quality"),
     ParamSpec::int("crf", (0, Codec::Vp9.crf_max() as i64), None, "constant rate factor (0..=51 for h264/h265, 0..=63 for vp9/av1); absent: from quality; live with libx264 (a CRF encode), other encoders keep theirs and log why").live(),
-    ParamSpec::bitrate("bitrate", (10_000, 400_000_000), "target bitrate (ABR) instead of CRF; live with libx264 (an ABR or CBR encode), other encoders keep theirs and log why").live(),
+    ParamSpec::bitrate("bitrate", (10_000, 400_000_000), "target bitrate (ABR): set, it replaces the CRF of `quality` and `crf`; live with libx264 (an ABR or CBR encode), other encoders keep theirs and log why").live(),
     ParamSpec::choice("rate_control", RateMode::NAMES, Some(DEFAULT_RATE_CONTROL.name()), "with `bitrate`: average (abr) or constant (cbr: maxrate = bitrate, 1 s VBV buffer)"),
     ParamSpec::float("keyframe_interval", (0.1, 60.0), Some(DEFAULT_KEYFRAME_INTERVAL), "seconds between keyframes"),
     ParamSpec::int("threads", (0, 64), Some(DEFAULT_THREADS as i64), "encoder threads; 0: automatic"),
