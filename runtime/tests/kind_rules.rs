@@ -148,3 +148,40 @@ fn the_audio_quality_preset_of_every_shipped_graph_takes_effect() {
     }
     assert!(checked >= 8, "{checked} audio encoders checked");
 }
+
+/// An odd size that a node's own format allows (RGB has no subsampling)
+/// is refused where it meets a video encoder, which takes 4:2:0 only: it
+/// used to pass `check`, fail the encoder three times and leave a file
+/// without video.
+#[test]
+fn an_odd_size_going_into_an_encoder_is_refused_before_the_start() {
+    let text = "name: odd
+nodes:
+  - id: camera
+    node: camera
+    params: { source: test, width: 640, height: 480 }
+  - id: scale
+    node: video-normalize
+    inputs: { video: camera/video }
+    params: { width: WIDTH, height: 480, pixel_format: rgb24 }
+  - id: encode
+    node: video-encode
+    inputs: { video: scale/video }
+  - id: mux
+    node: mux
+    inputs: { video: encode/video }
+    params: { path: take.mkv }
+";
+    let load = |width: &str| {
+        let text = text.replace("WIDTH", width);
+        runtime::graph::load_str(&text, Path::new("odd.yaml"), &[], &builtins())
+    };
+    assert!(load("640").is_ok());
+    let d = load("641").unwrap_err().to_string();
+    assert!(
+        d.contains("odd.yaml:12:") && d.contains("nodes[2].inputs.video"),
+        "{d}"
+    );
+    assert!(d.contains("`scale` sends 641x480 frames"), "{d}");
+    assert!(d.contains("e.g. 642x480"), "{d}");
+}

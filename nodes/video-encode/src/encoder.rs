@@ -95,9 +95,12 @@ impl VideoEncoder {
         let (time_base, fps) = encoder_clock(first)?;
         let (w, h) = (first.width, first.height);
         if !w.is_multiple_of(2) || !h.is_multiple_of(2) {
-            bail!(
+            // A size the graph did not say (a camera's or a file's own): a
+            // restart would meet the same frames.
+            return Err(NoRestart(format!(
                 "{w}x{h} frames cannot be encoded as 4:2:0 (odd size): set an even width and height on video-normalize"
-            );
+            ))
+            .into());
         }
         let codec = settings.codec;
         let open = |name: &'static str, pixel: Pixel, vaapi: Option<Vaapi>| {

@@ -1,7 +1,8 @@
 //! Where the validator applies the rules of the built-in kinds, which live
 //! with each kind in the catalog (`node_catalog::kinds`): a kind's rule on
 //! one value before its type (video-encode's `crf` range per codec), and the
-//! one rule between two kinds, the mux's codec × container matrix.
+//! rules between two kinds: the mux's codec × container matrix, and the even
+//! picture size every video encoder needs.
 
 use std::collections::HashMap;
 
@@ -90,6 +91,44 @@ pub(super) fn containers(drafts: &[Draft], sink: &mut DiagnosticsBuilder<'_>) {
             let hint = Some(format!(
                 "{codec} fits in {}: change the mux `path` extension or `container`, or the encoder's `codec`",
                 fits.join(" or ")
+            ));
+            sink.error(input.source_pos, &input.field, message, hint);
+        }
+    }
+}
+
+/// Every video encoder encodes 4:2:0, which needs an even width and height:
+/// a node that sets an odd size (`width`/`height` params) and feeds an
+/// encoder is refused here, not after the encoder failed at run time.
+pub(super) fn encoder_sizes(drafts: &[Draft], sink: &mut DiagnosticsBuilder<'_>) {
+    let by_id: HashMap<&str, &Draft> = drafts.iter().map(|d| (d.id.as_str(), d)).collect();
+    for d in drafts {
+        if !matches!(&d.program, Some(Program::Builtin(k)) if k.kind == "video-encode") {
+            continue;
+        }
+        for input in &d.inputs {
+            let Some(src) = by_id.get(input.source_node.as_str()) else {
+                continue;
+            };
+            if !src.params_ok {
+                continue; // its own params were refused: said there already
+            }
+            let size = |key: &str| src.params.0.get(key).and_then(Value::as_u64);
+            let (Some(w), Some(h)) = (size("width"), size("height")) else {
+                continue;
+            };
+            if w % 2 == 0 && h % 2 == 0 {
+                continue;
+            }
+            let message = format!(
+                "`{}` sends {w}x{h} frames: video encoders take an even width and height (4:2:0)",
+                src.id
+            );
+            let hint = Some(format!(
+                "set `{}`'s width and height to even numbers, e.g. {}x{}",
+                src.id,
+                w + w % 2,
+                h + h % 2
             ));
             sink.error(input.source_pos, &input.field, message, hint);
         }
