@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use graph_tests::claps::{claps, describe, Clap};
 use graph_tests::control_api::{wait_for_log, wait_until, Api, HANG_GUARD};
-use graph_tests::live::{recording_with, LiveRun};
+use graph_tests::live::{clapper_recording, LiveRun, RECORDING_NODES as NODES};
 use graph_tests::media::{decode_errors, probe, require_ffmpeg};
 use graph_tests::sync_log::{cut_at, cut_in_log};
 use graph_tests::{runtime_bin, Scratch};
@@ -26,28 +26,9 @@ use serde_json::{json, Value};
 
 const FPS: f64 = 30.0;
 
-/// The nodes of the graph (graphs/1080p.yaml's chain).
-const NODES: [&str; 8] = [
-    "camera",
-    "microphone",
-    "video-normalize",
-    "audio-normalize",
-    "sync",
-    "video-encode",
-    "audio-encode",
-    "mux",
-];
-
 /// The recording chain at 160×120 from live clapper test sources.
 fn graph() -> String {
-    recording_with(
-        160,
-        120,
-        "{ speed: ultrafast, keyframe_interval: 1 }",
-        "",
-        ", pattern: clapper",
-        "",
-    )
+    clapper_recording("")
 }
 
 /// `runtime ctl --run-dir DIR ARGS`: its exit code and stdout's JSON.

@@ -14,22 +14,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use graph_tests::live::{recording_with, LiveRun};
+use graph_tests::live::{recording_with, LiveRun, RECORDING_NODES as NODES};
 use graph_tests::media::{require_ffmpeg, run_tool};
 use graph_tests::Scratch;
 use serde_json::Value;
-
-/// The nodes of the graph (graphs/1080p.yaml's chain).
-const NODES: [&str; 8] = [
-    "camera",
-    "microphone",
-    "video-normalize",
-    "audio-normalize",
-    "sync",
-    "video-encode",
-    "audio-encode",
-    "mux",
-];
 
 /// The browser the script drives (Debian's), unless told another.
 fn browser() -> PathBuf {

@@ -11,7 +11,7 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use graph_tests::claps::{claps, describe, Clap};
-use graph_tests::live::recording_with;
+use graph_tests::live::clapper_recording;
 use graph_tests::media::{decode_errors, probe, require_ffmpeg, VideoTrack};
 use graph_tests::sync_log::{cut_at, cut_in_log};
 use graph_tests::{run_recorder_app, Scratch};
@@ -24,14 +24,7 @@ const RATE: f64 = 48_000.0;
 /// The recording chain at 160×120 from live clapper test sources, sync
 /// starting paused or not, into `{dir}/out.mp4`.
 fn graph(paused: bool) -> String {
-    recording_with(
-        160,
-        120,
-        "{ speed: ultrafast, keyframe_interval: 1 }",
-        "",
-        ", pattern: clapper",
-        &format!("\n    params: {{ paused: {paused} }}"),
-    )
+    clapper_recording(&format!("\n    params: {{ paused: {paused} }}"))
 }
 
 /// One step of the script the test plays on the running graph: wait until

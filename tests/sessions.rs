@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use graph_tests::claps::{claps, describe};
 use graph_tests::control_api::{wait_for_log, wait_until, Api};
-use graph_tests::live::LiveRun;
+use graph_tests::live::{recording_with, with_mux_params, LiveRun};
 use graph_tests::media::{decode_errors, probe, require_ffmpeg};
 use graph_tests::sync_log::cut_at;
 use graph_tests::Scratch;
@@ -30,37 +30,17 @@ const FPS: f64 = 30.0;
 /// every 4 s, so a file can begin at a command only on a keyframe asked
 /// for then. The mux records on command.
 fn graph(file: &str) -> String {
-    format!(
-        "name: sessions
-nodes:
-  - id: camera
-    node: camera
-    params: {{ source: test, pattern: clapper, width: 160, height: 120, fps: 30 }}
-  - id: microphone
-    node: microphone
-    params: {{ source: test, pattern: clapper }}
-  - id: video-normalize
-    node: video-normalize
-    inputs: {{ video: camera/video }}
-    params: {{ width: 160, height: 120, fps: 30 }}
-  - id: audio-normalize
-    node: audio-normalize
-    inputs: {{ audio: microphone/audio }}
-  - id: sync
-    node: sync
-    inputs: {{ video: video-normalize/video, audio: audio-normalize/audio }}
-  - id: video-encode
-    node: video-encode
-    inputs: {{ video: sync/video }}
-    params: {{ speed: ultrafast, keyframe_interval: 4 }}
-  - id: audio-encode
-    node: audio-encode
-    inputs: {{ audio: sync/audio }}
-  - id: mux
-    node: mux
-    inputs: {{ video: video-encode/video, audio: audio-encode/audio }}
-    params: {{ path: '{{dir}}/{file}', recording: false }}
-"
+    let chain = recording_with(
+        160,
+        120,
+        "{ speed: ultrafast, keyframe_interval: 4 }",
+        "",
+        ", pattern: clapper",
+        "",
+    );
+    with_mux_params(
+        &chain,
+        &format!("{{ path: '{{dir}}/{file}', recording: false }}"),
     )
 }
 

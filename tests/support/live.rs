@@ -10,6 +10,21 @@ use std::time::Duration;
 
 use crate::{RunResult, Scratch};
 
+/// The nodes of [`recording_with`]'s chain (graphs/1080p.yaml's), in order.
+pub const RECORDING_NODES: [&str; 8] = [
+    "camera",
+    "microphone",
+    "video-normalize",
+    "audio-normalize",
+    "sync",
+    "video-encode",
+    "audio-encode",
+    "mux",
+];
+
+/// The mux's params in [`recording_with`]'s graphs.
+const MUX_PARAMS: &str = "params: { path: {dir}/out.mp4 }";
+
 /// The recording chain of graphs/1080p.yaml at 320×240, live test sources.
 pub fn small_recording(extra_video_encode: &str) -> String {
     recording(320, 240, "{ speed: ultrafast }", extra_video_encode)
@@ -17,6 +32,26 @@ pub fn small_recording(extra_video_encode: &str) -> String {
 
 pub fn recording(width: u32, height: u32, encode_params: &str, extra_video_encode: &str) -> String {
     recording_with(width, height, encode_params, extra_video_encode, "", "")
+}
+
+/// The chain at 160×120 from live clapper test sources, a keyframe a
+/// second, with `extra_sync` added to the sync node (see [`recording_with`]).
+pub fn clapper_recording(extra_sync: &str) -> String {
+    recording_with(
+        160,
+        120,
+        "{ speed: ultrafast, keyframe_interval: 1 }",
+        "",
+        ", pattern: clapper",
+        extra_sync,
+    )
+}
+
+/// `graph` (one of [`recording_with`]'s) with the mux's params `params`
+/// (e.g. `{ path: '{dir}/take.mkv', recording: false }`) instead of its own.
+pub fn with_mux_params(graph: &str, params: &str) -> String {
+    assert!(graph.contains(MUX_PARAMS), "not a recording_with graph");
+    graph.replace(MUX_PARAMS, &format!("params: {params}"))
 }
 
 /// [`recording`], with `sources` appended to both test sources' params
@@ -59,7 +94,7 @@ nodes:
   - id: mux
     node: mux
     inputs: {{ video: video-encode/video, audio: audio-encode/audio }}
-    params: {{ path: {{dir}}/out.mp4 }}
+    {MUX_PARAMS}
 "
     )
 }

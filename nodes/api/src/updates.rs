@@ -33,7 +33,7 @@ pub(crate) fn admit(config: &mut NodeConfig, name: &str, value: Value) -> Option
         },
     };
     // An action happens once: the params stay the settings in force.
-    let action = schema.and_then(|k| k.param(name)).is_some_and(|p| p.action);
+    let action = schema.is_some_and(|k| k.is_action(name));
     if !action {
         config.params.0.insert(name.to_string(), value.clone());
     }

@@ -660,7 +660,8 @@ impl Muxer {
     /// Whether a session records: a file is open, or a start waits for its
     /// keyframe (`false`: standby, or stopped at a limit).
     pub fn is_recording(&self) -> bool {
-        self.is_writing() || self.start_at.is_some() || matches!(self.state, Recording::Idle)
+        // Idle: a start waits for its keyframe, or the first file for every track.
+        self.is_writing() || matches!(self.state, Recording::Idle)
     }
 
     /// Chapters placed in every file so far.

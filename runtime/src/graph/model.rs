@@ -109,9 +109,19 @@ impl NodeDef {
             None => Ok(value.clone()),
         }
     }
+
+    /// Whether param `name` is an action (done once when sent, not kept).
+    pub fn is_action(&self, name: &str) -> bool {
+        self.schema().is_some_and(|k| k.is_action(name))
+    }
 }
 
 impl Graph {
+    /// The node `id`.
+    pub fn node(&self, id: &str) -> Option<&NodeDef> {
+        self.nodes.iter().find(|n| n.id == id)
+    }
+
     /// [`NodeDef::check_param_update`] for the node `node`.
     pub fn check_param_update(
         &self,
@@ -119,7 +129,7 @@ impl Graph {
         name: &str,
         value: &Value,
     ) -> Result<Value, String> {
-        match self.nodes.iter().find(|n| n.id == node) {
+        match self.node(node) {
             Some(n) => n.check_param_update(name, value),
             None => Err(format!("the graph has no node `{node}`")),
         }

@@ -459,12 +459,8 @@ impl<'a> Supervisor<'a> {
             }
         };
         tracing::info!("param update: {node}.{name} = {value}");
-        let def = self.graph.nodes.iter().find(|n| n.id == node);
-        let action = def
-            .and_then(|d| d.schema())
-            .and_then(|k| k.param(&name))
-            .is_some_and(|p| p.action);
-        if !action {
+        // Kept for a restarted node, unless it is an action (done once).
+        if !self.graph.node(&node).is_some_and(|d| d.is_action(&name)) {
             let mut kept = self.links.live_params.lock().unwrap();
             kept.entry(node.clone())
                 .or_default()

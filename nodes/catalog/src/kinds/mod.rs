@@ -96,6 +96,13 @@ impl KindSpec {
     pub fn param(&self, name: &str) -> Option<&'static ParamSpec> {
         self.params.iter().find(|p| p.name == name)
     }
+
+    /// Whether param `name` is an action (done once when sent, not kept;
+    /// see [`ParamSpec::action`]).
+    pub fn is_action(&self, name: &str) -> bool {
+        self.param(name).is_some_and(|p| p.action)
+    }
+
     pub fn input(&self, name: &str) -> Option<&'static PortSpec> {
         self.inputs.iter().find(|p| p.name == name)
     }
