@@ -273,6 +273,42 @@ pub fn from_ffmpeg(
     }
 }
 
+/// A packet's presentation start in seconds of stream time.
+pub fn start_seconds(p: &EncodedPacket) -> f64 {
+    p.time_base
+        .seconds(if p.pts == NO_PTS { p.dts } else { p.pts })
+}
+
+/// A packet's presentation end in seconds of stream time.
+pub fn end_seconds(p: &EncodedPacket) -> f64 {
+    p.time_base
+        .seconds(if p.pts == NO_PTS { p.dts } else { p.pts } + p.duration)
+}
+
+/// A packet's decoding time in seconds (its pts when it has no dts).
+pub fn decode_seconds(p: &EncodedPacket) -> f64 {
+    p.time_base
+        .seconds(if p.dts == NO_PTS { p.pts } else { p.dts })
+}
+
+/// Whether a packet can start a track: any audio packet, a video keyframe.
+pub fn starts_gop(p: &EncodedPacket) -> bool {
+    p.keyframe || p.media == MediaKind::Audio
+}
+
+/// Whether a packet continues the same stream: the same codec and codec
+/// parameters (a restarted encoder may bring new ones).
+pub fn same_stream(a: &EncodedPacket, b: &EncodedPacket) -> bool {
+    let (p, q) = (&a.params, &b.params);
+    a.codec == b.codec
+        && a.media == b.media
+        && p.extradata == q.extradata
+        && p.width == q.width
+        && p.height == q.height
+        && p.sample_rate == q.sample_rate
+        && p.channels == q.channels
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

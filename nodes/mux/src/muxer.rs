@@ -17,6 +17,7 @@ use ffmpeg_next::format::context::Output;
 use ffmpeg_next::Rational;
 use node_api::{EncodedPacket, MediaKind, NoRestart};
 use node_media::packet as pk;
+use node_media::packet::same_stream;
 
 use crate::disk;
 use crate::finalize;
@@ -739,19 +740,6 @@ impl Muxer {
             tracks.join(", ")
         ))
     }
-}
-
-/// Whether a packet continues the same stream: the same codec and codec
-/// parameters (a restarted encoder may bring new ones).
-fn same_stream(a: &EncodedPacket, b: &EncodedPacket) -> bool {
-    let (p, q) = (&a.params, &b.params);
-    a.codec == b.codec
-        && a.media == b.media
-        && p.extradata == q.extradata
-        && p.width == q.width
-        && p.height == q.height
-        && p.sample_rate == q.sample_rate
-        && p.channels == q.channels
 }
 
 fn human_bytes(n: u64) -> String {

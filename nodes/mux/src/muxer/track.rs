@@ -5,7 +5,6 @@ use std::collections::VecDeque;
 
 use ffmpeg_next::Rational;
 use node_api::{metrics, EncodedPacket, MediaKind};
-use node_media::packet as pk;
 
 use crate::latency::Latency;
 
@@ -156,28 +155,7 @@ impl Track {
     }
 }
 
-/// A packet's presentation start in seconds of stream time.
-pub(super) fn start_seconds(p: &EncodedPacket) -> f64 {
-    p.time_base
-        .seconds(if p.pts == pk::NO_PTS { p.dts } else { p.pts })
-}
-
-/// A packet's presentation end in seconds of stream time.
-pub(super) fn end_seconds(p: &EncodedPacket) -> f64 {
-    p.time_base
-        .seconds(if p.pts == pk::NO_PTS { p.dts } else { p.pts } + p.duration)
-}
-
-/// A packet's decoding time in seconds (its pts when it has no dts).
-pub(super) fn decode_seconds(p: &EncodedPacket) -> f64 {
-    p.time_base
-        .seconds(if p.dts == pk::NO_PTS { p.pts } else { p.dts })
-}
-
-/// Whether a packet can start a track: any audio packet, a video keyframe.
-pub(super) fn starts_gop(p: &EncodedPacket) -> bool {
-    p.keyframe || p.media == MediaKind::Audio
-}
+pub(super) use node_media::packet::{decode_seconds, end_seconds, start_seconds, starts_gop};
 
 #[cfg(test)]
 mod tests {

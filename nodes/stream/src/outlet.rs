@@ -1,0 +1,360 @@
+//! An output's own bounded queue and the thread that sends from it.
+//!
+//! The node's event loop only copies each packet into the queue, so a slow,
+//! stalled or unreachable output never holds the link to the encoders (and
+//! through it the recording or the other outputs). The sending thread
+//! connects, writes, and on a failure reconnects with a growing delay,
+//! resuming on a keyframe. A queue that outgrows its bound is emptied and
+//! counted: a live output drops rather than falls further behind.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use node_api::EncodedPacket;
+use node_media::packet as pk;
+
+use crate::link::{Link, LinkStats};
+use crate::sink::{Sink, Watchdog};
+use crate::tracks::Packet;
+
+/// Opens the output for tracks of these parameters, the media at stream
+/// time `offset_s` at its 0: a connection (RTMP, SRT) or a playlist (HLS).
+pub trait Opener: Send + 'static {
+    fn open(
+        &mut self,
+        params: &[&EncodedPacket],
+        offset_s: f64,
+        watchdog: Arc<Watchdog>,
+    ) -> Result<Sink>;
+    /// The destination, secrets masked: for messages.
+    fn shown(&self) -> &str;
+}
+
+/// The queue's bound and the sending thread's timing.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    /// Media seconds queued before the queue is dropped.
+    pub queue_s: f64,
+    /// Bytes queued before the queue is dropped.
+    pub queue_bytes: usize,
+    pub connect_timeout: Duration,
+    /// A write that takes longer fails the connection.
+    pub write_timeout: Duration,
+    /// The first reconnection delay, doubled at each failure up to `retry_max`.
+    pub retry_min: Duration,
+    pub retry_max: Duration,
+}
+
+struct Queue {
+    packets: VecDeque<Packet>,
+    bytes: usize,
+    /// No more packets will come: send what is left and end.
+    closed: bool,
+    /// The tracks' parameters, once every track has begun.
+    params: Option<Vec<EncodedPacket>>,
+    /// Packets were dropped: what is sent next must start on a keyframe.
+    resync: bool,
+    has_video: bool,
+}
+
+impl Queue {
+    /// The media seconds between the oldest and newest packet queued.
+    fn span_s(&self) -> f64 {
+        match (self.packets.front(), self.packets.back()) {
+            (Some(a), Some(b)) => pk::start_seconds(&b.header) - pk::start_seconds(&a.header),
+            _ => 0.0,
+        }
+    }
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    ready: Condvar,
+    stats: Mutex<LinkStats>,
+}
+
+impl Shared {
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    fn stats(&self) -> MutexGuard<'_, LinkStats> {
+        self.stats.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The node's end of an output: push packets, read its stats, close it.
+pub struct Outlet {
+    shared: Arc<Shared>,
+    watchdog: Arc<Watchdog>,
+    policy: Policy,
+    thread: Option<JoinHandle<()>>,
+    shown: String,
+}
+
+impl Outlet {
+    /// Starts the sending thread; it connects once every track has begun.
+    pub fn start(opener: impl Opener, policy: Policy) -> Outlet {
+        let shown = opener.shown().to_string();
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(Queue {
+                packets: VecDeque::new(),
+                bytes: 0,
+                closed: false,
+                params: None,
+                resync: true,
+                has_video: false,
+            }),
+            ready: Condvar::new(),
+            stats: Mutex::new(LinkStats::default()),
+        });
+        let watchdog = Arc::new(Watchdog::default());
+        let thread = {
+            let (shared, watchdog) = (shared.clone(), watchdog.clone());
+            std::thread::Builder::new()
+                .name("outlet".into())
+                .spawn(move || send_loop(&shared, opener, policy, &watchdog))
+                .expect("spawn the sending thread")
+        };
+        Outlet {
+            shared,
+            watchdog,
+            policy,
+            thread: Some(thread),
+            shown,
+        }
+    }
+
+    /// Every track has begun: these are their parameters.
+    pub fn set_params(&self, params: Vec<EncodedPacket>, has_video: bool) {
+        let mut q = self.shared.queue();
+        q.params = Some(params);
+        q.has_video = has_video;
+        q.resync = true;
+        self.shared.ready.notify_all();
+    }
+
+    /// Queues a packet; never waits. A queue past its bound is emptied first
+    /// (counted as dropped).
+    pub fn push(&self, packet: Packet) {
+        let mut q = self.shared.queue();
+        let over = q.bytes + packet.data.len() > self.policy.queue_bytes
+            || q.span_s() > self.policy.queue_s;
+        if over {
+            let dropped: Vec<Packet> = q.packets.drain(..).collect();
+            q.bytes = 0;
+            q.resync = true;
+            drop(q);
+            let mut stats = self.shared.stats();
+            if stats.dropped == 0 {
+                tracing::warn!(
+                    "{}: the queue passed {:.1} s: dropping what it held ({} packets) and resuming at the next keyframe",
+                    self.shown,
+                    self.policy.queue_s,
+                    dropped.len()
+                );
+            }
+            stats.drop_packets(&dropped);
+            q = self.shared.queue();
+        }
+        q.bytes += packet.data.len();
+        q.packets.push_back(packet);
+        self.shared.ready.notify_all();
+    }
+
+    /// Packets and media seconds waiting in the queue.
+    pub fn depth(&self) -> (usize, f64) {
+        let q = self.shared.queue();
+        (q.packets.len(), q.span_s())
+    }
+
+    pub fn stats(&self) -> LinkStats {
+        self.shared.stats().clone()
+    }
+
+    /// No more packets: sends what is queued (within `drain_limit`), ends
+    /// the output and returns its final stats.
+    pub fn close(mut self, drain_limit: Duration) -> LinkStats {
+        self.shared.queue().closed = true;
+        self.shared.ready.notify_all();
+        let deadline = Instant::now() + drain_limit;
+        if let Some(thread) = self.thread.take() {
+            while !thread.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            if !thread.is_finished() {
+                tracing::warn!("{}: giving up on what is still queued", self.shown);
+                self.watchdog.stop();
+            }
+            let _ = thread.join();
+        }
+        self.stats()
+    }
+}
+
+impl Drop for Outlet {
+    fn drop(&mut self) {
+        self.watchdog.stop();
+        self.shared.queue().closed = true;
+        self.shared.ready.notify_all();
+    }
+}
+
+/// What the sending thread waits for.
+enum Next {
+    Packet(Packet),
+    Closed,
+}
+
+/// Waits for the next packet; `Closed` once the queue is closed and empty,
+/// or at once when the watchdog was stopped.
+fn next(shared: &Shared, watchdog: &Watchdog) -> Next {
+    let mut q = shared.queue();
+    loop {
+        if watchdog.stopped() {
+            return Next::Closed;
+        }
+        if q.params.is_some() {
+            if let Some(p) = q.packets.pop_front() {
+                q.bytes -= p.data.len();
+                return Next::Packet(p);
+            }
+        }
+        if q.closed {
+            return Next::Closed;
+        }
+        q = shared
+            .ready
+            .wait_timeout(q, Duration::from_millis(200))
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
+    }
+}
+
+/// Sleeps until `until` unless the queue closes first; false when closed.
+fn pause(shared: &Shared, until: Instant) -> bool {
+    let mut q = shared.queue();
+    while !q.closed {
+        let now = Instant::now();
+        if now >= until {
+            return true;
+        }
+        q = shared
+            .ready
+            .wait_timeout(q, until - now)
+            .unwrap_or_else(|p| p.into_inner())
+            .0;
+    }
+    false
+}
+
+/// The sending thread: the link's life from connection to end.
+fn send_loop(shared: &Shared, mut opener: impl Opener, policy: Policy, watchdog: &Arc<Watchdog>) {
+    let mut link = Link::Down {
+        retry_at: Instant::now(),
+        failures: 0,
+    };
+    loop {
+        link = match link {
+            Link::Down { retry_at, failures } => {
+                if !pause(shared, retry_at) && shared.queue().packets.is_empty() {
+                    break;
+                }
+                let Next::Packet(first) = next_start(shared, watchdog) else {
+                    break;
+                };
+                connect(shared, &mut opener, &policy, watchdog, first, failures)
+            }
+            Link::Up(mut sink) => match next(shared, watchdog) {
+                Next::Closed => {
+                    watchdog.arm(policy.write_timeout);
+                    if let Err(e) = sink.finish() {
+                        tracing::warn!("{e:#}");
+                    }
+                    shared.stats().disconnected(None);
+                    return;
+                }
+                Next::Packet(p) => send(shared, sink, &policy, watchdog, p),
+            },
+        };
+    }
+}
+
+/// Takes packets until one an output can start with (a video keyframe),
+/// counting the others as dropped.
+fn next_start(shared: &Shared, watchdog: &Watchdog) -> Next {
+    loop {
+        match next(shared, watchdog) {
+            Next::Packet(p) if p.starts_output(shared.queue().has_video) => {
+                shared.queue().resync = false;
+                return Next::Packet(p);
+            }
+            Next::Packet(p) => shared.stats().drop_packets(std::slice::from_ref(&p)),
+            Next::Closed => return Next::Closed,
+        }
+    }
+}
+
+/// Opens the output starting with `first`; the next state.
+fn connect(
+    shared: &Shared,
+    opener: &mut impl Opener,
+    policy: &Policy,
+    watchdog: &Arc<Watchdog>,
+    first: Packet,
+    failures: u32,
+) -> Link {
+    let params = shared
+        .queue()
+        .params
+        .clone()
+        .expect("packets come after the params");
+    let refs: Vec<&EncodedPacket> = params.iter().collect();
+    watchdog.arm(policy.connect_timeout);
+    let opened = opener.open(&refs, pk::start_seconds(&first.header), watchdog.clone());
+    match opened {
+        Ok(sink) => {
+            shared.stats().connected(opener.shown());
+            send(shared, sink, policy, watchdog, first)
+        }
+        Err(e) => {
+            shared.stats().failed(&format!("{e:#}"), &first);
+            let delay = policy
+                .retry_min
+                .saturating_mul(1 << failures.min(16))
+                .min(policy.retry_max);
+            Link::Down {
+                retry_at: Instant::now() + delay,
+                failures: failures + 1,
+            }
+        }
+    }
+}
+
+/// Writes one packet; the next state.
+fn send(shared: &Shared, mut sink: Sink, policy: &Policy, watchdog: &Watchdog, p: Packet) -> Link {
+    if shared.queue().resync && !p.starts_output(shared.queue().has_video) {
+        // Packets were dropped: the decoder needs a keyframe to go on.
+        shared.stats().drop_packets(std::slice::from_ref(&p));
+        return Link::Up(sink);
+    }
+    shared.queue().resync = false;
+    watchdog.arm(policy.write_timeout);
+    match sink.write(p.track, &p.header, &p.data) {
+        Ok(_) => {
+            shared.stats().sent(&p);
+            Link::Up(sink)
+        }
+        Err(e) => {
+            drop(sink);
+            shared.stats().disconnected(Some((&format!("{e:#}"), &p)));
+            shared.queue().resync = true;
+            Link::Down {
+                retry_at: Instant::now() + policy.retry_min,
+                failures: 0,
+            }
+        }
+    }
+}
