@@ -70,10 +70,10 @@ metric_names! {
     /// held longer than `buffer_ms` while waiting for the common start; mux:
     /// packets it could not write, e.g. before a track's keyframe). The
     /// status line's and the report's `dropped` add it to the queues' drops.
-    DROPPED = "dropped" by ["microphone", "sync", "mux"];
+    DROPPED = "dropped" by ["microphone", "sync", "mux", "stream", "hls"];
     /// Bits per second of media encoded or written so far; on the status
     /// line in kb/s.
-    BITRATE_BPS = "bitrate_bps" by ["video-encode", "audio-encode", "mux"];
+    BITRATE_BPS = "bitrate_bps" by ["video-encode", "audio-encode", "mux", "stream", "hls"];
     /// How much later the sound plays than the picture captured at the same
     /// instant, ms (negative: earlier); on the status line (`A/V`).
     AV_OFFSET_MS = "av_offset_ms" by ["sync"];
@@ -189,8 +189,23 @@ metric_names! {
     /// Audio samples encoded (per channel).
     SAMPLES_IN = "samples_in" by ["audio-encode"];
 
-    /// Bytes on disk: the closed parts and the current one.
-    BYTES_WRITTEN = "bytes_written" by ["mux"];
+    /// 1 while a stream is connected to its peer, else 0.
+    CONNECTED = "connected" by ["stream"];
+    /// Connections made again after one was lost.
+    RECONNECTS = "reconnects" by ["stream"];
+    /// Seconds a stream spent down after its first connection (outages).
+    OUTAGE_S = "outage_s" by ["stream"];
+    /// Seconds of media an output did not send: dropped from its full
+    /// queue, or while it was down (video; audio in an output without video).
+    LOST_S = "lost_s" by ["stream", "hls"];
+    /// Seconds of media waiting in an output's own queue.
+    QUEUE_S = "queue_s" by ["stream", "hls"];
+    /// From capture to the moment the last packet was handed to the
+    /// network (or written), ms.
+    LATENCY_MS = "latency_ms" by ["stream", "hls"];
+
+    /// Bytes on disk: the closed parts and the current one (stream: bytes sent).
+    BYTES_WRITTEN = "bytes_written" by ["mux", "stream", "hls"];
     /// Media written, from the first to the last timestamp of any track, s.
     DURATION_S = "duration_s" by ["mux"];
     /// The most a crash of everything now loses at the end, s:

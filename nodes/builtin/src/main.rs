@@ -22,6 +22,8 @@ const KINDS: &[(&str, Entry)] = &[
     ("video-encode", node_video_encode::main),
     ("audio-encode", node_audio_encode::main),
     ("mux", node_mux::main),
+    ("stream", node_stream::stream_main),
+    ("hls", node_stream::hls_main),
 ];
 
 fn main() -> ExitCode {

@@ -10,6 +10,7 @@
 //! applies to every node, and the checks of the machine a node runs on.
 
 mod choice;
+mod format;
 pub mod kinds;
 mod params;
 mod problem;
@@ -18,6 +19,7 @@ mod schema;
 mod value;
 
 pub use choice::Choice;
+pub use format::Format;
 pub use kinds::{builtin_kinds, kind, KindSpec, PortSpec, BUILTIN_BINARY, DEFAULT_QUEUE_SIZE};
 pub use params::{DefaultValue, ParamSpec, ParamType, Params};
 pub use problem::Problem;

@@ -210,6 +210,9 @@ pub struct ParamSpec {
     /// the node carries out once. The node's params do not keep it, and a
     /// restarted node is not given it again.
     pub action: bool,
+    /// A secret (a stream key, a passphrase): never shown in logs, reports
+    /// or the control API; `***` stands for it.
+    pub secret: bool,
 }
 
 impl ParamSpec {
@@ -226,6 +229,7 @@ impl ParamSpec {
             doc,
             live: false,
             action: false,
+            secret: false,
         }
     }
 
@@ -324,6 +328,14 @@ impl ParamSpec {
             Some(DefaultValue::Rational(default)),
             doc,
         )
+    }
+
+    /// The same param, marked as a secret (see the field).
+    pub const fn secret(self) -> Self {
+        ParamSpec {
+            secret: true,
+            ..self
+        }
     }
 
     /// The same param, marked as one the node applies while running.

@@ -72,6 +72,7 @@ impl KindSpec {
             host_checks: no_rules,
             value_rule: no_value_rule,
             hosted: false,
+            format: None,
         }
     }
 
@@ -317,6 +318,7 @@ fn read_kind(value: &Value) -> Result<KindSpec, String> {
         host_checks: no_rules,
         value_rule: no_value_rule,
         hosted: false,
+        format: None,
     })
 }
 

@@ -13,7 +13,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use node_api::EncodedPacket;
+use node_api::{EncodedPacket, MediaKind};
 use node_media::packet as pk;
 
 use crate::link::{Link, LinkStats};
@@ -57,6 +57,9 @@ struct Queue {
     params: Option<Vec<EncodedPacket>>,
     /// Packets were dropped: what is sent next must start on a keyframe.
     resync: bool,
+    /// A track's codec parameters changed (its encoder restarted): the
+    /// output starts again with a new header.
+    reopen: bool,
     has_video: bool,
 }
 
@@ -105,6 +108,7 @@ impl Outlet {
                 closed: false,
                 params: None,
                 resync: true,
+                reopen: false,
                 has_video: false,
             }),
             ready: Condvar::new(),
@@ -130,6 +134,7 @@ impl Outlet {
     /// Every track has begun: these are their parameters.
     pub fn set_params(&self, params: Vec<EncodedPacket>, has_video: bool) {
         let mut q = self.shared.queue();
+        q.reopen = q.params.is_some();
         q.params = Some(params);
         q.has_video = has_video;
         q.resync = true;
@@ -190,6 +195,9 @@ impl Outlet {
             }
             let _ = thread.join();
         }
+        // What could not be sent by the end.
+        let left: Vec<Packet> = self.shared.queue().packets.drain(..).collect();
+        self.shared.stats().drop_packets(&left);
         self.stats()
     }
 }
@@ -267,13 +275,20 @@ fn send_loop(shared: &Shared, mut opener: impl Opener, policy: Policy, watchdog:
                 };
                 connect(shared, &mut opener, &policy, watchdog, first, failures)
             }
-            Link::Up(mut sink) => match next(shared, watchdog) {
+            Link::Up(sink) if std::mem::take(&mut shared.queue().reopen) => {
+                tracing::info!(
+                    "{}: new codec parameters, starting the stream again",
+                    opener.shown()
+                );
+                end(shared, sink, &policy, watchdog);
+                Link::Down {
+                    retry_at: Instant::now(),
+                    failures: 0,
+                }
+            }
+            Link::Up(sink) => match next(shared, watchdog) {
                 Next::Closed => {
-                    watchdog.arm(policy.write_timeout);
-                    if let Err(e) = sink.finish() {
-                        tracing::warn!("{e:#}");
-                    }
-                    shared.stats().disconnected(None);
+                    end(shared, sink, &policy, watchdog);
                     return;
                 }
                 Next::Packet(p) => send(shared, sink, &policy, watchdog, p),
@@ -282,17 +297,46 @@ fn send_loop(shared: &Shared, mut opener: impl Opener, policy: Policy, watchdog:
     }
 }
 
-/// Takes packets until one an output can start with (a video keyframe),
-/// counting the others as dropped.
+/// Ends the output cleanly (its trailer; HLS: the end of the playlist).
+fn end(shared: &Shared, sink: Sink, policy: &Policy, watchdog: &Watchdog) {
+    watchdog.arm(policy.write_timeout);
+    if let Err(e) = sink.finish() {
+        tracing::warn!("{e:#}");
+    }
+    shared.stats().disconnected(None);
+}
+
+/// Takes packets until one an output can start with (a video keyframe).
+/// The others are dropped, but for audio of the keyframe's instant or later
+/// (the video encoder's lookahead makes audio arrive first): put back to
+/// be sent after it.
 fn next_start(shared: &Shared, watchdog: &Watchdog) -> Next {
+    let mut skipped: Vec<Packet> = Vec::new();
     loop {
         match next(shared, watchdog) {
             Next::Packet(p) if p.starts_output(shared.queue().has_video) => {
-                shared.queue().resync = false;
+                let start = pk::start_seconds(&p.header) - 1e-6;
+                let (keep, lost): (Vec<Packet>, Vec<Packet>) = skipped.into_iter().partition(|a| {
+                    a.header.media == MediaKind::Audio && pk::start_seconds(&a.header) >= start
+                });
+                let mut stats = shared.stats();
+                if stats.connections > 0 {
+                    stats.drop_packets(&lost);
+                } // else: before the stream's first keyframe (an audio encoder's priming), not a loss
+                drop(stats);
+                let mut q = shared.queue();
+                q.resync = false;
+                for a in keep.into_iter().rev() {
+                    q.bytes += a.data.len();
+                    q.packets.push_front(a);
+                }
                 return Next::Packet(p);
             }
-            Next::Packet(p) => shared.stats().drop_packets(std::slice::from_ref(&p)),
-            Next::Closed => return Next::Closed,
+            Next::Packet(p) => skipped.push(p),
+            Next::Closed => {
+                shared.stats().drop_packets(&skipped);
+                return Next::Closed;
+            }
         }
     }
 }

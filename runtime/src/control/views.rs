@@ -45,7 +45,7 @@ fn node(def: &NodeDef) -> Value {
         "kind": def.kind_name(),
         "custom": matches!(def.program, NodeProgram::Custom(_)),
         "machine": def.machine,
-        "params": def.params.0,
+        "params": def.schema().map_or_else(|| def.params.clone(), |k| k.shown(&def.params)).0,
         "live_params": live_params(def),
         "inputs": inputs,
         "outputs": outputs,

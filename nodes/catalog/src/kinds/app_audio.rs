@@ -69,6 +69,7 @@ pub const SPEC: KindSpec = KindSpec {
     rules,
     host_checks: no_rules,
     value_rule: no_value_rule,
+    format: None,
     hosted: true,
 };
 

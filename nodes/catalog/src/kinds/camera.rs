@@ -147,6 +147,7 @@ pub const SPEC: KindSpec = KindSpec {
     rules,
     host_checks,
     value_rule: no_value_rule,
+    format: None,
     hosted: false,
 };
 

@@ -8,11 +8,15 @@ pub mod audio_normalize;
 pub mod camera;
 pub mod common;
 pub mod compose;
+pub mod hls;
 pub mod microphone;
 pub mod mux;
+pub mod stream;
 pub mod sync;
 pub mod video_encode;
 pub mod video_normalize;
+
+use crate::format::Format;
 
 use serde_json::Value;
 
@@ -90,6 +94,10 @@ pub struct KindSpec {
     /// Run inside the application that embeds the runtime (frames it
     /// submits), not as a process the runtime starts: `app-video`, `app-audio`.
     pub hosted: bool,
+    /// The container an output kind writes with these params (mux, stream,
+    /// hls, replay-buffer): `runtime check` refuses an encoder whose codec
+    /// it cannot carry. `None`: not an output.
+    pub format: Option<fn(&Params) -> Option<Format>>,
 }
 
 impl KindSpec {
@@ -101,6 +109,18 @@ impl KindSpec {
     /// see [`ParamSpec::action`]).
     pub fn is_action(&self, name: &str) -> bool {
         self.param(name).is_some_and(|p| p.action)
+    }
+
+    /// The params as they may be shown (the control API, reports): every
+    /// secret (a stream key, a passphrase) as `***`.
+    pub fn shown(&self, params: &Params) -> Params {
+        let mut shown = params.clone();
+        for (name, value) in shown.0.iter_mut() {
+            if self.param(name).is_some_and(|p| p.secret) {
+                *value = Value::from("***");
+            }
+        }
+        shown
     }
 
     pub fn input(&self, name: &str) -> Option<&'static PortSpec> {
@@ -186,6 +206,8 @@ static KINDS: &[KindSpec] = &[
     video_encode::SPEC,
     audio_encode::SPEC,
     mux::SPEC,
+    stream::SPEC,
+    hls::SPEC,
 ];
 
 /// Every built-in kind, in pipeline order.
@@ -264,8 +286,8 @@ mod tests {
     #[test]
     fn every_kinds_defaults_pass_its_rules() {
         for k in builtin_kinds() {
-            if k.kind == "mux" {
-                continue; // its default path names the run's start time
+            if matches!(k.kind, "mux" | "stream") {
+                continue; // the mux's default path names the run's start time; a stream needs a url
             }
             assert_eq!((k.rules)(&testing::defaults(k)), vec![], "{}", k.kind);
         }

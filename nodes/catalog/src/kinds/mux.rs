@@ -8,8 +8,7 @@ use crate::params::{ParamSpec, Params};
 use crate::read::Reader;
 use crate::{Choice, PortType, Problem};
 
-use super::audio_encode::Codec as AudioCodec;
-use super::video_encode::Codec as VideoCodec;
+use super::Format;
 
 crate::choice! {
     /// The file format; `auto`: from the path's extension.
@@ -32,19 +31,18 @@ impl Container {
         }
     }
 
-    /// Whether the container can carry a codec (a codec param's name, e.g.
-    /// `h265`; other names only go in MKV): the codec × container matrix.
+    /// Whether the container can carry a codec (the codec × container matrix).
     pub fn accepts(self, codec: &str) -> bool {
-        let video = VideoCodec::from_name(codec);
-        let audio = AudioCodec::from_name(codec);
+        self.format().is_some_and(|f| f.accepts(codec))
+    }
+
+    /// The container written; `None` for `auto`.
+    pub fn format(self) -> Option<Format> {
         match self {
-            Container::Mp4 => video.is_some() || audio.is_some(),
-            Container::Mkv => true,
-            Container::Webm => {
-                matches!(video, Some(VideoCodec::Vp9 | VideoCodec::Av1))
-                    || audio == Some(AudioCodec::Opus)
-            }
-            Container::Auto => false,
+            Container::Auto => None,
+            Container::Mp4 => Some(Format::Mp4),
+            Container::Mkv => Some(Format::Mkv),
+            Container::Webm => Some(Format::Webm),
         }
     }
 
@@ -324,8 +322,18 @@ pub const SPEC: KindSpec = KindSpec {
     rules,
     host_checks,
     value_rule: no_value_rule,
+    format: Some(format),
     hosted: false,
 };
+
+/// The container of a mux with these params.
+fn format(p: &Params) -> Option<Format> {
+    Settings::from_params(p)
+        .ok()?
+        .resolved_container()
+        .ok()?
+        .format()
+}
 
 #[cfg(test)]
 mod tests {

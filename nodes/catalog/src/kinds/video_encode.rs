@@ -257,6 +257,7 @@ pub const SPEC: KindSpec = KindSpec {
     rules,
     host_checks: super::no_rules,
     value_rule,
+    format: None,
     hosted: false,
 };
 

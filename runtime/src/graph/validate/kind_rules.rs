@@ -6,8 +6,7 @@
 
 use std::collections::HashMap;
 
-use node_catalog::kinds::mux::{self, Container};
-use node_catalog::kinds::{audio_encode, video_encode};
+use node_catalog::kinds::mux::Container;
 use node_catalog::{KindSpec, ParamType, Params, Problem};
 use serde_json::Value;
 
@@ -41,20 +40,15 @@ fn written(kind: &KindSpec, given: &[Entry]) -> Params {
     Params(values.collect())
 }
 
-/// Each mux's container must accept the codec of every encoder feeding it.
+/// Each output's container (a mux's file, a stream's FLV or MPEG-TS, ...)
+/// must accept the codec of every encoder feeding it.
 pub(super) fn containers(drafts: &[Draft], sink: &mut DiagnosticsBuilder<'_>) {
     let by_id: HashMap<&str, &Draft> = drafts.iter().map(|d| (d.id.as_str(), d)).collect();
-    let all_codecs = [video_encode::Codec::NAMES, audio_encode::Codec::NAMES].concat();
     for d in drafts {
         let Some(Program::Builtin(k)) = &d.program else {
             continue;
         };
-        if k.kind != "mux" || d.bad_params.contains("path") || d.bad_params.contains("container") {
-            continue;
-        }
-        let Ok(container) =
-            mux::Settings::from_params(&d.params).and_then(|s| s.resolved_container())
-        else {
+        let Some(format) = k.format.and_then(|f| f(&d.params)) else {
             continue;
         };
         for input in &d.inputs {
@@ -72,29 +66,43 @@ pub(super) fn containers(drafts: &[Draft], sink: &mut DiagnosticsBuilder<'_>) {
             let Some(codec) = src.params.str("codec") else {
                 continue;
             };
-            if container.accepts(codec) {
+            if format.accepts(codec) {
                 continue;
             }
-            let takes: Vec<&str> = all_codecs
-                .iter()
-                .copied()
-                .filter(|c| container.accepts(c))
-                .collect();
-            let fits: Vec<&str> = Container::files()
-                .filter(|c| c.accepts(codec))
-                .map(Container::name)
-                .collect();
+            let into = match k.kind {
+                "mux" => format!("a {format} file"),
+                kind => format!("{format} (what {kind} writes)"),
+            };
             let message = format!(
-                "{codec} cannot go in a {container} file ({container} takes {})",
-                takes.join(", ")
+                "{codec} cannot go in {into} ({format} takes {})",
+                format.codecs().join(", ")
             );
-            let hint = Some(format!(
-                "{codec} fits in {}: change the mux `path` extension or `container`, or the encoder's `codec`",
-                fits.join(" or ")
-            ));
-            sink.error(input.source_pos, &input.field, message, hint);
+            sink.error(
+                input.source_pos,
+                &input.field,
+                message,
+                Some(hint(k, codec)),
+            );
         }
     }
+}
+
+/// What to change when an output cannot carry a codec.
+fn hint(output: &KindSpec, codec: &str) -> String {
+    if output.kind != "mux" {
+        return format!(
+            "change the encoder's `codec` to one {} carries",
+            output.kind
+        );
+    }
+    let fits: Vec<&str> = Container::files()
+        .filter(|c| c.accepts(codec))
+        .map(Container::name)
+        .collect();
+    format!(
+        "{codec} fits in {}: change the mux `path` extension or `container`, or the encoder's `codec`",
+        fits.join(" or ")
+    )
 }
 
 /// Every video encoder encodes 4:2:0, which needs an even width and height:
