@@ -3,6 +3,7 @@
 //! statistics.
 
 pub mod procs;
+pub mod rtmp_peer;
 
 use std::path::Path;
 use std::process::{Command, Stdio};

@@ -2,7 +2,9 @@
 //! prints, per node process, CPU% (of one core), peak Pss, frames in/out and
 //! drops (from the run's `--report`), the peak of the summed Pss of the whole
 //! process tree, the mux's capture→mux latency p50/p99 per stream and the
-//! graph start time.
+//! graph start time. A graph with a `stream_url` var streams to an RTMP
+//! server started here (the ffmpeg CLI listening on loopback): its capture →
+//! sent latency and what the server received are printed too.
 //!
 //! Memory is Pss sampled every 100 ms from /proc/PID/smaps_rollup: the shared
 //! frame pools count once, not once per process mapping them (summed RSS, also
@@ -16,6 +18,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 use bench::procs::run_measured;
+use bench::rtmp_peer::RtmpPeer;
 use node_api::metrics::{per_input, LATENCY_P50_MS, LATENCY_P99_MS};
 
 const HELP: &str = "live-bench: a graph recorded live, measured per node
@@ -57,6 +60,15 @@ fn main() -> Result<()> {
     let dir = std::env::temp_dir().join(format!("live-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let report = dir.join("report.json");
+    // A graph that streams (its `stream_url` var) pushes to a server here.
+    let peer = match std::fs::read_to_string(&graph)?.contains("stream_url:") {
+        true => Some(RtmpPeer::start(&dir, "bench")?),
+        false => None,
+    };
+    if let Some(p) = &peer {
+        args.extend(["--set".into(), format!("stream_url={}", p.url)]);
+        args.extend(["--set".into(), "stream_key=bench".into()]);
+    }
     let stderr = dir.join("runtime.stderr");
     let m = run_measured(
         Command::new(&runtime)
@@ -138,9 +150,13 @@ fn main() -> Result<()> {
             let p50 = metrics[per_input(LATENCY_P50_MS, stream)].as_f64();
             let p99 = metrics[per_input(LATENCY_P99_MS, stream)].as_f64();
             if let (Some(p50), Some(p99)) = (p50, p99) {
-                println!("{id}: capture→mux latency {stream} p50 {p50:.1} ms, p99 {p99:.1} ms");
+                println!("{id}: capture→{id} latency {stream} p50 {p50:.1} ms, p99 {p99:.1} ms");
             }
         }
+    }
+    if let Some(p) = peer {
+        let (seconds, frames) = p.finish()?;
+        println!("the RTMP server received {seconds:.2} s, {frames} video frames");
     }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())

@@ -200,9 +200,6 @@ metric_names! {
     LOST_S = "lost_s" by ["stream", "hls"];
     /// Seconds of media waiting in an output's own queue.
     QUEUE_S = "queue_s" by ["stream", "hls"];
-    /// From capture to the moment the last packet was handed to the
-    /// network (or written), ms.
-    LATENCY_MS = "latency_ms" by ["stream", "hls"];
 
     /// Bytes on disk: the closed parts and the current one (stream: bytes sent).
     BYTES_WRITTEN = "bytes_written" by ["mux", "stream", "hls"];
@@ -239,10 +236,11 @@ metric_names! {
 
     /// Packets written from the input.
     PACKETS = "packets" by ["mux"];
-    /// Capture → mux latency of the input's packets, median, ms.
-    LATENCY_P50_MS = "latency_p50_ms" by ["mux"];
+    /// Capture → mux latency of the input's packets, median, ms (stream,
+    /// hls: capture → handed to the network or written).
+    LATENCY_P50_MS = "latency_p50_ms" by ["mux", "stream", "hls"];
     /// The same latency's 99th percentile, ms.
-    LATENCY_P99_MS = "latency_p99_ms" by ["mux"];
+    LATENCY_P99_MS = "latency_p99_ms" by ["mux", "stream", "hls"];
     /// The input's packets in no file after a restart of the mux.
     LOST_PACKETS = "lost_packets" by ["mux"];
     /// The same loss in seconds of media.

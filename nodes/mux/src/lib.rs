@@ -9,7 +9,6 @@
 
 mod disk;
 mod finalize;
-mod latency;
 mod muxer;
 mod output;
 mod unnamed;

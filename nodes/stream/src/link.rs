@@ -3,6 +3,7 @@
 use std::time::Instant;
 
 use node_api::{clock, MediaKind};
+use node_media::latency::Latency;
 
 use crate::sink::Sink;
 use crate::tracks::Packet;
@@ -17,7 +18,7 @@ pub enum Link {
 }
 
 /// What an output did: its part of the status line and the report.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct LinkStats {
     pub sent_packets: u64,
     pub sent_bytes: u64,
@@ -36,8 +37,8 @@ pub struct LinkStats {
     /// Wall seconds spent down between connections (outages ended).
     pub outage_s: f64,
     pub last_error: Option<String>,
-    /// Capture to sent of the last packet, ms.
-    pub latency_ms: Option<f64>,
+    /// Capture to sent, per track.
+    pub latency: Vec<Latency>,
 }
 
 impl LinkStats {
@@ -73,8 +74,11 @@ impl LinkStats {
         self.sent_packets += 1;
         self.sent_bytes += p.data.len() as u64;
         if p.header.capture_ns > 0 {
-            let now = clock::now_ns();
-            self.latency_ms = Some(now.saturating_sub(p.header.capture_ns) as f64 / 1e6);
+            if self.latency.len() <= p.track {
+                self.latency.resize_with(p.track + 1, Latency::new);
+            }
+            let ns = clock::now_ns().saturating_sub(p.header.capture_ns);
+            self.latency[p.track].record_ns(ns);
         }
     }
 

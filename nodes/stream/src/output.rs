@@ -64,11 +64,11 @@ pub fn serve(
         }
         if last_publish.elapsed() >= PUBLISH_EVERY {
             last_publish = Instant::now();
-            publish(&node, &outlet.stats(), outlet.depth().1, started);
+            publish(&node, &tracks, &outlet.stats(), outlet.depth().1, started);
         }
     }
     let stats = outlet.close(DRAIN_LIMIT);
-    publish(&node, &stats, 0.0, started);
+    publish(&node, &tracks, &stats, 0.0, started);
     tracing::info!(
         "{shown}: sent {} packets ({:.1} MB); {} dropped ({:.2} s of media), {} reconnections, {:.1} s down",
         stats.sent_packets,
@@ -103,7 +103,7 @@ fn check_codec(format: Format, tracks: &Tracks, input: &str, codec: &str) -> Res
     Ok(())
 }
 
-fn publish(node: &Node, stats: &LinkStats, queue_s: f64, started: Instant) {
+fn publish(node: &Node, tracks: &Tracks, stats: &LinkStats, queue_s: f64, started: Instant) {
     let m = node.metrics();
     m.set(metrics::CONNECTED, f64::from(stats.connected));
     m.set(metrics::RECONNECTS, stats.reconnects() as f64);
@@ -119,7 +119,12 @@ fn publish(node: &Node, stats: &LinkStats, queue_s: f64, started: Instant) {
             stats.sent_bytes as f64 * 8.0 / seconds,
         );
     }
-    if let Some(latency) = stats.latency_ms {
-        m.set(metrics::LATENCY_MS, latency);
+    for (input, latency) in tracks.inputs.iter().zip(&stats.latency) {
+        if let Some(p50) = latency.quantile_ms(0.5) {
+            m.set(&metrics::per_input(metrics::LATENCY_P50_MS, input), p50);
+        }
+        if let Some(p99) = latency.quantile_ms(0.99) {
+            m.set(&metrics::per_input(metrics::LATENCY_P99_MS, input), p99);
+        }
     }
 }

@@ -6,7 +6,7 @@ use std::collections::VecDeque;
 use ffmpeg_next::Rational;
 use node_api::{metrics, EncodedPacket, MediaKind};
 
-use crate::latency::Latency;
+use node_media::latency::Latency;
 
 /// How much each track may hold while another has not begun: enough for an
 /// encoder's lookahead, bounded so a silent input cannot exhaust memory.

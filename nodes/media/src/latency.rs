@@ -1,4 +1,4 @@
-//! Capture-to-mux latency percentiles over a whole run, in fixed memory: a
+//! Capture-to-output latency percentiles (mux, stream, hls) over a whole run, in fixed memory: a
 //! log-linear histogram of microseconds (32 buckets per power of two, so a
 //! percentile is within about 3% of the true value).
 
@@ -7,6 +7,7 @@ const SUB: usize = 1 << SUB_BITS;
 /// Exact buckets below 2 × SUB, then SUB buckets for each power of two up to 2^63.
 const BUCKETS: usize = (64 - SUB_BITS as usize) * SUB + SUB;
 
+#[derive(Clone)]
 pub struct Latency {
     counts: Box<[u64; BUCKETS]>,
     total: u64,
