@@ -31,6 +31,12 @@ fn bucket_value(index: usize) -> f64 {
     low as f64 + ((1u64 << shift) - 1) as f64 / 2.0
 }
 
+impl Default for Latency {
+    fn default() -> Self {
+        Latency::new()
+    }
+}
+
 impl Latency {
     pub fn new() -> Latency {
         Latency {
