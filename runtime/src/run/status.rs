@@ -40,6 +40,17 @@ pub struct NodeFigures {
     pub drift_ppm: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub overloaded_pct: Option<f64>,
+    /// A stream's link: 1 connected, 0 down.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connected: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reconnects: Option<f64>,
+    /// Seconds of media an output did not send.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lost_s: Option<f64>,
+    /// Seconds of media in an output's own queue.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queue_s: Option<f64>,
 }
 
 impl NodeFigures {
@@ -71,6 +82,10 @@ impl NodeFigures {
             av_offset_ms: metric(metrics::AV_OFFSET_MS),
             drift_ppm: metric(metrics::DRIFT_PPM),
             overloaded_pct: metric(metrics::OVERLOADED_PCT),
+            connected: metric(metrics::CONNECTED),
+            reconnects: metric(metrics::RECONNECTS),
+            lost_s: metric(metrics::LOST_S),
+            queue_s: metric(metrics::QUEUE_S),
         }
     }
 
@@ -100,6 +115,25 @@ impl NodeFigures {
         }
         if let Some(o) = self.overloaded_pct.filter(|v| *v > 0.0) {
             p += &format!(" OVERLOADED {o:.0}% skipped");
+        }
+        p + &self.output_part()
+    }
+
+    /// An output's link (stream, hls): down, reconnections, media not sent,
+    /// a queue that grows.
+    fn output_part(&self) -> String {
+        let mut p = String::new();
+        if self.connected == Some(0.0) && self.frames_in > 0 {
+            p += " DOWN";
+        }
+        if let Some(n) = self.reconnects.filter(|n| *n > 0.0) {
+            p += &format!(" reconnects {n:.0}");
+        }
+        if let Some(s) = self.lost_s.filter(|s| *s > 0.0) {
+            p += &format!(" unsent {s:.1} s");
+        }
+        if let Some(s) = self.queue_s.filter(|s| *s >= 0.5) {
+            p += &format!(" queued {s:.1} s");
         }
         p
     }
