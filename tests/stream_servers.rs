@@ -170,6 +170,7 @@ fn a_killed_rtmp_server_restarts_on_its_port_and_records_the_next_publish_apart(
     run_tool(&mut publisher(2, false, "flv", &url));
     let recordings = server.recordings();
     assert_eq!(recordings.len(), 2, "{recordings:?}\n{}", server.log());
+    assert_eq!(server.publishes(), 2, "the log survives the restart");
     let first = probe(&recordings[0]).unwrap();
     assert!(
         first.video[0].frames() >= FPS,

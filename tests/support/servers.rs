@@ -258,7 +258,7 @@ impl RtmpServer {
             modules.push("ngx_stream_module.so");
         }
         let nginx = Nginx::start(dir, &modules, 1 + tls as usize, |ports| {
-            let mut conf = rtmp_conf(ports[0], &recordings);
+            let mut conf = rtmp_conf(dir, ports[0], &recordings);
             if tls {
                 conf += &rtmps_conf(dir, ports[1], ports[0]);
             }
@@ -300,15 +300,32 @@ impl RtmpServer {
         files.into_iter().map(|(_, p)| p).collect()
     }
 
+    /// How many publishes the server accepted (its log's `publish:`
+    /// lines, which survive a restart): with [`RtmpServer::recordings`],
+    /// whether a reconnection within the publish's second reused a name.
+    pub fn publishes(&self) -> usize {
+        self.log().matches("] publish: name=").count()
+    }
+
     /// The server's pid (one process: it is the whole server).
     pub fn pid(&self) -> u32 {
         self.nginx.child().id()
     }
 
     /// SIGSTOP: the server stops reading and answering, its connections
-    /// stay open (a hung server, as a publisher sees one).
+    /// stay open (a hung server, as a publisher sees one). Returns once the
+    /// process is stopped (the signal is delivered asynchronously).
     pub fn freeze(&self) {
         signal(self.nginx.child(), libc::SIGSTOP);
+        self.wait_frozen(true);
+    }
+
+    fn wait_frozen(&self, frozen: bool) {
+        let deadline = Instant::now() + READY_WAIT;
+        while self.frozen() != frozen {
+            assert!(Instant::now() < deadline, "nginx frozen is not {frozen}");
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// Whether the process is stopped (state `T` in /proc): frozen.
@@ -319,9 +336,10 @@ impl RtmpServer {
         stat.ok().and_then(|s| state(&s)).unwrap_or(false)
     }
 
-    /// SIGCONT after [`RtmpServer::freeze`].
+    /// SIGCONT after [`RtmpServer::freeze`]; returns once it runs again.
     pub fn resume(&self) {
         signal(self.nginx.child(), libc::SIGCONT);
+        self.wait_frozen(false);
     }
 
     /// SIGKILL: every connection is reset, the port refuses until
@@ -351,12 +369,16 @@ fn publish_time(path: &Path) -> u64 {
 
 /// The RTMP part of the config: `record all` writes audio and video of
 /// every publish; `record_unique` gives each publish its own file, so a
-/// reconnection makes a new one instead of overwriting the last.
-fn rtmp_conf(port: u16, recordings: &Path) -> String {
+/// reconnection makes a new one instead of overwriting the last. Its
+/// access log is set because the module's default is the package's
+/// /var/log/nginx, which only root may open.
+fn rtmp_conf(dir: &Path, port: u16, recordings: &Path) -> String {
     format!(
-        "rtmp {{\n  server {{\n    listen 127.0.0.1:{port};\n    \
+        "rtmp {{\n  access_log {}/nginx-rtmp-access.log;\n  server {{\n    \
+         listen 127.0.0.1:{port};\n    \
          application live {{\n      live on;\n      record all;\n      \
          record_path {};\n      record_unique on;\n    }}\n  }}\n}}\n",
+        dir.display(),
         recordings.display()
     )
 }
@@ -558,7 +580,7 @@ impl Drop for SrtPeer {
 }
 
 /// An SRT listener on a free UDP port of 127.0.0.1 that writes the MPEG-TS
-/// it receives to `dir/srt-received.ts`, every connection's after the last's.
+/// it receives to `dir/srt-PORT.ts`, every connection's after the last's.
 pub struct SrtListener {
     peer: SrtPeer,
     port: u16,
@@ -584,7 +606,7 @@ impl SrtListener {
         if let Some(p) = passphrase {
             url += &format!("&passphrase={p}");
         }
-        let mut peer = SrtPeer::spawn(&url, &dir.join("srt-received.ts"));
+        let mut peer = SrtPeer::spawn(&url, &dir.join(format!("srt-{port}.ts")));
         peer.wait_for(" listen...");
         Some(SrtListener { peer, port })
     }
@@ -595,7 +617,9 @@ impl SrtListener {
         format!("srt://127.0.0.1:{}", self.port)
     }
 
-    /// The file the received stream is written to.
+    /// The file the received stream is written to: whole once
+    /// [`stop`](Self::stop) returned (until then its last few kilobytes may
+    /// still be in the process's output buffer).
     pub fn output(&self) -> &Path {
         &self.peer.output
     }
@@ -658,7 +682,9 @@ impl SrtCaller {
         last.is_some_and(|l| l.contains("SRT source connected"))
     }
 
-    /// The file the received stream is written to.
+    /// The file the received stream is written to: whole once
+    /// [`stop`](Self::stop) returned (until then its last few kilobytes may
+    /// still be in the process's output buffer).
     pub fn output(&self) -> &Path {
         &self.peer.output
     }
