@@ -6,9 +6,11 @@ use std::process::{Command, Output};
 
 pub mod claps;
 pub mod control_api;
+pub mod hls_player;
 pub mod live;
 pub mod media;
 pub mod netns;
+pub mod servers;
 pub mod sync_log;
 
 /// The directory holding `runtime` and the node binaries of the profile under test.
