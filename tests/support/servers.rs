@@ -304,7 +304,7 @@ impl RtmpServer {
     /// lines, which survive a restart): with [`RtmpServer::recordings`],
     /// whether a reconnection within the publish's second reused a name.
     pub fn publishes(&self) -> usize {
-        self.log().matches("] publish: name=").count()
+        self.log().matches(" publish: name=").count()
     }
 
     /// The server's pid (one process: it is the whole server).
