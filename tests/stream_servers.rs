@@ -5,8 +5,9 @@
 //! publisher carries on; killed and restarted on the same port, the next
 //! publish makes a second recording; srt-live-transmit receives an SRT
 //! caller's MPEG-TS, with and without a passphrase, refuses a wrong or
-//! missing one, and pulls from a listening publisher; Chromium plays an
-//! HLS playlist (fMP4 and TS segments) to its end with hls.js.
+//! missing one, and pulls from a listening publisher; nginx serves HLS
+//! files with their media types, and Chromium plays an HLS playlist (fMP4
+//! and TS segments) from it to its end with hls.js.
 //!
 //! Without nginx, srt-live-transmit, Node.js or Chromium a test says
 //! SKIPPED and passes (`scripts/setup --test` installs them). Assertions
@@ -18,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use graph_tests::hls_player::play_hls_in_browser;
 use graph_tests::media::{probe, require_ffmpeg, run_tool, Probe};
-use graph_tests::servers::{RtmpServer, SrtCaller, SrtListener};
+use graph_tests::servers::{HttpServer, RtmpServer, SrtCaller, SrtListener};
 use graph_tests::Scratch;
 
 const FPS: u64 = 30;
@@ -317,4 +318,31 @@ fn hls_with_ts_segments_plays_to_the_end_in_chromium() {
     let s = Scratch::new();
     write_hls(s.dir.path(), "mpegts");
     assert_plays_to_the_end(s.dir.path());
+}
+
+#[test]
+fn the_http_server_serves_hls_with_its_media_types() {
+    let s = Scratch::new();
+    let types = [
+        ("index.m3u8", "application/vnd.apple.mpegurl"),
+        ("seg0.ts", "video/mp2t"),
+        ("seg0.m4s", "video/iso.segment"),
+        ("init.mp4", "video/mp4"),
+    ];
+    for (name, _) in types {
+        std::fs::write(s.path(name), name).unwrap();
+    }
+    let Some(server) = HttpServer::start(s.dir.path()) else {
+        return;
+    };
+    for (name, want) in types {
+        let mut response = ureq::get(server.url(name)).call().expect("served");
+        let got = response.headers().get("content-type").cloned();
+        assert_eq!(
+            got.as_ref().map(|v| v.to_str().unwrap()),
+            Some(want),
+            "{name}"
+        );
+        assert_eq!(response.body_mut().read_to_string().unwrap(), name);
+    }
 }

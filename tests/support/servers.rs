@@ -85,9 +85,19 @@ fn nginx_module(file: &str) -> Option<PathBuf> {
         .find(|p| p.exists())
 }
 
+/// nginx from PATH, else where Debian installs it: /usr/sbin, which a
+/// user's PATH often lacks.
+fn nginx_bin() -> PathBuf {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let on_path = std::env::split_paths(&path)
+        .map(|d| d.join("nginx"))
+        .find(|p| p.is_file());
+    on_path.unwrap_or_else(|| PathBuf::from("/usr/sbin/nginx"))
+}
+
 /// Why nginx cannot run here with `module` (e.g. ngx_rtmp_module.so), if it cannot.
 fn nginx_missing(module: Option<&str>) -> Option<String> {
-    if let Some(why) = tool_missing("nginx", "-v", "nginx") {
+    if let Some(why) = tool_missing(&nginx_bin().to_string_lossy(), "-v", "nginx") {
         return Some(why);
     }
     let module = module?;
@@ -165,7 +175,7 @@ impl Nginx {
     fn spawn(&mut self) -> Result<(), String> {
         let log = self.dir.join("nginx-error.log");
         let logged_before = std::fs::read_to_string(&log).unwrap_or_default().len();
-        let child = Command::new("nginx")
+        let child = Command::new(nginx_bin())
             .arg("-p")
             .arg(self.dir.join("nginx-temp"))
             // -e: not even the startup may write the package's error log.
@@ -304,7 +314,7 @@ impl RtmpServer {
     /// lines, which survive a restart): with [`RtmpServer::recordings`],
     /// whether a reconnection within the publish's second reused a name.
     pub fn publishes(&self) -> usize {
-        self.log().matches("] publish: name=").count()
+        self.log().matches(" publish: name=").count()
     }
 
     /// The server's pid (one process: it is the whole server).
