@@ -54,7 +54,12 @@ fn stream_node(id: &str, params: &str) -> String {
 /// Every clap of `file` within 5 ms, and at least `min` of them.
 fn assert_claps(file: &Path, min: usize) {
     let found = claps(file);
-    assert!(found.len() >= min, "{}: {}", file.display(), describe(&found));
+    assert!(
+        found.len() >= min,
+        "{}: {}",
+        file.display(),
+        describe(&found)
+    );
     for c in &found {
         assert!(
             c.offset_ms.abs() <= 5.0,
@@ -103,7 +108,10 @@ fn metric(run: &RunResult, node: &str, name: &str) -> f64 {
 /// The key appears in no output of the run: stderr, the report, the logs.
 fn assert_key_hidden(s: &Scratch, run: &RunResult) {
     assert!(!run.stderr.contains(KEY), "the key is on stderr");
-    assert!(!run.report().to_string().contains(KEY), "the key is in the report");
+    assert!(
+        !run.report().to_string().contains(KEY),
+        "the key is in the report"
+    );
     for log in files_under(&s.path("run")) {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         assert!(!text.contains(KEY), "the key is in {}", log.display());
@@ -149,12 +157,16 @@ fn record_and_stream_everywhere_from_one_encode() {
     params: { dir: '{dir}/hls', segment_type: fmp4, segment_duration: 1, list_size: 0 }
 ";
     let graph = s.graph("everywhere.yaml", &graph_with(&outputs));
-    let run = s.run(&graph, &["--duration", "6", "--run-dir", "run"]);
+    let run = s.run(&graph, &["--duration", "6"]);
     run.assert_ok();
     srt.stop();
     let recorded = recording_seconds(&s, &run);
     let flvs = rtmp.recordings();
-    assert_eq!(flvs.len(), 1 + rtmp.rtmps_url().is_some() as usize, "{flvs:?}");
+    assert_eq!(
+        flvs.len(),
+        1 + rtmp.rtmps_url().is_some() as usize,
+        "{flvs:?}"
+    );
     for flv in &flvs {
         assert_delivered(flv, recorded, 0.1);
     }
@@ -171,7 +183,11 @@ fn record_and_stream_everywhere_from_one_encode() {
         return;
     };
     assert!(play.reached_end, "hls.js: {}", play.json);
-    assert!(play.total_frames > 0, "hls.js decoded nothing: {}", play.json);
+    assert!(
+        play.total_frames > 0,
+        "hls.js decoded nothing: {}",
+        play.json
+    );
     assert!(play.fatal_errors().is_empty(), "hls.js: {}", play.json);
 }
 
@@ -181,16 +197,12 @@ fn srt_listener_serves_a_caller() {
     require_ffmpeg();
     let s = Scratch::new();
     let port = graph_tests::servers::free_udp_port();
-    let Some(mut caller) = SrtCaller::pull(
-        &format!("srt://127.0.0.1:{port}"),
-        &s.path("pulled.ts"),
-    ) else {
+    let Some(mut caller) =
+        SrtCaller::pull(&format!("srt://127.0.0.1:{port}"), &s.path("pulled.ts"))
+    else {
         return;
     };
-    let outputs = stream_node(
-        "stream",
-        &format!("url: 'srt://:{port}', mode: listener"),
-    );
+    let outputs = stream_node("stream", &format!("url: 'srt://:{port}', mode: listener"));
     let graph = s.graph("listener.yaml", &graph_with(&outputs));
     let run = s.run(&graph, &["--duration", "6"]);
     run.assert_ok();
@@ -200,7 +212,11 @@ fn srt_listener_serves_a_caller() {
     // first keyframe after that, up to a second after the recording's start.
     let p = probe(&s.path("pulled.ts")).unwrap();
     assert_eq!(decode_errors(&s.path("pulled.ts")), "");
-    assert!(p.video[0].span() > recorded - 1.5, "{:.2} s", p.video[0].span());
+    assert!(
+        p.video[0].span() > recorded - 1.5,
+        "{:.2} s",
+        p.video[0].span()
+    );
     assert_claps(&s.path("pulled.ts"), 3);
 }
 
@@ -304,7 +320,11 @@ fn a_stream_down_at_the_end_fails_the_run_but_not_the_recording() {
     rtmp.kill();
     let run = live.finish();
     assert_eq!(run.code, Some(1), "{}", run.stderr);
-    assert!(run.stderr.contains("node `stream` failed"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("node `stream` failed"),
+        "{}",
+        run.stderr
+    );
     assert!(run.stderr.contains("down at the end"), "{}", run.stderr);
     assert!(recording_seconds(&s, &run) > 7.0);
     assert!(!run.stderr.contains(KEY));
@@ -331,7 +351,11 @@ fn refused_connections_name_their_cause() {
     assert_eq!(run.code, Some(1), "{}", run.stderr);
     assert!(run.stderr.contains("never connected"), "{}", run.stderr);
     assert!(run.stderr.contains("passphrase"), "{}", run.stderr);
-    assert!(srt.log().contains("passphrase") || srt.log().contains("Password"), "{}", srt.log());
+    assert!(
+        srt.log().contains("passphrase") || srt.log().contains("Password"),
+        "{}",
+        srt.log()
+    );
     assert!(recording_seconds(&s, &run) > 3.0);
 }
 
@@ -353,14 +377,22 @@ fn bad_urls_and_directories_are_refused_before_the_start() {
         let run = s.run(&graph, &["--duration", "2"]);
         assert_eq!(run.code, Some(2), "{expected}: {}", run.stderr);
         assert!(run.stderr.contains(expected), "{expected}: {}", run.stderr);
-        assert!(run.stderr.contains(&format!("bad{i}.yaml:")), "{}", run.stderr);
+        assert!(
+            run.stderr.contains(&format!("bad{i}.yaml:")),
+            "{}",
+            run.stderr
+        );
         assert!(!s.path("out.mp4").exists(), "nothing may start");
     }
     let h265 = graph_with(&stream_node("stream", "url: 'rtmp://h/app'"))
         .replace("speed: ultrafast,", "codec: h265, speed: ultrafast,");
     let run = s.run(&s.graph("h265.yaml", &h265), &["--duration", "2"]);
     assert_eq!(run.code, Some(2), "{}", run.stderr);
-    assert!(run.stderr.contains("h265 cannot go in flv"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("h265 cannot go in flv"),
+        "{}",
+        run.stderr
+    );
 }
 
 /// `runtime nodes stream` documents every param.
