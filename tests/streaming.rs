@@ -42,10 +42,15 @@ fn graph_with(outputs: &str) -> String {
 
 /// A `stream` node entry fed by both encoders.
 fn stream_node(id: &str, params: &str) -> String {
+    stream_node_from(id, "video-encode", params)
+}
+
+/// A `stream` node entry fed by `video` (an encoder) and the audio encoder.
+fn stream_node_from(id: &str, video: &str, params: &str) -> String {
     format!(
         "  - id: {id}
     node: stream
-    inputs: {{ video: video-encode/video, audio: audio-encode/audio }}
+    inputs: {{ video: {video}/video, audio: audio-encode/audio }}
     params: {{ {params} }}
 "
     )
@@ -155,6 +160,10 @@ fn record_and_stream_everywhere_from_one_encode() {
     node: hls
     inputs: { video: video-encode/video, audio: audio-encode/audio }
     params: { dir: '{dir}/hls', segment_type: fmp4, segment_duration: 1, list_size: 0 }
+  - id: hls-live
+    node: hls
+    inputs: { video: video-encode/video, audio: audio-encode/audio }
+    params: { dir: '{dir}/live', segment_type: ts, segment_duration: 1, list_size: 2 }
 ";
     let graph = s.graph("everywhere.yaml", &graph_with(&outputs));
     let run = s.run(&graph, &["--duration", "6"]);
@@ -179,6 +188,7 @@ fn record_and_stream_everywhere_from_one_encode() {
     }
     assert_eq!(metric(&run, "rtmp", "reconnects"), 0.0);
     assert_key_hidden(&s, &run);
+    assert_rolling(&s.path("live"), 2);
     let Some(play) = play_hls_in_browser(&s.path("hls"), "index.m3u8", &[]) else {
         return;
     };
@@ -189,6 +199,58 @@ fn record_and_stream_everywhere_from_one_encode() {
         play.json
     );
     assert!(play.fatal_errors().is_empty(), "hls.js: {}", play.json);
+}
+
+/// A rolling playlist: `list_size` segments listed, the older ones gone
+/// from the directory, what is listed playable.
+fn assert_rolling(dir: &Path, list_size: usize) {
+    let playlist = std::fs::read_to_string(dir.join("index.m3u8")).unwrap();
+    let listed = playlist.lines().filter(|l| l.ends_with(".ts")).count();
+    assert_eq!(listed, list_size, "{playlist}");
+    assert!(!playlist.contains("#EXT-X-MEDIA-SEQUENCE:0"), "{playlist}");
+    let files = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "ts"))
+        .count();
+    // FFmpeg deletes a segment once it is one past the list.
+    assert!(files <= list_size + 1, "{files} segment files");
+    assert_eq!(decode_errors(&dir.join("index.m3u8")), "");
+}
+
+/// A ladder: the stream gets its own scaler and encoder (a smaller
+/// picture) from sync's frames, beside the recording's encoder; both in sync.
+#[test]
+fn a_ladder_streams_another_size_from_the_same_capture() {
+    require_ffmpeg();
+    let s = Scratch::new();
+    let Some(rtmp) = RtmpServer::start(&s.path("nginx")) else {
+        return;
+    };
+    let outputs = format!(
+        "  - id: stream-scale
+    node: video-normalize
+    inputs: {{ video: sync/video }}
+    params: {{ width: 96, height: 72, fps: 30 }}
+  - id: stream-encode
+    node: video-encode
+    inputs: {{ video: stream-scale/video }}
+    params: {{ speed: ultrafast, keyframe_interval: 1, bitrate: 200k }}
+{}",
+        stream_node_from(
+            "stream",
+            "stream-encode",
+            &format!("url: '{}', key: {KEY}", rtmp.url())
+        )
+    );
+    let graph = s.graph("ladder.yaml", &graph_with(&outputs));
+    let run = s.run(&graph, &["--duration", "5"]);
+    run.assert_ok();
+    let recorded = recording_seconds(&s, &run);
+    let flv = &rtmp.recordings()[0];
+    let p = probe(flv).unwrap();
+    assert_eq!((p.video[0].width, p.video[0].height), (96, 72));
+    assert_delivered(flv, recorded, 0.1);
 }
 
 /// SRT as the listener: a caller pulls the stream.
