@@ -402,3 +402,101 @@ fn send(shared: &Shared, mut sink: Sink, policy: &Policy, watchdog: &Watchdog, p
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use node_api::{CodecParams, TimeBase};
+
+    fn packet(media: MediaKind, ms: i64, keyframe: bool) -> Packet {
+        let (codec, duration) = match media {
+            MediaKind::Video => ("h264", 33),
+            MediaKind::Audio => ("aac", 21),
+        };
+        let header = EncodedPacket {
+            media,
+            codec: codec.into(),
+            params: CodecParams {
+                width: 16,
+                height: 16,
+                sample_rate: 48_000,
+                channels: 2,
+                ..CodecParams::default()
+            },
+            pts: ms,
+            dts: ms,
+            duration,
+            time_base: TimeBase { num: 1, den: 1000 },
+            keyframe,
+            capture_ns: 0,
+        };
+        let track = usize::from(media == MediaKind::Audio);
+        Packet {
+            track,
+            header,
+            data: vec![0u8; 100].into(),
+        }
+    }
+
+    fn policy(queue_s: f64) -> Policy {
+        Policy {
+            queue_s,
+            queue_bytes: 1 << 20,
+            connect_timeout: Duration::from_secs(1),
+            write_timeout: Duration::from_secs(1),
+            retry_min: Duration::from_millis(10),
+            retry_max: Duration::from_millis(10),
+        }
+    }
+
+    /// FFmpeg's `null` muxer: a real output that keeps nothing.
+    struct Null;
+    impl Opener for Null {
+        fn open(&mut self, p: &[&EncodedPacket], at: f64, w: Arc<Watchdog>) -> Result<Sink> {
+            let target = crate::sink::Target {
+                url: "null".into(),
+                shown: "null".into(),
+                format: "null",
+                ..Default::default()
+            };
+            Sink::open(&target, p, at, w)
+        }
+        fn shown(&self) -> &str {
+            "null"
+        }
+    }
+
+    #[test]
+    fn a_queue_past_its_bound_is_dropped_and_counted() {
+        // No params yet: nothing is taken from the queue.
+        let outlet = Outlet::start(Null, policy(1.0));
+        for i in 0..60 {
+            outlet.push(packet(MediaKind::Video, i * 33, i % 30 == 0));
+        }
+        let stats = outlet.stats();
+        // Past 1.0 s of span (32 packets: 0 to 1.023 s) the queue was emptied once.
+        assert_eq!(stats.dropped, 32);
+        assert!((stats.lost_video_s - 32.0 * 0.033).abs() < 1e-9);
+        assert_eq!(outlet.depth().0, 28);
+    }
+
+    #[test]
+    fn audio_before_the_first_keyframe_is_sent_after_it() {
+        ffmpeg_next::init().unwrap();
+        let outlet = Outlet::start(Null, policy(5.0));
+        // Audio arrives first (the video encoder's lookahead), from 0 on.
+        for i in 0..10 {
+            outlet.push(packet(MediaKind::Audio, i * 21, false));
+        }
+        outlet.push(packet(MediaKind::Video, 0, true));
+        outlet.push(packet(MediaKind::Video, 33, false));
+        let params = vec![
+            packet(MediaKind::Video, 0, true).header,
+            packet(MediaKind::Audio, 0, false).header,
+        ];
+        outlet.set_params(params, true);
+        let stats = outlet.close(Duration::from_secs(10));
+        assert_eq!((stats.sent_packets, stats.dropped), (12, 0));
+        assert_eq!(stats.connections, 1);
+    }
+}
