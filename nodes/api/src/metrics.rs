@@ -68,7 +68,8 @@ metric_names! {
     /// Frames or packets the node dropped itself, beyond what its input
     /// queues dropped (microphone: device overruns; sync: frames and audio
     /// held longer than `buffer_ms` while waiting for the common start; mux:
-    /// packets it could not write, e.g. before a track's keyframe). The
+    /// packets it could not write, e.g. before a track's keyframe; stream,
+    /// hls: packets not sent, from a full queue or while down). The
     /// status line's and the report's `dropped` add it to the queues' drops.
     DROPPED = "dropped" by ["microphone", "sync", "mux", "stream", "hls"];
     /// Bits per second of media encoded or written so far; on the status

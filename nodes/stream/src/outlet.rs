@@ -153,15 +153,15 @@ impl Outlet {
             q.resync = true;
             drop(q);
             let mut stats = self.shared.stats();
-            if stats.dropped == 0 {
-                tracing::warn!(
-                    "{}: the queue passed {:.1} s: dropping what it held ({} packets) and resuming at the next keyframe",
-                    self.shown,
-                    self.policy.queue_s,
-                    dropped.len()
-                );
-            }
             stats.drop_packets(&dropped);
+            tracing::warn!(
+                "{}: the queue passed {:.1} s: dropped what it held ({} packets; {} in all, {:.1} s of media) and resuming at the next keyframe",
+                self.shown,
+                self.policy.queue_s,
+                dropped.len(),
+                stats.dropped,
+                stats.lost_s()
+            );
             q = self.shared.queue();
         }
         q.bytes += packet.data.len();
