@@ -22,6 +22,7 @@ const KINDS: &[(&str, Entry)] = &[
     ("video-encode", node_video_encode::main),
     ("audio-encode", node_audio_encode::main),
     ("mux", node_mux::main),
+    ("replay-buffer", node_stream::replay_main),
 ];
 
 fn main() -> ExitCode {

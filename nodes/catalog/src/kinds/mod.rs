@@ -10,6 +10,7 @@ pub mod common;
 pub mod compose;
 pub mod microphone;
 pub mod mux;
+pub mod replay_buffer;
 pub mod sync;
 pub mod video_encode;
 pub mod video_normalize;
@@ -186,6 +187,7 @@ static KINDS: &[KindSpec] = &[
     video_encode::SPEC,
     audio_encode::SPEC,
     mux::SPEC,
+    replay_buffer::SPEC,
 ];
 
 /// Every built-in kind, in pipeline order.
