@@ -178,6 +178,7 @@ impl Replay {
             return;
         }
         tracing::info!("save asked at {at_ns} ns");
+        self.buffer.pin(at_ns);
         self.pending = Some(Pending {
             at_ns,
             asked: Instant::now(),
@@ -197,6 +198,7 @@ impl Replay {
             let at_ns = pending.at_ns;
             self.pending = None;
             self.start_save(at_ns);
+            self.buffer.unpin();
         }
     }
 

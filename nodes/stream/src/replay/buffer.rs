@@ -31,6 +31,12 @@ pub struct Buffer {
     /// The anchor was emptied for the byte bound: its packets up to the
     /// next keyframe are dropped (counted) rather than merely awaited.
     starved: bool,
+    /// A save waits for its media: the seconds bound counts up to its
+    /// instant (capture clock, ns), so the save gets the whole `max_s`
+    /// before it, not what is left once the media after it came in.
+    pin: Option<u64>,
+    /// The latest end (stream seconds) of a packet captured by `pin`.
+    pinned_end: f64,
 }
 
 /// What a save writes: every track's packets, from the buffer's start.
@@ -53,6 +59,8 @@ impl Buffer {
             newest_end: f64::NEG_INFINITY,
             dropped: 0,
             starved: false,
+            pin: None,
+            pinned_end: f64::NEG_INFINITY,
         }
     }
 
@@ -66,6 +74,34 @@ impl Buffer {
             Some(start) => (self.newest_end - start).max(0.0),
             None => 0.0,
         }
+    }
+
+    /// The span the seconds bound applies to: up to the pinned instant
+    /// while a save waits, else [`Buffer::span_s`].
+    fn bounded_span_s(&self) -> f64 {
+        match (self.pin, self.start_s()) {
+            (Some(_), Some(start)) => (self.pinned_end - start).max(0.0),
+            _ => self.span_s(),
+        }
+    }
+
+    /// A save made at `at_ns` waits for its media: until [`Buffer::unpin`],
+    /// what was captured up to it is kept for `max_s` before the instant
+    /// (the byte bound still holds).
+    pub fn pin(&mut self, at_ns: u64) {
+        self.pin = Some(at_ns);
+        self.pinned_end = self
+            .tracks
+            .iter()
+            .flatten()
+            .filter(|p| p.header.capture_ns <= at_ns)
+            .map(|p| pk::end_seconds(&p.header))
+            .fold(f64::NEG_INFINITY, f64::max);
+    }
+
+    pub fn unpin(&mut self) {
+        self.pin = None;
+        self.enforce();
     }
 
     /// Where the buffer begins: the anchor's first keyframe, else (no
@@ -96,6 +132,9 @@ impl Buffer {
             self.starved = false;
         }
         self.newest_end = self.newest_end.max(pk::end_seconds(&p.header));
+        if self.pin.is_some_and(|at| p.header.capture_ns <= at) {
+            self.pinned_end = self.pinned_end.max(pk::end_seconds(&p.header));
+        }
         self.bytes += p.data.len();
         self.tracks[p.track].push_back(p);
         self.enforce();
@@ -105,7 +144,7 @@ impl Buffer {
     fn enforce(&mut self) {
         loop {
             let over_bytes = self.bytes > self.max_bytes;
-            if !over_bytes && self.span_s() <= self.max_s {
+            if !over_bytes && self.bounded_span_s() <= self.max_s {
                 break;
             }
             if !self.evict_front(over_bytes) {
@@ -336,6 +375,20 @@ mod tests {
         }
         assert_eq!(s.start_s, 0.0);
         assert_eq!(s.anchor, Some(0));
+    }
+
+    #[test]
+    fn a_waiting_save_keeps_the_seconds_before_its_instant() {
+        let mut b = Buffer::new(2, 10.0, 100_000_000);
+        feed(&mut b, 0, 20, 20, 1000);
+        b.pin(19_950_000_000);
+        // The media captured after the instant comes in meanwhile.
+        feed(&mut b, 20, 1, 20, 1000);
+        let s = b.snapshot(19_950_000_000).unwrap();
+        assert_eq!(s.start_s, 10.0, "the 10 s before the instant");
+        b.unpin();
+        check_invariants(&b);
+        assert_eq!(pk::start_seconds(&b.tracks[0][0].header), 12.0);
     }
 
     #[test]
