@@ -82,12 +82,12 @@ fn buffer_loop(node: &mut Node, replay: &mut Replay) -> Result<()> {
                 Header::Stats(_) | Header::EndOfStream => {}
             },
             Some(Event::InputClosed { input }) => replay.close(&input)?,
-            Some(Event::ParamUpdate { name, value, at_ns }) => {
-                if name == "save" && value == serde_json::Value::Bool(true) {
-                    replay.ask_save(at_ns);
-                }
+            Some(Event::ParamUpdate { name, value, at_ns })
+                if name == "save" && value == serde_json::Value::Bool(true) =>
+            {
+                replay.ask_save(at_ns);
             }
-            Some(Event::Stop) => {}
+            Some(Event::ParamUpdate { .. } | Event::Stop) => {}
             None if node.is_finished() => return Ok(()),
             None => {}
         }
