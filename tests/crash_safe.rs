@@ -7,7 +7,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use graph_tests::media::{
@@ -15,15 +14,6 @@ use graph_tests::media::{
     run_with_limit, top_level_boxes,
 };
 use graph_tests::{descendants, is_root, kill_tree, read_json, runtime_bin, RunResult, Scratch};
-
-/// Real-time graphs take turns, as in the recording tests.
-static GRAPH_RUNS: Mutex<()> = Mutex::new(());
-
-fn exclusive() -> MutexGuard<'static, ()> {
-    GRAPH_RUNS
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 /// `--set` arguments for the 1080p graph at 320×240 with these extra sets.
 fn small_graph_args(extra: &[String]) -> Vec<String> {
@@ -131,7 +121,7 @@ fn recover(path: &Path) -> std::process::Output {
 #[test]
 fn kill_9_of_everything_leaves_a_playable_file_that_recover_finalizes() {
     require_ffmpeg();
-    let _turn = exclusive();
+    let _turn = graph_tests::one_at_a_time();
     let s = Scratch::new();
     let out = s.path("take.mp4");
     let mut child = start_recording(
@@ -218,7 +208,7 @@ fn kill_9_of_everything_leaves_a_playable_file_that_recover_finalizes() {
 #[test]
 fn a_killed_mux_continues_in_the_next_numbered_file_and_counts_the_loss() {
     require_ffmpeg();
-    let _turn = exclusive();
+    let _turn = graph_tests::one_at_a_time();
     let s = Scratch::new();
     let out = s.path("take.mp4");
     let mut args = small_graph_args(&[
@@ -350,7 +340,7 @@ fn kill_mux_once_it_opened(child: &mut Child, s: &Scratch, opened: usize) {
 #[test]
 fn a_crash_looping_mux_leaves_no_empty_part_files() {
     require_ffmpeg();
-    let _turn = exclusive();
+    let _turn = graph_tests::one_at_a_time();
     let s = Scratch::new();
     let out = s.path("take.mp4");
     let mut args = small_graph_args(&[
@@ -430,7 +420,7 @@ fn logged_parts(s: &Scratch) -> Vec<(u32, f64, f64)> {
 #[test]
 fn max_duration_splits_at_keyframes_with_no_gap_or_overlap() {
     require_ffmpeg();
-    let _turn = exclusive();
+    let _turn = graph_tests::one_at_a_time();
     let s = Scratch::new();
     let input = s.path("in.mkv");
     run_tool(
@@ -609,7 +599,7 @@ fn assert_failed_with_playable_file(r: &RunResult, out: &Path, cause: &str) {
 #[test]
 fn the_file_size_limit_ends_the_run_with_a_playable_file() {
     require_ffmpeg();
-    let _turn = exclusive();
+    let _turn = graph_tests::one_at_a_time();
     let s = Scratch::new();
     let out = s.path("big.mp4");
     let r = record_file_to(&s, &out, &[], Some(400_000));
@@ -646,7 +636,7 @@ fn a_full_disk_is_refused_at_start_and_ends_the_run_with_a_playable_file() {
         }
     }
     let _unmount = Unmount(dir.clone());
-    let _turn = exclusive();
+    let _turn = graph_tests::one_at_a_time();
     let out = dir.join("full.mp4");
     let r = record_file_to(&s, &out, &[], None);
     assert_eq!(r.code, Some(1), "stderr:\n{}", r.stderr);

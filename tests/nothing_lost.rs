@@ -7,18 +7,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use graph_tests::media::{probe, repo_graph, require_ffmpeg, run_tool};
 use graph_tests::{descendants, is_root, unprivileged, RunResult, Scratch};
-
-/// These runs load the machine on purpose: one at a time.
-static RUNS: Mutex<()> = Mutex::new(());
-
-fn exclusive() -> MutexGuard<'static, ()> {
-    RUNS.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 const SECONDS: u64 = 4;
 const FPS: u64 = 30;
@@ -111,7 +103,7 @@ impl Drop for Hogs {
 
 #[test]
 fn a_lossless_replay_beside_cpu_hogs_arrives_whole() {
-    let _one = exclusive();
+    let _one = graph_tests::one_at_a_time();
     let s = Scratch::new();
     let input = source_file(&s);
     // Three busy loops per core. AV1 is libsvtav1, which (run as root) makes
@@ -145,7 +137,7 @@ fn stop_twice(child: &Child, node: &str) {
 
 #[test]
 fn a_forwarding_node_stopped_for_a_while_loses_nothing() {
-    let _one = exclusive();
+    let _one = graph_tests::one_at_a_time();
     let s = Scratch::new();
     let input = source_file(&s);
     let mut stale = 0;
@@ -222,7 +214,7 @@ fn node_pid(child: &Child, node: &str) -> u32 {
 
 #[test]
 fn a_lossless_replay_with_one_node_throttled_arrives_whole() {
-    let _one = exclusive();
+    let _one = graph_tests::one_at_a_time();
     let Some(throttle) = Throttle::new(15) else {
         eprintln!(
             "SKIPPED: cannot create a CPU-limited cgroup here (needs root and the cpu controller)"
@@ -258,7 +250,7 @@ fn every_shipped_graph_records_as_an_ordinary_user_at_default_limits() {
         eprintln!("SKIPPED: needs root to run as another user (nobody)");
         return;
     }
-    let _one = exclusive();
+    let _one = graph_tests::one_at_a_time();
     for (graph, ext) in [
         ("1080p.yaml", "mp4"),
         ("1080p60.yaml", "mp4"),
@@ -305,7 +297,7 @@ fn the_file_size_limit_bounds_the_recording_not_the_pools() {
         eprintln!("SKIPPED: needs root to run as another user (nobody)");
         return;
     }
-    let _one = exclusive();
+    let _one = graph_tests::one_at_a_time();
     let run = |fsize: u64| {
         let s = Scratch::new();
         let output = unprivileged(&s, DEFAULT_MEMLOCK, Some(fsize))

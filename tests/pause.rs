@@ -7,7 +7,6 @@
 //! Nothing is asserted on wall time: the pause's length is what sync reports.
 
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use graph_tests::claps::{claps, describe, Clap};
@@ -104,16 +103,6 @@ fn assert_in_sync(claps: &[Clap], what: &str) {
     );
 }
 
-/// Graph runs take turns: two live recordings at once on two cores make
-/// each other skip frames.
-static GRAPH_RUNS: Mutex<()> = Mutex::new(());
-
-fn exclusive() -> MutexGuard<'static, ()> {
-    GRAPH_RUNS
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
 /// The file's video against sync's counters.
 struct Recorded {
     video: VideoTrack,
@@ -190,7 +179,7 @@ fn record(paused: bool, script: Vec<Step>) -> (Scratch, RunReport, Recorded) {
     require_ffmpeg();
     let s = Scratch::new();
     let report = {
-        let _turn = exclusive();
+        let _turn = graph_tests::one_at_a_time();
         run_script(&s, paused, script)
     };
     let file = recorded(&report, &s.path("out.mp4"));
@@ -280,7 +269,7 @@ fn the_recorders_pause_cuts_the_same_span_from_picture_and_sound() {
     let s = Scratch::new();
     let out = s.path("app.mp4");
     let run = {
-        let _turn = exclusive();
+        let _turn = graph_tests::one_at_a_time();
         let args = ["--seconds", "6", "--preset", "720p"];
         let pause = ["--pause-at", "2.2", "--resume-at", "3.4"];
         run_recorder_app(&s, &out, &[&args[..], &pause[..]].concat())

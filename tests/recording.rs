@@ -9,7 +9,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use graph_tests::media::{
@@ -64,16 +64,6 @@ const MATRIX_PARALLEL: usize = 2;
 const STOP_SLACK: f64 = 0.100;
 /// Matroska stores timestamps in whole milliseconds.
 const TIMESTAMP_SLACK: f64 = 0.002;
-
-/// Graph runs take turns: the real-time recordings must not compete for the
-/// two cores with the CPU-bound replay and 1080p encodes of other tests.
-static GRAPH_RUNS: Mutex<()> = Mutex::new(());
-
-fn exclusive() -> MutexGuard<'static, ()> {
-    GRAPH_RUNS
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
 
 fn is_valid_pair(video: &str, audio: &str, container: &str) -> bool {
     container != "webm" || (matches!(video, "vp9" | "av1") && audio == "opus")
@@ -277,7 +267,7 @@ fn record_pair(
 #[test]
 fn every_codec_container_pair_records_what_was_asked() {
     require_ffmpeg();
-    let _turn = exclusive();
+    let _turn = graph_tests::one_at_a_time();
     let mut pairs = Vec::new();
     for c in CONTAINERS {
         for v in VIDEO_CODECS {
@@ -398,7 +388,7 @@ fn h264_file_replay_keeps_every_frame_and_sample() {
 /// pictures the camera sent from its decoder's buffers.
 fn replay_keeps_every_frame_and_sample(video_codec: &[&str]) -> u64 {
     require_ffmpeg();
-    let _turn = exclusive();
+    let _turn = graph_tests::one_at_a_time();
     let s = Scratch::new();
     let input = s.path("in.mkv");
     run_tool(
@@ -538,7 +528,7 @@ fn record_1080p(s: &Scratch, seconds: &str) -> PathBuf {
 #[test]
 fn mp4_recordings_are_faststart() {
     require_ffmpeg();
-    let _turn = exclusive();
+    let _turn = graph_tests::one_at_a_time();
     let s = Scratch::new();
     for (name, flags) in [("plain.mp4", None), ("fast.mp4", Some("+faststart"))] {
         let mut cmd = Command::new("ffmpeg");
@@ -619,7 +609,7 @@ setTimeout(() => report({error: 'not ended after 60 s', currentTime: v.currentTi
 fn recording_plays_to_the_end_in_headless_chromium() {
     let Some(browser) = chromium() else { return };
     require_ffmpeg();
-    let _turn = exclusive();
+    let _turn = graph_tests::one_at_a_time();
     let s = Scratch::new();
     let video = record_1080p(&s, "2");
     let p = probe(&video).unwrap();
@@ -726,7 +716,7 @@ fn any_entry(dir: &str, prefix: &str, suffix: &str) -> bool {
 #[test]
 fn the_1080p_graph_falls_back_to_test_sources_without_devices() {
     require_ffmpeg();
-    let _turn = exclusive();
+    let _turn = graph_tests::one_at_a_time();
     let s = Scratch::new();
     std::fs::create_dir(s.path("recordings")).unwrap();
     let r = run_to_end(
@@ -798,7 +788,7 @@ fn the_1080p_graph_falls_back_to_test_sources_without_devices() {
 #[test]
 fn a_still_image_is_recorded_as_continuous_video() {
     require_ffmpeg();
-    let _turn = exclusive();
+    let _turn = graph_tests::one_at_a_time();
     let s = Scratch::new();
     let still = s.path("still.png");
     run_tool(
@@ -858,7 +848,7 @@ fn a_still_image_is_recorded_as_continuous_video() {
 #[test]
 fn the_shortest_audio_frames_accepted_keep_all_the_audio() {
     require_ffmpeg();
-    let _turn = exclusive();
+    let _turn = graph_tests::one_at_a_time();
     let s = Scratch::new();
     let out = s.path("out.mp4");
     let set = format!("mux.path={}", out.display());

@@ -96,7 +96,18 @@ fn assert_delivered(file: &Path, recording: f64, tolerance: f64) {
 fn recording_seconds(s: &Scratch, run: &RunResult) -> f64 {
     let p = probe(&s.path("out.mp4")).unwrap();
     let v = &p.video[0];
-    assert_eq!(v.holes(), 0, "the recording misses frames");
+    let nodes = |ids: &[&str]| -> Vec<String> {
+        ids.iter()
+            .map(|id| format!("{id}: {}", run.node(id)))
+            .collect()
+    };
+    assert_eq!(
+        v.holes(),
+        0,
+        "the recording misses frames: {:?}\n{}",
+        v.pts,
+        nodes(&["camera", "video-normalize", "sync"]).join("\n")
+    );
     for node in ["video-encode", "audio-encode", "mux", "sync"] {
         assert_eq!(run.node(node)["dropped"], 0, "{node}: {}", run.node(node));
         assert_eq!(run.node(node)["lost"], 0, "{node}: {}", run.node(node));
@@ -141,6 +152,7 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
 #[test]
 fn record_and_stream_everywhere_from_one_encode() {
     require_ffmpeg();
+    let _turn = graph_tests::one_at_a_time();
     let s = Scratch::new();
     let Some(rtmp) = RtmpServer::start(&s.path("nginx")) else {
         return;
@@ -223,6 +235,7 @@ fn assert_rolling(dir: &Path, list_size: usize) {
 #[test]
 fn a_ladder_streams_another_size_from_the_same_capture() {
     require_ffmpeg();
+    let _turn = graph_tests::one_at_a_time();
     let s = Scratch::new();
     let Some(rtmp) = RtmpServer::start(&s.path("nginx")) else {
         return;
@@ -257,6 +270,7 @@ fn a_ladder_streams_another_size_from_the_same_capture() {
 #[test]
 fn srt_listener_serves_a_caller() {
     require_ffmpeg();
+    let _turn = graph_tests::one_at_a_time();
     let s = Scratch::new();
     let port = graph_tests::servers::free_udp_port();
     let Some(mut caller) =
@@ -288,6 +302,7 @@ fn srt_listener_serves_a_caller() {
 #[test]
 fn a_frozen_server_costs_the_recording_nothing() {
     require_ffmpeg();
+    let _turn = graph_tests::one_at_a_time();
     let s = Scratch::new();
     let Some(rtmp) = RtmpServer::start(&s.path("nginx")) else {
         return;
@@ -326,6 +341,7 @@ fn a_frozen_server_costs_the_recording_nothing() {
 #[test]
 fn a_killed_server_is_reconnected_and_the_outage_reported() {
     require_ffmpeg();
+    let _turn = graph_tests::one_at_a_time();
     let s = Scratch::new();
     let Some(mut rtmp) = RtmpServer::start(&s.path("nginx")) else {
         return;
@@ -370,6 +386,7 @@ fn a_killed_server_is_reconnected_and_the_outage_reported() {
 #[test]
 fn a_stream_down_at_the_end_fails_the_run_but_not_the_recording() {
     require_ffmpeg();
+    let _turn = graph_tests::one_at_a_time();
     let s = Scratch::new();
     let Some(mut rtmp) = RtmpServer::start(&s.path("nginx")) else {
         return;
@@ -398,6 +415,7 @@ fn a_stream_down_at_the_end_fails_the_run_but_not_the_recording() {
 #[test]
 fn refused_connections_name_their_cause() {
     require_ffmpeg();
+    let _turn = graph_tests::one_at_a_time();
     let s = Scratch::new();
     let Some(srt) = SrtListener::start(s.dir.path(), Some("the-right-phrase")) else {
         return;

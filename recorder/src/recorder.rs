@@ -188,6 +188,23 @@ impl CombinedRecorder {
         self.session_command(Command::Chapter(title.to_string()))
     }
 
+    /// Every replay-buffer node of the graph writes its last seconds to a
+    /// new file, up to the frame captured now: the control API's
+    /// `replay/save`. An error when the graph has none (the graph a
+    /// [`RecordingConfig`] makes has none; a graph run through
+    /// [`Runtime`] may: its `control().save_replay()` does the same).
+    pub fn save_replay(&self) -> Result<()> {
+        let session = self.session.lock().unwrap();
+        let s = session.as_ref().ok_or(RecorderError::NotRecording)?;
+        match s.running.control().save_replay() {
+            Ok(_) => Ok(()),
+            Err(r) => Err(RecorderError::Failed(format!(
+                "save replay: {}",
+                r.message()
+            ))),
+        }
+    }
+
     fn session_command(&self, command: Command) -> Result<()> {
         let session = self.session.lock().unwrap();
         let s = session.as_ref().ok_or(RecorderError::NotRecording)?;

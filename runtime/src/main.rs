@@ -49,7 +49,8 @@ enum Command {
   runtime run graphs/distributed.yaml --machine cam-a   (only the nodes deployed on cam-a)
 
 Ctrl-C or SIGTERM stop the graph in order: sources stop, end-of-stream flows through every
-edge, the mux finalizes its file. Per-node logs are kept in the run directory.")]
+edge, the mux finalizes its file. SIGUSR1 saves every replay-buffer node's last seconds to a
+new file (as `runtime ctl save-replay`). Per-node logs are kept in the run directory.")]
     Run {
         /// The graph file (YAML).
         graph: PathBuf,
@@ -369,6 +370,7 @@ fn run(
     rt.block_on(async move {
         let stop = StopHandle::default();
         stop_on_signals(&stop);
+        save_replay_on_signal(std::sync::Arc::new(g.clone()), &stop);
         let server = match control {
             Some(addr) => {
                 let graph = std::sync::Arc::new(g.clone());
@@ -406,6 +408,33 @@ fn stop_on_signals(stop: &StopHandle) {
         };
         tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
         stop.stop();
+    });
+}
+
+/// SIGUSR1 saves every replay buffer, as `POST /api/replay/save` does
+/// (with or without `--control`). The handler is installed before this
+/// returns: SIGUSR1's default action would end the runtime.
+fn save_replay_on_signal(graph: std::sync::Arc<graph::Graph>, stop: &StopHandle) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut usr1 = match signal(SignalKind::user_defined1()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("warning: SIGUSR1 will not save replays: {e}");
+            return;
+        }
+    };
+    let stop = stop.clone();
+    tokio::spawn(async move {
+        while usr1.recv().await.is_some() {
+            match runtime::control::save_replay(&graph, &stop) {
+                Ok(save) => eprintln!(
+                    "SIGUSR1: replay save at {} ns sent to {}",
+                    save.at_ns,
+                    save.nodes.join(", ")
+                ),
+                Err(_) => eprintln!("SIGUSR1: {}", runtime::control::NoReplayBuffer::MESSAGE),
+            }
+        }
     });
 }
 

@@ -35,6 +35,16 @@ pub fn testkit_bin() -> PathBuf {
 }
 
 /// A temporary directory holding a graph file and everything a run writes.
+/// Live graphs of one test binary take turns: two real-time recordings
+/// at once on two cores make each other skip frames. The guard is held for
+/// the test's run.
+pub fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static GRAPH_RUNS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    GRAPH_RUNS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 pub struct Scratch {
     pub dir: tempfile::TempDir,
 }

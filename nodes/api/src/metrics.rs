@@ -69,9 +69,10 @@ metric_names! {
     /// queues dropped (microphone: device overruns; sync: frames and audio
     /// held longer than `buffer_ms` while waiting for the common start; mux:
     /// packets it could not write, e.g. before a track's keyframe; stream,
-    /// hls: packets not sent, from a full queue or while down). The
-    /// status line's and the report's `dropped` add it to the queues' drops.
-    DROPPED = "dropped" by ["microphone", "sync", "mux", "stream", "hls"];
+    /// hls: packets not sent, from a full queue or while down;
+    /// replay-buffer: packets of a keyframe interval larger than `max_size`).
+    /// The status line's and the report's `dropped` add it to the queues' drops.
+    DROPPED = "dropped" by ["microphone", "sync", "mux", "stream", "hls", "replay-buffer"];
     /// Bits per second of media encoded or written so far; on the status
     /// line in kb/s.
     BITRATE_BPS = "bitrate_bps" by ["video-encode", "audio-encode", "mux", "stream", "hls"];
@@ -223,6 +224,18 @@ metric_names! {
     /// Chapters placed in the files so far.
     CHAPTERS = "chapters" by ["mux"];
 
+    /// Seconds of media in the replay buffer now, from its first video
+    /// keyframe to its newest packet.
+    REPLAY_BUFFERED_S = "replay_buffered_s" by ["replay-buffer"];
+    /// Bytes of packets in the replay buffer now; never above `max_size`.
+    REPLAY_BUFFERED_BYTES = "replay_buffered_bytes" by ["replay-buffer"];
+    /// Saves written to a file.
+    REPLAY_SAVES = "replay_saves" by ["replay-buffer"];
+    /// Saves refused: asked while another was under way, or with nothing
+    /// buffered yet.
+    REPLAY_SAVES_REFUSED = "replay_saves_refused" by ["replay-buffer"];
+    /// Saves that failed while being written (the file is removed).
+    REPLAY_SAVES_FAILED = "replay_saves_failed" by ["replay-buffer"];
     /// CPU time a source spent streaming (not starting up), s; for the
     /// transport bench.
     STREAM_CPU_SECONDS = "stream_cpu_seconds" by ["testkit"];
@@ -237,8 +250,8 @@ metric_names! {
 
     /// Packets written from the input.
     PACKETS = "packets" by ["mux"];
-    /// Capture → mux latency of the input's packets, median, ms (stream,
-    /// hls: capture → handed to the network or written).
+    /// Capture → mux latency of the input's packets, median, ms.
+    /// Stream, hls: capture → handed to the network or written.
     LATENCY_P50_MS = "latency_p50_ms" by ["mux", "stream", "hls"];
     /// The same latency's 99th percentile, ms.
     LATENCY_P99_MS = "latency_p99_ms" by ["mux", "stream", "hls"];

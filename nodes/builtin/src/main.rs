@@ -24,6 +24,7 @@ const KINDS: &[(&str, Entry)] = &[
     ("mux", node_mux::main),
     ("stream", node_stream::stream_main),
     ("hls", node_stream::hls_main),
+    ("replay-buffer", node_stream::replay_main),
 ];
 
 fn main() -> ExitCode {

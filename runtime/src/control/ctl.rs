@@ -20,6 +20,7 @@ const RUNS_DIR: &str = "runs";
   runtime ctl state                                  the newest run under ./runs
   runtime ctl --run-dir runs/take1 pause
   runtime ctl start; runtime ctl chapter \"Take 2\"; runtime ctl split; runtime ctl stop
+  runtime ctl save-replay                            every replay buffer's last seconds to a new file
   runtime ctl param sync buffer_ms 300
   runtime ctl events --count 10                      one JSON message a line
 
@@ -58,6 +59,8 @@ pub enum CtlCommand {
         /// Its title [default: "Chapter N"].
         title: Option<String>,
     },
+    /// Every replay buffer writes its last seconds to a new file, up to now.
+    SaveReplay,
     /// Stop the graph as Ctrl-C does: the files are finalized.
     Shutdown,
     /// Change a live param: `param NODE NAME VALUE` (VALUE read as with
@@ -176,6 +179,7 @@ fn call(command: &CtlCommand) -> Result<Call, CtlError> {
             "/api/chapter",
             title.as_ref().map(|t| json!({ "title": t })),
         ),
+        CtlCommand::SaveReplay => post("/api/replay/save", None),
         CtlCommand::Shutdown => post("/api/shutdown", None),
         CtlCommand::Param { args } => post("/api/params", Some(param_body(args)?)),
         CtlCommand::Events { count } => Call::Events { count: *count },

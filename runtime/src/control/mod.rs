@@ -11,7 +11,8 @@
 //! - `routes`: the endpoints; `state`: the recording state the pause and
 //!   resume endpoints keep ([`Control`], which an application embedding the
 //!   runtime drives too); `session`: recording sessions (start, stop,
-//!   split, chapter); `views`: the graph and statistics as JSON.
+//!   split, chapter); `replay`: replay saves (every replay-buffer node's
+//!   action `save`, also from SIGUSR1); `views`: the graph and statistics as JSON.
 //! - `snapshot` and `jpeg`: a frame of a raw-video output as a JPEG;
 //!   `dashboard`: the web page at `/` (files in `dashboard/`).
 //! - `events`: the WebSocket stream (statistics, state changes, the run's
@@ -31,6 +32,7 @@ pub mod ctl;
 mod dashboard;
 mod events;
 mod jpeg;
+mod replay;
 mod routes;
 mod server;
 mod session;
@@ -42,6 +44,7 @@ mod views;
 mod tests;
 
 pub use addr::{ControlAddr, ControlFile, CONTROL_FILE};
+pub use replay::{replay_buffers, save_replay, NoReplayBuffer, ReplaySave};
 pub use server::ControlServer;
 pub use session::{Command, SessionRefusal, SessionState, SessionView};
 pub use state::{Control, Recording, Refusal, StateView};

@@ -53,6 +53,7 @@ const ENDPOINTS: &[&str] = &[
     "POST /api/resume",
     "POST /api/split",
     "POST /api/chapter",
+    "POST /api/replay/save",
     "POST /api/shutdown",
     "POST /api/params",
     "GET /api/events (WebSocket)",
@@ -75,6 +76,7 @@ pub fn router(api: Api, token: Arc<Token>) -> Router {
         .route("/api/resume", post(resume))
         .route("/api/split", post(|api| session(api, Command::Split)))
         .route("/api/chapter", post(chapter))
+        .route("/api/replay/save", post(save_replay))
         .route("/api/shutdown", post(shutdown))
         .route("/api/params", post(params))
         .route("/api/events", get(event_stream))
@@ -163,6 +165,20 @@ async fn session(State(api): State<Api>, command: Command) -> Result<Json<Value>
         "command": command.name(),
         "at_ns": at_ns,
         "state": control.state(),
+    })))
+}
+
+/// Every replay-buffer node writes its buffer to a new file, up to the
+/// instant answered (capture clock, ns).
+async fn save_replay(State(api): State<Api>) -> Result<Json<Value>, ApiError> {
+    let control = &api.control;
+    let save = control
+        .save_replay()
+        .map_err(|r| ApiError::conflict(r, control))?;
+    Ok(Json(json!({
+        "command": "save-replay",
+        "at_ns": save.at_ns,
+        "nodes": save.nodes,
     })))
 }
 

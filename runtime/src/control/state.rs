@@ -79,6 +79,8 @@ pub enum Refusal {
     AlreadyStopping,
     /// A recording session's command in the wrong state.
     Session(SessionRefusal),
+    /// A replay save, and the graph has no replay-buffer node.
+    NoReplayBuffer,
 }
 
 impl Refusal {
@@ -90,6 +92,7 @@ impl Refusal {
             Refusal::Already(_) => "not paused".into(),
             Refusal::AlreadyStopping => "already stopping".into(),
             Refusal::Session(r) => r.message().into(),
+            Refusal::NoReplayBuffer => super::NoReplayBuffer::MESSAGE.into(),
         }
     }
 }
@@ -200,6 +203,15 @@ impl Control {
         tracing::info!("control API: {} at {at_ns} ns", command.name());
         self.changed.notify_one();
         Ok(at_ns)
+    }
+
+    /// Asks every replay-buffer node to write its buffer to a new file,
+    /// up to the instant made now.
+    pub fn save_replay(&self) -> Result<super::ReplaySave, Refusal> {
+        if self.ending() {
+            return Err(Refusal::Ending);
+        }
+        super::save_replay(&self.graph, &self.stop).map_err(|_| Refusal::NoReplayBuffer)
     }
 
     /// Asks the run to stop (files are finalized as at Ctrl-C).

@@ -434,3 +434,43 @@ async fn a_snapshot_names_what_it_cannot_take() {
     assert_eq!(body["source"], "sync/video");
     s.server.finish(0, None).await;
 }
+
+#[tokio::test]
+async fn a_replay_save_goes_to_every_replay_buffer_or_is_409() {
+    let s = serve(replay_graph()).await;
+    let (status, done) = s.call(Method::POST, "/api/replay/save", None).await;
+    assert_eq!(status, StatusCode::OK, "{done}");
+    assert_eq!(done["command"], "save-replay");
+    assert_eq!(done["nodes"], json!(["replay"]));
+    assert!(done["at_ns"].as_u64().unwrap() > 0, "{done}");
+    s.server.finish(0, None).await;
+
+    let s = serve(graph(true)).await;
+    let (status, refused) = s.call(Method::POST, "/api/replay/save", None).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(
+        refused["error"],
+        "the graph has no replay-buffer node: nothing to save"
+    );
+    assert_eq!(refused["state"]["phase"], "arming", "{refused}");
+    s.server.finish(0, None).await;
+}
+
+/// graphs/replay.yaml, its files in the temporary directory.
+fn replay_graph() -> Graph {
+    use crate::graph::{load_str, Override};
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../graphs/replay.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let dir = std::env::temp_dir();
+    let sets = [
+        format!("mux.path={}/{}-test.mp4", dir.display(), std::process::id()),
+        format!(
+            "replay.path={}/{}-replay-{{n}}.mp4",
+            dir.display(),
+            std::process::id()
+        ),
+    ];
+    let sets: Vec<Override> = sets.iter().map(|s| Override::parse(s).unwrap()).collect();
+    let builtins = [("timestamp".to_string(), "t".to_string())].into();
+    load_str(&text, &path, &sets, &builtins).unwrap()
+}

@@ -11,6 +11,7 @@ pub mod compose;
 pub mod hls;
 pub mod microphone;
 pub mod mux;
+pub mod replay_buffer;
 pub mod stream;
 pub mod sync;
 pub mod video_encode;
@@ -208,6 +209,7 @@ static KINDS: &[KindSpec] = &[
     mux::SPEC,
     stream::SPEC,
     hls::SPEC,
+    replay_buffer::SPEC,
 ];
 
 /// Every built-in kind, in pipeline order.
