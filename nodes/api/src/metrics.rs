@@ -339,7 +339,7 @@ mod tests {
         assert_eq!(p50.display_name(), "latency_p50_ms_<input>");
         assert_eq!(
             p50.doc_line(),
-            "Capture → mux latency of the input's packets, median, ms."
+            "Capture → mux latency of the input's packets, median, ms. Stream, hls: capture → handed to the network or written."
         );
     }
 
