@@ -3,6 +3,7 @@
 //! (EBU R128) under a true-peak ceiling. Frames already in the output format
 //! are forwarded without a copy.
 
+mod gating;
 mod level;
 mod limiter;
 mod loudness;
@@ -63,7 +64,8 @@ fn run() -> Result<()> {
         wire: WireFormat::of(s.sample_format),
         target_lufs: s.target_lufs,
         gain_db: s.gain_db,
-        true_peak_db: s.true_peak_db,
+        // The limiter's own ceiling: under the file's by the encoder's overshoot.
+        true_peak_db: s.true_peak_db - s.true_peak_margin_db,
     };
     let mut norm = Normalizer::new(settings).context("audio-normalize")?;
     node.reserve("audio", norm.out_spec().payload_bytes(RESERVE_SAMPLES))?;
@@ -130,5 +132,8 @@ fn run() -> Result<()> {
         "{frames_in} frames in ({forwarded} forwarded without a copy), {:.2} s out",
         norm.samples_out() as f64 / settings.rate as f64
     );
+    if let Some((gain, lufs, makeup)) = norm.loudness_end() {
+        tracing::info!("loudness: input {lufs:.2} LUFS over the last window, gain {gain:.2} dB (limiter makeup {makeup:.2} dB)");
+    }
     node.finish()
 }

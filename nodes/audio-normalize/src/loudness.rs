@@ -1,34 +1,74 @@
-//! EBU R128 loudness normalization: the input's loudness is measured with
-//! `ebur128` (short-term, 3 s; over what there is during the first seconds)
-//! and a gain moves smoothly toward `target − measured`. The gain changes
-//! over seconds, so speech keeps its dynamics; silence and noise far below
-//! the target hold the gain instead of being pulled up.
+//! EBU R128 loudness normalization, one pass, live. The gain is
+//! `target − I + makeup`: `I` is the gated (integrated) loudness of the
+//! last [`WINDOW_SECONDS`] of input (`gating.rs`, what a meter computes
+//! over a program, so the number read on the file is the one the gain is
+//! steered by), and `makeup` is the loudness the true-peak limiter took off
+//! over the same window (measured before and after it). The gain moves
+//! smoothly (the window changes slowly, so dynamics within it are kept);
+//! the first measurement, 400 ms in, is taken at once rather than
+//! approached over seconds. Silence and noise far below the target pass no
+//! gate and hold the gain instead of being pulled up.
 
-use anyhow::{anyhow, Result};
-use ebur128::{Channel, EbuR128, Mode};
+use anyhow::Result;
+use ebur128::Channel;
+
+use crate::gating::{BlockMeter, GatedWindow, ABSOLUTE_GATE_LUFS};
 
 /// Most gain applied to quiet input.
 pub const MAX_GAIN_DB: f64 = 30.0;
 /// Most attenuation applied to loud input.
 pub const MAX_CUT_DB: f64 = 30.0;
-/// Input quieter than `target − GATE_LU` (or the absolute −70 LUFS gate) holds the gain.
+/// Blocks quieter than `target − GATE_LU` (or the absolute −70 LUFS gate) are not measured.
 pub const GATE_LU: f64 = 40.0;
-/// Time constants of the gain moving up and down.
-pub const RISE_SECONDS: f64 = 2.0;
-pub const FALL_SECONDS: f64 = 1.0;
-/// Measurement starts once this much audio was seen.
-const MIN_WINDOW_MS: u64 = 400;
-const SHORT_TERM_MS: u64 = 3000;
+/// Audio the measured loudness covers: long enough that speech's pauses
+/// and bursts average out as they do over a program, short enough that a
+/// live source whose level changes for good is followed within it.
+pub const WINDOW_SECONDS: f64 = 30.0;
+/// Time constant of the gain following the measurement (after the first).
+pub const SMOOTH_SECONDS: f64 = 0.5;
+/// Most loudness made up for what the limiter takes: past it, the target
+/// needs more limiting than a limiter should do, and the ceiling wins.
+pub const MAX_MAKEUP_DB: f64 = 6.0;
+
+/// The gated loudness of one signal over the window.
+struct Measured {
+    meter: BlockMeter,
+    window: GatedWindow,
+}
+
+impl Measured {
+    /// Feeds frames; whether a block was completed.
+    fn add(&mut self, io: &[f32]) -> Result<bool> {
+        let mut any = false;
+        let window = &mut self.window;
+        self.meter.add(io, |l| {
+            window.push(l);
+            any = true;
+        })?;
+        Ok(any)
+    }
+
+    fn new(channels: usize, rate: u32, map: &[Channel]) -> Result<Measured> {
+        Ok(Measured {
+            meter: BlockMeter::new(channels, rate, map)?,
+            window: GatedWindow::new(WINDOW_SECONDS),
+        })
+    }
+}
 
 pub struct LoudnessControl {
-    meter: EbuR128,
     rate: u32,
     channels: usize,
     target: f64,
-    /// Gain the control moves toward, and the gain applied now (dB).
-    desired_db: f64,
+    input: Measured,
+    /// The limiter's input and output, for the loudness it takes off.
+    limiter_in: Measured,
+    limiter_out: Measured,
+    /// Gain the control moves toward (`None` before the first measurement),
+    /// and the gain applied now (dB).
+    desired_db: Option<f64>,
     gain_db: f64,
-    seen_frames: u64,
+    makeup_db: f64,
     last_loudness: f64,
 }
 
@@ -59,19 +99,17 @@ impl LoudnessControl {
         layout: u64,
         target_lufs: f64,
     ) -> Result<LoudnessControl> {
-        let mut meter = EbuR128::new(channels as u32, rate, Mode::S)
-            .map_err(|e| anyhow!("loudness meter for {channels} ch at {rate} Hz: {e}"))?;
-        meter
-            .set_channel_map(&channel_map(layout, channels))
-            .map_err(|e| anyhow!("loudness meter channel map: {e}"))?;
+        let map = channel_map(layout, channels);
         Ok(LoudnessControl {
-            meter,
             rate,
             channels,
             target: target_lufs,
-            desired_db: 0.0,
+            input: Measured::new(channels, rate, &map)?,
+            limiter_in: Measured::new(channels, rate, &map)?,
+            limiter_out: Measured::new(channels, rate, &map)?,
+            desired_db: None,
             gain_db: 0.0,
-            seen_frames: 0,
+            makeup_db: 0.0,
             last_loudness: f64::NEG_INFINITY,
         })
     }
@@ -79,6 +117,7 @@ impl LoudnessControl {
     /// A new loudness target: the gain moves toward it at its usual pace.
     pub fn set_target(&mut self, target_lufs: f64) {
         self.target = target_lufs;
+        self.update_desired();
     }
 
     /// The gain applied now, in dB.
@@ -86,9 +125,34 @@ impl LoudnessControl {
         self.gain_db
     }
 
-    /// The last input loudness measured, in LUFS.
+    /// The input loudness measured over the window, in LUFS.
     pub fn loudness(&self) -> f64 {
         self.last_loudness
+    }
+
+    /// The gain added for what the limiter takes off, in dB.
+    pub fn makeup_db(&self) -> f64 {
+        self.makeup_db
+    }
+
+    fn update_desired(&mut self) {
+        let floor = (self.target - GATE_LU).max(ABSOLUTE_GATE_LUFS);
+        let Some((l, _)) = self.input.window.loudness(floor) else {
+            return;
+        };
+        self.last_loudness = l;
+        let desired = (self.target - l + self.makeup_db).clamp(-MAX_CUT_DB, MAX_GAIN_DB);
+        if self.desired_db.is_none() {
+            // The first measurement: no reason to approach it slowly from
+            // 0 dB (the block it came from ramps to it).
+            self.gain_db = desired;
+        }
+        self.desired_db = Some(desired);
+        tracing::debug!(
+            "input {l:.2} LUFS over the window, makeup {:.2} dB: gain {:.2} → {desired:.2} dB",
+            self.makeup_db,
+            self.gain_db
+        );
     }
 
     /// Measures a block of interleaved frames and applies the gain in place,
@@ -98,30 +162,14 @@ impl LoudnessControl {
         if frames == 0 {
             return Ok(());
         }
-        self.meter
-            .add_frames_f32(io)
-            .map_err(|e| anyhow!("loudness meter: {e}"))?;
-        self.seen_frames += frames as u64;
-        let seen_ms = self.seen_frames * 1000 / self.rate as u64;
-        if seen_ms >= MIN_WINDOW_MS {
-            let window = seen_ms.min(SHORT_TERM_MS) as u32;
-            let loudness = self
-                .meter
-                .loudness_window(window)
-                .map_err(|e| anyhow!("loudness meter: {e}"))?;
-            self.last_loudness = loudness;
-            if loudness.is_finite() && loudness > -70.0 && loudness > self.target - GATE_LU {
-                self.desired_db = (self.target - loudness).clamp(-MAX_CUT_DB, MAX_GAIN_DB);
-            }
-        }
-        let seconds = if self.desired_db > self.gain_db {
-            RISE_SECONDS
-        } else {
-            FALL_SECONDS
-        };
-        let keep = (-(frames as f64) / (seconds * self.rate as f64)).exp();
         let from = db_to_linear(self.gain_db);
-        self.gain_db = self.desired_db + (self.gain_db - self.desired_db) * keep;
+        if self.input.add(io)? {
+            self.update_desired();
+        }
+        if let Some(desired) = self.desired_db {
+            let keep = (-(frames as f64) / (SMOOTH_SECONDS * self.rate as f64)).exp();
+            self.gain_db = desired + (self.gain_db - desired) * keep;
+        }
         let to = db_to_linear(self.gain_db);
         let step = (to - from) / frames as f64;
         for (i, frame) in io.chunks_exact_mut(self.channels).enumerate() {
@@ -130,6 +178,26 @@ impl LoudnessControl {
                 *v *= g;
             }
         }
+        Ok(())
+    }
+
+    /// Measures what goes into the limiter (after every gain).
+    pub fn limiter_input(&mut self, io: &[f32]) -> Result<()> {
+        self.limiter_in.add(io).map(|_| ())
+    }
+
+    /// Measures what comes out of the limiter; updates the makeup gain.
+    pub fn limiter_output(&mut self, io: &[f32]) -> Result<()> {
+        if !self.limiter_out.add(io)? {
+            return Ok(());
+        }
+        let floor = ABSOLUTE_GATE_LUFS;
+        let before = self.limiter_in.window.loudness(floor);
+        let after = self.limiter_out.window.loudness(floor);
+        if let (Some((b, _)), Some((a, _))) = (before, after) {
+            self.makeup_db = (b - a).clamp(0.0, MAX_MAKEUP_DB);
+        }
+        self.update_desired();
         Ok(())
     }
 }

@@ -142,6 +142,13 @@ impl Normalizer {
         })
     }
 
+    /// With a loudness target: the gain (dB), the input loudness (LUFS) and
+    /// the limiter makeup (dB) now.
+    pub fn loudness_end(&self) -> Option<(f64, f64, f64)> {
+        let c = self.loudness.as_ref()?.control.as_ref()?;
+        Some((c.gain_db(), c.loudness(), c.makeup_db()))
+    }
+
     /// A new loudness target while running; only where the node started
     /// with one (the float path is chosen at the start).
     pub fn set_target(&mut self, target_lufs: f64) -> Result<(), String> {
@@ -296,10 +303,16 @@ impl Normalizer {
                 }
                 ramp_gain(floats, ch, l.applied, l.gain);
                 l.applied = l.gain;
+                if let Some(c) = l.control.as_mut() {
+                    c.limiter_input(floats)?;
+                }
                 l.limiter.process(floats);
                 let skip = l.priming.min(n);
                 l.priming -= skip;
                 let kept = &floats[skip * ch..];
+                if let Some(c) = l.control.as_mut() {
+                    c.limiter_output(kept)?;
+                }
                 let bytes = self.out_spec.payload_bytes(n - skip);
                 if self.out.len() < bytes {
                     self.out.resize(bytes, 0);
@@ -560,10 +573,15 @@ mod tests {
         let (out, headers) = run(&mut n, &input, 2, rate, 1024);
         assert_eq!(out.len(), input.len(), "same duration out as in");
         assert_eq!(headers[0].pts, 0);
-        let last = &out[out.len() - 2 * 6 * rate as usize..];
-        let (lufs, tp) = loudness(last, 2, rate);
-        eprintln!("-30 LUFS in, target -16: last 6 s at {lufs:.2} LUFS, {tp:.2} dBTP");
-        assert!((lufs + 16.0).abs() <= 1.0, "last 6 s at {lufs:.2} LUFS");
+        let (lufs, tp) = loudness(&out, 2, rate);
+        // The gain is set from the first 400 ms block on, not seconds later.
+        let second = &out[2 * rate as usize / 2..2 * 3 * rate as usize / 2];
+        let (early, _) = loudness(second, 2, rate);
+        eprintln!(
+            "-30 LUFS in, target -16: {lufs:.2} LUFS, {tp:.2} dBTP; 0.5..1.5 s at {early:.2}"
+        );
+        assert!((lufs + 16.0).abs() <= 0.1, "program at {lufs:.2} LUFS");
+        assert!((early + 16.0).abs() <= 0.2, "0.5..1.5 s at {early:.2} LUFS");
         assert!(tp <= -1.0 + 0.1, "true peak {tp:.2} dBTP");
     }
 
@@ -581,5 +599,27 @@ mod tests {
         eprintln!("target -5 LUFS, ceiling -8 dBTP: {tp:.2} dBTP, last 4 s at {lufs:.2} LUFS");
         assert!(tp <= -8.0 + 0.1, "true peak {tp:.2} dBTP");
         assert!(lufs < -7.5, "the ceiling wins over the target: {lufs}");
+    }
+
+    #[test]
+    fn makes_up_for_what_the_limiter_takes() {
+        let rate = 48_000;
+        // A tone with a full-scale click every 250 ms: the limiter takes
+        // the clicks' loudness, the gain gives it back.
+        let mut input = sine(rate, 2, 20.0, 0.05);
+        for (i, v) in input.iter_mut().enumerate() {
+            let frame = i / 2;
+            if frame % (rate as usize / 4) < 120 {
+                *v *= 10.0;
+            }
+        }
+        let mut n = Normalizer::new(settings("f32", Some(-16.0))).unwrap();
+        let (out, _) = run(&mut n, &input, 2, rate, 1024);
+        let (lufs, tp) = loudness(&out[2 * 10 * rate as usize..], 2, rate);
+        let (_, _, makeup) = n.loudness_end().unwrap();
+        eprintln!("clicks: last 10 s at {lufs:.2} LUFS, {tp:.2} dBTP, makeup {makeup:.2} dB");
+        assert!(makeup > 0.5, "makeup {makeup:.2} dB");
+        assert!((lufs + 16.0).abs() <= 0.3, "last 10 s at {lufs:.2} LUFS");
+        assert!(tp <= -1.0 + 0.1, "true peak {tp:.2} dBTP");
     }
 }

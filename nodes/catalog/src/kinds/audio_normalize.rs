@@ -7,6 +7,9 @@ use crate::read::Reader;
 use crate::{PortType, Problem};
 
 pub const DEFAULT_TRUE_PEAK_DB: f64 = -1.0;
+/// Measured: AAC at 128 kb/s put the file's true peak up to 0.55 dB over
+/// the limiter's ceiling (README, Loudness).
+pub const DEFAULT_TRUE_PEAK_MARGIN_DB: f64 = 0.7;
 
 /// The params of `audio-normalize`, typed.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -19,6 +22,8 @@ pub struct Settings {
     /// dB.
     pub gain_db: Option<f64>,
     pub true_peak_db: f64,
+    /// dB the limiter stays under `true_peak_db`.
+    pub true_peak_margin_db: f64,
 }
 
 impl Default for Settings {
@@ -30,6 +35,7 @@ impl Default for Settings {
             target_lufs: None,
             gain_db: None,
             true_peak_db: DEFAULT_TRUE_PEAK_DB,
+            true_peak_margin_db: DEFAULT_TRUE_PEAK_MARGIN_DB,
         }
     }
 }
@@ -44,6 +50,7 @@ impl Settings {
             target_lufs: r.float_opt("target_lufs")?,
             gain_db: r.float_opt("gain_db")?,
             true_peak_db: r.float("true_peak_db", DEFAULT_TRUE_PEAK_DB)?,
+            true_peak_margin_db: r.float("true_peak_margin_db", DEFAULT_TRUE_PEAK_MARGIN_DB)?,
         })
     }
 }
@@ -56,9 +63,10 @@ const PARAMS: &[ParamSpec] = &[
     common::sample_rate("output sample rate"),
     common::channels("output channel count"),
     common::sample_format("output sample format (interleaved); s24 travels as s32 with the low byte zero"),
-    ParamSpec::float("target_lufs", (-70.0, -5.0), None, "loudness target in LUFS: a gain follows the short-term loudness over seconds; absent: no loudness normalization. Live when the node started with one").live(),
+    ParamSpec::float("target_lufs", (-70.0, -5.0), None, "loudness target in LUFS: the gain is the target minus the gated (integrated, BS.1770) loudness of the last 30 s of input, plus what the limiter took off, so the output's integrated loudness is the target; absent: no loudness normalization. Live when the node started with one").live(),
     ParamSpec::float("gain_db", (-60.0, 24.0), None, "a fixed gain in dB before the limiter (after loudness normalization), ramped over one block when it changes; absent: no gain stage (samples pass untouched where nothing else changes them). Live when the node started with it or with target_lufs").live(),
-    ParamSpec::float("true_peak_db", (-12.0, 0.0), Some(DEFAULT_TRUE_PEAK_DB), "true-peak ceiling of the limiter in dBTP"),
+    ParamSpec::float("true_peak_db", (-12.0, 0.0), Some(DEFAULT_TRUE_PEAK_DB), "true-peak ceiling in dBTP of the encoded output: the limiter (4× oversampled detection) holds `true_peak_db − true_peak_margin_db`"),
+    ParamSpec::float("true_peak_margin_db", (0.0, 3.0), Some(DEFAULT_TRUE_PEAK_MARGIN_DB), "dB the limiter stays under `true_peak_db` for the inter-sample overshoot a lossy encoder adds (AAC 128 kb/s: up to 0.55 dB measured); 0 for PCM or lossless"),
 ];
 
 pub const SPEC: KindSpec = KindSpec {
