@@ -72,13 +72,13 @@ fn sources_wait_for_late_subscribers() {
 }
 
 #[test]
-fn duration_stops_an_endless_graph_in_order() {
+fn wall_time_stops_an_endless_graph_in_order() {
     let s = Scratch::new();
     let g = s.graph(
         "g.yaml",
         &chain("count: 0, fps: 100", "", "start_delay_ms: 0", "relay/video"),
     );
-    let r = s.run(&g, &["--duration", "1.5"]);
+    let r = s.run(&g, &["--wall-time", "1.5"]);
     r.assert_ok();
     let sink = read_json(&s.path("sink.json"));
     assert_eq!(sink["stop_seen"], true);
