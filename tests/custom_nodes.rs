@@ -259,3 +259,53 @@ fn scaffolded_node_builds_and_runs_in_a_graph() {
     let p = probe(&s.path("my-node.mp4")).unwrap();
     assert_eq!(p.video[0].frames() as f64, frames, "{p:?}");
 }
+
+/// A custom node that rejects its params at init (here the testkit node's
+/// unknown `mode`) is what the run's error names, with its own message:
+/// not the mux, which fails later with "no input sent any packet" when the
+/// custom node's end-of-stream reaches it through the encoder, and which
+/// used to be blamed because its exit came first (the custom node was still
+/// waiting for its end-of-stream to be acknowledged).
+#[test]
+fn a_custom_node_rejecting_its_params_is_the_error_not_the_mux() {
+    let s = Scratch::new();
+    let g = s.graph(
+        "bad.yaml",
+        r#"
+name: bad-params
+nodes:
+  - id: camera
+    node: camera
+    params: { source: test, width: 320, height: 240 }
+  - id: picky
+    path: {testkit}
+    inputs: { video: camera/video }
+    outputs: [video: raw-video]
+    params: { mode: bogus }
+  - id: video-encode
+    node: video-encode
+    inputs: { video: picky/video }
+  - id: mux
+    node: mux
+    inputs: { video: video-encode/video }
+    params: { path: "{dir}/out.mp4" }
+"#,
+    );
+    let r = s.run(&g, &[]);
+    assert_eq!(r.code, Some(1), "{}", r.stderr);
+    let error = r
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("error:"))
+        .unwrap_or_else(|| panic!("no error line:\n{}", r.stderr));
+    assert!(
+        error.contains("node `picky`") && !error.contains("`mux`"),
+        "the first node to fail is the error: {error}\n{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("unknown mode `bogus`"),
+        "with its own message:\n{}",
+        r.stderr
+    );
+}

@@ -841,6 +841,64 @@ fn a_still_image_is_recorded_as_continuous_video() {
     );
 }
 
+/// `--duration` counts seconds of media, the clock of `mux.max_duration`,
+/// not of the wall: a replay faster than real time with `--duration 2`
+/// records 2 s (within a frame), however much it could have produced in
+/// 2 s of wall time, and ends as at the end of a file (every node finishes,
+/// the MP4 is final).
+#[test]
+fn duration_is_media_time_in_a_fast_replay() {
+    require_ffmpeg();
+    let _turn = exclusive();
+    let s = Scratch::new();
+    let input = s.path("in.mkv");
+    // Long enough that 2 s of wall time would replay far more than 2 s.
+    run_tool(
+        Command::new("ffmpeg")
+            .args(["-nostdin", "-v", "error", "-y"])
+            .args(["-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30"])
+            .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+            .args(["-t", "30", "-c:v", "ffv1", "-c:a", "pcm_s16le", "-ac", "2"])
+            .arg(&input),
+    );
+    let source = format!("file:{}", input.display());
+    let out = s.path("out.mp4");
+    let sets = [
+        format!("camera.source={source}"),
+        format!("microphone.source={source}"),
+        "camera.realtime=false".into(),
+        "microphone.realtime=false".into(),
+        "width=320".into(),
+        "height=240".into(),
+        format!("mux.path={}", out.display()),
+    ];
+    let mut args: Vec<&str> = sets.iter().flat_map(|x| ["--set", x.as_str()]).collect();
+    args.extend(["--duration", "2"]);
+    let r = run_to_end(
+        &s,
+        &repo_graph("1080p.yaml"),
+        &args,
+        Duration::from_secs(120),
+        "2 s of media",
+    );
+    assert_eq!(faststart_problem(&out), None, "a final MP4");
+    let p = probe(&out).unwrap();
+    let (v, a) = (&p.video[0], &p.audio[0]);
+    let frame = 1.0 / v.fps();
+    assert!(
+        (v.span() - 2.0).abs() <= frame + 1e-3,
+        "video: {:.3} s ({} frames), not 2 s; stderr:\n{}",
+        v.span(),
+        v.frames(),
+        r.stderr
+    );
+    let audio_s = a.samples as f64 / a.sample_rate as f64;
+    assert!(
+        (audio_s - 2.0).abs() <= frame + 1e-3,
+        "audio: {audio_s:.3} s, not 2 s"
+    );
+}
+
 /// The shortest audio frames the catalog accepts (1 ms: 48 samples at
 /// 48 kHz; shorter ones are refused, see bad_input.rs) keep up with real
 /// time: the recording has all its audio and the microphone was never

@@ -72,13 +72,13 @@ fn sources_wait_for_late_subscribers() {
 }
 
 #[test]
-fn duration_stops_an_endless_graph_in_order() {
+fn wall_time_stops_an_endless_graph_in_order() {
     let s = Scratch::new();
     let g = s.graph(
         "g.yaml",
         &chain("count: 0, fps: 100", "", "start_delay_ms: 0", "relay/video"),
     );
-    let r = s.run(&g, &["--duration", "1.5"]);
+    let r = s.run(&g, &["--wall-time", "1.5"]);
     r.assert_ok();
     let sink = read_json(&s.path("sink.json"));
     assert_eq!(sink["stop_seen"], true);
@@ -445,4 +445,46 @@ fn graph_renders_with_overrides() {
     let out = draw(&[&path, "video-encode.crf=99"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("crf"));
+}
+
+/// `runtime devices` names every hardware encoder it tried (NVENC and VAAPI
+/// for each codec, opened as a run opens them) and says which are usable;
+/// on a machine without them (CI, this VM) it says so rather than nothing.
+#[test]
+fn devices_lists_the_hardware_encoders_it_tried() {
+    let run = |args: &[&str]| {
+        let out = Command::new(runtime_bin())
+            .arg("devices")
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let json: serde_json::Value = serde_json::from_str(&run(&["--json"])).unwrap();
+    let tried = json["hardware_encoders"]
+        .as_array()
+        .expect("a list")
+        .clone();
+    for hw in ["nvenc", "vaapi"] {
+        for codec in ["h264", "h265", "vp9", "av1"] {
+            let entry = tried
+                .iter()
+                .find(|e| e["hwaccel"] == hw && e["codec"] == codec)
+                .unwrap_or_else(|| panic!("{hw}/{codec} not tried: {tried:?}"));
+            let usable = entry["usable"].as_bool().expect("usable or not");
+            assert_eq!(entry["reason"].is_null(), usable, "why not: {entry}");
+        }
+    }
+    let text = run(&[]);
+    let section = text
+        .split_once("Hardware encoders")
+        .unwrap_or_else(|| panic!("no hardware encoder section:\n{text}"))
+        .1;
+    let any_usable = tried.iter().any(|e| e["usable"] == true);
+    assert_eq!(section.contains("none usable"), !any_usable, "{text}");
+    for name in ["h264_nvenc", "hevc_nvenc", "h264_vaapi", "av1_vaapi"] {
+        assert!(section.contains(name), "{name} not named:\n{text}");
+    }
 }

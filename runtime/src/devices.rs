@@ -3,7 +3,8 @@
 //! The device code lives in the node crates (nokhwa in node-camera, cpal in
 //! node-microphone), so the runtime does not link either: it runs
 //! `mediagraph-nodes camera --list-devices` and `... microphone --list-devices`,
-//! each printing a JSON array, and merges them.
+//! each printing a JSON array, and merges them; `... video-encode
+//! --list-devices` likewise says which hardware encoders can be opened here.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -19,6 +20,24 @@ use serde::{Deserialize, Serialize};
 pub struct Devices {
     pub cameras: Vec<Camera>,
     pub audio_inputs: Vec<AudioInput>,
+    /// Every hardware encoder tried (video-encode's `hwaccel`), usable or not.
+    #[serde(default)]
+    pub hardware_encoders: Vec<HardwareEncoder>,
+}
+
+/// A hardware encoder as `video-encode --list-devices` found it: opened the
+/// way a run opens it, at a small size.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HardwareEncoder {
+    /// The `hwaccel` value that selects it: `nvenc` or `vaapi`.
+    pub hwaccel: String,
+    /// The `codec` value (h264, h265, vp9, av1).
+    pub codec: String,
+    /// FFmpeg's encoder; None when FFmpeg has none for the codec.
+    pub encoder: Option<String>,
+    pub usable: bool,
+    /// Why it could not be opened.
+    pub reason: Option<String>,
 }
 
 /// A camera as `node-camera --list-devices` reports it.
@@ -88,20 +107,29 @@ pub fn list() -> Result<Devices> {
 /// Asks the `camera` and `microphone` built-ins in `dir`, both at once.
 pub fn list_in(dir: &Path) -> Result<Devices> {
     let binary = crate::run::builtin_binary_in(dir)?;
-    let camera = start(&binary, "camera")?;
-    let microphone = match start(&binary, "microphone") {
-        Ok(child) => child,
-        Err(e) => {
-            let _ = camera.wait_with_output();
-            return Err(e);
+    let mut children = Vec::new();
+    for kind in ["camera", "microphone", "video-encode"] {
+        match start(&binary, kind) {
+            Ok(child) => children.push(child),
+            Err(e) => {
+                // No child is left running.
+                children
+                    .into_iter()
+                    .for_each(|c| drop(c.wait_with_output()));
+                return Err(e);
+            }
         }
-    };
-    // Wait for both before judging either, so no child is left running.
-    let cameras = finish("camera", camera);
-    let audio_inputs = finish("microphone", microphone);
+    }
+    // Wait for all before judging any, so no child is left running.
+    let mut children = children.into_iter();
+    let mut next = || children.next().expect("one child per kind");
+    let cameras = finish("camera", next());
+    let audio_inputs = finish("microphone", next());
+    let hardware_encoders = finish("video-encode", next());
     Ok(Devices {
         cameras: cameras?,
         audio_inputs: audio_inputs?,
+        hardware_encoders: hardware_encoders?,
     })
 }
 
@@ -156,7 +184,41 @@ pub fn render(devices: &Devices) -> String {
             render_input(&mut s, a);
         }
     }
+    s.push('\n');
+    render_encoders(&mut s, &devices.hardware_encoders);
     s
+}
+
+/// What was tried, what can be used, and why not: on a machine without a
+/// GPU every line says why, so "none" is an answer and not a silence.
+fn render_encoders(s: &mut String, encoders: &[HardwareEncoder]) {
+    let usable: Vec<&HardwareEncoder> = encoders.iter().filter(|e| e.usable).collect();
+    s.push_str("Hardware encoders (video-encode hwaccel)\n");
+    if usable.is_empty() {
+        s.push_str("  none usable: video-encode encodes in software (hwaccel: auto falls back; nvenc or vaapi fails at start)\n");
+    }
+    for e in usable {
+        let encoder = e.encoder.as_deref().unwrap_or("-");
+        let _ = writeln!(
+            s,
+            "  {encoder}: usable (video-encode.hwaccel={} codec={})",
+            e.hwaccel, e.codec
+        );
+    }
+    let refused: Vec<&HardwareEncoder> = encoders.iter().filter(|e| !e.usable).collect();
+    if !refused.is_empty() {
+        s.push_str("  tried, not usable:\n");
+    }
+    for e in refused {
+        let encoder = e.encoder.as_deref().unwrap_or("-");
+        let reason = e.reason.as_deref().unwrap_or("not usable");
+        // The reason names the encoder already when FFmpeg refused it.
+        let reason = reason
+            .strip_prefix(encoder)
+            .and_then(|r| r.strip_prefix(": "))
+            .unwrap_or(reason);
+        let _ = writeln!(s, "    {:<6} {:<5} {encoder}: {reason}", e.hwaccel, e.codec);
+    }
 }
 
 fn render_camera(s: &mut String, c: &Camera) {
@@ -279,9 +341,18 @@ mod tests {
             r#""default_config":{"sample_rate":48000,"channels":2,"sample_format":"i16"}}]"#
         ))
         .unwrap();
+        let hardware_encoders: Vec<HardwareEncoder> = serde_json::from_str(concat!(
+            r#"[{"hwaccel":"nvenc","codec":"h264","encoder":"h264_nvenc","usable":true,"reason":null},"#,
+            r#"{"hwaccel":"nvenc","codec":"vp9","encoder":null,"usable":false,"#,
+            r#""reason":"FFmpeg has no NVENC encoder for vp9"},"#,
+            r#"{"hwaccel":"vaapi","codec":"h264","encoder":"h264_vaapi","usable":false,"#,
+            r#""reason":"h264_vaapi: no VAAPI device: Input/output error"}]"#
+        ))
+        .unwrap();
         Devices {
             cameras,
             audio_inputs,
+            hardware_encoders,
         }
     }
 
@@ -309,6 +380,12 @@ Audio inputs
       channels:  1-4, 6
       formats:   i16, i32
       default:   48000 Hz, 2 ch, i16
+
+Hardware encoders (video-encode hwaccel)
+  h264_nvenc: usable (video-encode.hwaccel=nvenc codec=h264)
+  tried, not usable:
+    nvenc  vp9   -: FFmpeg has no NVENC encoder for vp9
+    vaapi  h264  h264_vaapi: no VAAPI device: Input/output error
 "
         );
     }
@@ -317,7 +394,7 @@ Audio inputs
     fn says_when_there_are_none() {
         assert_eq!(
             render(&Devices::default()),
-            "no cameras found\n\nno audio inputs found\n"
+            "no cameras found\n\nno audio inputs found\n\nHardware encoders (video-encode hwaccel)\n  none usable: video-encode encodes in software (hwaccel: auto falls back; nvenc or vaapi fails at start)\n"
         );
     }
 

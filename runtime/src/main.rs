@@ -41,7 +41,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a graph until its sources end, --duration passes, or Ctrl-C.
+    /// Run a graph until its sources end (or sent --duration seconds of media), --wall-time passes, or Ctrl-C.
     #[command(after_help = "Examples:
   runtime run graphs/1080p.yaml --duration 10
   runtime run graphs/1080p.yaml --set camera.source=file:in.mkv --set camera.realtime=false \\
@@ -57,9 +57,15 @@ new file (as `runtime ctl save-replay`). Per-node logs are kept in the run direc
         /// Override a node param (NODE.PARAM=VALUE) or a graph var (VAR=VALUE); values parse as YAML scalars.
         #[arg(long = "set", value_name = "NODE.PARAM=VALUE|VAR=VALUE")]
         sets: Vec<String>,
-        /// Stop after this many seconds of media (0 < SECONDS <= 31536000, a year).
+        /// Record this many seconds of media, on the same clock as `mux.max_duration`
+        /// (every source ends after sending that much; a replay faster than real time
+        /// records as much as a live run) (0 < SECONDS <= 31536000, a year).
         #[arg(long, value_name = "SECONDS", allow_negative_numbers = true, value_parser = positive_seconds)]
         duration: Option<f64>,
+        /// Stop after this many seconds of wall-clock time from the start, however much
+        /// media the sources produced by then (0 < SECONDS <= 31536000).
+        #[arg(long, value_name = "SECONDS", allow_negative_numbers = true, value_parser = positive_seconds)]
+        wall_time: Option<f64>,
         /// Write a JSON summary of every node's counters here at the end.
         #[arg(long, value_name = "FILE.json")]
         report: Option<PathBuf>,
@@ -261,6 +267,7 @@ fn main() -> ExitCode {
             graph,
             sets,
             duration,
+            wall_time,
             report,
             machine,
             run_id,
@@ -304,6 +311,7 @@ fn main() -> ExitCode {
             });
             let opts = RunOptions {
                 duration: duration.map(Duration::from_secs_f64),
+                wall_time: wall_time.map(Duration::from_secs_f64),
                 grace: Duration::from_secs_f64(grace),
                 hang_timeout: (hang_timeout > 0.0).then(|| Duration::from_secs_f64(hang_timeout)),
                 run_dir,
@@ -320,7 +328,7 @@ fn main() -> ExitCode {
     }
 }
 
-/// The longest `--duration`, `--grace` or `--ready-timeout`: a year. Longer
+/// The longest `--duration`, `--wall-time`, `--grace` or `--ready-timeout`: a year. Longer
 /// ones overflow the clock arithmetic (`Duration::from_secs_f64` panics past
 /// 2^64 s, `Instant + Duration` much earlier on some systems).
 const MAX_SECONDS: f64 = 31_536_000.0;

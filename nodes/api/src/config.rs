@@ -35,6 +35,10 @@ pub struct NodeConfig {
     /// [`crate::Node::save_resume_state`]; `None` at the first start.
     #[serde(default)]
     pub resume_state: Option<serde_json::Value>,
+    /// `runtime run --duration`: a node without inputs sends this many
+    /// seconds of media per output, then ends (see `Node::stop_requested`).
+    #[serde(default)]
+    pub media_duration_s: Option<f64>,
 }
 
 /// What a full input queue does (the graph's `policy:`).

@@ -8,6 +8,7 @@
 
 mod connect;
 mod finish;
+mod limit;
 mod phase;
 mod publish;
 mod send;
@@ -68,6 +69,8 @@ struct Output {
     closed: bool,
     /// When the end-of-stream went out (capture clock, ns).
     closed_at_ns: u64,
+    /// How much media went out, for `--duration` (see `limit`).
+    media: limit::MediaClock,
 }
 
 /// One node's handle on its graph: its config and params, its inputs as an event
@@ -105,6 +108,8 @@ pub struct Node {
     stats_stop: Arc<AtomicBool>,
     /// Our holds on what we sent, and the graph's departures (see `retain`).
     holds: Arc<crate::retain::Holds>,
+    /// Every output sent its `--duration` of media: the source is to end.
+    media_limit_reached: bool,
 }
 
 impl Node {
@@ -327,9 +332,10 @@ impl Node {
         self.queues.set_paused(input, false);
     }
 
-    /// Whether the runtime asked the graph to stop (sources poll this).
+    /// Whether the runtime asked the graph to stop, or this source sent
+    /// the run's `--duration` of media (sources poll this).
     pub fn stop_requested(&self) -> bool {
-        self.phase.get().stop_requested()
+        self.media_limit_reached || self.phase.get().stop_requested()
     }
 
     /// The next event. `Ok(None)` once every input has closed (for a node without

@@ -108,9 +108,13 @@ fn run() -> Result<()> {
         pattern,
         rate_factor: device.rate_factor(),
     };
-    let duration = s
-        .test_device
-        .duration
+    // A test source's own `duration`, or the run's `--duration`: ending on
+    // the sample (not after the frame that crosses it, as the node API's
+    // limit would) keeps the audio as long as the video.
+    let duration = [s.test_device.duration, node.config().media_duration_s]
+        .into_iter()
+        .flatten()
+        .reduce(f64::min)
         .map(|secs| (secs.max(0.0) * out.rate as f64) as u64);
     let mut source = open_source(&spec, out, test, s.looping)
         .with_context(|| format!("microphone source `{spec}`"))?;

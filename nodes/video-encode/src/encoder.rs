@@ -110,34 +110,15 @@ impl VideoEncoder {
         let mut tried: Vec<&str> = Vec::new();
         // Why the hardware encoder asked for by name could not be used.
         let mut refused = String::new();
-        if matches!(settings.hwaccel, HwAccel::Auto | HwAccel::Nvenc) {
-            tried.push("nvenc");
-            match codec.nvenc_encoder() {
-                Some(name) => match quietly(|| open(name, Pixel::YUV420P, None)) {
+        for hw in [HwAccel::Nvenc, HwAccel::Vaapi] {
+            if matches!(settings.hwaccel, HwAccel::Auto) || settings.hwaccel == hw {
+                tried.push(hw.name());
+                match open_hardware(settings, hw, w, h, time_base, fps) {
                     Ok(enc) => return Ok(enc),
                     Err(e) => {
-                        tracing::debug!("{name}: {e:#}");
-                        refused = format!("{name}: {e:#}");
+                        tracing::debug!("{e:#}");
+                        refused = format!("{e:#}");
                     }
-                },
-                None => {
-                    refused = format!("FFmpeg has no NVENC encoder for {}", codec.stream_name())
-                }
-            }
-        }
-        if matches!(settings.hwaccel, HwAccel::Auto | HwAccel::Vaapi) {
-            tried.push("vaapi");
-            let name = codec.vaapi_encoder();
-            let attempt = quietly(|| -> Result<VideoEncoder> {
-                ff::encoder::find_by_name(name).ok_or_else(|| anyhow!("FFmpeg has no {name}"))?;
-                let vaapi = Vaapi::open(w, h)?;
-                open(name, Pixel::VAAPI, Some(vaapi))
-            });
-            match attempt {
-                Ok(enc) => return Ok(enc),
-                Err(e) => {
-                    tracing::debug!("{name}: {e:#}");
-                    refused = format!("{name}: {e:#}");
                 }
             }
         }
@@ -415,6 +396,35 @@ fn stamp(frame: &mut ff::frame::Video, pts: i64, keyframe: bool) {
 /// `x265_encoder_encode`) and drop FFmpeg's reference before it returns.
 fn copies_input_on_send(name: &str) -> bool {
     matches!(name, "libx264" | "libx265")
+}
+
+/// Opens `hw`'s (NVENC or VAAPI) encoder for the settings' codec at this
+/// size, FFmpeg's own logging silenced; the error names the encoder and why
+/// it cannot be used. `runtime devices` probes with it too (see `probe`).
+pub(crate) fn open_hardware(
+    settings: &Settings,
+    hw: HwAccel,
+    width: u32,
+    height: u32,
+    time_base: ff::Rational,
+    fps: Rational,
+) -> Result<VideoEncoder> {
+    let codec = settings.codec;
+    let open = |name: &'static str, pixel: Pixel, vaapi: Option<Vaapi>| {
+        open_as(settings, name, width, height, time_base, fps, pixel, vaapi).with_context(|| name)
+    };
+    quietly(|| match hw {
+        HwAccel::Nvenc => match codec.nvenc_encoder() {
+            Some(name) => open(name, Pixel::YUV420P, None),
+            None => bail!("FFmpeg has no NVENC encoder for {}", codec.stream_name()),
+        },
+        _ => {
+            let name = codec.vaapi_encoder();
+            ff::encoder::find_by_name(name).ok_or_else(|| anyhow!("FFmpeg has no {name}"))?;
+            let vaapi = Vaapi::open(width, height).with_context(|| name)?;
+            open(name, Pixel::VAAPI, Some(vaapi))
+        }
+    })
 }
 
 /// Opens encoder `name` with the options its plan gives.

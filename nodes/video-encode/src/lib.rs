@@ -12,6 +12,7 @@
 mod encoder;
 mod hw;
 mod overload;
+mod probe;
 mod retune;
 mod settings;
 
@@ -24,9 +25,15 @@ use crate::encoder::VideoEncoder;
 use crate::overload::{Advice, Monitor};
 use crate::settings::{CodecExt, Settings};
 
-/// Entry point, with the arguments after the kind (none are taken).
-pub fn main(_args: &[String]) {
-    node_api::run_main(run);
+/// Entry point, with the arguments after the kind: `--list-devices` lists
+/// the hardware encoders this machine can use (for `runtime devices`).
+pub fn main(args: &[String]) {
+    // Before Node::init(), which needs the runtime's environment.
+    if args.iter().any(|a| a == "--list-devices") {
+        node_api::run_main(probe::list_devices);
+    } else {
+        node_api::run_main(run);
+    }
 }
 
 fn run() -> Result<()> {

@@ -175,9 +175,12 @@ pub fn is_upstream(graph: &Graph, ancestor: &str, node: &str) -> bool {
 
 /// Which node's failure is the run's error. A node whose input ended
 /// before it failed may have failed because of it (a stream cut short): if
-/// the node that ended that input fails too, even later (it may still have
-/// been waiting for its consumers), its failure is the cause and replaces
-/// the other. Otherwise the first failure stays the run's error.
+/// a node upstream of it, which ended a stream on the way to it, fails too,
+/// even later (it may still have been waiting for its end-of-stream to be
+/// acknowledged, as a custom node rejecting its params at init does while
+/// the mux two nodes down already failed for want of packets), its failure
+/// is the cause and replaces the other. Otherwise the first failure stays
+/// the run's error.
 #[derive(Default)]
 pub struct Blame {
     /// The node blamed, and when it failed (capture clock, ns).
@@ -206,7 +209,7 @@ impl Blame {
         }
         if let (Some(_), Some((blamed, _))) = (&*failure, &self.blamed) {
             tracing::info!(
-                "node `{blamed}` failed after its input from `{node}` ended, and `{node}` failed too: `{node}` is the cause"
+                "node `{blamed}` failed after a stream from `{node}` to it ended, and `{node}` failed too: `{node}` is the cause"
             );
         }
         *failure = Some(msg.to_string());
@@ -214,7 +217,9 @@ impl Blame {
     }
 }
 
-/// Whether `sender` ended an input of `node` before `at` (capture clock, ns).
+/// Whether `sender` ended, before `at` (capture clock, ns), an output that
+/// feeds `node`, directly or through other nodes (each of which ended its
+/// own stream in turn, as nodes do when their inputs end).
 fn ended_input_before(
     graph: &Graph,
     closed: &ClosedOutputs,
@@ -225,7 +230,7 @@ fn ended_input_before(
     graph
         .nodes
         .iter()
-        .filter(|d| d.id == node)
+        .filter(|d| d.id == node || is_upstream(graph, &d.id, node))
         .flat_map(|d| &d.inputs)
         .filter(|i| i.source_node == sender)
         .any(|i| {

@@ -55,8 +55,14 @@ use supervisor::Supervisor;
 /// How a run is carried out.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
-    /// Stop after this long (measured from the moment sources start).
+    /// Seconds of media: every source (a node without inputs) ends after
+    /// sending this much of its media, and the graph finishes as at the end
+    /// of a file. The media clock, not the wall's: a replay faster than
+    /// real time records as much as a live run.
     pub duration: Option<Duration>,
+    /// Stop after this much wall-clock time from the moment sources start,
+    /// however much media they produced by then.
+    pub wall_time: Option<Duration>,
     /// How long nodes get to finish after stop before they are killed.
     pub grace: Duration,
     /// A node without progress this long while recording is killed and
@@ -87,6 +93,7 @@ impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
             duration: None,
+            wall_time: None,
             grace: Duration::from_secs(20),
             hang_timeout: Some(Duration::from_secs(10)),
             run_dir: PathBuf::from("runs"),

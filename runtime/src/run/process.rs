@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use anyhow::Result;
 use tokio::sync::mpsc;
@@ -37,6 +38,10 @@ pub(super) struct Supervised {
     pub kill: Option<tokio::sync::oneshot::Sender<()>>,
     /// Run by the embedding application, not a process of ours (see `hosted`).
     pub hosted: bool,
+    /// Of `--duration`, what earlier incarnations of this source already
+    /// covered (the wall time from the start to its last restart: a live
+    /// source's media clock), so a restart does not begin the media anew.
+    pub media_spent: Duration,
 }
 
 impl Supervised {
@@ -55,6 +60,7 @@ impl Supervised {
             eos_replayed: HashSet::new(),
             kill: None,
             hosted: false,
+            media_spent: Duration::ZERO,
         }
     }
 }
@@ -124,6 +130,8 @@ pub(super) struct Spawner<'a> {
     pub console: logs::Console,
     pub exit_tx: mpsc::UnboundedSender<Exit>,
     pub host: Option<hosted::Host>,
+    /// `--duration`, handed to every node (sources apply it).
+    pub media_duration: Option<Duration>,
 }
 
 impl Spawner<'_> {
@@ -142,6 +150,9 @@ impl Spawner<'_> {
         );
         config.epoch_ns = links.clock.epoch_ns;
         config.clock_offset_ns = links.clock.offset_ns;
+        config.media_duration_s = self
+            .media_duration
+            .map(|d| d.saturating_sub(sup.media_spent).as_secs_f64());
         if sup.restarts > 0 {
             config.resume_state = links.resume_states.get(&def.id);
         }

@@ -173,6 +173,7 @@ pub fn node_config(
         epoch_ns: 0,
         clock_offset_ns: 0,
         resume_state: None,
+        media_duration_s: None,
     }
 }
 

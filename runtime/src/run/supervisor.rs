@@ -1,7 +1,7 @@
 //! Supervising the node processes of one machine through the phases of a run.
 //! The [`RunPhase`] decides what each wake-up does: while Running, a node
 //! that ends is restarted by its policy, a hung one killed and restarted,
-//! and `--duration` or a stop request begins the stop; while Stopping, no
+//! and `--wall-time` or a stop request begins the stop; while Stopping, no
 //! node is restarted, gone nodes' inputs are acknowledged for them, stuck
 //! nodes are killed with their streams ended for them, and the grace runs.
 
@@ -34,7 +34,8 @@ pub(super) enum RunPhase {
     /// for the `started` token. A node not armed at `deadline` fails the run.
     Arming { deadline: Instant },
     /// The `started` token is up: sources produce, nodes that end are
-    /// restarted, and the stop begins at `until` (`--duration`) if not asked before.
+    /// restarted, and the stop begins at `until` (`--wall-time`) if not asked
+    /// before. (`--duration` is media time: the sources end by themselves.)
     Running { until: Option<Instant> },
     /// The `stopping` token is up: sources end, end-of-stream flows
     /// downstream, sinks finalize. The nodes still alive when the grace ends
@@ -76,7 +77,7 @@ impl RunPhase {
         matches!(self, RunPhase::Stopping { .. })
     }
 
-    /// When `--duration` ends the run.
+    /// When `--wall-time` ends the run.
     fn duration_ends(&self) -> Option<Instant> {
         match self {
             RunPhase::Running { until } => *until,
@@ -153,6 +154,7 @@ impl<'a> Supervisor<'a> {
             console,
             exit_tx,
             host: opts.host.clone(),
+            media_duration: opts.duration,
         };
         for sup in nodes.values_mut() {
             spawner.start(sup)?;
@@ -206,12 +208,26 @@ impl<'a> Supervisor<'a> {
         self.media_start = Instant::now();
         if self.failure.is_none() {
             self.enter(RunPhase::Running {
-                until: self.opts.duration.map(|d| self.media_start + d),
+                until: self.wall_stop().map(|d| self.media_start + d),
             });
         } else {
             self.begin_stop("the graph could not start");
         }
         Ok(())
+    }
+
+    /// When the runtime itself stops the run, from the start: `--wall-time`;
+    /// or `--duration` when a source runs on another machine, whose runtime
+    /// may not have been given it (its wall clock is the media clock of a
+    /// live source; the stop token then reaches every machine, as before).
+    fn wall_stop(&self) -> Option<Duration> {
+        let remote_source = (self.graph.nodes.iter())
+            .any(|n| n.inputs.is_empty() && !self.nodes.contains_key(&n.id));
+        match (self.opts.wall_time, self.opts.duration) {
+            (Some(wall), _) => Some(wall),
+            (None, Some(media)) if remote_source => Some(media),
+            _ => None,
+        }
     }
 
     /// Arming or Running → Stopping (once): says so to every node and
@@ -334,7 +350,7 @@ impl<'a> Supervisor<'a> {
             } => Wake::Param(update),
             _ = stop.wait(), if may_stop => Wake::Stop("stop requested"),
             _ = remote_stop.wait(), if may_stop => Wake::Stop("another machine stopped the graph"),
-            _ = duration_sleep, if duration_ends.is_some() => Wake::Stop("--duration reached"),
+            _ = duration_sleep, if duration_ends.is_some() => Wake::Stop("--wall-time reached"),
             _ = timers.status.tick() => Wake::Status,
             _ = timers.check.tick() => Wake::Check,
         }
@@ -397,6 +413,9 @@ impl<'a> Supervisor<'a> {
         let sup = self.nodes.get_mut(node).expect("a supervised node");
         sup.restarts += 1;
         sup.restart_causes.push(why.to_string());
+        if matches!(self.phase, RunPhase::Running { .. }) {
+            sup.media_spent = self.media_start.elapsed();
+        }
         self.earlier
             .bank(node, self.links.stats.lock().unwrap().remove(node));
         let event = RunEvent::NodeRestarted {

@@ -75,6 +75,7 @@ impl Node {
             stats_thread: None,
             stats_stop: Arc::new(AtomicBool::new(false)),
             holds,
+            media_limit_reached: false,
         };
         node.spawn_stats_thread();
         tracing::debug!(node = %node.config.node_id, "connected");
@@ -254,6 +255,7 @@ fn declare_outputs(session: &Session, config: &NodeConfig) -> Result<Vec<Output>
             counters: Arc::new(OutputCounters::default()),
             closed: false,
             closed_at_ns: 0,
+            media: Default::default(),
         });
     }
     Ok(outputs)

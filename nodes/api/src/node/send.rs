@@ -37,6 +37,9 @@ impl Node {
 
     /// Sends a message on `output`.
     pub fn send(&mut self, output: &str, header: Header, payload: OutBuf) -> Result<()> {
+        if !self.within_media_limit(output, &header)? {
+            return Ok(());
+        }
         let bytes = match payload {
             OutBuf::Shm(b) => {
                 self.holds.retain(zenoh_shm::ShmBufHardRef::from(&b));
@@ -59,9 +62,13 @@ impl Node {
         frame: VideoFrame,
         payload: SharedBuf,
     ) -> Result<()> {
+        let header = Header::Video(frame);
+        if !self.within_media_limit(output, &header)? {
+            return Ok(());
+        }
         self.holds
             .retain(zenoh_shm::ShmBufHardRef::from(&payload.0));
-        self.put(output, Header::Video(frame), ZBytes::from(payload.0))
+        self.put(output, header, ZBytes::from(payload.0))
     }
 
     pub fn send_audio(&mut self, output: &str, frame: AudioFrame, payload: OutBuf) -> Result<()> {
@@ -73,7 +80,11 @@ impl Node {
     /// a pool: a shared-memory buffer that is recycled while still queued in
     /// the link can be rejected by the receiver, and packets must never be lost.
     pub fn send_packet(&mut self, output: &str, packet: EncodedPacket, data: &[u8]) -> Result<()> {
-        self.put(output, Header::Packet(packet), ZBytes::from(data.to_vec()))
+        let header = Header::Packet(packet);
+        if !self.within_media_limit(output, &header)? {
+            return Ok(());
+        }
+        self.put(output, header, ZBytes::from(data.to_vec()))
     }
 
     /// Sends a payload received on an input, unchanged, with a (possibly new)
@@ -88,6 +99,9 @@ impl Node {
     /// invalid. It is copied into this output's pool instead, counted in the
     /// output's `stale_copies`.
     pub fn forward(&mut self, output: &str, header: Header, payload: &Payload) -> Result<()> {
+        if !self.within_media_limit(output, &header)? {
+            return Ok(());
+        }
         let raw = matches!(header, Header::Video(_) | Header::Audio(_));
         let remote = raw && !payload.is_shm() && !payload.is_empty();
         let stale = payload.is_stale();
