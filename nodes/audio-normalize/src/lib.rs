@@ -132,8 +132,11 @@ fn run() -> Result<()> {
         "{frames_in} frames in ({forwarded} forwarded without a copy), {:.2} s out",
         norm.samples_out() as f64 / settings.rate as f64
     );
-    if let Some((gain, lufs, makeup)) = norm.loudness_end() {
-        tracing::info!("loudness: input {lufs:.2} LUFS over the last window, gain {gain:.2} dB (limiter makeup {makeup:.2} dB)");
+    if let Some(s) = norm.loudness_end() {
+        tracing::info!(
+            "loudness: input {:.2} LUFS over the last window, gain {:.2} dB (limiter makeup {:.2} dB); program {:.2} LUFS into the limiter, {:.2} LUFS out",
+            s.window_lufs, s.gain_db, s.makeup_db, s.program_in_lufs, s.program_out_lufs
+        );
     }
     node.finish()
 }
