@@ -90,7 +90,7 @@ pub struct Summary {
 
 /// BS.1770 channel roles of an FFmpeg layout (LFE is not counted; side and
 /// back channels weigh as surrounds).
-fn channel_map(layout: u64, channels: usize) -> Vec<Channel> {
+pub(crate) fn channel_map(layout: u64, channels: usize) -> Vec<Channel> {
     let mut map: Vec<Channel> = (0..64)
         .filter(|bit| layout & (1u64 << bit) != 0)
         .map(|bit| match 1u64 << bit {
