@@ -183,15 +183,19 @@ impl Queues {
     /// Returns true for an end-of-stream.
     #[cfg(test)]
     pub fn push(&self, index: usize, attachment: Option<&ZBytes>, payload: ZBytes) -> bool {
-        self.push_flagged(index, attachment, payload).0
+        self.push_flagged(index, attachment, payload, None).0
     }
 
-    /// Like [`Queues::push`]; also returns whether the message was no-drop.
+    /// Like [`Queues::push`]; also returns whether the message was no-drop,
+    /// and sets `no_drop_flag` before the message can be taken: a node
+    /// asking [`crate::Node::is_no_drop`] on its first message gets the answer
+    /// that message carries.
     pub fn push_flagged(
         &self,
         index: usize,
         attachment: Option<&ZBytes>,
         payload: ZBytes,
+        no_drop_flag: Option<&std::sync::atomic::AtomicBool>,
     ) -> (bool, bool) {
         let envelope = match attachment.map(|a| Envelope::decode(&a.to_bytes())) {
             Some(Ok(e)) => e,
@@ -205,6 +209,9 @@ impl Queues {
             }
         };
         let no_drop = envelope.no_drop;
+        if let (true, Some(flag)) = (no_drop, no_drop_flag) {
+            flag.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         let message = Message {
             header: envelope.header,
             payload: Payload::new(payload, self.copies[index].clone()),

@@ -85,6 +85,31 @@ impl BlockMeter {
     }
 }
 
+/// The integrated loudness of everything fed, as a meter reads a whole
+/// program (histogram mode: bounded memory however long the stream runs).
+pub struct ProgramMeter(EbuR128);
+
+impl ProgramMeter {
+    pub fn new(channels: usize, rate: u32, map: &[Channel]) -> Result<ProgramMeter> {
+        let mut m = EbuR128::new(channels as u32, rate, Mode::I | Mode::HISTOGRAM)
+            .map_err(|e| anyhow!("program loudness meter: {e}"))?;
+        m.set_channel_map(map)
+            .map_err(|e| anyhow!("program loudness meter channel map: {e}"))?;
+        Ok(ProgramMeter(m))
+    }
+
+    pub fn add(&mut self, io: &[f32]) -> Result<()> {
+        self.0
+            .add_frames_f32(io)
+            .map_err(|e| anyhow!("program loudness meter: {e}"))
+    }
+
+    /// LUFS; −∞ before any block passed the gates.
+    pub fn loudness(&self) -> f64 {
+        self.0.loudness_global().unwrap_or(f64::NEG_INFINITY)
+    }
+}
+
 /// The gated loudness of the last `len` blocks.
 pub struct GatedWindow {
     energies: VecDeque<f64>,

@@ -8,13 +8,16 @@ mod level;
 mod limiter;
 mod loudness;
 mod normalizer;
+mod two_pass;
 
 use anyhow::{Context, Result};
 use node_api::{metrics, Event, Header, Node};
 use node_media::audio::WireFormat;
 
 use level::LevelMeter;
+use node_catalog::kinds::audio_normalize::Mode;
 use normalizer::{Normalizer, Output, Settings};
+use two_pass::TwoPass;
 
 /// Entry point, with the arguments after the kind (none are taken).
 pub fn main(_args: &[String]) {
@@ -54,6 +57,67 @@ fn measure(node: &mut Node, meter: &mut LevelMeter, out: &Output<'_>, input: &[u
     }
 }
 
+/// A live param change: to the held program's gain when holding.
+fn update(norm: &mut Normalizer, hold: Option<&mut TwoPass>, name: &str, v: f64) {
+    let done = match (name, hold) {
+        ("target_lufs", Some(h)) => h.set_target(v),
+        ("gain_db", Some(h)) => h.set_gain(v),
+        ("target_lufs", None) => norm.set_target(v),
+        ("gain_db", None) => norm.set_gain(v),
+        _ => Err(format!("`{name}` is not live")),
+    };
+    match done {
+        Ok(()) => tracing::info!("{name} = {v}"),
+        Err(why) => tracing::warn!("{name} not changed: {why}"),
+    }
+}
+
+/// `mode: two-pass` at the first frame: a replay (no_drop, nothing is lost
+/// by waiting) is held to its end; a live stream cannot wait, and is
+/// normalized in one pass.
+fn hold_if_replay(
+    node: &Node,
+    settings: Settings,
+    encoder_loss_lu: f64,
+) -> Result<Option<TwoPass>> {
+    if !node.is_no_drop() {
+        tracing::warn!(
+            "mode two-pass: the input is live (not no_drop), normalizing in one pass instead"
+        );
+        return Ok(None);
+    }
+    tracing::info!("mode two-pass: holding the whole input to measure it at the end of stream");
+    Ok(Some(
+        TwoPass::new(settings, encoder_loss_lu).context("audio-normalize")?,
+    ))
+}
+
+/// End of a held program: measured, one gain, sent in the frames it came in.
+fn send_held(node: &mut Node, mut held: TwoPass) -> Result<()> {
+    let seconds = held.held_seconds();
+    let (mut meter, mut frames) = (LevelMeter::default(), 0u64);
+    let found = held
+        .finish(|h, data| {
+            let mut buf = node.alloc("audio", data.len())?;
+            buf.copy_from_slice(data);
+            if let Some(level) = meter.add(&h, data) {
+                node.metrics()
+                    .set(metrics::LEVEL_PEAK_DBFS, level.peak_dbfs);
+                node.metrics().set(metrics::LEVEL_RMS_DBFS, level.rms_dbfs);
+            }
+            frames += 1;
+            node.send_audio("audio", h, buf)
+        })
+        .context("audio-normalize")?;
+    node.metrics().set(metrics::GAIN_DB, found.gain_db);
+    node.metrics().set(metrics::LOUDNESS_LUFS, found.input_lufs);
+    tracing::info!(
+        "two-pass: {seconds:.2} s held; input {:.2} LUFS, gain {:.2} dB: {:.2} LUFS after the limiter ({} iterations); {frames} frames out",
+        found.input_lufs, found.gain_db, found.output_lufs, found.iterations
+    );
+    Ok(())
+}
+
 fn run() -> Result<()> {
     let mut node = Node::init()?;
     node_media::init()?;
@@ -84,6 +148,8 @@ fn run() -> Result<()> {
     );
 
     let (mut frames_in, mut forwarded, mut warned) = (0u64, 0u64, false);
+    let two_pass = s.mode == Mode::TwoPass && settings.target_lufs.is_some();
+    let mut hold: Option<TwoPass> = None;
     let mut meter = LevelMeter::default();
     while let Some(event) = node.next_event()? {
         match event {
@@ -96,6 +162,14 @@ fn run() -> Result<()> {
                     continue;
                 };
                 let data = message.payload.as_slice();
+                if two_pass && frames_in == 0 {
+                    hold = hold_if_replay(&node, settings, s.encoder_loss_lu)?;
+                }
+                if let Some(held) = hold.as_mut() {
+                    held.hold(h, &data).context("audio-normalize")?;
+                    frames_in += 1;
+                    continue;
+                }
                 let out = norm.process(h, &data).context("audio-normalize")?;
                 measure(&mut node, &mut meter, &out, &data);
                 if matches!(out, Output::Forward(_)) {
@@ -111,20 +185,18 @@ fn run() -> Result<()> {
                     }
                 }
             }
-            Event::ParamUpdate { name, value, .. } => {
-                let v = value.as_f64().unwrap_or_default();
-                let done = match name.as_str() {
-                    "target_lufs" => norm.set_target(v),
-                    "gain_db" => norm.set_gain(v),
-                    _ => Err(format!("`{name}` is not live")),
-                };
-                match done {
-                    Ok(()) => tracing::info!("{name} = {v}"),
-                    Err(why) => tracing::warn!("{name} not changed: {why}"),
-                }
-            }
+            Event::ParamUpdate { name, value, .. } => update(
+                &mut norm,
+                hold.as_mut(),
+                &name,
+                value.as_f64().unwrap_or_default(),
+            ),
             Event::InputClosed { .. } | Event::Stop => {}
         }
+    }
+    if let Some(held) = hold {
+        send_held(&mut node, held)?;
+        return node.finish();
     }
     let tail = norm.flush().context("audio-normalize")?;
     send(&mut node, tail, None)?;
@@ -132,8 +204,11 @@ fn run() -> Result<()> {
         "{frames_in} frames in ({forwarded} forwarded without a copy), {:.2} s out",
         norm.samples_out() as f64 / settings.rate as f64
     );
-    if let Some((gain, lufs, makeup)) = norm.loudness_end() {
-        tracing::info!("loudness: input {lufs:.2} LUFS over the last window, gain {gain:.2} dB (limiter makeup {makeup:.2} dB)");
+    if let Some(s) = norm.loudness_end() {
+        tracing::info!(
+            "loudness: input {:.2} LUFS over the last window, gain {:.2} dB (limiter makeup {:.2} dB); program {:.2} LUFS into the limiter, {:.2} LUFS out",
+            s.window_lufs, s.gain_db, s.makeup_db, s.program_in_lufs, s.program_out_lufs
+        );
     }
     node.finish()
 }

@@ -12,7 +12,7 @@
 use anyhow::Result;
 use ebur128::Channel;
 
-use crate::gating::{BlockMeter, GatedWindow, ABSOLUTE_GATE_LUFS};
+use crate::gating::{BlockMeter, GatedWindow, ProgramMeter, ABSOLUTE_GATE_LUFS};
 
 /// Most gain applied to quiet input.
 pub const MAX_GAIN_DB: f64 = 30.0;
@@ -64,6 +64,10 @@ pub struct LoudnessControl {
     /// The limiter's input and output, for the loudness it takes off.
     limiter_in: Measured,
     limiter_out: Measured,
+    /// The whole program's loudness before and after the limiter (the log's
+    /// account of where a miss comes from).
+    program_in: ProgramMeter,
+    program_out: ProgramMeter,
     /// Gain the control moves toward (`None` before the first measurement),
     /// and the gain applied now (dB).
     desired_db: Option<f64>,
@@ -72,9 +76,21 @@ pub struct LoudnessControl {
     last_loudness: f64,
 }
 
+/// The loudness account at the end of a stream.
+#[derive(Debug, Clone, Copy)]
+pub struct Summary {
+    pub gain_db: f64,
+    /// Input loudness over the window (LUFS).
+    pub window_lufs: f64,
+    pub makeup_db: f64,
+    /// The whole program before and after the limiter (LUFS).
+    pub program_in_lufs: f64,
+    pub program_out_lufs: f64,
+}
+
 /// BS.1770 channel roles of an FFmpeg layout (LFE is not counted; side and
 /// back channels weigh as surrounds).
-fn channel_map(layout: u64, channels: usize) -> Vec<Channel> {
+pub(crate) fn channel_map(layout: u64, channels: usize) -> Vec<Channel> {
     let mut map: Vec<Channel> = (0..64)
         .filter(|bit| layout & (1u64 << bit) != 0)
         .map(|bit| match 1u64 << bit {
@@ -107,6 +123,8 @@ impl LoudnessControl {
             input: Measured::new(channels, rate, &map)?,
             limiter_in: Measured::new(channels, rate, &map)?,
             limiter_out: Measured::new(channels, rate, &map)?,
+            program_in: ProgramMeter::new(channels, rate, &map)?,
+            program_out: ProgramMeter::new(channels, rate, &map)?,
             desired_db: None,
             gain_db: 0.0,
             makeup_db: 0.0,
@@ -130,14 +148,23 @@ impl LoudnessControl {
         self.last_loudness
     }
 
-    /// The gain added for what the limiter takes off, in dB.
-    pub fn makeup_db(&self) -> f64 {
-        self.makeup_db
+    /// The account so far.
+    pub fn summary(&self) -> Summary {
+        Summary {
+            gain_db: self.gain_db,
+            window_lufs: self.last_loudness,
+            makeup_db: self.makeup_db,
+            program_in_lufs: self.program_in.loudness(),
+            program_out_lufs: self.program_out.loudness(),
+        }
+    }
+
+    fn input_floor(&self) -> f64 {
+        (self.target - GATE_LU).max(ABSOLUTE_GATE_LUFS)
     }
 
     fn update_desired(&mut self) {
-        let floor = (self.target - GATE_LU).max(ABSOLUTE_GATE_LUFS);
-        let Some((l, _)) = self.input.window.loudness(floor) else {
+        let Some((l, _)) = self.input.window.loudness(self.input_floor()) else {
             return;
         };
         self.last_loudness = l;
@@ -148,11 +175,6 @@ impl LoudnessControl {
             self.gain_db = desired;
         }
         self.desired_db = Some(desired);
-        tracing::debug!(
-            "input {l:.2} LUFS over the window, makeup {:.2} dB: gain {:.2} → {desired:.2} dB",
-            self.makeup_db,
-            self.gain_db
-        );
     }
 
     /// Measures a block of interleaved frames and applies the gain in place,
@@ -183,11 +205,13 @@ impl LoudnessControl {
 
     /// Measures what goes into the limiter (after every gain).
     pub fn limiter_input(&mut self, io: &[f32]) -> Result<()> {
+        self.program_in.add(io)?;
         self.limiter_in.add(io).map(|_| ())
     }
 
     /// Measures what comes out of the limiter; updates the makeup gain.
     pub fn limiter_output(&mut self, io: &[f32]) -> Result<()> {
+        self.program_out.add(io)?;
         if !self.limiter_out.add(io)? {
             return Ok(());
         }

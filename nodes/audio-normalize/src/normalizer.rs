@@ -15,7 +15,7 @@ use node_media::audio::{
 };
 
 use crate::limiter::TruePeakLimiter;
-use crate::loudness::LoudnessControl;
+use crate::loudness::{LoudnessControl, Summary};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Settings {
@@ -142,11 +142,9 @@ impl Normalizer {
         })
     }
 
-    /// With a loudness target: the gain (dB), the input loudness (LUFS) and
-    /// the limiter makeup (dB) now.
-    pub fn loudness_end(&self) -> Option<(f64, f64, f64)> {
-        let c = self.loudness.as_ref()?.control.as_ref()?;
-        Some((c.gain_db(), c.loudness(), c.makeup_db()))
+    /// With a loudness target: its account now.
+    pub fn loudness_end(&self) -> Option<Summary> {
+        Some(self.loudness.as_ref()?.control.as_ref()?.summary())
     }
 
     /// A new loudness target while running; only where the node started
@@ -616,7 +614,7 @@ mod tests {
         let mut n = Normalizer::new(settings("f32", Some(-16.0))).unwrap();
         let (out, _) = run(&mut n, &input, 2, rate, 1024);
         let (lufs, tp) = loudness(&out[2 * 10 * rate as usize..], 2, rate);
-        let (_, _, makeup) = n.loudness_end().unwrap();
+        let makeup = n.loudness_end().unwrap().makeup_db;
         eprintln!("clicks: last 10 s at {lufs:.2} LUFS, {tp:.2} dBTP, makeup {makeup:.2} dB");
         assert!(makeup > 0.5, "makeup {makeup:.2} dB");
         assert!((lufs + 16.0).abs() <= 0.3, "last 10 s at {lufs:.2} LUFS");

@@ -4,7 +4,7 @@
 //! per output.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 
 use anyhow::{anyhow, Context, Result};
@@ -113,11 +113,8 @@ fn subscribe_inputs(
         let sub = session
             .declare_subscriber(key)
             .callback(move |sample| {
-                let (_eos, no_drop) =
-                    q.push_flagged(index, sample.attachment(), sample.payload().clone());
-                if no_drop {
-                    flag.store(true, Ordering::Relaxed);
-                }
+                let attachment = sample.attachment();
+                q.push_flagged(index, attachment, sample.payload().clone(), Some(&flag));
             })
             .wait()
             .map_err(|e| anyhow!("subscribing input `{}`: {e}", input.name))?;

@@ -6,10 +6,20 @@ use crate::params::{ParamSpec, Params};
 use crate::read::Reader;
 use crate::{PortType, Problem};
 
+crate::choice! {
+    /// How the loudness gain is found: `live` from the last 30 s as audio
+    /// goes through; `two-pass` from the whole program, the audio held until
+    /// the end of stream (replays only).
+    pub enum Mode { Live = "live", TwoPass = "two-pass" }
+}
+
+pub const DEFAULT_MODE: Mode = Mode::Live;
 pub const DEFAULT_TRUE_PEAK_DB: f64 = -1.0;
 /// Measured: AAC at 128 kb/s put the file's true peak up to 0.55 dB over
 /// the limiter's ceiling (README, Loudness).
 pub const DEFAULT_TRUE_PEAK_MARGIN_DB: f64 = 0.7;
+/// Measured: AAC at 128 kb/s read 0.14–0.2 LU under its input (README, Loudness).
+pub const DEFAULT_ENCODER_LOSS_LU: f64 = 0.15;
 
 /// The params of `audio-normalize`, typed.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -24,6 +34,9 @@ pub struct Settings {
     pub true_peak_db: f64,
     /// dB the limiter stays under `true_peak_db`.
     pub true_peak_margin_db: f64,
+    pub mode: Mode,
+    /// LU the two-pass mode aims over the target for the encoder's loss.
+    pub encoder_loss_lu: f64,
 }
 
 impl Default for Settings {
@@ -36,6 +49,8 @@ impl Default for Settings {
             gain_db: None,
             true_peak_db: DEFAULT_TRUE_PEAK_DB,
             true_peak_margin_db: DEFAULT_TRUE_PEAK_MARGIN_DB,
+            mode: DEFAULT_MODE,
+            encoder_loss_lu: DEFAULT_ENCODER_LOSS_LU,
         }
     }
 }
@@ -51,12 +66,20 @@ impl Settings {
             gain_db: r.float_opt("gain_db")?,
             true_peak_db: r.float("true_peak_db", DEFAULT_TRUE_PEAK_DB)?,
             true_peak_margin_db: r.float("true_peak_margin_db", DEFAULT_TRUE_PEAK_MARGIN_DB)?,
+            mode: r.choice("mode", DEFAULT_MODE)?,
+            encoder_loss_lu: r.float("encoder_loss_lu", DEFAULT_ENCODER_LOSS_LU)?,
         })
     }
 }
 
 fn rules(p: &Params) -> Vec<Problem> {
-    problems(Settings::from_params(p))
+    match Settings::from_params(p) {
+        Ok(s) if s.mode == Mode::TwoPass && s.target_lufs.is_none() => vec![Problem::new(
+            "mode",
+            "`two-pass` measures the program for a loudness target: set `target_lufs`",
+        )],
+        other => problems(other),
+    }
 }
 
 const PARAMS: &[ParamSpec] = &[
@@ -67,6 +90,8 @@ const PARAMS: &[ParamSpec] = &[
     ParamSpec::float("gain_db", (-60.0, 24.0), None, "a fixed gain in dB before the limiter (after loudness normalization), ramped over one block when it changes; absent: no gain stage (samples pass untouched where nothing else changes them). Live when the node started with it or with target_lufs").live(),
     ParamSpec::float("true_peak_db", (-12.0, 0.0), Some(DEFAULT_TRUE_PEAK_DB), "true-peak ceiling in dBTP of the encoded output: the limiter (4× oversampled detection) holds `true_peak_db − true_peak_margin_db`"),
     ParamSpec::float("true_peak_margin_db", (0.0, 3.0), Some(DEFAULT_TRUE_PEAK_MARGIN_DB), "dB the limiter stays under `true_peak_db` for the inter-sample overshoot a lossy encoder adds (AAC 128 kb/s: up to 0.55 dB measured); 0 for PCM or lossless"),
+    ParamSpec::choice("mode", Mode::NAMES, Some(DEFAULT_MODE.name()), "`live`: the gain follows the last 30 s as audio goes through; `two-pass`: on a replay (a no_drop stream) the whole input is held (in a temp file) to its end, measured, given one gain (the limiter's take made up by iterating on the held audio) and sent; on a live stream it warns and works as `live`"),
+    ParamSpec::float("encoder_loss_lu", (0.0, 1.0), Some(DEFAULT_ENCODER_LOSS_LU), "two-pass: LU aimed over the target for the loudness a lossy encoder takes off (AAC 128 kb/s: 0.14–0.2 LU measured); 0 for PCM or lossless"),
 ];
 
 pub const SPEC: KindSpec = KindSpec {
@@ -94,5 +119,19 @@ mod tests {
         assert_settings_parse(&SPEC, Settings::from_params);
         let s = Settings::from_params(&with(&SPEC, "target_lufs", json!(-23))).unwrap();
         assert_eq!(s.target_lufs, Some(-23.0));
+    }
+
+    #[test]
+    fn two_pass_needs_a_target() {
+        let p = with(&SPEC, "mode", json!("two-pass"));
+        let problems = rules(&p);
+        assert!(
+            problems.iter().any(|p| p.message.contains("target_lufs")),
+            "{problems:?}"
+        );
+        let mut p = with(&SPEC, "target_lufs", json!(-16));
+        p.0.insert("mode".into(), json!("two-pass"));
+        assert!(rules(&p).is_empty());
+        assert_eq!(Settings::from_params(&p).unwrap().mode, Mode::TwoPass);
     }
 }
