@@ -849,7 +849,7 @@ fn a_still_image_is_recorded_as_continuous_video() {
 #[test]
 fn duration_is_media_time_in_a_fast_replay() {
     require_ffmpeg();
-    let _turn = exclusive();
+    let _turn = graph_tests::one_at_a_time();
     let s = Scratch::new();
     let input = s.path("in.mkv");
     // Long enough that 2 s of wall time would replay far more than 2 s.
