@@ -520,6 +520,108 @@ fn max_duration_splits_at_keyframes_with_no_gap_or_overlap() {
     );
 }
 
+/// The parts of a recording to `take.mp4` in the scratch directory, in order.
+fn part_files(s: &Scratch) -> Vec<PathBuf> {
+    (0..)
+        .map(|n| match n {
+            0 => s.path("take.mp4"),
+            n => s.path(&format!("take-{n:03}.mp4")),
+        })
+        .take_while(|f| f.exists())
+        .collect()
+}
+
+/// `max_file_size` splits with every track cut at the same instant: each
+/// part starts at 0 with its video and with its audio (within one AAC frame),
+/// its audio ends where its video ends, the last part included, and every
+/// frame and sample is in one part. 8 s of noise at 640×360 make ~2.4 MB/s,
+/// so a 1 MB limit is due at once after every keyframe (1 s apart). In a
+/// replay (`realtime: false`) the audio reaches the mux an encoder's
+/// lookahead (~1.4 s) before the video of the same instant: the audio past
+/// the cut used to be in the old part (parts starting 0.3–1.5 s into their
+/// audio). `realtime: true` paces it as a live recording.
+fn size_split_cuts_every_track_together(realtime: bool) {
+    require_ffmpeg();
+    let _turn = graph_tests::one_at_a_time();
+    let s = Scratch::new();
+    let input = s.path("in.mkv");
+    run_tool(
+        Command::new("ffmpeg")
+            .args(["-nostdin", "-v", "error", "-y"])
+            .args([
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=640x360:rate=30,noise=alls=40:allf=t",
+            ])
+            .args(["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000"])
+            .args(["-t", "8", "-c:v", "ffv1", "-c:a", "pcm_s16le", "-ac", "2"])
+            .arg(&input),
+    );
+    let source = format!("file:{}", input.display());
+    let sets = [
+        "width=640".to_string(),
+        "height=360".into(),
+        format!("camera.source={source}"),
+        format!("microphone.source={source}"),
+        format!("camera.realtime={realtime}"),
+        format!("microphone.realtime={realtime}"),
+        "video-encode.keyframe_interval=1".into(),
+        "mux.max_file_size=1".into(),
+        format!("mux.path={}", s.path("take.mp4").display()),
+    ];
+    let args: Vec<&str> = sets.iter().flat_map(|x| ["--set", x.as_str()]).collect();
+    let graph = repo_graph("1080p.yaml");
+    run_to_end(
+        &s,
+        &graph,
+        &args,
+        Duration::from_secs(120),
+        "the end of the file",
+    );
+    let files = part_files(&s);
+    assert!(
+        files.len() >= 5,
+        "8 s of ~2.4 MB/s in 1 MB parts: {files:?}"
+    );
+    let aac_frame = 1024.0 / 48_000.0;
+    let (mut frames, mut samples) = (0, 0);
+    for f in &files {
+        assert_plays_cleanly(f);
+        let p = probe(f).unwrap();
+        let (v, a) = (&p.video[0], p.audio.first());
+        let a = a.unwrap_or_else(|| panic!("{}: no audio", f.display()));
+        let video_end = v.start() + v.span();
+        let shown = format!(
+            "{}: video {:.3}..{video_end:.3} s, audio {:.3}..{:.3} s",
+            f.display(),
+            v.start(),
+            a.start,
+            a.end
+        );
+        assert!(v.start().abs() < 1e-3, "{shown}");
+        assert!((-1e-3..aac_frame + 1e-3).contains(&a.start), "{shown}");
+        assert!((a.end - video_end).abs() < aac_frame + 1e-3, "{shown}");
+        frames += v.frames();
+        samples += a.samples;
+    }
+    assert_eq!(frames, 240, "every source frame in exactly one part");
+    assert!(
+        (samples as i64 - 384_000).abs() <= 2048,
+        "{samples} audio samples in the parts, 384000 in the source"
+    );
+}
+
+#[test]
+fn max_file_size_cuts_every_track_together_in_a_replay() {
+    size_split_cuts_every_track_together(false);
+}
+
+#[test]
+fn max_file_size_cuts_every_track_together_live() {
+    size_split_cuts_every_track_together(true);
+}
+
 /// Runs the 5 s file graph writing `out` with `extra` sets, under `rlimit_fsize`
 /// bytes of RLIMIT_FSIZE when given.
 fn record_file_to(

@@ -899,6 +899,63 @@ fn duration_is_media_time_in_a_fast_replay() {
     );
 }
 
+/// `round_to_even` makes an odd size even, as ffmpeg's `scale=-2` does:
+/// without it a 641x361 video-normalize into the encoder is refused before
+/// anything starts (exit 2) with an error naming the param and the size it
+/// gives; with it the file is 640x360 (each odd size rounded down), and a
+/// test-pattern camera asked for 321x241 makes 320x240 frames.
+#[test]
+fn round_to_even_makes_odd_sizes_even_end_to_end() {
+    require_ffmpeg();
+    let _turn = graph_tests::one_at_a_time();
+    let s = Scratch::new();
+    let out = s.path("out.mp4");
+    let mut sets = vec![
+        "camera.source=test".to_string(),
+        "camera.width=321".into(),
+        "camera.height=241".into(),
+        "camera.round_to_even=true".into(),
+        "video-normalize.width=641".into(),
+        "video-normalize.height=361".into(),
+        format!("mux.path={}", out.display()),
+    ];
+    let args = |sets: &[String]| -> Vec<String> {
+        let mut a: Vec<String> = sets
+            .iter()
+            .flat_map(|x| ["--set".into(), x.clone()])
+            .collect();
+        a.extend(["--duration".into(), "1".into()]);
+        a
+    };
+    let graph = repo_graph("1080p.yaml");
+    let refused = args(&sets);
+    let refused: Vec<&str> = refused.iter().map(String::as_str).collect();
+    let r = s.run(&graph, &refused);
+    assert_eq!(r.code, Some(2), "stderr:\n{}", r.stderr);
+    assert!(
+        r.stderr.contains("width 641 is odd")
+            && r.stderr
+                .contains("set `round_to_even: true` to get 640x360"),
+        "the error names the fix; stderr:\n{}",
+        r.stderr
+    );
+    assert!(!out.exists(), "nothing recorded");
+    sets.push("video-normalize.round_to_even=true".into());
+    let rounded = args(&sets);
+    let rounded: Vec<&str> = rounded.iter().map(String::as_str).collect();
+    run_to_end(
+        &s,
+        &graph,
+        &rounded,
+        Duration::from_secs(60),
+        "1 s of media",
+    );
+    let p = probe(&out).unwrap();
+    let v = &p.video[0];
+    assert_eq!((v.width, v.height), (640, 360));
+    assert!(v.frames() >= 29, "{} frames", v.frames());
+}
+
 /// The shortest audio frames the catalog accepts (1 ms: 48 samples at
 /// 48 kHz; shorter ones are refused, see bad_input.rs) keep up with real
 /// time: the recording has all its audio and the microphone was never

@@ -208,8 +208,8 @@ metric_names! {
     /// Media written, from the first to the last timestamp of any track, s.
     DURATION_S = "duration_s" by ["mux"];
     /// The most a crash of everything now loses at the end, s:
-    /// `fragment_duration`, one packet and the longest capture-to-mux delay
-    /// seen.
+    /// `fragment_duration`, one packet and the longest capture-to-write
+    /// delay seen (what the mux holds back at a split counts).
     CRASH_LOSS_BOUND_S = "crash_loss_bound_s" by ["mux"];
     /// Packets not written because `on_limit: stop` ended the recording.
     DISCARDED = "discarded" by ["mux"];

@@ -6,6 +6,7 @@
 //! recording is — no file open, writing one (and whether a split is
 //! pending), stopped at a limit — is one state, [`split::Recording`].
 
+mod ahead;
 mod session;
 mod split;
 mod track;
@@ -24,7 +25,7 @@ use crate::finalize;
 use crate::output;
 use crate::unnamed::PartFile;
 pub use session::{add_chapters, Chapter, Outcome};
-use split::{Recording, Split};
+use split::{Held, Recording, Split};
 use track::{decode_seconds, end_seconds, start_seconds, starts_gop, Track, HOLD_SECONDS};
 
 /// How the recording is written, from the mux's params.
@@ -97,10 +98,21 @@ pub struct Muxer {
     /// Chapters asked for, not yet placed: (instant, title).
     pending_chapters: std::collections::VecDeque<(u64, String)>,
     warned_hold: bool,
-    /// The longest a packet took from capture to this mux while a file was
-    /// open (seconds): media that far back was still on its way (the
-    /// encoder's lookahead, sync's buffer, the queues) at any instant.
+    /// The longest a packet took from capture until it was written while a
+    /// file was open (seconds): media that far back was still on its way
+    /// (the encoder's lookahead, sync's buffer, the queues) or held here
+    /// (a pending split, packets ahead of the split track) at any instant.
     max_latency_s: f64,
+    /// The instant (capture clock) of the packet being taken, for that
+    /// delay; `None` while the first file's held packets are written (their
+    /// wait for every track to begin is a start-up delay, not the pipeline's).
+    now_ns: Option<u64>,
+    /// Packets of other tracks that start past the split track's
+    /// `split_end`, held while a size limit may come (`ahead.rs`).
+    ahead: std::collections::VecDeque<Held>,
+    /// The latest presentation end the split track has written (stream
+    /// time, s), across parts.
+    split_end: Option<f64>,
 }
 
 impl Muxer {
@@ -131,6 +143,9 @@ impl Muxer {
             pending_chapters: Default::default(),
             warned_hold: false,
             max_latency_s: 0.0,
+            now_ns: None,
+            ahead: Default::default(),
+            split_end: None,
         }
     }
 
@@ -173,15 +188,12 @@ impl Muxer {
     ) -> Result<()> {
         let i = self.track_index(input)?;
         let writing = self.is_writing();
+        self.now_ns = Some(now_ns);
         let track = &mut self.tracks[i];
         if header.capture_ns > 0 {
-            let latency_ns = now_ns.saturating_sub(header.capture_ns);
-            track.latency.record_ns(latency_ns);
-            // Packets held before the first file opened wait for the other
-            // tracks to begin: a start-up delay, not the pipeline's.
-            if writing {
-                self.max_latency_s = self.max_latency_s.max(latency_ns as f64 / 1e9);
-            }
+            track
+                .latency
+                .record_ns(now_ns.saturating_sub(header.capture_ns));
         }
         track.first_seq.get_or_insert(seq);
         if matches!(self.state, Recording::Stopped) {
@@ -206,14 +218,29 @@ impl Muxer {
             }
             track.need_keyframe = false;
             if params_changed {
-                // A pending split is given up: what it held goes into this part.
-                let at = start_seconds(&header);
-                self.flush_split_hold(None)?;
-                self.next_file(at)?;
-                return self.write(i, &header, data);
+                return self.new_params_part(i, &header, data);
             }
         }
         self.route(i, header, data)
+    }
+
+    /// Track `i`'s codec parameters changed: the next part begins with this
+    /// packet (one that can start a file).
+    fn new_params_part(&mut self, i: usize, header: &EncodedPacket, data: &[u8]) -> Result<()> {
+        // A pending split is given up: what it held goes into this part.
+        let at = start_seconds(header);
+        self.flush_split_hold(None)?;
+        // Held ahead of the video: what starts past a new video keyframe
+        // belongs to the next part; a track that changed itself has only
+        // old-stream packets held, all for this part.
+        let before = match self.split_track() == Some(i) {
+            true => at,
+            false => f64::INFINITY,
+        };
+        self.release_ahead(before)?;
+        self.next_file(at)?;
+        self.write(i, header, data)?;
+        self.release_ahead(self.split_end.unwrap_or(f64::NEG_INFINITY))
     }
 
     /// The stream of track `i` begins, or goes on, or changes codec
@@ -294,6 +321,10 @@ impl Muxer {
     pub fn close_input(&mut self, input: &str) -> Result<()> {
         let i = self.track_index(input)?;
         self.tracks[i].closed = true;
+        if self.split_track() == Some(i) && self.is_writing() {
+            // Nothing more will catch up with what is held ahead of it.
+            self.release_ahead(f64::INFINITY)?;
+        }
         if self.tracks[i].first.is_none() {
             tracing::warn!(
                 "input `{input}` ended without a packet: {} will have no such track",
@@ -341,11 +372,13 @@ impl Muxer {
         }
         // Held packets in decoding-time order across tracks, as the
         // interleaver expects them.
+        let now_ns = self.now_ns.take();
         while let Some(i) = self.earliest_held() {
             let (header, data) = self.tracks[i].held.pop_front().expect("track has a packet");
             self.tracks[i].held_bytes -= data.len();
             self.route(i, header, &data)?;
         }
+        self.now_ns = now_ns;
         Ok(())
     }
 
@@ -503,6 +536,10 @@ impl Muxer {
             )
         })?;
         part.file.name_if_media()?;
+        if let Some(now_ns) = self.now_ns.filter(|_| header.capture_ns > 0) {
+            let held_s = now_ns.saturating_sub(header.capture_ns) as f64 / 1e9;
+            self.max_latency_s = self.max_latency_s.max(held_s);
+        }
         t.last_dts = Some(dts);
         t.packets += 1;
         t.bytes += data.len() as u64;
@@ -521,6 +558,7 @@ impl Muxer {
             None => (start, end),
         });
         if Some(i) == splitter {
+            self.split_end = Some(self.split_end.map_or(end, |e| e.max(end)));
             part.span = Some(match part.span {
                 Some((s, e)) => (s.min(start), e.max(end)),
                 None => (start, end),
@@ -716,6 +754,7 @@ impl Muxer {
                 self.split_when_reached()?;
             }
             self.flush_split_hold(None)?;
+            self.release_ahead(f64::INFINITY)?;
         }
         self.close_part()?;
         let size: u64 = self.parts.iter().map(|p| p.bytes).sum();

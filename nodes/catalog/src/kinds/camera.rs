@@ -62,6 +62,7 @@ pub const DEFAULT_LOOP: bool = false;
 pub struct Settings {
     pub source: Source,
     pub realtime: bool,
+    /// The size made: the params', each odd one rounded down with `round_to_even`.
     pub width: u32,
     pub height: u32,
     pub fps: Rational,
@@ -90,11 +91,12 @@ impl Default for Settings {
 impl Settings {
     pub fn from_params(p: &Params) -> Result<Settings, Problem> {
         let r = Reader::new(PARAMS, p);
+        let (width, height) = common::read_size(&r)?;
         Ok(Settings {
             source: Source::parse(&r.text("source", DEFAULT_SOURCE)?)?,
             realtime: r.flag("realtime", DEFAULT_REALTIME)?,
-            width: r.int("width", common::DEFAULT_WIDTH.into())? as u32,
-            height: r.int("height", common::DEFAULT_HEIGHT.into())? as u32,
+            width,
+            height,
             fps: r.rational("fps", common::DEFAULT_FPS)?,
             pixel_format: r.choice("pixel_format", common::DEFAULT_PIXEL_FORMAT)?,
             pattern: r.choice("pattern", DEFAULT_PATTERN)?,
@@ -106,7 +108,7 @@ impl Settings {
 
 fn rules(p: &Params) -> Vec<Problem> {
     match Settings::from_params(p) {
-        Ok(s) => common::even_size(s.pixel_format, s.width, s.height),
+        Ok(s) => common::even_size_or_round(s.pixel_format, s.width, s.height),
         Err(problem) => vec![problem],
     }
 }
@@ -126,6 +128,7 @@ const PARAMS: &[ParamSpec] = &[
     ParamSpec::bool("realtime", DEFAULT_REALTIME, "pace frames at the native rate; false: as fast as downstream accepts, nothing dropped"),
     common::width("frame width in pixels (test pattern, camera request; files keep their own size)"),
     common::height("frame height in pixels (test pattern, camera request)"),
+    common::round_to_even_param(),
     common::fps("frame rate, e.g. 30, 60 or 30000/1001 (test pattern, camera request, still image; files keep their own rate)"),
     common::pixel_format("test pattern format; for cameras the preferred capture format"),
     ParamSpec::choice("pattern", Pattern::NAMES, Some(DEFAULT_PATTERN.name()), "test pattern: moving bars with frame counter and clock; `clapper`: also an all-white frame at every whole second (the first frame at or after it)"),
@@ -203,5 +206,16 @@ mod tests {
         assert_eq!(host_checks(&missing).len(), 1);
         let odd = rules(&with(&SPEC, "width", json!(321)));
         assert_eq!(odd[0].param, "width");
+        assert!(odd[0].hint.as_deref().unwrap().contains("round_to_even"));
+    }
+
+    #[test]
+    fn round_to_even_makes_the_test_pattern_size_even() {
+        let mut p = with(&SPEC, "width", json!(321));
+        p.0.insert("height".into(), json!(241));
+        p.0.insert("round_to_even".into(), json!(true));
+        let s = Settings::from_params(&p).unwrap();
+        assert_eq!((s.width, s.height), (320, 240));
+        assert_eq!(rules(&p), vec![]);
     }
 }

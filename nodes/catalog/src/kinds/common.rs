@@ -47,6 +47,37 @@ pub const CHANNELS_RANGE: (i64, i64) = (1, 8);
 pub const DEFAULT_CHANNELS: u16 = 2;
 pub const DEFAULT_SAMPLE_FORMAT: SampleFormat = SampleFormat::F32;
 
+/// `round_to_even`'s default: an odd size is an error, not changed silently.
+pub const DEFAULT_ROUND_TO_EVEN: bool = false;
+
+/// A size rounded down to even (never below the smallest size allowed), as
+/// ffmpeg's `scale=-2` makes a size even: 4:2:0 video and its encoders need
+/// even sizes. Down, so the picture never grows past what was asked.
+pub fn round_to_even(v: u32) -> u32 {
+    (v & !1).max(DIM_RANGE.0 as u32)
+}
+
+/// The `width` and `height` params, each rounded down to even when
+/// `round_to_even` is set: what a kind with those params produces.
+pub(crate) fn read_size(r: &Reader) -> Result<(u32, u32), Problem> {
+    let width = r.int("width", DEFAULT_WIDTH.into())? as u32;
+    let height = r.int("height", DEFAULT_HEIGHT.into())? as u32;
+    Ok(match r.flag("round_to_even", DEFAULT_ROUND_TO_EVEN)? {
+        true => (round_to_even(width), round_to_even(height)),
+        false => (width, height),
+    })
+}
+
+/// [`even_size`] for a kind with the `round_to_even` param: the error
+/// names it as the fix.
+pub fn even_size_or_round(format: PixelFormat, width: u32, height: u32) -> Vec<Problem> {
+    let (w, h) = (round_to_even(width), round_to_even(height));
+    even_size(format, width, height)
+        .into_iter()
+        .map(|p| p.hint(format!("set `round_to_even: true` to get {w}x{h} (each odd size rounded down, as ffmpeg's `scale=-2`), or give even sizes")))
+        .collect()
+}
+
 /// Odd sizes cannot be represented in a chroma-subsampled format.
 pub fn even_size(format: PixelFormat, width: u32, height: u32) -> Vec<Problem> {
     even_size_for(format.name(), format.subsampling(), width, height)
@@ -129,6 +160,13 @@ pub(crate) const fn width(doc: &'static str) -> ParamSpec {
 }
 pub(crate) const fn height(doc: &'static str) -> ParamSpec {
     ParamSpec::int("height", DIM_RANGE, Some(DEFAULT_HEIGHT as i64), doc)
+}
+pub(crate) const fn round_to_even_param() -> ParamSpec {
+    ParamSpec::bool(
+        "round_to_even",
+        DEFAULT_ROUND_TO_EVEN,
+        "round an odd `width`/`height` down to even (as ffmpeg's `scale=-2`), as 4:2:0 video and the encoders need: 1279x721 becomes 1278x720",
+    )
 }
 pub(crate) const fn fps(doc: &'static str) -> ParamSpec {
     ParamSpec::rational("fps", MAX_FPS, DEFAULT_FPS, doc)

@@ -66,13 +66,16 @@ impl Muxer {
     /// `recording: false` at `at_ns`: the file ends there and is
     /// finalized; a start not yet begun is called off.
     pub fn stop_session(&mut self, at_ns: u64) -> Outcome {
+        // Held ahead only while no split is pending: the stop holds them now.
+        let ahead = self.ahead_into_split();
         match &mut self.state {
             Recording::Writing { split, .. } => {
                 match split {
                     // The cut point is fixed: the file ends there instead.
                     Split::At { limit, .. } => *limit = Limit::Stop { at_ns },
                     _ => {
-                        let held = std::mem::replace(split, Split::None).into_held();
+                        let mut held = ahead;
+                        held.extend(std::mem::replace(split, Split::None).into_held());
                         *split = Split::Due {
                             limit: Limit::Stop { at_ns },
                             held,
@@ -115,11 +118,12 @@ impl Muxer {
     /// `split: true` at `at_ns`: the part ends at the first keyframe
     /// captured at or after it.
     pub fn split_now(&mut self, at_ns: u64) -> Outcome {
-        match self.split_mut() {
-            Some(split) if matches!(split, Split::None) => {
-                *split = Split::Due {
+        match self.split() {
+            Some(Split::None) => {
+                let held = self.ahead_into_split();
+                *self.split_mut().expect("writing") = Split::Due {
                     limit: Limit::Split { at_ns },
-                    held: VecDeque::new(),
+                    held,
                 };
                 Outcome::Done
             }

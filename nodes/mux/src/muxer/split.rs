@@ -19,7 +19,7 @@ use super::{Muxer, Part};
 
 /// How far packets of the other tracks may run ahead of a pending split
 /// before they go into the old part anyway (a video track that stopped).
-const SPLIT_HOLD_SECONDS: f64 = 5.0;
+pub(super) const SPLIT_HOLD_SECONDS: f64 = 5.0;
 
 /// A packet of track `.0` held back while a split is pending.
 pub(super) type Held = (usize, EncodedPacket, Vec<u8>);
@@ -101,7 +101,7 @@ impl Split {
 
 impl Muxer {
     /// The split state of the current part (`None` when no part is open).
-    fn split(&self) -> Option<&Split> {
+    pub(super) fn split(&self) -> Option<&Split> {
         match &self.state {
             Recording::Writing { split, .. } => Some(split),
             _ => None,
@@ -121,10 +121,10 @@ impl Muxer {
         if matches!(self.split_mut(), Some(Split::None)) {
             if let Some(limit) = self.limit_reached(i, &header) {
                 tracing::debug!("{limit:?} limit reached on `{}`", self.tracks[i].input);
-                *self.split_mut().expect("writing") = Split::Due {
-                    limit,
-                    held: VecDeque::new(),
-                };
+                let held = self.ahead_into_split();
+                *self.split_mut().expect("writing") = Split::Due { limit, held };
+            } else if self.runs_ahead(i, &header) {
+                return self.hold_ahead(i, header, data);
             }
         }
         match self.split_mut() {
@@ -136,7 +136,13 @@ impl Muxer {
                 let at = *at;
                 self.route_at(at, i, header, data)
             }
-            _ => self.write(i, &header, data),
+            _ => {
+                self.write(i, &header, data)?;
+                match self.split_end {
+                    Some(end) if Some(i) == self.split_track() => self.release_ahead(end),
+                    _ => Ok(()),
+                }
+            }
         }
     }
 
@@ -178,13 +184,15 @@ impl Muxer {
             };
             return self.split_when_reached();
         }
-        if !past {
-            return self.write(i, &header, data);
-        }
         let held = self
             .split_mut()
             .and_then(Split::held_mut)
             .expect("a split is due");
+        // Behind a packet of its track that is held, a packet waits too:
+        // a track's packets go out in order.
+        if !past && !held.iter().any(|(j, _, _)| *j == i) {
+            return self.write(i, &header, data);
+        }
         held.push_back((i, header, data.to_vec()));
         let front = held.front().map(|(_, h, _)| start_seconds(h));
         if front.is_some_and(|a| start - a > SPLIT_HOLD_SECONDS) {

@@ -7,13 +7,14 @@
 use std::collections::HashMap;
 
 use node_catalog::kinds::mux::Container;
+use node_catalog::kinds::{camera, common, video_normalize};
 use node_catalog::{KindSpec, ParamType, Params, Problem};
 use serde_json::Value;
 
 use crate::graph::diagnostic::DiagnosticsBuilder;
 use crate::graph::yaml::Entry;
 
-use super::nodes::{Draft, Program};
+use super::nodes::{Draft, DraftInput, Program};
 
 /// The kind's own rule about one param, checked before its type (see
 /// `KindSpec::value_rule`). `given` are the node's params as written.
@@ -107,7 +108,8 @@ fn hint(output: &KindSpec, codec: &str) -> String {
 
 /// Every video encoder encodes 4:2:0, which needs an even width and height:
 /// a node that sets an odd size (`width`/`height` params) and feeds an
-/// encoder is refused here, not after the encoder failed at run time.
+/// encoder, directly or through `sync` (which passes frames on as they
+/// are), is refused here, not after the encoder failed at run time.
 pub(super) fn encoder_sizes(drafts: &[Draft], sink: &mut DiagnosticsBuilder<'_>) {
     let by_id: HashMap<&str, &Draft> = drafts.iter().map(|d| (d.id.as_str(), d)).collect();
     for d in drafts {
@@ -115,14 +117,7 @@ pub(super) fn encoder_sizes(drafts: &[Draft], sink: &mut DiagnosticsBuilder<'_>)
             continue;
         }
         for input in &d.inputs {
-            let Some(src) = by_id.get(input.source_node.as_str()) else {
-                continue;
-            };
-            if !src.params_ok {
-                continue; // its own params were refused: said there already
-            }
-            let size = |key: &str| src.params.0.get(key).and_then(Value::as_u64);
-            let (Some(w), Some(h)) = (size("width"), size("height")) else {
+            let Some((src, (w, h))) = sizing_source(&by_id, input) else {
                 continue;
             };
             if w % 2 == 0 && h % 2 == 0 {
@@ -132,13 +127,119 @@ pub(super) fn encoder_sizes(drafts: &[Draft], sink: &mut DiagnosticsBuilder<'_>)
                 "`{}` sends {w}x{h} frames: video encoders take an even width and height (4:2:0)",
                 src.id
             );
-            let hint = Some(format!(
-                "set `{}`'s width and height to even numbers, e.g. {}x{}",
-                src.id,
-                w + w % 2,
-                h + h % 2
-            ));
-            sink.error(input.source_pos, &input.field, message, hint);
+            sink.error(
+                input.source_pos,
+                &input.field,
+                message,
+                Some(even_hint(src, w, h)),
+            );
         }
+    }
+}
+
+/// The node upstream of `input` that sets the size of its frames, and that
+/// size: its source, or through `sync` the source of the same-named input.
+/// `None` when no node sets one, or when that node's own params were
+/// refused (said there already, e.g. an odd size in a 4:2:0 format).
+fn sizing_source<'a>(
+    by_id: &HashMap<&str, &'a Draft>,
+    input: &DraftInput,
+) -> Option<(&'a Draft, (u64, u64))> {
+    let (mut node, mut port) = (input.source_node.as_str(), input.source_output.as_str());
+    // Bounded by the node count: a cycle is reported by its own check.
+    for _ in 0..by_id.len() {
+        let src = *by_id.get(node)?;
+        let own_rules = src.kind.map_or(Vec::new(), |k| (k.rules)(&src.params));
+        if !src.params_ok
+            || own_rules
+                .iter()
+                .any(|p| matches!(p.param, "width" | "height"))
+        {
+            return None;
+        }
+        if let Some(size) = sent_size(src) {
+            return Some((src, size));
+        }
+        if !matches!(&src.program, Some(Program::Builtin(k)) if k.kind == "sync") {
+            return None;
+        }
+        let through = src.inputs.iter().find(|i| i.name == port)?;
+        (node, port) = (&through.source_node, &through.source_output);
+    }
+    None
+}
+
+/// How to make `src`'s odd size even: its `round_to_even` where it has it.
+fn even_hint(src: &Draft, w: u64, h: u64) -> String {
+    let id = &src.id;
+    if src.kind.is_some_and(|k| k.param("round_to_even").is_some()) {
+        let (w, h) = (
+            common::round_to_even(w as u32),
+            common::round_to_even(h as u32),
+        );
+        return format!(
+            "set `{id}`'s `round_to_even: true` to send {w}x{h} (each odd size rounded down, as ffmpeg's `scale=-2`), or even sizes"
+        );
+    }
+    format!(
+        "set `{id}`'s width and height to even numbers, e.g. {}x{}",
+        w + w % 2,
+        h + h % 2
+    )
+}
+
+/// The frame size a node sets (`width`/`height` params): for the built-in
+/// kinds that make one, what the catalog says they make (`round_to_even`
+/// applied); for others, the params as written.
+fn sent_size(src: &Draft) -> Option<(u64, u64)> {
+    let made = match &src.program {
+        Some(Program::Builtin(k)) if k.kind == video_normalize::SPEC.kind => {
+            video_normalize::Settings::from_params(&src.params)
+                .ok()
+                .map(|s| (s.width, s.height))
+        }
+        Some(Program::Builtin(k)) if k.kind == camera::SPEC.kind => {
+            camera::Settings::from_params(&src.params)
+                .ok()
+                .map(|s| (s.width, s.height))
+        }
+        _ => None,
+    };
+    if let Some((w, h)) = made {
+        return Some((w.into(), h.into()));
+    }
+    let size = |key: &str| src.params.0.get(key).and_then(Value::as_u64);
+    Some((size("width")?, size("height")?))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::graph::validate::test_util::*;
+
+    /// A camera, a video-normalize sending 641x361 rgb24 (which its own
+    /// rules allow) with `extra` params, sync, an encoder and a mux.
+    fn odd_size_graph(extra: &str) -> String {
+        format!(
+            "nodes:\n  - id: cam\n    node: camera\n  - id: vn\n    node: video-normalize\n    inputs: {{video: cam/video}}\n    params: {{width: 641, height: 361, pixel_format: rgb24{extra}}}\n  - id: sync\n    node: sync\n    inputs: {{video: vn/video}}\n  - id: enc\n    node: video-encode\n    inputs: {{video: sync/video}}\n  - id: mux\n    node: mux\n    inputs: {{video: enc/video}}\n    params: {{path: a.mkv}}\n"
+        )
+    }
+
+    #[test]
+    fn an_odd_size_through_sync_is_refused_and_round_to_even_fixes_it() {
+        let diags = check(&odd_size_graph("")).unwrap_err();
+        assert_eq!(diags.len(), 1, "{diags}");
+        let d = &diags.0[0];
+        assert_eq!(d.field, "nodes[3].inputs.video");
+        assert_eq!(
+            d.message,
+            "`vn` sends 641x361 frames: video encoders take an even width and height (4:2:0)"
+        );
+        let hint = d.hint.as_deref().unwrap();
+        assert!(
+            hint.contains("`round_to_even: true` to send 640x360"),
+            "{hint}"
+        );
+        // The validator knows the size the node makes: rounded, it passes.
+        check(&odd_size_graph(", round_to_even: true")).unwrap();
     }
 }
