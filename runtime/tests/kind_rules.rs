@@ -183,5 +183,5 @@ nodes:
         "{d}"
     );
     assert!(d.contains("`scale` sends 641x480 frames"), "{d}");
-    assert!(d.contains("e.g. 642x480"), "{d}");
+    assert!(d.contains("`round_to_even: true` to send 640x480"), "{d}");
 }
