@@ -2,7 +2,7 @@
 //! FFmpeg (exact frames, every flash with its beep, the seed's preset), the
 //! zero-copy submit path, bad input refused while the recording goes on,
 //! several recordings from one recorder, any graph file fed by the app,
-//! and an app killed with SIGKILL.
+//! an app killed with SIGKILL, and a recording streamed live to nginx.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use graph_tests::claps::claps;
 use graph_tests::media::{decode_errors, probe, require_ffmpeg};
+use graph_tests::servers::RtmpServer;
 use graph_tests::{bin_dir, run_recorder_app, Scratch};
 use recorder::{
     AudioFrame, CombinedRecorder, RecorderError, RecordingConfig, Runtime, VideoFrame,
@@ -466,4 +467,38 @@ fn an_app_built_elsewhere_finds_the_node_executable_or_says_where_it_looked() {
         stderr.contains("nowhere/mediagraph-nodes") && stderr.contains("MEDIAGRAPH_NODE_DIR"),
         "{stderr}"
     );
+}
+
+/// A recording streamed live as well (`RecordingConfig::stream`): the app
+/// submits frames, nginx records the RTMP publish; both files hold the
+/// frames, the key shows nowhere in the statistics.
+#[test]
+fn a_recording_is_streamed_live_from_the_same_encoders() {
+    require_ffmpeg();
+    let s = Scratch::new();
+    let Some(rtmp) = RtmpServer::start(&s.path("nginx")) else {
+        return;
+    };
+    let mut config = small_config(s.dir.path());
+    config.stream = Some(recorder::StreamOutput {
+        url: rtmp.url(),
+        key: Some("app-secret-key".into()),
+        passphrase: None,
+    });
+    let recorder = CombinedRecorder::new(config).unwrap();
+    recorder.start_recording(s.path("live.mp4")).unwrap();
+    for n in 0..90 {
+        submit_both(&recorder, n);
+    }
+    let live = recorder.statistics().unwrap();
+    assert!(!format!("{live:?}").contains("app-secret-key"));
+    let summary = recorder.stop_recording().unwrap();
+    assert!(!format!("{summary:?}").contains("app-secret-key"));
+    assert_eq!(summary.video_frames, 90);
+    let flv = &rtmp.recordings()[0];
+    assert!(flv.display().to_string().contains("app-secret-key"));
+    assert_eq!(decode_errors(flv), "");
+    let streamed = probe(flv).unwrap();
+    assert_eq!(streamed.video[0].frames(), 90, "{}", flv.display());
+    assert!(!streamed.audio.is_empty());
 }

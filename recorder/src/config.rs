@@ -208,6 +208,23 @@ pub struct RecordingConfig {
     /// run directory, `control.json`): a dashboard, `runtime ctl` and the
     /// app then drive the same recording. `None`: not served.
     pub control: Option<ControlAddr>,
+    /// Stream the recording live as well, from the same encoders (the
+    /// `stream` node kind): `None`, recording only.
+    pub stream: Option<StreamOutput>,
+}
+
+/// A live stream of a recording: an RTMP/RTMPS server or an SRT peer. The
+/// stream has its own queue: a slow or unreachable server never costs the
+/// recording a frame; it reconnects, and its losses are in the statistics
+/// (node `stream`). With H.264 + AAC for RTMP (FLV).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamOutput {
+    /// `rtmp://host/app`, `rtmps://host/app` or `srt://host:port`.
+    pub url: String,
+    /// RTMP(S): the stream key, never shown in logs or statistics.
+    pub key: Option<String>,
+    /// SRT: the passphrase (10–79 characters), never shown either.
+    pub passphrase: Option<String>,
 }
 
 /// Seconds between keyframes: video-encode's default.
@@ -266,6 +283,7 @@ impl Default for RecordingConfig {
             node_dir: None,
             run_dir: PathBuf::from("runs"),
             control: None,
+            stream: None,
         }
     }
 }

@@ -8,7 +8,9 @@ use std::path::Path;
 
 use runtime::graph::{load_str, Graph};
 
-use crate::config::{AudioSettings, AudioSource, RecordingConfig, VideoSource, WhenBehind};
+use crate::config::{
+    AudioSettings, AudioSource, RecordingConfig, StreamOutput, VideoSource, WhenBehind,
+};
 use crate::error::{RecorderError, Result};
 
 /// The id of the node that takes submitted video frames.
@@ -124,8 +126,27 @@ fn nodes(config: &RecordingConfig, path: &Path) -> Vec<NodeText> {
     if let Some(c) = config.container {
         mux = mux.param("container", c);
     }
+    if let Some(stream) = &config.stream {
+        out.push(stream_node(stream, &mux));
+    }
     out.push(mux);
     out
+}
+
+/// The live stream, fed by the encoders that feed the mux.
+fn stream_node(s: &StreamOutput, mux: &NodeText) -> NodeText {
+    let mut node = NodeText::new("stream", "stream");
+    for (name, edge) in &mux.inputs {
+        node = node.input(name, edge.clone());
+    }
+    node = node.param("url", quoted(&s.url));
+    if let Some(key) = &s.key {
+        node = node.param("key", quoted(key));
+    }
+    if let Some(p) = &s.passphrase {
+        node = node.param("passphrase", quoted(p));
+    }
+    node
 }
 
 fn video_source(config: &RecordingConfig) -> NodeText {

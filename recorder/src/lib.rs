@@ -51,8 +51,8 @@ mod video;
 pub use audio::AudioInput;
 pub use config::{
     AudioCodec, AudioQualityPreset, AudioSettings, AudioSource, Container, FrameRate, PixelFormat,
-    RecordingConfig, SampleFormat, VideoCodec, VideoQualityPreset, VideoResolution, VideoSettings,
-    VideoSource, WhenBehind,
+    RecordingConfig, SampleFormat, StreamOutput, VideoCodec, VideoQualityPreset, VideoResolution,
+    VideoSettings, VideoSource, WhenBehind,
 };
 pub use error::{RecorderError, Result};
 pub use events::StatusEvent;

@@ -4,7 +4,7 @@
 
 use serde::Deserialize;
 
-use crate::config::{Container, FrameRate, RecordingConfig, VideoResolution};
+use crate::config::{Container, FrameRate, RecordingConfig, StreamOutput, VideoResolution};
 use crate::error::{RecorderError, Result};
 
 /// Every field optional; absent ones keep [`RecordingConfig::default`]'s.
@@ -41,6 +41,12 @@ pub struct RecordingConfigOptions {
     pub target_loudness: Option<f32>,
     /// `mp4`, `mkv`, `webm` (absent: from the path).
     pub container: Option<String>,
+    /// Stream live as well: `rtmp://host/app`, `rtmps://...`, `srt://host:port`.
+    pub stream_url: Option<String>,
+    /// RTMP(S) stream key (with `stream_url`).
+    pub stream_key: Option<String>,
+    /// SRT passphrase (with `stream_url`).
+    pub stream_passphrase: Option<String>,
 }
 
 impl RecordingConfigOptions {
@@ -72,8 +78,28 @@ impl RecordingConfigOptions {
             set(&mut container, "container", &Some(text.clone()))?;
             c.container = Some(container);
         }
+        c.stream = self.stream()?;
         c.validate()?;
         Ok(c)
+    }
+
+    /// The live stream these options ask for, if any.
+    fn stream(&self) -> Result<Option<StreamOutput>> {
+        let Some(url) = &self.stream_url else {
+            if self.stream_key.is_some() || self.stream_passphrase.is_some() {
+                return Err(RecorderError::InvalidOption {
+                    field: "stream_url",
+                    value: String::new(),
+                    accepted: "a URL (rtmp://, rtmps://, srt://) when stream_key or stream_passphrase is set".into(),
+                });
+            }
+            return Ok(None);
+        };
+        Ok(Some(StreamOutput {
+            url: url.clone(),
+            key: self.stream_key.clone(),
+            passphrase: self.stream_passphrase.clone(),
+        }))
     }
 }
 
@@ -140,6 +166,37 @@ mod tests {
         assert_eq!(c.video.effective_crf(), 18);
         assert_eq!(c.video.frame_rate.fps(), 60.0);
         assert_eq!(c.audio.unwrap().effective_bitrate(), 192_000);
+    }
+
+    #[test]
+    fn a_stream_is_checked_like_the_graph_checks_it() {
+        let o: RecordingConfigOptions = serde_json::from_str(
+            r#"{"stream_url":"rtmp://live.example.com/app","stream_key":"k"}"#,
+        )
+        .unwrap();
+        let stream = o.into_config().unwrap().stream.unwrap();
+        assert_eq!(
+            (stream.url.as_str(), stream.key.as_deref()),
+            ("rtmp://live.example.com/app", Some("k"))
+        );
+        let bad = RecordingConfigOptions {
+            stream_url: Some("http://example.com/live".into()),
+            ..Default::default()
+        };
+        let e = bad.into_config().unwrap_err().to_string();
+        assert!(
+            e.contains("stream") && e.contains("cannot stream to `http://`"),
+            "{e}"
+        );
+        let keyless = RecordingConfigOptions {
+            stream_key: Some("k".into()),
+            ..Default::default()
+        };
+        assert!(keyless
+            .into_config()
+            .unwrap_err()
+            .to_string()
+            .contains("stream_url"));
     }
 
     #[test]
