@@ -9,7 +9,7 @@ use anyhow::{Context, Result};
 use node_api::{EncodedPacket, NoRestart};
 use node_catalog::kinds::hls::{SegmentType, Settings};
 
-use crate::outlet::{Opener, Policy};
+use crate::outlet::{Opener, Policy, QUEUE_BYTES};
 use crate::output;
 use crate::sink::{Sink, Target, Watchdog};
 
@@ -18,7 +18,6 @@ pub fn main(_args: &[String]) {
     node_api::run_main(run);
 }
 
-const QUEUE_BYTES: usize = 256 << 20;
 /// A disk write that takes longer than this is a failed output.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 

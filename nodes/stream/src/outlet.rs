@@ -33,6 +33,9 @@ pub trait Opener: Send + 'static {
     fn shown(&self) -> &str;
 }
 
+/// Bytes an output may queue whatever its duration: a bound on memory.
+pub const QUEUE_BYTES: usize = 256 << 20;
+
 /// The queue's bound and the sending thread's timing.
 #[derive(Debug, Clone, Copy)]
 pub struct Policy {
@@ -464,6 +467,32 @@ mod tests {
         fn shown(&self) -> &str {
             "null"
         }
+    }
+
+    /// Connected, after a drop: packets up to the next keyframe are left
+    /// out (counted), the keyframe goes out and ends the resync.
+    #[test]
+    fn a_connected_output_resumes_on_a_keyframe_after_a_drop() {
+        ffmpeg_next::init().unwrap();
+        let outlet = Outlet::start(Null, policy(5.0));
+        let params = [packet(MediaKind::Video, 0, true).header];
+        let refs: Vec<&EncodedPacket> = params.iter().collect();
+        let watchdog = Arc::new(Watchdog::default());
+        watchdog.arm(Duration::from_secs(5));
+        let mut sink = Null.open(&refs, 0.0, watchdog.clone()).unwrap();
+        let shared = &outlet.shared;
+        shared.queue().has_video = true;
+        shared.queue().resync = true;
+        for (ms, key) in [(33, false), (66, true), (99, false)] {
+            let p = packet(MediaKind::Video, ms, key);
+            let Link::Up(next) = send(shared, sink, &policy(5.0), &watchdog, p) else {
+                panic!("the null output does not fail");
+            };
+            sink = next;
+        }
+        let stats = outlet.stats();
+        assert_eq!((stats.dropped, stats.sent_packets), (1, 2));
+        assert!(!shared.queue().resync);
     }
 
     #[test]

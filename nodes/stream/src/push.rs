@@ -8,7 +8,7 @@ use anyhow::Result;
 use node_api::{EncodedPacket, NoRestart};
 use node_catalog::kinds::stream::{Protocol, Settings, SrtMode, RETRY_DELAY_MAX};
 
-use crate::outlet::{Opener, Policy};
+use crate::outlet::{Opener, Policy, QUEUE_BYTES};
 use crate::output;
 use crate::sink::{Sink, Target, Watchdog};
 
@@ -16,9 +16,6 @@ use crate::sink::{Sink, Target, Watchdog};
 pub fn main(_args: &[String]) {
     node_api::run_main(run);
 }
-
-/// Bytes an output may queue whatever its duration: a bound on memory.
-const QUEUE_BYTES: usize = 256 << 20;
 
 fn run() -> Result<()> {
     node_media::init()?;
