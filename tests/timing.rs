@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use graph_tests::claps::{beeps, claps, describe, flashes};
+use graph_tests::claps::{beeps, claps, claps_of, describe, flashes, Clap};
 use graph_tests::media::{decode_errors, probe, repo_graph, require_ffmpeg, run_to_end};
 use graph_tests::{RunResult, Scratch};
 
@@ -184,6 +184,99 @@ fn drifting_audio_clocks_are_followed_for_ten_minutes() {
         assert_eq!(m["audio_gap_fills"], 0.0, "{m}");
         assert_eq!(m["audio_overlap_trims"], 0.0, "{m}");
     }
+}
+
+/// A camera and two microphones, each its own track: clapper test sources
+/// not paced in real time, each microphone's clock skewed by its own ppm.
+const TWO_MICROPHONES: &str = r#"
+name: two-microphones
+vars:
+  seconds: 10
+  skew1: 0
+  skew2: 0
+nodes:
+  - id: camera
+    node: camera
+    params: {source: test, pattern: clapper, realtime: false, duration: "${seconds}", width: 160, height: 120, fps: 30}
+  - id: mic1
+    node: microphone
+    params: {source: test, pattern: clapper, realtime: false, duration: "${seconds}", clock_skew_ppm: "${skew1}"}
+  - id: mic2
+    node: microphone
+    params: {source: test, pattern: clapper, realtime: false, duration: "${seconds}", clock_skew_ppm: "${skew2}"}
+  - id: video-normalize
+    node: video-normalize
+    inputs: {video: camera/video}
+    params: {width: 160, height: 120, fps: 30, pixel_format: yuv420p}
+  - id: sync
+    node: sync
+    inputs: {video: video-normalize/video, audio: mic1/audio, audio2: mic2/audio}
+  - id: video-encode
+    node: video-encode
+    inputs: {video: sync/video}
+    params: {codec: h264, speed: ultrafast}
+  - id: audio-encode1
+    node: audio-encode
+    inputs: {audio: sync/audio}
+  - id: audio-encode2
+    node: audio-encode
+    inputs: {audio: sync/audio2}
+  - id: mux
+    node: mux
+    inputs: {video: video-encode/video, mic1: audio-encode1/audio, mic2: audio-encode2/audio}
+    params: {path: "{dir}/two-mics.mkv"}
+"#;
+
+/// Two microphones on two crystals, +300 and −300 ppm against the camera,
+/// ten minutes of media: each audio track's drift is measured and corrected
+/// on its own, and every beep of both tracks at the end is within 1 ms of
+/// its flash (uncorrected they would be 180 ms early and late).
+#[test]
+fn two_microphones_on_their_own_clocks_stay_on_the_flash() {
+    require_ffmpeg();
+    let s = Scratch::new();
+    let graph = s.graph("two-mics.yaml", TWO_MICROPHONES);
+    let r = run_to_end(
+        &s,
+        &graph,
+        &[
+            "--set",
+            "seconds=600",
+            "--set",
+            "skew1=300",
+            "--set",
+            "skew2=-300",
+        ],
+        Duration::from_secs(600),
+        "the end of its sources",
+    );
+    let out = s.path("two-mics.mkv");
+    assert_eq!(decode_errors(&out), "", "the file decodes cleanly");
+    let m = &r.node("sync")["stats"]["metrics"];
+    for (track, (input, ppm)) in [("audio", 300.0), ("audio2", -300.0)]
+        .into_iter()
+        .enumerate()
+    {
+        let found = claps_of(&out, track);
+        assert!(found.len() >= 598, "{input}: {} claps of 600", found.len());
+        let last: Vec<Clap> = found.iter().rev().take(10).copied().collect();
+        let worst = last.iter().map(|c| c.offset_ms.abs()).fold(0.0, f64::max);
+        println!("{input} ({ppm:+} ppm): last claps {}", describe(&last));
+        assert!(
+            worst <= 1.0,
+            "{input} ({ppm:+} ppm): the last claps are {} ms off: {}",
+            worst,
+            describe(&last)
+        );
+        let estimated = m[format!("track_drift_ppm_{input}")].as_f64().unwrap();
+        assert!(
+            (estimated - ppm).abs() < 10.0,
+            "{input}: {ppm} ppm estimated as {estimated}: {m}"
+        );
+    }
+    assert_eq!(m["audio_clock_jumps"], 0.0, "{m}");
+    assert_eq!(m["audio_gap_fills"], 0.0, "{m}");
+    assert_eq!(m["audio_overlap_trims"], 0.0, "{m}");
 }
 
 /// ±10 ms of timestamp jitter on both sources: every clap stays within half

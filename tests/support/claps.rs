@@ -15,16 +15,21 @@ const BEEP_DB: f64 = -40.0;
 /// Quiet needed before a loud millisecond counts as a new beep's onset.
 const QUIET_BEFORE_S: f64 = 0.2;
 
-/// `(pts_time, value)` per frame of `path`'s first stream of `kind` (`a`
+/// `(pts_time, value)` per frame of `path`'s stream `index` of `kind` (`a`
 /// or `v`) after `filters`, whose last one prints the metadata `key`.
 /// Decoded by the FFmpeg CLI, which applies edit lists, skip samples and
 /// codec delay as a player does.
-fn frame_values(path: &Path, kind: &str, filters: &str, key: &str) -> Vec<(f64, f64)> {
+fn frame_values(
+    path: &Path,
+    (kind, index): (&str, usize),
+    filters: &str,
+    key: &str,
+) -> Vec<(f64, f64)> {
     let meta = if kind == "a" { "ametadata" } else { "metadata" };
     let out = Command::new("ffmpeg")
         .args(["-nostdin", "-v", "error", "-i"])
         .arg(path)
-        .args(["-map", &format!("0:{kind}:0"), "-filter:0"])
+        .args(["-map", &format!("0:{kind}:{index}"), "-filter:0"])
         .arg(format!("{filters},{meta}=print:key={key}:file=-"))
         .args(["-f", "null", "-"])
         .output()
@@ -59,7 +64,7 @@ fn frame_values(path: &Path, kind: &str, filters: &str, key: &str) -> Vec<(f64, 
 pub fn flashes(path: &Path) -> Vec<f64> {
     let mut flashes = Vec::new();
     let mut was_white = false;
-    for (t, luma) in frame_values(path, "v", "signalstats", "lavfi.signalstats.YAVG") {
+    for (t, luma) in frame_values(path, ("v", 0), "signalstats", "lavfi.signalstats.YAVG") {
         let white = luma > FLASH_LUMA;
         if white && !was_white {
             flashes.push(t);
@@ -69,12 +74,18 @@ pub fn flashes(path: &Path) -> Vec<f64> {
     flashes
 }
 
-/// Presentation times (s) of each beep's onset, to the millisecond.
+/// Presentation times (s) of each beep's onset in the first audio track,
+/// to the millisecond.
 pub fn beeps(path: &Path) -> Vec<f64> {
+    beeps_of(path, 0)
+}
+
+/// [`beeps`] of audio track `track` (0: the first).
+pub fn beeps_of(path: &Path, track: usize) -> Vec<f64> {
     let filters = "pan=mono|c0=c0,asetnsamples=n=48:p=0,astats=metadata=1:reset=1:measure_overall=none:measure_perchannel=RMS_level";
     let mut beeps = Vec::new();
     let mut quiet_since = Some(f64::NEG_INFINITY);
-    for (t, db) in frame_values(path, "a", filters, "lavfi.astats.1.RMS_level") {
+    for (t, db) in frame_values(path, ("a", track), filters, "lavfi.astats.1.RMS_level") {
         if db > BEEP_DB {
             if quiet_since.is_some_and(|q| t - q >= QUIET_BEFORE_S) {
                 beeps.push(t);
@@ -97,7 +108,12 @@ pub struct Clap {
 
 /// Pairs every flash with the nearest beep within half a second.
 pub fn claps(path: &Path) -> Vec<Clap> {
-    let beeps = beeps(path);
+    claps_of(path, 0)
+}
+
+/// [`claps`] with the beeps of audio track `track` (0: the first).
+pub fn claps_of(path: &Path, track: usize) -> Vec<Clap> {
+    let beeps = beeps_of(path, track);
     flashes(path)
         .into_iter()
         .filter_map(|at| {

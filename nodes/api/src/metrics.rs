@@ -263,6 +263,15 @@ metric_names! {
     /// the common start T0, ms (the track is named after its input and
     /// output).
     FIRST_OFFSET_MS = "first_offset_ms" by ["sync"];
+    /// How much later the audio track plays than the first camera's picture
+    /// captured at the same instant, ms (`av_offset_ms` is this for the
+    /// first audio track).
+    TRACK_AV_OFFSET_MS = "track_av_offset_ms" by ["sync"];
+    /// The audio track's clock drift against the capture clock, ppm (each
+    /// microphone runs on its own crystal).
+    TRACK_DRIFT_PPM = "track_drift_ppm" by ["sync"];
+    /// The drift correction applied to the audio track by resampling, ppm.
+    TRACK_DRIFT_CORRECTION_PPM = "track_drift_correction_ppm" by ["sync"];
 }
 
 /// The name of the per-input metric `stem` for `input`: `stem_input`.

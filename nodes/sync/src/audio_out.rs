@@ -38,6 +38,8 @@ pub enum Source<'a> {
 }
 
 pub struct Batch {
+    /// The output the batch goes to.
+    output: String,
     pieces: Vec<Piece>,
     /// Scratch: the runs of a range that a pause leaves in.
     spans: Vec<Span>,
@@ -50,8 +52,9 @@ pub struct Batch {
 }
 
 impl Batch {
-    pub fn new() -> Batch {
+    pub fn new(output: &str) -> Batch {
         Batch {
+            output: output.to_string(),
             pieces: Vec::with_capacity(64),
             spans: Vec::with_capacity(4),
             header: None,
@@ -231,14 +234,14 @@ impl Batch {
         {
             if keep == frame_samples {
                 let r = node
-                    .forward("audio", Header::Audio(header), payload)
-                    .context("sending audio");
+                    .forward(&self.output, Header::Audio(header), payload)
+                    .with_context(|| format!("sending {}", self.output));
                 self.pieces.clear();
                 return r;
             }
         }
         let shape = Self::shape(&header);
-        let mut buf = node.alloc("audio", shape.bytes(total))?;
+        let mut buf = node.alloc(&self.output, shape.bytes(total))?;
         let mut at = 0;
         for piece in self.pieces.drain(..) {
             match piece {
@@ -272,8 +275,8 @@ impl Batch {
             }
         }
         self.arena.clear();
-        node.send_audio("audio", header, buf)
-            .context("sending audio")
+        node.send_audio(&self.output, header, buf)
+            .with_context(|| format!("sending {}", self.output))
     }
 }
 

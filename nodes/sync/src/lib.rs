@@ -13,6 +13,7 @@ mod audio_buf;
 mod audio_out;
 mod drift;
 mod hold;
+mod lanes;
 mod pacing;
 mod pause;
 mod timeline;
@@ -21,9 +22,9 @@ use anyhow::{anyhow, Context, Result};
 use node_api::clock::now_ns;
 use node_api::{metrics, AudioFrame, Event, Header, Node, Payload, PortType, VideoFrame};
 
-use audio_out::{Batch, Source};
+use audio_out::Source;
 use drift::DriftCorrector;
-use hold::Hold;
+use lanes::{inputs_of, smooth, AudioLane, VideoLane};
 use pacing::Pacer;
 use pause::{Media, Pause, Tick};
 use timeline::{AudioClock, AudioPlan, VideoClock, VideoPlace};
@@ -41,14 +42,19 @@ fn run() -> Result<()> {
     if let Some(state) = node.resume_state() {
         sync.resume_from(state);
     }
-    if sync.out_audio {
-        node.reserve("audio", audio_out::MAX_BATCH_BYTES)?;
+    for lane in sync.audio.iter().filter(|l| l.has_output) {
+        node.reserve(&lane.name, audio_out::MAX_BATCH_BYTES)?;
     }
     let cameras: Vec<&str> = sync.lanes.iter().map(|l| l.name.as_str()).collect();
+    let audio: Vec<&str> = sync.audio.iter().map(|l| l.name.as_str()).collect();
     tracing::info!(
         "sync: cameras {}, audio {}, buffer {} ms, tolerance {} ms",
         cameras.join(", "),
-        if sync.audio_closed { "none" } else { "audio" },
+        if audio.is_empty() {
+            "none".to_string()
+        } else {
+            audio.join(", ")
+        },
         sync.buffer_ns / 1_000_000,
         sync.tolerance_ns as f64 / MS
     );
@@ -56,7 +62,7 @@ fn run() -> Result<()> {
         match event {
             Event::Input { input, message } => match message.header {
                 Header::Video(frame) => sync.on_video(&mut node, &input, frame, message.payload)?,
-                Header::Audio(frame) => sync.on_audio(&mut node, frame, message.payload)?,
+                Header::Audio(frame) => sync.on_audio(&mut node, &input, frame, message.payload)?,
                 Header::EndOfStream | Header::Stats(_) => {}
                 Header::Packet(_) => {
                     anyhow::bail!("input `{input}` carries encoded packets; sync takes raw video and raw audio")
@@ -82,7 +88,9 @@ fn run() -> Result<()> {
     for lane in &mut sync.lanes {
         lane.closed = true;
     }
-    sync.audio_closed = true;
+    for lane in &mut sync.audio {
+        lane.closed = true;
+    }
     sync.try_start(&mut node)?;
     // Stopped while paused: the outputs end where the pause began.
     sync.pause.finish(now_ns());
@@ -118,44 +126,11 @@ impl Counters {
     }
 }
 
-/// One camera: its input and the output of the same name, its frames held
-/// until T0, then its clock.
-struct VideoLane {
-    name: String,
-    has_output: bool,
-    held: Hold<(VideoFrame, Payload)>,
-    clock: Option<VideoClock>,
-    closed: bool,
-    frames: u64,
-    /// Capture-time error of the frames sent, ns, smoothed like the audio's.
-    offset: Option<f64>,
-    /// Capture time of the first frame sent, from T0, ns.
-    first_from_t0: Option<i64>,
-    metric_first: String,
-}
-
-impl VideoLane {
-    fn new(name: &str, has_output: bool) -> VideoLane {
-        VideoLane {
-            name: name.to_string(),
-            has_output,
-            held: Hold::new(),
-            clock: None,
-            closed: false,
-            frames: 0,
-            offset: None,
-            first_from_t0: None,
-            metric_first: metrics::per_input(metrics::FIRST_OFFSET_MS, name),
-        }
-    }
-}
-
 struct Sync {
     buffer_ns: u64,
     tolerance_ns: u64,
     /// Largest drift correction, ppm (0: none).
     max_drift_ppm: f64,
-    out_audio: bool,
     t0: Option<u64>,
     /// This incarnation continues the timeline of one that died.
     resumed: bool,
@@ -163,15 +138,9 @@ struct Sync {
     lanes: Vec<VideoLane>,
     /// Keeps no_drop (replayed) inputs within half the buffer of each other.
     pacer: Pacer,
-    held_audio: Hold<(AudioFrame, Payload)>,
-    audio: Option<AudioClock>,
-    drift: Option<DriftCorrector>,
-    audio_closed: bool,
-    /// Capture-time error of the audio sent, ns, smoothed over about a
-    /// second so timestamp jitter does not swamp it.
-    audio_offset: Option<f64>,
-    audio_first_from_t0: Option<i64>,
-    batch: Batch,
+    /// The audio streams, by input name: `audio` first, whose offset to the
+    /// first camera is the A/V offset.
+    audio: Vec<AudioLane>,
     /// The live param `paused`: what it cuts from the timeline.
     pause: Pause,
     n: Counters,
@@ -180,21 +149,10 @@ struct Sync {
 impl Sync {
     fn new(node: &Node) -> Result<Sync> {
         let s = node_catalog::kinds::sync::Settings::from_params(node.params())?;
-        let mut cameras: Vec<String> = node
-            .config()
-            .inputs
-            .iter()
-            .filter(|i| i.ty == PortType::RawVideo)
-            .map(|i| i.name.clone())
-            .collect();
-        // `video` sorts before `video2` .. `video8`.
-        cameras.sort();
-        let has_audio = node.config().inputs.iter().any(|i| i.name == "audio");
+        let cameras = inputs_of(node, PortType::RawVideo);
+        let audio = inputs_of(node, PortType::RawAudio);
         let buffer_ns = s.buffer_ms as u64 * 1_000_000;
-        let paced = cameras
-            .iter()
-            .cloned()
-            .chain(has_audio.then(|| "audio".to_string()));
+        let paced = cameras.iter().chain(&audio).cloned();
         Ok(Sync {
             // Half the buffer: replayed streams never wait long enough
             // before the start for held frames to be dropped.
@@ -202,21 +160,16 @@ impl Sync {
             buffer_ns,
             tolerance_ns: (s.tolerance_ms.max(0.0) * MS) as u64,
             max_drift_ppm: s.max_drift_ppm.max(0.0),
-            out_audio: node.has_output("audio"),
             t0: None,
             resumed: false,
             lanes: cameras
                 .iter()
                 .map(|c| VideoLane::new(c, node.has_output(c)))
                 .collect(),
-            held_audio: Hold::new(),
-            audio: None,
-            drift: None,
-            // No audio input: nothing to wait for.
-            audio_closed: !has_audio,
-            audio_offset: None,
-            audio_first_from_t0: None,
-            batch: Batch::new(),
+            audio: audio
+                .iter()
+                .map(|a| AudioLane::new(a, node.has_output(a)))
+                .collect(),
             pause: Pause::new(s.paused, now_ns()),
             n: Counters::default(),
         })
@@ -227,6 +180,13 @@ impl Sync {
             .iter()
             .position(|l| l.name == input)
             .ok_or_else(|| anyhow!("video on input `{input}`, which is not a camera input"))
+    }
+
+    fn audio_index(&self, input: &str) -> Result<usize> {
+        self.audio
+            .iter()
+            .position(|l| l.name == input)
+            .ok_or_else(|| anyhow!("audio on input `{input}`, which is not an audio input"))
     }
 
     fn on_video(
@@ -251,10 +211,17 @@ impl Sync {
         self.try_start(node)
     }
 
-    fn on_audio(&mut self, node: &mut Node, frame: AudioFrame, payload: Payload) -> Result<()> {
-        self.pacer.seen("audio", frame.capture_ns);
+    fn on_audio(
+        &mut self,
+        node: &mut Node,
+        input: &str,
+        frame: AudioFrame,
+        payload: Payload,
+    ) -> Result<()> {
+        let i = self.audio_index(input)?;
+        self.pacer.seen(input, frame.capture_ns);
         if self.t0.is_some() {
-            return self.place_audio(node, frame, payload, true);
+            return self.place_audio(node, i, frame, payload, true);
         }
         let samples = Media::Samples {
             count: frame.samples,
@@ -263,17 +230,19 @@ impl Sync {
         if self.pause.drops_early(frame.capture_ns, samples) {
             return Ok(());
         }
-        self.n.dropped += self
-            .held_audio
-            .push(frame.capture_ns, (frame, payload), self.buffer_ns);
+        self.n.dropped +=
+            self.audio[i]
+                .held
+                .push(frame.capture_ns, (frame, payload), self.buffer_ns);
         self.try_start(node)
     }
 
     fn on_closed(&mut self, node: &mut Node, input: &str) -> Result<()> {
         self.pacer.closed(input);
-        if input == "audio" {
-            self.audio_closed = true;
-        } else if let Some(lane) = self.lanes.iter_mut().find(|l| l.name == input) {
+        if let Some(lane) = self.lanes.iter_mut().find(|l| l.name == input) {
+            lane.closed = true;
+        }
+        if let Some(lane) = self.audio.iter_mut().find(|l| l.name == input) {
             lane.closed = true;
         }
         self.try_start(node)?;
@@ -288,9 +257,11 @@ impl Sync {
                 node.close_output(&lane.name)?;
             }
         }
-        if self.audio_closed && self.held_audio.is_empty() && self.out_audio {
-            self.batch.send(node)?;
-            node.close_output("audio")?;
+        for lane in &mut self.audio {
+            if lane.closed && lane.held.is_empty() && lane.has_output {
+                lane.batch.send(node)?;
+                node.close_output(&lane.name)?;
+            }
         }
         Ok(())
     }
@@ -302,11 +273,13 @@ impl Sync {
                 for clock in self.lanes.iter_mut().filter_map(|l| l.clock.as_mut()) {
                     clock.set_tolerance_ns(self.tolerance_ns);
                 }
-                if let Some(a) = &mut self.audio {
-                    a.set_tolerance_ns(self.tolerance_ns);
-                }
-                if let Some(d) = &mut self.drift {
-                    d.tracker.set_tolerance_ns(self.tolerance_ns);
+                for lane in &mut self.audio {
+                    if let Some(a) = &mut lane.clock {
+                        a.set_tolerance_ns(self.tolerance_ns);
+                    }
+                    if let Some(d) = &mut lane.drift {
+                        d.tracker.set_tolerance_ns(self.tolerance_ns);
+                    }
                 }
             }
             ("buffer_ms", Some(ms)) => self.buffer_ns = (ms.max(0.0) * MS) as u64,
@@ -352,7 +325,8 @@ impl Sync {
         });
         let audio = self
             .audio
-            .as_ref()
+            .iter()
+            .filter_map(|l| l.clock.as_ref())
             .filter(|a| a.emitted() > 0)
             .map(|a| Tick::sample(a.sample_rate()).just_after(a.emitted() - 1));
         video.chain(audio).max().map(|ns| t0 + ns)
@@ -388,8 +362,16 @@ impl Sync {
         if self.t0.is_some() {
             return Ok(());
         }
-        let audio = self.held_audio.first_capture();
-        let audio_known = audio.is_some() || self.audio_closed;
+        let audio_known = self
+            .audio
+            .iter()
+            .all(|l| l.held.first_capture().is_some() || l.closed);
+        // The latest audio start: every audio stream has begun by then.
+        let audio = self
+            .audio
+            .iter()
+            .filter_map(|l| l.held.first_capture())
+            .max();
         let videos_known = self
             .lanes
             .iter()
@@ -415,22 +397,33 @@ impl Sync {
             .iter()
             .map(|l| format!("{} {}", l.name, describe_start(l.held.first_capture(), t0)))
             .collect();
+        let audio_starts: Vec<String> = self
+            .audio
+            .iter()
+            .map(|l| format!("{} {}", l.name, describe_start(l.held.first_capture(), t0)))
+            .collect();
         // T0 on the capture clock tells what media time an instant is: how
         // much a crash of everything lost is measured against it.
         tracing::info!(
-            "common start fixed: {}, audio {} (T0 = capture clock {t0} ns)",
-            starts.join(", "),
-            describe_start(audio, t0)
+            "common start fixed: {} (T0 = capture clock {t0} ns)",
+            starts
+                .iter()
+                .chain(&audio_starts)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         for i in 0..self.lanes.len() {
             while let Some((frame, payload)) = self.lanes[i].held.pop() {
                 self.place_video(node, i, frame, payload)?;
             }
         }
-        while let Some((frame, payload)) = self.held_audio.pop() {
-            self.place_audio(node, frame, payload, false)?;
+        for i in 0..self.audio.len() {
+            while let Some((frame, payload)) = self.audio[i].held.pop() {
+                self.place_audio(node, i, frame, payload, false)?;
+            }
+            self.audio[i].batch.send(node)?;
         }
-        self.batch.send(node)?;
         self.close_ended(node)
     }
 
@@ -501,19 +494,22 @@ impl Sync {
         Ok(())
     }
 
-    /// Plans an audio frame and adds its silence and kept samples to the
-    /// batch; `send` says whether to send the batch now (the T0 flush
-    /// gathers all held frames first).
+    /// Plans an audio frame of lane `i` and adds its silence and kept
+    /// samples to the lane's batch; `send` says whether to send the batch
+    /// now (the T0 flush gathers all held frames first).
     fn place_audio(
         &mut self,
         node: &mut Node,
+        i: usize,
         frame: AudioFrame,
         payload: Payload,
         send: bool,
     ) -> Result<()> {
         let t0 = self.t0.expect("placed after the start");
         let (tolerance_ns, max_ppm) = (self.tolerance_ns, self.max_drift_ppm);
-        let drift = self
+        let resumed = self.resumed;
+        let lane = &mut self.audio[i];
+        let drift = lane
             .drift
             .get_or_insert_with(|| DriftCorrector::new(frame.sample_rate, tolerance_ns, max_ppm));
         let data = payload.as_slice();
@@ -524,8 +520,7 @@ impl Sync {
             Some(c) => (c.header.clone(), Some(c.data)),
             None => (frame, None),
         };
-        let resumed = self.resumed;
-        let clock = self.audio.get_or_insert_with(|| {
+        let clock = lane.clock.get_or_insert_with(|| {
             let mut clock = AudioClock::new(t0, frame.sample_rate, tolerance_ns);
             if resumed {
                 clock.resume_at(frame.capture_ns);
@@ -537,61 +532,83 @@ impl Sync {
         if plan.keep == 0 {
             return Ok(());
         }
-        smooth(
-            &mut self.audio_offset,
-            clock.offset_ns(frame.capture_ns, &plan),
-        );
-        let first = if self.out_audio {
+        smooth(&mut lane.offset, clock.offset_ns(frame.capture_ns, &plan));
+        let first = if lane.has_output {
             let source = match copied {
                 Some(bytes) => Source::Copied(bytes),
                 None => Source::Shared(&payload),
             };
-            self.batch
+            lane.batch
                 .place(node, &frame, source, &plan, clock, &mut self.pause)?
         } else {
             audio_out::kept_spans(&mut self.pause, &frame, &plan, &mut Vec::new())
         };
         if let Some(capture_ns) = first {
-            self.audio_first_from_t0
+            lane.first_from_t0
                 .get_or_insert(capture_ns as i64 - t0 as i64);
         }
         if send {
-            self.batch.send(node)?;
+            lane.batch.send(node)?;
         }
         Ok(())
     }
 
-    /// The A/V offset in ms: how much later the sound plays than the picture
-    /// captured at the same instant (negative: earlier).
-    fn av_offset_ms(&self) -> Option<f64> {
-        Some((self.lanes.first()?.offset? - self.audio_offset?) / MS)
+    /// How much later the sound of `lane` plays than the picture captured
+    /// at the same instant, ms (negative: earlier).
+    fn av_offset_ms(&self, lane: &AudioLane) -> Option<f64> {
+        Some((self.lanes.first()?.offset? - lane.offset?) / MS)
     }
 
     fn publish(&self, node: &Node) {
         let m = node.metrics();
-        if let Some(offset) = self.av_offset_ms() {
-            m.set(metrics::AV_OFFSET_MS, offset);
-            m.set(metrics::SYNC_SCORE, sync_score(offset));
+        if let Some(first) = self.audio.first() {
+            if let Some(offset) = self.av_offset_ms(first) {
+                m.set(metrics::AV_OFFSET_MS, offset);
+                m.set(metrics::SYNC_SCORE, sync_score(offset));
+            }
+            if let Some(d) = &first.drift {
+                m.set(metrics::DRIFT_PPM, d.tracker.ppm());
+                m.set(metrics::DRIFT_CORRECTION_PPM, d.applied_ppm);
+            }
         }
-        if let Some(d) = &self.drift {
-            m.set(metrics::DRIFT_PPM, d.tracker.ppm());
-            m.set(metrics::DRIFT_CORRECTION_PPM, d.applied_ppm);
-            m.set(metrics::AUDIO_CLOCK_JUMPS, d.tracker.jumps as f64);
-        }
+        let jumps: u64 = self
+            .audio
+            .iter()
+            .filter_map(|l| l.drift.as_ref())
+            .map(|d| d.tracker.jumps)
+            .sum();
+        m.set(metrics::AUDIO_CLOCK_JUMPS, jumps as f64);
         for lane in &self.lanes {
             if let Some(first) = lane.first_from_t0 {
                 m.set(&lane.metric_first, first as f64 / MS);
             }
         }
-        if let Some(first) = self.audio_first_from_t0 {
-            m.set(
-                &metrics::per_input(metrics::FIRST_OFFSET_MS, "audio"),
-                first as f64 / MS,
-            );
+        for lane in &self.audio {
+            self.publish_audio(node, lane);
         }
         if let Some(spread) = self.start_spread_ns() {
             m.set(metrics::START_SPREAD_MS, spread as f64 / MS);
         }
+        self.publish_counts(node);
+    }
+
+    /// The per-track metrics of an audio lane.
+    fn publish_audio(&self, node: &Node, lane: &AudioLane) {
+        let m = node.metrics();
+        if let Some(first) = lane.first_from_t0 {
+            m.set(&lane.metric_first, first as f64 / MS);
+        }
+        if let Some(offset) = self.av_offset_ms(lane) {
+            m.set(&lane.metric_av_offset, offset);
+        }
+        if let Some(d) = &lane.drift {
+            m.set(&lane.metric_drift, d.tracker.ppm());
+            m.set(&lane.metric_correction, d.applied_ppm);
+        }
+    }
+
+    fn publish_counts(&self, node: &Node) {
+        let m = node.metrics();
         let n = &self.n;
         for (name, count) in [
             (metrics::AUDIO_GAP_FILLS, n.audio_gap_fills),
@@ -611,24 +628,19 @@ impl Sync {
     }
 
     /// How far apart, in capture time, the first frames (and first audio
-    /// sample) sent on the tracks are; `None` until two tracks have begun.
+    /// samples) sent on the tracks are; `None` until two tracks have begun.
     fn start_spread_ns(&self) -> Option<i64> {
         let firsts: Vec<i64> = self
             .lanes
             .iter()
             .filter_map(|l| l.first_from_t0)
-            .chain(self.audio_first_from_t0)
+            .chain(self.audio.iter().filter_map(|l| l.first_from_t0))
             .collect();
         let (min, max) = (firsts.iter().min()?, firsts.iter().max()?);
         (firsts.len() > 1).then_some(max - min)
     }
 
     fn summary(&self) -> String {
-        let offset = match self.av_offset_ms() {
-            Some(o) => format!("{o:.1} ms"),
-            None => "n/a".into(),
-        };
-        let drift = self.drift.as_ref().map_or(0.0, |d| d.tracker.ppm());
         let spread = match self.start_spread_ns() {
             Some(s) => format!("{:.1} ms", s as f64 / MS),
             None => "n/a".into(),
@@ -638,12 +650,11 @@ impl Sync {
             .iter()
             .map(|l| format!("{} {}", l.name, l.frames))
             .collect();
+        let audio: Vec<String> = self.audio.iter().map(|l| self.describe_audio(l)).collect();
         format!(
-            "sync done: video frames {}, {} audio samples; A/V offset {offset}; audio clock drift {drift:+.1} ppm; start spread {spread}; video {} before start, {} repeats dropped, {} slots skipped; audio {} samples before start, {} gap samples filled, {} overlap samples trimmed; {} dropped while waiting; paused: {:.3} s cut, {} frames, {} samples",
+            "sync done: video frames {}; audio {}; start spread {spread}; video {} before start, {} repeats dropped, {} slots skipped; audio {} samples before start, {} gap samples filled, {} overlap samples trimmed; {} dropped while waiting; paused: {:.3} s cut, {} frames, {} samples",
             frames.join(", "),
-            self.audio
-                .as_ref()
-                .map_or(0, |a| self.pause.audio_kept(a.sample_rate(), a.emitted())),
+            if audio.is_empty() { "none".to_string() } else { audio.join("; ") },
             self.n.video_before_start,
             self.n.video_dups_dropped,
             self.n.video_gaps,
@@ -656,13 +667,22 @@ impl Sync {
             self.pause.samples()
         )
     }
-}
 
-/// Folds a new capture-time error (ns) into a running average over about
-/// fifty frames.
-fn smooth(average: &mut Option<f64>, error_ns: i64) {
-    let e = error_ns as f64;
-    *average = Some(average.map_or(e, |a| a + (e - a) / 50.0));
+    /// An audio lane's samples sent, A/V offset and drift, for the summary.
+    fn describe_audio(&self, lane: &AudioLane) -> String {
+        let offset = match self.av_offset_ms(lane) {
+            Some(o) => format!("{o:.1} ms"),
+            None => "n/a".into(),
+        };
+        let samples = lane.clock.as_ref().map_or(0, |a| {
+            self.pause.audio_kept(a.sample_rate(), lane.emitted())
+        });
+        format!(
+            "{} {samples} samples, A/V offset {offset}, clock drift {:+.1} ppm",
+            lane.name,
+            lane.drift_ppm()
+        )
+    }
 }
 
 /// 100 when picture and sound are together, down to 0 at 40 ms apart.

@@ -1,4 +1,4 @@
-//! `sync`: puts up to eight cameras and one audio stream on one timeline.
+//! `sync`: puts up to eight cameras and eight audio streams on one timeline.
 
 use super::{no_rules, no_value_rule, problems, KindSpec, PortSpec};
 use crate::params::{ParamSpec, Params};
@@ -57,8 +57,8 @@ const PARAMS: &[ParamSpec] = &[
     ParamSpec::bool("paused", DEFAULT_PAUSED, "pause the recording: media captured while paused is left out of every output, and what comes after goes on without a gap, in sync (the cut is rounded up to whole frames)").live(),
 ];
 
-/// Sync's ports: `video` and `audio`, and up to seven more cameras; every
-/// input comes out on the output of the same name.
+/// Sync's ports: `video` and `audio`, and up to seven more cameras and seven
+/// more audio streams; every input comes out on the output of the same name.
 const INPUTS: &[PortSpec] = &[
     PortSpec::new(
         "video",
@@ -84,6 +84,41 @@ const INPUTS: &[PortSpec] = &[
         "video8",
         PortType::RawVideo,
         "raw video of an eighth camera",
+    ),
+    PortSpec::optional(
+        "audio2",
+        PortType::RawAudio,
+        "raw audio of a second microphone, on its own clock",
+    ),
+    PortSpec::optional(
+        "audio3",
+        PortType::RawAudio,
+        "raw audio of a third microphone",
+    ),
+    PortSpec::optional(
+        "audio4",
+        PortType::RawAudio,
+        "raw audio of a fourth microphone",
+    ),
+    PortSpec::optional(
+        "audio5",
+        PortType::RawAudio,
+        "raw audio of a fifth microphone",
+    ),
+    PortSpec::optional(
+        "audio6",
+        PortType::RawAudio,
+        "raw audio of a sixth microphone",
+    ),
+    PortSpec::optional(
+        "audio7",
+        PortType::RawAudio,
+        "raw audio of a seventh microphone",
+    ),
+    PortSpec::optional(
+        "audio8",
+        PortType::RawAudio,
+        "raw audio of an eighth microphone",
     ),
 ];
 const OUTPUTS: &[PortSpec] = &[
@@ -132,11 +167,46 @@ const OUTPUTS: &[PortSpec] = &[
         PortType::RawVideo,
         "`video8` on the common timeline",
     ),
+    PortSpec::new(
+        "audio2",
+        PortType::RawAudio,
+        "`audio2` on the common timeline",
+    ),
+    PortSpec::new(
+        "audio3",
+        PortType::RawAudio,
+        "`audio3` on the common timeline",
+    ),
+    PortSpec::new(
+        "audio4",
+        PortType::RawAudio,
+        "`audio4` on the common timeline",
+    ),
+    PortSpec::new(
+        "audio5",
+        PortType::RawAudio,
+        "`audio5` on the common timeline",
+    ),
+    PortSpec::new(
+        "audio6",
+        PortType::RawAudio,
+        "`audio6` on the common timeline",
+    ),
+    PortSpec::new(
+        "audio7",
+        PortType::RawAudio,
+        "`audio7` on the common timeline",
+    ),
+    PortSpec::new(
+        "audio8",
+        PortType::RawAudio,
+        "`audio8` on the common timeline",
+    ),
 ];
 
 pub const SPEC: KindSpec = KindSpec {
     kind: "sync",
-    doc: "Puts up to 8 cameras (`video`, `video2` .. `video8`) and one audio stream on one timeline from their capture timestamps; every output's pts start at 0 at one instant T0 (the latest first capture, on the first camera's frame grid). Each input comes out on the output of the same name. Audio clock drift is measured and corrected by resampling. While `paused` (a live param), nothing is recorded: the paused span, rounded up to whole frames, is cut from every output alike, which go on after it without a gap and in sync; what a pause leaves out is not counted as dropped.",
+    doc: "Puts up to 8 cameras (`video`, `video2` .. `video8`) and up to 8 audio streams (`audio`, `audio2` .. `audio8`) on one timeline from their capture timestamps; every output's pts start at 0 at one instant T0 (the latest first capture, on the first camera's frame grid). Each input comes out on the output of the same name. Each audio stream's clock drift is measured and corrected by resampling on its own (two microphones run on two crystals). While `paused` (a live param), nothing is recorded: the paused span, rounded up to whole frames, is cut from every output alike, which go on after it without a gap and in sync; what a pause leaves out is not counted as dropped.",
     inputs: INPUTS,
     any_inputs: None,
     outputs: OUTPUTS,
