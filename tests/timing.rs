@@ -279,6 +279,39 @@ fn two_microphones_on_their_own_clocks_stay_on_the_flash() {
     assert_eq!(m["audio_overlap_trims"], 0.0, "{m}");
 }
 
+/// Loudness normalization looking 2 s ahead delays the audio by 2 s on its
+/// way to sync: its capture times stay true, so every clap stays in place.
+#[test]
+fn a_loudness_look_ahead_keeps_every_clap_in_place() {
+    require_ffmpeg();
+    let s = Scratch::new();
+    let out = s.path("lookahead.mp4");
+    let mut sets = small(&clapper_sources(20));
+    sets.extend(
+        [
+            "audio-normalize.target_lufs=-23",
+            "audio-normalize.lookahead_s=2",
+            "sync.buffer_ms=3000",
+        ]
+        .map(String::from),
+    );
+    record(&s, "1080p.yaml", &sets, &out);
+    let found = claps(&out);
+    assert_eq!(found.len(), 20, "{}", describe(&found));
+    let worst = found.iter().map(|c| c.offset_ms.abs()).fold(0.0, f64::max);
+    assert!(
+        worst <= 5.0,
+        "worst clap {worst:.1} ms: {}",
+        describe(&found)
+    );
+    let p = probe(&out).unwrap();
+    let audio = p.audio[0].end - p.audio[0].start;
+    assert!(
+        (audio - 20.0).abs() <= 0.05,
+        "{audio} s of audio: none lost"
+    );
+}
+
 /// ±10 ms of timestamp jitter on both sources: every clap stays within half
 /// a frame, and the jitter is not mistaken for drift.
 #[test]

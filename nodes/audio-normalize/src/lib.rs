@@ -127,6 +127,7 @@ fn run() -> Result<()> {
         channels: s.channels,
         wire: WireFormat::of(s.sample_format),
         target_lufs: s.target_lufs,
+        lookahead_s: s.lookahead_s,
         gain_db: s.gain_db,
         // The limiter's own ceiling: under the file's by the encoder's overshoot.
         true_peak_db: s.true_peak_db - s.true_peak_margin_db,

@@ -9,6 +9,8 @@
 //! approached over seconds. Silence and noise far below the target pass no
 //! gate and hold the gain instead of being pulled up.
 
+use std::collections::VecDeque;
+
 use anyhow::Result;
 use ebur128::Channel;
 
@@ -74,6 +76,10 @@ pub struct LoudnessControl {
     gain_db: f64,
     makeup_db: f64,
     last_loudness: f64,
+    /// Look-ahead: the input is measured when it arrives and given its gain
+    /// this many frames later (interleaved samples; starts full of silence,
+    /// which the caller drops as latency).
+    delay: VecDeque<f32>,
 }
 
 /// The loudness account at the end of a stream.
@@ -114,8 +120,10 @@ impl LoudnessControl {
         rate: u32,
         layout: u64,
         target_lufs: f64,
+        lookahead_s: f64,
     ) -> Result<LoudnessControl> {
         let map = channel_map(layout, channels);
+        let lookahead = (lookahead_s.max(0.0) * rate as f64).round() as usize * channels;
         Ok(LoudnessControl {
             rate,
             channels,
@@ -129,7 +137,13 @@ impl LoudnessControl {
             gain_db: 0.0,
             makeup_db: 0.0,
             last_loudness: f64::NEG_INFINITY,
+            delay: std::iter::repeat_n(0.0, lookahead).collect(),
         })
+    }
+
+    /// Frames between a sample's arrival and its leaving (the look-ahead).
+    pub fn latency(&self) -> usize {
+        self.delay.len() / self.channels
     }
 
     /// A new loudness target: the gain moves toward it at its usual pace.
@@ -187,6 +201,17 @@ impl LoudnessControl {
         let from = db_to_linear(self.gain_db);
         if self.input.add(io)? {
             self.update_desired();
+        }
+        if !self.delay.is_empty() {
+            // What arrived goes in the delay line; what leaves it is what
+            // the gain, steered by the newer input, applies to.
+            self.delay.extend(io.iter().copied());
+            for (v, old) in io
+                .iter_mut()
+                .zip(self.delay.drain(..frames * self.channels))
+            {
+                *v = old;
+            }
         }
         if let Some(desired) = self.desired_db {
             let keep = (-(frames as f64) / (SMOOTH_SECONDS * self.rate as f64)).exp();
@@ -255,7 +280,7 @@ mod tests {
 
     #[test]
     fn silence_holds_the_gain() {
-        let mut c = LoudnessControl::new(2, 48_000, 0x3, -16.0).unwrap();
+        let mut c = LoudnessControl::new(2, 48_000, 0x3, -16.0, 0.0).unwrap();
         let mut block = vec![0f32; 2 * 4800];
         for _ in 0..50 {
             c.process(&mut block).unwrap();

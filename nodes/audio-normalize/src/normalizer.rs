@@ -23,6 +23,8 @@ pub struct Settings {
     pub channels: u16,
     pub wire: WireFormat,
     pub target_lufs: Option<f64>,
+    /// Seconds the loudness gain looks ahead (the output's added latency).
+    pub lookahead_s: f64,
     /// A fixed gain before the limiter (dB); `None`: no gain stage.
     pub gain_db: Option<f64>,
     pub true_peak_db: f64,
@@ -80,6 +82,7 @@ impl Normalizer {
                         settings.rate,
                         layout,
                         target,
+                        settings.lookahead_s,
                     )?),
                     None => None,
                 };
@@ -89,7 +92,8 @@ impl Normalizer {
                     settings.rate,
                     settings.true_peak_db,
                 );
-                let priming = limiter.latency();
+                let priming =
+                    limiter.latency() + control.as_ref().map_or(0, LoudnessControl::latency);
                 let float = AudioSpec::new(
                     Sample::F32(Type::Packed),
                     settings.rate,
@@ -265,8 +269,10 @@ impl Normalizer {
         };
         let mut n = self.drain_resampler(0)?;
         if let Some(l) = self.loudness.as_ref() {
-            // Push the limiter's delay line out with silence.
-            let tail = l.limiter.latency().saturating_sub(l.priming);
+            // Push the delay lines (look-ahead, limiter) out with silence:
+            // all of them, so every input sample comes out however short
+            // the stream was.
+            let tail = l.limiter.latency() + l.control.as_ref().map_or(0, LoudnessControl::latency);
             let need = self.work_spec.payload_bytes(n + tail);
             if self.work.len() < need {
                 self.work.resize(need, 0);
@@ -386,6 +392,7 @@ mod tests {
             channels: 2,
             wire: WireFormat::from_param(wire).unwrap(),
             target_lufs: target,
+            lookahead_s: 0.0,
             gain_db: None,
             true_peak_db: -1.0,
         }
@@ -581,6 +588,31 @@ mod tests {
         assert!((lufs + 16.0).abs() <= 0.1, "program at {lufs:.2} LUFS");
         assert!((early + 16.0).abs() <= 0.2, "0.5..1.5 s at {early:.2} LUFS");
         assert!(tp <= -1.0 + 0.1, "true peak {tp:.2} dBTP");
+    }
+
+    #[test]
+    fn a_look_ahead_delays_the_audio_and_loses_none_of_it() {
+        let rate = 48_000;
+        let input = sine(rate, 2, 3.0, 0.01);
+        for (seconds, lookahead) in [(3.0, 1.0), (0.2, 1.0)] {
+            let input = &input[..(2.0 * rate as f64 * seconds) as usize];
+            let mut s = settings("f32", Some(-16.0));
+            s.lookahead_s = lookahead;
+            let mut n = Normalizer::new(s).unwrap();
+            let (out, headers) = run(&mut n, input, 2, rate, 1024);
+            // Shorter than the look-ahead too: the flush pushes it all out.
+            assert_eq!(
+                out.len(),
+                input.len(),
+                "{seconds} s in, {lookahead} s ahead"
+            );
+            // Output sample k is input sample k: same pts, same capture time.
+            assert_eq!(headers[0].pts, 0);
+            assert_eq!(headers[0].capture_ns, 1_000_000_000);
+            let gained = out.iter().zip(input).find(|(o, _)| **o != 0.0);
+            let (o, i) = gained.expect("sound out");
+            assert!(o / i > 1.0 && o.signum() == i.signum(), "{o} from {i}");
+        }
     }
 
     #[test]

@@ -72,6 +72,7 @@ impl TwoPass {
         let capture = Normalizer::new(Settings {
             wire: WireFormat::of(node_catalog::kinds::common::SampleFormat::F32),
             target_lufs: None,
+            lookahead_s: 0.0,
             gain_db: None,
             ..settings
         })?;
@@ -350,6 +351,7 @@ mod tests {
             channels: 2,
             wire: WireFormat::of(node_catalog::kinds::common::SampleFormat::S16),
             target_lufs: Some(-16.0),
+            lookahead_s: 0.0,
             gain_db: None,
             true_peak_db: -1.0,
         };

@@ -20,6 +20,7 @@ pub const DEFAULT_TRUE_PEAK_DB: f64 = -1.0;
 pub const DEFAULT_TRUE_PEAK_MARGIN_DB: f64 = 0.7;
 /// Measured: AAC at 128 kb/s read 0.14–0.2 LU under its input (README, Loudness).
 pub const DEFAULT_ENCODER_LOSS_LU: f64 = 0.15;
+pub const DEFAULT_LOOKAHEAD_S: f64 = 0.0;
 
 /// The params of `audio-normalize`, typed.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -35,6 +36,9 @@ pub struct Settings {
     /// dB the limiter stays under `true_peak_db`.
     pub true_peak_margin_db: f64,
     pub mode: Mode,
+    /// Seconds the live loudness gain looks ahead: the audio leaves this
+    /// much later (its capture times stay true).
+    pub lookahead_s: f64,
     /// LU the two-pass mode aims over the target for the encoder's loss.
     pub encoder_loss_lu: f64,
 }
@@ -50,6 +54,7 @@ impl Default for Settings {
             true_peak_db: DEFAULT_TRUE_PEAK_DB,
             true_peak_margin_db: DEFAULT_TRUE_PEAK_MARGIN_DB,
             mode: DEFAULT_MODE,
+            lookahead_s: DEFAULT_LOOKAHEAD_S,
             encoder_loss_lu: DEFAULT_ENCODER_LOSS_LU,
         }
     }
@@ -67,6 +72,7 @@ impl Settings {
             true_peak_db: r.float("true_peak_db", DEFAULT_TRUE_PEAK_DB)?,
             true_peak_margin_db: r.float("true_peak_margin_db", DEFAULT_TRUE_PEAK_MARGIN_DB)?,
             mode: r.choice("mode", DEFAULT_MODE)?,
+            lookahead_s: r.float("lookahead_s", DEFAULT_LOOKAHEAD_S)?,
             encoder_loss_lu: r.float("encoder_loss_lu", DEFAULT_ENCODER_LOSS_LU)?,
         })
     }
@@ -91,6 +97,7 @@ const PARAMS: &[ParamSpec] = &[
     ParamSpec::float("true_peak_db", (-12.0, 0.0), Some(DEFAULT_TRUE_PEAK_DB), "true-peak ceiling in dBTP of the encoded output: the limiter (4× oversampled detection) holds `true_peak_db − true_peak_margin_db`"),
     ParamSpec::float("true_peak_margin_db", (0.0, 3.0), Some(DEFAULT_TRUE_PEAK_MARGIN_DB), "dB the limiter stays under `true_peak_db` for the inter-sample overshoot a lossy encoder adds (AAC 128 kb/s: up to 0.55 dB measured); 0 for PCM or lossless"),
     ParamSpec::choice("mode", Mode::NAMES, Some(DEFAULT_MODE.name()), "`live`: the gain follows the last 30 s as audio goes through; `two-pass`: on a replay (a no_drop stream) the whole input is held (in a temp file) to its end, measured, given one gain (the limiter's take made up by iterating on the held audio) and sent; on a live stream it warns and works as `live`"),
+    ParamSpec::float("lookahead_s", (0.0, 10.0), Some(DEFAULT_LOOKAHEAD_S), "live mode: seconds of input measured before their gain is set, so a loud passage lowers the gain before it is heard instead of after; the audio leaves this much later (capture times stay true; a graph through sync needs `buffer_ms` above it)"),
     ParamSpec::float("encoder_loss_lu", (0.0, 1.0), Some(DEFAULT_ENCODER_LOSS_LU), "two-pass: LU aimed over the target for the loudness a lossy encoder takes off (AAC 128 kb/s: 0.14–0.2 LU measured); 0 for PCM or lossless"),
 ];
 
