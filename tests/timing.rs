@@ -312,6 +312,41 @@ fn a_loudness_look_ahead_keeps_every_clap_in_place() {
     );
 }
 
+/// Two-pass loudness holds the whole replayed audio until its end while
+/// the camera's frames wait at sync (no_drop streams are paced, not
+/// dropped): the file still has every frame and every clap in place.
+#[test]
+fn two_pass_loudness_through_sync_keeps_every_frame_and_clap() {
+    require_ffmpeg();
+    let s = Scratch::new();
+    let out = s.path("two-pass.mp4");
+    let mut sets = small(&clapper_sources(20));
+    sets.extend(
+        [
+            "audio-normalize.target_lufs=-23",
+            "audio-normalize.mode=two-pass",
+        ]
+        .map(String::from),
+    );
+    let r = record(&s, "1080p.yaml", &sets, &out);
+    let found = claps(&out);
+    assert_eq!(found.len(), 20, "{}", describe(&found));
+    let worst = found.iter().map(|c| c.offset_ms.abs()).fold(0.0, f64::max);
+    assert!(
+        worst <= 5.0,
+        "worst clap {worst:.1} ms: {}",
+        describe(&found)
+    );
+    let p = probe(&out).unwrap();
+    assert_eq!(p.video[0].frames(), 600, "every frame");
+    let audio = p.audio[0].end - p.audio[0].start;
+    assert!(
+        (audio - 20.0).abs() <= 0.05,
+        "{audio} s of audio: none lost"
+    );
+    assert_eq!(r.node("sync")["stats"]["metrics"]["dropped"], 0.0);
+}
+
 /// ±10 ms of timestamp jitter on both sources: every clap stays within half
 /// a frame, and the jitter is not mistaken for drift.
 #[test]
