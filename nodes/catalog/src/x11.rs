@@ -105,6 +105,16 @@ pub fn probe(display: &str) -> Result<Screen, DisplayError> {
 
 /// Every screen of `display`, the one it names first.
 pub fn probe_all(display: &str) -> Result<Vec<Screen>, DisplayError> {
+    Ok(connect(display)?.0)
+}
+
+/// A connection to an X display, kept open while another client of ours
+/// connects: a server with no client left resets (Xvfb without `-noreset`
+/// does), and one connecting during the reset is refused.
+pub struct Session(#[allow(dead_code)] x11rb::rust_connection::RustConnection);
+
+/// [`probe_all`], with the connection kept.
+pub fn connect(display: &str) -> Result<(Vec<Screen>, Session), DisplayError> {
     check_name(display)?;
     let unreachable = |reason: String| DisplayError::Unreachable {
         display: display.to_string(),
@@ -130,7 +140,7 @@ pub fn probe_all(display: &str) -> Result<Vec<Screen>, DisplayError> {
         })
         .collect();
     screens.swap(0, named);
-    Ok(screens)
+    Ok((screens, Session(conn)))
 }
 
 /// `host:N` of `host:N.S`.
