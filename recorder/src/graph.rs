@@ -9,7 +9,8 @@ use std::path::Path;
 use runtime::graph::{load_str, Graph};
 
 use crate::config::{
-    AudioSettings, AudioSource, RecordingConfig, StreamOutput, VideoSource, WhenBehind,
+    AudioSettings, AudioSource, RecordingConfig, ScreenSource, StreamOutput, VideoSource,
+    WhenBehind,
 };
 use crate::error::{RecorderError, Result};
 
@@ -166,10 +167,27 @@ fn video_source(config: &RecordingConfig) -> NodeText {
             NodeText::new("camera", "camera").param("source", quoted(&format!("device:{name}")))
         }
         VideoSource::TestPattern => NodeText::new("camera", "camera").param("source", "test"),
+        // Its size is the screen's (or the region's): video-normalize scales it.
+        VideoSource::Screen(screen) => return screen_node(screen).param("fps", fps),
     };
     node.param("width", width)
         .param("height", height)
         .param("fps", fps)
+}
+
+fn screen_node(s: &ScreenSource) -> NodeText {
+    let mut node = NodeText::new("screen", "screen").param("cursor", s.cursor);
+    if let Some(display) = &s.display {
+        node = node.param("display", quoted(display));
+    }
+    if let Some(r) = s.region {
+        node = node
+            .param("x", r.x)
+            .param("y", r.y)
+            .param("width", r.width)
+            .param("height", r.height);
+    }
+    node
 }
 
 fn audio_source(a: &AudioSettings) -> NodeText {

@@ -164,7 +164,10 @@ mod tests {
         assert_eq!(screen.claim(at(301), 2), None);
         assert_eq!(screen.claim(at(333), 2), Some((10, 0)));
         assert_eq!(screen.time_of(2), at(0) + 66_666_666);
-        let mut ntsc = Slots::new(Rational { num: 30000, den: 1001 });
+        let mut ntsc = Slots::new(Rational {
+            num: 30000,
+            den: 1001,
+        });
         ntsc.place(at(0));
         assert_eq!(ntsc.place(at(1001)), (30, 29));
     }
