@@ -144,11 +144,14 @@ pub fn list_in(dir: &Path) -> Result<Devices> {
     let audio_inputs = finish("microphone", next());
     let hardware_encoders = finish("video-encode", next());
     let screens = finish("screen", next());
+    // Judged in the order they were asked: the first failure is reported.
+    let (cameras, audio_inputs) = (cameras?, audio_inputs?);
+    let hardware_encoders = hardware_encoders?;
     Ok(Devices {
-        cameras: cameras?,
+        cameras,
         screens: screens?,
-        audio_inputs: audio_inputs?,
-        hardware_encoders: hardware_encoders?,
+        audio_inputs,
+        hardware_encoders,
     })
 }
 

@@ -150,8 +150,8 @@ mod tests {
         let at = |ms: u64| 5_000_000_000 + ms * 1_000_000;
         assert_eq!(s.place(at(0)), (0, 0));
         assert_eq!(s.place(at(35)), (1, 0));
-        // Two frames missed.
-        assert_eq!(s.place(at(100)), (3, 2));
+        // Slot 2 missed.
+        assert_eq!(s.place(at(100)), (3, 1));
         // Late then early: the next slot, never the same one again.
         assert_eq!(s.place(at(101)), (4, 0));
         let mut screen = Slots::new(Rational { num: 30, den: 1 });
