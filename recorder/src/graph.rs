@@ -303,6 +303,44 @@ mod tests {
     }
 
     #[test]
+    fn the_screen_is_a_screen_node_with_its_region() {
+        let mut c = RecordingConfig::default();
+        c.video.source = VideoSource::Screen(ScreenSource {
+            display: Some(":4093".into()),
+            region: Some(crate::config::ScreenRegion {
+                x: 10,
+                y: 20,
+                width: 640,
+                height: 360,
+            }),
+            cursor: false,
+        });
+        let text = yaml(&nodes(&c, Path::new("out.mp4")));
+        assert!(
+            text.contains("  - id: screen\n    node: screen\n"),
+            "{text}"
+        );
+        for param in [
+            "display: \":4093\"",
+            "x: 10",
+            "y: 20",
+            "width: 640",
+            "height: 360",
+        ] {
+            assert!(text.contains(param), "{param} in {text}");
+        }
+        // Nobody serves that display: the config is refused as `runtime check` would.
+        let Err(RecorderError::InvalidConfig(problems)) = c.validate() else {
+            panic!("an unreachable display is an error");
+        };
+        let all = problems.join("\n");
+        assert!(
+            all.contains("screen.display: cannot open X display `:4093`"),
+            "{all}"
+        );
+    }
+
+    #[test]
     fn a_vp9_crf_is_given_on_its_own_scale() {
         let mut c = RecordingConfig::default();
         c.video.codec = VideoCodec::Vp9;
