@@ -131,6 +131,12 @@ fn open_x11grab(
     options.set("grab_x", &region.x.to_string());
     options.set("grab_y", &region.y.to_string());
     options.set("draw_mouse", if cursor { "1" } else { "0" });
+    // x11grab says what it gives in its header; without these, opening it
+    // reads up to 20 grabs (a small region at a low rate: over a second)
+    // to guess the rate, then hands them out in one burst.
+    options.set("probesize", "32");
+    options.set("analyzeduration", "0");
+    options.set("fpsprobesize", "0");
     // SAFETY: `grab` is a registered input format, alive for the process.
     let format = ff::Format::Input(unsafe { ff::format::format::Input::wrap(grab as *mut _) });
     match ff::format::open_with(display, &format, options) {
