@@ -468,6 +468,27 @@ fn source_grammar_is_checked_before_the_start() {
     );
 }
 
+/// A camera asked for the screen the way ffmpeg's command line does is
+/// refused with the accepted forms and pointed to the `screen` kind.
+#[test]
+fn a_camera_asked_for_the_screen_points_to_the_screen_kind() {
+    let r = static_error(
+        &with(
+            "source: test, width: 320",
+            "source: \"x11grab::0\", width: 320",
+        ),
+        "x11grab",
+        "nodes[0].params.source",
+        "unknown source `x11grab::0`: use auto, test, device:<index|name>, file:<path> or a URL",
+    );
+    assert!(
+        r.stderr
+            .contains("to record the screen, use a node of kind `screen` instead of a camera"),
+        "{}",
+        r.stderr
+    );
+}
+
 #[test]
 fn output_directory_missing() {
     static_error(

@@ -2,7 +2,8 @@
 //! FFmpeg (exact frames, every flash with its beep, the seed's preset), the
 //! zero-copy submit path, bad input refused while the recording goes on,
 //! several recordings from one recorder, any graph file fed by the app,
-//! an app killed with SIGKILL, and a recording streamed live to nginx.
+//! an app killed with SIGKILL, a recording streamed live to nginx, and the
+//! screen recorded (under Xvfb) with the devices listed.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -501,4 +502,49 @@ fn a_recording_is_streamed_live_from_the_same_encoders() {
     let streamed = probe(flv).unwrap();
     assert_eq!(streamed.video[0].frames(), 90, "{}", flv.display());
     assert!(!streamed.audio.is_empty());
+}
+
+/// An app records the screen (a virtual X screen with a known picture)
+/// through the same `screen` kind as graph files, and lists the machine's
+/// devices as `runtime devices` does.
+#[test]
+fn an_app_records_the_screen_and_lists_the_devices() {
+    use graph_tests::xvfb::{self, Xvfb};
+    require_ffmpeg();
+    let s = Scratch::new();
+    let x = match Xvfb::start(s.dir.path()) {
+        Ok(x) => x,
+        Err(why) => return graph_tests::servers::skip(&format!("no virtual X screen: {why}")),
+    };
+    let devices = recorder::devices().unwrap();
+    assert!(devices.hardware_encoders.len() > 1, "{devices:?}");
+    let mut config = small_config(s.dir.path());
+    config.video.resolution = VideoResolution::Custom {
+        width: xvfb::WIDTH,
+        height: xvfb::HEIGHT,
+    };
+    config.video.source = recorder::VideoSource::Screen(recorder::ScreenSource {
+        display: Some(x.display.clone()),
+        region: None,
+        cursor: false,
+    });
+    config.audio = None;
+    let recorder = CombinedRecorder::new(config).unwrap();
+    recorder.start_recording(s.path("screen.mp4")).unwrap();
+    let events = recorder.subscribe().unwrap();
+    while !matches!(events.recv().unwrap(),
+        recorder::StatusEvent::Statistics(st) if st.video_frames >= 30)
+    {}
+    assert!(recorder.statistics().unwrap().nodes.contains_key("screen"));
+    let summary = recorder.stop_recording().unwrap();
+    assert_eq!(
+        probe(&summary.path).unwrap().video[0].frames(),
+        summary.video_frames
+    );
+    let frames = xvfb::decode_rgb(&summary.path, xvfb::WIDTH, xvfb::HEIGHT);
+    assert_eq!(frames.len() as u64, summary.video_frames);
+    for (n, frame) in frames.iter().enumerate() {
+        let bad = xvfb::mismatches(frame, xvfb::WIDTH, (0, 0), 40);
+        assert!(bad.is_empty(), "frame {n} is not the picture at {bad:?}");
+    }
 }

@@ -9,7 +9,7 @@
 use runtime::control::ControlAddr;
 use std::path::PathBuf;
 
-use node_catalog::kinds::{app_audio, app_video, audio_encode, mux, video_encode};
+use node_catalog::kinds::{app_audio, app_video, audio_encode, mux, screen, video_encode};
 use node_catalog::Rational;
 
 use crate::error::RecorderError;
@@ -112,6 +112,33 @@ pub enum VideoSource {
     Camera(Option<String>),
     /// The built-in moving test pattern.
     TestPattern,
+    /// An X11 screen, all of it or a region, scaled to `resolution`
+    /// (Wayland without Xwayland is not supported yet).
+    Screen(ScreenSource),
+}
+
+/// A part of the screen in screen pixels: `x`, `y`, `width`, `height`.
+pub type ScreenRegion = screen::Region;
+
+/// What of a screen to record (the `screen` node's params).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScreenSource {
+    /// The X display (and screen), e.g. `:0`; `None`: `$DISPLAY`.
+    pub display: Option<String>,
+    /// `None`: the whole screen.
+    pub region: Option<ScreenRegion>,
+    /// Draw the mouse pointer into the picture.
+    pub cursor: bool,
+}
+
+impl Default for ScreenSource {
+    fn default() -> Self {
+        ScreenSource {
+            display: screen::DEFAULT_DISPLAY.map(str::to_string),
+            region: None,
+            cursor: screen::DEFAULT_CURSOR,
+        }
+    }
 }
 
 /// Where the sound comes from.

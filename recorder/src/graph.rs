@@ -9,7 +9,8 @@ use std::path::Path;
 use runtime::graph::{load_str, Graph};
 
 use crate::config::{
-    AudioSettings, AudioSource, RecordingConfig, StreamOutput, VideoSource, WhenBehind,
+    AudioSettings, AudioSource, RecordingConfig, ScreenSource, StreamOutput, VideoSource,
+    WhenBehind,
 };
 use crate::error::{RecorderError, Result};
 
@@ -166,10 +167,27 @@ fn video_source(config: &RecordingConfig) -> NodeText {
             NodeText::new("camera", "camera").param("source", quoted(&format!("device:{name}")))
         }
         VideoSource::TestPattern => NodeText::new("camera", "camera").param("source", "test"),
+        // Its size is the screen's (or the region's): video-normalize scales it.
+        VideoSource::Screen(screen) => return screen_node(screen).param("fps", fps),
     };
     node.param("width", width)
         .param("height", height)
         .param("fps", fps)
+}
+
+fn screen_node(s: &ScreenSource) -> NodeText {
+    let mut node = NodeText::new("screen", "screen").param("cursor", s.cursor);
+    if let Some(display) = &s.display {
+        node = node.param("display", quoted(display));
+    }
+    if let Some(r) = s.region {
+        node = node
+            .param("x", r.x)
+            .param("y", r.y)
+            .param("width", r.width)
+            .param("height", r.height);
+    }
+    node
 }
 
 fn audio_source(a: &AudioSettings) -> NodeText {
@@ -282,6 +300,44 @@ mod tests {
         let all = problems.join("\n");
         assert!(all.contains("app-video.width"), "{all}");
         assert!(all.contains("video-encode.crf"), "{all}");
+    }
+
+    #[test]
+    fn the_screen_is_a_screen_node_with_its_region() {
+        let mut c = RecordingConfig::default();
+        c.video.source = VideoSource::Screen(ScreenSource {
+            display: Some(":4093".into()),
+            region: Some(crate::config::ScreenRegion {
+                x: 10,
+                y: 20,
+                width: 640,
+                height: 360,
+            }),
+            cursor: false,
+        });
+        let text = yaml(&nodes(&c, Path::new("out.mp4")));
+        assert!(
+            text.contains("  - id: screen\n    node: screen\n"),
+            "{text}"
+        );
+        for param in [
+            "display: \":4093\"",
+            "x: 10",
+            "y: 20",
+            "width: 640",
+            "height: 360",
+        ] {
+            assert!(text.contains(param), "{param} in {text}");
+        }
+        // Nobody serves that display: the config is refused as `runtime check` would.
+        let Err(RecorderError::InvalidConfig(problems)) = c.validate() else {
+            panic!("an unreachable display is an error");
+        };
+        let all = problems.join("\n");
+        assert!(
+            all.contains("screen.display: cannot open X display `:4093`"),
+            "{all}"
+        );
     }
 
     #[test]

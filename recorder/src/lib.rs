@@ -51,8 +51,8 @@ mod video;
 pub use audio::AudioInput;
 pub use config::{
     AudioCodec, AudioQualityPreset, AudioSettings, AudioSource, Container, FrameRate, PixelFormat,
-    RecordingConfig, SampleFormat, StreamOutput, VideoCodec, VideoQualityPreset, VideoResolution,
-    VideoSettings, VideoSource, WhenBehind,
+    RecordingConfig, SampleFormat, ScreenRegion, ScreenSource, StreamOutput, VideoCodec,
+    VideoQualityPreset, VideoResolution, VideoSettings, VideoSource, WhenBehind,
 };
 pub use error::{RecorderError, Result};
 pub use events::StatusEvent;
@@ -60,7 +60,10 @@ pub use frames::{AudioFrame, Samples, VideoFrame};
 pub use graph::{APP_AUDIO, APP_VIDEO};
 pub use options::RecordingConfigOptions;
 pub use recorder::{CombinedRecorder, SessionId, SharedRecorder};
-pub use running::{RunningGraph, Runtime};
+pub use running::{devices, RunningGraph, Runtime};
+/// This machine's cameras, screens, audio inputs and hardware encoders
+/// ([`devices`]).
+pub use runtime::devices::Devices;
 /// The run's report, per node.
 pub use runtime::run::RunReport;
 pub use stats::{Dropped, RecordingSummary, Restarted, Statistics};

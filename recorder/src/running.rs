@@ -78,6 +78,14 @@ impl Runtime {
         self
     }
 
+    /// This machine's cameras, screens (`$DISPLAY`'s), audio inputs and
+    /// hardware encoders, as `runtime devices` lists them: what a
+    /// [`crate::VideoSource`] or [`crate::AudioSource`] can name.
+    pub fn devices(&self) -> Result<runtime::devices::Devices> {
+        runtime::devices::list_in(&self.find_node_dir()?)
+            .map_err(|e| RecorderError::Failed(format!("{e:#}")))
+    }
+
     /// The directory of `mediagraph-nodes`: the one set, else the runtime's
     /// default (`MEDIAGRAPH_NODE_DIR` when set, beside this program), else the
     /// release or debug build of the checkout this crate was built from (an
@@ -330,4 +338,10 @@ fn unique_run_name(graph: &str) -> String {
     static RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     format!("{}-{graph}-{}-{n}", run_stamp(), std::process::id())
+}
+
+/// This machine's devices, the node executable found as [`Runtime::new`]
+/// finds it: see [`Runtime::devices`].
+pub fn devices() -> Result<runtime::devices::Devices> {
+    Runtime::new().devices()
 }

@@ -1,10 +1,11 @@
-//! `runtime devices`: the cameras and audio inputs of this machine.
+//! `runtime devices`: the cameras, screens and audio inputs of this machine.
 //!
 //! The device code lives in the node crates (nokhwa in node-camera, cpal in
 //! node-microphone), so the runtime does not link either: it runs
 //! `mediagraph-nodes camera --list-devices` and `... microphone --list-devices`,
-//! each printing a JSON array, and merges them; `... video-encode
-//! --list-devices` likewise says which hardware encoders can be opened here.
+//! each printing a JSON array, and merges them; `... screen --list-devices`
+//! lists the X screens of `$DISPLAY`; `... video-encode --list-devices`
+//! likewise says which hardware encoders can be opened here.
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -19,6 +20,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Devices {
     pub cameras: Vec<Camera>,
+    /// The screens of `$DISPLAY` (X11), what the `screen` kind captures.
+    #[serde(default)]
+    pub screens: Vec<Screen>,
     pub audio_inputs: Vec<AudioInput>,
     /// Every hardware encoder tried (video-encode's `hwaccel`), usable or not.
     #[serde(default)]
@@ -38,6 +42,19 @@ pub struct HardwareEncoder {
     pub usable: bool,
     /// Why it could not be opened.
     pub reason: Option<String>,
+}
+
+/// An X screen as `screen --list-devices` reports it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Screen {
+    /// What `screen.display` takes: `:0.0`.
+    pub display: String,
+    /// Its size in pixels; `None` when it cannot be captured.
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    /// Why it cannot be captured (the X server refused, a Wayland session
+    /// without Xwayland).
+    pub error: Option<String>,
 }
 
 /// A camera as `node-camera --list-devices` reports it.
@@ -108,7 +125,7 @@ pub fn list() -> Result<Devices> {
 pub fn list_in(dir: &Path) -> Result<Devices> {
     let binary = crate::run::builtin_binary_in(dir)?;
     let mut children = Vec::new();
-    for kind in ["camera", "microphone", "video-encode"] {
+    for kind in ["camera", "microphone", "video-encode", "screen"] {
         match start(&binary, kind) {
             Ok(child) => children.push(child),
             Err(e) => {
@@ -126,10 +143,15 @@ pub fn list_in(dir: &Path) -> Result<Devices> {
     let cameras = finish("camera", next());
     let audio_inputs = finish("microphone", next());
     let hardware_encoders = finish("video-encode", next());
+    let screens = finish("screen", next());
+    // Judged in the order they were asked: the first failure is reported.
+    let (cameras, audio_inputs) = (cameras?, audio_inputs?);
+    let hardware_encoders = hardware_encoders?;
     Ok(Devices {
-        cameras: cameras?,
-        audio_inputs: audio_inputs?,
-        hardware_encoders: hardware_encoders?,
+        cameras,
+        screens: screens?,
+        audio_inputs,
+        hardware_encoders,
     })
 }
 
@@ -176,6 +198,8 @@ pub fn render(devices: &Devices) -> String {
         }
     }
     s.push('\n');
+    render_screens(&mut s, &devices.screens);
+    s.push('\n');
     if devices.audio_inputs.is_empty() {
         s.push_str("no audio inputs found\n");
     } else {
@@ -187,6 +211,26 @@ pub fn render(devices: &Devices) -> String {
     s.push('\n');
     render_encoders(&mut s, &devices.hardware_encoders);
     s
+}
+
+fn render_screens(s: &mut String, screens: &[Screen]) {
+    if screens.is_empty() {
+        s.push_str("no screens found ($DISPLAY is not set)\n");
+        return;
+    }
+    s.push_str("Screens\n");
+    for screen in screens {
+        match (&screen.error, screen.width, screen.height) {
+            (None, Some(w), Some(h)) => {
+                let _ = writeln!(s, "  {}: {w}x{h}", screen.display);
+                let _ = writeln!(s, "      use: screen.display={}", screen.display);
+            }
+            (error, ..) => {
+                let why = error.as_deref().unwrap_or("size unknown");
+                let _ = writeln!(s, "  {}: cannot be captured: {why}", screen.display);
+            }
+        }
+    }
 }
 
 /// What was tried, what can be used, and why not: on a machine without a
@@ -349,8 +393,14 @@ mod tests {
             r#""reason":"h264_vaapi: no VAAPI device: Input/output error"}]"#
         ))
         .unwrap();
+        let screens: Vec<Screen> = serde_json::from_str(concat!(
+            r#"[{"display":":0.0","width":1920,"height":1080,"error":null},"#,
+            r#"{"display":"wayland-0","width":null,"height":null,"error":"not supported yet"}]"#
+        ))
+        .unwrap();
         Devices {
             cameras,
+            screens,
             audio_inputs,
             hardware_encoders,
         }
@@ -373,6 +423,11 @@ mod tests {
       use: camera.source=device:Busy cam
       cannot read its formats: Device busy
 
+Screens
+  :0.0: 1920x1080
+      use: screen.display=:0.0
+  wayland-0: cannot be captured: not supported yet
+
 Audio inputs
   hw:CARD=0,DEV=0: USB Mic (default)
       use:       microphone.source=device:hw:CARD=0,DEV=0
@@ -394,7 +449,7 @@ Hardware encoders (video-encode hwaccel)
     fn says_when_there_are_none() {
         assert_eq!(
             render(&Devices::default()),
-            "no cameras found\n\nno audio inputs found\n\nHardware encoders (video-encode hwaccel)\n  none usable: video-encode encodes in software (hwaccel: auto falls back; nvenc or vaapi fails at start)\n"
+            "no cameras found\n\nno screens found ($DISPLAY is not set)\n\nno audio inputs found\n\nHardware encoders (video-encode hwaccel)\n  none usable: video-encode encodes in software (hwaccel: auto falls back; nvenc or vaapi fails at start)\n"
         );
     }
 

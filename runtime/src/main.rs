@@ -126,16 +126,16 @@ new file (as `runtime ctl save-replay`). Per-node logs are kept in the run direc
         /// A kind such as `video-encode`.
         kind: Option<String>,
     },
-    /// List the cameras (formats, sizes, frame rates) and audio inputs (rates, channels, sample formats).
+    /// List the cameras (formats, sizes, frame rates), the X screens of $DISPLAY (sizes) and audio inputs (rates, channels, sample formats).
     #[command(after_help = "Examples:
   runtime devices
   runtime devices --json > devices.json
   runtime run graphs/1080p.yaml --set camera.source=device:0 --set microphone.source=device:NAME
 
-Asks the camera and microphone built-ins (mediagraph-nodes, beside the runtime) with --list-devices. Exit 0 also when
+Asks the camera, screen and microphone built-ins (mediagraph-nodes, beside the runtime) with --list-devices. Exit 0 also when
 there are none; 1 when that binary is missing or fails.")]
     Devices {
-        /// Print {"cameras": [...], "audio_inputs": [...]} as JSON instead of a table.
+        /// Print {"cameras": [...], "screens": [...], "audio_inputs": [...]} as JSON instead of a table.
         #[arg(long)]
         json: bool,
     },

@@ -12,6 +12,7 @@ pub mod media;
 pub mod netns;
 pub mod servers;
 pub mod sync_log;
+pub mod xvfb;
 
 /// The directory holding `runtime` and the node binaries of the profile under test.
 pub fn bin_dir() -> PathBuf {

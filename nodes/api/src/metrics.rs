@@ -66,13 +66,14 @@ metric_names! {
     // library sums some of these and the ones below for its statistics.
 
     /// Frames or packets the node dropped itself, beyond what its input
-    /// queues dropped (microphone: device overruns; sync: frames and audio
+    /// queues dropped (microphone: device overruns; screen: frame slots
+    /// with no grab, the grabber having fallen behind; sync: frames and audio
     /// held longer than `buffer_ms` while waiting for the common start; mux:
     /// packets it could not write, e.g. before a track's keyframe; stream,
     /// hls: packets not sent, from a full queue or while down;
     /// replay-buffer: packets of a keyframe interval larger than `max_size`).
     /// The status line's and the report's `dropped` add it to the queues' drops.
-    DROPPED = "dropped" by ["microphone", "sync", "mux", "stream", "hls", "replay-buffer"];
+    DROPPED = "dropped" by ["microphone", "screen", "sync", "mux", "stream", "hls", "replay-buffer"];
     /// Bits per second of media encoded or written so far; on the status
     /// line in kb/s.
     BITRATE_BPS = "bitrate_bps" by ["video-encode", "audio-encode", "mux", "stream", "hls"];

@@ -14,6 +14,7 @@ type Entry = fn(&[String]);
 /// Every built-in kind and its entry point.
 const KINDS: &[(&str, Entry)] = &[
     ("camera", node_camera::main),
+    ("screen", node_camera::screen_main),
     ("microphone", node_microphone::main),
     ("video-normalize", node_video_normalize::main),
     ("audio-normalize", node_audio_normalize::main),

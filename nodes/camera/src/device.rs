@@ -13,7 +13,8 @@ use nokhwa::utils::{
 use nokhwa::{Camera, NokhwaError};
 use serde::Serialize;
 
-use crate::capture::Capture;
+use crate::capture::{Capture, Slots};
+use node_catalog::Rational;
 
 /// Formats we can carry between nodes, in no particular preference: the
 /// request's closest match decides.
@@ -315,9 +316,10 @@ impl Capture for DeviceCapture {
 
     fn run(&mut self, node: &mut Node) -> Result<u64> {
         let time_base = TimeBase::new(1, self.fps as i32);
-        let period_ns = 1_000_000_000 / self.fps as u64;
-        let mut first_ns = None;
-        let mut last_pts = -1i64;
+        let mut slots = Slots::new(Rational {
+            num: self.fps.into(),
+            den: 1,
+        });
         let mut sent = 0u64;
         let mut short = 0u64;
         let raw_layout = self.raw_layout();
@@ -327,12 +329,7 @@ impl Capture for DeviceCapture {
                 .frame_raw()
                 .with_context(|| format!("reading camera `{}`", self.name))?;
             let capture_ns = clock::now_ns();
-            // pts is the frame slot of the capture time, so frames the camera
-            // skipped leave gaps that video-normalize fills.
-            let first = *first_ns.get_or_insert(capture_ns);
-            let slot = ((capture_ns - first + period_ns / 2) / period_ns) as i64;
-            let pts = slot.max(last_pts + 1);
-            last_pts = pts;
+            let (pts, _) = slots.place(capture_ns);
             let layout = if self.format == PixelFormat::Mjpeg {
                 PlaneLayout {
                     planes: 1,

@@ -7,6 +7,11 @@
 //!
 //! `mediagraph-nodes camera --list-devices` prints the cameras as a JSON array and exits
 //! (used by `runtime devices`; no graph environment needed).
+//!
+//! `mediagraph-nodes screen` is the screen (X11, FFmpeg's x11grab) as the
+//! same kind of source: it shares the capture loop contract, the live
+//! sources' pts grid and the FFmpeg input code with the camera, so it lives
+//! here rather than in a crate of its own.
 
 mod capture;
 mod device;
@@ -14,6 +19,7 @@ mod direct;
 mod media;
 /// The test pattern, for benches that draw the same picture as `source: test`.
 pub mod pattern;
+mod screen;
 mod still;
 mod testsrc;
 
@@ -33,6 +39,31 @@ pub fn main(args: &[String]) {
     } else {
         node_api::run_main(run);
     }
+}
+
+/// Entry point of the `screen` kind, with the arguments after the kind.
+pub fn screen_main(args: &[String]) {
+    if args.iter().any(|a| a == "--list-devices") {
+        node_api::run_main(|| {
+            node_api::logging::init();
+            let list = screen::list();
+            println!("{}", serde_json::to_string(&list)?);
+            Ok(())
+        });
+    } else {
+        node_api::run_main(run_screen);
+    }
+}
+
+fn run_screen() -> Result<()> {
+    node_api::logging::init();
+    let config = NodeConfig::from_env()?;
+    node_media::init()?;
+    let settings = node_catalog::kinds::screen::Settings::from_params(&config.params)?;
+    // Before joining the graph: a display gone since the check fails the
+    // run at once, before anything waits on this node.
+    let capture: Box<dyn Capture> = Box::new(screen::ScreenCapture::open(&settings)?);
+    run_capture(config, capture)
 }
 
 /// What this node runs with: its params (typed by the catalog) and the run's epoch.
@@ -111,7 +142,7 @@ fn run() -> Result<()> {
 
     // Open the source before joining the graph, so a missing device or file
     // fails the run at once, before anything waits on this node.
-    let mut capture: Box<dyn Capture> = match &settings.source {
+    let capture: Box<dyn Capture> = match &settings.source {
         Source::Test => settings.test_pattern()?,
         Source::Auto => match device::cameras() {
             (list, _) if !list.is_empty() => settings.open_camera(&list[0])?,
@@ -138,6 +169,11 @@ fn run() -> Result<()> {
             settings.epoch_ns,
         )?),
     };
+    run_capture(config, capture)
+}
+
+/// Joins the graph and runs `capture` until the run stops or it ends.
+fn run_capture(config: NodeConfig, mut capture: Box<dyn Capture>) -> Result<()> {
     let mut node = Node::from_config(config)?;
     // Replaying faster than real time: every queue downstream must block
     // rather than drop, or the file's frames would be lost.

@@ -17,6 +17,7 @@ mod problem;
 mod read;
 mod schema;
 mod value;
+pub mod x11;
 
 pub use choice::Choice;
 pub use format::Format;

@@ -40,7 +40,7 @@ impl Source {
             (url, None) if url.contains("://") => Source::Media(url.to_string()),
             _ => {
                 return fail(format!(
-                "unknown source `{text}`: use auto, test, device:<index|name>, file:<path> or a URL"
+                "unknown source `{text}`: use auto, test, device:<index|name>, file:<path> or a URL; to record the screen, use a node of kind `screen` instead of a camera"
             ))
             }
         })

@@ -12,6 +12,7 @@ pub mod hls;
 pub mod microphone;
 pub mod mux;
 pub mod replay_buffer;
+pub mod screen;
 pub mod stream;
 pub mod sync;
 pub mod video_encode;
@@ -199,6 +200,7 @@ static KINDS: &[KindSpec] = &[
     app_video::SPEC,
     app_audio::SPEC,
     camera::SPEC,
+    screen::SPEC,
     microphone::SPEC,
     video_normalize::SPEC,
     audio_normalize::SPEC,
