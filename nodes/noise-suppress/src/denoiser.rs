@@ -173,7 +173,9 @@ mod tests {
             a.iter().zip(b).map(|(x, y)| x * y).sum()
         };
         let range = -(FRAME as i64)..2 * FRAME as i64;
-        range.max_by(|x, y| score(*x).total_cmp(&score(*y))).unwrap()
+        range
+            .max_by(|x, y| score(*x).total_cmp(&score(*y)))
+            .unwrap()
     }
 
     #[test]
