@@ -1,8 +1,10 @@
 //! `mediagraph-nodes noise-suppress`: RNNoise (the `nnnoiseless` crate) on
-//! each channel of 48 kHz audio, mixed wet/dry. Output frames are the input
-//! frames (same sizes, pts and capture times): the network's 10 ms delay is
-//! taken out, so picture and sound stay together; what the node holds back
-//! to do it is its processing latency, logged and published.
+//! each channel of 48 kHz audio, mixed wet/dry. Every output sample carries
+//! the timestamps of the input sample it came from (the pts and capture
+//! time of the input frames, pieces of them as soon as they are denoised):
+//! the network's 10 ms delay is taken out, so picture and sound stay
+//! together; what the node holds back to do it is its processing latency,
+//! logged and published.
 
 mod denoiser;
 
@@ -30,8 +32,10 @@ struct Stream {
     /// What is sent: the input's format when it is one of the wire formats
     /// (s16, s32, f32), else f32.
     wire: WireFormat,
-    /// Input headers waiting for their samples to come out.
+    /// Input headers waiting for their samples to come out, and how many
+    /// of the front one's are sent.
     headers: VecDeque<AudioFrame>,
+    sent_of_front: usize,
     floats: Vec<f32>,
     interleaved: Vec<f32>,
     out: Vec<f32>,
@@ -58,6 +62,7 @@ impl Stream {
             channels: h.channels,
             wire: wire_of(h.format),
             headers: VecDeque::with_capacity(16),
+            sent_of_front: 0,
             floats: Vec::new(),
             interleaved: Vec::new(),
             out: Vec::new(),
@@ -108,14 +113,23 @@ fn refuse(h: &AudioFrame, channels: Option<u16>) -> Result<()> {
     }
 }
 
-/// Sends every input frame whose samples are all denoised.
+/// Sends what is denoised as soon as the network gives it out: the front
+/// input frame whole, or in pieces of at least one network frame (so the
+/// delay is the network's, not an input frame's). A piece carries the
+/// timestamps of its first sample in the input.
 fn send_ready(node: &mut Node, s: &mut Stream) -> Result<()> {
     while let Some(h) = s.headers.front() {
-        let n = h.samples as usize;
-        if n > s.den.ready() {
+        let left = h.samples as usize - s.sent_of_front;
+        let n = left.min(s.den.ready());
+        if n == 0 || (n < left && n < FRAME) {
             break;
         }
-        let h = s.headers.pop_front().expect("just looked");
+        let header = piece(h, s.sent_of_front, n, s.wire.format);
+        s.sent_of_front += n;
+        if n == left {
+            s.headers.pop_front();
+            s.sent_of_front = 0;
+        }
         s.out.resize(n * s.channels as usize, 0.0);
         s.den.take(&mut s.out);
         let mut buf = node.alloc("audio", s.out.len() * s.wire.bytes_per_sample())?;
@@ -127,14 +141,28 @@ fn send_ready(node: &mut Node, s: &mut Stream) -> Result<()> {
             m.set(metrics::PROCESSING_LATENCY_MS, ms(s.held_max));
             s.held_max = 0;
         }
-        let header = AudioFrame {
-            format: s.wire.format,
-            ..h
-        };
         node.send_audio("audio", header, buf)?;
     }
     s.held_max = s.held_max.max(s.den.held());
     Ok(())
+}
+
+/// The header of samples `from..from + n` of input frame `h`.
+fn piece(h: &AudioFrame, from: usize, n: usize, format: SampleFormat) -> AudioFrame {
+    let tb = h.time_base;
+    // `from` samples in the frame's time base, rounded to the nearest.
+    let den = tb.num as i128 * SAMPLE_RATE as i128;
+    let offset = match den {
+        0 => 0,
+        d => ((from as i128 * tb.den as i128 * 2 + d) / (2 * d)) as i64,
+    };
+    AudioFrame {
+        format,
+        samples: n as u32,
+        pts: h.pts + offset,
+        capture_ns: h.capture_ns + (from as u64 * 1_000_000_000) / SAMPLE_RATE as u64,
+        ..h.clone()
+    }
 }
 
 fn ms(samples: usize) -> f64 {
@@ -146,7 +174,7 @@ fn run() -> Result<()> {
     let settings = Settings::from_params(node.params())?;
     node.reserve("audio", RESERVE_SAMPLES * 2 * 4)?;
     tracing::info!(
-        "RNNoise, mix {}; latency {:.0} ms look-ahead plus up to {:.0} ms to fill a frame, compensated in the timestamps",
+        "RNNoise, mix {}; latency {:.0} ms look-ahead plus up to {:.0} ms to fill a network frame, compensated in the timestamps",
         settings.mix,
         ms(DELAY),
         ms(FRAME)
@@ -190,4 +218,33 @@ fn run() -> Result<()> {
         ms(latency_max)
     );
     node.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use node_api::TimeBase;
+
+    #[test]
+    fn a_piece_carries_the_timestamps_of_its_first_sample() {
+        let h = AudioFrame {
+            format: SampleFormat::S16,
+            sample_rate: SAMPLE_RATE,
+            channels: 2,
+            channel_layout: 3,
+            samples: 1024,
+            pts: 4096,
+            time_base: TimeBase::new(1, SAMPLE_RATE as i32),
+            capture_ns: 5_000_000_000,
+        };
+        let p = piece(&h, 480, 544, SampleFormat::F32);
+        assert_eq!((p.pts, p.samples, p.format), (4576, 544, SampleFormat::F32));
+        assert_eq!(p.capture_ns, 5_010_000_000);
+        let ms = AudioFrame {
+            time_base: TimeBase::new(1, 1000),
+            pts: 100,
+            ..h
+        };
+        assert_eq!(piece(&ms, 480, 544, SampleFormat::S16).pts, 110);
+    }
 }
