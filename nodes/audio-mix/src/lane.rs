@@ -197,6 +197,28 @@ impl Lane {
         self.next += (n - skip) as u64;
     }
 
+    /// End of its stream: what the converter still holds is appended (a
+    /// replay loses nothing), then the lane is silence.
+    pub fn close(&mut self) -> Result<()> {
+        self.state = LaneState::Closed;
+        // Out while it drains into `conv`; nothing converts after the end.
+        let Some(mut r) = self.resampler.take() else {
+            return Ok(());
+        };
+        let out_spec = *r.output();
+        let cap = r.max_output(0).max(256);
+        if self.conv.len() < out_spec.payload_bytes(cap) {
+            self.conv.resize(out_spec.payload_bytes(cap), 0);
+        }
+        loop {
+            let n = r.flush(&mut PlanesMut::payload(&mut self.conv, &out_spec, cap)?)?;
+            if n == 0 {
+                return Ok(());
+            }
+            self.append(0, n);
+        }
+    }
+
     /// Lets go of everything before mix position `pos`.
     pub fn release(&mut self, pos: u64) {
         let drop = pos.saturating_sub(self.start()).min(self.held()) as usize;

@@ -13,6 +13,7 @@ use node_catalog::kinds::audio_mix::Settings;
 use node_media::audio::{default_layout, LevelMeter, WireFormat};
 use serde_json::Value;
 
+use lane::LaneState;
 use mixer::{db_to_gain, Mixer};
 
 /// Entry point, with the arguments after the kind (none are taken).
@@ -168,7 +169,9 @@ fn run() -> Result<()> {
             Event::InputClosed { input } => {
                 if let Some(lane) = mixer.lane(&input) {
                     tracing::info!("input `{input}` ended; the others go on");
-                    mixer.close(lane);
+                    mixer
+                        .close(lane)
+                        .with_context(|| format!("audio-mix input `{input}`"))?;
                     drain(&mut node, &mut mixer, &mut out)?;
                     pace(&node, &mixer, &mut paused);
                 }
@@ -178,7 +181,9 @@ fn run() -> Result<()> {
         }
     }
     for lane in 0..mixer.lanes.len() {
-        mixer.close(lane);
+        if mixer.lanes[lane].state != LaneState::Closed {
+            mixer.close(lane).context("audio-mix")?;
+        }
     }
     drain(&mut node, &mut mixer, &mut out)?;
     tracing::info!(

@@ -79,8 +79,8 @@ impl Mixer {
     }
 
     /// Input `lane` ended.
-    pub fn close(&mut self, lane: usize) {
-        self.lanes[lane].state = LaneState::Closed;
+    pub fn close(&mut self, lane: usize) -> Result<()> {
+        self.lanes[lane].close()
     }
 
     /// How far (samples) input `lane` is ahead of the mix.

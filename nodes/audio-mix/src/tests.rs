@@ -94,9 +94,9 @@ fn an_input_that_ends_or_stalls_does_not_stop_the_others() {
     // Its audio for what was mixed is dropped.
     let (h, d) = frame(480, 10, 0.25);
     assert_eq!(m.push(1, &h, &d).unwrap().late, 480);
-    m.close(1);
+    m.close(1).unwrap();
     assert_eq!(blocks(&mut m, false).len(), 2, "`a` goes on alone");
-    m.close(0);
+    m.close(0).unwrap();
     assert!(blocks(&mut m, false).is_empty());
     assert_eq!(m.position(), 4800);
 }
