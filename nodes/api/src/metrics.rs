@@ -134,9 +134,10 @@ metric_names! {
     /// The RMS level of the same half second, dBFS (silence: -100).
     LEVEL_RMS_DBFS = "level_rms_dbfs" by ["audio-normalize", "audio-mix", "noise-suppress"];
 
-    /// The delay noise suppression adds between a sample's arrival and its
-    /// departure, ms: RNNoise's 10 ms look-ahead plus the wait to fill its
-    /// 10 ms frame (the timestamps sent are the input's: compensated).
+    /// The most audio noise suppression held back in the last half second,
+    /// ms: RNNoise's 10 ms look-ahead, the wait to fill its 10 ms frame and
+    /// to make a piece to send (the timestamps sent are the input's:
+    /// compensated).
     PROCESSING_LATENCY_MS = "processing_latency_ms" by ["noise-suppress"];
 
     /// 100 when picture and sound are together, down to 0 at 40 ms or more

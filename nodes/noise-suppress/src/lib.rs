@@ -174,9 +174,10 @@ fn run() -> Result<()> {
     let settings = Settings::from_params(node.params())?;
     node.reserve("audio", RESERVE_SAMPLES * 2 * 4)?;
     tracing::info!(
-        "RNNoise, mix {}; latency {:.0} ms look-ahead plus up to {:.0} ms to fill a network frame, compensated in the timestamps",
+        "RNNoise, mix {}; latency {:.0} ms look-ahead, up to {:.0} ms to fill a network frame and pieces of at least {:.0} ms, compensated in the timestamps",
         settings.mix,
         ms(DELAY),
+        ms(FRAME),
         ms(FRAME)
     );
     let mut stream: Option<Stream> = None;
