@@ -1,6 +1,7 @@
 //! The mix, free of the node API so it can be tested directly: every input
-//! placed on one timeline by capture time (position 0 is the first capture
-//! time seen), summed block by block with its gain, mute and pan.
+//! placed on one timeline by capture time (position 0 is the earliest
+//! capture time seen before the first block is mixed), summed block by
+//! block with its gain, mute and pan.
 //!
 //! A block is mixed once every input still open has audio to its end. A
 //! live mix does not wait longer than `latency` for one: once another input
@@ -73,7 +74,21 @@ impl Mixer {
 
     /// Takes a frame of input `lane`.
     pub fn push(&mut self, lane: usize, h: &AudioFrame, payload: &[u8]) -> Result<Placed> {
-        let at = self.position_of(h.capture_ns);
+        let mut at = self.position_of(h.capture_ns);
+        if at < 0 && self.pos == 0 && self.lanes[lane].state == LaneState::Waiting {
+            // Captured before the first capture time seen, and nothing is
+            // mixed yet: the timeline starts here instead (an input that
+            // arrives last may have started first).
+            self.t0 = Some(h.capture_ns);
+            for l in self
+                .lanes
+                .iter_mut()
+                .filter(|l| l.state != LaneState::Waiting)
+            {
+                l.next += (-at) as u64;
+            }
+            at = 0;
+        }
         let (pos, rate, channels) = (self.pos, self.rate, self.channels);
         self.lanes[lane].push(h, payload, at, pos, rate, channels)
     }

@@ -79,6 +79,19 @@ fn inputs_meet_by_capture_time_and_gaps_are_silence() {
 }
 
 #[test]
+fn an_input_that_started_first_but_arrives_last_is_not_cut() {
+    let mut m = Mixer::new(&names(&["a", "b"]), RATE, 2, 480, 4800);
+    let (h, d) = frame(960, 10, 0.5);
+    m.push(0, &h, &d).unwrap();
+    // `b` was captured 10 ms earlier: the timeline starts with it.
+    let (h, d) = frame(960, 0, 0.25);
+    let placed = m.push(1, &h, &d).unwrap();
+    assert_eq!(placed.late, 0);
+    let got = blocks(&mut m, false);
+    assert_eq!(got, vec![(0, 0.25), (480, 0.75)]);
+}
+
+#[test]
 fn an_input_that_ends_or_stalls_does_not_stop_the_others() {
     let mut m = Mixer::new(&names(&["a", "b"]), RATE, 2, 480, 960);
     let (h, d) = frame(480, 0, 0.25);
