@@ -100,6 +100,60 @@ fn db(amplitude: f64) -> f64 {
     graph_tests::audio::db(amplitude)
 }
 
+/// Two replayed test tones with jittery capture times; `b` (1 kHz) loses
+/// 0.5 s at 1.5 s (a device dropout: captured, never delivered).
+const GAP_GRAPH: &str = r#"
+nodes:
+  - id: a
+    node: microphone
+    params: { source: test, frequency: 440, realtime: false, duration: 4, jitter_ms: 3 }
+  - id: b
+    node: microphone
+    params: { source: test, frequency: 1000, realtime: false, duration: 4, jitter_ms: 3, dropout_at: 1.5, dropout_ms: 500 }
+  - id: mix
+    node: audio-mix
+    inputs: { a: a/audio, b: b/audio }
+  - id: audio-encode
+    node: audio-encode
+    inputs: { audio: mix/audio }
+    params: { codec: aac, quality: high }
+  - id: mux
+    node: mux
+    inputs: { audio: audio-encode/audio }
+    params: { path: "{dir}/gap.mp4", overwrite: true }
+"#;
+
+#[test]
+fn a_gap_in_one_input_is_silence_in_its_place_and_the_rest_stays_in_time() {
+    require_ffmpeg();
+    let s = Scratch::new();
+    let graph = s.graph("gap.yaml", GAP_GRAPH);
+    let r = s.run(&graph, &[]);
+    r.assert_ok();
+    let mix = r.node("mix")["stats"]["metrics"].clone();
+    let filled = mix["audio_gap_fills"].as_f64().unwrap();
+    assert!((filled - 24_000.0).abs() <= 1_024.0, "{mix}");
+    assert_eq!(mix["dropped"].as_f64(), Some(0.0), "{mix}");
+    let out = decode_mono(&s.path("gap.mp4"), None);
+    let seconds = out.len() as f64 / 48_000.0;
+    let level = |hz: f64, at: f64| tone_db(&out, hz, at, 0.25);
+    let (b_before, b_gap, b_after) = (level(1000.0, 1.0), level(1000.0, 1.65), level(1000.0, 2.5));
+    let (a_before, a_gap) = (level(440.0, 1.0), level(440.0, 1.65));
+    eprintln!(
+        "{seconds:.3} s; b {b_before:.2} / gap {b_gap:.1} / after {b_after:.2} dBFS; a {a_before:.2} / {a_gap:.2} dBFS; {filled} samples filled"
+    );
+    assert!((seconds - 4.0).abs() < 0.05, "{seconds:.3} s");
+    assert!(b_gap < -70.0, "the dropout is silence: {b_gap:.1} dBFS");
+    assert!(
+        (b_after - b_before).abs() < 0.1,
+        "b after the gap {b_after:.2} vs {b_before:.2}"
+    );
+    assert!(
+        (a_gap - a_before).abs() < 0.1,
+        "a goes on: {a_gap:.2} vs {a_before:.2}"
+    );
+}
+
 /// Two live test tones (440 Hz and 1 kHz) mixed and recorded.
 const LIVE_GRAPH: &str = r#"
 nodes:
