@@ -62,6 +62,8 @@ fn the_mix_is_the_sum_of_its_inputs_at_their_gains() {
         "{mix}"
     );
     assert_eq!(mix["input_peak_dbfs_mic3"].as_f64(), Some(-100.0), "{mix}");
+    // mic2 ended 3 s before the end: its meter fell to the floor.
+    assert_eq!(mix["input_rms_dbfs_mic2"].as_f64(), Some(-100.0), "{mix}");
     // Replayed (no_drop): every input waited for, nothing dropped.
     assert_eq!(mix["dropped"].as_f64(), Some(0.0), "{mix}");
 

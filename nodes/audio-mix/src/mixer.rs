@@ -167,6 +167,8 @@ fn add_lane(mix: &mut [f32], ch: usize, lane: &mut Lane, pos: u64, n: usize, rat
     } else {
         &[]
     };
+    // What the lane does not cover is silence, to its meter too.
+    lane.meter.add_silence(n * lch - src.len());
     let level = lane.meter.add_f32(src, n, rate);
     if let Some(mut l) = level {
         // Metered after the fader: the input's share of the mix.
@@ -175,8 +177,8 @@ fn add_lane(mix: &mut [f32], ch: usize, lane: &mut Lane, pos: u64, n: usize, rat
         } else {
             f64::NEG_INFINITY
         };
-        l.peak_dbfs = (l.peak_dbfs + db).max(node_media::audio::FLOOR_DBFS);
-        l.rms_dbfs = (l.rms_dbfs + db).max(node_media::audio::FLOOR_DBFS);
+        l.peak_dbfs = after_fader(l.peak_dbfs, db);
+        l.rms_dbfs = after_fader(l.rms_dbfs, db);
         lane.last_level = Some(l);
     }
     if (g0 == 0.0 && g1 == 0.0) || src.is_empty() {
@@ -198,6 +200,15 @@ fn add_lane(mix: &mut [f32], ch: usize, lane: &mut Lane, pos: u64, n: usize, rat
             };
             *o += v * g * pan;
         }
+    }
+}
+
+/// A level read before the fader, after it: silence stays the floor.
+fn after_fader(dbfs: f64, gain_db: f64) -> f64 {
+    let floor = node_media::audio::FLOOR_DBFS;
+    match dbfs <= floor {
+        true => floor,
+        false => (dbfs + gain_db).max(floor),
     }
 }
 

@@ -81,6 +81,12 @@ impl LevelMeter {
         self.window(frames, rate)
     }
 
+    /// Counts `samples` of silence (a stretch an input did not cover) in
+    /// the window the next `add_f32` completes.
+    pub fn add_silence(&mut self, samples: usize) {
+        self.samples += samples as u64;
+    }
+
     /// Counts `frames` more; the window's level once half a second is in.
     fn window(&mut self, frames: usize, rate: u32) -> Option<Level> {
         self.frames += frames as u64;
@@ -158,5 +164,12 @@ mod tests {
         assert!(LevelMeter::default()
             .add_f32(&samples[..100], 50, 48_000)
             .is_none());
+        let mut meter = LevelMeter::default();
+        meter.add_silence(48_000);
+        let level = meter.add_f32(&[], 24_000, 48_000).unwrap();
+        assert_eq!(
+            level.rms_dbfs, FLOOR_DBFS,
+            "silence is the floor, not no reading"
+        );
     }
 }
