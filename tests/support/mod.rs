@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod audio;
 pub mod claps;
 pub mod control_api;
 pub mod hls_player;

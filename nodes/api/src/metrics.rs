@@ -71,9 +71,10 @@ metric_names! {
     /// held longer than `buffer_ms` while waiting for the common start; mux:
     /// packets it could not write, e.g. before a track's keyframe; stream,
     /// hls: packets not sent, from a full queue or while down;
-    /// replay-buffer: packets of a keyframe interval larger than `max_size`).
+    /// replay-buffer: packets of a keyframe interval larger than `max_size`;
+    /// audio-mix: input samples that came after their stretch was mixed).
     /// The status line's and the report's `dropped` add it to the queues' drops.
-    DROPPED = "dropped" by ["microphone", "screen", "sync", "mux", "stream", "hls", "replay-buffer"];
+    DROPPED = "dropped" by ["microphone", "screen", "sync", "mux", "stream", "hls", "replay-buffer", "audio-mix"];
     /// Bits per second of media encoded or written so far; on the status
     /// line in kb/s.
     BITRATE_BPS = "bitrate_bps" by ["video-encode", "audio-encode", "mux", "stream", "hls"];
@@ -130,9 +131,15 @@ metric_names! {
     LIMITER_DB = "limiter_db" by ["audio-normalize"];
     /// The peak level of the audio sent, over every channel, in the last
     /// half second of audio, dBFS (silence: -100); for level meters.
-    LEVEL_PEAK_DBFS = "level_peak_dbfs" by ["audio-normalize"];
+    LEVEL_PEAK_DBFS = "level_peak_dbfs" by ["audio-normalize", "audio-mix", "noise-suppress"];
     /// The RMS level of the same half second, dBFS (silence: -100).
-    LEVEL_RMS_DBFS = "level_rms_dbfs" by ["audio-normalize"];
+    LEVEL_RMS_DBFS = "level_rms_dbfs" by ["audio-normalize", "audio-mix", "noise-suppress"];
+
+    /// The most audio noise suppression held back in the last half second,
+    /// ms: RNNoise's 10 ms look-ahead, the wait to fill its 10 ms frame and
+    /// to make a piece to send (the timestamps sent are the input's:
+    /// compensated).
+    PROCESSING_LATENCY_MS = "processing_latency_ms" by ["noise-suppress"];
 
     /// 100 when picture and sound are together, down to 0 at 40 ms or more
     /// apart.
@@ -145,9 +152,9 @@ metric_names! {
     /// pts 0 are across all tracks, ms.
     START_SPREAD_MS = "start_spread_ms" by ["sync"];
     /// Samples of silence put into audio gaps.
-    AUDIO_GAP_FILLS = "audio_gap_fills" by ["sync"];
+    AUDIO_GAP_FILLS = "audio_gap_fills" by ["sync", "audio-mix"];
     /// Samples of overlapping audio trimmed.
-    AUDIO_OVERLAP_TRIMS = "audio_overlap_trims" by ["sync"];
+    AUDIO_OVERLAP_TRIMS = "audio_overlap_trims" by ["sync", "audio-mix"];
     /// Video frames dropped because their slot was already taken.
     VIDEO_DUPS_DROPPED = "video_dups_dropped" by ["sync"];
     /// Video frame slots left empty.
@@ -273,6 +280,12 @@ metric_names! {
     TRACK_DRIFT_PPM = "track_drift_ppm" by ["sync"];
     /// The drift correction applied to the audio track by resampling, ppm.
     TRACK_DRIFT_CORRECTION_PPM = "track_drift_correction_ppm" by ["sync"];
+    /// The peak level of the input in the mix (after its gain and mute),
+    /// over every channel, in the last half second of audio, dBFS
+    /// (silence: -100).
+    INPUT_PEAK_DBFS = "input_peak_dbfs" by ["audio-mix"];
+    /// The RMS level of the same half second, dBFS (silence: -100).
+    INPUT_RMS_DBFS = "input_rms_dbfs" by ["audio-mix"];
 }
 
 /// The name of the per-input metric `stem` for `input`: `stem_input`.

@@ -22,9 +22,10 @@ pub(crate) fn set_custom_schema(schema: &'static KindSpec) {
 /// schema gets every update. The node's params follow each update it gets.
 pub(crate) fn admit(config: &mut NodeConfig, name: &str, value: Value) -> Option<Value> {
     let schema = node_catalog::kind(&config.kind).or(CUSTOM_SCHEMA.get().copied());
+    let inputs: Vec<String> = config.inputs.iter().map(|i| i.name.clone()).collect();
     let value = match schema {
         None => value,
-        Some(kind) => match kind.check_update(&config.params, name, &value) {
+        Some(kind) => match kind.check_update(&inputs, &config.params, name, &value) {
             Ok(v) => v,
             Err(e) => {
                 tracing::warn!("param update `{name}` = {value} ignored: {e}");

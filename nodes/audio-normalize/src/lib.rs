@@ -4,7 +4,6 @@
 //! are forwarded without a copy.
 
 mod gating;
-mod level;
 mod limiter;
 mod loudness;
 mod normalizer;
@@ -12,9 +11,8 @@ mod two_pass;
 
 use anyhow::{Context, Result};
 use node_api::{metrics, Event, Header, Node};
-use node_media::audio::WireFormat;
+use node_media::audio::{LevelMeter, WireFormat};
 
-use level::LevelMeter;
 use node_catalog::kinds::audio_normalize::Mode;
 use normalizer::{Normalizer, Output, Settings};
 use two_pass::TwoPass;

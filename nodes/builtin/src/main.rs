@@ -18,6 +18,8 @@ const KINDS: &[(&str, Entry)] = &[
     ("microphone", node_microphone::main),
     ("video-normalize", node_video_normalize::main),
     ("audio-normalize", node_audio_normalize::main),
+    ("noise-suppress", node_noise_suppress::main),
+    ("audio-mix", node_audio_mix::main),
     ("sync", node_sync::main),
     ("compose", node_compose::main),
     ("video-encode", node_video_encode::main),

@@ -29,6 +29,14 @@ pub enum ParamType {
     Rational {
         max: f64,
     },
+    /// A mapping of names to numbers in `min..=max` (per-input gains:
+    /// `{mic1: -6, mic2: 0}`); the names are checked by the kind's rules.
+    NumberMap {
+        min: f64,
+        max: f64,
+    },
+    /// A list of names (`[mic2]`); one name alone is a list of one.
+    Names,
 }
 
 impl ParamType {
@@ -46,6 +54,10 @@ impl ParamType {
             ParamType::Rational { max } => {
                 format!("rational > 0 and <= {max} (e.g. 30, 30000/1001)")
             }
+            ParamType::NumberMap { min, max } => {
+                format!("a mapping of names to numbers {min}..={max}")
+            }
+            ParamType::Names => "a list of names".into(),
         }
     }
 
@@ -138,8 +150,55 @@ impl ParamType {
                 }
                 Ok(Value::String(r.to_string()))
             }
+            ParamType::NumberMap { min, max } => coerce_number_map(value, min, max),
+            ParamType::Names => coerce_names(value),
         }
     }
+
+    /// Whether a value of this type is a mapping or a list, not a scalar.
+    pub fn is_structured(&self) -> bool {
+        matches!(self, ParamType::NumberMap { .. } | ParamType::Names)
+    }
+}
+
+/// Each value a number in range (integers become floats); the error names the key.
+fn coerce_number_map(value: &Value, min: f64, max: f64) -> Result<Value, String> {
+    let Value::Object(map) = value else {
+        return Err(format!(
+            "expected a mapping of names to numbers, found {}",
+            show(value)
+        ));
+    };
+    let mut out = Map::new();
+    for (name, v) in map {
+        let f = v
+            .as_f64()
+            .ok_or_else(|| format!("`{name}`: expected a number, found {}", show(v)))?;
+        if !(f >= min && f <= max) {
+            return Err(format!("`{name}`: {f} is out of range {min}..={max}"));
+        }
+        out.insert(name.clone(), Value::from(f));
+    }
+    Ok(Value::Object(out))
+}
+
+/// A list of distinct names; a lone name is a list of one.
+fn coerce_names(value: &Value) -> Result<Value, String> {
+    let items = match value {
+        Value::String(s) => return Ok(Value::Array(vec![Value::String(s.clone())])),
+        Value::Array(items) => items,
+        _ => return Err(format!("expected a list of names, found {}", show(value))),
+    };
+    let mut out: Vec<Value> = Vec::with_capacity(items.len());
+    for item in items {
+        let Value::String(name) = item else {
+            return Err(format!("expected a name, found {}", show(item)));
+        };
+        if !out.contains(item) {
+            out.push(Value::String(name.clone()));
+        }
+    }
+    Ok(Value::Array(out))
 }
 
 fn show(value: &Value) -> String {
@@ -316,6 +375,16 @@ impl ParamSpec {
         Self::with(name, ParamType::Bitrate { min, max }, None, doc)
     }
 
+    /// A mapping of names to numbers in `min..=max`, absent unless set.
+    pub const fn number_map(name: &'static str, (min, max): (f64, f64), doc: &'static str) -> Self {
+        Self::with(name, ParamType::NumberMap { min, max }, None, doc)
+    }
+
+    /// A list of names, absent unless set.
+    pub const fn names(name: &'static str, doc: &'static str) -> Self {
+        Self::with(name, ParamType::Names, None, doc)
+    }
+
     pub const fn rational(
         name: &'static str,
         max: f64,
@@ -473,6 +542,28 @@ mod tests {
         let f = ParamSpec::new("f", ParamType::Float { min: 0.0, max: 9.0 }, Some("2"), "");
         assert_eq!(f.default_value(), Some(serde_json::json!(2.0)));
         assert!(!f.live && f.live().live);
+    }
+
+    #[test]
+    fn number_maps_and_name_lists() {
+        let t = ParamType::NumberMap {
+            min: -60.0,
+            max: 24.0,
+        };
+        assert_eq!(
+            t.coerce(&json!({"mic1": -6, "mic2": 0.5})).unwrap(),
+            json!({"mic1": -6.0, "mic2": 0.5})
+        );
+        let e = t.coerce(&json!({"mic1": 30})).unwrap_err();
+        assert!(e.contains("`mic1`: 30 is out of range -60..=24"), "{e}");
+        assert!(t.coerce(&json!({"mic1": "loud"})).is_err());
+        assert!(t.coerce(&json!(3)).unwrap_err().contains("mapping"));
+        assert_eq!(
+            ParamType::Names.coerce(&json!(["a", "b", "a"])).unwrap(),
+            json!(["a", "b"])
+        );
+        assert_eq!(ParamType::Names.coerce(&json!("a")).unwrap(), json!(["a"]));
+        assert!(ParamType::Names.coerce(&json!([1])).is_err());
     }
 
     #[test]

@@ -96,6 +96,28 @@ impl<'a> Reader<'a> {
         parse_rational(v.as_str().unwrap_or_default()).map_err(|m| Problem::new(spec.name, m))
     }
 
+    /// A mapping of names to numbers, in name order; empty when absent.
+    pub fn number_map(&self, name: &str) -> Result<Vec<(String, f64)>, Problem> {
+        let Some((v, _)) = self.given(name)? else {
+            return Ok(Vec::new());
+        };
+        let map = v.as_object().map(|m| m.iter()).into_iter().flatten();
+        Ok(map
+            .filter_map(|(k, v)| Some((k.clone(), v.as_f64()?)))
+            .collect())
+    }
+
+    /// A list of names; empty when absent.
+    pub fn names(&self, name: &str) -> Result<Vec<String>, Problem> {
+        let Some((v, _)) = self.given(name)? else {
+            return Ok(Vec::new());
+        };
+        let items = v.as_array().map(|a| a.iter()).into_iter().flatten();
+        Ok(items
+            .filter_map(|n| n.as_str().map(str::to_string))
+            .collect())
+    }
+
     /// Bits per second.
     pub fn bitrate_opt(&self, name: &str) -> Result<Option<u64>, Problem> {
         Ok(self.given(name)?.and_then(|(v, _)| v.as_u64()))

@@ -25,7 +25,8 @@
 //!
 //! Param types: `bool`, `int` (`min`, `max`), `float` (`min`, `max`),
 //! `string`, `enum` (`choices`), `bitrate` (`min`, `max` in bits/s),
-//! `rational` (`max`). `any_inputs` (a list of port types) replaces `inputs`
+//! `rational` (`max`), `number_map` (`min`, `max`: names to numbers),
+//! `names` (a list of names). `any_inputs` (a list of port types) replaces `inputs`
 //! for a node taking any number of inputs named freely. Only `name` and
 //! `type` are required; `default` absent means the param is absent unless set.
 
@@ -34,7 +35,9 @@ use std::sync::{LazyLock, Mutex};
 
 use serde_json::{json, Map, Value};
 
-use crate::kinds::{no_rules, no_value_rule, KindSpec, PortSpec, DEFAULT_QUEUE_SIZE};
+use crate::kinds::{
+    no_inputs_rule, no_rules, no_value_rule, KindSpec, PortSpec, DEFAULT_QUEUE_SIZE,
+};
 use crate::params::{scalar_from_text, ParamSpec, ParamType, Params};
 use crate::{PortType, Problem};
 
@@ -71,6 +74,7 @@ impl KindSpec {
             rules: no_rules,
             host_checks: no_rules,
             value_rule: no_value_rule,
+            inputs_rule: no_inputs_rule,
             hosted: false,
             format: None,
         }
@@ -223,7 +227,7 @@ impl ParamSpec {
                 out.insert("min".into(), json!(min));
                 out.insert("max".into(), json!(max));
             }
-            ParamType::Float { min, max } => {
+            ParamType::Float { min, max } | ParamType::NumberMap { min, max } => {
                 out.insert("min".into(), json!(min));
                 out.insert("max".into(), json!(max));
             }
@@ -237,7 +241,7 @@ impl ParamSpec {
             ParamType::Enum(choices) => {
                 out.insert("choices".into(), json!(choices));
             }
-            ParamType::Bool | ParamType::Str => {}
+            ParamType::Bool | ParamType::Str | ParamType::Names => {}
         }
         if let Some(v) = self.default_value() {
             out.insert("default".into(), v);
@@ -260,6 +264,8 @@ impl ParamType {
             ParamType::Enum(_) => "enum",
             ParamType::Bitrate { .. } => "bitrate",
             ParamType::Rational { .. } => "rational",
+            ParamType::NumberMap { .. } => "number_map",
+            ParamType::Names => "names",
         }
     }
 }
@@ -317,6 +323,7 @@ fn read_kind(value: &Value) -> Result<KindSpec, String> {
         rules: no_rules,
         host_checks: no_rules,
         value_rule: no_value_rule,
+        inputs_rule: no_inputs_rule,
         hosted: false,
         format: None,
     })
@@ -457,6 +464,12 @@ fn read_param_type(o: &Map<String, Value>) -> Result<ParamType, String> {
     Ok(match ty.as_str() {
         "bool" => ParamType::Bool,
         "string" => ParamType::Str,
+        "names" => ParamType::Names,
+        "number_map" => {
+            let (min, max) = (float("min")?, float("max")?);
+            ordered(min, max)?;
+            ParamType::NumberMap { min, max }
+        }
         "int" => {
             let (min, max) = (int("min")?, int("max")?);
             ordered(min as f64, max as f64)?;
@@ -495,7 +508,7 @@ fn read_param_type(o: &Map<String, Value>) -> Result<ParamType, String> {
         }
         other => {
             return Err(format!(
-                "unknown type `{other}` (bool, int, float, string, enum, bitrate, rational)"
+                "unknown type `{other}` (bool, int, float, string, enum, bitrate, rational, number_map, names)"
             ))
         }
     })

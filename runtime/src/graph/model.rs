@@ -105,7 +105,10 @@ impl NodeDef {
     /// without a schema gets its updates as they are.
     pub fn check_param_update(&self, name: &str, value: &Value) -> Result<Value, String> {
         match self.schema() {
-            Some(kind) => kind.check_update(&self.params, name, value),
+            Some(kind) => {
+                let inputs: Vec<String> = self.inputs.iter().map(|i| i.name.clone()).collect();
+                kind.check_update(&inputs, &self.params, name, value)
+            }
             None => Ok(value.clone()),
         }
     }

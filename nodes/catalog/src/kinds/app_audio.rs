@@ -3,7 +3,7 @@
 //! submitted layout; audio-normalize converts them.
 
 use super::common::{self};
-use super::{no_rules, no_value_rule, KindSpec, PortSpec};
+use super::{no_inputs_rule, no_rules, no_value_rule, KindSpec, PortSpec};
 use crate::params::{ParamSpec, Params};
 use crate::read::Reader;
 use crate::{PortType, Problem};
@@ -69,6 +69,7 @@ pub const SPEC: KindSpec = KindSpec {
     rules,
     host_checks: no_rules,
     value_rule: no_value_rule,
+    inputs_rule: no_inputs_rule,
     format: None,
     hosted: true,
 };

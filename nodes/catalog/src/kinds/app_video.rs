@@ -7,7 +7,7 @@
 //! leave in the format they were submitted in; video-normalize converts them.
 
 use super::common;
-use super::{no_rules, no_value_rule, KindSpec, PortSpec};
+use super::{no_inputs_rule, no_rules, no_value_rule, KindSpec, PortSpec};
 use crate::params::{ParamSpec, Params};
 use crate::read::Reader;
 use crate::{PortType, Problem, Rational};
@@ -88,6 +88,7 @@ pub const SPEC: KindSpec = KindSpec {
     rules,
     host_checks: no_rules,
     value_rule: no_value_rule,
+    inputs_rule: no_inputs_rule,
     format: None,
     hosted: true,
 };

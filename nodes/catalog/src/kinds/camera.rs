@@ -1,7 +1,7 @@
 //! `camera`: video capture from a camera, a file or URL, or a test pattern.
 
 use super::common::{self, PixelFormat, TestDevice, TEST_DEVICE};
-use super::{no_value_rule, KindSpec, PortSpec};
+use super::{no_inputs_rule, no_value_rule, KindSpec, PortSpec};
 use crate::params::{ParamSpec, Params};
 use crate::read::Reader;
 use crate::value::Rational;
@@ -150,6 +150,7 @@ pub const SPEC: KindSpec = KindSpec {
     rules,
     host_checks,
     value_rule: no_value_rule,
+    inputs_rule: no_inputs_rule,
     format: None,
     hosted: false,
 };

@@ -1,7 +1,7 @@
 //! `compose`: several cameras in one program feed, as a grid or picture-in-picture.
 
 use super::common::{self, PixelFormat};
-use super::{no_rules, no_value_rule, problems, KindSpec, PortSpec};
+use super::{no_inputs_rule, no_rules, no_value_rule, problems, KindSpec, PortSpec};
 use crate::params::{ParamSpec, Params};
 use crate::read::Reader;
 use crate::{PortType, Problem};
@@ -105,6 +105,7 @@ pub const SPEC: KindSpec = KindSpec {
     rules,
     host_checks: no_rules,
     value_rule: no_value_rule,
+    inputs_rule: no_inputs_rule,
     format: None,
     hosted: false,
 };

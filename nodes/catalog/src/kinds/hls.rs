@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use super::{no_value_rule, problems, KindSpec};
+use super::{no_inputs_rule, no_value_rule, problems, KindSpec};
 use crate::params::{ParamSpec, Params};
 use crate::read::Reader;
 use crate::{Format, PortType, Problem};
@@ -143,6 +143,7 @@ pub const SPEC: KindSpec = KindSpec {
     rules,
     host_checks,
     value_rule: no_value_rule,
+    inputs_rule: no_inputs_rule,
     format: Some(format),
     hosted: false,
 };

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use super::common::{self, SampleFormat, TestDevice, TEST_DEVICE};
-use super::{no_value_rule, KindSpec, PortSpec};
+use super::{no_inputs_rule, no_value_rule, KindSpec, PortSpec};
 use crate::params::{ParamSpec, Params};
 use crate::read::Reader;
 use crate::{PortType, Problem};
@@ -181,6 +181,7 @@ pub const SPEC: KindSpec = KindSpec {
     rules,
     host_checks,
     value_rule: no_value_rule,
+    inputs_rule: no_inputs_rule,
     format: None,
     hosted: false,
 };

@@ -4,6 +4,7 @@
 pub mod app_audio;
 pub mod app_video;
 pub mod audio_encode;
+pub mod audio_mix;
 pub mod audio_normalize;
 pub mod camera;
 pub mod common;
@@ -11,6 +12,7 @@ pub mod compose;
 pub mod hls;
 pub mod microphone;
 pub mod mux;
+pub mod noise_suppress;
 pub mod replay_buffer;
 pub mod screen;
 pub mod stream;
@@ -93,6 +95,10 @@ pub struct KindSpec {
     /// are checked, given the params as written (a range that depends on
     /// another param: `crf` per codec).
     pub value_rule: fn(name: &str, value: &Value, written: &Params) -> Option<Problem>,
+    /// Rules between the params and the names of the inputs connected (how
+    /// many a mixer takes, a per-input gain naming no input). A problem
+    /// about the inputs themselves names the param `inputs`.
+    pub inputs_rule: fn(inputs: &[String], params: &Params) -> Vec<Problem>,
     /// Run inside the application that embeds the runtime (frames it
     /// submits), not as a process the runtime starts: `app-video`, `app-audio`.
     pub hosted: bool,
@@ -147,10 +153,12 @@ impl KindSpec {
     }
 
     /// A param update for a running node of this kind (`current`: its
-    /// params): the new value, normalized, or why it cannot be applied (an
-    /// unknown param, one fixed once the node started, a bad value).
+    /// params; `inputs`: the names of its inputs): the new value,
+    /// normalized, or why it cannot be applied (an unknown param, one fixed
+    /// once the node started, a bad value, an input it does not have).
     pub fn check_update(
         &self,
+        inputs: &[String],
         current: &Params,
         name: &str,
         value: &Value,
@@ -174,7 +182,11 @@ impl KindSpec {
         let value = spec.ty.coerce(value)?;
         let mut after = current.clone();
         after.0.insert(name.to_string(), value.clone());
-        match (self.rules)(&after).into_iter().next() {
+        let mut problems = (self.rules)(&after).into_iter();
+        match problems
+            .next()
+            .or_else(|| (self.inputs_rule)(inputs, &after).pop())
+        {
             Some(problem) => Err(problem.message),
             None => Ok(value),
         }
@@ -191,6 +203,11 @@ pub(crate) fn no_value_rule(_: &str, _: &Value, _: &Params) -> Option<Problem> {
     None
 }
 
+/// No rule on the inputs beyond their types.
+pub(crate) fn no_inputs_rule(_: &[String], _: &Params) -> Vec<Problem> {
+    Vec::new()
+}
+
 /// The problem of a typed read, if any, as a list.
 pub(crate) fn problems<T>(read: Result<T, Problem>) -> Vec<Problem> {
     read.err().into_iter().collect()
@@ -204,6 +221,8 @@ static KINDS: &[KindSpec] = &[
     microphone::SPEC,
     video_normalize::SPEC,
     audio_normalize::SPEC,
+    noise_suppress::SPEC,
+    audio_mix::SPEC,
     sync::SPEC,
     compose::SPEC,
     video_encode::SPEC,
@@ -302,25 +321,25 @@ mod tests {
         let sync = kind("sync").unwrap();
         let current = testing::defaults(sync);
         assert_eq!(
-            sync.check_update(&current, "tolerance_ms", &json!(40)),
+            sync.check_update(&[], &current, "tolerance_ms", &json!(40)),
             Ok(json!(40.0))
         );
         assert!(sync
-            .check_update(&current, "tolerance_ms", &json!(5000))
+            .check_update(&[], &current, "tolerance_ms", &json!(5000))
             .unwrap_err()
             .contains("out of range"));
         let e = sync
-            .check_update(&current, "max_drift_ppm", &json!(10))
+            .check_update(&[], &current, "max_drift_ppm", &json!(10))
             .unwrap_err();
         assert!(e.contains("cannot change while running"), "{e}");
         assert!(e.contains("buffer_ms, tolerance_ms"), "{e}");
         assert!(sync
-            .check_update(&current, "gain", &json!(1))
+            .check_update(&[], &current, "gain", &json!(1))
             .unwrap_err()
             .contains("no param `gain`"));
         let encode = kind("video-encode").unwrap();
         let e = encode
-            .check_update(&testing::defaults(encode), "quality", &json!("high"))
+            .check_update(&[], &testing::defaults(encode), "quality", &json!("high"))
             .unwrap_err();
         assert!(
             e.contains("of video-encode, only crf, bitrate, keyframe can"),

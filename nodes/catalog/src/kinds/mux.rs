@@ -3,7 +3,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use super::{no_value_rule, problems, KindSpec};
+use super::{no_inputs_rule, no_value_rule, problems, KindSpec};
 use crate::params::{ParamSpec, Params};
 use crate::read::Reader;
 use crate::{Choice, PortType, Problem};
@@ -322,6 +322,7 @@ pub const SPEC: KindSpec = KindSpec {
     rules,
     host_checks,
     value_rule: no_value_rule,
+    inputs_rule: no_inputs_rule,
     format: Some(format),
     hosted: false,
 };

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 pub use super::mux::Container;
 use super::mux::{check_output_path, part_path};
 use super::Format;
-use super::{no_value_rule, problems, KindSpec};
+use super::{no_inputs_rule, no_value_rule, problems, KindSpec};
 use crate::params::{ParamSpec, Params};
 use crate::read::Reader;
 use crate::{PortType, Problem};
@@ -136,6 +136,7 @@ pub const SPEC: KindSpec = KindSpec {
     rules,
     host_checks,
     value_rule: no_value_rule,
+    inputs_rule: no_inputs_rule,
     format: Some(format),
     hosted: false,
 };

@@ -2,7 +2,7 @@
 //! a region, as raw video like a camera's.
 
 use super::common;
-use super::{no_value_rule, KindSpec, PortSpec};
+use super::{no_inputs_rule, no_value_rule, KindSpec, PortSpec};
 use crate::params::{ParamSpec, Params};
 use crate::read::Reader;
 use crate::value::Rational;
@@ -177,6 +177,7 @@ pub const SPEC: KindSpec = KindSpec {
     rules,
     host_checks,
     value_rule: no_value_rule,
+    inputs_rule: no_inputs_rule,
     format: None,
     hosted: false,
 };

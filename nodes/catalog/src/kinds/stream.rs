@@ -1,6 +1,6 @@
 //! `stream`: pushes encoded tracks live to an RTMP/RTMPS server or an SRT peer.
 
-use super::{no_value_rule, problems, KindSpec};
+use super::{no_inputs_rule, no_value_rule, problems, KindSpec};
 use crate::params::{ParamSpec, Params};
 use crate::read::Reader;
 use crate::{Format, PortType, Problem};
@@ -200,6 +200,7 @@ pub const SPEC: KindSpec = KindSpec {
     rules,
     host_checks: super::no_rules,
     value_rule: no_value_rule,
+    inputs_rule: no_inputs_rule,
     format: Some(format),
     hosted: false,
 };

@@ -1,6 +1,6 @@
 //! `sync`: puts up to eight cameras and eight audio streams on one timeline.
 
-use super::{no_rules, no_value_rule, problems, KindSpec, PortSpec};
+use super::{no_inputs_rule, no_rules, no_value_rule, problems, KindSpec, PortSpec};
 use crate::params::{ParamSpec, Params};
 use crate::read::Reader;
 use crate::{PortType, Problem};
@@ -214,6 +214,7 @@ pub const SPEC: KindSpec = KindSpec {
     rules,
     host_checks: no_rules,
     value_rule: no_value_rule,
+    inputs_rule: no_inputs_rule,
     format: None,
     hosted: false,
 };

@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use super::{problems, KindSpec, PortSpec};
+use super::{no_inputs_rule, problems, KindSpec, PortSpec};
 use crate::params::{ParamSpec, Params};
 use crate::read::Reader;
 use crate::{PortType, Problem};
@@ -257,6 +257,7 @@ pub const SPEC: KindSpec = KindSpec {
     rules,
     host_checks: super::no_rules,
     value_rule,
+    inputs_rule: no_inputs_rule,
     format: None,
     hosted: false,
 };

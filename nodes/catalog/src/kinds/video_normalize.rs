@@ -1,7 +1,7 @@
 //! `video-normalize`: scales, converts the pixel format and conforms to a constant frame rate.
 
 use super::common::{self, PixelFormat};
-use super::{no_value_rule, problems, KindSpec, PortSpec};
+use super::{no_inputs_rule, no_value_rule, problems, KindSpec, PortSpec};
 use crate::params::{ParamSpec, Params};
 use crate::read::Reader;
 use crate::value::Rational;
@@ -76,6 +76,7 @@ pub const SPEC: KindSpec = KindSpec {
     rules,
     host_checks: super::no_rules,
     value_rule: no_value_rule,
+    inputs_rule: no_inputs_rule,
     format: None,
     hosted: false,
 };

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use node_catalog::kinds::mux::Container;
-use node_catalog::kinds::{camera, common, video_normalize};
+use node_catalog::kinds::{camera, common, noise_suppress, video_normalize};
 use node_catalog::{KindSpec, ParamType, Params, Problem};
 use serde_json::Value;
 
@@ -212,6 +212,69 @@ fn sent_size(src: &Draft) -> Option<(u64, u64)> {
     Some((size("width")?, size("height")?))
 }
 
+/// RNNoise works at 48 kHz only: a `noise-suppress` fed by a node that sends
+/// another rate (its `sample_rate` param; through sync and other
+/// noise-suppress nodes, which keep the rate) is refused here, with the
+/// way to fix it, not when the first frame reaches the node.
+pub(super) fn denoise_rates(drafts: &[Draft], sink: &mut DiagnosticsBuilder<'_>) {
+    let by_id: HashMap<&str, &Draft> = drafts.iter().map(|d| (d.id.as_str(), d)).collect();
+    for d in drafts {
+        if !matches!(&d.program, Some(Program::Builtin(k)) if k.kind == noise_suppress::SPEC.kind) {
+            continue;
+        }
+        for input in &d.inputs {
+            let Some((src, rate)) = rate_source(&by_id, input) else {
+                continue;
+            };
+            if rate == noise_suppress::SAMPLE_RATE as u64 {
+                continue;
+            }
+            let message = format!(
+                "`{}` sends {rate} Hz audio: noise-suppress (RNNoise) takes {} Hz only",
+                src.id,
+                noise_suppress::SAMPLE_RATE
+            );
+            let hint = format!(
+                "set `{}`'s `sample_rate: {}`, or put an audio-normalize with `sample_rate: {}` before noise-suppress",
+                src.id,
+                noise_suppress::SAMPLE_RATE,
+                noise_suppress::SAMPLE_RATE
+            );
+            sink.error(input.source_pos, &input.field, message, Some(hint));
+        }
+    }
+}
+
+/// The node upstream of `input` that sets its audio's rate (a
+/// `sample_rate` param), and that rate; through the kinds that keep it.
+fn rate_source<'a>(
+    by_id: &HashMap<&str, &'a Draft>,
+    input: &DraftInput,
+) -> Option<(&'a Draft, u64)> {
+    let (mut node, mut port) = (input.source_node.as_str(), input.source_output.as_str());
+    // Bounded by the node count: a cycle is reported by its own check.
+    for _ in 0..by_id.len() {
+        let src = *by_id.get(node)?;
+        if !src.params_ok {
+            return None;
+        }
+        let kind = src.kind.map(|k| k.kind);
+        if kind == Some(noise_suppress::SPEC.kind) {
+            return Some((src, noise_suppress::SAMPLE_RATE.into()));
+        }
+        if let Some(rate) = src.params.0.get("sample_rate").and_then(Value::as_u64) {
+            return Some((src, rate));
+        }
+        let through = match kind {
+            Some("sync") => port,
+            _ => return None,
+        };
+        let through = src.inputs.iter().find(|i| i.name == through)?;
+        (node, port) = (&through.source_node, &through.source_output);
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use crate::graph::validate::test_util::*;
@@ -241,5 +304,22 @@ mod tests {
         );
         // The validator knows the size the node makes: rounded, it passes.
         check(&odd_size_graph(", round_to_even: true")).unwrap();
+    }
+
+    fn denoise_graph(rate: u32) -> String {
+        format!(
+            "nodes:\n  - id: mic\n    node: microphone\n    params: {{sample_rate: {rate}}}\n  - id: ns\n    node: noise-suppress\n    inputs: {{audio: mic/audio}}\n  - id: enc\n    node: audio-encode\n    inputs: {{audio: ns/audio}}\n  - id: mux\n    node: mux\n    inputs: {{audio: enc/audio}}\n    params: {{path: a.mkv}}\n"
+        )
+    }
+
+    #[test]
+    fn noise_suppress_takes_48_khz_only() {
+        check(&denoise_graph(48_000)).unwrap();
+        let diags = check(&denoise_graph(44_100)).unwrap_err();
+        assert_eq!(diags.len(), 1, "{diags}");
+        let d = &diags.0[0];
+        assert_eq!(d.field, "nodes[1].inputs.audio");
+        assert!(d.message.contains("`mic` sends 44100 Hz audio"), "{d:?}");
+        assert!(d.hint.as_deref().unwrap().contains("sample_rate: 48000"));
     }
 }

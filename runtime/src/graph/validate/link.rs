@@ -12,7 +12,7 @@ use crate::graph::yaml::join;
 
 use super::cycles::cycles;
 use super::fields::list_or_none;
-use super::kind_rules::{containers, encoder_sizes};
+use super::kind_rules::{containers, denoise_rates, encoder_sizes};
 use super::nodes::{Draft, DraftInput, Program};
 
 /// Checks ids, edges, port types, cycles and codec/container pairs, and
@@ -48,6 +48,7 @@ pub(super) fn link(drafts: &[Draft], sink: &mut DiagnosticsBuilder<'_>) -> Optio
     cycles(drafts, &edges, sink);
     containers(drafts, sink);
     encoder_sizes(drafts, sink);
+    denoise_rates(drafts, sink);
 
     if sink.has_errors() {
         return None;

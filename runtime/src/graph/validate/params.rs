@@ -89,18 +89,21 @@ impl NodeReader<'_> {
         if !draft.params_ok {
             return;
         }
-        for problem in kind.check(&draft.params, !elsewhere) {
-            let pos = draft
-                .param_pos
-                .get(problem.param)
-                .copied()
-                .unwrap_or(draft.params_pos);
-            sink.error(
-                pos,
-                join(pfield, problem.param),
-                problem.message,
-                problem.hint,
-            );
+        let mut problems = kind.check(&draft.params, !elsewhere);
+        if problems.is_empty() {
+            problems = (kind.inputs_rule)(&draft.input_names, &draft.params);
+        }
+        for problem in problems {
+            // A problem with the inputs themselves points at `inputs:`.
+            let (pos, field) = match kind.param(problem.param) {
+                Some(_) => (
+                    draft.param_pos.get(problem.param).copied(),
+                    join(pfield, problem.param),
+                ),
+                None => (Some(draft.inputs_pos), join(&draft.field, problem.param)),
+            };
+            let pos = pos.unwrap_or(draft.params_pos);
+            sink.error(pos, field, problem.message, problem.hint);
             draft.params_ok = false;
         }
     }
@@ -159,6 +162,10 @@ fn param_scalar(
     draft: &mut Draft,
     sink: &mut DiagnosticsBuilder<'_>,
 ) -> Option<Value> {
+    if spec.ty.is_structured() && value.as_scalar().is_none() {
+        // A mapping or a list: checked as a whole by its type.
+        return Some(value.to_json());
+    }
     let Some(s) = value.as_scalar() else {
         let message = format!(
             "expected {}, found {}",

@@ -1,5 +1,5 @@
-//! The level of the audio the node sends, for meters (the dashboard):
-//! peak and RMS over every channel, dBFS, per half second of audio.
+//! The level of audio, for meters (the dashboard): peak and RMS over every
+//! channel, dBFS, per half second of audio.
 
 use node_api::{AudioFrame, SampleFormat};
 
@@ -64,8 +64,33 @@ impl LevelMeter {
             }
         }
         self.samples += (len / width) as u64;
-        self.frames += frame.samples as u64;
-        let window = (frame.sample_rate as u64 / 2).max(1);
+        self.window(frame.samples as usize, frame.sample_rate)
+    }
+
+    /// Takes in float samples (`frames` per channel, interleaved or not) at
+    /// `rate`; the level of the window they complete, if they do.
+    pub fn add_f32(&mut self, samples: &[f32], frames: usize, rate: u32) -> Option<Level> {
+        for &v in samples {
+            let v = v as f64;
+            if v.is_finite() {
+                self.peak = self.peak.max(v.abs());
+                self.sum_squares += v * v;
+            }
+        }
+        self.samples += samples.len() as u64;
+        self.window(frames, rate)
+    }
+
+    /// Counts `samples` of silence (a stretch an input did not cover) in
+    /// the window the next `add_f32` completes.
+    pub fn add_silence(&mut self, samples: usize) {
+        self.samples += samples as u64;
+    }
+
+    /// Counts `frames` more; the window's level once half a second is in.
+    fn window(&mut self, frames: usize, rate: u32) -> Option<Level> {
+        self.frames += frames as u64;
+        let window = (rate as u64 / 2).max(1);
         if self.frames < window || self.samples == 0 {
             return None;
         }
@@ -126,5 +151,25 @@ mod tests {
         let f = frame(SampleFormat::U8, 24_000);
         let level = LevelMeter::default().add(&f, &[128u8; 48_000]).unwrap();
         assert_eq!((level.peak_dbfs, level.rms_dbfs), (FLOOR_DBFS, FLOOR_DBFS));
+    }
+
+    #[test]
+    fn floats_read_as_the_bytes_do() {
+        let samples = vec![0.5f32; 48_000];
+        let level = LevelMeter::default()
+            .add_f32(&samples, 24_000, 48_000)
+            .unwrap();
+        assert!((level.peak_dbfs + 6.02).abs() < 0.01, "{level:?}");
+        assert!((level.rms_dbfs + 6.02).abs() < 0.01, "{level:?}");
+        assert!(LevelMeter::default()
+            .add_f32(&samples[..100], 50, 48_000)
+            .is_none());
+        let mut meter = LevelMeter::default();
+        meter.add_silence(48_000);
+        let level = meter.add_f32(&[], 24_000, 48_000).unwrap();
+        assert_eq!(
+            level.rms_dbfs, FLOOR_DBFS,
+            "silence is the floor, not no reading"
+        );
     }
 }
