@@ -702,3 +702,16 @@ fn output_link_appearing_after_the_checks() {
     assert!(!escape.exists(), "nothing written through the link");
     assert_eq!(r.node("mux")["failed"], true);
 }
+
+#[test]
+fn a_sync_without_inputs() {
+    static_error(
+        &with(
+            "    inputs: { video: video-normalize/video, audio: audio-normalize/audio }\n",
+            "    inputs: {}\n",
+        ),
+        "inputs: {}",
+        "nodes[4].inputs",
+        "sync needs at least one input",
+    );
+}

@@ -1,6 +1,6 @@
 //! `sync`: puts up to eight cameras and eight audio streams on one timeline.
 
-use super::{no_inputs_rule, no_rules, no_value_rule, problems, KindSpec, PortSpec};
+use super::{no_rules, no_value_rule, problems, KindSpec, PortSpec};
 use crate::params::{ParamSpec, Params};
 use crate::read::Reader;
 use crate::{PortType, Problem};
@@ -46,6 +46,17 @@ impl Settings {
     }
 }
 
+/// Every input is optional; one at least is needed.
+fn inputs_rule(inputs: &[String], _: &Params) -> Vec<Problem> {
+    match inputs.is_empty() {
+        true => vec![Problem::new(
+            "inputs",
+            "sync needs at least one input: `video` (and `video2` .. `video8`), `audio` (and `audio2` .. `audio8`)",
+        )],
+        false => Vec::new(),
+    }
+}
+
 fn rules(p: &Params) -> Vec<Problem> {
     problems(Settings::from_params(p))
 }
@@ -60,10 +71,10 @@ const PARAMS: &[ParamSpec] = &[
 /// Sync's ports: `video` and `audio`, and up to seven more cameras and seven
 /// more audio streams; every input comes out on the output of the same name.
 const INPUTS: &[PortSpec] = &[
-    PortSpec::new(
+    PortSpec::optional(
         "video",
         PortType::RawVideo,
-        "raw video: the first camera, whose frame grid the timeline follows",
+        "raw video: the first camera, whose frame grid the timeline follows (optional: an audio-only recording needs none)",
     ),
     PortSpec::optional(
         "audio",
@@ -214,7 +225,7 @@ pub const SPEC: KindSpec = KindSpec {
     rules,
     host_checks: no_rules,
     value_rule: no_value_rule,
-    inputs_rule: no_inputs_rule,
+    inputs_rule,
     format: None,
     hosted: false,
 };
