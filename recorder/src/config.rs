@@ -208,6 +208,10 @@ pub struct AudioSettings {
     pub enable_normalization: bool,
     /// LUFS (-70 – -5).
     pub target_loudness: f32,
+    /// Suppress steady background noise (fans, hum, hiss) in speech with
+    /// RNNoise (the `noise-suppress` node), before loudness normalization;
+    /// needs `sample_rate` 48 kHz.
+    pub noise_suppression: bool,
     /// The layout of the samples the app submits.
     pub input_format: SampleFormat,
     /// Where the sound comes from.
@@ -293,6 +297,7 @@ impl Default for AudioSettings {
             buffer_size: DEFAULT_AUDIO_BUFFER,
             enable_normalization: false,
             target_loudness: DEFAULT_TARGET_LOUDNESS,
+            noise_suppression: false,
             input_format: SampleFormat::F32,
             source: AudioSource::Submitted,
         }

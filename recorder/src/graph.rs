@@ -106,9 +106,16 @@ fn nodes(config: &RecordingConfig, path: &Path) -> Vec<NodeText> {
     let mut sync = NodeText::new("sync", "sync").input("video", "video-normalize/video".into());
     if let Some(a) = &config.audio {
         let source = audio_source(a);
-        let normalize = audio_normalize(a, source.id);
+        let mut upstream = source.id;
         out.push(source);
-        out.push(normalize);
+        if a.noise_suppression {
+            // Before the loudness gain, so the gain is set on the speech,
+            // not on the noise it takes away.
+            let edge = edge(upstream, "audio", a.buffer_size, None);
+            out.push(NodeText::new("noise-suppress", "noise-suppress").input("audio", edge));
+            upstream = "noise-suppress";
+        }
+        out.push(audio_normalize(a, upstream));
         sync = sync.input("audio", "audio-normalize/audio".into());
     }
     out.push(sync);
@@ -338,6 +345,27 @@ mod tests {
             all.contains("screen.display: cannot open X display `:4093`"),
             "{all}"
         );
+    }
+
+    #[test]
+    fn noise_suppression_goes_before_the_loudness_gain_at_48_khz_only() {
+        let mut c = RecordingConfig::default();
+        let a = c.audio.as_mut().unwrap();
+        a.noise_suppression = true;
+        a.enable_normalization = true;
+        let g = build(&c, Path::new("out.mp4")).unwrap();
+        let input_of = |id: &str| {
+            let n = g.nodes.iter().find(|n| n.id == id).unwrap();
+            n.inputs[0].source_node.clone()
+        };
+        assert_eq!(input_of("noise-suppress"), APP_AUDIO);
+        assert_eq!(input_of("audio-normalize"), "noise-suppress");
+        c.audio.as_mut().unwrap().sample_rate = 44_100;
+        let Err(RecorderError::InvalidConfig(problems)) = c.validate() else {
+            panic!("RNNoise takes 48 kHz only");
+        };
+        let all = problems.join("\n");
+        assert!(all.contains("48"), "{all}");
     }
 
     #[test]

@@ -39,6 +39,8 @@ pub struct RecordingConfigOptions {
     pub enable_normalization: Option<bool>,
     /// LUFS, -70..=-5.
     pub target_loudness: Option<f32>,
+    /// Background noise suppression (48 kHz only).
+    pub noise_suppression: Option<bool>,
     /// `mp4`, `mkv`, `webm` (absent: from the path).
     pub container: Option<String>,
     /// Stream live as well: `rtmp://host/app`, `rtmps://...`, `srt://host:port`.
@@ -73,6 +75,7 @@ impl RecordingConfigOptions {
         a.channels = self.channels.unwrap_or(a.channels);
         a.enable_normalization = self.enable_normalization.unwrap_or(a.enable_normalization);
         a.target_loudness = self.target_loudness.unwrap_or(a.target_loudness);
+        a.noise_suppression = self.noise_suppression.unwrap_or(a.noise_suppression);
         if let Some(text) = &self.container {
             let mut container = Container::Auto;
             set(&mut container, "container", &Some(text.clone()))?;
