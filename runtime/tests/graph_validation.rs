@@ -391,7 +391,7 @@ fn required_input_not_connected() {
         6,
         5,
         "nodes[1].inputs",
-        "sync needs input `video` (raw-video)",
+        "video-encode needs input `video` (raw-video)",
     );
     assert_eq!(hint(&d), "add `video: camera/video`");
 }

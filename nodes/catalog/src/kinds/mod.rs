@@ -320,26 +320,33 @@ mod tests {
     fn updates_are_checked_against_the_schema() {
         let sync = kind("sync").unwrap();
         let current = testing::defaults(sync);
+        // A sync has one input at least (its inputs rule).
+        let inputs = ["video".to_string()];
         assert_eq!(
-            sync.check_update(&[], &current, "tolerance_ms", &json!(40)),
+            sync.check_update(&inputs, &current, "tolerance_ms", &json!(40)),
             Ok(json!(40.0))
         );
         assert!(sync
-            .check_update(&[], &current, "tolerance_ms", &json!(5000))
+            .check_update(&inputs, &current, "tolerance_ms", &json!(5000))
             .unwrap_err()
             .contains("out of range"));
         let e = sync
-            .check_update(&[], &current, "max_drift_ppm", &json!(10))
+            .check_update(&inputs, &current, "max_drift_ppm", &json!(10))
             .unwrap_err();
         assert!(e.contains("cannot change while running"), "{e}");
         assert!(e.contains("buffer_ms, tolerance_ms"), "{e}");
         assert!(sync
-            .check_update(&[], &current, "gain", &json!(1))
+            .check_update(&inputs, &current, "gain", &json!(1))
             .unwrap_err()
             .contains("no param `gain`"));
         let encode = kind("video-encode").unwrap();
         let e = encode
-            .check_update(&[], &testing::defaults(encode), "quality", &json!("high"))
+            .check_update(
+                &inputs,
+                &testing::defaults(encode),
+                "quality",
+                &json!("high"),
+            )
             .unwrap_err();
         assert!(
             e.contains("of video-encode, only crf, bitrate, keyframe can"),
