@@ -198,7 +198,12 @@ fn param_body(args: &[String]) -> Result<Value, CtlError> {
                 ))
             }),
         [node, name, value] => {
-            let (value, _) = crate::graph::override_value(value);
+            // A map or a list (audio-mix's `{"host": -3}`, `["guest"]`) is
+            // JSON; anything else is read as `--set` reads it.
+            let value = match serde_json::from_str::<Value>(value) {
+                Ok(v @ (Value::Object(_) | Value::Array(_))) => v,
+                _ => crate::graph::override_value(value).0,
+            };
             Ok(json!({ "node": node, "name": name, "value": value }))
         }
         _ => Err(CtlError::Usage(
@@ -288,6 +293,13 @@ mod tests {
             body,
             json!({"node": "sync", "name": "paused", "value": true})
         );
+        let body = param_body(&args(&["mix", "gain_db", r#"{"host": -3}"#])).unwrap();
+        assert_eq!(
+            body,
+            json!({"node": "mix", "name": "gain_db", "value": {"host": -3}})
+        );
+        let body = param_body(&args(&["mix", "mute", r#"["guest"]"#])).unwrap();
+        assert_eq!(body["value"], json!(["guest"]));
         let body = param_body(&args(&["sync", "buffer_ms", "300"])).unwrap();
         assert_eq!(body["value"], json!(300));
         let body = param_body(&args(&["cam", "source", "'123'"])).unwrap();
