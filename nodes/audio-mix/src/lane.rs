@@ -2,7 +2,7 @@
 //! placed on the mix's timeline by capture time, with its gain, mute and
 //! pan, and its level meter.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use ffmpeg_next::format::{sample::Type, Sample};
 use node_api::AudioFrame;
 use node_media::audio::{
@@ -99,22 +99,8 @@ impl Lane {
         rate: u32,
         out_channels: u16,
     ) -> Result<usize> {
-        if h.sample_rate == 0 || h.channels == 0 {
-            bail!(
-                "an audio frame with {} Hz and {} channels",
-                h.sample_rate,
-                h.channels
-            );
-        }
-        let spec = AudioSpec::of_header(h);
+        let spec = AudioSpec::of_message(h, payload)?;
         let samples = h.samples as usize;
-        if payload.len() < spec.payload_bytes(samples) {
-            bail!(
-                "an audio frame of {samples} samples has a {}-byte payload, {} expected",
-                payload.len(),
-                spec.payload_bytes(samples)
-            );
-        }
         let channels = if h.channels == 1 { 1 } else { out_channels };
         if self.resampler.as_ref().is_none_or(|r| *r.input() != spec) {
             // First frame, or the input's format changed: a new converter.

@@ -7,7 +7,7 @@
 //! output rate); capture times follow the input's: output sample k carries the
 //! capture time of the input instant it came from.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use ffmpeg_next::format::{sample::Type, Sample};
 use node_api::{AudioFrame, TimeBase};
 use node_media::audio::{
@@ -180,22 +180,8 @@ impl Normalizer {
 
     /// Takes one input frame.
     pub fn process(&mut self, h: &AudioFrame, payload: &[u8]) -> Result<Output<'_>> {
-        if h.sample_rate == 0 || h.channels == 0 {
-            bail!(
-                "an audio frame with {} Hz and {} channels",
-                h.sample_rate,
-                h.channels
-            );
-        }
-        let spec = AudioSpec::of_header(h);
+        let spec = AudioSpec::of_message(h, payload)?;
         let samples = h.samples as usize;
-        if payload.len() < spec.payload_bytes(samples) {
-            bail!(
-                "an audio frame of {samples} samples has a {}-byte payload, {} expected",
-                payload.len(),
-                spec.payload_bytes(samples)
-            );
-        }
         let rate = self.settings.rate;
         let first_pts = *self
             .first_pts

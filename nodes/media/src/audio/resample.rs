@@ -47,6 +47,29 @@ impl AudioSpec {
         )
     }
 
+    /// The spec of a received raw audio message, checked against its
+    /// payload: a header with no rate or channels, or a payload shorter
+    /// than its samples, is an error naming both.
+    pub fn of_message(h: &AudioFrame, payload: &[u8]) -> Result<AudioSpec> {
+        if h.sample_rate == 0 || h.channels == 0 {
+            bail!(
+                "an audio frame with {} Hz and {} channels",
+                h.sample_rate,
+                h.channels
+            );
+        }
+        let spec = AudioSpec::of_header(h);
+        let need = spec.payload_bytes(h.samples as usize);
+        if payload.len() < need {
+            bail!(
+                "an audio frame of {} samples has a {}-byte payload, {need} expected",
+                h.samples,
+                payload.len()
+            );
+        }
+        Ok(spec)
+    }
+
     /// The spec of a decoded FFmpeg frame.
     pub fn of_frame(f: &frame::Audio) -> AudioSpec {
         let (mask, channels) = frame_layout(f);
