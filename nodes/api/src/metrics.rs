@@ -120,8 +120,11 @@ metric_names! {
     DUPLICATED = "duplicated" by ["video-normalize"];
     /// Frames forwarded unchanged (no conversion, no copy).
     PASSTHROUGH = "passthrough" by ["video-normalize"];
-    /// Corrupt MJPEG frames, shown as the previous picture.
-    CORRUPT = "corrupt" by ["video-normalize"];
+    /// Corrupt MJPEG frames, shown as the previous picture (video-normalize);
+    /// packets the decoder refused, their pictures lost (video-decode).
+    CORRUPT = "corrupt" by ["video-normalize", "video-decode"];
+    /// Pictures decoded and sent.
+    DECODED = "decoded" by ["video-decode"];
 
     /// The gain applied to reach the loudness target, dB.
     GAIN_DB = "gain_db" by ["audio-normalize"];

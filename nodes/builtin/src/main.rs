@@ -23,6 +23,7 @@ const KINDS: &[(&str, Entry)] = &[
     ("sync", node_sync::main),
     ("compose", node_compose::main),
     ("video-encode", node_video_encode::main),
+    ("video-decode", node_video_decode::main),
     ("audio-encode", node_audio_encode::main),
     ("mux", node_mux::main),
     ("stream", node_stream::stream_main),

@@ -20,7 +20,8 @@ impl Format {
         let video = VideoCodec::from_name(codec);
         let audio = AudioCodec::from_name(codec);
         match self {
-            Format::Mp4 => video.is_some() || audio.is_some(),
+            // MJPEG in MP4 is a QuickTime-ism players do not agree on.
+            Format::Mp4 => video.is_some_and(|v| v != VideoCodec::Mjpeg) || audio.is_some(),
             Format::Mkv => true,
             Format::Webm => {
                 matches!(video, Some(VideoCodec::Vp9 | VideoCodec::Av1))

@@ -12,6 +12,7 @@
 mod choice;
 mod format;
 pub mod kinds;
+pub mod link;
 mod params;
 mod problem;
 mod read;

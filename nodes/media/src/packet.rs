@@ -18,6 +18,8 @@ const CODECS: &[(&str, Id, MediaKind)] = &[
     ("av1", Id::AV1, MediaKind::Video),
     // Lossless intra-only video (MKV only), as the ffv1-encoder example writes it.
     ("ffv1", Id::FFV1, MediaKind::Video),
+    // Intra-only, the mezzanine of compressed links between machines.
+    ("mjpeg", Id::MJPEG, MediaKind::Video),
     ("aac", Id::AAC, MediaKind::Audio),
     ("opus", Id::OPUS, MediaKind::Audio),
     ("mp3", Id::MP3, MediaKind::Audio),
@@ -75,7 +77,7 @@ pub fn fill_parameters(
     params: &CodecParams,
 ) -> Result<()> {
     let id = codec_id(codec).ok_or_else(|| {
-        anyhow!("unknown codec `{codec}` (h264, hevc, vp9, av1, ffv1, aac, opus, mp3)")
+        anyhow!("unknown codec `{codec}` (h264, hevc, vp9, av1, ffv1, mjpeg, aac, opus, mp3)")
     })?;
     if codec_media(codec) != Some(media) {
         bail!("codec `{codec}` is not a {media:?} codec");

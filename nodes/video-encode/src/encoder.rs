@@ -864,4 +864,17 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn mjpeg_is_intra_only() {
+        let (enc, packets) = encode(
+            json!({ "codec": "mjpeg", "quality": "high" }),
+            10,
+            node_api::PixelFormat::Yuv420p,
+        );
+        assert_eq!(enc.name, "mjpeg");
+        assert_eq!(packets.len(), 10, "one packet per frame, none held");
+        assert!(packets.iter().all(|p| p.keyframe && p.codec == "mjpeg"));
+        assert_eq!(packets[0].params.pixel_format, "yuv420p");
+    }
 }

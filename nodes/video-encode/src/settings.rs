@@ -33,6 +33,7 @@ impl CodecExt for Codec {
             Codec::H265 => "hevc",
             Codec::Vp9 => "vp9",
             Codec::Av1 => "av1",
+            Codec::Mjpeg => "mjpeg",
         }
     }
 
@@ -42,6 +43,7 @@ impl CodecExt for Codec {
             Codec::H265 => &["libx265"],
             Codec::Vp9 => &["libvpx-vp9"],
             Codec::Av1 => &["libsvtav1", "libaom-av1"],
+            Codec::Mjpeg => &["mjpeg"],
         }
     }
 
@@ -49,7 +51,7 @@ impl CodecExt for Codec {
         match self {
             Codec::H264 => Some("h264_nvenc"),
             Codec::H265 => Some("hevc_nvenc"),
-            Codec::Vp9 => None,
+            Codec::Vp9 | Codec::Mjpeg => None,
             Codec::Av1 => Some("av1_nvenc"),
         }
     }
@@ -60,6 +62,7 @@ impl CodecExt for Codec {
             Codec::H265 => "hevc_vaapi",
             Codec::Vp9 => "vp9_vaapi",
             Codec::Av1 => "av1_vaapi",
+            Codec::Mjpeg => "mjpeg_vaapi",
         }
     }
 }
@@ -205,6 +208,9 @@ impl Settings {
     }
 }
 
+/// FFmpeg's FF_QP2LAMBDA: `global_quality` for quantizer 1.
+const LAMBDA_PER_QP: u32 = 118;
+
 /// Options for one encoder, as FFmpeg option strings (generic codec options
 /// such as `b`, `g`, `maxrate` and the encoder's private ones alike), plus
 /// whether keyframes must be forced per frame to keep the interval.
@@ -288,6 +294,13 @@ pub fn plan(settings: &Settings, encoder: &str, fps: Rational) -> Plan {
             set("cpu-used", cpu_used.to_string());
             set("row-mt", "1".into());
         }
+        "mjpeg" => {
+            // Our frames are limited-range yuv420p: JPEG proper is full
+            // range (yuvj420p). Sending the samples as they are, marked
+            // unofficial, keeps them bit-exact through a link's decoder
+            // (which returns them as they were, whatever range it names).
+            set("strict", "unofficial".into());
+        }
         _ if nvenc => {
             set("preset", settings.speed.nvenc().into());
             set("forced-idr", "1".into());
@@ -304,6 +317,10 @@ pub fn plan(settings: &Settings, encoder: &str, fps: Rational) -> Plan {
             } else if vaapi {
                 set("rc_mode", "CQP".into());
                 set("qp", crf.to_string());
+            } else if encoder == "mjpeg" {
+                // A fixed quantizer: `global_quality` is in lambda units.
+                set("flags", "+qscale".into());
+                set("global_quality", (crf.max(1) * LAMBDA_PER_QP).to_string());
             } else {
                 set("crf", crf.to_string());
                 // libvpx / libaom: no bitrate means constant quality.

@@ -61,6 +61,10 @@ pub struct NodeDef {
     pub max_restarts: u32,
     /// `deploy: {machine: NAME}`; `None`: the local machine.
     pub machine: Option<String>,
+    /// Put in by the runtime at one end of a compressed link between
+    /// machines (not written in the graph file).
+    #[serde(default)]
+    pub link: Option<LinkEnd>,
     /// The schema a custom node published (`--describe`) when the graph was
     /// checked: its param updates are checked against it like a built-in's
     /// against the catalog. `None` for a built-in (see [`NodeDef::schema`])
@@ -137,6 +141,28 @@ impl Graph {
             None => Err(format!("the graph has no node `{node}`")),
         }
     }
+}
+
+/// Which end of a compressed link a node the runtime put in is.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum LinkRole {
+    /// The `video-encode` on the sending machine.
+    Encode,
+    /// A `video-decode` on a receiving machine.
+    Decode,
+}
+
+/// A node of a compressed link (see `link:` in the graph docs).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LinkEnd {
+    pub role: LinkRole,
+    /// The output whose frames cross: `node/output`.
+    pub from: String,
+    /// The link's codec (`mjpeg`, `h264`, ...).
+    pub codec: String,
+    /// The link's encoder (the node itself for [`LinkRole::Encode`]).
+    pub encoder: String,
 }
 
 /// An input of a node, wired: the node API's own type, handed to each node

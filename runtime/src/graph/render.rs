@@ -125,6 +125,7 @@ mod tests {
             restart: RestartPolicy::Never,
             max_restarts: 0,
             machine: None,
+            link: None,
             described: None,
         }
     }

@@ -17,6 +17,7 @@ pub mod replay_buffer;
 pub mod screen;
 pub mod stream;
 pub mod sync;
+pub mod video_decode;
 pub mod video_encode;
 pub mod video_normalize;
 
@@ -226,6 +227,7 @@ static KINDS: &[KindSpec] = &[
     sync::SPEC,
     compose::SPEC,
     video_encode::SPEC,
+    video_decode::SPEC,
     audio_encode::SPEC,
     mux::SPEC,
     stream::SPEC,

@@ -1,4 +1,5 @@
-//! `video-encode`: H.264, H.265, VP9 or AV1.
+//! `video-encode`: H.264, H.265, VP9, AV1, or MJPEG (the intra-only
+//! mezzanine codec of links between machines).
 //!
 //! `quality` picks a CRF and a speed preset ([`Quality::crf`],
 //! [`Quality::speed`]); `crf` overrides the CRF (in the codec's own scale),
@@ -13,7 +14,7 @@ use crate::{PortType, Problem};
 
 crate::choice! {
     /// Video codecs.
-    pub enum Codec { H264 = "h264", H265 = "h265", Vp9 = "vp9", Av1 = "av1" }
+    pub enum Codec { H264 = "h264", H265 = "h265", Vp9 = "vp9", Av1 = "av1", Mjpeg = "mjpeg" }
 }
 
 impl Codec {
@@ -22,6 +23,8 @@ impl Codec {
         match self {
             Codec::H264 | Codec::H265 => 51,
             Codec::Vp9 | Codec::Av1 => 63,
+            // MJPEG's quantizer scale (FFmpeg's `-q:v`).
+            Codec::Mjpeg => 31,
         }
     }
 
@@ -30,6 +33,9 @@ impl Codec {
         match self {
             Codec::H264 | Codec::H265 => crf,
             Codec::Vp9 | Codec::Av1 => (crf * 63 + 25) / 51,
+            // 13 / 18 / 23 / 28 (ultra..fast) to q 2 / 4 / 6 / 8: q 2 is
+            // near-transparent, q 8 still shows no blocks on camera content.
+            Codec::Mjpeg => ((crf.max(13) - 13) * 2 + 2) / 5 + 2,
         }
     }
 }
@@ -190,7 +196,7 @@ fn crf_out_of_range(crf: i64, codec: Codec) -> Option<Problem> {
             "crf",
             format!("crf {crf} is out of range 0..={max} for {codec}"),
         )
-        .hint("h264 and h265 take crf 0..=51, vp9 and av1 0..=63; lower is better quality")
+        .hint("h264 and h265 take crf 0..=51, vp9 and av1 0..=63, mjpeg its quantizer 1..=31; lower is better quality")
     })
 }
 
@@ -229,7 +235,7 @@ const PARAMS: &[ParamSpec] = &[
     ParamSpec::choice("codec", Codec::NAMES, Some(DEFAULT_CODEC.name()), "video codec"),
     ParamSpec::choice("quality", Quality::NAMES, Some(DEFAULT_QUALITY.name()), QUALITY_DOC),
     ParamSpec::choice("speed", Speed::NAMES, None, "encoder speed preset (x264/x265 names); VP9: realtime cpu-used 8..5 for ultrafast..faster, then good cpu-used 4..0; SVT-AV1: preset 12..4; libaom: cpu-used 8..0; absent: from quality"),
-    ParamSpec::int("crf", (0, Codec::Vp9.crf_max() as i64), None, "constant rate factor (0..=51 for h264/h265, 0..=63 for vp9/av1); absent: from quality; live with libx264 (a CRF encode), other encoders keep theirs and log why").live(),
+    ParamSpec::int("crf", (0, Codec::Vp9.crf_max() as i64), None, "constant rate factor (0..=51 for h264/h265, 0..=63 for vp9/av1; mjpeg: its quantizer 1..=31); absent: from quality; live with libx264 (a CRF encode), other encoders keep theirs and log why").live(),
     ParamSpec::bitrate("bitrate", (10_000, 400_000_000), "target bitrate (ABR): set, it replaces the CRF of `quality` and `crf`; live with libx264 (an ABR or CBR encode), other encoders keep theirs and log why").live(),
     ParamSpec::choice("rate_control", RateMode::NAMES, Some(DEFAULT_RATE_CONTROL.name()), "with `bitrate`: average (abr) or constant (cbr: maxrate = bitrate, 1 s VBV buffer)"),
     ParamSpec::float("keyframe_interval", (0.1, 60.0), Some(DEFAULT_KEYFRAME_INTERVAL), "seconds between keyframes"),
@@ -246,7 +252,7 @@ const QUALITY_DOC: &str = "CRF 28 / 23 / 18 / 13 (h264/h265; vp9/av1: 35 / 28 / 
 
 pub const SPEC: KindSpec = KindSpec {
     kind: "video-encode",
-    doc: "Encodes raw video: H.264 (libx264), H.265 (libx265), VP9 (libvpx-vp9), AV1 (SVT-AV1, else libaom).",
+    doc: "Encodes raw video: H.264 (libx264), H.265 (libx265), VP9 (libvpx-vp9), AV1 (SVT-AV1, else libaom), MJPEG (intra-only, FFmpeg's own: the mezzanine of links between machines).",
     // An encoder's time per frame is uneven (start-up, keyframes, frame
     // threads finishing together): 8 frames absorb that without a skip at
     // 60 fps where 4 did not.

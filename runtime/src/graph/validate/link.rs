@@ -192,6 +192,7 @@ fn build_nodes(
             }),
             max_restarts: d.max_restarts,
             machine: d.machine.clone(),
+            link: d.link.clone(),
             described: d.kind.filter(|_| !d.builtin),
         })
         .collect()
@@ -199,7 +200,7 @@ fn build_nodes(
 
 /// A node's outputs: as listed, else its kind's (built-in or described),
 /// else none; `None` when its program is unknown (already reported).
-fn outputs_of(d: &Draft) -> Option<Vec<OutputDef>> {
+pub(super) fn outputs_of(d: &Draft) -> Option<Vec<OutputDef>> {
     match (&d.program, &d.outputs, d.kind) {
         (None, _, _) => None,
         (Some(_), Some(declared), _) => Some(declared.clone()),

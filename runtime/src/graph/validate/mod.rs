@@ -9,6 +9,7 @@
 //! [`nodes`] and [`params`] (each node on its own: id, program, params,
 //! deploy, args, env; [`custom`]: the schema a custom node publishes),
 //! [`ports`] (its `inputs:` and `outputs:` as written),
+//! [`remote`] (raw video between machines: compressed links put in),
 //! [`link`] (edges between nodes: references, port types, required inputs),
 //! [`cycles`], and [`kind_rules`] (rules specific to one built-in kind).
 
@@ -30,6 +31,7 @@ mod network;
 mod nodes;
 mod params;
 mod ports;
+mod remote;
 mod top;
 
 #[cfg(test)]
@@ -39,7 +41,7 @@ use fields::unknown_fields;
 use nodes::{Draft, NodeReader};
 pub use top::MACHINE_BUILTIN;
 
-const TOP_FIELDS: &[&str] = &["name", "vars", "network", "nodes"];
+const TOP_FIELDS: &[&str] = &["name", "vars", "network", "link", "nodes"];
 
 /// Checks a parsed graph file; `None` when `sink` holds any error.
 pub(crate) fn graph(
@@ -66,6 +68,11 @@ pub(crate) fn graph(
 
     let name = top::graph_name(&root, file, sink);
     let network = network::read_network(&root, sink);
+    // The default of every compressed link between machines.
+    let default_link = root.get("link").cloned().map(|mut e| {
+        substitute(&mut e.value, "link", &vars, sink);
+        e
+    });
 
     let root_pos = root.pos;
     let Some(nodes_entry) = root
@@ -116,7 +123,8 @@ pub(crate) fn graph(
             reader.read_ports_and_params(d, n, sink);
         }
     }
-    let drafts: Vec<Draft> = drafts.into_iter().flatten().collect();
+    let mut drafts: Vec<Draft> = drafts.into_iter().flatten().collect();
+    remote::compress_remote_edges(&reader, &mut drafts, default_link.as_ref(), sink);
 
     let nodes = link::link(&drafts, sink);
     if sink.has_errors() {

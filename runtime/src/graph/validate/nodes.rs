@@ -9,7 +9,7 @@ use node_catalog::{builtin_kinds, kind as builtin_kind, KindSpec, Params};
 
 use crate::graph::diagnostic::{did_you_mean, DiagnosticsBuilder};
 use crate::graph::model::{
-    Network, OutputDef, QueuePolicy, RestartPolicy, RESERVED_ID_PREFIX, RUNTIME_NAME,
+    LinkEnd, Network, OutputDef, QueuePolicy, RestartPolicy, RESERVED_ID_PREFIX, RUNTIME_NAME,
 };
 use crate::graph::vars::Vars;
 use crate::graph::yaml::{join, Entry, Pos, YamlNode};
@@ -76,8 +76,50 @@ pub(super) struct Draft {
     pub(super) restart: Option<RestartPolicy>,
     pub(super) max_restarts: u32,
     pub(super) machine: Option<String>,
+    /// Put in by the runtime on a compressed link ([`super::remote`]).
+    pub(super) link: Option<LinkEnd>,
 }
 
+impl Draft {
+    /// A node the runtime puts in itself: `kind` on `machine`, its errors
+    /// reported at `pos` under `field` (what in the file made it).
+    pub(super) fn inserted(
+        id: String,
+        kind: &'static KindSpec,
+        machine: String,
+        field: String,
+        pos: Pos,
+        link: LinkEnd,
+    ) -> Draft {
+        Draft {
+            field,
+            id,
+            id_pos: pos,
+            program: Some(Program::Builtin(kind)),
+            program_pos: pos,
+            builtin: true,
+            kind: Some(kind),
+            args: Vec::new(),
+            env: BTreeMap::new(),
+            params: Params::default(),
+            param_pos: BTreeMap::new(),
+            params_pos: pos,
+            params_ok: true,
+            bad_params: BTreeSet::new(),
+            inputs: Vec::new(),
+            input_names: Vec::new(),
+            inputs_pos: pos,
+            outputs: None,
+            outputs_ok: true,
+            restart: None,
+            max_restarts: DEFAULT_MAX_RESTARTS,
+            machine: Some(machine),
+            link: Some(link),
+        }
+    }
+}
+
+#[derive(Clone)]
 pub(super) struct DraftInput {
     pub(super) name: String,
     pub(super) name_pos: Pos,
@@ -88,6 +130,8 @@ pub(super) struct DraftInput {
     /// None: the port's default.
     pub(super) queue_size: Option<usize>,
     pub(super) policy: Option<(QueuePolicy, Pos)>,
+    /// `link:`: how this edge crosses machines (see [`super::remote`]).
+    pub(super) link: Option<Entry>,
 }
 
 pub(super) struct NodeReader<'a> {
@@ -156,6 +200,7 @@ impl NodeReader<'_> {
             restart: None,
             max_restarts: DEFAULT_MAX_RESTARTS,
             machine: None,
+            link: None,
         };
         if let Some(e) = node.get("args") {
             draft.args = read_args(e, &field, builtin, sink);

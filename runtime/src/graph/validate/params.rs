@@ -24,6 +24,20 @@ impl NodeReader<'_> {
         sink: &mut DiagnosticsBuilder<'_>,
     ) {
         let pfield = join(&draft.field, "params");
+        self.read_typed_params_at(kind, entry, &pfield, draft, sink);
+    }
+
+    /// [`NodeReader::read_typed_params`] from a mapping written elsewhere
+    /// than the node's `params:` (a link's settings), `pfield` naming it.
+    pub(super) fn read_typed_params_at(
+        &self,
+        kind: &KindSpec,
+        entry: Option<&Entry>,
+        pfield: &str,
+        draft: &mut Draft,
+        sink: &mut DiagnosticsBuilder<'_>,
+    ) {
+        let pfield = pfield.to_string();
         let mut values = Map::new();
         let given = params_mapping(entry, &pfield, draft, sink);
         for p in given.unwrap_or_default() {
@@ -75,7 +89,7 @@ impl NodeReader<'_> {
     /// The kind's rules, once each param is right on its own: the pure ones
     /// for every node; its checks of files and directories only for a node
     /// of this machine (one deployed elsewhere is checked there).
-    fn cross_check(
+    pub(super) fn cross_check(
         &self,
         kind: &KindSpec,
         pfield: &str,

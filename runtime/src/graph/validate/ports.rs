@@ -10,7 +10,7 @@ use crate::graph::yaml::{join, Entry, NodeKind};
 use super::fields::{choice, int_in, list_or_none, unknown_fields};
 use super::nodes::DraftInput;
 
-const INPUT_FIELDS: &[&str] = &["source", "queue_size", "policy"];
+const INPUT_FIELDS: &[&str] = &["source", "queue_size", "policy", "link"];
 const POLICIES: &[&str] = &["drop-oldest", "block"];
 const PORT_TYPES: &[&str] = &[
     "raw-video",
@@ -46,7 +46,7 @@ pub(super) fn read_inputs(
     let mut inputs = Vec::new();
     for i in entries {
         let inf = join(&f, &i.key);
-        let (source, source_pos, queue_size, policy) = match &i.value.kind {
+        let (source, source_pos, queue_size, policy, link) = match &i.value.kind {
             NodeKind::Map(_) => {
                 unknown_fields(&i.value, &inf, INPUT_FIELDS, sink);
                 let Some(src) = i.value.get("source") else {
@@ -72,9 +72,15 @@ pub(super) fn read_inputs(
                     };
                     Some((policy, p.value.pos))
                 });
-                (&src.value, src.value.pos, queue_size, policy)
+                (
+                    &src.value,
+                    src.value.pos,
+                    queue_size,
+                    policy,
+                    i.value.get("link").cloned(),
+                )
             }
-            _ => (&i.value, i.value.pos, None, None),
+            _ => (&i.value, i.value.pos, None, None, None),
         };
         let parsed = source
             .as_scalar()
@@ -100,6 +106,7 @@ pub(super) fn read_inputs(
             source_pos,
             queue_size,
             policy,
+            link,
         });
     }
     inputs
