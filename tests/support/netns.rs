@@ -53,6 +53,24 @@ fn probe() -> Option<String> {
     }
 }
 
+/// `tc ARGS` inside network namespace `ns`.
+fn tc(ns: &str, args: &[&str]) -> Result<(), String> {
+    let out = Command::new("ip")
+        .args(["netns", "exec", ns, "tc"])
+        .args(args)
+        .output()
+        .map_err(|e| format!("tc {}: {e}", args.join(" ")))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "tc {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
 fn ip(args: &[&str]) -> Result<(), String> {
     let out = Command::new("ip")
         .args(args)
@@ -90,6 +108,16 @@ fn host_command(netns: &str, monotonic_s: Option<i64>, script: &str) -> Command 
 /// (spoke i: 10.77.i.1, hub side 10.77.i.2). Removed on drop, even on panic.
 pub struct Hosts {
     names: Vec<(String, String)>,
+    /// Per spoke: (its interface, the hub's interface of its link).
+    links: Vec<(String, String)>,
+}
+
+/// What [`Hosts::shape`] could put on a link.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Shaping {
+    pub rate_mbit: u32,
+    /// `None`: this kernel has no netem, so no delay could be added.
+    pub delay_ms: Option<u32>,
 }
 
 /// Spoke `i`'s address (1-based), and the hub's address on that link.
@@ -110,7 +138,10 @@ impl Hosts {
             std::process::id() % 100_000,
             COUNT.fetch_add(1, Ordering::SeqCst)
         );
-        let mut hosts = Hosts { names: Vec::new() };
+        let mut hosts = Hosts {
+            names: Vec::new(),
+            links: Vec::new(),
+        };
         for n in names {
             let ns = format!("{tag}{n}");
             ip(&["netns", "add", &ns]).expect("creating a network namespace");
@@ -141,8 +172,91 @@ impl Hosts {
                 .unwrap();
                 ip(&["-n", ns, "link", "set", ifname, "up"]).unwrap();
             }
+            hosts.links.push((spoke_if, hub_if));
         }
         hosts
+    }
+
+    /// Spoke `host`'s link to the hub: (spoke namespace, its interface,
+    /// hub namespace, the hub's interface).
+    fn link_of(&self, host: &str) -> (String, String, String, String) {
+        let i = self.names.iter().position(|(n, _)| n == host).unwrap();
+        let (spoke_if, hub_if) = self.links[i].clone();
+        let hub = self.names.last().unwrap().1.clone();
+        (self.names[i].1.clone(), spoke_if, hub, hub_if)
+    }
+
+    /// Limits spoke `host`'s link to the hub, both ways, to `rate_mbit`
+    /// with `delay_ms` each way: netem where the kernel has it, else a
+    /// token bucket (rate only; the result says no delay was added).
+    pub fn shape(&self, host: &str, rate_mbit: u32, delay_ms: u32) -> Shaping {
+        let (ns, spoke_if, hub, hub_if) = self.link_of(host);
+        let rate = format!("{rate_mbit}mbit");
+        let mut delayed = true;
+        for (ns, ifname) in [(&ns, &spoke_if), (&hub, &hub_if)] {
+            let netem = tc(
+                ns,
+                &[
+                    "qdisc",
+                    "add",
+                    "dev",
+                    ifname,
+                    "root",
+                    "netem",
+                    "rate",
+                    &rate,
+                    "delay",
+                    &format!("{delay_ms}ms"),
+                    "limit",
+                    "10000",
+                ],
+            );
+            if netem.is_err() {
+                delayed = false;
+                // Bursts of one 4 ms tick at the rate; a queue of 100 ms.
+                let burst = format!("{}kb", (rate_mbit as u64 * 1000 / 8 / 250).max(16));
+                tc(
+                    ns,
+                    &[
+                        "qdisc", "add", "dev", ifname, "root", "tbf", "rate", &rate, "burst",
+                        &burst, "latency", "100ms",
+                    ],
+                )
+                .expect("limiting a link's rate with tc");
+            }
+        }
+        Shaping {
+            rate_mbit,
+            delay_ms: delayed.then_some(delay_ms),
+        }
+    }
+
+    /// Takes spoke `host`'s link down (`false`) or up again: a network cut.
+    pub fn set_link(&self, host: &str, up: bool) {
+        let (ns, spoke_if, _, _) = self.link_of(host);
+        ip(&[
+            "-n",
+            &ns,
+            "link",
+            "set",
+            &spoke_if,
+            if up { "up" } else { "down" },
+        ])
+        .unwrap();
+    }
+
+    /// Bytes spoke `host` has sent on its link to the hub.
+    pub fn tx_bytes(&self, host: &str) -> u64 {
+        let (ns, spoke_if, _, _) = self.link_of(host);
+        let out = Command::new("ip")
+            .args(["netns", "exec", &ns, "cat"])
+            .arg(format!("/sys/class/net/{spoke_if}/statistics/tx_bytes"))
+            .output()
+            .expect("reading a link's counters");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse()
+            .unwrap_or(0)
     }
 
     fn netns(&self, host: &str) -> &str {

@@ -453,10 +453,16 @@ fn open_as(
     // Global headers for the muxer; closed GOPs so every keyframe is a clean
     // random access point (x264 would otherwise open its GOPs). Added to the
     // encoder's default flags, which some encoders set.
+    // MJPEG has no GOP (every picture stands alone), and its encoder refuses
+    // the closed-GOP flag.
+    let closed_gop = if name == "mjpeg" {
+        0
+    } else {
+        ffi::AV_CODEC_FLAG_CLOSED_GOP
+    };
     // SAFETY: a field of the context we own.
     unsafe {
-        (*enc.as_mut_ptr()).flags |=
-            (ffi::AV_CODEC_FLAG_GLOBAL_HEADER | ffi::AV_CODEC_FLAG_CLOSED_GOP) as i32;
+        (*enc.as_mut_ptr()).flags |= (ffi::AV_CODEC_FLAG_GLOBAL_HEADER | closed_gop) as i32;
     }
     if let Some(v) = &vaapi {
         // SAFETY: the context owns the new reference and frees it on close.

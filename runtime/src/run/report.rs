@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::hang::HangWatch;
 use super::process::{NodeState, Supervised};
 use super::restarts;
-use crate::graph::Graph;
+use crate::graph::{Graph, LinkRole};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunReport {
@@ -36,8 +36,50 @@ pub struct RunReport {
     /// Machines whose runtime vanished while the run went on.
     #[serde(default)]
     pub lost_machines: Vec<MachineLoss>,
+    /// The compressed links between machines (see `link:`).
+    #[serde(default)]
+    pub links: Vec<LinkReport>,
     #[serde(skip)]
     kinds: BTreeMap<String, String>,
+    #[serde(skip)]
+    graph_links: Vec<LinkEnds>,
+}
+
+/// One compressed link: raw video from a node on one machine to another
+/// machine, as its encoder and decoder counted it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LinkReport {
+    /// The output whose frames crossed: `node/output`.
+    pub from: String,
+    pub from_machine: String,
+    pub to_machine: String,
+    pub codec: String,
+    pub encoder: String,
+    pub decoder: String,
+    /// Frames the encoder took in.
+    pub frames: u64,
+    /// Frames dropped before the link: the encoder (or the link under it)
+    /// could not keep up, so its input queue let the oldest go.
+    pub dropped: u64,
+    /// Bytes of packets the encoder sent.
+    pub bytes: u64,
+    /// `bytes` over the run's media time.
+    pub mbit_per_s: f64,
+    /// Pictures the decoder sent on.
+    pub pictures: u64,
+    /// Packets sent but never received by the decoder.
+    pub lost: u64,
+}
+
+/// The ids and places of a link's two ends, from the graph.
+#[derive(Debug, Clone)]
+struct LinkEnds {
+    from: String,
+    from_machine: String,
+    to_machine: String,
+    codec: String,
+    encoder: String,
+    decoder: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -118,6 +160,8 @@ impl RunReport {
             machine: None,
             clock: None,
             lost_machines: Vec::new(),
+            links: Vec::new(),
+            graph_links: link_ends(graph),
             kinds: graph
                 .nodes
                 .iter()
@@ -176,8 +220,71 @@ impl RunReport {
         self.error = failure;
     }
 
+    /// The links' figures, from the stats of every node heard (a link's
+    /// encoder runs on another machine than its decoder); after `finish`.
+    pub(crate) fn account_links(&mut self, heard: &BTreeMap<String, NodeStats>) {
+        self.links = self
+            .graph_links
+            .iter()
+            .map(|l| l.report(heard, self.duration_s))
+            .collect();
+        for l in &self.links {
+            tracing::info!(
+                "link {} ({} -> {}, {}): {:.1} Mbit/s, {} frames sent, {} dropped before the link, {} pictures out, {} lost",
+                l.from, l.from_machine, l.to_machine, l.codec, l.mbit_per_s, l.frames, l.dropped, l.pictures, l.lost
+            );
+        }
+    }
+
     fn kind_of(&self, id: &str) -> String {
         self.kinds.get(id).cloned().unwrap_or_default()
+    }
+}
+
+/// Every link decoder of the graph, with its encoder's place.
+fn link_ends(graph: &Graph) -> Vec<LinkEnds> {
+    graph
+        .nodes
+        .iter()
+        .filter_map(|n| {
+            let l = n.link.as_ref().filter(|l| l.role == LinkRole::Decode)?;
+            let encoder = graph.node(&l.encoder)?;
+            Some(LinkEnds {
+                from: l.from.clone(),
+                from_machine: encoder.machine.clone().unwrap_or_default(),
+                to_machine: n.machine.clone().unwrap_or_default(),
+                codec: l.codec.clone(),
+                encoder: l.encoder.clone(),
+                decoder: n.id.clone(),
+            })
+        })
+        .collect()
+}
+
+impl LinkEnds {
+    fn report(&self, stats: &BTreeMap<String, NodeStats>, duration_s: f64) -> LinkReport {
+        let enc = stats.get(&self.encoder);
+        let dec = stats.get(&self.decoder);
+        let input = enc.and_then(|s| s.inputs.get("video"));
+        let bytes = enc.map_or(0, |s| s.outputs.values().map(|o| o.bytes).sum());
+        LinkReport {
+            from: self.from.clone(),
+            from_machine: self.from_machine.clone(),
+            to_machine: self.to_machine.clone(),
+            codec: self.codec.clone(),
+            encoder: self.encoder.clone(),
+            decoder: self.decoder.clone(),
+            frames: input.map_or(0, |i| i.received),
+            dropped: enc.map_or(0, NodeStats::dropped),
+            bytes,
+            mbit_per_s: if duration_s > 0.0 {
+                bytes as f64 * 8.0 / duration_s / 1e6
+            } else {
+                0.0
+            },
+            pictures: dec.map_or(0, |s| s.outputs.values().map(|o| o.sent).sum()),
+            lost: dec.map_or(0, |s| s.inputs.values().map(|i| i.lost).sum()),
+        }
     }
 }
 

@@ -654,15 +654,18 @@ impl<'a> Supervisor<'a> {
         self.started_token = None;
         self.stopping_token = None;
         self.wait_for_last_stats().await;
-        let final_stats: BTreeMap<String, node_api::NodeStats> = {
+        let (final_stats, mut heard): (BTreeMap<String, node_api::NodeStats>, BTreeMap<_, _>) = {
             let last = self.links.stats.lock().unwrap();
-            self.nodes
+            let local = self
+                .nodes
                 .keys()
                 .filter_map(|id| {
                     Some((id.clone(), self.earlier.merged(id, last.get(id).cloned())?))
                 })
-                .collect()
+                .collect();
+            (local, last.clone().into_iter().collect())
         };
+        heard.extend(final_stats.clone());
         let outcomes = report::outcomes(self.graph, &self.nodes, &self.hang, &final_stats);
         let media_s = self.media_start.elapsed().as_secs_f64();
         machines::account_losses(&mut self.lost_machines, media_s, self.graph, &final_stats);
@@ -673,5 +676,6 @@ impl<'a> Supervisor<'a> {
             self.media_start.elapsed(),
             self.failure.take(),
         );
+        report.account_links(&heard);
     }
 }
