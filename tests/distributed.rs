@@ -513,3 +513,108 @@ fn a_3_s_network_cut_leaves_a_counted_gap_and_the_other_track_whole() {
         "track a: {a_frames} frames: the cut's gap should show: {p:?}"
     );
 }
+
+/// One camera's link in a table run: what it carried and what it cost.
+struct LinkFigures {
+    packets_mbit: f64,
+    wire_mbit: f64,
+    dropped: u64,
+    frames_in_file: u64,
+    /// How long the 6 s of media took to record.
+    run_s: f64,
+}
+
+/// Two grainy 1080p30 cameras (camera-like entropy) over 100 Mbit/s links
+/// with `link`; the figures of camera a's link.
+fn table_run(hosts: &Hosts, link: &str) -> LinkFigures {
+    let s = Scratch::new();
+    let before = hosts.tx_bytes("a");
+    let r = Rig {
+        width: 1920,
+        height: 1080,
+        camera_extra: ", duration: 6, noise: 4",
+        link,
+        encoder: "codec: mjpeg, quality: fast",
+    };
+    let (g, out) = rig(&s, &hosts_network(), &r);
+    let [a, b, c] = start(&hosts, &s, &g, &["--quiet"]);
+    let [a, _b, c] = all_ok(a, b, c);
+    let run_s = c.report()["duration_s"].as_f64().unwrap();
+    let wire_mbit = (hosts.tx_bytes("a") - before) as f64 * 8.0 / run_s.max(6.0) / 1e6;
+    let p = two_video_tracks(&out);
+    let links = c.report()["links"].as_array().cloned().unwrap_or_default();
+    let (packets_mbit, dropped) = match links.iter().find(|l| l["from"] == "cam-a/video") {
+        // Every link measures over the run's media time.
+        Some(l) => {
+            // Every frame the link took in either crossed or was dropped
+            // (counted) before it: nothing vanished.
+            assert_eq!(
+                l["frames"].as_u64().unwrap(),
+                l["pictures"].as_u64().unwrap() + l["dropped"].as_u64().unwrap(),
+                "{l}"
+            );
+            assert_eq!(l["lost"], 0, "{l}");
+            (
+                l["mbit_per_s"].as_f64().unwrap(),
+                l["dropped"].as_u64().unwrap(),
+            )
+        }
+        // Raw: no link nodes; the camera's own drops.
+        None => (wire_mbit, a.node("cam-a")["dropped"].as_u64().unwrap_or(0)),
+    };
+    LinkFigures {
+        packets_mbit,
+        wire_mbit,
+        dropped,
+        frames_in_file: p.video[0].frames(),
+        run_s,
+    }
+}
+
+#[test]
+fn bandwidth_of_raw_mezzanine_and_h264_links_at_100_mbit() {
+    let test = "bandwidth_of_raw_mezzanine_and_h264_links_at_100_mbit";
+    let Some(hosts) = hosts_or_skip(test) else {
+        return;
+    };
+    for host in ["a", "b"] {
+        hosts.shape(host, 100, 2);
+    }
+    eprintln!(
+        "{test}: 1080p30 test pattern with grain (noise: 4), 6 s, links limited to 100 Mbit/s"
+    );
+    eprintln!("| link | packets Mbit/s | on the wire Mbit/s | dropped before the link | frames in the file (of 180) | recorded in |");
+    eprintln!("|---|---|---|---|---|---|");
+    let raw_need = raw_mbit(1920, 1080);
+    for (name, link) in [
+        ("raw", "link: { codec: raw }\n"),
+        ("mjpeg (default)", ""),
+        (
+            "h264 8M",
+            "link: { codec: h264, bitrate: 8M, speed: ultrafast }\n",
+        ),
+    ] {
+        let f = table_run(&hosts, link);
+        eprintln!(
+            "| {name} | {:.1} | {:.1} | {} | {} | {:.1} s |",
+            f.packets_mbit, f.wire_mbit, f.dropped, f.frames_in_file, f.run_s
+        );
+        assert!(
+            f.wire_mbit < 101.0,
+            "{name}: {} Mbit/s through 100",
+            f.wire_mbit
+        );
+        if name == "raw" {
+            // 746 Mbit/s cannot cross 100: raw frames leave the camera
+            // itself, whose sends wait for the link (not a link's encoder
+            // that drops): 6 s of media take several times as long.
+            assert!(f.run_s > 18.0, "raw: {} s", f.run_s);
+            eprintln!("(raw would need {raw_need:.0} Mbit/s)");
+        } else {
+            assert!(f.frames_in_file > 0, "{name}: nothing crossed");
+        }
+        if name == "h264 8M" {
+            assert!(f.packets_mbit < 10.0, "h264 8M: {} Mbit/s", f.packets_mbit);
+        }
+    }
+}

@@ -330,6 +330,7 @@ impl App {
                 den: 1,
             },
             clapper: false,
+            noise: 0,
         })?;
         let mut reference = vec![0; FRAME_BYTES];
         pattern.render(0, false, &mut reference);

@@ -75,6 +75,7 @@ struct Settings {
     fps: Rational,
     pixel_format: PixelFormat,
     clapper: bool,
+    noise: u32,
     looping: bool,
     device: node_api::clock::SimulatedDevice,
     duration_ns: Option<u64>,
@@ -91,6 +92,7 @@ impl Settings {
             fps: s.fps,
             pixel_format: s.pixel_format.into(),
             clapper: s.pattern == Pattern::Clapper,
+            noise: s.noise,
             looping: s.looping,
             device: node_api::clock::SimulatedDevice::new(&s.test_device),
             duration_ns: s.test_device.duration.map(|d| (d.max(0.0) * 1e9) as u64),
@@ -106,6 +108,7 @@ impl Settings {
             format: self.pixel_format,
             fps: self.fps,
             clapper: self.clapper,
+            noise: self.noise,
         })?;
         Ok(Box::new(testsrc::PatternCapture::new(
             pattern,

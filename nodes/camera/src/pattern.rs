@@ -13,6 +13,25 @@ use node_catalog::Rational;
 use node_media::canvas::{Canvas, Rgb};
 use node_media::font;
 
+/// Adds grain of up to ±`amplitude` levels to every byte, from a generator
+/// seeded by the frame index (the same frame always gets the same grain).
+fn add_grain(buf: &mut [u8], amplitude: u32, index: u64) {
+    let span = 2 * amplitude as u64 + 1;
+    let mut state = index.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    for chunk in buf.chunks_mut(8) {
+        // xorshift64*: cheap, and plenty random for grain.
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        let mut r = state.wrapping_mul(0x2545_F491_4F6C_DD1D);
+        for b in chunk {
+            let delta = (r & 0xFF) % span;
+            r >>= 8;
+            *b = (*b as i32 + delta as i32 - amplitude as i32).clamp(0, 255) as u8;
+        }
+    }
+}
+
 /// The classic bar colors at 75 %: white, yellow, cyan, green, magenta, red, blue, black.
 const BARS: [Rgb; 8] = [
     Rgb(191, 191, 191),
@@ -33,6 +52,8 @@ pub struct PatternConfig {
     pub format: PixelFormat,
     pub fps: Rational,
     pub clapper: bool,
+    /// Grain amplitude in levels (0: none).
+    pub noise: u32,
 }
 
 pub struct TestPattern {
@@ -81,6 +102,16 @@ impl TestPattern {
             canvas.fill_rect(0, 0, w, h, Rgb::WHITE);
             return;
         }
+        self.draw(&mut canvas, index);
+        drop(canvas);
+        if c.noise > 0 {
+            add_grain(&mut buf[..self.layout.size], c.noise, index);
+        }
+    }
+
+    fn draw(&self, canvas: &mut Canvas<'_>, index: u64) {
+        let c = &self.config;
+        let (w, h) = (c.width, c.height);
 
         // Scrolling bars over the top two thirds.
         let bars_h = even(h * 2 / 3).max(2).min(h);
@@ -114,7 +145,7 @@ impl TestPattern {
         let by = even(triangle(index * self.step as u64, (h - side) as u64) as u32);
         canvas.fill_rect(bx, by, side, side, BOX);
 
-        self.draw_overlay(&mut canvas, index);
+        self.draw_overlay(canvas, index);
     }
 
     /// Frame counter and media clock, white on a black plate at the top left.
@@ -220,8 +251,31 @@ mod tests {
             format,
             fps: Rational::new(30, 1),
             clapper,
+            noise: 0,
         })
         .unwrap()
+    }
+
+    #[test]
+    fn grain_is_bounded_and_the_same_for_the_same_frame() {
+        let clean = pattern(PixelFormat::Yuv420p, 320, 180, false);
+        let grainy = TestPattern::new(PatternConfig {
+            noise: 8,
+            ..*clean.config()
+        })
+        .unwrap();
+        let (c, g) = (render(&clean, 7), render(&grainy, 7));
+        assert_eq!(g, render(&grainy, 7));
+        let changed = c.iter().zip(&g).filter(|(a, b)| a != b).count();
+        assert!(
+            changed > c.len() / 2,
+            "{changed} of {} samples grained",
+            c.len()
+        );
+        assert!(c
+            .iter()
+            .zip(&g)
+            .all(|(a, b)| (*a as i32 - *b as i32).abs() <= 8));
     }
 
     fn render(p: &TestPattern, index: u64) -> Vec<u8> {

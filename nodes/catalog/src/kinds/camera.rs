@@ -56,6 +56,8 @@ pub const DEFAULT_SOURCE: &str = "auto";
 pub const DEFAULT_REALTIME: bool = true;
 pub const DEFAULT_PATTERN: Pattern = Pattern::Bars;
 pub const DEFAULT_LOOP: bool = false;
+/// No grain: the pattern compresses to almost nothing.
+pub const DEFAULT_NOISE: u32 = 0;
 
 /// The camera's params, typed.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,6 +70,8 @@ pub struct Settings {
     pub fps: Rational,
     pub pixel_format: PixelFormat,
     pub pattern: Pattern,
+    /// Grain of ±`noise` levels on every sample of the test pattern.
+    pub noise: u32,
     pub looping: bool,
     pub test_device: TestDevice,
 }
@@ -82,6 +86,7 @@ impl Default for Settings {
             fps: common::DEFAULT_FPS,
             pixel_format: common::DEFAULT_PIXEL_FORMAT,
             pattern: DEFAULT_PATTERN,
+            noise: DEFAULT_NOISE,
             looping: DEFAULT_LOOP,
             test_device: TestDevice::default(),
         }
@@ -100,6 +105,7 @@ impl Settings {
             fps: r.rational("fps", common::DEFAULT_FPS)?,
             pixel_format: r.choice("pixel_format", common::DEFAULT_PIXEL_FORMAT)?,
             pattern: r.choice("pattern", DEFAULT_PATTERN)?,
+            noise: r.int("noise", DEFAULT_NOISE.into())? as u32,
             looping: r.flag("loop", DEFAULT_LOOP)?,
             test_device: TestDevice::read(&r)?,
         })
@@ -132,6 +138,7 @@ const PARAMS: &[ParamSpec] = &[
     common::fps("frame rate, e.g. 30, 60 or 30000/1001 (test pattern, camera request, still image; files keep their own rate)"),
     common::pixel_format("test pattern format; for cameras the preferred capture format"),
     ParamSpec::choice("pattern", Pattern::NAMES, Some(DEFAULT_PATTERN.name()), "test pattern: moving bars with frame counter and clock; `clapper`: also an all-white frame at every whole second (the first frame at or after it)"),
+    ParamSpec::int("noise", (0, 64), Some(DEFAULT_NOISE as i64), "test pattern: grain of up to ± this many levels on every sample, different in every frame (as a camera sensor's): what makes camera video expensive to compress, for measuring encoders and links (0: none)"),
     ParamSpec::bool("loop", DEFAULT_LOOP, "file sources: start over at the end"),
     TEST_DEVICE[0],
     TEST_DEVICE[1],
