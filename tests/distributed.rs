@@ -618,3 +618,56 @@ fn bandwidth_of_raw_mezzanine_and_h264_links_at_100_mbit() {
         }
     }
 }
+
+#[test]
+fn video_decode_hands_on_every_picture_with_its_capture_time() {
+    // No namespaces: a link's two ends on one machine, as a graph may use
+    // video-decode itself. The clapper's flashes must come out of the
+    // decoder on the frames they went in on, so sync and the file see them
+    // at their capture times.
+    require_ffmpeg();
+    let s = Scratch::new();
+    let out = s.path("decoded.mkv");
+    let yaml = format!(
+        r#"nodes:
+  - id: cam
+    node: camera
+    params: {{ source: test, width: 320, height: 240, fps: 30, pattern: clapper, duration: 3 }}
+  - id: pack
+    node: video-encode
+    inputs: {{ video: cam/video }}
+    params: {{ codec: h264, bitrate: 2M, tune: zerolatency, keyframe_interval: 1 }}
+  - id: unpack
+    node: video-decode
+    inputs: {{ video: pack/video }}
+  - id: sync
+    node: sync
+    inputs: {{ video: unpack/video }}
+  - id: enc
+    node: video-encode
+    inputs: {{ video: sync/video }}
+    params: {{ codec: mjpeg }}
+  - id: mux
+    node: mux
+    inputs: {{ video: enc/video }}
+    params: {{ path: "{out}" }}
+"#,
+        out = out.display()
+    );
+    let g = s.graph("decode.yaml", &yaml);
+    let r = s.run(&g, &["--quiet"]);
+    r.assert_ok();
+    let m = &r.node("unpack")["stats"]["metrics"];
+    assert_eq!(m["decoded"], 90.0, "{m}");
+    assert_eq!(m["corrupt"], 0.0, "{m}");
+    let p = probe(&out).unwrap();
+    assert_eq!(p.video[0].frames(), 90, "{p:?}");
+    assert!(decode_errors(&out).is_empty());
+    // The pattern flashes on whole seconds of capture time: one second
+    // apart in the file, to the frame.
+    let flashes = graph_tests::claps::flashes(&out);
+    assert!(flashes.len() >= 2, "{flashes:?}");
+    for w in flashes.windows(2) {
+        assert!((w[1] - w[0] - 1.0).abs() < 0.5 / FPS, "flashes at {flashes:?}");
+    }
+}
