@@ -537,7 +537,7 @@ fn table_run(hosts: &Hosts, link: &str) -> LinkFigures {
         encoder: "codec: mjpeg, quality: fast",
     };
     let (g, out) = rig(&s, &hosts_network(), &r);
-    let [a, b, c] = start(&hosts, &s, &g, &["--quiet"]);
+    let [a, b, c] = start(hosts, &s, &g, &["--quiet"]);
     let [a, _b, c] = all_ok(a, b, c);
     let run_s = c.report()["duration_s"].as_f64().unwrap();
     let wire_mbit = (hosts.tx_bytes("a") - before) as f64 * 8.0 / run_s.max(6.0) / 1e6;
@@ -668,6 +668,9 @@ fn video_decode_hands_on_every_picture_with_its_capture_time() {
     let flashes = graph_tests::claps::flashes(&out);
     assert!(flashes.len() >= 2, "{flashes:?}");
     for w in flashes.windows(2) {
-        assert!((w[1] - w[0] - 1.0).abs() < 0.5 / FPS, "flashes at {flashes:?}");
+        assert!(
+            (w[1] - w[0] - 1.0).abs() < 0.5 / FPS,
+            "flashes at {flashes:?}"
+        );
     }
 }

@@ -103,7 +103,6 @@ impl TestPattern {
             return;
         }
         self.draw(&mut canvas, index);
-        drop(canvas);
         if c.noise > 0 {
             add_grain(&mut buf[..self.layout.size], c.noise, index);
         }
