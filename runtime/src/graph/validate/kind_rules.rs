@@ -7,12 +7,13 @@
 use std::collections::HashMap;
 
 use node_catalog::kinds::mux::Container;
-use node_catalog::kinds::{camera, common, noise_suppress, video_normalize};
-use node_catalog::{KindSpec, ParamType, Params, Problem};
+use node_catalog::kinds::{camera, common, noise_suppress, sync, video_normalize};
+use node_catalog::{KindSpec, ParamType, Params, PortType, Problem};
 use serde_json::Value;
 
 use crate::graph::diagnostic::DiagnosticsBuilder;
-use crate::graph::yaml::Entry;
+use crate::graph::model::InputDef;
+use crate::graph::yaml::{join, Entry};
 
 use super::nodes::{Draft, DraftInput, Program};
 
@@ -53,7 +54,7 @@ pub(super) fn containers(drafts: &[Draft], sink: &mut DiagnosticsBuilder<'_>) {
             continue;
         };
         for input in &d.inputs {
-            let Some(src) = by_id.get(input.source_node.as_str()) else {
+            let Some(src) = through_sync(&by_id, input) else {
                 continue;
             };
             let Some(Program::Builtin(sk)) = &src.program else {
@@ -84,6 +85,52 @@ pub(super) fn containers(drafts: &[Draft], sink: &mut DiagnosticsBuilder<'_>) {
                 message,
                 Some(hint(k, codec)),
             );
+        }
+    }
+}
+
+/// The node whose output `input` reads, or, through a sync that passes
+/// packets on (an encoder on a camera's machine), the node feeding sync's
+/// input of the same name.
+fn through_sync<'a>(by_id: &HashMap<&str, &'a Draft>, input: &DraftInput) -> Option<&'a Draft> {
+    let (mut node, mut port) = (input.source_node.as_str(), input.source_output.as_str());
+    // Bounded by the node count: a cycle is reported by its own check.
+    for _ in 0..by_id.len() {
+        let src = *by_id.get(node)?;
+        if !matches!(&src.program, Some(Program::Builtin(k)) if k.kind == sync::SPEC.kind) {
+            return Some(src);
+        }
+        let through = src.inputs.iter().find(|i| i.name == port)?;
+        (node, port) = (&through.source_node, &through.source_output);
+    }
+    None
+}
+
+/// A sync whose cameras come as packets follows the catalog's
+/// [`sync::packet_rules`]: every camera encoded, no `paused`.
+pub(super) fn sync_packets(
+    drafts: &[Draft],
+    resolved: &[Vec<InputDef>],
+    sink: &mut DiagnosticsBuilder<'_>,
+) {
+    for (d, inputs) in drafts.iter().zip(resolved) {
+        if !matches!(&d.program, Some(Program::Builtin(k)) if k.kind == sync::SPEC.kind) {
+            continue;
+        }
+        let of = |ty: PortType| -> Vec<String> {
+            inputs
+                .iter()
+                .filter(|i| i.ty == ty)
+                .map(|i| i.name.clone())
+                .collect()
+        };
+        let (encoded, raw) = (of(PortType::EncodedVideo), of(PortType::RawVideo));
+        for problem in sync::packet_rules(&encoded, &raw, &d.params) {
+            let (pos, field) = match d.param_pos.get(problem.param) {
+                Some(pos) => (*pos, join(&join(&d.field, "params"), problem.param)),
+                None => (d.inputs_pos, join(&d.field, problem.param)),
+            };
+            sink.error(pos, field, problem.message, problem.hint);
         }
     }
 }
