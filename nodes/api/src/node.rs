@@ -327,7 +327,10 @@ impl Node {
             .ok_or_else(|| anyhow!("node `{}` has no input `{input}`", self.config.node_id))?;
         let body = serde_json::json!({ "name": name, "value": value, "at_ns": at_ns });
         self.session
-            .put(keys::param_update(&self.config.run_id, &source), body.to_string())
+            .put(
+                keys::param_update(&self.config.run_id, &source),
+                body.to_string(),
+            )
             .wait()
             .map_err(|e| anyhow!("asking `{source}` for `{name}`: {e}"))
     }

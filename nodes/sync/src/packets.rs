@@ -253,7 +253,11 @@ impl<P> Packets<P> {
             first
         };
         self.started = true;
-        let tick = self.lanes.iter().find_map(|l| l.held.first()).map(|(p, _)| Tick::frame(p.time_base, p.duration))?;
+        let tick = self
+            .lanes
+            .iter()
+            .find_map(|l| l.held.first())
+            .map(|(p, _)| Tick::frame(p.time_base, p.duration))?;
         for lane in &mut self.lanes {
             if let Some((key, _)) = lane.held.first() {
                 let key = key.clone();
@@ -365,7 +369,10 @@ mod tests {
 
     fn two() -> Packets<()> {
         Packets::new(
-            vec![PacketLane::new("video", true), PacketLane::new("video2", true)],
+            vec![
+                PacketLane::new("video", true),
+                PacketLane::new("video2", true),
+            ],
             LEAD,
         )
     }
@@ -373,7 +380,13 @@ mod tests {
     /// Feeds both cameras from `from` up to the frames captured before `until`;
     /// each encoder makes a keyframe on its first frame at or after `key_at`
     /// (when given). Returns the last todo that was not Nothing.
-    fn feed(p: &mut Packets<()>, starts: [u64; 2], until: u64, key_at: Option<u64>, done: &mut [i64; 2]) -> Todo {
+    fn feed(
+        p: &mut Packets<()>,
+        starts: [u64; 2],
+        until: u64,
+        key_at: Option<u64>,
+        done: &mut [i64; 2],
+    ) -> Todo {
         let mut last = Todo::Nothing;
         loop {
             // The camera whose next frame is captured first.
@@ -384,7 +397,9 @@ mod tests {
             if capture >= until {
                 return last;
             }
-            let asked_key = key_at.is_some_and(|k| capture >= k && starts[i] + (n as u64).saturating_sub(1) * PERIOD < k);
+            let asked_key = key_at.is_some_and(|k| {
+                capture >= k && starts[i] + (n as u64).saturating_sub(1) * PERIOD < k
+            });
             let key = n == 0 || asked_key;
             done[i] = n;
             let todo = p.hold(i, packet(n, starts[i], key), (), capture);
@@ -429,7 +444,9 @@ mod tests {
         assert!(p.before_start > 0);
         // Later packets follow their keyframe's shift.
         let next = packet(done[0] + 1, starts[0], false);
-        let Placed::Send(h) = p.place(0, next, t0, at) else { panic!() };
+        let Placed::Send(h) = p.place(0, next, t0, at) else {
+            panic!()
+        };
         assert_eq!(h.pts, p.lanes[0].sent as i64 - 1);
     }
 
@@ -451,8 +468,13 @@ mod tests {
             let key = i == 0 && capture >= at && capture < at + PERIOD;
             todo = p.hold(i, packet(n, starts[i], key), (), capture);
         }
-        let Todo::Ask(again) = todo else { panic!("{todo:?}") };
-        assert!(again >= at + 2 * LEAD - 2 * PERIOD, "the lead doubles: {again}");
+        let Todo::Ask(again) = todo else {
+            panic!("{todo:?}")
+        };
+        assert!(
+            again >= at + 2 * LEAD - 2 * PERIOD,
+            "the lead doubles: {again}"
+        );
         assert_eq!(p.asks, 2);
     }
 
@@ -470,7 +492,9 @@ mod tests {
             let n = done[i];
             let capture = starts[i] + n as u64 * PERIOD;
             let key = match (i, &todo) {
-                (0, _) => p.asked.is_some_and(|at| capture >= at && capture < at + PERIOD),
+                (0, _) => p
+                    .asked
+                    .is_some_and(|at| capture >= at && capture < at + PERIOD),
                 _ => n % 10 == 5,
             };
             let t = p.hold(i, packet(n, starts[i], key), (), capture);
@@ -484,8 +508,13 @@ mod tests {
         // The late track starts in the slot of its keyframe, not at 0.
         let held = p.take_held(1);
         let key = held[0].0.clone();
-        let Placed::Send(h) = p.place(1, key.clone(), t0, 0) else { panic!() };
-        assert_eq!(h.pts, div_round(key.capture_ns as i64 - t0 as i64, PERIOD as i64));
+        let Placed::Send(h) = p.place(1, key.clone(), t0, 0) else {
+            panic!()
+        };
+        assert_eq!(
+            h.pts,
+            div_round(key.capture_ns as i64 - t0 as i64, PERIOD as i64)
+        );
     }
 
     #[test]
@@ -498,8 +527,13 @@ mod tests {
             panic!()
         };
         let n = ((at - start) / PERIOD + 1) as i64;
-        assert!(matches!(p.place(0, packet(n - 1, start, false), t0, at), Placed::Before));
-        let Placed::Send(h) = p.place(0, packet(n, start, true), t0, at) else { panic!() };
+        assert!(matches!(
+            p.place(0, packet(n - 1, start, false), t0, at),
+            Placed::Before
+        ));
+        let Placed::Send(h) = p.place(0, packet(n, start, true), t0, at) else {
+            panic!()
+        };
         assert_eq!(h.pts, 100 + n);
         assert!(h.capture_ns >= at);
     }
@@ -509,8 +543,14 @@ mod tests {
         let mut p = two();
         p.resume();
         p.asked = Some(0);
-        assert!(matches!(p.place(0, packet(5, 0, true), 0, 0), Placed::Send(_)));
-        assert!(matches!(p.place(0, packet(4, 0, false), 0, 0), Placed::Before));
+        assert!(matches!(
+            p.place(0, packet(5, 0, true), 0, 0),
+            Placed::Send(_)
+        ));
+        assert!(matches!(
+            p.place(0, packet(4, 0, false), 0, 0),
+            Placed::Before
+        ));
         assert_eq!(p.reordered, 1);
     }
 }

@@ -124,7 +124,9 @@ impl Sync {
             .iter()
             .map(|l| format!("{} {}", l.name, l.frames))
             .chain(self.packets.lanes.iter().map(|l| {
-                let drift = l.drift.map_or("n/a".into(), |d| format!("{:+.1} ms", d / MS));
+                let drift = l
+                    .drift
+                    .map_or("n/a".into(), |d| format!("{:+.1} ms", d / MS));
                 format!("{} {} packets (drift {drift})", l.name, l.sent)
             }))
             .collect();

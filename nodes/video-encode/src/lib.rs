@@ -141,10 +141,12 @@ fn run() -> Result<()> {
             // A recording starts or splits here, or sync starts every
             // camera's track here: the frame captured then (not the one
             // being encoded now) must start a GOP.
-            Event::ParamUpdate { name, at_ns, .. } if name == "keyframe" => match encoder.as_mut() {
-                Some(enc) => enc.keyframe_from(at_ns),
-                None => keyframe_pending = Some(at_ns),
-            },
+            Event::ParamUpdate { name, at_ns, .. } if name == "keyframe" => {
+                match encoder.as_mut() {
+                    Some(enc) => enc.keyframe_from(at_ns),
+                    None => keyframe_pending = Some(at_ns),
+                }
+            }
             // `crf` or `bitrate`: the params already follow the update.
             Event::ParamUpdate { name, .. } => {
                 let wanted = Settings::from_params(node.params())?;

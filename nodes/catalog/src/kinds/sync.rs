@@ -76,15 +76,20 @@ pub fn packet_rules(encoded: &[String], raw_video: &[String], p: &Params) -> Vec
         return problems;
     }
     if !raw_video.is_empty() {
-        problems.push(Problem::new(
-            "inputs",
-            format!(
-                "sync takes its cameras all raw or all encoded: {} carry packets, {} raw video; encode {} on its camera's machine too, or feed sync the raw frames",
-                encoded.join(", "),
-                raw_video.join(", "),
-                raw_video.join(", ")
-            ),
-        ));
+        problems.push(
+            Problem::new(
+                "inputs",
+                format!(
+                    "sync takes its cameras all raw or all encoded: packets on {}, raw video on {}",
+                    encoded.join(", "),
+                    raw_video.join(", "),
+                ),
+            )
+            .hint(format!(
+            "encode {} on its camera's machine too, or feed sync raw frames on every camera input",
+            raw_video.join(", ")
+            )),
+        );
     }
     if p.bool("paused") == Some(true) {
         problems.push(Problem::new(
@@ -285,5 +290,39 @@ mod tests {
         assert!(s.paused);
         let mutable: Vec<&str> = PARAMS.iter().filter(|p| p.live).map(|p| p.name).collect();
         assert_eq!(mutable, ["buffer_ms", "tolerance_ms", "paused"]);
+        assert_eq!(
+            Settings::default().keyframe_lead_ms,
+            DEFAULT_KEYFRAME_LEAD_MS
+        );
+    }
+
+    #[test]
+    fn every_camera_input_passes_packets_through() {
+        for port in SPEC.inputs {
+            let expected = port
+                .name
+                .starts_with("video")
+                .then_some(PortType::EncodedVideo);
+            assert_eq!(port.passes, expected, "{}", port.name);
+        }
+    }
+
+    #[test]
+    fn packet_cameras_are_all_encoded_and_never_paused() {
+        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let defaults = with(&SPEC, "buffer_ms", json!(500));
+        assert!(packet_rules(&[], &names(&["video"]), &defaults).is_empty());
+        assert!(packet_rules(&names(&["video", "video2"]), &[], &defaults).is_empty());
+        let mixed = packet_rules(&names(&["video"]), &names(&["video2"]), &defaults);
+        assert_eq!(mixed.len(), 1);
+        assert_eq!(mixed[0].param, "inputs");
+        assert!(
+            mixed[0].message.contains("raw video on video2"),
+            "{}",
+            mixed[0].message
+        );
+        let paused = packet_rules(&names(&["video"]), &[], &with(&SPEC, "paused", json!(true)));
+        assert_eq!(paused.len(), 1);
+        assert_eq!(paused[0].param, "paused");
     }
 }

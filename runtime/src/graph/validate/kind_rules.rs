@@ -369,4 +369,61 @@ mod tests {
         assert!(d.message.contains("`mic` sends 44100 Hz audio"), "{d:?}");
         assert!(d.hint.as_deref().unwrap().contains("sample_rate: 48000"));
     }
+
+    /// Two cameras encoded before sync (on their machines), sync passing the
+    /// packets on to a `path` mux; `sync_extra` goes into sync's node.
+    fn edge_graph(cam_b: &str, sync_extra: &str, path: &str) -> String {
+        format!(
+            "nodes:\n  - id: cam-a\n    node: camera\n    params: {{width: 640, height: 360}}\n  - id: cam-b\n    node: camera\n  - id: enc-a\n    node: video-encode\n    inputs: {{video: cam-a/video}}\n  - id: enc-b\n    node: video-encode\n    inputs: {{video: cam-b/video}}\n  - id: sync\n    node: sync\n    inputs: {{video: enc-a/video, video2: {cam_b}}}\n{sync_extra}  - id: mux\n    node: mux\n    inputs: {{a: sync/video, b: sync/video2}}\n    params: {{path: {path}}}\n"
+        )
+    }
+
+    #[test]
+    fn sync_passes_packets_on_with_their_type() {
+        let g = check(&edge_graph("enc-b/video", "", "a.mkv")).unwrap();
+        let sync = g.nodes.iter().find(|n| n.id == "sync").unwrap();
+        for input in &sync.inputs {
+            assert_eq!(input.ty, node_catalog::PortType::EncodedVideo);
+            // Packets are never dropped, wherever they go.
+            assert_eq!(input.policy, crate::graph::model::QueuePolicy::Block);
+        }
+        let out = |name: &str| sync.outputs.iter().find(|o| o.name == name).unwrap().ty;
+        assert_eq!(out("video"), node_catalog::PortType::EncodedVideo);
+        // An output whose input is not connected keeps its own type.
+        assert_eq!(out("video3"), node_catalog::PortType::RawVideo);
+    }
+
+    #[test]
+    fn the_mux_sees_the_codec_of_the_encoder_behind_sync() {
+        let diags = check(&edge_graph("enc-b/video", "", "a.mp4")).map(|_| ());
+        assert!(diags.is_ok(), "h264 fits in mp4");
+        let text = edge_graph("enc-b/video", "", "a.webm");
+        let diags = check(&text).unwrap_err();
+        assert!(
+            diags
+                .iter()
+                .any(|d| d.message.starts_with("h264 cannot go in a webm file")),
+            "{diags}"
+        );
+    }
+
+    #[test]
+    fn packet_cameras_refuse_raw_ones_and_paused() {
+        let d = error(
+            &edge_graph("cam-b/video", "", "a.mkv").replace("b: sync/video2", "b: enc-b/video"),
+        );
+        assert!(
+            d.starts_with("15:5 nodes[4].inputs: sync takes its cameras all raw or all encoded"),
+            "{d}"
+        );
+        let d = error(&edge_graph(
+            "enc-b/video",
+            "    params: {paused: true}\n",
+            "a.mkv",
+        ));
+        assert!(
+            d.starts_with("16:22 nodes[4].params.paused: sync cannot pause encoded camera inputs"),
+            "{d}"
+        );
+    }
 }
