@@ -4,12 +4,14 @@
 //! namespaces with a private /dev/shm, so frames can only cross hosts over
 //! the network; host `b`'s monotonic clock runs 3 s ahead (a time namespace).
 //! Outputs checked with ffprobe and ffmpeg. Where namespaces are not
-//! permitted (not root) each test says so and is skipped.
+//! permitted (not root) each test says so and is skipped. The edge-encode
+//! tests put each camera's encoder on its camera's host, so sync aligns
+//! packets (one of them runs on one machine, without root).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use graph_tests::media::{decode_errors, probe, require_ffmpeg, Probe};
+use graph_tests::media::{decode_errors, probe, require_ffmpeg, run_tool, Probe};
 use graph_tests::netns::{self, hub_addr, spoke_addr, Hosts};
 use graph_tests::{RunResult, Scratch};
 
@@ -290,4 +292,304 @@ fn the_ready_barrier_names_the_machines_that_never_came() {
         "{}",
         r.stderr
     );
+}
+
+/// The edge-encode rig: cameras (test sources, `camera_params`) with their
+/// encoders (`encode_a` / `encode_b` params) on `machine_a` / `machine_b`,
+/// sync, a test microphone, the audio encoder and the mux on `machine_c`.
+/// Machines `None`: one machine.
+fn edge_graph(
+    s: &Scratch,
+    network: &str,
+    machines: [Option<&str>; 3],
+    camera_params: &str,
+    encode: [&str; 2],
+) -> (PathBuf, PathBuf) {
+    let out = s.path("edge.mkv");
+    let deploy = |m: Option<&str>| match m {
+        Some(m) => format!("    deploy: {{ machine: {m} }}\n"),
+        None => String::new(),
+    };
+    let camera = |id: &str, m: Option<&str>, pattern: &str, enc: &str| {
+        format!(
+            "  - id: cam-{id}\n    node: camera\n{d}    params: {{ source: test, fps: 30, pattern: {pattern}, {camera_params} }}\n  - id: encode-{id}\n    node: video-encode\n{d}    inputs: {{ video: cam-{id}/video }}\n    params: {{ codec: h264, {enc} }}\n",
+            d = deploy(m)
+        )
+    };
+    let c = deploy(machines[2]);
+    let yaml = format!(
+        r#"name: edge-encode
+{network}nodes:
+{cam_a}{cam_b}  - id: mic
+    node: microphone
+{c}    params: {{ source: test }}
+  - id: sync
+    node: sync
+{c}    inputs: {{ video: encode-a/video, video2: encode-b/video, audio: mic/audio }}
+  - id: audio-encode
+    node: audio-encode
+{c}    inputs: {{ audio: sync/audio }}
+  - id: mux
+    node: mux
+{c}    inputs: {{ cam-a: sync/video, cam-b: sync/video2, audio: audio-encode/audio }}
+    params: {{ path: "{out}" }}
+"#,
+        cam_a = camera("a", machines[0], "bars", encode[0]),
+        cam_b = camera("b", machines[1], "clapper", encode[1]),
+        out = out.display(),
+    );
+    (s.graph("edge-encode.yaml", &yaml), out)
+}
+
+/// One video stream's packets in the file: (pts s, keyframe, size bytes).
+fn video_packets(out: &Path, index: usize) -> Vec<(f64, bool, u64)> {
+    let text = run_tool(std::process::Command::new("ffprobe").args([
+        "-v",
+        "error",
+        "-select_streams",
+        &format!("v:{index}"),
+        "-show_entries",
+        "packet=pts_time,flags,size",
+        "-of",
+        "csv=p=0",
+        &out.display().to_string(),
+    ]));
+    text.lines()
+        .filter_map(|l| {
+            let mut f = l.split(',');
+            let pts = f.next()?.parse().ok()?;
+            let size = f.next()?.parse().ok()?;
+            Some((pts, f.next()?.starts_with('K'), size))
+        })
+        .collect()
+}
+
+/// What the edge-encode file and the run's reports must show: both camera
+/// tracks start with a keyframe at the same time (sync's start keyframes
+/// within a frame in capture time), every packet an encoder sent is in the
+/// file or counted before the start, none dropped, a clean decode. Returns
+/// each camera track's packets.
+fn assert_edge_recording(
+    out: &Path,
+    sync: &serde_json::Value,
+    encoders: [&serde_json::Value; 2],
+) -> [Vec<(f64, bool, u64)>; 2] {
+    let p = probe(out).unwrap_or_else(|e| panic!("ffprobe {}: {e}", out.display()));
+    assert_eq!(p.video.len(), 2, "two camera tracks: {p:?}");
+    assert_eq!(p.audio.len(), 1, "the microphone's track: {p:?}");
+    let errors = decode_errors(out);
+    assert!(errors.is_empty(), "decode errors: {errors}");
+    let tracks = [video_packets(out, 0), video_packets(out, 1)];
+    for (i, t) in tracks.iter().enumerate() {
+        let first = t
+            .iter()
+            .min_by(|a, b| a.0.total_cmp(&b.0))
+            .expect("packets");
+        assert!(
+            first.1,
+            "track {i} starts on a keyframe: {:?}",
+            &t[..3.min(t.len())]
+        );
+        assert_eq!(
+            t.len() as u64,
+            p.video[i].frames(),
+            "track {i}: a frame per packet"
+        );
+    }
+    let spread = (p.video[0].start() - p.video[1].start()).abs();
+    assert!(spread < 1.0 / FPS, "tracks start {spread} s apart");
+    let m = &sync["stats"]["metrics"];
+    let start_spread = m["start_spread_ms"].as_f64().unwrap();
+    assert!(
+        start_spread < 1000.0 / FPS,
+        "start keyframes {start_spread} ms apart in capture time: {m}"
+    );
+    assert!(m["keyframe_requests"].as_f64().unwrap() >= 1.0, "{m}");
+    // Every packet is in the file or was before the common start.
+    let sent: u64 = encoders
+        .iter()
+        .map(|e| e["stats"]["outputs"]["video"]["sent"].as_u64().unwrap())
+        .sum();
+    let before = m["video_before_start"].as_f64().unwrap() as u64;
+    let in_file = (tracks[0].len() + tracks[1].len()) as u64;
+    assert_eq!(
+        sent,
+        in_file + before,
+        "sent {sent}, in the file {in_file}, before the start {before}"
+    );
+    for (i, e) in encoders.iter().enumerate() {
+        let input = &e["stats"]["inputs"]["video"];
+        assert_eq!(input["dropped"], 0, "encoder {i} dropped frames: {input}");
+        assert_eq!(input["lost"], 0, "encoder {i} lost frames: {input}");
+    }
+    for (name, input) in sync["stats"]["inputs"].as_object().unwrap() {
+        assert_eq!(input["dropped"], 0, "sync's {name}: {input}");
+        assert_eq!(input["lost"], 0, "sync's {name}: {input}");
+    }
+    eprintln!(
+        "edge: {} + {} frames in the file, {before} before the start, keyframes {start_spread:.1} ms apart, {} request(s)",
+        tracks[0].len(),
+        tracks[1].len(),
+        m["keyframe_requests"]
+    );
+    tracks
+}
+
+#[test]
+fn packet_cameras_start_together_on_keyframes_on_one_machine() {
+    require_ffmpeg();
+    let s = Scratch::new();
+    // Camera a's encoder sends each packet at once; camera b's holds frames
+    // back (lookahead, B-frames): the start must not depend on that.
+    let (g, out) = edge_graph(
+        &s,
+        "",
+        [None, None, None],
+        "width: 640, height: 360",
+        [
+            "bitrate: 1M, rate_control: cbr, speed: ultrafast, tune: zerolatency",
+            "quality: fast",
+        ],
+    );
+    let r = s.run(&g, &["--duration", "4", "--quiet"]);
+    r.assert_ok();
+    let tracks = assert_edge_recording(
+        &out,
+        r.node("sync"),
+        [r.node("encode-a"), r.node("encode-b")],
+    );
+    for (i, t) in tracks.iter().enumerate() {
+        // 4 s sent; the start waits for both encoders and the lead ahead.
+        assert!(
+            (75..=120).contains(&t.len()),
+            "track {i}: {} frames of 4 s",
+            t.len()
+        );
+    }
+    let sync_log = std::fs::read_to_string(s.path("run/logs/sync.log")).unwrap_or_default();
+    assert!(
+        sync_log.contains("asking the camera encoders for the keyframe"),
+        "{sync_log}"
+    );
+}
+
+#[test]
+fn cameras_that_encode_on_their_hosts_send_only_packets_at_1080p30() {
+    // The namespaces before ours, to find our hosts' links among them.
+    let before = wire_counters();
+    let Some(hosts) = hosts_or_skip("cameras_that_encode_on_their_hosts_send_only_packets") else {
+        return;
+    };
+    const SECONDS: f64 = 10.0;
+    const MAX_MBPS: f64 = 10.0;
+    let s = Scratch::new();
+    // As graphs/distributed-edge.yaml, at ultrafast: the two 1080p encoders
+    // share this machine's cores with the rest of the rig.
+    let encode = "bitrate: 4M, rate_control: cbr, speed: ultrafast, tune: zerolatency";
+    let (g, out) = edge_graph(
+        &s,
+        &hosts_network(),
+        [Some("a"), Some("b"), Some("c")],
+        "width: 1920, height: 1080",
+        [encode, encode],
+    );
+    let links = spoke_links(&before);
+    let tx_at_start: Vec<Option<u64>> = links
+        .iter()
+        .map(|l| l.as_ref().and_then(tx_bytes))
+        .collect();
+    let args = ["--duration", "10", "--quiet"];
+    let [a, b, c] = start(&hosts, &s, &g, &args);
+    let (c, a, b) = (c.wait(LIMIT), a.wait(LIMIT), b.wait(LIMIT));
+    for (name, r) in [("a", &a), ("b", &b), ("c", &c)] {
+        assert_eq!(r.code, Some(0), "host {name} failed:\n{}", r.stderr);
+    }
+    let tracks = assert_edge_recording(
+        &out,
+        c.node("sync"),
+        [a.node("encode-a"), b.node("encode-b")],
+    );
+    for (i, t) in tracks.iter().enumerate() {
+        assert!(
+            (270..=300).contains(&t.len()),
+            "track {i}: {} frames of {SECONDS} s at 30 fps",
+            t.len()
+        );
+    }
+    // What each camera host sent: its encoder's packets (as counted by the
+    // node, and as they are in the file), and, where the namespaces could be
+    // told apart, everything that left its end of the link.
+    for (i, (host, r)) in [("a", &a), ("b", &b)].into_iter().enumerate() {
+        let node = format!("encode-{host}");
+        let bytes = r.node(&node)["stats"]["outputs"]["video"]["bytes"]
+            .as_u64()
+            .unwrap();
+        let packets = r.node(&node)["stats"]["outputs"]["video"]["sent"]
+            .as_u64()
+            .unwrap();
+        let mbps = bytes as f64 * 8.0 / (packets as f64 / FPS) / 1e6;
+        let in_file: u64 = tracks[i].iter().map(|p| p.2).sum();
+        let file_mbps = in_file as f64 * 8.0 / (tracks[i].len() as f64 / FPS) / 1e6;
+        let wire = match (&links[i], tx_at_start[i]) {
+            (Some(link), Some(start)) => {
+                tx_bytes(link).map(|end| (end - start) as f64 * 8.0 / SECONDS / 1e6)
+            }
+            _ => None,
+        };
+        eprintln!(
+            "camera {host}: encoder sent {mbps:.2} Mbit/s ({bytes} B in {packets} packets), file track {file_mbps:.2} Mbit/s, link {}",
+            wire.map_or("not measured".into(), |w| format!("{w:.2} Mbit/s over ~{SECONDS} s"))
+        );
+        assert!(
+            mbps <= MAX_MBPS && file_mbps <= MAX_MBPS,
+            "camera {host}: {mbps:.2} Mbit/s"
+        );
+        if let Some(w) = wire {
+            assert!(w <= MAX_MBPS, "camera {host}'s link carried {w:.2} Mbit/s");
+        }
+        // Sync got them over the network, never as shared memory.
+        let input = &c.node("sync")["stats"]["inputs"][if i == 0 { "video" } else { "video2" }];
+        assert!(
+            input["received"].as_u64().unwrap_or(0) > 0 && input["shm_payloads"] == 0,
+            "{input}"
+        );
+    }
+}
+
+/// The network namespaces that exist now.
+fn wire_counters() -> Vec<String> {
+    let text = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    text.lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Hosts a and b's namespaces, among those made since `before` (none when
+/// other tests made theirs at the same moment and they cannot be told apart).
+fn spoke_links(before: &[String]) -> [Option<String>; 2] {
+    let new: Vec<String> = wire_counters()
+        .into_iter()
+        .filter(|n| !before.contains(n))
+        .collect();
+    let one = |host: char| {
+        let mut of: Vec<&String> = new.iter().filter(|n| n.ends_with(host)).collect();
+        (of.len() == 1).then(|| of.remove(0).clone())
+    };
+    [one('a'), one('b')]
+}
+
+/// Bytes sent out of the veth end inside namespace `netns` (its only link
+/// besides loopback).
+fn tx_bytes(netns: &String) -> Option<u64> {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", netns, "sh", "-c"])
+        .arg("for i in /sys/class/net/*; do [ \"${i##*/}\" = lo ] || cat $i/statistics/tx_bytes; done")
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
 }

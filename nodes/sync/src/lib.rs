@@ -261,22 +261,10 @@ impl Sync {
         if self.pause.drops_early(frame.capture_ns, samples) {
             return Ok(());
         }
-        if !self.packets.is_empty() {
-            // The cameras start at an instant asked for ahead of now, later
-            // than anything beyond the buffer: before the start, not dropped.
-            let held = &mut self.audio[i].held;
-            while let Some(first) = held.first_capture() {
-                if frame.capture_ns.saturating_sub(first) <= self.buffer_ns {
-                    break;
-                }
-                let (old, _) = held.pop().expect("has a first");
-                self.n.audio_before_start += old.samples as u64;
-            }
-        }
-        self.n.dropped +=
-            self.audio[i]
-                .held
-                .push(frame.capture_ns, (frame, payload), self.buffer_ns);
+        let limit_ns = self.audio_hold_limit(i, frame.capture_ns);
+        self.n.dropped += self.audio[i]
+            .held
+            .push(frame.capture_ns, (frame, payload), limit_ns);
         self.try_start(node)
     }
 

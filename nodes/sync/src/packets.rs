@@ -138,6 +138,11 @@ impl<P> Packets<P> {
         self.lanes.is_empty()
     }
 
+    /// The instant the encoders were last asked to make a keyframe at.
+    pub fn asked(&self) -> Option<u64> {
+        self.asked
+    }
+
     pub fn index(&self, input: &str) -> Option<usize> {
         self.lanes.iter().position(|l| l.name == input)
     }

@@ -13,6 +13,11 @@ use serde_json::json;
 use crate::packets::{Placed, Todo};
 use crate::Sync;
 
+/// Audio kept from this long before the instant the packet cameras were
+/// asked to start at: more than an audio frame, so T0 (which may move
+/// back by half a video frame) finds its samples.
+const AUDIO_MARGIN_NS: u64 = 100_000_000;
+
 impl Sync {
     pub(crate) fn on_packet(
         &mut self,
@@ -99,6 +104,29 @@ impl Sync {
             Placed::Before => Ok(()),
             Placed::Ask(todo) => self.act(node, todo),
         }
+    }
+
+    /// How much of audio lane `i` to hold before the start, now that a
+    /// frame captured at `capture_ns` came: the buffer, for raw cameras.
+    /// Packet cameras start at an instant asked for ahead of now: what is
+    /// older than the buffer and before that instant is before the start
+    /// (counted so, not as dropped), and what comes after it is kept until
+    /// the start keyframes are in, however long the encoders take.
+    pub(crate) fn audio_hold_limit(&mut self, i: usize, capture_ns: u64) -> u64 {
+        if self.packets.is_empty() {
+            return self.buffer_ns;
+        }
+        let asked = self.packets.asked();
+        let held = &mut self.audio[i].held;
+        while let Some(first) = held.first_capture() {
+            let old = capture_ns.saturating_sub(first) > self.buffer_ns;
+            if !old || asked.is_some_and(|at| first + AUDIO_MARGIN_NS >= at) {
+                break;
+            }
+            let (early, _) = held.pop().expect("has a first");
+            self.n.audio_before_start += early.samples as u64;
+        }
+        u64::MAX
     }
 
     /// The describe-the-start line of every packet camera.
