@@ -496,7 +496,7 @@ fn cameras_that_encode_on_their_hosts_send_only_packets_at_1080p30() {
     let links = spoke_links(&before);
     let tx_at_start: Vec<Option<u64>> = links
         .iter()
-        .map(|l| l.as_ref().and_then(tx_bytes))
+        .map(|l| l.as_deref().and_then(tx_bytes))
         .collect();
     let args = ["--duration", "10", "--quiet"];
     let [a, b, c] = start(&hosts, &s, &g, &args);
@@ -585,7 +585,7 @@ fn spoke_links(before: &[String]) -> [Option<String>; 2] {
 
 /// Bytes sent out of the veth end inside namespace `netns` (its only link
 /// besides loopback).
-fn tx_bytes(netns: &String) -> Option<u64> {
+fn tx_bytes(netns: &str) -> Option<u64> {
     let out = std::process::Command::new("ip")
         .args(["netns", "exec", netns, "sh", "-c"])
         .arg("for i in /sys/class/net/*; do [ \"${i##*/}\" = lo ] || cat $i/statistics/tx_bytes; done")
