@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use graph_tests::media::{decode_errors, probe, require_ffmpeg, run_tool, Probe};
+use graph_tests::media::{decode_errors, probe, repo_graph, require_ffmpeg, run_tool, Probe};
 use graph_tests::netns::{self, hub_addr, spoke_addr, Hosts};
 use graph_tests::{RunResult, Scratch};
 
@@ -554,6 +554,36 @@ fn cameras_that_encode_on_their_hosts_send_only_packets_at_1080p30() {
             "{input}"
         );
     }
+}
+
+#[test]
+fn the_shipped_edge_graph_checks_and_its_sync_cannot_pause() {
+    let graph = repo_graph("distributed-edge.yaml");
+    let s = Scratch::new();
+    let path = format!("mux.path={}", s.path("edge.mkv").display());
+    let check = |extra: &[&str]| {
+        std::process::Command::new(graph_tests::runtime_bin())
+            .arg("check")
+            .arg(&graph)
+            .args(["--set", &path])
+            .args(extra)
+            .output()
+            .expect("runtime check runs")
+    };
+    let ok = check(&[]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let paused = check(&["--set", "sync.paused=true"]);
+    assert_eq!(paused.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&paused.stdout).into_owned()
+        + &String::from_utf8_lossy(&paused.stderr);
+    assert!(
+        said.contains("sync cannot pause encoded camera inputs"),
+        "{said}"
+    );
 }
 
 /// The network namespaces that exist now.

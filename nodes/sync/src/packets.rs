@@ -53,8 +53,12 @@ pub struct PacketLane<P> {
     missed: bool,
     /// Subtracted from pts and dts once the track has started.
     shift: Option<i64>,
-    /// The start keyframe's pts: an open GOP's leftovers before it are dropped.
-    key_pts: i64,
+    /// The start keyframe's pts until a later frame comes: an open GOP's
+    /// leading frames before it (which refer to frames before the start)
+    /// are dropped. Later keyframes' leading frames are kept.
+    key_pts: Option<i64>,
+    /// The latest pts sent.
+    last_pts: Option<i64>,
     pub sent: u64,
     /// Capture time minus place on the common timeline, ns, smoothed.
     pub drift: Option<f64>,
@@ -74,7 +78,8 @@ impl<P> PacketLane<P> {
             held: Vec::new(),
             missed: false,
             shift: None,
-            key_pts: 0,
+            key_pts: None,
+            last_pts: None,
             sent: 0,
             drift: None,
             first_from_t0: None,
@@ -110,6 +115,9 @@ pub struct Packets<P> {
     pub before_start: u64,
     /// Packets of an open GOP that show before the start keyframe.
     pub reordered: u64,
+    /// Tracks put back on the timeline by capture time at a keyframe whose
+    /// timestamps jumped (a restarted encoder or camera counts anew).
+    pub rebased: u64,
     /// The latest capture time of any packet: the lead counts from it
     /// when media runs ahead of the clock (a replay).
     latest_ns: u64,
@@ -128,6 +136,7 @@ impl<P> Packets<P> {
             asks: 0,
             before_start: 0,
             reordered: 0,
+            rebased: 0,
             latest_ns: 0,
             started: false,
             ready: false,
@@ -295,10 +304,17 @@ impl<P> Packets<P> {
                 return Placed::Before;
             }
             begin(lane, &packet, t0);
+        } else if packet.keyframe && jumped(lane, &packet) {
+            rebase(lane, &packet, t0);
+            self.rebased += 1;
         }
-        if packet.pts < lane.key_pts {
-            self.reordered += 1;
-            return Placed::Before;
+        match lane.key_pts {
+            Some(key) if packet.pts < key => {
+                self.reordered += 1;
+                return Placed::Before;
+            }
+            Some(key) if packet.pts > key => lane.key_pts = None,
+            _ => {}
         }
         let shift = lane.shift.expect("begun above");
         let header = EncodedPacket {
@@ -309,6 +325,7 @@ impl<P> Packets<P> {
         let tick = Tick::frame(header.time_base, 1);
         let place_ns = t0 as i64 + tick.ns_of(header.pts as i128) as i64;
         smooth(&mut lane.drift, header.capture_ns as i64 - place_ns);
+        lane.last_pts = Some(lane.last_pts.map_or(header.pts, |l| l.max(header.pts)));
         lane.sent += 1;
         Placed::Send(header)
     }
@@ -330,13 +347,50 @@ fn begin<P>(lane: &mut PacketLane<P>, key: &EncodedPacket, t0: u64) {
     let period = Tick::frame(key.time_base, key.duration).ns_of(1).max(1) as i64;
     let slot = div_round(from_t0, period).max(0);
     lane.shift = Some(key.pts - slot * key.duration.max(1));
-    lane.key_pts = key.pts;
+    lane.key_pts = Some(key.pts);
     lane.first_from_t0 = Some(from_t0);
     tracing::info!(
         "{}: starts on the keyframe captured {:.1} ms from T0 (slot {slot})",
         lane.name,
         from_t0 as f64 / 1e6
     );
+}
+
+/// A second of frames: a keyframe whose pts jumps further ahead of the
+/// track, or goes back at all, starts a stream of its own.
+const JUMP_S: i64 = 1;
+
+/// Whether keyframe `key` does not follow lane's track: its pts, shifted
+/// as the track's, go back or jump ahead by a second or more (a restarted
+/// encoder, or camera, numbers its frames anew; a few frames skipped under
+/// load do not count).
+fn jumped<P>(lane: &PacketLane<P>, key: &EncodedPacket) -> bool {
+    let (Some(shift), Some(last)) = (lane.shift, lane.last_pts) else {
+        return false;
+    };
+    let pts = key.pts - shift;
+    let second = (key.time_base.den as i64 / key.time_base.num.max(1) as i64).max(1) * JUMP_S;
+    pts <= last || pts - last > second
+}
+
+/// Puts lane's track back on the timeline at keyframe `key`: the slot its
+/// capture time gives it, after what was sent (packets cannot overlap).
+/// Counted as `rebased`; the drift so far starts over.
+fn rebase<P>(lane: &mut PacketLane<P>, key: &EncodedPacket, t0: u64) {
+    let period = Tick::frame(key.time_base, key.duration).ns_of(1).max(1) as i64;
+    let duration = key.duration.max(1);
+    let by_capture = div_round(key.capture_ns as i64 - t0 as i64, period) * duration;
+    let after = lane.last_pts.map_or(0, |l| l + duration);
+    let pts = by_capture.max(after);
+    tracing::warn!(
+        "{}: keyframe pts {} does not follow the track (last sent pts {:?}): a restarted encoder? continuing at pts {pts}, from its capture time",
+        lane.name,
+        key.pts - lane.shift.unwrap_or(0),
+        lane.last_pts
+    );
+    lane.shift = Some(key.pts - pts);
+    lane.key_pts = Some(key.pts);
+    lane.drift = None;
 }
 
 /// `n / d` rounded to the nearest integer (`d > 0`).
@@ -544,6 +598,36 @@ mod tests {
     }
 
     #[test]
+    fn a_restarted_encoder_is_put_back_by_capture_time() {
+        let mut p = two();
+        p.resume();
+        p.asked = Some(0);
+        let t0 = 0;
+        for n in 0..60 {
+            assert!(matches!(
+                p.place(0, packet(n, t0, n == 0), t0, 0),
+                Placed::Send(_)
+            ));
+        }
+        // The encoder restarts: its pts count from 0 again, 2 s in.
+        let restart = t0 + 62 * PERIOD;
+        let Placed::Send(h) = p.place(0, packet(0, restart, true), t0, 0) else {
+            panic!()
+        };
+        assert_eq!(h.pts, 62, "in the slot of its capture time");
+        let Placed::Send(h) = p.place(0, packet(1, restart, false), t0, 0) else {
+            panic!()
+        };
+        assert_eq!(h.pts, 63);
+        assert_eq!(p.rebased, 1);
+        // A periodic keyframe that follows the track is no jump.
+        let Placed::Send(h) = p.place(0, packet(2, restart, true), t0, 0) else {
+            panic!()
+        };
+        assert_eq!((h.pts, p.rebased), (64, 1));
+    }
+
+    #[test]
     fn open_gop_leftovers_before_the_keyframe_are_dropped() {
         let mut p = two();
         p.resume();
@@ -557,5 +641,13 @@ mod tests {
             Placed::Before
         ));
         assert_eq!(p.reordered, 1);
+        // Past the start, a later keyframe's leading frames are kept.
+        for (n, key) in [(8, false), (12, true), (10, false), (11, false)] {
+            assert!(
+                matches!(p.place(0, packet(n, 0, key), 0, 0), Placed::Send(_)),
+                "{n}"
+            );
+        }
+        assert_eq!((p.reordered, p.rebased), (1, 0));
     }
 }

@@ -137,7 +137,10 @@ impl Sync {
             if audio.is_empty() { "none".to_string() } else { audio.join("; ") },
             match self.packets.is_empty() {
                 true => String::new(),
-                false => format!(" ({} keyframe request(s))", self.packets.asks),
+                false => format!(
+                    " ({} keyframe request(s), {} track(s) put back by capture time)",
+                    self.packets.asks, self.packets.rebased
+                ),
             },
             self.n.video_before_start + self.packets.before_start + self.packets.reordered,
             self.n.video_dups_dropped,

@@ -394,6 +394,17 @@ mod tests {
     }
 
     #[test]
+    fn an_odd_size_is_still_refused_at_an_encoder_before_sync() {
+        let text = edge_graph("enc-b/video", "", "a.mkv")
+            .replace("width: 640", "width: 641, pixel_format: rgb24");
+        let d = error(&text);
+        assert!(
+            d.contains("nodes[2].inputs.video: `cam-a` sends 641x360 frames"),
+            "{d}"
+        );
+    }
+
+    #[test]
     fn the_mux_sees_the_codec_of_the_encoder_behind_sync() {
         let diags = check(&edge_graph("enc-b/video", "", "a.mp4")).map(|_| ());
         assert!(diags.is_ok(), "h264 fits in mp4");
