@@ -17,6 +17,10 @@ use crate::Sync;
 /// asked to start at: more than an audio frame, so T0 (which may move
 /// back by half a video frame) finds its samples.
 const AUDIO_MARGIN_NS: u64 = 100_000_000;
+/// Audio held at most this long beyond the buffer while the packet cameras'
+/// start keyframes are awaited (an encoder that never answers must not make
+/// sync hold every audio buffer of the run, and starve their pool).
+const AUDIO_WAIT_MAX_NS: u64 = 10_000_000_000;
 
 impl Sync {
     pub(crate) fn on_packet(
@@ -119,8 +123,9 @@ impl Sync {
         let asked = self.packets.asked();
         let held = &mut self.audio[i].held;
         while let Some(first) = held.first_capture() {
-            let old = capture_ns.saturating_sub(first) > self.buffer_ns;
-            if !old || asked.is_some_and(|at| first + AUDIO_MARGIN_NS >= at) {
+            let age = capture_ns.saturating_sub(first);
+            let wanted = asked.is_some_and(|at| first + AUDIO_MARGIN_NS >= at);
+            if age <= self.buffer_ns || (wanted && age <= self.buffer_ns + AUDIO_WAIT_MAX_NS) {
                 break;
             }
             let (early, _) = held.pop().expect("has a first");
