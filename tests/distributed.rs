@@ -294,7 +294,7 @@ fn the_ready_barrier_names_the_machines_that_never_came() {
     );
 }
 
-/// The edge-encode rig: cameras (test sources, `camera_params`) with their
+/// The edge-encode rig: cameras (test sources, `camera_params` each) with their
 /// encoders (`encode_a` / `encode_b` params) on `machine_a` / `machine_b`,
 /// sync, a test microphone, the audio encoder and the mux on `machine_c`.
 /// Machines `None`: one machine.
@@ -302,7 +302,7 @@ fn edge_graph(
     s: &Scratch,
     network: &str,
     machines: [Option<&str>; 3],
-    camera_params: &str,
+    camera_params: [&str; 2],
     encode: [&str; 2],
 ) -> (PathBuf, PathBuf) {
     let out = s.path("edge.mkv");
@@ -310,7 +310,7 @@ fn edge_graph(
         Some(m) => format!("    deploy: {{ machine: {m} }}\n"),
         None => String::new(),
     };
-    let camera = |id: &str, m: Option<&str>, pattern: &str, enc: &str| {
+    let camera = |id: &str, m: Option<&str>, pattern: &str, camera_params: &str, enc: &str| {
         format!(
             "  - id: cam-{id}\n    node: camera\n{d}    params: {{ source: test, fps: 30, pattern: {pattern}, {camera_params} }}\n  - id: encode-{id}\n    node: video-encode\n{d}    inputs: {{ video: cam-{id}/video }}\n    params: {{ codec: h264, {enc} }}\n",
             d = deploy(m)
@@ -334,8 +334,8 @@ fn edge_graph(
 {c}    inputs: {{ cam-a: sync/video, cam-b: sync/video2, audio: audio-encode/audio }}
     params: {{ path: "{out}" }}
 "#,
-        cam_a = camera("a", machines[0], "bars", encode[0]),
-        cam_b = camera("b", machines[1], "clapper", encode[1]),
+        cam_a = camera("a", machines[0], "bars", camera_params[0], encode[0]),
+        cam_b = camera("b", machines[1], "clapper", camera_params[1], encode[1]),
         out = out.display(),
     );
     (s.graph("edge-encode.yaml", &yaml), out)
@@ -440,12 +440,17 @@ fn packet_cameras_start_together_on_keyframes_on_one_machine() {
     require_ffmpeg();
     let s = Scratch::new();
     // Camera a's encoder sends each packet at once; camera b's holds frames
-    // back (lookahead, B-frames): the start must not depend on that.
+    // back (lookahead, B-frames): the start must not depend on that. Camera
+    // b's capture times jitter by up to 8 ms, and its clock runs 2000 ppm
+    // fast: a drift packets cannot correct, only report.
     let (g, out) = edge_graph(
         &s,
         "",
         [None, None, None],
-        "width: 640, height: 360",
+        [
+            "width: 640, height: 360",
+            "width: 640, height: 360, jitter_ms: 8, clock_skew_ppm: 2000",
+        ],
         [
             "bitrate: 1M, rate_control: cbr, speed: ultrafast, tune: zerolatency",
             "quality: fast",
@@ -466,6 +471,22 @@ fn packet_cameras_start_together_on_keyframes_on_one_machine() {
             t.len()
         );
     }
+    let m = &r.node("sync")["stats"]["metrics"];
+    let drift = |input: &str| m[format!("video_drift_ms_{input}")].as_f64().unwrap();
+    // b's frames come 2 ms a second early: placed by their count, they end
+    // up ahead of their capture time.
+    assert!(drift("video").abs() < 1.0, "{m}");
+    assert!(drift("video2") < -1.0, "{m}");
+    // Every track starts in slot 0 with its keyframe less than half a frame
+    // off it (picture and sound of the first camera too).
+    for input in ["video", "video2"] {
+        let first = m[format!("first_offset_ms_{input}")].as_f64().unwrap();
+        assert!(first.abs() < 500.0 / FPS, "{input}: {m}");
+    }
+    assert!(
+        m["av_offset_ms"].as_f64().unwrap().abs() < 500.0 / FPS,
+        "{m}"
+    );
     let sync_log = std::fs::read_to_string(s.path("run/logs/sync.log")).unwrap_or_default();
     assert!(
         sync_log.contains("asking the camera encoders for the keyframe"),
@@ -490,7 +511,7 @@ fn cameras_that_encode_on_their_hosts_send_only_packets_at_1080p30() {
         &s,
         &hosts_network(),
         [Some("a"), Some("b"), Some("c")],
-        "width: 1920, height: 1080",
+        ["width: 1920, height: 1080"; 2],
         [encode, encode],
     );
     let links = spoke_links(&before);

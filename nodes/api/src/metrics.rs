@@ -274,9 +274,11 @@ metric_names! {
     /// the common start T0, ms (the track is named after its input and
     /// output).
     FIRST_OFFSET_MS = "first_offset_ms" by ["sync"];
-    /// A packet camera's capture time minus its packets' place on the common
-    /// timeline, ms, smoothed: how far its clock drifted (packets are never
-    /// dropped or repeated to correct it).
+    /// How far a packet camera's clock drifted from the common timeline
+    /// since its track began, ms, smoothed: its packets' capture times minus
+    /// their places, less the offset its start keyframe had
+    /// (`first_offset_ms`). Packets are never dropped or repeated to
+    /// correct it.
     VIDEO_DRIFT_MS = "video_drift_ms" by ["sync"];
     /// How much later the audio track plays than the first camera's picture
     /// captured at the same instant, ms (`av_offset_ms` is this for the

@@ -61,7 +61,10 @@ pub struct PacketLane<P> {
     last_pts: Option<i64>,
     pub sent: u64,
     /// Capture time minus place on the common timeline, ns, smoothed.
-    pub drift: Option<f64>,
+    pub offset: Option<f64>,
+    /// The same for the keyframe the track started (or was put back) on:
+    /// how far off its slot the track began (under half a frame).
+    start_offset_ns: i64,
     /// Capture time of the start keyframe, from T0, ns.
     pub first_from_t0: Option<i64>,
     pub metric_first: String,
@@ -81,11 +84,18 @@ impl<P> PacketLane<P> {
             key_pts: None,
             last_pts: None,
             sent: 0,
-            drift: None,
+            offset: None,
+            start_offset_ns: 0,
             first_from_t0: None,
             metric_first: metrics::per_input(metrics::FIRST_OFFSET_MS, name),
             metric_drift: metrics::per_input(metrics::VIDEO_DRIFT_MS, name),
         }
+    }
+
+    /// How far the camera's clock drifted from the timeline since the
+    /// track began, ns: its offset less the one it started with.
+    pub fn drift_ns(&self) -> Option<f64> {
+        Some(self.offset? - self.start_offset_ns as f64)
     }
 
     /// The capture time of the keyframe this track would start on.
@@ -324,7 +334,7 @@ impl<P> Packets<P> {
         };
         let tick = Tick::frame(header.time_base, 1);
         let place_ns = t0 as i64 + tick.ns_of(header.pts as i128) as i64;
-        smooth(&mut lane.drift, header.capture_ns as i64 - place_ns);
+        smooth(&mut lane.offset, header.capture_ns as i64 - place_ns);
         lane.last_pts = Some(lane.last_pts.map_or(header.pts, |l| l.max(header.pts)));
         lane.sent += 1;
         Placed::Send(header)
@@ -349,6 +359,7 @@ fn begin<P>(lane: &mut PacketLane<P>, key: &EncodedPacket, t0: u64) {
     lane.shift = Some(key.pts - slot * key.duration.max(1));
     lane.key_pts = Some(key.pts);
     lane.first_from_t0 = Some(from_t0);
+    lane.start_offset_ns = from_t0 - slot * period;
     tracing::info!(
         "{}: starts on the keyframe captured {:.1} ms from T0 (slot {slot})",
         lane.name,
@@ -390,7 +401,8 @@ fn rebase<P>(lane: &mut PacketLane<P>, key: &EncodedPacket, t0: u64) {
     );
     lane.shift = Some(key.pts - pts);
     lane.key_pts = Some(key.pts);
-    lane.drift = None;
+    lane.offset = None;
+    lane.start_offset_ns = key.capture_ns as i64 - t0 as i64 - pts / duration * period;
 }
 
 /// `n / d` rounded to the nearest integer (`d > 0`).

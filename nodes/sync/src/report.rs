@@ -13,7 +13,7 @@ impl Sync {
     fn av_offset_ms(&self, lane: &AudioLane) -> Option<f64> {
         let camera = match self.lanes.first() {
             Some(first) => first.offset?,
-            None => self.packets.lanes.first()?.drift?,
+            None => self.packets.lanes.first()?.offset?,
         };
         Some((camera - lane.offset?) / MS)
     }
@@ -51,7 +51,7 @@ impl Sync {
                 if let Some(first) = lane.first_from_t0 {
                     m.set(&lane.metric_first, first as f64 / MS);
                 }
-                if let Some(drift) = lane.drift {
+                if let Some(drift) = lane.drift_ns() {
                     m.set(&lane.metric_drift, drift / MS);
                 }
             }
@@ -125,7 +125,7 @@ impl Sync {
             .map(|l| format!("{} {}", l.name, l.frames))
             .chain(self.packets.lanes.iter().map(|l| {
                 let drift = l
-                    .drift
+                    .drift_ns()
                     .map_or("n/a".into(), |d| format!("{:+.1} ms", d / MS));
                 format!("{} {} packets (drift {drift})", l.name, l.sent)
             }))
