@@ -297,7 +297,9 @@ fn the_ready_barrier_names_the_machines_that_never_came() {
 /// The edge-encode rig: cameras (test sources, `camera_params` each) with their
 /// encoders (`encode_a` / `encode_b` params) on `machine_a` / `machine_b`,
 /// sync, a test microphone, the audio encoder and the mux on `machine_c`.
-/// Machines `None`: one machine.
+/// Machines `None`: one machine. The encoders' input queues hold half a
+/// second (16 frames, not 8): the hosts share this machine's two cores, with
+/// whatever else runs on it, and the test wants no frame dropped.
 fn edge_graph(
     s: &Scratch,
     network: &str,
@@ -312,7 +314,7 @@ fn edge_graph(
     };
     let camera = |id: &str, m: Option<&str>, pattern: &str, camera_params: &str, enc: &str| {
         format!(
-            "  - id: cam-{id}\n    node: camera\n{d}    params: {{ source: test, fps: 30, pattern: {pattern}, {camera_params} }}\n  - id: encode-{id}\n    node: video-encode\n{d}    inputs: {{ video: cam-{id}/video }}\n    params: {{ codec: h264, {enc} }}\n",
+            "  - id: cam-{id}\n    node: camera\n{d}    params: {{ source: test, fps: 30, pattern: {pattern}, {camera_params} }}\n  - id: encode-{id}\n    node: video-encode\n{d}    inputs: {{ video: {{ source: cam-{id}/video, queue_size: 16 }} }}\n    params: {{ codec: h264, {enc} }}\n",
             d = deploy(m)
         )
     };

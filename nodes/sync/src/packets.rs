@@ -261,9 +261,13 @@ impl<P> Packets<P> {
     }
 
     /// Fixes T0 from the start keyframes: the first camera's, moved by less
-    /// than half a frame where that puts every keyframe in slot 0 (as raw
-    /// frames are put on the first camera's grid); each track's shift
-    /// follows. Returns T0 and the first track's frame period.
+    /// than half a frame where that puts every keyframe in slot 0, so every
+    /// track starts at pts 0. (Raw frames get there by moving T0 along the
+    /// first camera's frame grid; a packet track cannot start anywhere but
+    /// its keyframe, so T0 moves instead, and the first camera's picture may
+    /// be up to half a frame off its slot: `first_offset_ms`,
+    /// `av_offset_ms`.) Each track's shift follows. Returns T0 and the first
+    /// track's frame period.
     pub fn start(&mut self) -> Option<(u64, Tick)> {
         let period = self.period_ns() as i64;
         let keys: Vec<u64> = self.lanes.iter().filter_map(|l| l.candidate()).collect();
