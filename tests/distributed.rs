@@ -4,12 +4,14 @@
 //! namespaces with a private /dev/shm, so frames can only cross hosts over
 //! the network; host `b`'s monotonic clock runs 3 s ahead (a time namespace).
 //! Outputs checked with ffprobe and ffmpeg. Where namespaces are not
-//! permitted (not root) each test says so and is skipped.
+//! permitted (not root) each test says so and is skipped. The edge-encode
+//! tests put each camera's encoder on its camera's host, so sync aligns
+//! packets (one of them runs on one machine, without root).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use graph_tests::media::{decode_errors, probe, require_ffmpeg, Probe};
+use graph_tests::media::{decode_errors, probe, repo_graph, require_ffmpeg, run_tool, Probe};
 use graph_tests::netns::{self, hub_addr, spoke_addr, Hosts};
 use graph_tests::{RunResult, Scratch};
 
@@ -673,4 +675,311 @@ fn video_decode_hands_on_every_picture_with_its_capture_time() {
             "flashes at {flashes:?}"
         );
     }
+}
+
+/// The edge-encode rig: cameras (test sources, `camera_params` each) with their
+/// encoders (`encode_a` / `encode_b` params) on `machine_a` / `machine_b`,
+/// sync, a test microphone, the audio encoder and the mux on `machine_c`.
+/// Machines `None`: one machine. The encoders' input queues hold half a
+/// second (16 frames, not 8): the hosts share this machine's two cores, with
+/// whatever else runs on it, and the test wants no frame dropped.
+fn edge_graph(
+    s: &Scratch,
+    network: &str,
+    machines: [Option<&str>; 3],
+    camera_params: [&str; 2],
+    encode: [&str; 2],
+) -> (PathBuf, PathBuf) {
+    let out = s.path("edge.mkv");
+    let deploy = |m: Option<&str>| match m {
+        Some(m) => format!("    deploy: {{ machine: {m} }}\n"),
+        None => String::new(),
+    };
+    let camera = |id: &str, m: Option<&str>, pattern: &str, camera_params: &str, enc: &str| {
+        format!(
+            "  - id: cam-{id}\n    node: camera\n{d}    params: {{ source: test, fps: 30, pattern: {pattern}, {camera_params} }}\n  - id: encode-{id}\n    node: video-encode\n{d}    inputs: {{ video: {{ source: cam-{id}/video, queue_size: 16 }} }}\n    params: {{ codec: h264, {enc} }}\n",
+            d = deploy(m)
+        )
+    };
+    let c = deploy(machines[2]);
+    let yaml = format!(
+        r#"name: edge-encode
+{network}nodes:
+{cam_a}{cam_b}  - id: mic
+    node: microphone
+{c}    params: {{ source: test }}
+  - id: sync
+    node: sync
+{c}    inputs: {{ video: encode-a/video, video2: encode-b/video, audio: mic/audio }}
+  - id: audio-encode
+    node: audio-encode
+{c}    inputs: {{ audio: sync/audio }}
+  - id: mux
+    node: mux
+{c}    inputs: {{ cam-a: sync/video, cam-b: sync/video2, audio: audio-encode/audio }}
+    params: {{ path: "{out}" }}
+"#,
+        cam_a = camera("a", machines[0], "bars", camera_params[0], encode[0]),
+        cam_b = camera("b", machines[1], "clapper", camera_params[1], encode[1]),
+        out = out.display(),
+    );
+    (s.graph("edge-encode.yaml", &yaml), out)
+}
+
+/// One video stream's packets in the file: (pts s, keyframe, size bytes).
+fn video_packets(out: &Path, index: usize) -> Vec<(f64, bool, u64)> {
+    let text = run_tool(std::process::Command::new("ffprobe").args([
+        "-v",
+        "error",
+        "-select_streams",
+        &format!("v:{index}"),
+        "-show_entries",
+        "packet=pts_time,flags,size",
+        "-of",
+        "csv=p=0",
+        &out.display().to_string(),
+    ]));
+    text.lines()
+        .filter_map(|l| {
+            let mut f = l.split(',');
+            let pts = f.next()?.parse().ok()?;
+            let size = f.next()?.parse().ok()?;
+            Some((pts, f.next()?.starts_with('K'), size))
+        })
+        .collect()
+}
+
+/// What the edge-encode file and the run's reports must show: both camera
+/// tracks start with a keyframe at the same time (sync's start keyframes
+/// within a frame in capture time), every packet an encoder sent is in the
+/// file or counted before the start, none dropped, a clean decode. Returns
+/// each camera track's packets.
+fn assert_edge_recording(
+    out: &Path,
+    sync: &serde_json::Value,
+    encoders: [&serde_json::Value; 2],
+) -> [Vec<(f64, bool, u64)>; 2] {
+    let p = probe(out).unwrap_or_else(|e| panic!("ffprobe {}: {e}", out.display()));
+    assert_eq!(p.video.len(), 2, "two camera tracks: {p:?}");
+    assert_eq!(p.audio.len(), 1, "the microphone's track: {p:?}");
+    let errors = decode_errors(out);
+    assert!(errors.is_empty(), "decode errors: {errors}");
+    let tracks = [video_packets(out, 0), video_packets(out, 1)];
+    for (i, t) in tracks.iter().enumerate() {
+        let first = t
+            .iter()
+            .min_by(|a, b| a.0.total_cmp(&b.0))
+            .expect("packets");
+        assert!(
+            first.1,
+            "track {i} starts on a keyframe: {:?}",
+            &t[..3.min(t.len())]
+        );
+        assert_eq!(
+            t.len() as u64,
+            p.video[i].frames(),
+            "track {i}: a frame per packet"
+        );
+    }
+    let spread = (p.video[0].start() - p.video[1].start()).abs();
+    assert!(spread < 1.0 / FPS, "tracks start {spread} s apart");
+    let m = &sync["stats"]["metrics"];
+    let start_spread = m["start_spread_ms"].as_f64().unwrap();
+    assert!(
+        start_spread < 1000.0 / FPS,
+        "start keyframes {start_spread} ms apart in capture time: {m}"
+    );
+    assert!(m["keyframe_requests"].as_f64().unwrap() >= 1.0, "{m}");
+    // Every packet is in the file or was before the common start.
+    let sent: u64 = encoders
+        .iter()
+        .map(|e| e["stats"]["outputs"]["video"]["sent"].as_u64().unwrap())
+        .sum();
+    let before = m["video_before_start"].as_f64().unwrap() as u64;
+    let in_file = (tracks[0].len() + tracks[1].len()) as u64;
+    assert_eq!(
+        sent,
+        in_file + before,
+        "sent {sent}, in the file {in_file}, before the start {before}"
+    );
+    for (i, e) in encoders.iter().enumerate() {
+        let input = &e["stats"]["inputs"]["video"];
+        assert_eq!(input["dropped"], 0, "encoder {i} dropped frames: {input}");
+        assert_eq!(input["lost"], 0, "encoder {i} lost frames: {input}");
+    }
+    for (name, input) in sync["stats"]["inputs"].as_object().unwrap() {
+        assert_eq!(input["dropped"], 0, "sync's {name}: {input}");
+        assert_eq!(input["lost"], 0, "sync's {name}: {input}");
+    }
+    eprintln!(
+        "edge: {} + {} frames in the file, {before} before the start, keyframes {start_spread:.1} ms apart, {} request(s)",
+        tracks[0].len(),
+        tracks[1].len(),
+        m["keyframe_requests"]
+    );
+    tracks
+}
+
+#[test]
+fn packet_cameras_start_together_on_keyframes_on_one_machine() {
+    require_ffmpeg();
+    let s = Scratch::new();
+    // Camera a's encoder sends each packet at once; camera b's holds frames
+    // back (lookahead, B-frames): the start must not depend on that. Camera
+    // b's capture times jitter by up to 8 ms, and its clock runs 2000 ppm
+    // fast: a drift packets cannot correct, only report.
+    let (g, out) = edge_graph(
+        &s,
+        "",
+        [None, None, None],
+        [
+            "width: 640, height: 360",
+            "width: 640, height: 360, jitter_ms: 8, clock_skew_ppm: 2000",
+        ],
+        [
+            "bitrate: 1M, rate_control: cbr, speed: ultrafast, tune: zerolatency",
+            "quality: fast",
+        ],
+    );
+    let r = s.run(&g, &["--duration", "4", "--quiet"]);
+    r.assert_ok();
+    let tracks = assert_edge_recording(
+        &out,
+        r.node("sync"),
+        [r.node("encode-a"), r.node("encode-b")],
+    );
+    for (i, t) in tracks.iter().enumerate() {
+        // 4 s sent; the start waits for both encoders and the lead ahead.
+        assert!(
+            (75..=120).contains(&t.len()),
+            "track {i}: {} frames of 4 s",
+            t.len()
+        );
+    }
+    let m = &r.node("sync")["stats"]["metrics"];
+    let drift = |input: &str| m[format!("video_drift_ms_{input}")].as_f64().unwrap();
+    // b's frames come 2 ms a second early: placed by their count, they end
+    // up ahead of their capture time.
+    assert!(drift("video").abs() < 1.0, "{m}");
+    assert!(drift("video2") < -1.0, "{m}");
+    // Every track starts in slot 0 with its keyframe less than half a frame
+    // off it (picture and sound of the first camera too).
+    for input in ["video", "video2"] {
+        let first = m[format!("first_offset_ms_{input}")].as_f64().unwrap();
+        assert!(first.abs() < 500.0 / FPS, "{input}: {m}");
+    }
+    assert!(
+        m["av_offset_ms"].as_f64().unwrap().abs() < 500.0 / FPS,
+        "{m}"
+    );
+    let sync_log = std::fs::read_to_string(s.path("run/logs/sync.log")).unwrap_or_default();
+    assert!(
+        sync_log.contains("asking the camera encoders for the keyframe"),
+        "{sync_log}"
+    );
+}
+
+#[test]
+fn cameras_that_encode_on_their_hosts_send_only_packets_at_1080p30() {
+    let Some(hosts) = hosts_or_skip("cameras_that_encode_on_their_hosts_send_only_packets") else {
+        return;
+    };
+    for host in ["a", "b"] {
+        hosts.shape(host, 100, 2);
+    }
+    const SECONDS: f64 = 10.0;
+    const MAX_MBPS: f64 = 10.0;
+    let s = Scratch::new();
+    // As graphs/distributed-edge.yaml, at ultrafast: the two 1080p encoders
+    // share this machine's cores with the rest of the rig.
+    let encode = "bitrate: 4M, rate_control: cbr, speed: ultrafast, tune: zerolatency";
+    let (g, out) = edge_graph(
+        &s,
+        &hosts_network(),
+        [Some("a"), Some("b"), Some("c")],
+        ["width: 1920, height: 1080"; 2],
+        [encode, encode],
+    );
+    let tx_at_start = [hosts.tx_bytes("a"), hosts.tx_bytes("b")];
+    let args = ["--duration", "10", "--quiet"];
+    let [a, b, c] = start(&hosts, &s, &g, &args);
+    let (c, a, b) = (c.wait(LIMIT), a.wait(LIMIT), b.wait(LIMIT));
+    for (name, r) in [("a", &a), ("b", &b), ("c", &c)] {
+        assert_eq!(r.code, Some(0), "host {name} failed:\n{}", r.stderr);
+    }
+    let tracks = assert_edge_recording(
+        &out,
+        c.node("sync"),
+        [a.node("encode-a"), b.node("encode-b")],
+    );
+    for (i, t) in tracks.iter().enumerate() {
+        assert!(
+            (270..=300).contains(&t.len()),
+            "track {i}: {} frames of {SECONDS} s at 30 fps",
+            t.len()
+        );
+    }
+    // What each camera host sent: its encoder's packets (as counted by the
+    // node, and as they are in the file), and everything that left its end
+    // of the link.
+    for (i, (host, r)) in [("a", &a), ("b", &b)].into_iter().enumerate() {
+        let node = format!("encode-{host}");
+        let bytes = r.node(&node)["stats"]["outputs"]["video"]["bytes"]
+            .as_u64()
+            .unwrap();
+        let packets = r.node(&node)["stats"]["outputs"]["video"]["sent"]
+            .as_u64()
+            .unwrap();
+        let mbps = bytes as f64 * 8.0 / (packets as f64 / FPS) / 1e6;
+        let in_file: u64 = tracks[i].iter().map(|p| p.2).sum();
+        let file_mbps = in_file as f64 * 8.0 / (tracks[i].len() as f64 / FPS) / 1e6;
+        let wire = (hosts.tx_bytes(host) - tx_at_start[i]) as f64 * 8.0 / SECONDS / 1e6;
+        eprintln!(
+            "camera {host}: encoder sent {mbps:.2} Mbit/s ({bytes} B in {packets} packets), file track {file_mbps:.2} Mbit/s, link {wire:.2} Mbit/s over ~{SECONDS} s"
+        );
+        assert!(
+            mbps <= MAX_MBPS && file_mbps <= MAX_MBPS,
+            "camera {host}: {mbps:.2} Mbit/s"
+        );
+        assert!(
+            wire <= MAX_MBPS,
+            "camera {host}'s link carried {wire:.2} Mbit/s"
+        );
+        // Sync got them over the network, never as shared memory.
+        let input = &c.node("sync")["stats"]["inputs"][if i == 0 { "video" } else { "video2" }];
+        assert!(
+            input["received"].as_u64().unwrap_or(0) > 0 && input["shm_payloads"] == 0,
+            "{input}"
+        );
+    }
+}
+
+#[test]
+fn the_shipped_edge_graph_checks_and_its_sync_cannot_pause() {
+    let graph = repo_graph("distributed-edge.yaml");
+    let s = Scratch::new();
+    let path = format!("mux.path={}", s.path("edge.mkv").display());
+    let check = |extra: &[&str]| {
+        std::process::Command::new(graph_tests::runtime_bin())
+            .arg("check")
+            .arg(&graph)
+            .args(["--set", &path])
+            .args(extra)
+            .output()
+            .expect("runtime check runs")
+    };
+    let ok = check(&[]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let paused = check(&["--set", "sync.paused=true"]);
+    assert_eq!(paused.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&paused.stdout).into_owned()
+        + &String::from_utf8_lossy(&paused.stderr);
+    assert!(
+        said.contains("sync cannot pause encoded camera inputs"),
+        "{said}"
+    );
 }

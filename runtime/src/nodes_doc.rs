@@ -50,6 +50,9 @@ fn ports(ports: &[PortSpec]) -> String {
 /// What sets a port apart beside its type: "optional", "queue 8 by default".
 fn port_notes(p: &PortSpec) -> Vec<String> {
     let mut notes = Vec::new();
+    if let Some(other) = p.passes {
+        notes.push(format!("or {other}, passed through"));
+    }
     if p.optional {
         notes.push("optional".to_string());
     }

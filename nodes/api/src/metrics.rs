@@ -154,6 +154,9 @@ metric_names! {
     /// How far apart in capture time the first frames (and audio) placed at
     /// pts 0 are across all tracks, ms.
     START_SPREAD_MS = "start_spread_ms" by ["sync"];
+    /// Times sync asked the encoders of its packet inputs for the keyframe
+    /// every camera's track starts on (more than 1: a request came late).
+    KEYFRAME_REQUESTS = "keyframe_requests" by ["sync"];
     /// Samples of silence put into audio gaps.
     AUDIO_GAP_FILLS = "audio_gap_fills" by ["sync", "audio-mix"];
     /// Samples of overlapping audio trimmed.
@@ -274,6 +277,12 @@ metric_names! {
     /// the common start T0, ms (the track is named after its input and
     /// output).
     FIRST_OFFSET_MS = "first_offset_ms" by ["sync"];
+    /// How far a packet camera's clock drifted from the common timeline
+    /// since its track began, ms, smoothed: its packets' capture times minus
+    /// their places, less the offset its start keyframe had
+    /// (`first_offset_ms`). Packets are never dropped or repeated to
+    /// correct it.
+    VIDEO_DRIFT_MS = "video_drift_ms" by ["sync"];
     /// How much later the audio track plays than the first camera's picture
     /// captured at the same instant, ms (`av_offset_ms` is this for the
     /// first audio track).

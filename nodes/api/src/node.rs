@@ -306,6 +306,35 @@ impl Node {
         let _ = self.session.put(key, state.to_string()).wait();
     }
 
+    /// Sends a param update made at `at_ns` (capture clock) to the node
+    /// feeding `input`, on whichever machine it runs, as the runtime would:
+    /// the receiver admits it against its own schema (a live param or an
+    /// action, of its type) and ignores anything else. Sync asks the
+    /// encoders of its packet inputs for a keyframe this way.
+    pub fn ask_upstream(
+        &self,
+        input: &str,
+        name: &str,
+        value: serde_json::Value,
+        at_ns: u64,
+    ) -> Result<()> {
+        let source = self
+            .config
+            .inputs
+            .iter()
+            .find(|i| i.name == input)
+            .map(|i| i.source_node.clone())
+            .ok_or_else(|| anyhow!("node `{}` has no input `{input}`", self.config.node_id))?;
+        let body = serde_json::json!({ "name": name, "value": value, "at_ns": at_ns });
+        self.session
+            .put(
+                keys::param_update(&self.config.run_id, &source),
+                body.to_string(),
+            )
+            .wait()
+            .map_err(|e| anyhow!("asking `{source}` for `{name}`: {e}"))
+    }
+
     /// What the previous incarnation saved with [`Node::save_resume_state`].
     pub fn resume_state(&self) -> Option<&serde_json::Value> {
         self.config.resume_state.as_ref()

@@ -8,6 +8,9 @@
 //! Video frames are forwarded zero-copy with a new header; audio frames too,
 //! unless trimmed or preceded by a gap. The live param `paused` cuts what is
 //! captured while paused out of every output alike (see [`pause`]).
+//! Cameras may come as encoded packets instead (an encoder on each camera's
+//! machine): their tracks start together on keyframes sync asks the
+//! encoders for, and their packets pass through (see [`packets`]).
 
 mod audio_buf;
 mod audio_out;
@@ -15,6 +18,8 @@ mod drift;
 mod hold;
 mod lanes;
 mod pacing;
+mod packets;
+mod passthrough;
 mod pause;
 mod report;
 mod timeline;
@@ -27,6 +32,7 @@ use audio_out::Source;
 use drift::DriftCorrector;
 use lanes::{inputs_of, smooth, AudioLane, VideoLane};
 use pacing::Pacer;
+use packets::{PacketLane, Packets};
 use pause::{Media, Pause, Tick};
 use timeline::{AudioClock, AudioPlan, VideoClock, VideoPlace};
 
@@ -46,7 +52,12 @@ fn run() -> Result<()> {
     for lane in sync.audio.iter().filter(|l| l.has_output) {
         node.reserve(&lane.name, audio_out::MAX_BATCH_BYTES)?;
     }
-    let cameras: Vec<&str> = sync.lanes.iter().map(|l| l.name.as_str()).collect();
+    let cameras: Vec<&str> = sync
+        .lanes
+        .iter()
+        .map(|l| l.name.as_str())
+        .chain(sync.packets.lanes.iter().map(|l| l.name.as_str()))
+        .collect();
     let audio: Vec<&str> = sync.audio.iter().map(|l| l.name.as_str()).collect();
     tracing::info!(
         "sync: cameras {}, audio {}, buffer {} ms, tolerance {} ms",
@@ -64,10 +75,8 @@ fn run() -> Result<()> {
             Event::Input { input, message } => match message.header {
                 Header::Video(frame) => sync.on_video(&mut node, &input, frame, message.payload)?,
                 Header::Audio(frame) => sync.on_audio(&mut node, &input, frame, message.payload)?,
+                Header::Packet(p) => sync.on_packet(&mut node, &input, p, message.payload)?,
                 Header::EndOfStream | Header::Stats(_) => {}
-                Header::Packet(_) => {
-                    anyhow::bail!("input `{input}` carries encoded packets; sync takes raw video and raw audio")
-                }
             },
             Event::InputClosed { input } => sync.on_closed(&mut node, &input)?,
             Event::ParamUpdate { name, value, .. } => sync.on_param(&node, &name, &value),
@@ -90,6 +99,9 @@ fn run() -> Result<()> {
         lane.closed = true;
     }
     for lane in &mut sync.audio {
+        lane.closed = true;
+    }
+    for lane in &mut sync.packets.lanes {
         lane.closed = true;
     }
     sync.try_start(&mut node)?;
@@ -144,6 +156,8 @@ struct Sync {
     audio: Vec<AudioLane>,
     /// The live param `paused`: what it cuts from the timeline.
     pause: Pause,
+    /// The cameras that come as packets (then `lanes` is empty).
+    packets: Packets<Payload>,
     n: Counters,
 }
 
@@ -151,9 +165,18 @@ impl Sync {
     fn new(node: &Node) -> Result<Sync> {
         let s = node_catalog::kinds::sync::Settings::from_params(node.params())?;
         let cameras = inputs_of(node, PortType::RawVideo);
+        let encoded = inputs_of(node, PortType::EncodedVideo);
         let audio = inputs_of(node, PortType::RawAudio);
+        if !encoded.is_empty() && !cameras.is_empty() {
+            // `runtime check` refuses it (node_catalog::kinds::sync::packet_rules).
+            anyhow::bail!(
+                "cameras {} carry packets and {} raw video: sync takes them all raw or all encoded",
+                encoded.join(", "),
+                cameras.join(", ")
+            );
+        }
         let buffer_ns = s.buffer_ms as u64 * 1_000_000;
-        let paced = cameras.iter().chain(&audio).cloned();
+        let paced = cameras.iter().chain(&encoded).chain(&audio).cloned();
         Ok(Sync {
             // Half the buffer: replayed streams never wait long enough
             // before the start for held frames to be dropped.
@@ -171,7 +194,14 @@ impl Sync {
                 .iter()
                 .map(|a| AudioLane::new(a, node.has_output(a)))
                 .collect(),
-            pause: Pause::new(s.paused, now_ns()),
+            pause: Pause::new(s.paused && encoded.is_empty(), now_ns()),
+            packets: Packets::new(
+                encoded
+                    .iter()
+                    .map(|c| PacketLane::new(c, node.has_output(c)))
+                    .collect(),
+                s.keyframe_lead_ms as u64 * 1_000_000,
+            ),
             n: Counters::default(),
         })
     }
@@ -231,10 +261,10 @@ impl Sync {
         if self.pause.drops_early(frame.capture_ns, samples) {
             return Ok(());
         }
-        self.n.dropped +=
-            self.audio[i]
-                .held
-                .push(frame.capture_ns, (frame, payload), self.buffer_ns);
+        let limit_ns = self.audio_hold_limit(i, frame.capture_ns);
+        self.n.dropped += self.audio[i]
+            .held
+            .push(frame.capture_ns, (frame, payload), limit_ns);
         self.try_start(node)
     }
 
@@ -246,6 +276,7 @@ impl Sync {
         if let Some(lane) = self.audio.iter_mut().find(|l| l.name == input) {
             lane.closed = true;
         }
+        self.close_packets(node, input)?;
         self.try_start(node)?;
         self.close_ended(node)
     }
@@ -261,6 +292,12 @@ impl Sync {
         for lane in &mut self.audio {
             if lane.closed && lane.held.is_empty() && lane.has_output {
                 lane.batch.send(node)?;
+                node.close_output(&lane.name)?;
+            }
+        }
+        // A packet camera's held packets go out at the start, or never.
+        for lane in &self.packets.lanes {
+            if lane.closed && lane.has_output && self.t0.is_some() {
                 node.close_output(&lane.name)?;
             }
         }
@@ -292,6 +329,11 @@ impl Sync {
 
     /// Pauses or resumes the recording now (the live param `paused`).
     fn set_paused(&mut self, node: &Node, paused: bool) {
+        if !self.packets.is_empty() {
+            // `runtime check` refuses `paused: true` with packet cameras.
+            tracing::warn!("paused set to {paused}: ignored, packets cannot be cut without a re-encode (cameras {}); pause at the mux (`recording`)", self.packets.lanes.iter().map(|l| l.name.as_str()).collect::<Vec<_>>().join(", "));
+            return;
+        }
         let mut now = now_ns();
         if paused {
             // Media stamped ahead of now (an app's timestamps, a replay) may
@@ -354,6 +396,7 @@ impl Sync {
             tracing::info!("restarted: continuing the common timeline of the previous incarnation");
             self.t0 = t0;
             self.resumed = true;
+            self.packets.resume();
         }
     }
 
@@ -380,24 +423,37 @@ impl Sync {
         if !(videos_known && audio_known) {
             return Ok(());
         }
-        // The latest camera start: every camera has begun by then.
-        let video = self
-            .lanes
-            .iter()
-            .filter_map(|l| l.held.first_capture())
-            .max();
-        let Some(t0) = timeline::common_start(video, audio) else {
-            return Ok(());
+        let t0 = if self.packets.is_empty() {
+            // The latest camera start: every camera has begun by then.
+            let video = self
+                .lanes
+                .iter()
+                .filter_map(|l| l.held.first_capture())
+                .max();
+            let Some(t0) = timeline::common_start(video, audio) else {
+                return Ok(());
+            };
+            let (t0, grid) = self.onto_grid(t0);
+            self.t0 = Some(t0);
+            self.pause.start(t0, grid);
+            t0
+        } else {
+            // The cameras' start keyframes fix T0; the audio follows them.
+            if !self.packets.ready {
+                return Ok(());
+            }
+            match self.start_packets(node)? {
+                Some(t0) => t0,
+                None => return Ok(()),
+            }
         };
-        let (t0, grid) = self.onto_grid(t0);
-        self.t0 = Some(t0);
-        self.pause.start(t0, grid);
         self.save_state(node);
-        let starts: Vec<String> = self
+        let mut starts: Vec<String> = self
             .lanes
             .iter()
             .map(|l| format!("{} {}", l.name, describe_start(l.held.first_capture(), t0)))
             .collect();
+        starts.extend(self.packet_starts());
         let audio_starts: Vec<String> = self
             .audio
             .iter()

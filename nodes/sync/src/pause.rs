@@ -73,6 +73,11 @@ impl Tick {
         (steps * self.num * NS_PER_S).div_euclid(self.den)
     }
 
+    /// `steps` of this clock in ns, rounded down.
+    pub fn ns_of(self, steps: i128) -> i128 {
+        self.ns(steps)
+    }
+
     fn seconds(self, steps: i128) -> f64 {
         steps as f64 * self.num as f64 / self.den as f64
     }

@@ -11,7 +11,11 @@ impl Sync {
     /// How much later the sound of `lane` plays than the picture captured
     /// at the same instant, ms (negative: earlier).
     fn av_offset_ms(&self, lane: &AudioLane) -> Option<f64> {
-        Some((self.lanes.first()?.offset? - lane.offset?) / MS)
+        let camera = match self.lanes.first() {
+            Some(first) => first.offset?,
+            None => self.packets.lanes.first()?.offset?,
+        };
+        Some((camera - lane.offset?) / MS)
     }
 
     pub(crate) fn publish(&self, node: &Node) {
@@ -40,6 +44,17 @@ impl Sync {
         }
         for lane in &self.audio {
             self.publish_audio(node, lane);
+        }
+        if !self.packets.is_empty() {
+            m.set(metrics::KEYFRAME_REQUESTS, self.packets.asks as f64);
+            for lane in &self.packets.lanes {
+                if let Some(first) = lane.first_from_t0 {
+                    m.set(&lane.metric_first, first as f64 / MS);
+                }
+                if let Some(drift) = lane.drift_ns() {
+                    m.set(&lane.metric_drift, drift / MS);
+                }
+            }
         }
         if let Some(spread) = self.start_spread_ns() {
             m.set(metrics::START_SPREAD_MS, spread as f64 / MS);
@@ -71,7 +86,10 @@ impl Sync {
             (metrics::VIDEO_DUPS_DROPPED, n.video_dups_dropped),
             (metrics::VIDEO_GAPS, n.video_gaps),
             (metrics::DROPPED, n.dropped),
-            (metrics::VIDEO_BEFORE_START, n.video_before_start),
+            (
+                metrics::VIDEO_BEFORE_START,
+                n.video_before_start + self.packets.before_start + self.packets.reordered,
+            ),
             (metrics::AUDIO_BEFORE_START, n.audio_before_start),
         ] {
             m.set(name, count as f64);
@@ -89,6 +107,7 @@ impl Sync {
             .lanes
             .iter()
             .filter_map(|l| l.first_from_t0)
+            .chain(self.packets.lanes.iter().filter_map(|l| l.first_from_t0))
             .chain(self.audio.iter().filter_map(|l| l.first_from_t0))
             .collect();
         let (min, max) = (firsts.iter().min()?, firsts.iter().max()?);
@@ -104,13 +123,26 @@ impl Sync {
             .lanes
             .iter()
             .map(|l| format!("{} {}", l.name, l.frames))
+            .chain(self.packets.lanes.iter().map(|l| {
+                let drift = l
+                    .drift_ns()
+                    .map_or("n/a".into(), |d| format!("{:+.1} ms", d / MS));
+                format!("{} {} packets (drift {drift})", l.name, l.sent)
+            }))
             .collect();
         let audio: Vec<String> = self.audio.iter().map(|l| self.describe_audio(l)).collect();
         format!(
-            "sync done: video frames {}; audio {}; start spread {spread}; video {} before start, {} repeats dropped, {} slots skipped; audio {} samples before start, {} gap samples filled, {} overlap samples trimmed; {} dropped while waiting; paused: {:.3} s cut, {} frames, {} samples",
+            "sync done: video frames {}; audio {}; start spread {spread}{}; video {} before start, {} repeats dropped, {} slots skipped; audio {} samples before start, {} gap samples filled, {} overlap samples trimmed; {} dropped while waiting; paused: {:.3} s cut, {} frames, {} samples",
             frames.join(", "),
             if audio.is_empty() { "none".to_string() } else { audio.join("; ") },
-            self.n.video_before_start,
+            match self.packets.is_empty() {
+                true => String::new(),
+                false => format!(
+                    " ({} keyframe request(s), {} track(s) put back by capture time)",
+                    self.packets.asks, self.packets.rebased
+                ),
+            },
+            self.n.video_before_start + self.packets.before_start + self.packets.reordered,
             self.n.video_dups_dropped,
             self.n.video_gaps,
             self.n.audio_before_start,

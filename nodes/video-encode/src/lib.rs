@@ -47,6 +47,10 @@ fn run() -> Result<()> {
     let mut current = settings.clone();
     let mut monitor = Monitor::new(Instant::now());
     let mut switches = 0u32;
+    // A keyframe asked for before the first frame opened the encoder: sync
+    // asks for one at an instant ahead, which a frame captured earlier
+    // (and so the encoder's own first keyframe) does not meet.
+    let mut keyframe_pending: Option<u64> = None;
 
     while let Some(event) = node.next_event()? {
         match event {
@@ -65,6 +69,9 @@ fn run() -> Result<()> {
                         );
                     }
                     encoder = Some(enc);
+                }
+                if let (Some(at_ns), Some(enc)) = (keyframe_pending.take(), encoder.as_mut()) {
+                    enc.keyframe_from(at_ns);
                 }
                 let enc = encoder.as_mut().expect("opened above");
                 let data = message.payload.as_slice();
@@ -131,12 +138,13 @@ fn run() -> Result<()> {
                 }
             }
             Event::InputClosed { .. } => break,
-            // A recording starts or splits here: the frame captured then
-            // (not the one being encoded now) must start a GOP. Before the
-            // first frame there is nothing to do: it is a keyframe anyway.
+            // A recording starts or splits here, or sync starts every
+            // camera's track here: the frame captured then (not the one
+            // being encoded now) must start a GOP.
             Event::ParamUpdate { name, at_ns, .. } if name == "keyframe" => {
-                if let Some(enc) = encoder.as_mut() {
-                    enc.keyframe_from(at_ns);
+                match encoder.as_mut() {
+                    Some(enc) => enc.keyframe_from(at_ns),
+                    None => keyframe_pending = Some(at_ns),
                 }
             }
             // `crf` or `bitrate`: the params already follow the update.

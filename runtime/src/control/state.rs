@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use node_api::metrics;
+use node_catalog::PortType;
 use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::sync::Notify;
@@ -73,6 +74,8 @@ pub enum Refusal {
     Ending,
     /// The graph has no sync node to pause.
     NoSync,
+    /// A sync node passes encoded camera packets, which cannot be cut.
+    PacketCameras,
     /// It already is in the state asked for.
     Already(Recording),
     /// A stop was already asked for, or the run is stopping.
@@ -88,6 +91,7 @@ impl Refusal {
         match self {
             Refusal::Ending => "the run is stopping".into(),
             Refusal::NoSync => "the graph has no sync node: it cannot pause".into(),
+            Refusal::PacketCameras => "sync passes encoded camera packets, which cannot be cut without a re-encode: stop and start the recording instead (`runtime ctl stop`, `start`: numbered files)".into(),
             Refusal::Already(Recording::Paused) => "already paused".into(),
             Refusal::Already(_) => "not paused".into(),
             Refusal::AlreadyStopping => "already stopping".into(),
@@ -105,6 +109,8 @@ pub struct Control {
     pub stop: StopHandle,
     /// Per sync node, whether it was last asked to be paused.
     paused: Mutex<BTreeMap<String, bool>>,
+    /// A sync node's cameras are encoded packets: no pause.
+    packet_cameras: bool,
     sessions: Sessions,
     /// Wakes the event stream: the state may have changed.
     pub changed: Notify,
@@ -118,7 +124,12 @@ impl Control {
             .filter(|n| matches!(&n.program, NodeProgram::Builtin(k) if k == SYNC_KIND))
             .map(|n| (n.id.clone(), n.params.bool(PAUSED_PARAM).unwrap_or(false)))
             .collect();
+        let packet_cameras = graph.nodes.iter().any(|n| {
+            matches!(&n.program, NodeProgram::Builtin(k) if k == SYNC_KIND)
+                && n.inputs.iter().any(|i| i.ty == PortType::EncodedVideo)
+        });
         Control {
+            packet_cameras,
             graph_view: super::views::graph(&graph),
             sessions: Sessions::of(&graph),
             graph,
@@ -173,6 +184,9 @@ impl Control {
             let mut nodes = self.paused.lock().unwrap();
             if nodes.is_empty() {
                 return Err(Refusal::NoSync);
+            }
+            if paused && self.packet_cameras {
+                return Err(Refusal::PacketCameras);
             }
             if nodes.values().all(|p| *p == paused) {
                 return Err(Refusal::Already(Recording::of(paused)));

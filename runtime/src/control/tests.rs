@@ -200,6 +200,22 @@ async fn session_commands_answer_409_in_the_wrong_state() {
 }
 
 #[tokio::test]
+async fn a_sync_of_packet_cameras_cannot_pause() {
+    let s = serve(crate::run::shipped_graph("distributed-edge.yaml")).await;
+    let (status, body) = s.call(Method::POST, "/api/pause", None).await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("encoded camera packets"),
+        "{body}"
+    );
+    assert_eq!(body["state"]["recording"], "running", "{body}");
+    s.server.finish(0, None).await;
+}
+
+#[tokio::test]
 async fn a_graph_without_sync_cannot_pause() {
     let s = serve(graph(false)).await;
     let (status, body) = s.call(Method::POST, "/api/pause", None).await;

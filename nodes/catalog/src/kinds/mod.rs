@@ -38,6 +38,10 @@ pub struct PortSpec {
     pub optional: bool,
     /// Queue depth of this input when the graph gives no `queue_size`.
     pub queue_size: usize,
+    /// An input that also takes this type and passes it through: the
+    /// output of the same name then carries it too (sync's cameras take
+    /// encoded packets from an encoder on the camera machine).
+    pub passes: Option<PortType>,
 }
 
 /// The executable beside `runtime` that runs every built-in kind:
@@ -56,6 +60,7 @@ impl PortSpec {
             doc,
             optional: false,
             queue_size: DEFAULT_QUEUE_SIZE,
+            passes: None,
         }
     }
     /// An input the node works without.
@@ -69,6 +74,14 @@ impl PortSpec {
     pub const fn queue(self, n: usize) -> PortSpec {
         PortSpec {
             queue_size: n,
+            ..self
+        }
+    }
+    /// This input also takes `ty`, passed through to the output of the same
+    /// name (see [`PortSpec::passes`]).
+    pub const fn or_passed(self, ty: PortType) -> PortSpec {
+        PortSpec {
+            passes: Some(ty),
             ..self
         }
     }

@@ -7,12 +7,13 @@
 use std::collections::HashMap;
 
 use node_catalog::kinds::mux::Container;
-use node_catalog::kinds::{camera, common, noise_suppress, video_normalize};
-use node_catalog::{KindSpec, ParamType, Params, Problem};
+use node_catalog::kinds::{camera, common, noise_suppress, sync, video_normalize};
+use node_catalog::{KindSpec, ParamType, Params, PortType, Problem};
 use serde_json::Value;
 
 use crate::graph::diagnostic::DiagnosticsBuilder;
-use crate::graph::yaml::Entry;
+use crate::graph::model::InputDef;
+use crate::graph::yaml::{join, Entry};
 
 use super::nodes::{Draft, DraftInput, Program};
 
@@ -53,7 +54,7 @@ pub(super) fn containers(drafts: &[Draft], sink: &mut DiagnosticsBuilder<'_>) {
             continue;
         };
         for input in &d.inputs {
-            let Some(src) = by_id.get(input.source_node.as_str()) else {
+            let Some(src) = through_sync(&by_id, input) else {
                 continue;
             };
             let Some(Program::Builtin(sk)) = &src.program else {
@@ -84,6 +85,52 @@ pub(super) fn containers(drafts: &[Draft], sink: &mut DiagnosticsBuilder<'_>) {
                 message,
                 Some(hint(k, codec)),
             );
+        }
+    }
+}
+
+/// The node whose output `input` reads, or, through a sync that passes
+/// packets on (an encoder on a camera's machine), the node feeding sync's
+/// input of the same name.
+fn through_sync<'a>(by_id: &HashMap<&str, &'a Draft>, input: &DraftInput) -> Option<&'a Draft> {
+    let (mut node, mut port) = (input.source_node.as_str(), input.source_output.as_str());
+    // Bounded by the node count: a cycle is reported by its own check.
+    for _ in 0..by_id.len() {
+        let src = *by_id.get(node)?;
+        if !matches!(&src.program, Some(Program::Builtin(k)) if k.kind == sync::SPEC.kind) {
+            return Some(src);
+        }
+        let through = src.inputs.iter().find(|i| i.name == port)?;
+        (node, port) = (&through.source_node, &through.source_output);
+    }
+    None
+}
+
+/// A sync whose cameras come as packets follows the catalog's
+/// [`sync::packet_rules`]: every camera encoded, no `paused`.
+pub(super) fn sync_packets(
+    drafts: &[Draft],
+    resolved: &[Vec<InputDef>],
+    sink: &mut DiagnosticsBuilder<'_>,
+) {
+    for (d, inputs) in drafts.iter().zip(resolved) {
+        if !matches!(&d.program, Some(Program::Builtin(k)) if k.kind == sync::SPEC.kind) {
+            continue;
+        }
+        let of = |ty: PortType| -> Vec<String> {
+            inputs
+                .iter()
+                .filter(|i| i.ty == ty)
+                .map(|i| i.name.clone())
+                .collect()
+        };
+        let (encoded, raw) = (of(PortType::EncodedVideo), of(PortType::RawVideo));
+        for problem in sync::packet_rules(&encoded, &raw, &d.params) {
+            let (pos, field) = match d.param_pos.get(problem.param) {
+                Some(pos) => (*pos, join(&join(&d.field, "params"), problem.param)),
+                None => (d.inputs_pos, join(&d.field, problem.param)),
+            };
+            sink.error(pos, field, problem.message, problem.hint);
         }
     }
 }
@@ -321,5 +368,73 @@ mod tests {
         assert_eq!(d.field, "nodes[1].inputs.audio");
         assert!(d.message.contains("`mic` sends 44100 Hz audio"), "{d:?}");
         assert!(d.hint.as_deref().unwrap().contains("sample_rate: 48000"));
+    }
+
+    /// Two cameras encoded before sync (on their machines), sync passing the
+    /// packets on to a `path` mux; `sync_extra` goes into sync's node.
+    fn edge_graph(cam_b: &str, sync_extra: &str, path: &str) -> String {
+        format!(
+            "nodes:\n  - id: cam-a\n    node: camera\n    params: {{width: 640, height: 360}}\n  - id: cam-b\n    node: camera\n  - id: enc-a\n    node: video-encode\n    inputs: {{video: cam-a/video}}\n  - id: enc-b\n    node: video-encode\n    inputs: {{video: cam-b/video}}\n  - id: sync\n    node: sync\n    inputs: {{video: enc-a/video, video2: {cam_b}}}\n{sync_extra}  - id: mux\n    node: mux\n    inputs: {{a: sync/video, b: sync/video2}}\n    params: {{path: {path}}}\n"
+        )
+    }
+
+    #[test]
+    fn sync_passes_packets_on_with_their_type() {
+        let g = check(&edge_graph("enc-b/video", "", "a.mkv")).unwrap();
+        let sync = g.nodes.iter().find(|n| n.id == "sync").unwrap();
+        for input in &sync.inputs {
+            assert_eq!(input.ty, node_catalog::PortType::EncodedVideo);
+            // Packets are never dropped, wherever they go.
+            assert_eq!(input.policy, crate::graph::model::QueuePolicy::Block);
+        }
+        let out = |name: &str| sync.outputs.iter().find(|o| o.name == name).unwrap().ty;
+        assert_eq!(out("video"), node_catalog::PortType::EncodedVideo);
+        // An output whose input is not connected keeps its own type.
+        assert_eq!(out("video3"), node_catalog::PortType::RawVideo);
+    }
+
+    #[test]
+    fn an_odd_size_is_still_refused_at_an_encoder_before_sync() {
+        let text = edge_graph("enc-b/video", "", "a.mkv")
+            .replace("width: 640", "width: 641, pixel_format: rgb24");
+        let d = error(&text);
+        assert!(
+            d.contains("nodes[2].inputs.video: `cam-a` sends 641x360 frames"),
+            "{d}"
+        );
+    }
+
+    #[test]
+    fn the_mux_sees_the_codec_of_the_encoder_behind_sync() {
+        let diags = check(&edge_graph("enc-b/video", "", "a.mp4")).map(|_| ());
+        assert!(diags.is_ok(), "h264 fits in mp4");
+        let text = edge_graph("enc-b/video", "", "a.webm");
+        let diags = check(&text).unwrap_err();
+        assert!(
+            diags
+                .iter()
+                .any(|d| d.message.starts_with("h264 cannot go in a webm file")),
+            "{diags}"
+        );
+    }
+
+    #[test]
+    fn packet_cameras_refuse_raw_ones_and_paused() {
+        let d = error(
+            &edge_graph("cam-b/video", "", "a.mkv").replace("b: sync/video2", "b: enc-b/video"),
+        );
+        assert!(
+            d.starts_with("15:5 nodes[4].inputs: sync takes its cameras all raw or all encoded"),
+            "{d}"
+        );
+        let d = error(&edge_graph(
+            "enc-b/video",
+            "    params: {paused: true}\n",
+            "a.mkv",
+        ));
+        assert!(
+            d.starts_with("16:22 nodes[4].params.paused: sync cannot pause encoded camera inputs"),
+            "{d}"
+        );
     }
 }

@@ -12,13 +12,13 @@ use crate::graph::yaml::join;
 
 use super::cycles::cycles;
 use super::fields::list_or_none;
-use super::kind_rules::{containers, denoise_rates, encoder_sizes};
+use super::kind_rules::{containers, denoise_rates, encoder_sizes, sync_packets};
 use super::nodes::{Draft, DraftInput, Program};
 
 /// Checks ids, edges, port types, cycles and codec/container pairs, and
 /// builds the nodes when everything is right.
 pub(super) fn link(drafts: &[Draft], sink: &mut DiagnosticsBuilder<'_>) -> Option<Vec<NodeDef>> {
-    let nodes = Lookup {
+    let mut nodes = Lookup {
         drafts,
         ids: index_ids(drafts, sink),
         all_ids: drafts
@@ -28,6 +28,7 @@ pub(super) fn link(drafts: &[Draft], sink: &mut DiagnosticsBuilder<'_>) -> Optio
             .collect(),
         outputs: drafts.iter().map(outputs_of).collect(),
     };
+    passed_through(drafts, &nodes.ids, &mut nodes.outputs);
     let mut resolved: Vec<Vec<InputDef>> = Vec::new();
     // Data-flow edges: (source draft, consumer draft, consumer input index).
     let mut edges: Vec<(usize, usize, usize)> = Vec::new();
@@ -46,6 +47,7 @@ pub(super) fn link(drafts: &[Draft], sink: &mut DiagnosticsBuilder<'_>) -> Optio
         resolved.push(inputs);
     }
     cycles(drafts, &edges, sink);
+    sync_packets(drafts, &resolved, sink);
     containers(drafts, sink);
     encoder_sizes(drafts, sink);
     denoise_rates(drafts, sink);
@@ -217,8 +219,55 @@ pub(super) fn outputs_of(d: &Draft) -> Option<Vec<OutputDef>> {
     }
 }
 
+/// An output named like an input that passes another type through
+/// ([`node_catalog::PortSpec::passes`]) carries that type when the input is
+/// connected to it: sync's `video2` output is packets when its `video2`
+/// input is. Repeated so a chain of such nodes follows (bounded by the
+/// node count; a cycle is reported by its own check).
+fn passed_through(
+    drafts: &[Draft],
+    ids: &HashMap<&str, usize>,
+    outputs: &mut [Option<Vec<OutputDef>>],
+) {
+    for _ in 0..drafts.len() {
+        let mut changed = false;
+        for (di, d) in drafts.iter().enumerate() {
+            let Some(k) = d.kind.filter(|_| d.builtin) else {
+                continue;
+            };
+            for input in &d.inputs {
+                let Some(passes) = k.input(&input.name).and_then(|p| p.passes) else {
+                    continue;
+                };
+                let Some(&si) = ids.get(input.source_node.as_str()) else {
+                    continue;
+                };
+                let src_ty = outputs[si]
+                    .as_ref()
+                    .and_then(|outs| outs.iter().find(|o| o.name == input.source_output))
+                    .map(|o| o.ty);
+                if src_ty != Some(passes) {
+                    continue;
+                }
+                let out = outputs[di]
+                    .as_mut()
+                    .and_then(|outs| outs.iter_mut().find(|o| o.name == input.name));
+                if let Some(out) = out.filter(|o| o.ty != passes) {
+                    out.ty = passes;
+                    changed = true;
+                }
+            }
+        }
+        if !changed {
+            return;
+        }
+    }
+}
+
 enum Accepts {
     One(PortType),
+    /// A port's own type, or the type it passes through.
+    Either(PortType, PortType),
     AnyOf(&'static [PortType]),
 }
 
@@ -238,6 +287,10 @@ impl Accepts {
         let from = format!("`{}/{}`", input.source_node, input.source_output);
         let (ok, wants) = match self {
             Accepts::One(t) => (compatible(src, *t), t.to_string()),
+            Accepts::Either(a, b) => (
+                compatible(src, *a) || compatible(src, *b),
+                format!("{a} or {b}"),
+            ),
             Accepts::AnyOf(list) => (
                 src == PortType::Any || list.contains(&src),
                 list.iter()
@@ -280,7 +333,10 @@ fn input_port(
         return Some(Accepts::AnyOf(types));
     }
     if let Some(port) = k.input(&input.name) {
-        return Some(Accepts::One(port.ty));
+        return Some(match port.passes {
+            Some(other) => Accepts::Either(port.ty, other),
+            None => Accepts::One(port.ty),
+        });
     }
     let names: Vec<&str> = k.inputs.iter().map(|p| p.name).collect();
     let (message, hint) = if names.is_empty() {
