@@ -345,6 +345,13 @@ fn the_ready_barrier_names_the_machines_that_never_came() {
     );
 }
 
+/// The 1080p rigs want every frame: each needs both of this machine's
+/// cores, so they take turns rather than run beside each other.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static CORES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    CORES.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Raw yuv420p video at `w`x`h` and 30 fps, Mbit/s: what the link would
 /// carry without compression.
 fn raw_mbit(w: u32, h: u32) -> f64 {
@@ -372,6 +379,7 @@ fn all_ok(a: netns::Machine, b: netns::Machine, c: netns::Machine) -> [RunResult
 
 #[test]
 fn two_1080p_cameras_share_100_mbit_links_through_the_mezzanine_without_a_drop() {
+    let _cores = one_at_a_time();
     let test = "two_1080p_cameras_share_100_mbit_links";
     let Some(hosts) = hosts_or_skip(test) else {
         return;
@@ -575,6 +583,7 @@ fn table_run(hosts: &Hosts, link: &str) -> LinkFigures {
 
 #[test]
 fn bandwidth_of_raw_mezzanine_and_h264_links_at_100_mbit() {
+    let _cores = one_at_a_time();
     let test = "bandwidth_of_raw_mezzanine_and_h264_links_at_100_mbit";
     let Some(hosts) = hosts_or_skip(test) else {
         return;
@@ -881,6 +890,7 @@ fn packet_cameras_start_together_on_keyframes_on_one_machine() {
 
 #[test]
 fn cameras_that_encode_on_their_hosts_send_only_packets_at_1080p30() {
+    let _cores = one_at_a_time();
     let Some(hosts) = hosts_or_skip("cameras_that_encode_on_their_hosts_send_only_packets") else {
         return;
     };
