@@ -90,6 +90,8 @@ fn host_command(netns: &str, monotonic_s: Option<i64>, script: &str) -> Command 
 /// (spoke i: 10.77.i.1, hub side 10.77.i.2). Removed on drop, even on panic.
 pub struct Hosts {
     names: Vec<(String, String)>,
+    /// Environment variables per host: (host, name, value).
+    env: Vec<(String, String, String)>,
 }
 
 /// Spoke `i`'s address (1-based), and the hub's address on that link.
@@ -110,7 +112,10 @@ impl Hosts {
             std::process::id() % 100_000,
             COUNT.fetch_add(1, Ordering::SeqCst)
         );
-        let mut hosts = Hosts { names: Vec::new() };
+        let mut hosts = Hosts {
+            names: Vec::new(),
+            env: Vec::new(),
+        };
         for n in names {
             let ns = format!("{tag}{n}");
             ip(&["netns", "add", &ns]).expect("creating a network namespace");
@@ -145,6 +150,13 @@ impl Hosts {
         hosts
     }
 
+    /// Sets `name=value` for every process later started on `host` (e.g. a
+    /// clock running fast: node_api::clock::simulated).
+    pub fn set_env(&mut self, host: &str, name: &str, value: &str) {
+        self.env
+            .push((host.to_string(), name.to_string(), value.to_string()));
+    }
+
     fn netns(&self, host: &str) -> &str {
         &self.names.iter().find(|(n, _)| n == host).unwrap().1
     }
@@ -173,7 +185,9 @@ impl Hosts {
             line.push_str(&format!(" '{a}'"));
         }
         let stderr_path = dir.join(format!("stderr-{host}.txt"));
+        let env = self.env.iter().filter(|(h, ..)| h == host);
         let child = host_command(self.netns(host), monotonic_s, &line)
+            .envs(env.map(|(_, k, v)| (k, v)))
             .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

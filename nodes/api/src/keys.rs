@@ -116,6 +116,12 @@ pub fn clock(run_id: &str) -> String {
     format!("mediagraph/{run_id}/clock")
 }
 
+/// The clock model the runtime of machine `machine` publishes to its nodes
+/// as it follows the reference clock (JSON [`crate::clock::ClockModel`]).
+pub fn clock_model(run_id: &str, machine: &str) -> String {
+    format!("mediagraph/{run_id}/clock-model/{machine}")
+}
+
 /// Stats a node publishes about once a second (JSON [`crate::NodeStats`]).
 pub fn stats(run_id: &str, node: &str) -> String {
     format!("mediagraph/{run_id}/stats/{node}")

@@ -87,6 +87,15 @@ metric_names! {
     /// The share of frames the input queue skipped in the last second, %; on
     /// the status line (`OVERLOADED`) when above 0.
     OVERLOADED_PCT = "overloaded_pct" by ["video-encode"];
+    /// How much faster this machine's clock runs than the run's reference
+    /// machine's, ppm, as its runtime estimates it (a graph spread over
+    /// machines: the sources of the other machines publish it); the status
+    /// line shows the runtime's own figure (`clock`).
+    CLOCK_RATE_PPM = "clock_rate_ppm" by ["camera", "screen", "microphone", "app-video", "app-audio"];
+    /// How far the source's capture clock may be off the reference
+    /// machine's, ms: half the best round trip of the latest measurements
+    /// plus their scatter about the fitted rate.
+    CLOCK_UNCERTAINTY_MS = "clock_uncertainty_ms" by ["camera", "screen", "microphone", "app-video", "app-audio"];
     /// Frames or packets lost across the node's own restarts, published by a
     /// node without consumers to measure it; the report takes the larger of
     /// this and what the node's consumers measured.

@@ -241,13 +241,13 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
     });
     let mut report = RunReport::new(graph, &links.run_id, &opts.run_dir);
     report.machine = opts.machine.clone();
-    report.clock = links.clock_report.clone();
     // Spawn, hold the barrier, supervise until no node runs.
     let mut supervisor = Supervisor::spawn(graph, opts, &links, hang, stop.live.clone())?;
     report.graph_start_ms = supervisor.barrier(&stop, started_at).await?;
     supervisor.supervise(&stop).await;
     // Report.
     supervisor.conclude(&mut report).await;
+    report.clock = links.clock_report();
     drop(tap);
     links.close();
     Ok(report)

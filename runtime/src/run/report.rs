@@ -72,10 +72,77 @@ pub struct NodeReport {
 pub struct ClockReport {
     /// The machine whose clock every capture timestamp is on.
     pub reference: String,
-    /// Reference clock minus this machine's (0 on the reference).
+    /// Reference clock minus this machine's before the nodes started (0 on
+    /// the reference).
     pub offset_ms: f64,
-    /// Round trip of the measurement: the offset is right within half of it.
+    /// Round trip of that measurement: the offset is right within half of it.
     pub rtt_ms: f64,
+    /// How much faster this machine's clock ran than the reference's, ppm,
+    /// as last estimated during the run (`None` on the reference, or before
+    /// there were measurements enough).
+    #[serde(default)]
+    pub rate_ppm: Option<f64>,
+    /// How far the capture clock may have been off the reference at the
+    /// end, ms (half the best recent round trip plus the scatter of the
+    /// measurements about the fitted rate).
+    #[serde(default)]
+    pub uncertainty_ms: f64,
+    /// The offset the nodes applied at the end, ms.
+    #[serde(default)]
+    pub end_offset_ms: f64,
+    /// How far the applied offset moved during the run, following the
+    /// reference, ms: what the capture times would be off by without.
+    #[serde(default)]
+    pub followed_ms: f64,
+    /// The largest disagreement between the applied offset and a new
+    /// estimate (slewed away, never stepped), ms.
+    #[serde(default)]
+    pub largest_correction_ms: f64,
+    /// Measurements during the run, and those the reference did not answer.
+    #[serde(default)]
+    pub measurements: u64,
+    #[serde(default)]
+    pub unanswered: u64,
+    /// Whether the nodes followed the estimates (`MEDIAGRAPH_CLOCK_FOLLOW=off`: no).
+    #[serde(default)]
+    pub following: bool,
+}
+
+impl ClockReport {
+    /// For a machine whose clock is `reference`'s, measured at the start as
+    /// `start`, and (not the reference) followed as `follow` says.
+    pub(super) fn new(
+        reference: &str,
+        start: &super::clocks::ClockSync,
+        follow: Option<&super::clocks::follow::FollowState>,
+    ) -> ClockReport {
+        let ms = |ns: i64| ns as f64 / 1e6;
+        let mut report = ClockReport {
+            reference: reference.to_string(),
+            offset_ms: ms(start.offset_ns),
+            rtt_ms: ms(start.rtt_ns as i64),
+            rate_ppm: None,
+            uncertainty_ms: ms(start.rtt_ns as i64) / 2.0,
+            end_offset_ms: ms(start.offset_ns),
+            followed_ms: 0.0,
+            largest_correction_ms: 0.0,
+            measurements: 0,
+            unanswered: 0,
+            following: false,
+        };
+        if let Some(f) = follow {
+            let end = f.applied.offset_at(node_api::clock::host_now_ns());
+            report.rate_ppm = f.fit.map(|fit| -fit.rate_ppm);
+            report.uncertainty_ms = f.applied.uncertainty_ns as f64 / 1e6;
+            report.end_offset_ms = ms(end);
+            report.followed_ms = ms(end - start.offset_ns);
+            report.largest_correction_ms = ms(f.largest_gap_ns);
+            report.measurements = f.measurements;
+            report.unanswered = f.unanswered;
+            report.following = f.following;
+        }
+        report
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -500,6 +500,7 @@ impl<'a> Supervisor<'a> {
             }
         }
         self.status.set_flags(flags.clone());
+        self.status.set_clock(self.links.clock_status());
         let elapsed = self.media_start.elapsed();
         let restarts = |id: &str| self.nodes.get(id).map_or(0, |s| s.restarts);
         let figures = self.status.figures(&snapshot, elapsed, restarts);
