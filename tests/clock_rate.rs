@@ -122,15 +122,16 @@ fn a_camera_machine_whose_clock_runs_fast_stays_within_a_frame() {
     assert!(uncertainty < 2.0, "{clock}");
     let drift_ms = ppm * 1e-3 * duration_s as f64;
     let followed = clock["followed_ms"].as_f64().unwrap();
+    // (Unless the following was turned off to see the test fail.)
     if clock["following"] == true {
         assert!(
             followed < -0.8 * drift_ms,
             "b's offset moved {followed:.2} ms, {drift_ms:.1} ms expected: {clock}"
         );
+        let source = &b.node("cam-b")["stats"]["metrics"];
+        let published = source["clock_rate_ppm"].as_f64().unwrap_or(f64::NAN);
+        assert!((published - ppm).abs() <= tolerance, "cam-b: {source}");
     }
-    let source = &b.node("cam-b")["stats"]["metrics"];
-    let published = source["clock_rate_ppm"].as_f64().unwrap_or(f64::NAN);
-    assert!((published - ppm).abs() <= tolerance, "cam-b: {source}");
     let a_rate = a.report()["clock"]["rate_ppm"].as_f64().unwrap();
     assert!(a_rate.abs() <= 5.0, "a's clock is not off: {a_rate} ppm");
 
