@@ -338,4 +338,50 @@ mod tests {
         );
         assert_eq!(no_drop_losses(&stats(true, 0)), None);
     }
+
+    #[test]
+    fn the_clock_report_says_how_fast_this_clock_ran_and_how_far_it_was_followed() {
+        use super::super::clocks::{follow::FollowState, ClockSync};
+        use node_api::clock::ClockModel;
+        let start = ClockSync {
+            offset_ns: -3_000_000_000,
+            rtt_ns: 200_000,
+            epoch_ns: 0,
+            host_ns: 0,
+        };
+        let on_reference = ClockReport::new(
+            "c",
+            &ClockSync {
+                offset_ns: 0,
+                ..start
+            },
+            None,
+        );
+        assert_eq!(on_reference.rate_ppm, None);
+        assert_eq!(on_reference.uncertainty_ms, 0.1);
+        // This clock runs 500 ppm fast: the offset falls by 0.5 ms a second.
+        let now = node_api::clock::host_now_ns();
+        let state = FollowState {
+            reference: "c".into(),
+            start,
+            applied: ClockModel {
+                at_ns: now,
+                offset_ns: -3_030_000_000,
+                rate_ppm: -500.0,
+                uncertainty_ns: 50_000,
+                remote: true,
+                ..ClockModel::constant(0)
+            },
+            fit: None,
+            measurements: 30,
+            unanswered: 1,
+            largest_gap_ns: -2_000_000,
+            following: true,
+        };
+        let r = ClockReport::new("c", &start, Some(&state));
+        assert_eq!(r.rate_ppm, None, "no fit yet");
+        assert!((r.followed_ms + 30.0).abs() < 0.1, "{r:?}");
+        assert_eq!((r.uncertainty_ms, r.largest_correction_ms), (0.05, -2.0));
+        assert_eq!((r.measurements, r.unanswered, r.following), (30, 1, true));
+    }
 }
