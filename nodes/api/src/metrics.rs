@@ -87,6 +87,13 @@ metric_names! {
     /// The share of frames the input queue skipped in the last second, %; on
     /// the status line (`OVERLOADED`) when above 0.
     OVERLOADED_PCT = "overloaded_pct" by ["video-encode"];
+    /// Frames or packets lost across the node's own restarts, published by a
+    /// node without consumers to measure it; the report takes the larger of
+    /// this and what the node's consumers measured.
+    RESTART_LOST_FRAMES = "restart_lost_frames" by ["mux"];
+    /// The same loss in seconds of media (of the longest track).
+    RESTART_LOST_S = "restart_lost_s" by ["mux"];
+
     /// How much faster this machine's clock runs than the run's reference
     /// machine's, ppm, as its runtime estimates it (a graph spread over
     /// machines: the sources of the other machines publish it); the status
@@ -96,13 +103,6 @@ metric_names! {
     /// machine's, ms: half the best round trip of the latest measurements
     /// plus their scatter about the fitted rate.
     CLOCK_UNCERTAINTY_MS = "clock_uncertainty_ms" by ["camera", "screen", "microphone", "app-video", "app-audio"];
-    /// Frames or packets lost across the node's own restarts, published by a
-    /// node without consumers to measure it; the report takes the larger of
-    /// this and what the node's consumers measured.
-    RESTART_LOST_FRAMES = "restart_lost_frames" by ["mux"];
-    /// The same loss in seconds of media (of the longest track).
-    RESTART_LOST_S = "restart_lost_s" by ["mux"];
-
     /// Frames the application submitted and the node sent.
     SUBMITTED = "submitted" by ["app-video", "app-audio"];
     /// Frames the application submitted that were refused: of another size,
