@@ -291,3 +291,53 @@ fn the_ready_barrier_names_the_machines_that_never_came() {
         r.stderr
     );
 }
+
+#[test]
+fn a_lost_camera_host_started_again_is_refused_and_the_others_record_on() {
+    let Some(hosts) = hosts_or_skip("a_lost_camera_host_started_again_is_refused") else {
+        return;
+    };
+    let s = Scratch::new();
+    let (g, out) = graph(&s, &hosts_network(), "");
+    let [a, mut b, c] = start(&hosts, &s, &g, &["--duration", "6"]);
+    assert!(
+        c.wait_for_log("nodes ready in", LIMIT),
+        "the graph did not start:\n{}",
+        c.stderr()
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    b.kill_all();
+    assert!(
+        c.wait_for_log("machine `b` was lost", LIMIT),
+        "{}",
+        c.stderr()
+    );
+    // Its streams were ended: a camera joining them again would write
+    // into outputs sync has closed. The runtime started again says so.
+    let again = hosts.run("b", Some(B_AHEAD_S), s.dir.path(), &g, &["--quiet"]);
+    let again = again.wait(LIMIT);
+    assert_eq!(again.code, Some(1), "{}", again.stderr);
+    assert!(
+        again.stderr.contains("machine `b` was lost from run")
+            && again.stderr.contains("cannot rejoin"),
+        "{}",
+        again.stderr
+    );
+    let (a, c) = (a.wait(LIMIT), c.wait(LIMIT));
+    for (name, r) in [("a", &a), ("c", &c)] {
+        assert_eq!(
+            r.code,
+            Some(1),
+            "the loss fails host {name}'s run:\n{}",
+            r.stderr
+        );
+        for (id, n) in r.report()["nodes"].as_object().unwrap() {
+            assert_eq!(n["failed"], false, "host {name}: node {id} failed: {n}");
+            assert_eq!(n["restarts"], 0, "host {name}: node {id} restarted: {n}");
+        }
+    }
+    // Host a's track is whole: undisturbed by b coming back.
+    let p = two_video_tracks(&out);
+    let a_frames = p.video[0].frames();
+    assert!(a_frames >= 170, "track a: {a_frames} frames in 6 s: {p:?}");
+}

@@ -130,6 +130,13 @@ impl Links {
         } else {
             tracing::info!("measuring this machine's clock against machine `{reference}`");
             self.clock = clocks::measure(session, run_id, &reference, opts.arm_timeout).await?;
+            // Connected now: the others would say if this machine was lost.
+            if machines::was_lost(session, run_id, me).await {
+                anyhow::bail!(
+                    "machine `{me}` was lost from run {run_id}, which goes on without it: its streams \
+                     were ended, so its nodes cannot rejoin the recording (stop the run and start it again)"
+                );
+            }
             follower = Some(clocks::follow::start(
                 session, run_id, me, &reference, self.clock,
             ));

@@ -94,6 +94,8 @@ pub fn clock_reference(graph: &Graph) -> Option<String> {
 /// those that vanished without saying they were done.
 pub struct MachineWatch {
     state: Arc<Mutex<WatchState>>,
+    /// Says, for as long as the run lasts, which machines were lost.
+    lost_marks: Mutex<Vec<zenoh::liveliness::LivelinessToken>>,
     _subscribers: (zenoh::pubsub::Subscriber<()>, zenoh::pubsub::Subscriber<()>),
 }
 
@@ -148,8 +150,23 @@ impl MachineWatch {
         };
         Ok(MachineWatch {
             state,
+            lost_marks: Mutex::default(),
             _subscribers: (tokens, done),
         })
+    }
+
+    /// Tells every runtime of the run that `machine` was lost (its streams
+    /// ended): a runtime of it started again refuses to join (see
+    /// [`was_lost`]).
+    pub fn mark_lost(&self, session: &zenoh::Session, run_id: &str, machine: &str) {
+        match session
+            .liveliness()
+            .declare_token(keys::machine_lost(run_id, machine))
+            .wait()
+        {
+            Ok(token) => self.lost_marks.lock().unwrap().push(token),
+            Err(e) => tracing::warn!("cannot mark machine `{machine}` as lost: {e}"),
+        }
     }
 
     pub fn up(&self) -> BTreeSet<String> {
@@ -166,6 +183,21 @@ impl MachineWatch {
             .map(|(m, _)| m.clone())
             .collect()
     }
+}
+
+/// Whether the run already lost machine `me` (a runtime of it that was
+/// killed and is started again): its streams were ended, so its nodes
+/// cannot rejoin the recording. Asked once connected to the other machines.
+pub async fn was_lost(session: &zenoh::Session, run_id: &str, me: &str) -> bool {
+    let Ok(replies) = session
+        .liveliness()
+        .get(keys::machine_lost(run_id, me))
+        .timeout(Duration::from_secs(1))
+        .await
+    else {
+        return false;
+    };
+    replies.recv_async().await.is_ok_and(|r| r.result().is_ok())
 }
 
 /// At the end of the run: how much media each lost machine's nodes left

@@ -570,6 +570,7 @@ impl<'a> Supervisor<'a> {
                 &m,
                 &links.closed,
             );
+            machine.watch.mark_lost(&links.session, &links.run_id, &m);
             let at = self.media_start.elapsed().as_secs_f64();
             let ended = if nodes.is_empty() {
                 String::new()
