@@ -134,7 +134,8 @@ impl Links {
             if machines::was_lost(session, run_id, me).await {
                 anyhow::bail!(
                     "machine `{me}` was lost from run {run_id}, which goes on without it: its streams \
-                     were ended, so its nodes cannot rejoin the recording (stop the run and start it again)"
+                     were ended, so its nodes cannot rejoin the recording (one back within \
+                     `--rejoin-timeout` can)"
                 );
             }
             follower = Some(clocks::follow::start(

@@ -11,7 +11,7 @@ use node_api::{keys, NodeStats};
 use zenoh::sample::SampleKind;
 use zenoh::Wait;
 
-use super::MachineLoss;
+use super::{MachineLoss, MachineRejoin};
 use crate::graph::{Graph, NodeProgram};
 
 /// How long after a machine's token vanished its loss is judged: its last
@@ -104,6 +104,8 @@ struct WatchState {
     up: BTreeSet<String>,
     done: BTreeSet<String>,
     vanished: BTreeMap<String, Instant>,
+    /// Machines that vanished and came back: when each went and returned.
+    rejoins: Vec<(String, Instant, Instant)>,
 }
 
 impl MachineWatch {
@@ -124,7 +126,13 @@ impl MachineWatch {
                     match sample.kind() {
                         SampleKind::Put => {
                             s.up.insert(name.to_string());
-                            s.vanished.remove(name);
+                            if let Some(gone) = s.vanished.remove(name) {
+                                tracing::warn!(
+                                    "machine `{name}` is back after {:.1} s",
+                                    gone.elapsed().as_secs_f64()
+                                );
+                                s.rejoins.push((name.to_string(), gone, Instant::now()));
+                            }
                         }
                         SampleKind::Delete => {
                             s.up.remove(name);
@@ -169,6 +177,12 @@ impl MachineWatch {
         }
     }
 
+    /// The machines that vanished and came back, in order: when each went
+    /// and returned (one judged lost before is refused: see [`was_lost`]).
+    pub fn rejoins(&self) -> Vec<(String, Instant, Instant)> {
+        self.state.lock().unwrap().rejoins.clone()
+    }
+
     pub fn up(&self) -> BTreeSet<String> {
         self.state.lock().unwrap().up.clone()
     }
@@ -198,6 +212,26 @@ pub async fn was_lost(session: &zenoh::Session, run_id: &str, me: &str) -> bool 
         return false;
     };
     replies.recv_async().await.is_ok_and(|r| r.result().is_ok())
+}
+
+/// At the end of the run: the machines that came back in time (not
+/// judged lost), with when they went and for how long, in media time from
+/// `media_start`.
+pub fn rejoined(
+    watch: &MachineWatch,
+    media_start: Instant,
+    losses: &[MachineLoss],
+) -> Vec<MachineRejoin> {
+    watch
+        .rejoins()
+        .into_iter()
+        .filter(|(m, ..)| !losses.iter().any(|l| &l.machine == m))
+        .map(|(machine, gone, back)| MachineRejoin {
+            machine,
+            gone_at_s: gone.saturating_duration_since(media_start).as_secs_f64(),
+            gap_s: back.saturating_duration_since(gone).as_secs_f64(),
+        })
+        .collect()
 }
 
 /// At the end of the run: how much media each lost machine's nodes left

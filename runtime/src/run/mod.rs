@@ -48,7 +48,7 @@ pub(crate) use feed::Tap;
 pub use hosted::{needs_host, Host, HostedEnd, NodeHost};
 pub use live::{LiveStats, NodeFigures, Phase, RunEvent};
 use process::{NodeState, Supervised};
-pub use report::{ClockReport, MachineLoss, NodeOutcome, NodeReport, RunReport};
+pub use report::{ClockReport, MachineLoss, MachineRejoin, NodeOutcome, NodeReport, RunReport};
 pub use spawn::{builtin_binary, builtin_binary_in, builtin_dir};
 use supervisor::Supervisor;
 
@@ -78,6 +78,9 @@ pub struct RunOptions {
     pub shared_memory: bool,
     /// How long nodes may take to arm, on every machine (`--ready-timeout`).
     pub arm_timeout: Duration,
+    /// How long a vanished machine may take to come back before it is
+    /// judged lost (`--rejoin-timeout`; none: `machines::LOSS_SETTLE`).
+    pub rejoin_timeout: Option<Duration>,
     /// The id every machine of a run shares (default: derived from the
     /// graph when `machine` is set, unique otherwise).
     pub run_id: Option<String>,
@@ -101,6 +104,7 @@ impl Default for RunOptions {
             console: true,
             shared_memory: true,
             arm_timeout: Duration::from_secs(60),
+            rejoin_timeout: None,
             run_id: None,
             host: None,
             node_dir: None,

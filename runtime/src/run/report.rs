@@ -36,6 +36,9 @@ pub struct RunReport {
     /// Machines whose runtime vanished while the run went on.
     #[serde(default)]
     pub lost_machines: Vec<MachineLoss>,
+    /// Machines that vanished and came back within `--rejoin-timeout`.
+    #[serde(default)]
+    pub rejoined_machines: Vec<MachineRejoin>,
     #[serde(skip)]
     kinds: BTreeMap<String, String>,
 }
@@ -158,6 +161,17 @@ pub struct MachineLoss {
     pub received: BTreeMap<String, u64>,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MachineRejoin {
+    pub machine: String,
+    /// Media time at which it vanished.
+    pub gone_at_s: f64,
+    /// How long it was away: its streams' gap (its sources go on on the
+    /// common timeline when it is back; their consumers count the gap as a
+    /// restarted sender's, `restart_gap_s`).
+    pub gap_s: f64,
+}
+
 /// How one node's run ended, as the supervisor saw it.
 pub struct NodeOutcome {
     pub id: String,
@@ -185,6 +199,7 @@ impl RunReport {
             machine: None,
             clock: None,
             lost_machines: Vec::new(),
+            rejoined_machines: Vec::new(),
             kinds: graph
                 .nodes
                 .iter()

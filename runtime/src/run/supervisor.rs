@@ -559,7 +559,8 @@ impl<'a> Supervisor<'a> {
         let Some(machine) = &links.machine else {
             return;
         };
-        for m in machine.watch.lost(machines::LOSS_SETTLE) {
+        let settle = self.opts.rejoin_timeout.unwrap_or_default();
+        for m in machine.watch.lost(settle.max(machines::LOSS_SETTLE)) {
             if self.lost_machines.iter().any(|l| l.machine == m) {
                 continue;
             }
@@ -668,6 +669,10 @@ impl<'a> Supervisor<'a> {
         let outcomes = report::outcomes(self.graph, &self.nodes, &self.hang, &final_stats);
         let media_s = self.media_start.elapsed().as_secs_f64();
         machines::account_losses(&mut self.lost_machines, media_s, self.graph, &final_stats);
+        if let Some(m) = &self.links.machine {
+            let back = machines::rejoined(&m.watch, self.media_start, &self.lost_machines);
+            report.rejoined_machines = back;
+        }
         report.lost_machines = std::mem::take(&mut self.lost_machines);
         report.finish(
             &final_stats,
