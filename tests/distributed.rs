@@ -993,3 +993,129 @@ fn the_shipped_edge_graph_checks_and_its_sync_cannot_pause() {
         "{said}"
     );
 }
+
+#[test]
+fn a_lost_camera_host_started_again_is_refused_and_the_others_record_on() {
+    let Some(hosts) = hosts_or_skip("a_lost_camera_host_started_again_is_refused") else {
+        return;
+    };
+    let s = Scratch::new();
+    let (g, out) = graph(&s, &hosts_network(), "");
+    let [a, mut b, c] = start(&hosts, &s, &g, &["--duration", "6"]);
+    assert!(
+        c.wait_for_log("nodes ready in", LIMIT),
+        "the graph did not start:\n{}",
+        c.stderr()
+    );
+    std::thread::sleep(Duration::from_millis(1500));
+    b.kill_all();
+    assert!(
+        c.wait_for_log("machine `b` was lost", LIMIT),
+        "{}",
+        c.stderr()
+    );
+    // Its streams were ended: a camera joining them again would write
+    // into outputs sync has closed. The runtime started again says so.
+    let again = hosts.run("b", Some(B_AHEAD_S), s.dir.path(), &g, &["--quiet"]);
+    let again = again.wait(LIMIT);
+    assert_eq!(again.code, Some(1), "{}", again.stderr);
+    assert!(
+        again.stderr.contains("machine `b` was lost from run")
+            && again.stderr.contains("cannot rejoin"),
+        "{}",
+        again.stderr
+    );
+    let (a, c) = (a.wait(LIMIT), c.wait(LIMIT));
+    for (name, r) in [("a", &a), ("c", &c)] {
+        assert_eq!(
+            r.code,
+            Some(1),
+            "the loss fails host {name}'s run:\n{}",
+            r.stderr
+        );
+        for (id, n) in r.report()["nodes"].as_object().unwrap() {
+            assert_eq!(n["failed"], false, "host {name}: node {id} failed: {n}");
+            assert_eq!(n["restarts"], 0, "host {name}: node {id} restarted: {n}");
+        }
+    }
+    // Host a's track is whole: undisturbed by b coming back.
+    let p = two_video_tracks(&out);
+    let a_frames = p.video[0].frames();
+    assert!(a_frames >= 170, "track a: {a_frames} frames in 6 s: {p:?}");
+}
+
+#[test]
+fn a_camera_host_killed_and_started_again_rejoins_the_recording() {
+    let Some(hosts) = hosts_or_skip("a_camera_host_killed_and_started_again_rejoins") else {
+        return;
+    };
+    let s = Scratch::new();
+    let (g, out) = graph(&s, &hosts_network(), "");
+    let dir = s.dir.path();
+    let rejoin = ["--quiet", "--rejoin-timeout", "20"];
+    let c = hosts.run("c", None, dir, &g, &rejoin);
+    let a = hosts.run("a", None, dir, &g, &rejoin);
+    let mut b = hosts.run("b", Some(B_AHEAD_S), dir, &g, &rejoin);
+    assert!(
+        c.wait_for_log("nodes ready in", LIMIT),
+        "the graph did not start:\n{}",
+        c.stderr()
+    );
+    std::thread::sleep(Duration::from_millis(2000));
+    b.kill_all();
+    std::thread::sleep(Duration::from_millis(1500));
+    let b = hosts.run("b", Some(B_AHEAD_S), dir, &g, &rejoin);
+    assert!(
+        c.wait_for_log("machine `b` is back", LIMIT),
+        "{}",
+        c.stderr()
+    );
+    // Three more seconds with b back, then Ctrl-C on c stops all three.
+    std::thread::sleep(Duration::from_millis(3000));
+    c.signal(libc::SIGINT);
+    let (a, b, c) = (a.wait(LIMIT), b.wait(LIMIT), c.wait(LIMIT));
+    for (name, r) in [("a", &a), ("b", &b), ("c", &c)] {
+        assert_eq!(r.code, Some(0), "host {name} failed:\n{}", r.stderr);
+        for (id, n) in r.report()["nodes"].as_object().unwrap() {
+            assert_eq!(n["restarts"], 0, "host {name}: node {id} restarted: {n}");
+        }
+    }
+    let report = c.report();
+    assert_eq!(report["lost_machines"], serde_json::json!([]), "{report}");
+    let back = &report["rejoined_machines"][0];
+    assert_eq!(back["machine"], "b", "{report}");
+    let gap = back["gap_s"].as_f64().unwrap();
+    assert!((1.0..10.0).contains(&gap), "b away {gap} s: {back}");
+    // b's link saw its sender start over and counted the media it missed.
+    let video2 = &c.node("_link-cam-b-video-to-c")["stats"]["inputs"]["video"];
+    assert_eq!(video2["sender_restarts"], 1, "{video2}");
+    let missed = video2["restart_gap_s"].as_f64().unwrap();
+    assert!(
+        missed > 1.0 && missed < gap + 2.0,
+        "gap {missed} s: {video2}"
+    );
+    eprintln!("b away {gap:.2} s; sync counted {missed:.2} s missing from it");
+
+    // The file plays; a's track is whole, b's continues after its gap.
+    let p = two_video_tracks(&out);
+    let (a_track, b_track) = (&p.video[0], &p.video[1]);
+    let a_span = a_track.pts.last().unwrap() - a_track.start();
+    let expected = (a_span * FPS) as u64;
+    assert!(
+        a_track.frames() + 3 >= expected,
+        "track a: {} frames over {a_span:.2} s",
+        a_track.frames()
+    );
+    let b_last = *b_track.pts.last().unwrap();
+    assert!(
+        b_last > a_track.pts.last().unwrap() - 1.0,
+        "track b ends at {b_last} s, a at {:?}",
+        a_track.pts.last()
+    );
+    let b_gap = b_track
+        .pts
+        .windows(2)
+        .map(|w| w[1] - w[0])
+        .fold(0.0, f64::max);
+    eprintln!("track b's largest gap in the file: {b_gap:.2} s");
+}

@@ -90,6 +90,12 @@ new file (as `runtime ctl save-replay`). Per-node logs are kept in the run direc
         /// ended for it.
         #[arg(long, value_name = "SECONDS", default_value_t = 10.0)]
         hang_timeout: f64,
+        /// With --machine: seconds another machine that vanished (its runtime
+        /// killed, its network cut) may take to come back before it is judged
+        /// lost and its streams are ended; a runtime of it started again
+        /// within them rejoins the running recording (0 < SECONDS <= 3600).
+        #[arg(long, value_name = "SECONDS")]
+        rejoin_timeout: Option<f64>,
         /// Directory for this run's logs [default: runs/<timestamp>-<graph>].
         #[arg(long, value_name = "DIR")]
         run_dir: Option<PathBuf>,
@@ -274,6 +280,7 @@ fn main() -> ExitCode {
             ready_timeout,
             grace,
             hang_timeout,
+            rejoin_timeout,
             run_dir,
             no_shm,
             quiet,
@@ -289,6 +296,10 @@ fn main() -> ExitCode {
             }
             if !(hang_timeout == 0.0 || (2.0..=3600.0).contains(&hang_timeout)) {
                 eprintln!("error: --hang-timeout must be 0 (off) or 2 to 3600 seconds (nodes publish their stats every 0.5 s)");
+                return ExitCode::from(EXIT_USAGE);
+            }
+            if rejoin_timeout.is_some_and(|s| !(s > 0.0 && s <= 3600.0)) {
+                eprintln!("error: --rejoin-timeout must be over 0 and at most 3600 seconds");
                 return ExitCode::from(EXIT_USAGE);
             }
             if let Some(m) = &machine {
@@ -319,6 +330,7 @@ fn main() -> ExitCode {
                 console: !quiet,
                 shared_memory: !no_shm,
                 arm_timeout: Duration::from_secs_f64(ready_timeout),
+                rejoin_timeout: rejoin_timeout.map(Duration::from_secs_f64),
                 run_id,
                 host: None,
                 node_dir: None,

@@ -62,9 +62,15 @@ fn frame_values(
 
 /// Presentation times (s) of the first frame of each white flash.
 pub fn flashes(path: &Path) -> Vec<f64> {
+    flashes_of(path, 0)
+}
+
+/// [`flashes`] of video track `track` (0: the first).
+pub fn flashes_of(path: &Path, track: usize) -> Vec<f64> {
     let mut flashes = Vec::new();
     let mut was_white = false;
-    for (t, luma) in frame_values(path, ("v", 0), "signalstats", "lavfi.signalstats.YAVG") {
+    let stats = "signalstats";
+    for (t, luma) in frame_values(path, ("v", track), stats, "lavfi.signalstats.YAVG") {
         let white = luma > FLASH_LUMA;
         if white && !was_white {
             flashes.push(t);

@@ -110,6 +110,8 @@ pub struct Hosts {
     names: Vec<(String, String)>,
     /// Per spoke: (its interface, the hub's interface of its link).
     links: Vec<(String, String)>,
+    /// Environment variables per host: (host, name, value).
+    env: Vec<(String, String, String)>,
 }
 
 /// What [`Hosts::shape`] could put on a link.
@@ -141,6 +143,7 @@ impl Hosts {
         let mut hosts = Hosts {
             names: Vec::new(),
             links: Vec::new(),
+            env: Vec::new(),
         };
         for n in names {
             let ns = format!("{tag}{n}");
@@ -259,6 +262,13 @@ impl Hosts {
             .unwrap_or(0)
     }
 
+    /// Sets `name=value` for every process later started on `host` (e.g. a
+    /// clock running fast: node_api::clock::simulated).
+    pub fn set_env(&mut self, host: &str, name: &str, value: &str) {
+        self.env
+            .push((host.to_string(), name.to_string(), value.to_string()));
+    }
+
     fn netns(&self, host: &str) -> &str {
         &self.names.iter().find(|(n, _)| n == host).unwrap().1
     }
@@ -287,7 +297,9 @@ impl Hosts {
             line.push_str(&format!(" '{a}'"));
         }
         let stderr_path = dir.join(format!("stderr-{host}.txt"));
+        let env = self.env.iter().filter(|(h, ..)| h == host);
         let child = host_command(self.netns(host), monotonic_s, &line)
+            .envs(env.map(|(_, k, v)| (k, v)))
             .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

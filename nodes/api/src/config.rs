@@ -31,6 +31,15 @@ pub struct NodeConfig {
     /// capture timestamps of every machine compare directly.
     #[serde(default)]
     pub clock_offset_ns: i64,
+    /// The same as a model that follows the reference's rate (see
+    /// [`crate::clock::ClockModel`]); when set, it is applied instead of
+    /// `clock_offset_ns`, and the node takes the runtime's later models
+    /// (published for `machine`) as they come.
+    #[serde(default)]
+    pub clock: Option<crate::clock::ClockModel>,
+    /// `runtime run --machine`: the machine this node runs on.
+    #[serde(default)]
+    pub machine: Option<String>,
     /// What the node's previous incarnation saved with
     /// [`crate::Node::save_resume_state`]; `None` at the first start.
     #[serde(default)]

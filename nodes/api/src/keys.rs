@@ -110,10 +110,23 @@ pub fn machine_done_all(run_id: &str) -> String {
     format!("mediagraph/{run_id}/machine-done/*")
 }
 
+/// Declared (a liveliness token) by the runtimes still up once machine
+/// `name` was lost and its streams were ended: a runtime of that machine
+/// started again must not join the run.
+pub fn machine_lost(run_id: &str, name: &str) -> String {
+    format!("mediagraph/{run_id}/machine-lost/{name}")
+}
+
 /// Queryable of the run's reference clock: replies with its clock readings
 /// (the runtimes of the other machines measure their offset to it).
 pub fn clock(run_id: &str) -> String {
     format!("mediagraph/{run_id}/clock")
+}
+
+/// The clock model the runtime of machine `machine` publishes to its nodes
+/// as it follows the reference clock (JSON [`crate::clock::ClockModel`]).
+pub fn clock_model(run_id: &str, machine: &str) -> String {
+    format!("mediagraph/{run_id}/clock-model/{machine}")
 }
 
 /// Stats a node publishes about once a second (JSON [`crate::NodeStats`]).

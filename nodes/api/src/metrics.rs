@@ -94,6 +94,15 @@ metric_names! {
     /// The same loss in seconds of media (of the longest track).
     RESTART_LOST_S = "restart_lost_s" by ["mux"];
 
+    /// How much faster this machine's clock runs than the run's reference
+    /// machine's, ppm, as its runtime estimates it (a graph spread over
+    /// machines: the sources of the other machines publish it); the status
+    /// line shows the runtime's own figure (`clock`).
+    CLOCK_RATE_PPM = "clock_rate_ppm" by ["camera", "screen", "microphone", "app-video", "app-audio"];
+    /// How far the source's capture clock may be off the reference
+    /// machine's, ms: half the best round trip of the latest measurements
+    /// plus their scatter about the fitted rate.
+    CLOCK_UNCERTAINTY_MS = "clock_uncertainty_ms" by ["camera", "screen", "microphone", "app-video", "app-audio"];
     /// Frames the application submitted and the node sent.
     SUBMITTED = "submitted" by ["app-video", "app-audio"];
     /// Frames the application submitted that were refused: of another size,

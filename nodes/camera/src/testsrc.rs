@@ -54,6 +54,20 @@ impl PatternCapture {
     }
 }
 
+/// The scene's time when a frame is taken `at_ns` after the epoch on the
+/// capture clock: that, except in a simulation of a rig's clocks (see
+/// `node_api::clock::simulated`), where the scene keeps the physical time
+/// whatever the capture clock says, and the clapper claps half a frame after
+/// each whole second: on a frame boundary a clap would move a frame with the
+/// smallest error, mid-frame it moves once the capture clock is off by half
+/// a frame either way.
+fn scene_ns(at_ns: u64, half_frame_ns: u64) -> u64 {
+    match clock::simulated::error_ns() {
+        Some(error) => (at_ns as i64 - error - half_frame_ns as i64).max(0) as u64,
+        None => at_ns,
+    }
+}
+
 impl Capture for PatternCapture {
     fn unpaced(&self) -> bool {
         !self.pacer.realtime()
@@ -71,9 +85,13 @@ impl Capture for PatternCapture {
         let first = self.first_index();
         let mut index = first;
         let mut sent = 0u64;
-        let mut prev_ns = first
-            .checked_sub(1)
-            .map(|i| self.device.true_ns(frame_offset_ns(i, c.fps)));
+        let half_frame_ns = frame_offset_ns(1, c.fps) / 2;
+        let mut prev_ns = first.checked_sub(1).map(|i| {
+            scene_ns(
+                self.device.true_ns(frame_offset_ns(i, c.fps)),
+                half_frame_ns,
+            )
+        });
         while !node.stop_requested() {
             let device_ns = frame_offset_ns(index, c.fps);
             if self
@@ -90,8 +108,9 @@ impl Capture for PatternCapture {
             if node.stop_requested() {
                 break;
             }
-            let clap = starts_a_second(prev_ns, at_ns);
-            prev_ns = Some(at_ns);
+            let scene = scene_ns(at_ns, half_frame_ns);
+            let clap = starts_a_second(prev_ns, scene);
+            prev_ns = Some(scene);
             if !self.device.lost(at_ns) {
                 let mut buf = node.alloc("video", size)?;
                 self.pattern.render(index, clap, &mut buf);

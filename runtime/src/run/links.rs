@@ -28,8 +28,6 @@ pub(super) struct Links {
     pub session: zenoh::Session,
     /// This machine's place on the run's capture clock.
     pub clock: clocks::ClockSync,
-    /// For the report of a graph spread over machines.
-    pub clock_report: Option<ClockReport>,
     /// A stop asked by another machine's runtime.
     pub remote_stop: StopHandle,
     pub stats: LiveStats,
@@ -53,8 +51,12 @@ pub(super) struct Links {
 pub(super) struct MachineLink {
     pub name: String,
     pub watch: machines::MachineWatch,
+    /// The machine whose clock the run's capture times are on.
+    pub reference: String,
     token: LivelinessToken,
     clock_server: Option<zenoh::query::Queryable<()>>,
+    /// On a machine other than the reference: following its clock.
+    follower: Option<clocks::follow::Follower>,
 }
 
 impl Links {
@@ -76,8 +78,8 @@ impl Links {
                 offset_ns: 0,
                 rtt_ns: 0,
                 epoch_ns: node_api::clock::now_ns(),
+                host_ns: 0,
             },
-            clock_report: None,
             remote_stop: StopHandle::default(),
             stats: Arc::default(),
             armed: Arc::default(),
@@ -121,13 +123,24 @@ impl Links {
             .declare_token(keys::machine(run_id, me))
             .wait()
             .map_err(|e| anyhow!("{e}"))?;
-        let mut clock_server = None;
+        let (mut clock_server, mut follower) = (None, None);
         let reference = machines::clock_reference(graph).unwrap_or_else(|| me.to_string());
         if reference == me {
             clock_server = Some(clocks::serve(session, run_id, self.clock.epoch_ns)?);
         } else {
             tracing::info!("measuring this machine's clock against machine `{reference}`");
             self.clock = clocks::measure(session, run_id, &reference, opts.arm_timeout).await?;
+            // Connected now: the others would say if this machine was lost.
+            if machines::was_lost(session, run_id, me).await {
+                anyhow::bail!(
+                    "machine `{me}` was lost from run {run_id}, which goes on without it: its streams \
+                     were ended, so its nodes cannot rejoin the recording (one back within \
+                     `--rejoin-timeout` can)"
+                );
+            }
+            follower = Some(clocks::follow::start(
+                session, run_id, me, &reference, self.clock,
+            ));
         }
         let clock = self.clock;
         tracing::info!(
@@ -135,18 +148,44 @@ impl Links {
             clock.offset_ns as f64 / 1e6,
             clock.rtt_ns as f64 / 1e6
         );
-        self.clock_report = Some(ClockReport {
-            reference,
-            offset_ms: clock.offset_ns as f64 / 1e6,
-            rtt_ms: clock.rtt_ns as f64 / 1e6,
-        });
         self.machine = Some(MachineLink {
             name: me.to_string(),
             watch,
+            reference,
             token,
             clock_server,
+            follower,
         });
         Ok(())
+    }
+
+    /// What this machine's nodes start with: the model of the clock now
+    /// (`None` when the graph is not spread over machines).
+    pub fn clock_model(&self) -> Option<node_api::clock::ClockModel> {
+        let m = self.machine.as_ref()?;
+        Some(match &m.follower {
+            Some(f) => f.state.lock().unwrap().applied,
+            None => node_api::clock::ClockModel::constant(self.clock.offset_ns),
+        })
+    }
+
+    /// This machine's clock against the reference, for the report.
+    pub fn clock_report(&self) -> Option<ClockReport> {
+        let m = self.machine.as_ref()?;
+        let state = m.follower.as_ref().map(|f| f.state.lock().unwrap().clone());
+        Some(ClockReport::new(&m.reference, &self.clock, state.as_ref()))
+    }
+
+    /// The status line's part: how this machine's clock follows the
+    /// reference's (`None` on the reference, or alone).
+    pub fn clock_status(&self) -> Option<String> {
+        let f = self.machine.as_ref()?.follower.as_ref()?;
+        let s = f.state.lock().unwrap();
+        let uncertainty_ms = s.applied.uncertainty_ns as f64 / 1e6;
+        Some(match s.fit {
+            Some(fit) => format!("clock {:+.1} ppm ±{uncertainty_ms:.2} ms", -fit.rate_ppm),
+            None => format!("clock ±{uncertainty_ms:.2} ms"),
+        })
     }
 
     /// The `stopping` token of any machine's runtime stops this one too.

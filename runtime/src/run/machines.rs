@@ -11,7 +11,7 @@ use node_api::{keys, NodeStats};
 use zenoh::sample::SampleKind;
 use zenoh::Wait;
 
-use super::MachineLoss;
+use super::{MachineLoss, MachineRejoin};
 use crate::graph::{Graph, NodeProgram};
 
 /// How long after a machine's token vanished its loss is judged: its last
@@ -94,6 +94,8 @@ pub fn clock_reference(graph: &Graph) -> Option<String> {
 /// those that vanished without saying they were done.
 pub struct MachineWatch {
     state: Arc<Mutex<WatchState>>,
+    /// Says, for as long as the run lasts, which machines were lost.
+    lost_marks: Mutex<Vec<zenoh::liveliness::LivelinessToken>>,
     _subscribers: (zenoh::pubsub::Subscriber<()>, zenoh::pubsub::Subscriber<()>),
 }
 
@@ -102,6 +104,8 @@ struct WatchState {
     up: BTreeSet<String>,
     done: BTreeSet<String>,
     vanished: BTreeMap<String, Instant>,
+    /// Machines that vanished and came back: when each went and returned.
+    rejoins: Vec<(String, Instant, Instant)>,
 }
 
 impl MachineWatch {
@@ -122,7 +126,13 @@ impl MachineWatch {
                     match sample.kind() {
                         SampleKind::Put => {
                             s.up.insert(name.to_string());
-                            s.vanished.remove(name);
+                            if let Some(gone) = s.vanished.remove(name) {
+                                tracing::warn!(
+                                    "machine `{name}` is back after {:.1} s",
+                                    gone.elapsed().as_secs_f64()
+                                );
+                                s.rejoins.push((name.to_string(), gone, Instant::now()));
+                            }
                         }
                         SampleKind::Delete => {
                             s.up.remove(name);
@@ -148,8 +158,29 @@ impl MachineWatch {
         };
         Ok(MachineWatch {
             state,
+            lost_marks: Mutex::default(),
             _subscribers: (tokens, done),
         })
+    }
+
+    /// Tells every runtime of the run that `machine` was lost (its streams
+    /// ended): a runtime of it started again refuses to join (see
+    /// [`was_lost`]).
+    pub fn mark_lost(&self, session: &zenoh::Session, run_id: &str, machine: &str) {
+        match session
+            .liveliness()
+            .declare_token(keys::machine_lost(run_id, machine))
+            .wait()
+        {
+            Ok(token) => self.lost_marks.lock().unwrap().push(token),
+            Err(e) => tracing::warn!("cannot mark machine `{machine}` as lost: {e}"),
+        }
+    }
+
+    /// The machines that vanished and came back, in order: when each went
+    /// and returned (one judged lost before is refused: see [`was_lost`]).
+    pub fn rejoins(&self) -> Vec<(String, Instant, Instant)> {
+        self.state.lock().unwrap().rejoins.clone()
     }
 
     pub fn up(&self) -> BTreeSet<String> {
@@ -166,6 +197,41 @@ impl MachineWatch {
             .map(|(m, _)| m.clone())
             .collect()
     }
+}
+
+/// Whether the run already lost machine `me` (a runtime of it that was
+/// killed and is started again): its streams were ended, so its nodes
+/// cannot rejoin the recording. Asked once connected to the other machines.
+pub async fn was_lost(session: &zenoh::Session, run_id: &str, me: &str) -> bool {
+    let Ok(replies) = session
+        .liveliness()
+        .get(keys::machine_lost(run_id, me))
+        .timeout(Duration::from_secs(1))
+        .await
+    else {
+        return false;
+    };
+    replies.recv_async().await.is_ok_and(|r| r.result().is_ok())
+}
+
+/// At the end of the run: the machines that came back in time (not
+/// judged lost), with when they went and for how long, in media time from
+/// `media_start`.
+pub fn rejoined(
+    watch: &MachineWatch,
+    media_start: Instant,
+    losses: &[MachineLoss],
+) -> Vec<MachineRejoin> {
+    watch
+        .rejoins()
+        .into_iter()
+        .filter(|(m, ..)| !losses.iter().any(|l| &l.machine == m))
+        .map(|(machine, gone, back)| MachineRejoin {
+            machine,
+            gone_at_s: gone.saturating_duration_since(media_start).as_secs_f64(),
+            gap_s: back.saturating_duration_since(gone).as_secs_f64(),
+        })
+        .collect()
 }
 
 /// At the end of the run: how much media each lost machine's nodes left

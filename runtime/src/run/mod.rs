@@ -48,7 +48,7 @@ pub(crate) use feed::Tap;
 pub use hosted::{needs_host, Host, HostedEnd, NodeHost};
 pub use live::{LiveStats, NodeFigures, Phase, RunEvent};
 use process::{NodeState, Supervised};
-pub use report::{ClockReport, MachineLoss, NodeOutcome, NodeReport, RunReport};
+pub use report::{ClockReport, MachineLoss, MachineRejoin, NodeOutcome, NodeReport, RunReport};
 pub use spawn::{builtin_binary, builtin_binary_in, builtin_dir};
 use supervisor::Supervisor;
 
@@ -78,6 +78,9 @@ pub struct RunOptions {
     pub shared_memory: bool,
     /// How long nodes may take to arm, on every machine (`--ready-timeout`).
     pub arm_timeout: Duration,
+    /// How long a vanished machine may take to come back before it is
+    /// judged lost (`--rejoin-timeout`; none: `machines::LOSS_SETTLE`).
+    pub rejoin_timeout: Option<Duration>,
     /// The id every machine of a run shares (default: derived from the
     /// graph when `machine` is set, unique otherwise).
     pub run_id: Option<String>,
@@ -101,6 +104,7 @@ impl Default for RunOptions {
             console: true,
             shared_memory: true,
             arm_timeout: Duration::from_secs(60),
+            rejoin_timeout: None,
             run_id: None,
             host: None,
             node_dir: None,
@@ -241,13 +245,13 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
     });
     let mut report = RunReport::new(graph, &links.run_id, &opts.run_dir);
     report.machine = opts.machine.clone();
-    report.clock = links.clock_report.clone();
     // Spawn, hold the barrier, supervise until no node runs.
     let mut supervisor = Supervisor::spawn(graph, opts, &links, hang, stop.live.clone())?;
     report.graph_start_ms = supervisor.barrier(&stop, started_at).await?;
     supervisor.supervise(&stop).await;
     // Report.
     supervisor.conclude(&mut report).await;
+    report.clock = links.clock_report();
     drop(tap);
     links.close();
     Ok(report)

@@ -150,6 +150,8 @@ impl Spawner<'_> {
         );
         config.epoch_ns = links.clock.epoch_ns;
         config.clock_offset_ns = links.clock.offset_ns;
+        config.clock = links.clock_model();
+        config.machine = links.machine.as_ref().map(|m| m.name.clone());
         config.media_duration_s = self
             .media_duration
             .map(|d| d.saturating_sub(sup.media_spent).as_secs_f64());

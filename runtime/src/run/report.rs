@@ -39,6 +39,9 @@ pub struct RunReport {
     /// The compressed links between machines (see `link:`).
     #[serde(default)]
     pub links: Vec<LinkReport>,
+    /// Machines that vanished and came back within `--rejoin-timeout`.
+    #[serde(default)]
+    pub rejoined_machines: Vec<MachineRejoin>,
     #[serde(skip)]
     kinds: BTreeMap<String, String>,
     #[serde(skip)]
@@ -114,10 +117,77 @@ pub struct NodeReport {
 pub struct ClockReport {
     /// The machine whose clock every capture timestamp is on.
     pub reference: String,
-    /// Reference clock minus this machine's (0 on the reference).
+    /// Reference clock minus this machine's before the nodes started (0 on
+    /// the reference).
     pub offset_ms: f64,
-    /// Round trip of the measurement: the offset is right within half of it.
+    /// Round trip of that measurement: the offset is right within half of it.
     pub rtt_ms: f64,
+    /// How much faster this machine's clock ran than the reference's, ppm,
+    /// as last estimated during the run (`None` on the reference, or before
+    /// there were measurements enough).
+    #[serde(default)]
+    pub rate_ppm: Option<f64>,
+    /// How far the capture clock may have been off the reference at the
+    /// end, ms (half the best recent round trip plus the scatter of the
+    /// measurements about the fitted rate).
+    #[serde(default)]
+    pub uncertainty_ms: f64,
+    /// The offset the nodes applied at the end, ms.
+    #[serde(default)]
+    pub end_offset_ms: f64,
+    /// How far the applied offset moved during the run, following the
+    /// reference, ms: what the capture times would be off by without.
+    #[serde(default)]
+    pub followed_ms: f64,
+    /// The largest disagreement between the applied offset and a new
+    /// estimate (slewed away, never stepped), ms.
+    #[serde(default)]
+    pub largest_correction_ms: f64,
+    /// Measurements during the run, and those the reference did not answer.
+    #[serde(default)]
+    pub measurements: u64,
+    #[serde(default)]
+    pub unanswered: u64,
+    /// Whether the nodes followed the estimates (`MEDIAGRAPH_CLOCK_FOLLOW=off`: no).
+    #[serde(default)]
+    pub following: bool,
+}
+
+impl ClockReport {
+    /// For a machine whose clock is `reference`'s, measured at the start as
+    /// `start`, and (not the reference) followed as `follow` says.
+    pub(super) fn new(
+        reference: &str,
+        start: &super::clocks::ClockSync,
+        follow: Option<&super::clocks::follow::FollowState>,
+    ) -> ClockReport {
+        let ms = |ns: i64| ns as f64 / 1e6;
+        let mut report = ClockReport {
+            reference: reference.to_string(),
+            offset_ms: ms(start.offset_ns),
+            rtt_ms: ms(start.rtt_ns as i64),
+            rate_ppm: None,
+            uncertainty_ms: ms(start.rtt_ns as i64) / 2.0,
+            end_offset_ms: ms(start.offset_ns),
+            followed_ms: 0.0,
+            largest_correction_ms: 0.0,
+            measurements: 0,
+            unanswered: 0,
+            following: false,
+        };
+        if let Some(f) = follow {
+            let end = f.applied.offset_at(node_api::clock::host_now_ns());
+            report.rate_ppm = f.fit.map(|fit| -fit.rate_ppm);
+            report.uncertainty_ms = f.applied.uncertainty_ns as f64 / 1e6;
+            report.end_offset_ms = ms(end);
+            report.followed_ms = ms(end - start.offset_ns);
+            report.largest_correction_ms = ms(f.largest_gap_ns);
+            report.measurements = f.measurements;
+            report.unanswered = f.unanswered;
+            report.following = f.following;
+        }
+        report
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -131,6 +201,17 @@ pub struct MachineLoss {
     pub media_lost_s: f64,
     /// What this machine's nodes received from it before (input -> messages).
     pub received: BTreeMap<String, u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MachineRejoin {
+    pub machine: String,
+    /// Media time at which it vanished.
+    pub gone_at_s: f64,
+    /// How long it was away: its streams' gap (its sources go on on the
+    /// common timeline when it is back; their consumers count the gap as a
+    /// restarted sender's, `restart_gap_s`).
+    pub gap_s: f64,
 }
 
 /// How one node's run ended, as the supervisor saw it.
@@ -162,6 +243,7 @@ impl RunReport {
             lost_machines: Vec::new(),
             links: Vec::new(),
             graph_links: link_ends(graph),
+            rejoined_machines: Vec::new(),
             kinds: graph
                 .nodes
                 .iter()
@@ -377,5 +459,51 @@ mod tests {
             "live: reported, not fatal"
         );
         assert_eq!(no_drop_losses(&stats(true, 0)), None);
+    }
+
+    #[test]
+    fn the_clock_report_says_how_fast_this_clock_ran_and_how_far_it_was_followed() {
+        use super::super::clocks::{follow::FollowState, ClockSync};
+        use node_api::clock::ClockModel;
+        let start = ClockSync {
+            offset_ns: -3_000_000_000,
+            rtt_ns: 200_000,
+            epoch_ns: 0,
+            host_ns: 0,
+        };
+        let on_reference = ClockReport::new(
+            "c",
+            &ClockSync {
+                offset_ns: 0,
+                ..start
+            },
+            None,
+        );
+        assert_eq!(on_reference.rate_ppm, None);
+        assert_eq!(on_reference.uncertainty_ms, 0.1);
+        // This clock runs 500 ppm fast: the offset falls by 0.5 ms a second.
+        let now = node_api::clock::host_now_ns();
+        let state = FollowState {
+            reference: "c".into(),
+            start,
+            applied: ClockModel {
+                at_ns: now,
+                offset_ns: -3_030_000_000,
+                rate_ppm: -500.0,
+                uncertainty_ns: 50_000,
+                remote: true,
+                ..ClockModel::constant(0)
+            },
+            fit: None,
+            measurements: 30,
+            unanswered: 1,
+            largest_gap_ns: -2_000_000,
+            following: true,
+        };
+        let r = ClockReport::new("c", &start, Some(&state));
+        assert_eq!(r.rate_ppm, None, "no fit yet");
+        assert!((r.followed_ms + 30.0).abs() < 0.1, "{r:?}");
+        assert_eq!((r.uncertainty_ms, r.largest_correction_ms), (0.05, -2.0));
+        assert_eq!((r.measurements, r.unanswered, r.following), (30, 1, true));
     }
 }

@@ -172,6 +172,8 @@ pub fn node_config(
         restart_count,
         epoch_ns: 0,
         clock_offset_ns: 0,
+        clock: None,
+        machine: None,
         resume_state: None,
         media_duration_s: None,
     }

@@ -146,6 +146,8 @@ pub struct StatusLine {
     last_printed: Option<Duration>,
     /// Per node, a mark shown after its figures (` HUNG 3.2s`).
     flags: HashMap<String, String>,
+    /// How this machine's clock follows the reference's, shown first.
+    clock: Option<String>,
 }
 
 impl StatusLine {
@@ -155,6 +157,7 @@ impl StatusLine {
             previous: HashMap::new(),
             last_printed: None,
             flags: HashMap::new(),
+            clock: None,
         }
     }
 
@@ -166,6 +169,12 @@ impl StatusLine {
     /// Marks shown after the figures of these nodes until the next call.
     pub fn set_flags(&mut self, flags: HashMap<String, String>) {
         self.flags = flags;
+    }
+
+    /// The clock's part of the line until the next call (a graph spread
+    /// over machines, on a machine following the reference's clock).
+    pub fn set_clock(&mut self, clock: Option<String>) {
+        self.clock = clock;
     }
 
     /// Every node's figures now (rates since the previous call), with its
@@ -202,16 +211,17 @@ impl StatusLine {
         if !self.enabled {
             return;
         }
-        let parts: Vec<String> = graph
-            .nodes
+        let parts: Vec<String> = self
+            .clock
             .iter()
-            .filter_map(|node| {
+            .cloned()
+            .chain(graph.nodes.iter().filter_map(|node| {
                 let mut p = figures.get(&node.id)?.line(&node.id);
                 if let Some(flag) = self.flags.get(&node.id) {
                     p += flag;
                 }
                 Some(p)
-            })
+            }))
             .collect();
         if parts.is_empty() {
             return;

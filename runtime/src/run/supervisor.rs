@@ -500,6 +500,7 @@ impl<'a> Supervisor<'a> {
             }
         }
         self.status.set_flags(flags.clone());
+        self.status.set_clock(self.links.clock_status());
         let elapsed = self.media_start.elapsed();
         let restarts = |id: &str| self.nodes.get(id).map_or(0, |s| s.restarts);
         let figures = self.status.figures(&snapshot, elapsed, restarts);
@@ -558,7 +559,8 @@ impl<'a> Supervisor<'a> {
         let Some(machine) = &links.machine else {
             return;
         };
-        for m in machine.watch.lost(machines::LOSS_SETTLE) {
+        let settle = self.opts.rejoin_timeout.unwrap_or_default();
+        for m in machine.watch.lost(settle.max(machines::LOSS_SETTLE)) {
             if self.lost_machines.iter().any(|l| l.machine == m) {
                 continue;
             }
@@ -569,6 +571,7 @@ impl<'a> Supervisor<'a> {
                 &m,
                 &links.closed,
             );
+            machine.watch.mark_lost(&links.session, &links.run_id, &m);
             let at = self.media_start.elapsed().as_secs_f64();
             let ended = if nodes.is_empty() {
                 String::new()
@@ -669,6 +672,10 @@ impl<'a> Supervisor<'a> {
         let outcomes = report::outcomes(self.graph, &self.nodes, &self.hang, &final_stats);
         let media_s = self.media_start.elapsed().as_secs_f64();
         machines::account_losses(&mut self.lost_machines, media_s, self.graph, &final_stats);
+        if let Some(m) = &self.links.machine {
+            let back = machines::rejoined(&m.watch, self.media_start, &self.lost_machines);
+            report.rejoined_machines = back;
+        }
         report.lost_machines = std::mem::take(&mut self.lost_machines);
         report.finish(
             &final_stats,

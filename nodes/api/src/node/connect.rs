@@ -23,7 +23,10 @@ use crate::stats::{Metrics, OutputCounters};
 impl Node {
     /// Connects with an explicit config (tests, embedding).
     pub fn from_config(config: NodeConfig) -> Result<Node> {
-        crate::clock::set_offset_ns(config.clock_offset_ns);
+        match config.clock {
+            Some(model) => crate::clock::set_model(model),
+            None => crate::clock::set_offset_ns(config.clock_offset_ns),
+        }
         // A write past RLIMIT_FSIZE (a zenoh segment in /dev/shm, an output
         // file) then fails with EFBIG and a message, instead of killing the node.
         // SAFETY: setting a signal's disposition to ignore.
@@ -40,6 +43,7 @@ impl Node {
         let eos_acks = Arc::new(Mutex::new(HashSet::new()));
         let mut subscribers = subscribe_inputs(&session, &config, &queues, &no_drop)?;
         subscribers.push(subscribe_params(&session, &config, &queues)?);
+        subscribers.extend(follow_clock(&session, &config)?);
         subscribers.extend(subscribe_signals(&session, &run, &queues, &phase)?);
         subscribers.push(subscribe_peers(&session, &run, &subscribed_peers)?);
         // Processes of the graph that ended: buffers they held may be taken back.
@@ -150,6 +154,32 @@ fn subscribe_params(
             }
         })
         .wait()
+        .map_err(|e| anyhow!("{e}"))
+}
+
+/// On a machine that follows another's clock, the models its runtime
+/// publishes as it goes on measuring (each continuous with the one before).
+fn follow_clock(session: &Session, config: &NodeConfig) -> Result<Option<Subscriber<()>>> {
+    let (Some(machine), Some(model)) = (&config.machine, &config.clock) else {
+        return Ok(None);
+    };
+    if !model.remote {
+        return Ok(None);
+    }
+    session
+        .declare_subscriber(keys::clock_model(&config.run_id, machine))
+        .callback(|sample| {
+            let bytes = sample.payload().to_bytes();
+            let Ok(model) = serde_json::from_slice::<crate::clock::ClockModel>(&bytes) else {
+                return;
+            };
+            // One that left before the one applied (the config's) is stale.
+            if model.at_ns >= crate::clock::model().at_ns {
+                crate::clock::set_model(model);
+            }
+        })
+        .wait()
+        .map(Some)
         .map_err(|e| anyhow!("{e}"))
 }
 

@@ -95,15 +95,27 @@ fn snapshot(
     metrics: &Metrics,
 ) -> NodeStats {
     let (rss_bytes, cpu_seconds) = crate::stats::process_usage();
+    let inputs: std::collections::BTreeMap<_, _> = queues.snapshot().into_iter().collect();
+    let mut metrics = metrics.snapshot();
+    // A source stamps capture times: how well its clock follows the
+    // reference machine's says how far they can be trusted.
+    let clock = crate::clock::model();
+    if clock.remote && inputs.is_empty() {
+        metrics.insert(crate::metrics::CLOCK_RATE_PPM.into(), -clock.rate_ppm);
+        metrics.insert(
+            crate::metrics::CLOCK_UNCERTAINTY_MS.into(),
+            clock.uncertainty_ns as f64 / 1e6,
+        );
+    }
     NodeStats {
         node: node.to_string(),
         pid: std::process::id(),
-        inputs: queues.snapshot().into_iter().collect(),
+        inputs,
         outputs: outputs
             .iter()
             .map(|(n, c)| (n.clone(), c.snapshot()))
             .collect(),
-        metrics: metrics.snapshot(),
+        metrics,
         rss_bytes,
         cpu_seconds,
         last: false,

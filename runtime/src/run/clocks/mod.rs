@@ -2,7 +2,20 @@
 //! machine's runtime answers clock queries; every other runtime measures the
 //! offset of its machine's clock to it (NTP-style round trips over zenoh)
 //! before it starts its nodes, and hands them that offset and the reference's
-//! run epoch.
+//! run epoch; then it goes on measuring and follows the rate difference
+//! (`follow`).
+//!
+//! What this can do without NTP or PTP: an offset is right within half the
+//! round trip of the exchange it comes from (the two directions may take
+//! unequal times, and nothing here can tell), so on a LAN to a few tens of
+//! µs, over Wi-Fi or a loaded link to milliseconds. Crystals are specified
+//! to ±20 to ±100 ppm and move a few ppm with temperature: followed, that is
+//! invisible; measured once, 50 ppm is a frame in ten minutes. The clock is
+//! `CLOCK_MONOTONIC`, which a step of the wall clock (NTP's, or a user's)
+//! never moves; NTP's slewing of its rate does, which the rate estimate follows.
+
+mod fit;
+pub mod follow;
 
 use std::time::{Duration, Instant};
 
@@ -12,7 +25,8 @@ use node_api::keys;
 use serde::{Deserialize, Serialize};
 use zenoh::Wait;
 
-/// Exchanges kept per measurement; the one with the shortest round trip wins.
+/// Exchanges made before the nodes start; the one with the shortest round
+/// trip wins.
 const SAMPLES: usize = 12;
 
 /// What the reference replies to a clock query.
@@ -34,6 +48,8 @@ pub struct ClockSync {
     pub rtt_ns: u64,
     /// The run's epoch on the reference clock.
     pub epoch_ns: u64,
+    /// Our clock halfway through that sample's round trip.
+    pub host_ns: u64,
 }
 
 /// Answers clock queries for as long as the returned queryable lives.
@@ -85,12 +101,38 @@ pub async fn measure(
             None => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
-    let (offset_ns, rtt_ns) = clock::estimate_offset(&samples).expect("samples were taken");
+    let best = samples
+        .iter()
+        .min_by_key(|s| s.rtt_ns())
+        .expect("samples were taken");
     Ok(ClockSync {
-        offset_ns,
-        rtt_ns,
+        offset_ns: best.offset_ns(),
+        rtt_ns: best.rtt_ns(),
         epoch_ns,
+        host_ns: midpoint(best),
     })
+}
+
+/// The best of `count` round trips made one after the other: `None` when
+/// the reference answered none.
+async fn best_of_burst(session: &zenoh::Session, run_id: &str, count: usize) -> Option<fit::Point> {
+    let mut best: Option<ClockSample> = None;
+    for _ in 0..count {
+        if let Some((sample, _)) = query_once(session, run_id).await {
+            if best.is_none_or(|b| sample.rtt_ns() < b.rtt_ns()) {
+                best = Some(sample);
+            }
+        }
+    }
+    best.map(|b| fit::Point {
+        host_ns: midpoint(&b),
+        offset_ns: b.offset_ns(),
+        rtt_ns: b.rtt_ns(),
+    })
+}
+
+fn midpoint(s: &ClockSample) -> u64 {
+    s.sent + s.received.saturating_sub(s.sent) / 2
 }
 
 /// One round trip: the sample and the reference's epoch, or `None` when no

@@ -8,22 +8,46 @@
 //! own boot). In a graph spread over machines, the runtime of each machine
 //! measures the offset of its clock to the run's reference machine over the
 //! network ([`estimate_offset`]) and hands it to its nodes
-//! ([`crate::NodeConfig::clock_offset_ns`]); [`now_ns`] adds it, so every
-//! capture timestamp of the run is on the reference machine's clock.
+//! ([`crate::NodeConfig::clock`]); [`now_ns`] adds it, so every capture
+//! timestamp of the run is on the reference machine's clock. The runtime
+//! goes on measuring during the run and follows the two clocks' rate
+//! difference and slow drift with a model whose offset never jumps
+//! ([`ClockModel`]).
 
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::RwLock;
 
-/// Added to the host clock by [`now_ns`]: set once, at node start.
-static OFFSET_NS: AtomicI64 = AtomicI64::new(0);
+mod model;
+pub mod simulated;
+
+pub use model::{ClockModel, MAX_SLEW_PPM, SETTLE_NS};
+
+/// Maps the host clock onto the run's reference clock in [`now_ns`]: set at
+/// node start, then replaced as the runtime follows the reference (a
+/// graph spread over machines).
+static MODEL: RwLock<ClockModel> = RwLock::new(ClockModel::constant(0));
 
 /// Puts this process on the run's reference clock: `now_ns` becomes the host
 /// clock plus `offset_ns`.
 pub fn set_offset_ns(offset_ns: i64) {
-    OFFSET_NS.store(offset_ns, Ordering::Relaxed);
+    set_model(ClockModel::constant(offset_ns));
 }
 
-/// Nanoseconds of the host's monotonic clock, without the run's offset.
-pub fn host_now_ns() -> u64 {
+/// Puts this process on the run's reference clock by `model`. The runtime
+/// makes each model it publishes continuous with the one before (see
+/// [`ClockModel::slewed_towards`]), so capture times never jump: what is left
+/// is the new rate's effect over the time the model took to arrive
+/// (nanoseconds).
+pub fn set_model(model: ClockModel) {
+    *MODEL.write().unwrap_or_else(|e| e.into_inner()) = model;
+}
+
+/// The model [`now_ns`] applies.
+pub fn model() -> ClockModel {
+    *MODEL.read().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The kernel's monotonic clock, ns.
+fn raw_now_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -33,10 +57,22 @@ pub fn host_now_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// Nanoseconds of the host's monotonic clock, without the run's offset (in
+/// a test simulating a fast or slow crystal, that host's skewed clock: see
+/// [`simulated`]).
+pub fn host_now_ns() -> u64 {
+    let raw = raw_now_ns();
+    match simulated::skew_ppm() {
+        Some(ppm) => simulated::skewed(raw, ppm),
+        None => raw,
+    }
+}
+
 /// Nanoseconds of the capture clock: the host's monotonic clock moved onto
 /// the run's reference clock (see the module docs).
 pub fn now_ns() -> u64 {
-    host_now_ns().saturating_add_signed(OFFSET_NS.load(Ordering::Relaxed))
+    let host = host_now_ns();
+    host.saturating_add_signed(model().offset_at(host))
 }
 
 /// One NTP-style exchange with the reference clock: `sent` and `received` on
