@@ -18,7 +18,8 @@ use std::time::Duration;
 
 use graph_tests::claps::flashes_of;
 use graph_tests::media::{decode_errors, probe, require_ffmpeg};
-use graph_tests::netns::{self, hub_addr, spoke_addr, Hosts};
+use graph_tests::netns::{self, Hosts};
+use graph_tests::rig::{hosts_network, rig, Rig};
 use graph_tests::Scratch;
 use node_api::clock::simulated::SKEW_ENV;
 
@@ -37,49 +38,17 @@ fn skew_and_duration() -> (f64, u64) {
     }
 }
 
+/// The rig of `distributed.rs` at 160x120, both cameras filming the clapper.
 fn graph(s: &Scratch, duration_s: u64) -> (PathBuf, PathBuf) {
-    let out = s.path("out.mkv");
-    let camera = |id: &str, machine: &str| {
-        format!(
-            "  - id: {id}\n    node: camera\n    deploy: {{ machine: {machine} }}\n    params: {{ source: test, width: 160, height: 120, fps: 30, pattern: clapper, duration: {duration_s} }}\n"
-        )
+    let extra = format!(", duration: {duration_s}");
+    let r = Rig {
+        width: 160,
+        height: 120,
+        camera_extra: &extra,
+        patterns: ["clapper", "clapper"],
+        ..Rig::default()
     };
-    let yaml = format!(
-        r#"name: fast-crystal
-network:
-  a: {{ listen: ["tcp/{a}:7447"], connect: ["tcp/{ca}:7447"] }}
-  b: {{ listen: ["tcp/{b}:7447"], connect: ["tcp/{cb}:7447"] }}
-  c: {{ listen: ["tcp/{ca}:7447", "tcp/{cb}:7447"] }}
-nodes:
-{cam_a}{cam_b}  - id: sync
-    node: sync
-    deploy: {{ machine: c }}
-    inputs: {{ video: cam-a/video, video2: cam-b/video }}
-  - id: encode-a
-    node: video-encode
-    deploy: {{ machine: c }}
-    inputs: {{ video: sync/video }}
-    params: {{ codec: h264, quality: fast }}
-  - id: encode-b
-    node: video-encode
-    deploy: {{ machine: c }}
-    inputs: {{ video: sync/video2 }}
-    params: {{ codec: h264, quality: fast }}
-  - id: mux
-    node: mux
-    deploy: {{ machine: c }}
-    inputs: {{ cam-a: encode-a/video, cam-b: encode-b/video }}
-    params: {{ path: "{out}" }}
-"#,
-        a = spoke_addr(1),
-        b = spoke_addr(2),
-        ca = hub_addr(1),
-        cb = hub_addr(2),
-        cam_a = camera("cam-a", "a"),
-        cam_b = camera("cam-b", "b"),
-        out = out.display(),
-    );
-    (s.graph("fast-crystal.yaml", &yaml), out)
+    rig(s, &hosts_network(), &r)
 }
 
 #[test]

@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use graph_tests::media::{decode_errors, probe, repo_graph, require_ffmpeg, run_tool, Probe};
-use graph_tests::netns::{self, hub_addr, spoke_addr, Hosts};
+use graph_tests::netns::{self, Hosts};
+use graph_tests::rig::{hosts_network, rig, Rig};
 use graph_tests::{RunResult, Scratch};
 
 const FPS: f64 = 30.0;
@@ -20,21 +21,6 @@ const FPS: f64 = 30.0;
 const B_AHEAD_S: i64 = 3;
 /// Generous: a run that has not ended by then is hung.
 const LIMIT: Duration = Duration::from_secs(120);
-
-/// The endpoints of the three hosts: a and b dial c over their veth links.
-fn hosts_network() -> String {
-    format!(
-        r#"network:
-  a: {{ listen: ["tcp/{a}:7447"], connect: ["tcp/{ca}:7447"] }}
-  b: {{ listen: ["tcp/{b}:7447"], connect: ["tcp/{cb}:7447"] }}
-  c: {{ listen: ["tcp/{ca}:7447", "tcp/{cb}:7447"] }}
-"#,
-        a = spoke_addr(1),
-        b = spoke_addr(2),
-        ca = hub_addr(1),
-        cb = hub_addr(2),
-    )
-}
 
 /// The three-host graph at 320x240; `camera_extra` goes into both
 /// cameras' params.
@@ -47,72 +33,6 @@ fn graph(s: &Scratch, network: &str, camera_extra: &str) -> (PathBuf, PathBuf) {
             ..Rig::default()
         },
     )
-}
-
-/// A rig of two cameras (hosts a and b) recorded on host c.
-struct Rig<'a> {
-    width: u32,
-    height: u32,
-    /// Added to both cameras' params.
-    camera_extra: &'a str,
-    /// The graph's top-level `link:` line, if any.
-    link: &'a str,
-    /// The recorder's encoder params.
-    encoder: &'a str,
-}
-
-impl Default for Rig<'_> {
-    fn default() -> Self {
-        Rig {
-            width: 320,
-            height: 240,
-            camera_extra: "",
-            link: "",
-            encoder: "codec: h264, quality: fast",
-        }
-    }
-}
-
-fn rig(s: &Scratch, network: &str, r: &Rig) -> (PathBuf, PathBuf) {
-    let out = s.path("out.mkv");
-    let camera = |id: &str, machine: &str, pattern: &str| {
-        format!(
-            "  - id: {id}\n    node: camera\n    deploy: {{ machine: {machine} }}\n    params: {{ source: test, width: {w}, height: {h}, fps: 30, pattern: {pattern}{extra} }}\n",
-            w = r.width,
-            h = r.height,
-            extra = r.camera_extra,
-        )
-    };
-    let yaml = format!(
-        r#"name: three-hosts
-{network}{link}nodes:
-{cam_a}{cam_b}  - id: sync
-    node: sync
-    deploy: {{ machine: c }}
-    inputs: {{ video: cam-a/video, video2: cam-b/video }}
-  - id: encode-a
-    node: video-encode
-    deploy: {{ machine: c }}
-    inputs: {{ video: sync/video }}
-    params: {{ {encoder} }}
-  - id: encode-b
-    node: video-encode
-    deploy: {{ machine: c }}
-    inputs: {{ video: sync/video2 }}
-    params: {{ {encoder} }}
-  - id: mux
-    node: mux
-    deploy: {{ machine: c }}
-    inputs: {{ cam-a: encode-a/video, cam-b: encode-b/video }}
-    params: {{ path: "{out}" }}
-"#,
-        link = r.link,
-        encoder = r.encoder,
-        cam_a = camera("cam-a", "a", "bars"),
-        cam_b = camera("cam-b", "b", "clapper"),
-        out = out.display(),
-    );
-    (s.graph("three-hosts.yaml", &yaml), out)
 }
 
 /// Skips (loudly) where the hosts cannot be simulated.
@@ -132,6 +52,15 @@ fn start(hosts: &Hosts, s: &Scratch, graph: &Path, c_args: &[&str]) -> [netns::M
     let a = hosts.run("a", None, dir, graph, &["--quiet"]);
     let b = hosts.run("b", Some(B_AHEAD_S), dir, graph, &["--quiet"]);
     [a, b, c]
+}
+
+/// Waits until host c's runtime says every node is ready.
+fn wait_started(c: &netns::Machine) {
+    assert!(
+        c.wait_for_log("nodes ready in", LIMIT),
+        "the graph did not start:\n{}",
+        c.stderr()
+    );
 }
 
 fn two_video_tracks(out: &Path) -> Probe {
@@ -223,11 +152,7 @@ fn ctrl_c_on_a_camera_host_stops_all_three_cleanly() {
     let s = Scratch::new();
     let (g, out) = graph(&s, &hosts_network(), "");
     let [a, b, c] = start(&hosts, &s, &g, &[]);
-    assert!(
-        c.wait_for_log("nodes ready in", LIMIT),
-        "the graph did not start:\n{}",
-        c.stderr()
-    );
+    wait_started(&c);
     // Record about a second and a half, then Ctrl-C on host a.
     std::thread::sleep(Duration::from_millis(1500));
     a.signal(libc::SIGINT);
@@ -261,11 +186,7 @@ fn a_camera_host_that_dies_leaves_the_recorder_finalizing_with_the_loss_reported
     let s = Scratch::new();
     let (g, out) = graph(&s, &hosts_network(), "");
     let [a, mut b, c] = start(&hosts, &s, &g, &["--duration", "4"]);
-    assert!(
-        c.wait_for_log("nodes ready in", LIMIT),
-        "the graph did not start:\n{}",
-        c.stderr()
-    );
+    wait_started(&c);
     std::thread::sleep(Duration::from_millis(1500));
     b.kill_all();
     let (a, c) = (a.wait(LIMIT), c.wait(LIMIT));
@@ -497,11 +418,7 @@ fn a_3_s_network_cut_leaves_a_counted_gap_and_the_other_track_whole() {
     };
     let (g, out) = rig(&s, &hosts_network(), &r);
     let [a, b, c] = start(&hosts, &s, &g, &["--quiet"]);
-    assert!(
-        c.wait_for_log("nodes ready in", LIMIT),
-        "the graph did not start:\n{}",
-        c.stderr()
-    );
+    wait_started(&c);
     std::thread::sleep(Duration::from_secs(2));
     hosts.set_link("a", false);
     std::thread::sleep(Duration::from_secs(3));
@@ -545,6 +462,7 @@ fn table_run(hosts: &Hosts, link: &str) -> LinkFigures {
         camera_extra: ", duration: 6, noise: 4",
         link,
         encoder: "codec: mjpeg, quality: fast",
+        ..Rig::default()
     };
     let (g, out) = rig(&s, &hosts_network(), &r);
     let [a, b, c] = start(hosts, &s, &g, &["--quiet"]);
@@ -1002,11 +920,7 @@ fn a_lost_camera_host_started_again_is_refused_and_the_others_record_on() {
     let s = Scratch::new();
     let (g, out) = graph(&s, &hosts_network(), "");
     let [a, mut b, c] = start(&hosts, &s, &g, &["--duration", "6"]);
-    assert!(
-        c.wait_for_log("nodes ready in", LIMIT),
-        "the graph did not start:\n{}",
-        c.stderr()
-    );
+    wait_started(&c);
     std::thread::sleep(Duration::from_millis(1500));
     b.kill_all();
     assert!(
@@ -1056,11 +970,7 @@ fn a_camera_host_killed_and_started_again_rejoins_the_recording() {
     let c = hosts.run("c", None, dir, &g, &rejoin);
     let a = hosts.run("a", None, dir, &g, &rejoin);
     let mut b = hosts.run("b", Some(B_AHEAD_S), dir, &g, &rejoin);
-    assert!(
-        c.wait_for_log("nodes ready in", LIMIT),
-        "the graph did not start:\n{}",
-        c.stderr()
-    );
+    wait_started(&c);
     std::thread::sleep(Duration::from_millis(2000));
     b.kill_all();
     std::thread::sleep(Duration::from_millis(1500));

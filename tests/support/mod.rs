@@ -11,6 +11,7 @@ pub mod hls_player;
 pub mod live;
 pub mod media;
 pub mod netns;
+pub mod rig;
 pub mod servers;
 pub mod sync_log;
 pub mod xvfb;
