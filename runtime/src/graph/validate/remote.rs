@@ -298,5 +298,14 @@ mod tests {
         );
         assert!(error(&two_machines("link: mjpeg\n", ""))
             .starts_with("4:7 link: `link` must be a mapping"));
+        // A wrong graph-wide link is said once, however many edges use it.
+        let two_cameras = two_machines("link: {bitrate: 1}\n", "").replace(
+            "      video: {source: cam/video}\n",
+            "      video: {source: cam/video}\n      video2: {source: cam2/video}\n",
+        ) + "  - id: cam2\n    node: camera\n    deploy: {machine: a}\n    params: {source: test}\n";
+        assert_eq!(
+            error(&two_cameras),
+            "4:17 link.bitrate: bitrate 1 b/s is out of range 10000..=400000000"
+        );
     }
 }
