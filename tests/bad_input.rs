@@ -715,3 +715,16 @@ fn a_sync_without_inputs() {
         "sync needs at least one input",
     );
 }
+
+#[test]
+fn a_wrong_link_between_machines() {
+    // The link's settings are video-encode's, checked like a node's params,
+    // at their place in the file, before anything starts.
+    let yaml = "network:\n  a: {}\n  b: {}\nnodes:\n  - id: cam\n    node: camera\n    deploy: { machine: a }\n    params: { source: test }\n  - id: enc\n    node: video-encode\n    deploy: { machine: b }\n    inputs:\n      video: { source: cam/video, link: { codec: mjpeg, crf: 40 } }\n  - id: mux\n    node: mux\n    deploy: { machine: b }\n    inputs: { video: enc/video }\n    params: { path: out.mkv }\n";
+    static_error(
+        yaml,
+        "crf: 40",
+        "nodes[1].inputs.video.link.crf",
+        "crf 40 is out of range 0..=31 for mjpeg",
+    );
+}
