@@ -142,13 +142,7 @@ impl<'a> DiagnosticsBuilder<'a> {
 
     /// The problems sorted by place (overrides first, in command-line
     /// order); problems at one place keep the order they were found in.
-    /// The same problem found twice (settings shared by several checks,
-    /// e.g. a graph's `link:` put on every edge between machines) is
-    /// reported once.
     pub(crate) fn finish(mut self) -> Diagnostics {
-        let mut seen = std::collections::HashSet::new();
-        self.found
-            .retain(|(_, d)| seen.insert((d.line, d.col, d.field.clone(), d.message.clone())));
         self.found.sort_by_key(|(order, _)| *order);
         Diagnostics(self.found.into_iter().map(|(_, d)| d).collect())
     }

@@ -89,7 +89,7 @@ impl Draft {
         machine: String,
         field: String,
         pos: Pos,
-        link: LinkEnd,
+        link: Option<LinkEnd>,
     ) -> Draft {
         Draft {
             field,
@@ -114,7 +114,7 @@ impl Draft {
             restart: None,
             max_restarts: DEFAULT_MAX_RESTARTS,
             machine: Some(machine),
-            link: Some(link),
+            link,
         }
     }
 }
@@ -393,7 +393,7 @@ fn valid_id(id: &str) -> bool {
 }
 
 /// `Front Camera` → `front-camera`.
-fn suggest_id(id: &str) -> String {
+pub(super) fn suggest_id(id: &str) -> String {
     let mapped: String = id
         .trim()
         .chars()

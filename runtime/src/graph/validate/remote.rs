@@ -12,16 +12,16 @@ use std::collections::HashMap;
 
 use node_catalog::kinds::video_encode::Codec;
 use node_catalog::kinds::{video_decode, video_encode};
-use node_catalog::{link, Choice, PortType};
+use node_catalog::{link, Choice, Params, PortType};
 use serde_json::Value;
 
 use crate::graph::diagnostic::DiagnosticsBuilder;
 use crate::graph::model::{LinkEnd, LinkRole, RESERVED_ID_PREFIX};
-use crate::graph::yaml::{join, Entry};
+use crate::graph::yaml::{join, Entry, Pos};
 
 use super::fields::choice;
 use super::link::outputs_of;
-use super::nodes::{Draft, DraftInput, NodeReader};
+use super::nodes::{suggest_id, Draft, DraftInput, NodeReader};
 
 /// One encoder per output and link settings; one decoder per encoder and
 /// receiving machine.
@@ -31,6 +31,10 @@ struct Inserted {
     decoders: HashMap<(String, String), String>,
     drafts: Vec<Draft>,
 }
+
+/// A link's encoder settings, checked; `None`: no encoder (`codec: raw`,
+/// or a wrong codec, already reported).
+type LinkSettings = Option<(Codec, Params)>;
 
 /// Puts the link nodes into `drafts` and rewires the inputs they serve.
 /// `default`: the graph's top-level `link:`.
@@ -45,6 +49,9 @@ pub(super) fn compress_remote_edges(
         ids.entry(d.id.clone()).or_insert(i);
     }
     let mut inserted = Inserted::default();
+    // Each place settings are written in is read once, however many edges
+    // it serves (the graph's `link:`: every edge without its own).
+    let mut settings: HashMap<Option<Pos>, LinkSettings> = HashMap::new();
     for di in 0..drafts.len() {
         for ii in 0..drafts[di].inputs.len() {
             let input = &drafts[di].inputs[ii];
@@ -66,10 +73,14 @@ pub(super) fn compress_remote_edges(
                 Some(e) => (Some(e), join(&input.field, "link")),
                 None => (default, "link".to_string()),
             };
-            let Some(codec) = link_codec(entry, &field, sink) else {
+            let read = settings
+                .entry(entry.map(|e| e.value.pos))
+                .or_insert_with(|| read_link(reader, entry, &field, sink));
+            let Some((codec, params)) = read.clone() else {
                 continue;
             };
-            let encoder = inserted.encoder(reader, input, &from, codec, entry, &field, sink);
+            let pos = entry.map_or(input.source_pos, |e| e.value.pos);
+            let encoder = inserted.encoder(input, &from, codec, params, field, pos);
             let decoder = inserted.decoder(reader, input, &encoder, codec, &to, sink);
             let input = &mut drafts[di].inputs[ii];
             input.source_node = decoder;
@@ -77,6 +88,36 @@ pub(super) fn compress_remote_edges(
         }
     }
     drafts.extend(inserted.drafts);
+}
+
+/// The settings of the link written at `entry` (`None`: the built-in
+/// default), checked as a `video-encode`'s params with the link's own
+/// defaults where they give none.
+fn read_link(
+    reader: &NodeReader<'_>,
+    entry: Option<&Entry>,
+    field: &str,
+    sink: &mut DiagnosticsBuilder<'_>,
+) -> LinkSettings {
+    let codec = link_codec(entry, field, sink)?;
+    let pos = entry.map_or(Pos::at(0, 0), |e| e.value.pos);
+    let mut draft = Draft::inserted(
+        String::new(),
+        &video_encode::SPEC,
+        String::new(),
+        field.to_string(),
+        pos,
+        None,
+    );
+    reader.read_typed_params_at(&video_encode::SPEC, entry, field, &mut draft, sink);
+    for (name, value) in link::defaults(codec) {
+        if !draft.param_pos.contains_key(name) {
+            draft.params.0.insert(name.to_string(), value);
+        }
+    }
+    // The link's own defaults are checked with the settings given.
+    reader.cross_check(&video_encode::SPEC, field, &mut draft, sink);
+    Some((codec, draft.params))
 }
 
 /// The link's codec; `None` for `codec: raw` or a wrong setting (reported).
@@ -110,17 +151,15 @@ fn link_codec(
 
 impl Inserted {
     /// The encoder of `input`'s source output with these settings, put in
-    /// on the first edge that needs it.
-    #[allow(clippy::too_many_arguments)]
+    /// on the first edge that needs it; `pos`: where its settings are.
     fn encoder(
         &mut self,
-        reader: &NodeReader<'_>,
         input: &DraftInput,
         machine: &str,
         codec: Codec,
-        entry: Option<&Entry>,
-        field: &str,
-        sink: &mut DiagnosticsBuilder<'_>,
+        params: Params,
+        field: String,
+        pos: Pos,
     ) -> String {
         let from = format!("{}/{}", input.source_node, input.source_output);
         let base = format!(
@@ -131,23 +170,16 @@ impl Inserted {
             String::new(),
             &video_encode::SPEC,
             machine.to_string(),
-            field.to_string(),
-            entry.map_or(input.source_pos, |e| e.value.pos),
-            LinkEnd {
+            field,
+            pos,
+            Some(LinkEnd {
                 role: LinkRole::Encode,
                 from: from.clone(),
                 codec: codec.name().to_string(),
                 encoder: String::new(),
-            },
+            }),
         );
-        reader.read_typed_params_at(&video_encode::SPEC, entry, field, &mut draft, sink);
-        for (name, value) in link::defaults(codec) {
-            if !draft.param_pos.contains_key(name) {
-                draft.params.0.insert(name.to_string(), value);
-            }
-        }
-        // The link's own defaults are checked with the settings given.
-        reader.cross_check(&video_encode::SPEC, field, &mut draft, sink);
+        draft.params = params;
         let settings = Value::Object(draft.params.0.clone()).to_string();
         if let Some(id) = self.encoders.get(&(from.clone(), settings.clone())) {
             return id.clone();
@@ -186,19 +218,19 @@ impl Inserted {
         if let Some(id) = self.decoders.get(&key) {
             return id.clone();
         }
-        let id = format!("{encoder}-to-{}", id_safe(machine));
+        let id = format!("{encoder}-to-{}", suggest_id(machine));
         let mut draft = Draft::inserted(
             id.clone(),
             &video_decode::SPEC,
             machine.to_string(),
             input.field.clone(),
             input.source_pos,
-            LinkEnd {
+            Some(LinkEnd {
                 role: LinkRole::Decode,
                 from: format!("{}/{}", input.source_node, input.source_output),
                 codec: codec.name().to_string(),
                 encoder: encoder.to_string(),
-            },
+            }),
         );
         let field = join(&input.field, "link");
         reader.read_typed_params_at(&video_decode::SPEC, None, &field, &mut draft, sink);
@@ -216,17 +248,6 @@ impl Inserted {
         self.drafts.push(draft);
         id
     }
-}
-
-/// A machine name as it may stand in a node id.
-fn id_safe(name: &str) -> String {
-    name.chars()
-        .map(|c| match c {
-            'a'..='z' | '0'..='9' | '-' | '_' => c,
-            'A'..='Z' => c.to_ascii_lowercase(),
-            _ => '-',
-        })
-        .collect()
 }
 
 #[cfg(test)]
