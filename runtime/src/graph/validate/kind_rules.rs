@@ -89,21 +89,42 @@ pub(super) fn containers(drafts: &[Draft], sink: &mut DiagnosticsBuilder<'_>) {
     }
 }
 
+/// The nodes a stream passes on its way to `input`: the node whose output
+/// it reads and, while that is a sync (which passes each input on to its
+/// output of the same name), the node feeding that sync's input. Bounded by
+/// the node count: a cycle is reported by its own check.
+fn upstream<'a>(
+    by_id: &'a HashMap<&str, &'a Draft>,
+    input: &'a DraftInput,
+) -> impl Iterator<Item = &'a Draft> + 'a {
+    let mut next = Some((input.source_node.as_str(), input.source_output.as_str()));
+    std::iter::from_fn(move || {
+        let (node, port) = next.take()?;
+        let src = *by_id.get(node)?;
+        if is_sync(src) {
+            next = src
+                .inputs
+                .iter()
+                .find(|i| i.name == port)
+                .map(|i| (i.source_node.as_str(), i.source_output.as_str()));
+        }
+        Some(src)
+    })
+    .take(by_id.len())
+}
+
+fn is_sync(d: &Draft) -> bool {
+    matches!(&d.program, Some(Program::Builtin(k)) if k.kind == sync::SPEC.kind)
+}
+
 /// The node whose output `input` reads, or, through a sync that passes
 /// packets on (an encoder on a camera's machine), the node feeding sync's
 /// input of the same name.
-fn through_sync<'a>(by_id: &HashMap<&str, &'a Draft>, input: &DraftInput) -> Option<&'a Draft> {
-    let (mut node, mut port) = (input.source_node.as_str(), input.source_output.as_str());
-    // Bounded by the node count: a cycle is reported by its own check.
-    for _ in 0..by_id.len() {
-        let src = *by_id.get(node)?;
-        if !matches!(&src.program, Some(Program::Builtin(k)) if k.kind == sync::SPEC.kind) {
-            return Some(src);
-        }
-        let through = src.inputs.iter().find(|i| i.name == port)?;
-        (node, port) = (&through.source_node, &through.source_output);
-    }
-    None
+fn through_sync<'a>(
+    by_id: &'a HashMap<&str, &'a Draft>,
+    input: &'a DraftInput,
+) -> Option<&'a Draft> {
+    upstream(by_id, input).find(|d| !is_sync(d))
 }
 
 /// A sync whose cameras come as packets follows the catalog's
@@ -114,7 +135,7 @@ pub(super) fn sync_packets(
     sink: &mut DiagnosticsBuilder<'_>,
 ) {
     for (d, inputs) in drafts.iter().zip(resolved) {
-        if !matches!(&d.program, Some(Program::Builtin(k)) if k.kind == sync::SPEC.kind) {
+        if !is_sync(d) {
             continue;
         }
         let of = |ty: PortType| -> Vec<String> {
@@ -189,13 +210,10 @@ pub(super) fn encoder_sizes(drafts: &[Draft], sink: &mut DiagnosticsBuilder<'_>)
 /// `None` when no node sets one, or when that node's own params were
 /// refused (said there already, e.g. an odd size in a 4:2:0 format).
 fn sizing_source<'a>(
-    by_id: &HashMap<&str, &'a Draft>,
-    input: &DraftInput,
+    by_id: &'a HashMap<&str, &'a Draft>,
+    input: &'a DraftInput,
 ) -> Option<(&'a Draft, (u64, u64))> {
-    let (mut node, mut port) = (input.source_node.as_str(), input.source_output.as_str());
-    // Bounded by the node count: a cycle is reported by its own check.
-    for _ in 0..by_id.len() {
-        let src = *by_id.get(node)?;
+    for src in upstream(by_id, input) {
         let own_rules = src.kind.map_or(Vec::new(), |k| (k.rules)(&src.params));
         if !src.params_ok
             || own_rules
@@ -207,11 +225,6 @@ fn sizing_source<'a>(
         if let Some(size) = sent_size(src) {
             return Some((src, size));
         }
-        if !matches!(&src.program, Some(Program::Builtin(k)) if k.kind == "sync") {
-            return None;
-        }
-        let through = src.inputs.iter().find(|i| i.name == port)?;
-        (node, port) = (&through.source_node, &through.source_output);
     }
     None
 }
@@ -295,29 +308,19 @@ pub(super) fn denoise_rates(drafts: &[Draft], sink: &mut DiagnosticsBuilder<'_>)
 /// The node upstream of `input` that sets its audio's rate (a
 /// `sample_rate` param), and that rate; through the kinds that keep it.
 fn rate_source<'a>(
-    by_id: &HashMap<&str, &'a Draft>,
-    input: &DraftInput,
+    by_id: &'a HashMap<&str, &'a Draft>,
+    input: &'a DraftInput,
 ) -> Option<(&'a Draft, u64)> {
-    let (mut node, mut port) = (input.source_node.as_str(), input.source_output.as_str());
-    // Bounded by the node count: a cycle is reported by its own check.
-    for _ in 0..by_id.len() {
-        let src = *by_id.get(node)?;
+    for src in upstream(by_id, input) {
         if !src.params_ok {
             return None;
         }
-        let kind = src.kind.map(|k| k.kind);
-        if kind == Some(noise_suppress::SPEC.kind) {
+        if src.kind.map(|k| k.kind) == Some(noise_suppress::SPEC.kind) {
             return Some((src, noise_suppress::SAMPLE_RATE.into()));
         }
         if let Some(rate) = src.params.0.get("sample_rate").and_then(Value::as_u64) {
             return Some((src, rate));
         }
-        let through = match kind {
-            Some("sync") => port,
-            _ => return None,
-        };
-        let through = src.inputs.iter().find(|i| i.name == through)?;
-        (node, port) = (&through.source_node, &through.source_output);
     }
     None
 }
