@@ -52,13 +52,8 @@ pub struct RunReport {
 /// machine, as its encoder and decoder counted it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LinkReport {
-    /// The output whose frames crossed: `node/output`.
-    pub from: String,
-    pub from_machine: String,
-    pub to_machine: String,
-    pub codec: String,
-    pub encoder: String,
-    pub decoder: String,
+    #[serde(flatten)]
+    pub ends: LinkEnds,
     /// Frames the encoder took in.
     pub frames: u64,
     /// Frames dropped before the link: the encoder (or the link under it)
@@ -74,15 +69,16 @@ pub struct LinkReport {
     pub lost: u64,
 }
 
-/// The ids and places of a link's two ends, from the graph.
-#[derive(Debug, Clone)]
-struct LinkEnds {
-    from: String,
-    from_machine: String,
-    to_machine: String,
-    codec: String,
-    encoder: String,
-    decoder: String,
+/// A link's two ends and where they run, from the graph.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LinkEnds {
+    /// The output whose frames crossed: `node/output`.
+    pub from: String,
+    pub from_machine: String,
+    pub to_machine: String,
+    pub codec: String,
+    pub encoder: String,
+    pub decoder: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -313,7 +309,7 @@ impl RunReport {
         for l in &self.links {
             tracing::info!(
                 "link {} ({} -> {}, {}): {:.1} Mbit/s, {} frames sent, {} dropped before the link, {} pictures out, {} lost",
-                l.from, l.from_machine, l.to_machine, l.codec, l.mbit_per_s, l.frames, l.dropped, l.pictures, l.lost
+                l.ends.from, l.ends.from_machine, l.ends.to_machine, l.ends.codec, l.mbit_per_s, l.frames, l.dropped, l.pictures, l.lost
             );
         }
     }
@@ -350,12 +346,7 @@ impl LinkEnds {
         let input = enc.and_then(|s| s.inputs.get("video"));
         let bytes = enc.map_or(0, |s| s.outputs.values().map(|o| o.bytes).sum());
         LinkReport {
-            from: self.from.clone(),
-            from_machine: self.from_machine.clone(),
-            to_machine: self.to_machine.clone(),
-            codec: self.codec.clone(),
-            encoder: self.encoder.clone(),
-            decoder: self.decoder.clone(),
+            ends: self.clone(),
             frames: input.map_or(0, |i| i.received),
             dropped: enc.map_or(0, NodeStats::dropped),
             bytes,
