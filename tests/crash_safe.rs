@@ -131,7 +131,8 @@ fn kill_9_of_everything_leaves_a_playable_file_that_recover_finalizes() {
     let before_kill = wait_for_media(&mut child, &out, 2.0);
     let pids = descendants(child.id());
     assert!(pids.len() >= 9, "runtime and 8 nodes: {pids:?}");
-    let killed_at_ns = monotonic_ns();
+    // The capture clock of this machine (every node's on a one-machine run).
+    let killed_at_ns = node_api::clock::host_now_ns();
     kill_tree(child.id());
     let _ = child.wait();
 
@@ -287,17 +288,6 @@ fn a_killed_mux_continues_in_the_next_numbered_file_and_counts_the_loss() {
         log.contains(&line),
         "the log says what the report says ({line}):\n{log}"
     );
-}
-
-/// The capture clock of this machine (every node's on a one-machine run), ns.
-fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: clock_gettime writes into the timespec we own.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// The number that follows the last `marker` in `text`.
