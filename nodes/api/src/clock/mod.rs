@@ -7,7 +7,7 @@
 //! Monotonic clocks of two machines are not comparable (each counts from its
 //! own boot). In a graph spread over machines, the runtime of each machine
 //! measures the offset of its clock to the run's reference machine over the
-//! network ([`estimate_offset`]) and hands it to its nodes
+//! network ([`best_sample`]) and hands it to its nodes
 //! ([`crate::NodeConfig::clock`]); [`now_ns`] adds it, so every capture
 //! timestamp of the run is on the reference machine's clock. The runtime
 //! goes on measuring during the run and follows the two clocks' rate
@@ -101,14 +101,11 @@ impl ClockSample {
     }
 }
 
-/// The offset (reference minus ours) and round trip of the sample with the
-/// shortest round trip: the one least disturbed by queueing, whose error is at
-/// most half its round trip. `None` without samples.
-pub fn estimate_offset(samples: &[ClockSample]) -> Option<(i64, u64)> {
-    samples
-        .iter()
-        .min_by_key(|s| s.rtt_ns())
-        .map(|s| (s.offset_ns(), s.rtt_ns()))
+/// The sample with the shortest round trip: the one least disturbed by
+/// queueing, whose offset is right within half its round trip. `None`
+/// without samples.
+pub fn best_sample(samples: &[ClockSample]) -> Option<&ClockSample> {
+    samples.iter().min_by_key(|s| s.rtt_ns())
 }
 
 /// Sleeps until the monotonic clock reaches `deadline_ns` (no-op if past).
@@ -222,10 +219,11 @@ mod tests {
             sample(3_000_000, 200_000, 200_000),
         ];
         assert_eq!(samples[1].offset_ns(), 3_000_000_000 - 20_000_000);
-        let (offset, rtt) = estimate_offset(&samples).unwrap();
+        let best = best_sample(&samples).unwrap();
+        let (offset, rtt) = (best.offset_ns(), best.rtt_ns());
         assert_eq!(offset, 3_000_000_000);
         assert_eq!(rtt, 400_000);
-        assert_eq!(estimate_offset(&[]), None);
+        assert_eq!(best_sample(&[]), None);
     }
 
     #[test]

@@ -101,10 +101,7 @@ pub async fn measure(
             None => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
-    let best = samples
-        .iter()
-        .min_by_key(|s| s.rtt_ns())
-        .expect("samples were taken");
+    let best = clock::best_sample(&samples).expect("samples were taken");
     Ok(ClockSync {
         offset_ns: best.offset_ns(),
         rtt_ns: best.rtt_ns(),
@@ -116,16 +113,14 @@ pub async fn measure(
 /// The best of `count` round trips made one after the other: `None` when
 /// the reference answered none.
 async fn best_of_burst(session: &zenoh::Session, run_id: &str, count: usize) -> Option<fit::Point> {
-    let mut best: Option<ClockSample> = None;
+    let mut samples = Vec::with_capacity(count);
     for _ in 0..count {
         if let Some((sample, _)) = query_once(session, run_id).await {
-            if best.is_none_or(|b| sample.rtt_ns() < b.rtt_ns()) {
-                best = Some(sample);
-            }
+            samples.push(sample);
         }
     }
-    best.map(|b| fit::Point {
-        host_ns: midpoint(&b),
+    clock::best_sample(&samples).map(|b| fit::Point {
+        host_ns: midpoint(b),
         offset_ns: b.offset_ns(),
         rtt_ns: b.rtt_ns(),
     })
