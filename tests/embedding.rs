@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use graph_tests::claps::claps;
 use graph_tests::media::{decode_errors, probe, require_ffmpeg};
 use graph_tests::servers::RtmpServer;
-use graph_tests::{bin_dir, run_recorder_app, Scratch};
+use graph_tests::{bin_dir, descendants, run_recorder_app, Scratch};
 use recorder::{
     AudioFrame, CombinedRecorder, RecorderError, RecordingConfig, Runtime, VideoFrame,
     VideoResolution,
@@ -265,28 +265,6 @@ fn a_graph_file_takes_frames_from_the_app_and_the_cli_refuses_to_run_it() {
     );
 }
 
-/// Processes whose parent is `pid`.
-fn children_of(pid: u32) -> Vec<u32> {
-    let mut kids = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        // pid (comm) state ppid ...: comm may hold spaces, so split after ')'.
-        let after = stat.rsplit_once(')').map(|(_, a)| a).unwrap_or("");
-        let ppid = after.split_whitespace().nth(1).and_then(|p| p.parse().ok());
-        if ppid == Some(pid) {
-            kids.extend(
-                entry
-                    .file_name()
-                    .to_str()
-                    .and_then(|p| p.parse::<u32>().ok()),
-            );
-        }
-    }
-    kids
-}
-
 /// Running, not a zombie waiting for its new parent to reap it.
 fn alive(pid: u32) -> bool {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
@@ -329,8 +307,13 @@ fn a_killed_app_leaves_no_process_nor_shared_memory_and_a_playable_file() {
         std::thread::sleep(Duration::from_millis(100));
     }
     std::thread::sleep(Duration::from_secs(2));
-    let kids = children_of(app.id());
-    assert!(kids.len() >= 6, "the node processes: {kids:?}");
+    // The node processes (forked by the app's fork server, so its
+    // grandchildren) and that server.
+    let kids: Vec<u32> = descendants(app.id())
+        .into_iter()
+        .filter(|&p| p != app.id())
+        .collect();
+    assert!(kids.len() >= 7, "the node processes: {kids:?}");
     let mut pids = kids.clone();
     pids.push(app.id());
     assert!(segments_of(&pids) > 0, "frames travel in shared memory");

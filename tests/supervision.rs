@@ -4,7 +4,8 @@
 //! recording so far finalized; a restarted node that missed its input's
 //! end-of-stream still lets the graph end. An encoder that cannot keep up
 //! skips raw frames (counted, warned about), never packets, and with
-//! `degrade: true` switches to a faster preset within the same file.
+//! `degrade: true` switches to a faster preset within the same file. The
+//! nodes are forks of one server; killed, it costs its nodes a restart.
 
 use std::time::Duration;
 
@@ -180,4 +181,84 @@ fn an_overloaded_encoder_skips_frames_never_packets_and_degrades() {
     let out = s.path("out.mp4");
     assert_eq!(decode_errors(&out), "");
     assert_eq!(probe(&out).unwrap().video[0].frames(), sent);
+}
+
+/// The node processes of `run`: pid → its command line's words.
+fn node_processes(run: &LiveRun) -> Vec<(u32, Vec<String>)> {
+    graph_tests::descendants(run.child.id())
+        .into_iter()
+        .skip(1)
+        .filter_map(|p| {
+            let line = std::fs::read(format!("/proc/{p}/cmdline")).ok()?;
+            let words = line
+                .split(|b| *b == 0)
+                .filter(|w| !w.is_empty())
+                .map(|w| String::from_utf8_lossy(w).into_owned())
+                .collect();
+            Some((p, words))
+        })
+        .collect()
+}
+
+fn parent_of(pid: u32) -> u32 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let after = stat.rsplit_once(')').unwrap().1;
+    after.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn nodes_are_forks_of_one_server_and_a_killed_server_costs_a_restart_not_the_run() {
+    require_ffmpeg();
+    let s = Scratch::new();
+    let g = s.graph("g.yaml", &small_recording(""));
+    let mut run = LiveRun::start(&s, &g, &["--duration", "4"]);
+    run.wait_for("started");
+    // One server, the runtime's child; every node its child, named in its
+    // command line.
+    let procs = node_processes(&run);
+    let server = graph_tests::live::node_pid(run.child.id(), "node-forks").unwrap();
+    assert_eq!(parent_of(server), run.child.id());
+    let nodes: Vec<&(u32, Vec<String>)> = procs.iter().filter(|(p, _)| *p != server).collect();
+    assert_eq!(nodes.len(), 8, "{procs:?}");
+    for (pid, words) in &nodes {
+        assert_eq!(parent_of(*pid), server, "{words:?}");
+        let id = words.iter().skip_while(|w| *w != "--node-id").nth(1);
+        assert_eq!(
+            id,
+            Some(&words[1]),
+            "kind and id (the same here): {words:?}"
+        );
+    }
+    // Killed, the server takes its nodes with it (their parent-death
+    // signal): each is restarted, started with its own exec now.
+    std::thread::sleep(Duration::from_millis(1000));
+    run.kill_node("node-forks");
+    let r = run.finish();
+    r.assert_ok();
+    assert!(
+        r.stderr.contains("its fork server was killed"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("starting it with exec"), "{}", r.stderr);
+    assert_eq!(r.node("video-encode")["restarts"], 1, "{}", r.stderr);
+    assert_eq!(decode_errors(&s.path("out.mp4")), "");
+}
+
+#[test]
+fn without_the_fork_server_every_node_is_the_runtimes_own_child() {
+    require_ffmpeg();
+    let s = Scratch::new();
+    let g = s.graph("g.yaml", &small_recording(""));
+    let off = [("MEDIAGRAPH_FORK_SERVER", "off")];
+    let mut run = LiveRun::start_with_env(&s, &g, &["--duration", "2"], &off);
+    run.wait_for("started");
+    let procs = node_processes(&run);
+    assert_eq!(procs.len(), 8, "no server, eight nodes: {procs:?}");
+    for (pid, words) in &procs {
+        assert_eq!(parent_of(*pid), run.child.id(), "{words:?}");
+    }
+    let r = run.finish();
+    r.assert_ok();
+    assert_eq!(decode_errors(&s.path("out.mp4")), "");
 }

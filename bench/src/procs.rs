@@ -64,13 +64,20 @@ pub fn descendants(pid: u32) -> Vec<u32> {
     pids
 }
 
-/// The graph node id of a mediagraph node process.
+/// The graph node id of a mediagraph node process: in its environment when
+/// the runtime exec'd it, in its command line when the fork server forked it.
 pub fn node_id(pid: u32) -> Option<String> {
     let env = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
-    let id = env
+    let from_env = env
         .split(|b| *b == 0)
-        .find_map(|kv| kv.strip_prefix(b"MEDIAGRAPH_NODE_ID="))?;
-    Some(String::from_utf8_lossy(id).into_owned())
+        .find_map(|kv| kv.strip_prefix(b"MEDIAGRAPH_NODE_ID="));
+    if let Some(id) = from_env {
+        return Some(String::from_utf8_lossy(id).into_owned());
+    }
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let mut words = cmdline.split(|b| *b == 0);
+    words.find(|w| *w == node_catalog::NODE_ID_FLAG.as_bytes())?;
+    Some(String::from_utf8_lossy(words.next()?).into_owned())
 }
 
 /// What a process in the tree is: its graph node id for mediagraph nodes,

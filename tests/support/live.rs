@@ -110,9 +110,20 @@ pub struct LiveRun {
 
 impl LiveRun {
     pub fn start(s: &Scratch, graph: &Path, args: &[&str]) -> LiveRun {
+        Self::start_with_env(s, graph, args, &[])
+    }
+
+    /// As `start`, with these variables in the runtime's environment.
+    pub fn start_with_env(
+        s: &Scratch,
+        graph: &Path,
+        args: &[&str],
+        env: &[(&str, &str)],
+    ) -> LiveRun {
         let report = s.path("report.json");
         let mut child = s
             .runtime_run(graph, args)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()

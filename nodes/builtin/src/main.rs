@@ -31,9 +31,25 @@ const KINDS: &[(&str, Entry)] = &[
     ("replay-buffer", node_stream::replay_main),
 ];
 
+mod fork_server;
+
 fn main() -> ExitCode {
-    let mut args = std::env::args().skip(1);
-    let kind = args.next().unwrap_or_default();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let code = match args.first().map(String::as_str) {
+        Some("--fork-server") => {
+            name_process("node-forks");
+            fork_server::serve(run_node)
+        }
+        _ => run_node(&args),
+    };
+    ExitCode::from(code.clamp(0, 255) as u8)
+}
+
+/// Runs the node `args` names (its kind, then its arguments) to its end: the
+/// process's exit status. A node's process starts here whether exec'd or
+/// forked by the fork server.
+fn run_node(args: &[String]) -> i32 {
+    let kind = args.first().map(String::as_str).unwrap_or_default();
     let Some((_, entry)) = KINDS.iter().find(|(k, _)| *k == kind) else {
         let kinds: Vec<&str> = KINDS.iter().map(|(k, _)| *k).collect();
         eprintln!(
@@ -42,12 +58,11 @@ fn main() -> ExitCode {
              config in its environment.\nkinds: {}",
             kinds.join(", ")
         );
-        return ExitCode::from(2);
+        return 2;
     };
     name_process(&format!("node-{kind}"));
-    let rest: Vec<String> = args.collect();
-    entry(&rest);
-    ExitCode::SUCCESS
+    entry(&args[1..]);
+    0
 }
 
 /// Names the process `node-KIND` (what `ps`, `top` and /proc/PID/comm show;

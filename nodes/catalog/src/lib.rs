@@ -22,7 +22,9 @@ pub mod x11;
 
 pub use choice::Choice;
 pub use format::Format;
-pub use kinds::{builtin_kinds, kind, KindSpec, PortSpec, BUILTIN_BINARY, DEFAULT_QUEUE_SIZE};
+pub use kinds::{
+    builtin_kinds, kind, KindSpec, PortSpec, BUILTIN_BINARY, DEFAULT_QUEUE_SIZE, NODE_ID_FLAG,
+};
 pub use params::{DefaultValue, ParamSpec, ParamType, Params};
 pub use problem::Problem;
 pub use read::Reader;

@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Result;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::Child;
 
 /// The runtime's stderr, shared by node log lines and the status line.
 #[derive(Clone)]
@@ -70,8 +69,8 @@ impl Console {
 }
 
 /// Copies the child's stdout and stderr, line by line, to its log file and the console.
-pub fn pump(
-    child: &mut Child,
+pub(super) fn pump(
+    child: &mut super::child::NodeChild,
     node: String,
     log_path: PathBuf,
     console: Console,
@@ -93,11 +92,10 @@ pub fn pump(
                 .await;
         });
     }
-    let streams: Vec<Box<dyn tokio::io::AsyncRead + Unpin + Send>> = vec![
-        Box::new(child.stdout.take().expect("piped stdout")),
-        Box::new(child.stderr.take().expect("piped stderr")),
-    ];
-    for stream in streams {
+    for stream in [child.stdout.take(), child.stderr.take()]
+        .into_iter()
+        .flatten()
+    {
         let file = file.clone();
         let console = console.clone();
         let node = node.clone();

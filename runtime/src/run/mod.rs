@@ -17,9 +17,11 @@
 //! streams ended by the others (see `machines`).
 
 mod barrier;
+mod child;
 mod clocks;
 mod ending;
 mod feed;
+mod forks;
 mod hang;
 mod hosted;
 mod links;
@@ -236,7 +238,9 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
             anyhow::bail!(why);
         }
     }
-    // Prepare: directories, session, what the runtime watches, machines.
+    // Prepare: the fork server (it links while the rest is prepared),
+    // directories, session, what the runtime watches, machines.
+    let forks = fork_server(graph, opts);
     let hang = hang::HangWatch::new(opts.hang_timeout);
     let links = Links::open(graph, opts, hang.heard()).await?;
     let tap = stop.feed.open(Tap {
@@ -246,15 +250,34 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
     let mut report = RunReport::new(graph, &links.run_id, &opts.run_dir);
     report.machine = opts.machine.clone();
     // Spawn, hold the barrier, supervise until no node runs.
-    let mut supervisor = Supervisor::spawn(graph, opts, &links, hang, stop.live.clone())?;
+    let mut supervisor =
+        Supervisor::spawn(graph, opts, &links, hang, stop.live.clone(), forks.as_ref())?;
     report.graph_start_ms = supervisor.barrier(&stop, started_at).await?;
     supervisor.supervise(&stop).await;
     // Report.
     supervisor.conclude(&mut report).await;
+    if let Some(forks) = &forks {
+        forks.finish().await;
+    }
     report.clock = links.clock_report();
     drop(tap);
     links.close();
     Ok(report)
+}
+
+/// The fork server for this machine's built-in nodes, when it has any that
+/// run as processes.
+fn fork_server(graph: &Graph, opts: &RunOptions) -> Option<forks::ForkServer> {
+    let local_builtin = graph.nodes.iter().any(|n| {
+        matches!(n.program, crate::graph::NodeProgram::Builtin(_))
+            && !n.is_hosted()
+            && (opts.machine.is_none() || n.machine.is_none() || n.machine == opts.machine)
+    });
+    if !local_builtin {
+        return None;
+    }
+    let program = spawn::builtin_binary(opts.node_dir.as_deref()).ok()?;
+    forks::ForkServer::start(&program)
 }
 
 fn unix_millis() -> u128 {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Result;
 use tokio::sync::mpsc;
 
+use super::forks::ForkServer;
 use super::links::Links;
 use super::{hosted, logs, spawn};
 use crate::graph::Graph;
@@ -132,6 +133,8 @@ pub(super) struct Spawner<'a> {
     pub host: Option<hosted::Host>,
     /// `--duration`, handed to every node (sources apply it).
     pub media_duration: Option<Duration>,
+    /// Forks the built-in nodes, when it runs.
+    pub forks: Option<&'a ForkServer>,
 }
 
 impl Spawner<'_> {
@@ -166,8 +169,8 @@ impl Spawner<'_> {
         if sup.hosted {
             return self.start_hosted(sup, config);
         }
-        let mut child = spawn::spawn(def, &sup.program, &config)?;
-        sup.pid = child.id();
+        let mut child = spawn::spawn(def, &sup.program, &config, self.forks)?;
+        sup.pid = Some(child.id());
         sup.generation += 1;
         sup.arms_at_start = links
             .arm_counts
@@ -190,7 +193,7 @@ impl Spawner<'_> {
             let status = tokio::select! {
                 s = child.wait() => s,
                 _ = kill => {
-                    let _ = child.start_kill();
+                    child.start_kill();
                     child.wait().await
                 }
             };

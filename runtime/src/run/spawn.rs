@@ -7,7 +7,10 @@ use std::process::Stdio;
 use anyhow::{anyhow, Context, Result};
 use node_api::{NodeConfig, OutputConfig, TransportConfig, CONFIG_ENV};
 use node_catalog::{PortType, BUILTIN_BINARY};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
+
+use super::child::NodeChild;
+use super::forks::ForkServer;
 
 use crate::graph::{Graph, NodeDef, NodeProgram};
 
@@ -180,16 +183,47 @@ pub fn node_config(
 }
 
 /// Starts the node process with piped output, in its own process group so a
-/// Ctrl-C at the terminal reaches only the runtime, which stops the graph in order.
-pub fn spawn(node: &NodeDef, program: &Path, config: &NodeConfig) -> Result<Child> {
-    let mut cmd = Command::new(program);
+/// Ctrl-C at the terminal reaches only the runtime, which stops the graph in
+/// order: forked by `forks` when it serves the node's program, else exec'd.
+pub fn spawn(
+    node: &NodeDef,
+    program: &Path,
+    config: &NodeConfig,
+    forks: Option<&ForkServer>,
+) -> Result<NodeChild> {
+    let mut args = Vec::new();
     if let NodeProgram::Builtin(kind) = &node.program {
-        cmd.arg(kind);
+        args.push(kind.clone());
     }
-    cmd.args(&node.args)
-        .envs(&node.env)
-        .env(CONFIG_ENV, serde_json::to_string(config)?)
-        .env("MEDIAGRAPH_NODE_ID", &node.id)
+    args.extend(node.args.iter().cloned());
+    let mut env: Vec<(String, String)> = node.env.clone().into_iter().collect();
+    env.push((CONFIG_ENV.into(), serde_json::to_string(config)?));
+    env.push(("MEDIAGRAPH_NODE_ID".into(), node.id.clone()));
+    if let Some(forks) = forks.filter(|f| f.serves(program)) {
+        let mut whole: Vec<(String, String)> = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .collect();
+        whole.extend(env.iter().cloned());
+        match forks.spawn(args.clone(), whole) {
+            Ok(child) => return Ok(child),
+            Err(e) => tracing::warn!(
+                "node `{}`: fork server: {e}; starting it with exec",
+                node.id
+            ),
+        }
+    }
+    exec(node, program, &args, &env)
+}
+
+fn exec(
+    node: &NodeDef,
+    program: &Path,
+    args: &[String],
+    env: &[(String, String)],
+) -> Result<NodeChild> {
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .envs(env.iter().cloned())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -203,8 +237,9 @@ pub fn spawn(node: &NodeDef, program: &Path, config: &NodeConfig) -> Result<Chil
             Ok(())
         });
     }
-    crate::spawn_retrying_busy(|| cmd.spawn())
-        .with_context(|| format!("node `{}`: cannot start {}", node.id, program.display()))
+    let child = crate::spawn_retrying_busy(|| cmd.spawn())
+        .with_context(|| format!("node `{}`: cannot start {}", node.id, program.display()))?;
+    Ok(NodeChild::exec(child))
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ use zenoh::liveliness::LivelinessToken;
 use zenoh::Wait;
 
 use super::ending::{self, Blame};
+use super::forks::ForkServer;
 use super::hang::{self, HangWatch};
 use super::links::Links;
 use super::live::{Live, LiveStats, Phase, RunEvent};
@@ -133,6 +134,7 @@ impl<'a> Supervisor<'a> {
         links: &'a Links,
         hang: HangWatch,
         live: Arc<Live>,
+        forks: Option<&'a ForkServer>,
     ) -> Result<Supervisor<'a>> {
         let console = logs::Console::new(opts.console);
         let (exit_tx, exits) = mpsc::unbounded_channel::<Exit>();
@@ -155,6 +157,7 @@ impl<'a> Supervisor<'a> {
             exit_tx,
             host: opts.host.clone(),
             media_duration: opts.duration,
+            forks,
         };
         for sup in nodes.values_mut() {
             spawner.start(sup)?;

@@ -48,6 +48,12 @@ pub struct PortSpec {
 /// `mediagraph-nodes KIND [ARGS]`.
 pub const BUILTIN_BINARY: &str = "mediagraph-nodes";
 
+/// The flag under which a node forked by `mediagraph-nodes --fork-server`
+/// shows its graph id in its command line (`mediagraph-nodes KIND
+/// --node-id ID`): a fork keeps the server's environment in /proc, where an
+/// exec'd node shows `MEDIAGRAPH_NODE_ID`.
+pub const NODE_ID_FLAG: &str = "--node-id";
+
 /// Queue depth of an input when neither the graph nor the port says otherwise.
 pub const DEFAULT_QUEUE_SIZE: usize = 4;
 
