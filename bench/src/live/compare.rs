@@ -37,15 +37,20 @@ enum Tool {
 struct Run {
     m: Measured,
     dropped: u64,
+    /// Ours: the nodes that dropped, and how many each.
+    dropped_at: Vec<(String, u64)>,
     /// ffmpeg only: frames its video sync duplicated.
     duplicated: Option<u64>,
     frames_out: u64,
 }
 
-/// The graph as `runtime run` loads it with these `--set`s.
-fn load(path: &str, sets: &[String]) -> Result<Graph> {
-    let overrides = sets
-        .iter()
+/// The graph as `runtime run` loads it with these `--set`s, its mux writing
+/// into `dir` as in the runs (the graph's own path may be in a folder that
+/// does not exist here, which the graph's checks refuse).
+fn load(path: &str, sets: &[String], dir: &Path) -> Result<Graph> {
+    let out = format!("mux.path={}", dir.join("out.mp4").display());
+    let overrides = std::iter::once(&out)
+        .chain(sets)
         .map(|s| Override::parse(s).map_err(|e| anyhow::anyhow!("--set {s}: {e}")))
         .collect::<Result<Vec<_>>>()?;
     let builtins = [("timestamp".to_string(), runtime::timestamp())].into();
@@ -132,15 +137,16 @@ fn ffmpeg(encode: &Encode, input: &Path, out: &Path, progress: &Path) -> Command
     cmd
 }
 
-/// Drops our nodes counted: every node's `dropped` in the report.
-fn ours_dropped(report: &Path) -> Result<u64> {
+/// Drops our nodes counted: each node's `dropped` in the report, where not 0.
+fn ours_dropped(report: &Path) -> Result<Vec<(String, u64)>> {
     let r: serde_json::Value = serde_json::from_slice(&std::fs::read(report)?)?;
     Ok(r["nodes"]
         .as_object()
         .into_iter()
         .flatten()
-        .filter_map(|(_, n)| n["dropped"].as_u64())
-        .sum())
+        .filter_map(|(id, n)| Some((id.clone(), n["dropped"].as_u64()?)))
+        .filter(|(_, d)| *d > 0)
+        .collect())
 }
 
 /// One run of `tool`; its output is checked with ffprobe (H.264 + AAC, and
@@ -163,19 +169,24 @@ fn run_one(tool: Tool, o: &Options, encode: &Encode, input: &Path, dir: &Path) -
     }
     let p = probe(&out, false)?;
     check_codecs(&out, &p)?;
-    let (dropped, duplicated) = match tool {
-        Tool::Ours => (ours_dropped(&dir.join("report.json"))?, None),
+    let (dropped_at, dropped, duplicated) = match tool {
+        Tool::Ours => {
+            let at = ours_dropped(&dir.join("report.json"))?;
+            let sum = at.iter().map(|(_, d)| d).sum();
+            (at, sum, None)
+        }
         Tool::Ffmpeg => {
             let p = parse_progress(&std::fs::read_to_string(&progress)?);
             if !p.ended {
                 bail!("ffmpeg's progress never said `progress=end`");
             }
-            (p.dropped, Some(p.duplicated))
+            (Vec::new(), p.dropped, Some(p.duplicated))
         }
     };
     Ok(Run {
         m,
         dropped,
+        dropped_at,
         duplicated,
         frames_out: p.video_frames,
     })
@@ -189,19 +200,33 @@ fn tool_name(tool: Tool, ffmpeg_label: &str) -> String {
 }
 
 fn print_run(name: &str, i: usize, o: &Options, r: &Run, input: &Probe) {
+    let at: Vec<String> = r
+        .dropped_at
+        .iter()
+        .map(|(n, d)| format!("{n} {d}"))
+        .collect();
     println!(
-        "run {}/{} {name:<14} wall {:>6.2} s  CPU {:>6.2} s ({:>5.1} % of a core)  Pss peak {:>6.1} MiB  dropped {}{}  frames {}/{}",
+        "run {}/{} {name:<14} wall {:>6.2} s (+{:.2})  CPU {:>6.2} s ({:>5.1} % of a core)  Pss peak {:>6.1} MiB  dropped {}{}{}  frames {}/{}",
         i + 1,
         o.runs,
         r.m.wall.as_secs_f64(),
+        behind_s(r, input),
         r.m.cpu_s,
         cpu_pct(r),
-        r.m.peaks.pss_sum_kib as f64 / 1024.0,
+        pss_mib(r),
         r.dropped,
+        if at.is_empty() { String::new() } else { format!(" ({})", at.join(", ")) },
         r.duplicated.map(|d| format!(" duplicated {d}")).unwrap_or_default(),
         r.frames_out,
         input.video_frames
     );
+}
+
+/// Wall time beyond the input's length: start-up and finishing, and for
+/// ffmpeg, which does not drop when it cannot keep up, how far it fell
+/// behind real time.
+fn behind_s(r: &Run, input: &Probe) -> f64 {
+    r.m.wall.as_secs_f64() - input.duration_s
 }
 
 fn cpu_pct(r: &Run) -> f64 {
@@ -217,14 +242,15 @@ fn print_table(results: &[(Tool, Vec<Run>)], label: &str, input: &Probe) {
     let stat =
         |runs: &[Run], f: &dyn Fn(&Run) -> f64| median(&runs.iter().map(f).collect::<Vec<_>>());
     println!();
-    println!("| tool | wall s | CPU s | CPU % of a core | Pss peak MiB | dropped (sum) | duplicated (sum) | video frames out / in (min) |");
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("| tool | wall s | wall − media s | CPU s | CPU % of a core | Pss peak MiB | dropped (sum) | duplicated (sum) | video frames out / in (min) |");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for (tool, runs) in results {
         let dups: Option<u64> = runs.iter().map(|r| r.duplicated).sum();
         println!(
-            "| {} | {:.2} | {:.2} | {:.1} | {:.0} | {} | {} | {} / {} |",
+            "| {} | {:.2} | {:.2} | {:.2} | {:.1} | {:.0} | {} | {} | {} / {} |",
             tool_name(*tool, label),
             stat(runs, &|r| r.m.wall.as_secs_f64()),
+            stat(runs, &|r| behind_s(r, input)),
             stat(runs, &|r| r.m.cpu_s),
             stat(runs, &cpu_pct),
             stat(runs, &pss_mib),
@@ -250,7 +276,9 @@ pub fn run(o: Options) -> Result<()> {
             runtime_bin().display()
         );
     }
-    let (encode, fps) = graph_settings(&load(&o.graph, &o.sets)?)?;
+    let work = std::env::temp_dir().join(format!("live-compare-{}", std::process::id()));
+    std::fs::create_dir_all(&work)?;
+    let (encode, fps) = graph_settings(&load(&o.graph, &o.sets, &work)?)?;
     let input = generated_input(&default_cache(), o.seconds, fps)?;
     let input_probe = probe(&input, true)?;
     let label = peers::ffmpeg_build(Path::new("ffmpeg"))
@@ -264,7 +292,6 @@ pub fn run(o: Options) -> Result<()> {
         o.runs,
         encode.ffmpeg_args().join(" ")
     );
-    let work = std::env::temp_dir().join(format!("live-compare-{}", std::process::id()));
     let mut results = vec![(Tool::Ours, Vec::new()), (Tool::Ffmpeg, Vec::new())];
     for i in 0..o.runs {
         for (tool, runs) in results.iter_mut() {
@@ -280,4 +307,34 @@ pub fn run(o: Options) -> Result<()> {
     print_table(&results, &label, &input_probe);
     let _ = std::fs::remove_dir_all(&work);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ffmpeg_gets_the_1080p60_graphs_settings() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../graphs/1080p60.yaml");
+        let (encode, fps) =
+            graph_settings(&load(path, &[], &std::env::temp_dir()).unwrap()).unwrap();
+        assert_eq!(fps, 60);
+        assert_eq!(
+            encode,
+            Encode {
+                preset: "veryfast".into(),
+                rate: Rate::Crf(28),
+                gop: 120,
+                tune: None,
+                threads: 0,
+                audio_bps: 192_000,
+                faststart: true,
+            }
+        );
+        // A --set changes what ffmpeg gets too.
+        let sets = ["video-encode.bitrate=4M".to_string()];
+        let (encode, _) =
+            graph_settings(&load(path, &sets, &std::env::temp_dir()).unwrap()).unwrap();
+        assert_eq!(encode.rate, Rate::Abr(4_000_000));
+    }
 }

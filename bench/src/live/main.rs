@@ -50,10 +50,12 @@ p50/p99 per stream; the graph start time.
             bitrate, keyframe interval, tune, threads, AAC bitrate, faststart
             (GRAPH default graphs/1080p60.yaml: veryfast CRF 28, keyint 120,
             AAC 192 kb/s)
-  Prints per run and as medians: CPU % of one core (wait4 CPU / wall), summed
-  Pss peak (every 250 ms), drops (ours: the nodes' `dropped`; ffmpeg: its
-  drop_frames and dup_frames from -progress), the video frames in each file
-  (ffprobe) and the ratios ours / ffmpeg.
+  Prints per run and as medians: wall time and how much of it is beyond the
+  input's length (start and finish; for ffmpeg, which never drops when it
+  cannot keep up, how far it fell behind real time), CPU % of one core (wait4
+  CPU / wall), summed Pss peak (every 250 ms), drops (ours: the nodes'
+  `dropped`; ffmpeg: its drop_frames and dup_frames from -progress), the video
+  frames in each file (ffprobe) and the ratios ours / ffmpeg.
 
 Examples:
   live-bench graphs/1080p.yaml 60
@@ -224,4 +226,26 @@ fn compare_options(graph: String, seconds: &str, args: Vec<String>) -> Result<co
         bail!("--runs and SECONDS must be at least 1");
     }
     Ok(o)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vs_ffmpeg_options() {
+        let mut args: Vec<String> = ["--vs-ffmpeg", "g.yaml", "10"].map(String::from).into();
+        assert!(take_flag(&mut args, "--vs-ffmpeg"));
+        assert_eq!(args, ["g.yaml", "10"]);
+        assert!(!take_flag(&mut args, "--vs-ffmpeg"));
+        let rest = ["--runs", "2", "--set", "a.b=1"].map(String::from).into();
+        let o = compare_options("g.yaml".into(), "10", rest).unwrap();
+        assert_eq!(
+            (o.seconds, o.runs, o.sets),
+            (10, 2, vec!["a.b=1".to_string()])
+        );
+        assert!(compare_options("g".into(), "10", vec!["--runs".into(), "0".into()]).is_err());
+        assert!(compare_options("g".into(), "x", Vec::new()).is_err());
+        assert!(compare_options("g".into(), "10", vec!["--what".into()]).is_err());
+    }
 }
