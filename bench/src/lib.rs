@@ -1,7 +1,9 @@
 //! What the bench binaries share: watching a process tree's memory and CPU
-//! from /proc, the machine, checking outputs with ffprobe, and small
-//! statistics.
+//! from /proc, the machine, the test input and checks of outputs with
+//! ffprobe, the peers compared with, and small statistics.
 
+pub mod media;
+pub mod peers;
 pub mod procs;
 pub mod rtmp_peer;
 

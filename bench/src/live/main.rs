@@ -11,7 +11,11 @@
 //! printed, counts them in every mapper).
 //!
 //! Usage: `target/release/live-bench [GRAPH] [SECONDS] [--set ...]...`
-//! (defaults: graphs/1080p.yaml, 30 s).
+//! (defaults: graphs/1080p.yaml, 30 s). With `--vs-ffmpeg` it records a
+//! file in real time through the graph and through `ffmpeg -re` instead
+//! (compare.rs).
+
+mod compare;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -24,6 +28,7 @@ use node_api::metrics::{per_input, LATENCY_P50_MS, LATENCY_P99_MS};
 const HELP: &str = "live-bench: a graph recorded live, measured per node
 
 Usage: live-bench [GRAPH] [SECONDS] [--set NODE.PARAM=VALUE]...
+       live-bench --vs-ffmpeg [GRAPH] [SECONDS] [--runs N] [--set NODE.PARAM=VALUE]...
 
   GRAPH     the graph to run (default graphs/1080p.yaml), with its sources as
             it sets them (`auto`: the test sources on a machine without
@@ -35,10 +40,28 @@ Prints per node process: CPU% of one core, peak Pss, frames in/out, drops; the
 peak of the summed Pss of the process tree; the mux's capture->mux latency
 p50/p99 per stream; the graph start time.
 
+--vs-ffmpeg: our graph against ffmpeg on the same real-time recording.
+  SECONDS (default 60) of 1920x1080 testsrc2 + a 440 Hz tone, lossless (FFV1 +
+  PCM), generated once into ~/.cache/mediagraph-bench at the graph's camera
+  fps, is recorded RUNS times (default 3) by each, alternated:
+    ours    runtime run GRAPH with camera.source and microphone.source
+            file:IN, realtime=true (paced at the file's rate)
+    ffmpeg  ffmpeg -re -i IN with the graph's settings: x264 preset, CRF or
+            bitrate, keyframe interval, tune, threads, AAC bitrate, faststart
+            (GRAPH default graphs/1080p60.yaml: veryfast CRF 28, keyint 120,
+            AAC 192 kb/s)
+  Prints per run and as medians: wall time and how much of it is beyond the
+  input's length (start and finish; for ffmpeg, which never drops when it
+  cannot keep up, how far it fell behind real time), CPU % of one core (wait4
+  CPU / wall), summed Pss peak (every 250 ms), drops (ours: the nodes'
+  `dropped`; ffmpeg: its drop_frames and dup_frames from -progress), the video
+  frames in each file (ffprobe) and the ratios ours / ffmpeg.
+
 Examples:
   live-bench graphs/1080p.yaml 60
   live-bench graphs/1080p60.yaml 60
-  live-bench graphs/1080p.yaml 60 --set video-encode.tune=zerolatency";
+  live-bench graphs/1080p.yaml 60 --set video-encode.tune=zerolatency
+  live-bench --vs-ffmpeg graphs/1080p60.yaml 60 --runs 3";
 
 fn main() -> Result<()> {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
@@ -46,16 +69,24 @@ fn main() -> Result<()> {
         println!("{HELP}");
         return Ok(());
     }
+    let vs_ffmpeg = take_flag(&mut args, "--vs-ffmpeg");
     let graph = if args.first().is_some_and(|a| !a.starts_with("--")) {
         args.remove(0)
+    } else if vs_ffmpeg {
+        "graphs/1080p60.yaml".into()
     } else {
         "graphs/1080p.yaml".into()
     };
     let seconds = if args.first().is_some_and(|a| !a.starts_with("--")) {
         args.remove(0)
+    } else if vs_ffmpeg {
+        "60".into()
     } else {
         "30".into()
     };
+    if vs_ffmpeg {
+        return compare::run(compare_options(graph, &seconds, args)?);
+    }
     let runtime = std::env::current_exe()?.parent().unwrap().join("runtime");
     let dir = std::env::temp_dir().join(format!("live-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
@@ -160,4 +191,61 @@ fn main() -> Result<()> {
     }
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// Removes `flag` from `args`; whether it was there.
+fn take_flag(args: &mut Vec<String>, flag: &str) -> bool {
+    let before = args.len();
+    args.retain(|a| a != flag);
+    args.len() != before
+}
+
+/// `--runs N` and the `--set`s after GRAPH and SECONDS, for `--vs-ffmpeg`.
+fn compare_options(graph: String, seconds: &str, args: Vec<String>) -> Result<compare::Options> {
+    let mut o = compare::Options {
+        graph,
+        seconds: seconds
+            .parse()
+            .map_err(|e| anyhow::anyhow!("SECONDS `{seconds}`: {e}"))?,
+        runs: 3,
+        sets: Vec::new(),
+    };
+    let mut args = args.into_iter();
+    while let Some(a) = args.next() {
+        let mut value = || {
+            args.next()
+                .ok_or_else(|| anyhow::anyhow!("{a} needs a value"))
+        };
+        match a.as_str() {
+            "--runs" => o.runs = value()?.parse()?,
+            "--set" => o.sets.push(value()?),
+            other => bail!("unknown argument `{other}` with --vs-ffmpeg (see --help)"),
+        }
+    }
+    if o.runs == 0 || o.seconds == 0 {
+        bail!("--runs and SECONDS must be at least 1");
+    }
+    Ok(o)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vs_ffmpeg_options() {
+        let mut args: Vec<String> = ["--vs-ffmpeg", "g.yaml", "10"].map(String::from).into();
+        assert!(take_flag(&mut args, "--vs-ffmpeg"));
+        assert_eq!(args, ["g.yaml", "10"]);
+        assert!(!take_flag(&mut args, "--vs-ffmpeg"));
+        let rest = ["--runs", "2", "--set", "a.b=1"].map(String::from).into();
+        let o = compare_options("g.yaml".into(), "10", rest).unwrap();
+        assert_eq!(
+            (o.seconds, o.runs, o.sets),
+            (10, 2, vec!["a.b=1".to_string()])
+        );
+        assert!(compare_options("g".into(), "10", vec!["--runs".into(), "0".into()]).is_err());
+        assert!(compare_options("g".into(), "x", Vec::new()).is_err());
+        assert!(compare_options("g".into(), "10", vec!["--what".into()]).is_err());
+    }
 }
