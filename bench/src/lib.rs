@@ -2,6 +2,7 @@
 //! from /proc, the machine, checking outputs with ffprobe, and small
 //! statistics.
 
+pub mod accounting;
 pub mod procs;
 pub mod rtmp_peer;
 

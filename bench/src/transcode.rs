@@ -239,6 +239,8 @@ struct Run {
     /// From our `--report`: graph start and each node's CPU seconds.
     graph_start_ms: Option<f64>,
     node_cpu_s: Vec<(String, f64)>,
+    /// Ours: the whole report, for `bench::accounting`.
+    report: Option<serde_json::Value>,
 }
 
 struct Job<'a> {
@@ -341,6 +343,7 @@ impl Job<'_> {
             size_bytes,
             graph_start_ms: None,
             node_cpu_s: Vec::new(),
+            report: None,
         };
         if tool == Tool::Ours {
             let report: serde_json::Value =
@@ -350,6 +353,7 @@ impl Job<'_> {
                 let cpu = n["stats"]["cpu_seconds"].as_f64().unwrap_or(f64::NAN);
                 run.node_cpu_s.push((id.clone(), cpu));
             }
+            run.report = Some(report);
         }
         if self.o.keep.is_none() {
             let _ = std::fs::remove_file(&out);
@@ -526,6 +530,9 @@ fn main() -> Result<()> {
     print_table(&results, input_probe.video_frames);
     if let Some((_, ours)) = results.iter().find(|(t, _)| *t == Tool::Ours) {
         print_per_node(ours);
+        let ffmpeg = results.iter().filter(|(t, _)| *t == Tool::Ffmpeg);
+        let ours = ours.iter().map(|r| (r.m.cpu_s, r.report.as_ref()));
+        bench::accounting::print(ours, ffmpeg.flat_map(|(_, r)| r).map(|r| r.m.cpu_s));
     }
     if o.keep.is_none() {
         let _ = std::fs::remove_dir_all(&work);
