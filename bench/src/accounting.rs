@@ -131,9 +131,7 @@ fn account(report: &Value, total: f64) -> Ours {
     let sum = |f: &dyn Fn(&NodeCpu) -> f64| nodes.iter().map(f).sum::<f64>();
     let media = |n: &NodeCpu| n.media();
     let ends = sum(&|n| n.at[5]);
-    let mut tail_by_node: Vec<(String, f64)> =
-        nodes.iter().map(|n| (n.id.clone(), n.phase(5))).collect();
-    tail_by_node.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let tail_by_node = nodes.iter().map(|n| (n.id.clone(), n.phase(5))).collect();
     Ours {
         total,
         processes: nodes.len(),
@@ -143,6 +141,7 @@ fn account(report: &Value, total: f64) -> Ours {
         fill: sum(&|n| n.phase(3)),
         zenoh: sum(&|n| n.group("zenoh")),
         node_api: sum(&|n| n.group("node_api")),
+        // Every thread of theirs but zenoh's and the stats thread.
         plumbing: sum(&|n| {
             if media(n) {
                 0.0
@@ -167,75 +166,140 @@ fn account(report: &Value, total: f64) -> Ours {
     }
 }
 
-/// The lines printed: (cause, extra seconds, detail).
-type Line = (&'static str, f64, String);
+/// One line printed: a cause, its extra seconds, and a detail made of
+/// figures that are medianed over runs like the seconds.
+struct Line {
+    cause: &'static str,
+    extra: f64,
+    figures: Vec<f64>,
+    detail: Detail,
+}
+
+/// Makes a line's detail from its figures.
+type Detail = Box<dyn Fn(&[f64]) -> String>;
+
+impl Line {
+    fn new(cause: &'static str, extra: f64) -> Line {
+        Line {
+            cause,
+            extra,
+            figures: Vec::new(),
+            detail: Box::new(|_| String::new()),
+        }
+    }
+
+    fn with(mut self, figures: Vec<f64>, detail: impl Fn(&[f64]) -> String + 'static) -> Line {
+        self.figures = figures;
+        self.detail = Box::new(detail);
+        self
+    }
+}
+
+/// Microseconds per message: `f` is (seconds, messages).
+fn per_message(f: &[f64]) -> f64 {
+    if f[1] == 0.0 {
+        0.0
+    } else {
+        f[0] / f[1] * 1e6
+    }
+}
+
+fn startup_detail(f: &[f64]) -> String {
+    format!(
+        "ours {:.2} over {} processes, ffmpeg's {:.2}",
+        f[0], f[1], f[2]
+    )
+}
+
+fn zenoh_detail(f: &[f64]) -> String {
+    format!(
+        "{:.0} µs per message received, {} messages",
+        per_message(f),
+        f[1]
+    )
+}
+
+fn plumbing_detail(f: &[f64]) -> String {
+    format!(
+        "{:.0} µs per message (a hop), {} messages",
+        per_message(f),
+        f[1]
+    )
+}
+
+fn media_detail(f: &[f64]) -> String {
+    let (ours, main, workers, ffmpeg) = (f[0], f[1], f[2], f[3]);
+    format!("ours {ours:.2} (main threads {main:.2}, workers {workers:.2}), ffmpeg {ffmpeg:.2}")
+}
+
+/// The three nodes with the longest tails (`f`: each node's, as `names`).
+fn tail_detail(names: Vec<String>) -> impl Fn(&[f64]) -> String {
+    move |f| {
+        let mut by_node: Vec<(&String, f64)> = names.iter().zip(f.iter().copied()).collect();
+        by_node.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let top: Vec<String> = by_node
+            .iter()
+            .take(3)
+            .map(|(n, s)| format!("{n} {s:.2}"))
+            .collect();
+        top.join(", ")
+    }
+}
 
 /// One run against ffmpeg's (total CPU, of which start-up): the causes of
 /// the difference, and the difference itself.
 fn extra(o: &Ours, ffmpeg_total: f64, ffmpeg_startup: f64) -> (Vec<Line>, f64) {
-    let per_message = |s: f64, n: u64| if n == 0 { 0.0 } else { s / n as f64 * 1e6 };
     let ffmpeg_media = ffmpeg_total - ffmpeg_startup;
     let media = o.media_main + o.media_workers;
-    let tail: Vec<String> = (o.tail_by_node.iter().take(3))
-        .map(|(n, s)| format!("{n} {s:.2}"))
-        .collect();
-    let startup = format!(
-        "ours {:.2} over {} processes, ffmpeg's {ffmpeg_startup:.2}",
-        o.startup, o.processes
-    );
-    let zenoh = format!(
-        "{:.0} µs per message, {} messages received",
-        per_message(o.zenoh, o.messages),
-        o.messages
-    );
-    let plumbing = format!(
-        "{:.0} µs per message (a hop), {} messages",
-        per_message(o.plumbing, o.plumbing_messages),
-        o.plumbing_messages
-    );
-    let media_detail = format!(
-        "ours {media:.2} (main threads {:.2}, workers {:.2}), ffmpeg {ffmpeg_media:.2}",
-        o.media_main, o.media_workers
-    );
-    let none = String::new;
-    let mut lines: Vec<Line> = vec![
-        (
+    let (names, tails): (Vec<String>, Vec<f64>) = o.tail_by_node.iter().cloned().unzip();
+    let startup = vec![o.startup, o.processes as f64, ffmpeg_startup];
+    let zenoh = vec![o.zenoh, o.messages as f64];
+    let plumbing = vec![o.plumbing, o.plumbing_messages as f64];
+    let media_figures = vec![media, o.media_main, o.media_workers, ffmpeg_media];
+    let mut lines = vec![
+        Line::new(
             "start-up (exec + linking, before main)",
             o.startup - ffmpeg_startup,
-            startup,
-        ),
-        ("setup to armed (config, session, codec)", o.setup, none()),
-        ("barrier wait (armed → graph started)", o.barrier, none()),
-        ("pipeline fill (started → first message)", o.fill, none()),
-        ("zenoh threads", o.zenoh, zenoh),
-        ("stats threads", o.node_api, none()),
-        ("plumbing nodes (normalize, sync)", o.plumbing, plumbing),
-        (
+        )
+        .with(startup, startup_detail),
+        Line::new("setup to armed (config, session, codec)", o.setup),
+        Line::new("barrier wait (armed → graph started)", o.barrier),
+        Line::new("pipeline fill (started → first message)", o.fill),
+        Line::new("zenoh threads", o.zenoh).with(zenoh, zenoh_detail),
+        Line::new("stats threads", o.node_api),
+        Line::new("plumbing nodes (normalize, sync)", o.plumbing).with(plumbing, plumbing_detail),
+        Line::new(
             "media work (decode, encode, mux) − ffmpeg's",
             media - ffmpeg_media,
-            media_detail,
-        ),
-        ("tail (end of stream → last stats)", o.tail, tail.join(", ")),
-        ("after the last stats (close, exit)", o.after_stats, none()),
-        ("runtime process", o.runtime, none()),
+        )
+        .with(media_figures, media_detail),
+        Line::new("tail (end of stream → last stats)", o.tail).with(tails, tail_detail(names)),
+        Line::new("after the last stats (close, exit)", o.after_stats),
+        Line::new("runtime process", o.runtime),
     ];
     let difference = o.total - ffmpeg_total;
-    let explained: f64 = lines.iter().map(|l| l.1).sum();
-    lines.push(("rest (not separated)", difference - explained, none()));
+    let explained: f64 = lines.iter().map(|l| l.extra).sum();
+    lines.push(Line::new("rest (not separated)", difference - explained));
     (lines, difference)
 }
 
-/// Medians over runs, line by line; the last line takes what the medians of
-/// the others leave of the median difference, so the table adds up.
-fn medians(runs: &[(Vec<Line>, f64)]) -> (Vec<Line>, f64) {
+/// Medians over runs, line by line (and figure by figure); the last line
+/// takes what the medians of the others leave of the median difference, so
+/// the table adds up. Returns (cause, seconds, detail) and the difference.
+fn medians(runs: Vec<(Vec<Line>, f64)>) -> (Vec<(&'static str, f64, String)>, f64) {
     let difference = median(&runs.iter().map(|r| r.1).collect::<Vec<_>>());
-    let Some(first) = runs.first() else {
+    let Some((first, _)) = runs.first() else {
         return (Vec::new(), difference);
     };
-    let mut lines: Vec<Line> = (0..first.0.len())
-        .map(|i| {
-            let m = median(&runs.iter().map(|r| r.0[i].1).collect::<Vec<_>>());
-            (first.0[i].0, m, first.0[i].2.clone())
+    let of = |f: &dyn Fn(&Line) -> f64, i: usize| {
+        median(&runs.iter().map(|r| f(&r.0[i])).collect::<Vec<_>>())
+    };
+    let mut lines: Vec<_> = (first.iter().enumerate())
+        .map(|(i, l)| {
+            let figures: Vec<f64> = (0..l.figures.len())
+                .map(|j| of(&|l| l.figures[j], i))
+                .collect();
+            (l.cause, of(&|l| l.extra, i), (l.detail)(&figures))
         })
         .collect();
     let last = lines.len() - 1;
@@ -276,12 +340,12 @@ pub fn print<'a>(
         return;
     }
     let startup = ffmpeg_startup();
-    let runs: Vec<(Vec<Line>, f64)> = (pairs.iter())
+    let runs: Vec<_> = (pairs.iter())
         .map(|((total, report), f)| extra(&account(report, *total), *f, startup))
         .collect();
-    let (lines, difference) = medians(&runs);
+    let (lines, difference) = medians(runs);
     println!();
-    let n = runs.len();
+    let n = pairs.len();
     let plural = if n == 1 { "" } else { "s" };
     println!("extra CPU against ffmpeg, per cause (CPU s, medians over {n} run{plural}):");
     for (cause, s, detail) in &lines {
@@ -329,7 +393,9 @@ mod tests {
             close(o.media_main, 2.0) && close(o.media_workers, 5.49),
             "{o:?}"
         );
-        assert!(close(o.tail, 0.67) && o.tail_by_node[0].0 == "video-encode");
+        assert!(close(o.tail, 0.67), "{o:?}");
+        assert_eq!(o.tail_by_node[1].0, "video-encode");
+        assert!(close(o.tail_by_node[1].1, 0.6), "{o:?}");
         assert!(close(o.after_stats, 0.2) && close(o.runtime, 0.3), "{o:?}");
     }
 
@@ -337,29 +403,38 @@ mod tests {
     fn the_lines_of_a_run_add_up_to_the_difference() {
         let (lines, difference) = extra(&account(&report(), 11.0), 9.5, 0.05);
         assert!(close(difference, 1.5));
-        let sum: f64 = lines.iter().map(|l| l.1).sum();
-        assert!(close(sum, difference), "{lines:?}");
+        let sum: f64 = lines.iter().map(|l| l.extra).sum();
+        assert!(close(sum, difference), "{sum}");
         // All was explained but the runtime's exit (11.0 − 0.3 − 10.2).
-        assert!(close(lines.last().unwrap().1, 0.5), "{lines:?}");
-        let media = lines.iter().find(|l| l.0.starts_with("media")).unwrap();
-        assert!(close(media.1, 7.49 - 9.45), "{media:?}");
+        assert!(close(lines.last().unwrap().extra, 0.5));
+        let media = lines.iter().find(|l| l.cause.starts_with("media")).unwrap();
+        assert!(close(media.extra, 7.49 - 9.45), "{}", media.extra);
     }
 
     #[test]
-    fn medians_of_the_lines_still_add_up() {
+    fn medians_of_the_lines_and_their_figures_still_add_up() {
         let run = |a: f64, b: f64, d: f64| {
-            (
-                vec![
-                    ("a", a, String::new()),
-                    ("b", b, String::new()),
-                    ("rest", 0.0, String::new()),
-                ],
-                d,
-            )
+            let lines = vec![
+                Line::new("a", a).with(vec![a * 10.0], |f| format!("{}", f[0])),
+                Line::new("b", b),
+                Line::new("rest", 0.0),
+            ];
+            (lines, d)
         };
-        let (lines, d) = medians(&[run(1.0, 5.0, 6.0), run(2.0, 1.0, 3.0), run(3.0, 2.0, 5.0)]);
+        let runs = vec![run(1.0, 5.0, 6.0), run(2.0, 1.0, 3.0), run(3.0, 2.0, 5.0)];
+        let (lines, d) = medians(runs);
         assert_eq!(d, 5.0);
-        assert_eq!((lines[0].1, lines[1].1), (2.0, 2.0));
-        assert_eq!(lines[2].1, 1.0);
+        assert_eq!(lines[0], ("a", 2.0, "20".to_string()));
+        assert_eq!(lines[1].1, 2.0);
+        assert_eq!(lines[2].1, 1.0, "what the medians leave of the difference");
+    }
+
+    #[test]
+    fn the_tail_names_its_longest_three() {
+        let names = ["a", "b", "c", "d"].map(String::from).to_vec();
+        assert_eq!(
+            tail_detail(names)(&[0.1, 0.4, 0.2, 0.3]),
+            "b 0.40, d 0.30, c 0.20"
+        );
     }
 }
