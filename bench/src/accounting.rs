@@ -279,7 +279,10 @@ fn extra(o: &Ours, ffmpeg_total: f64, ffmpeg_startup: f64) -> (Vec<Line>, f64) {
     ];
     let difference = o.total - ffmpeg_total;
     let explained: f64 = lines.iter().map(|l| l.extra).sum();
-    lines.push(Line::new("rest (runtime exit; medians)", difference - explained));
+    lines.push(Line::new(
+        "rest (runtime exit, medians)",
+        difference - explained,
+    ));
     (lines, difference)
 }
 
@@ -349,7 +352,8 @@ pub fn print<'a>(
     let plural = if n == 1 { "" } else { "s" };
     println!("extra CPU against ffmpeg, per cause (CPU s, medians over {n} run{plural}):");
     for (cause, s, detail) in &lines {
-        println!("{}", format!("  {cause:<44} {s:>+6.2}  {detail}").trim_end());
+        let line = format!("  {cause:<44} {s:>+6.2}  {detail}");
+        println!("{}", line.trim_end());
     }
     println!("  {:<44} {difference:>+6.2}", "= ours − ffmpeg");
 }
