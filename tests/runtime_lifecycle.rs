@@ -34,6 +34,28 @@ fn frames_flow_zero_copy_and_end_of_stream_ends_the_run() {
     assert_eq!(r.node("relay")["frames_out"], 50);
     assert_eq!(r.node("source")["frames_out"], 50);
     assert_eq!(r.report()["exit_code"], 0);
+    // The CPU account the transcode bench reads: every point of the relay's
+    // life in order, its thread split, the runtime's own and its nodes'.
+    let stats = &r.node("relay")["stats"];
+    let at = |p: &str| stats["cpu_phases"][p].as_f64().unwrap_or(-1.0);
+    let points = [
+        "entry",
+        "armed",
+        "started",
+        "first_message",
+        "end_of_stream",
+        "end",
+    ]
+    .map(at);
+    assert!(points[0] > 0.0, "{stats}");
+    assert!(points.windows(2).all(|w| w[0] <= w[1]), "{points:?}");
+    assert!(
+        stats["cpu_threads"]["zenoh"].as_f64() > Some(0.0),
+        "{stats}"
+    );
+    let cpu = &r.report()["cpu"];
+    assert!(cpu["runtime_s"].as_f64() > Some(0.0), "{cpu}");
+    assert!(cpu["children_s"].as_f64() > Some(points[5]), "{cpu}");
 }
 
 #[test]

@@ -2,6 +2,7 @@
 //! from /proc, the machine, the test input and checks of outputs with
 //! ffprobe, the peers compared with, and small statistics.
 
+pub mod accounting;
 pub mod media;
 pub mod peers;
 pub mod procs;

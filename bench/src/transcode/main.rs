@@ -294,6 +294,10 @@ fn main() -> Result<()> {
     print_table(&results, input_probe.video_frames);
     if let Some((_, ours)) = results.iter().find(|(t, _)| *t == Tool::Ours) {
         print_per_node(ours);
+        // Extra CPU per cause, against the system ffmpeg (same libraries).
+        let ffmpeg = results.iter().filter(|(t, _)| t.is_system_ffmpeg());
+        let ours = ours.iter().map(|r| (r.m.cpu_s, r.report.as_ref()));
+        bench::accounting::print(ours, ffmpeg.flat_map(|(_, r)| r).map(|r| r.m.cpu_s));
     }
     if o.keep.is_none() {
         let _ = std::fs::remove_dir_all(&work);

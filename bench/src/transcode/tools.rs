@@ -51,6 +51,8 @@ pub struct Run {
     /// From our `--report`: graph start and each node's CPU seconds.
     pub graph_start_ms: Option<f64>,
     pub node_cpu_s: Vec<(String, f64)>,
+    /// Ours: the whole report, for `bench::accounting`.
+    pub report: Option<serde_json::Value>,
 }
 
 /// What every run of every tool shares.
@@ -140,6 +142,7 @@ impl Job {
             size_bytes: std::fs::metadata(&out)?.len(),
             graph_start_ms: None,
             node_cpu_s: Vec::new(),
+            report: None,
         };
         if *tool == Tool::Ours {
             read_report(&run_dir.join("report.json"), &mut run)?;
@@ -160,5 +163,6 @@ fn read_report(path: &Path, run: &mut Run) -> Result<()> {
         let cpu = n["stats"]["cpu_seconds"].as_f64().unwrap_or(f64::NAN);
         run.node_cpu_s.push((id.clone(), cpu));
     }
+    run.report = Some(report);
     Ok(())
 }

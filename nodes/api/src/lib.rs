@@ -35,6 +35,7 @@
 
 pub mod clock;
 pub mod config;
+mod cpu;
 pub mod describe;
 pub mod keys;
 pub mod logging;
@@ -72,6 +73,8 @@ pub use stats::{cpu_seconds, InputStats, Metrics, NodeStats, OutputStats};
 /// chain>` (the runtime shows it as the node's last log line) and exits 1,
 /// or [`EXIT_NO_RESTART`] when the error is a [`NoRestart`].
 pub fn run_main(node_main: impl FnOnce() -> anyhow::Result<()>) {
+    // Before anything: what the process used so far is its exec and linking.
+    cpu::mark(cpu::Mark::Entry);
     if let Err(e) = node_main() {
         eprintln!("error: {e:#}");
         let no_restart = e.chain().any(|c| c.is::<NoRestart>());

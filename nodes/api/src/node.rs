@@ -118,6 +118,8 @@ impl Node {
     /// A node started this way publishes no schema: `--describe` fails, and
     /// the runtime passes its params as written. See [`Node::init_with_schema`].
     pub fn init() -> Result<Node> {
+        // For a node whose main does not go through `run_main`.
+        crate::cpu::mark(crate::cpu::Mark::Entry);
         if crate::describe::describe_requested() {
             bail!(
                 "this node publishes no schema: start it with `Node::init_with_schema` to answer {}",
@@ -137,6 +139,7 @@ impl Node {
     /// cross-checks) with defaults filled in, as the runtime already did, so
     /// [`Node::params`] holds every param that has a value.
     pub fn init_with_schema(schema: &'static NodeSchema) -> Result<Node> {
+        crate::cpu::mark(crate::cpu::Mark::Entry);
         crate::describe::describe_if_requested(schema);
         crate::updates::set_custom_schema(schema);
         crate::logging::init();
@@ -272,7 +275,11 @@ impl Node {
             .wait()
             .map_err(|e| anyhow!("{e}"))?;
         self._tokens.push(token);
-        self.phase.step(Step::Arm);
+        crate::cpu::mark(crate::cpu::Mark::Armed);
+        if self.phase.step(Step::Arm).1 == Phase::Running {
+            // The start came first (a restarted node): no wait at the barrier.
+            crate::cpu::mark(crate::cpu::Mark::Started);
+        }
         tracing::debug!(node = %self.config.node_id, "armed");
         Ok(())
     }
@@ -392,11 +399,18 @@ impl Node {
                         return Ok(Some(Event::ParamUpdate { name, value, at_ns }));
                     }
                 }
-                Next::Input(input, message) => return Ok(Some(Event::Input { input, message })),
+                Next::Input(input, message) => {
+                    crate::cpu::mark(crate::cpu::Mark::FirstMessage);
+                    return Ok(Some(Event::Input { input, message }));
+                }
                 Next::Closed(input) => return Ok(Some(Event::InputClosed { input })),
-                Next::AllClosed => return Ok(None),
+                Next::AllClosed => {
+                    crate::cpu::mark(crate::cpu::Mark::EndOfStream);
+                    return Ok(None);
+                }
                 Next::Timeout => {
                     if self.config.inputs.is_empty() && self.phase.get().stop_handed_out() {
+                        crate::cpu::mark(crate::cpu::Mark::EndOfStream);
                         return Ok(None);
                     }
                     return Err(anyhow!(TIMEOUT_MARKER));

@@ -21,6 +21,21 @@ pub struct NodeStats {
     pub rss_bytes: u64,
     /// CPU time used by the node process so far, seconds.
     pub cpu_seconds: f64,
+    /// The process's CPU seconds (all threads) when it reached each point
+    /// of its life so far: `entry` (its `main`: exec and dynamic linking
+    /// before it), `armed` (set up: config, session, codec), `started` (the
+    /// runtime's barrier let the graph go), `first_message` (first received
+    /// or sent), `end_of_stream` (every input ended, or a source finishing),
+    /// `end` (its last stats). Differences between them give each phase.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub cpu_phases: BTreeMap<String, f64>,
+    /// CPU seconds from `first_message` to `end_of_stream` per group of
+    /// threads: `zenoh` (its runtimes and shared-memory watchdogs),
+    /// `node_api` (the stats thread), `main` (the event loop and what it
+    /// calls), `other` (codec workers, and any thread that ended within).
+    /// They add up to that window; empty until it closes.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub cpu_threads: BTreeMap<String, f64>,
     /// The node's final counters, sent as it finished (the report waits
     /// for them).
     #[serde(default)]

@@ -50,7 +50,9 @@ pub(crate) use feed::Tap;
 pub use hosted::{needs_host, Host, HostedEnd, NodeHost};
 pub use live::{LiveStats, NodeFigures, Phase, RunEvent};
 use process::{NodeState, Supervised};
-pub use report::{ClockReport, MachineLoss, MachineRejoin, NodeOutcome, NodeReport, RunReport};
+pub use report::{
+    ClockReport, CpuReport, MachineLoss, MachineRejoin, NodeOutcome, NodeReport, RunReport,
+};
 pub use spawn::{builtin_binary, builtin_binary_in, builtin_dir};
 use supervisor::Supervisor;
 
@@ -262,6 +264,8 @@ pub async fn run(graph: &Graph, opts: &RunOptions, stop: StopHandle) -> Result<R
     report.clock = links.clock_report();
     drop(tap);
     links.close();
+    // Last: every node has been reaped by now (their CPU is the children's).
+    report.cpu = Some(report::CpuReport::now());
     Ok(report)
 }
 

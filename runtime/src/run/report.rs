@@ -42,10 +42,43 @@ pub struct RunReport {
     /// Machines that vanished and came back within `--rejoin-timeout`.
     #[serde(default)]
     pub rejoined_machines: Vec<MachineRejoin>,
+    /// CPU time as the report was written: this runtime's and its nodes'.
+    #[serde(default)]
+    pub cpu: Option<CpuReport>,
     #[serde(skip)]
     kinds: BTreeMap<String, String>,
     #[serde(skip)]
     graph_links: Vec<LinkEnds>,
+}
+
+/// CPU seconds (user + system) of the runtime and of what it ran.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct CpuReport {
+    /// This runtime process, every thread (its own zenoh session, the
+    /// supervisor, hang watch, logs).
+    pub runtime_s: f64,
+    /// Every process it started and reaped: the nodes of every incarnation
+    /// (and a custom node's `--describe`). Minus the nodes' own last
+    /// `cpu_phases.end`: what they used after their last stats (closing
+    /// the session, exiting).
+    pub children_s: f64,
+}
+
+impl CpuReport {
+    pub fn now() -> CpuReport {
+        CpuReport {
+            runtime_s: rusage_seconds(libc::RUSAGE_SELF),
+            children_s: rusage_seconds(libc::RUSAGE_CHILDREN),
+        }
+    }
+}
+
+fn rusage_seconds(who: libc::c_int) -> f64 {
+    // SAFETY: getrusage fills the struct we own.
+    let mut u: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(who, &mut u) };
+    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    tv(u.ru_utime) + tv(u.ru_stime)
 }
 
 /// One compressed link: raw video from a node on one machine to another
@@ -240,6 +273,7 @@ impl RunReport {
             links: Vec::new(),
             graph_links: link_ends(graph),
             rejoined_machines: Vec::new(),
+            cpu: None,
             kinds: graph
                 .nodes
                 .iter()

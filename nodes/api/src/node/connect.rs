@@ -13,7 +13,7 @@ use zenoh::qos::{CongestionControl, Reliability};
 use zenoh::sample::SampleKind;
 use zenoh::{Session, Wait};
 
-use super::phase::{SharedPhase, Step};
+use super::phase::{Phase, SharedPhase, Step};
 use super::{Node, Output};
 use crate::config::NodeConfig;
 use crate::keys;
@@ -208,6 +208,9 @@ fn subscribe_signals(
                     return;
                 }
                 let (before, after) = phase.step(step);
+                if after == Phase::Running && before != after {
+                    crate::cpu::mark(crate::cpu::Mark::Started);
+                }
                 if before != after {
                     q.push_control(control.clone());
                 }

@@ -37,6 +37,9 @@ impl Node {
     }
 
     pub(super) fn finish_inner(&mut self, release_timeout: Duration) -> Result<()> {
+        // A source's end of stream: its last frame went out (a node with
+        // inputs marked it as they all ended).
+        crate::cpu::mark(crate::cpu::Mark::EndOfStream);
         let names: Vec<String> = self
             .outputs
             .iter()

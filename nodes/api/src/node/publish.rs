@@ -36,6 +36,7 @@ impl Node {
     /// is busy): the report and an app's summary count from them, and the
     /// periodic ones before may not have seen the end (an encoder's flush).
     pub(super) fn publish_last_stats(&self) {
+        crate::cpu::mark(crate::cpu::Mark::End);
         let stats = NodeStats {
             last: true,
             ..self.stats()
@@ -118,6 +119,8 @@ fn snapshot(
         metrics,
         rss_bytes,
         cpu_seconds,
+        cpu_phases: crate::cpu::phases(),
+        cpu_threads: crate::cpu::thread_groups(),
         last: false,
     }
 }

@@ -144,6 +144,7 @@ impl Node {
             let key = keys::closed(&self.config.run_id, &node, output);
             let _ = self.session.put(key, at).wait();
         } else {
+            crate::cpu::mark(crate::cpu::Mark::FirstMessage);
             out.counters.sent.fetch_add(1, Ordering::Relaxed);
             out.counters.bytes.fetch_add(len, Ordering::Relaxed);
         }
