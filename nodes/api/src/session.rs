@@ -81,6 +81,16 @@ pub fn open(
         "transport/shared_memory/transport_optimization/enabled",
         "false".into(),
     )?;
+    // Experiments with zenoh's own settings, for every process of a run
+    // (the runtime passes its environment on): `key=json5;key=json5`.
+    if let Ok(extra) = std::env::var("MEDIAGRAPH_ZENOH_SET") {
+        for kv in extra.split(';').filter(|kv| !kv.trim().is_empty()) {
+            let (key, value) = kv
+                .split_once('=')
+                .ok_or_else(|| anyhow!("MEDIAGRAPH_ZENOH_SET: `{kv}` is not key=value"))?;
+            set(&mut config, key.trim(), value.trim().to_string())?;
+        }
+    }
     let mut open = zenoh::open(config);
     if shared_memory {
         // Our pools' segments (see crate::segment) are mapped by our client.
