@@ -53,7 +53,11 @@ WHAT IT DOES
        input's duration within 0.25 s, every frame there), and that the first
        output of each tool decodes without an error.
     4. Prints per run, then a table of medians and the ratios to the
-       system's ffmpeg.
+       system's ffmpeg, our graph's start time and per-node CPU and Pss,
+       and our extra CPU against that ffmpeg per cause (start-up, setup,
+       barrier, zenoh threads, plumbing nodes per hop, media work, tail,
+       exit and fork server, the runtime), from each node's `cpu_phases`
+       and `cpu_threads` in our `--report` (README: Benchmarks).
 
 MEASURES
     wall      time from start to exit of the command (for ours: `runtime run`,
