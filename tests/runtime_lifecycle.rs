@@ -38,15 +38,7 @@ fn frames_flow_zero_copy_and_end_of_stream_ends_the_run() {
     // life in order, its thread split, the runtime's own and its nodes'.
     let stats = &r.node("relay")["stats"];
     let at = |p: &str| stats["cpu_phases"][p].as_f64().unwrap_or(-1.0);
-    let points = [
-        "entry",
-        "armed",
-        "started",
-        "first_message",
-        "end_of_stream",
-        "end",
-    ]
-    .map(at);
+    let points = node_api::CPU_PHASES.map(at);
     assert!(points[0] > 0.0, "{stats}");
     assert!(points.windows(2).all(|w| w[0] <= w[1]), "{points:?}");
     assert!(

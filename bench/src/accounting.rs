@@ -31,15 +31,8 @@ const MEDIA_KINDS: &[&str] = &[
     "replay-buffer",
 ];
 
-/// The points of `cpu_phases`, in the order a node reaches them.
-const PHASES: [&str; 6] = [
-    "entry",
-    "armed",
-    "started",
-    "first_message",
-    "end_of_stream",
-    "end",
-];
+// The points of `cpu_phases`, in the order a node reaches them.
+use node_api::CPU_PHASES as PHASES;
 
 /// One node's CPU, from the report.
 #[derive(Debug, Clone, Default)]

@@ -38,17 +38,21 @@ const MARKS: [Mark; 6] = [
     Mark::End,
 ];
 
+/// The keys of a node's `cpu_phases`, in the order it reaches them (one per
+/// [`Mark`], in its order).
+pub const CPU_PHASES: [&str; 6] = [
+    "entry",
+    "armed",
+    "started",
+    "first_message",
+    "end_of_stream",
+    "end",
+];
+
 impl Mark {
     /// Its key in `cpu_phases`.
     pub fn name(self) -> &'static str {
-        match self {
-            Mark::Entry => "entry",
-            Mark::Armed => "armed",
-            Mark::Started => "started",
-            Mark::FirstMessage => "first_message",
-            Mark::EndOfStream => "end_of_stream",
-            Mark::End => "end",
-        }
+        CPU_PHASES[self as usize]
     }
 }
 
