@@ -502,3 +502,16 @@ fn devices_lists_the_hardware_encoders_it_tried() {
         assert!(section.contains(name), "{name} not named:\n{text}");
     }
 }
+
+#[test]
+fn the_runtime_process_links_no_codec_library() {
+    // Exec'ing a program that links FFmpeg costs ~60 ms of CPU (its ~200
+    // libraries are bound at start); the runtime has no codec work of its
+    // own (snapshots are encoded by a helper process), so it pays none.
+    let out = Command::new("ldd").arg(runtime_bin()).output().unwrap();
+    let libs = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{libs}");
+    for lib in ["libavcodec", "libavformat", "libavutil", "libswscale"] {
+        assert!(!libs.contains(lib), "runtime links {lib}:\n{libs}");
+    }
+}

@@ -156,7 +156,8 @@ impl Runtime {
             ..RunOptions::default()
         };
         let handle = StopHandle::default();
-        let control = Arc::new(Control::new(Arc::new(graph.clone()), handle.clone()));
+        let control = Control::new(Arc::new(graph.clone()), handle.clone());
+        let control = Arc::new(control.with_node_dir(opts.node_dir.clone()));
         let server = match &self.control {
             Some(addr) => Some(
                 tokio

@@ -36,6 +36,7 @@
 pub mod clock;
 pub mod config;
 mod cpu;
+pub mod snapshot;
 pub use cpu::CPU_PHASES;
 pub mod describe;
 pub mod keys;

@@ -40,6 +40,17 @@ fn main() -> ExitCode {
             name_process("node-forks");
             fork_server::serve(run_node)
         }
+        Some(flag) if flag == node_api::snapshot::JPEG_SERVER_FLAG => {
+            name_process("node-jpeg");
+            let (stdin, stdout) = (std::io::stdin().lock(), std::io::stdout().lock());
+            match node_media::jpeg::serve(stdin, std::io::BufWriter::new(stdout)) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("mediagraph-nodes {flag}: {e:#}");
+                    1
+                }
+            }
+        }
         _ => run_node(&args),
     };
     ExitCode::from(code.clamp(0, 255) as u8)

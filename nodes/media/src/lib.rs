@@ -8,6 +8,7 @@ pub mod canvas;
 pub mod codec;
 pub mod font;
 pub mod geometry;
+pub mod jpeg;
 pub mod latency;
 pub mod packet;
 pub mod video;

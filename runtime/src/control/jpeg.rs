@@ -1,126 +1,118 @@
-//! A raw video frame made into a small JPEG: scaled with swscale, encoded
-//! with FFmpeg's MJPEG encoder. Runs on a blocking thread of the runtime,
-//! never on a node's.
+//! Snapshots made into JPEGs by a helper process (`mediagraph-nodes
+//! --jpeg-server`, see `node_api::snapshot`), started at the first snapshot
+//! and kept until the control server ends: the runtime itself links no codec
+//! library, which kept ~200 shared libraries out of every run's start.
 
-use std::sync::OnceLock;
+use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use ff::format::Pixel;
-use ffmpeg_next as ff;
-use node_api::{PixelFormat, VideoFrame};
-use node_media::video::{Planes, PlanesMut, Scaler};
+use node_api::snapshot::{JpegReply, JpegRequest, JPEG_SERVER_FLAG};
+use node_api::VideoFrame;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, ChildStdin, ChildStdout};
+use tokio::sync::Mutex;
 
 /// The widest snapshot asked for (a preview, not a still camera).
 pub const MAX_WIDTH: u32 = 3840;
 /// The narrowest: swscale and the encoder want a few pixels.
 pub const MIN_WIDTH: u32 = 16;
 
-/// MJPEG quantizer bounds (2 best .. 31 worst): a sharp preview whatever
-/// bit rate the encoder's rate control would aim at for a lone frame.
-const QMIN: i32 = 2;
-const QMAX: i32 = 6;
-
-/// The size of a snapshot `width` wide of a `src_w`×`src_h` picture: the
-/// same aspect, both dimensions even (4:2:0 chroma), at least 2×2.
-pub fn scaled_size(src_w: u32, src_h: u32, width: u32) -> (u32, u32) {
-    let even = |v: u64| (v.max(2) & !1) as u32;
-    let w = even(width as u64);
-    let h = (w as u64 * src_h as u64 + src_w as u64 / 2) / (src_w.max(1) as u64);
-    (w, even(h))
+/// The helper, once started; one snapshot at a time goes through it.
+#[derive(Default)]
+pub struct JpegHelper {
+    /// Where the built-in nodes' binary is (`None`: where the runtime looks
+    /// for it, see `builtin_binary`).
+    node_dir: Option<PathBuf>,
+    helper: Mutex<Option<Helper>>,
 }
 
-fn init() -> Result<()> {
-    static INIT: OnceLock<Result<(), String>> = OnceLock::new();
-    INIT.get_or_init(|| node_media::init().map_err(|e| format!("{e:#}")))
-        .clone()
-        .map_err(|e| anyhow!(e))
+struct Helper {
+    /// Killed when dropped.
+    _child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
 }
 
-/// The JPEG of `frame` (its pixels in `data`), `width` wide.
-pub fn encode(frame: &VideoFrame, data: &[u8], width: u32) -> Result<Vec<u8>> {
-    init()?;
-    if frame.format == PixelFormat::Mjpeg {
-        bail!("its frames are MJPEG-compressed, not raw pixels");
-    }
-    let src = Planes::from_payload(frame, data).context("the frame's planes")?;
-    let (w, h) = scaled_size(frame.width, frame.height, width);
-    // Full-range 4:2:0, what JPEG holds; swscale converts the range too.
-    let mut picture = ff::frame::Video::new(Pixel::YUVJ420P, w, h);
-    Scaler::bilinear()
-        .scale(&src, &mut PlanesMut::from_frame(&mut picture))
-        .with_context(|| format!("scaling {}x{} to {w}x{h}", frame.width, frame.height))?;
-    picture.set_pts(Some(0));
-    compress(&picture).with_context(|| format!("encoding a {w}x{h} JPEG"))
-}
-
-fn compress(picture: &ff::frame::Video) -> Result<Vec<u8>> {
-    let codec = ff::encoder::find(ff::codec::Id::MJPEG).context("FFmpeg has no MJPEG encoder")?;
-    let mut enc = ff::codec::Context::new_with_codec(codec)
-        .encoder()
-        .video()?;
-    enc.set_width(picture.width());
-    enc.set_height(picture.height());
-    enc.set_format(Pixel::YUVJ420P);
-    enc.set_time_base((1, 25));
-    enc.set_qmin(QMIN);
-    enc.set_qmax(QMAX);
-    let mut enc = enc.open_as(codec)?;
-    enc.send_frame(picture)?;
-    enc.send_eof()?;
-    let mut packet = ff::Packet::empty();
-    enc.receive_packet(&mut packet)?;
-    Ok(packet.data().context("an empty packet")?.to_vec())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use node_api::TimeBase;
-
-    #[test]
-    fn sizes_keep_the_aspect_and_are_even() {
-        assert_eq!(scaled_size(1920, 1080, 320), (320, 180));
-        assert_eq!(scaled_size(160, 120, 320), (320, 240));
-        assert_eq!(scaled_size(1920, 1080, 321), (320, 180));
-        assert_eq!(scaled_size(1280, 720, 100), (100, 56));
-        assert_eq!(scaled_size(640, 10, 16), (16, 2));
-        assert_eq!(scaled_size(0, 0, 0), (2, 2));
-    }
-
-    fn frame(format: PixelFormat, width: u32, height: u32) -> VideoFrame {
-        VideoFrame {
-            format,
-            width,
-            height,
-            layout: format.packed_layout(width, height),
-            pts: 0,
-            time_base: TimeBase::new(1, 30),
-            duration: 1,
-            capture_ns: 0,
+impl JpegHelper {
+    /// A helper run from the built-in nodes' binary in `node_dir`.
+    pub fn in_dir(node_dir: Option<PathBuf>) -> JpegHelper {
+        JpegHelper {
+            node_dir,
+            helper: Mutex::default(),
         }
     }
 
-    #[test]
-    fn a_frame_becomes_a_jpeg_of_the_asked_width() {
-        let f = frame(PixelFormat::Rgb24, 160, 90);
-        let pixels: Vec<u8> = (0..f.layout.size).map(|i| (i % 251) as u8).collect();
-        let jpeg = encode(&f, &pixels, 64).unwrap();
-        assert_eq!(&jpeg[..2], &[0xff, 0xd8], "JPEG start of image");
-        let mut decoder = node_media::video::MjpegDecoder::new().unwrap();
-        let back = decoder.decode(&jpeg).unwrap();
-        assert_eq!((back.width(), back.height()), (64, 36));
+    /// Starts the helper now (else at the first snapshot); a helper that
+    /// cannot start is said at each snapshot.
+    pub async fn start(&self) {
+        let mut slot = self.helper.lock().await;
+        if slot.is_none() {
+            *slot = start(self.node_dir.as_deref()).ok();
+        }
     }
 
-    #[test]
-    fn short_payloads_and_mjpeg_are_refused() {
-        let f = frame(PixelFormat::Yuv420p, 64, 48);
-        let short = vec![0u8; f.layout.size - 1];
-        assert!(encode(&f, &short, 32).is_err());
-        let m = VideoFrame {
-            format: PixelFormat::Mjpeg,
-            ..f
-        };
-        let why = encode(&m, &[0xff, 0xd8], 32).unwrap_err();
-        assert!(format!("{why:#}").contains("MJPEG"), "{why:#}");
+    /// The JPEG of `frame` (its pixels in `data`), `width` wide.
+    pub async fn encode(&self, frame: &VideoFrame, data: &[u8], width: u32) -> Result<Vec<u8>> {
+        let mut slot = self.helper.lock().await;
+        if slot.is_none() {
+            *slot = Some(start(self.node_dir.as_deref())?);
+        }
+        let helper = slot.as_mut().expect("started above");
+        match ask(helper, frame, data, width).await {
+            Ok(JpegReply::Jpeg { len }) => {
+                let mut jpeg = vec![0u8; len];
+                helper.stdout.read_exact(&mut jpeg).await?;
+                Ok(jpeg)
+            }
+            Ok(JpegReply::Error(why)) => Err(anyhow!(why)),
+            Err(e) => {
+                // A helper that died or garbled its answer is started anew
+                // for the next snapshot.
+                *slot = None;
+                Err(e.context("the snapshot helper"))
+            }
+        }
     }
+}
+
+fn start(node_dir: Option<&Path>) -> Result<Helper> {
+    let program = crate::run::builtin_binary(node_dir).context("the snapshot helper")?;
+    let mut child = tokio::process::Command::new(&program)
+        .arg(JPEG_SERVER_FLAG)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .with_context(|| format!("starting {} {JPEG_SERVER_FLAG}", program.display()))?;
+    let stdin = child.stdin.take().expect("piped stdin");
+    let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+    Ok(Helper {
+        _child: child,
+        stdin,
+        stdout,
+    })
+}
+
+async fn ask(
+    helper: &mut Helper,
+    frame: &VideoFrame,
+    data: &[u8],
+    width: u32,
+) -> Result<JpegReply> {
+    let request = JpegRequest {
+        frame: frame.clone(),
+        width,
+        len: data.len(),
+    };
+    let mut line = serde_json::to_vec(&request)?;
+    line.push(b'\n');
+    helper.stdin.write_all(&line).await?;
+    helper.stdin.write_all(data).await?;
+    helper.stdin.flush().await?;
+    let mut answer = String::new();
+    if helper.stdout.read_line(&mut answer).await? == 0 {
+        bail!("it ended without an answer");
+    }
+    Ok(serde_json::from_str(&answer)?)
 }

@@ -13,7 +13,8 @@
 //!   runtime drives too); `session`: recording sessions (start, stop,
 //!   split, chapter); `replay`: replay saves (every replay-buffer node's
 //!   action `save`, also from SIGUSR1); `views`: the graph and statistics as JSON.
-//! - `snapshot` and `jpeg`: a frame of a raw-video output as a JPEG;
+//! - `snapshot` and `jpeg`: a frame of a raw-video output as a JPEG (made by
+//!   a helper process: the runtime links no codec library);
 //!   `dashboard`: the web page at `/` (files in `dashboard/`).
 //! - `events`: the WebSocket stream (statistics, state changes, the run's
 //!   events, its end).

@@ -76,7 +76,10 @@ impl ControlServer {
         graph: Arc<Graph>,
         stop: StopHandle,
     ) -> Result<ControlServer> {
-        ControlServer::serve(addr, run_dir, Arc::new(Control::new(graph, stop))).await
+        let control = Arc::new(Control::new(graph, stop));
+        // Linked before the first snapshot is asked for, not while it waits.
+        control.jpeg.start().await;
+        ControlServer::serve(addr, run_dir, control).await
     }
 
     /// [`ControlServer::start`] over a [`Control`] others use as well (an

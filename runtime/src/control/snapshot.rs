@@ -179,9 +179,8 @@ fn copy_frame(sample: &Sample) -> Option<Frame> {
             return None;
         }
     }
-    let whole = frame.format == node_api::PixelFormat::Mjpeg
-        || node_media::video::fits(&frame, bytes.len());
-    whole.then_some((frame, bytes))
+    // The helper checks that the payload holds the frame's planes.
+    Some((frame, bytes))
 }
 
 /// `GET /api/snapshot?node=N&output=O&width=W`.
@@ -210,10 +209,7 @@ pub async fn handler(
             ApiError::new(StatusCode::GATEWAY_TIMEOUT, why).with("source", source.to_string())
         );
     };
-    let jpeg = tokio::task::spawn_blocking(move || jpeg::encode(&frame, &data, width))
-        .await
-        .map_err(|e| anyhow!("the encoding thread: {e}"))
-        .and_then(|r| r)
+    let jpeg = (api.control.jpeg.encode(&frame, &data, width).await)
         .map_err(|e| bad(format!("{source}: {e:#}")))?;
     let headers = [
         (header::CONTENT_TYPE, "image/jpeg"),

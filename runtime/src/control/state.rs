@@ -114,6 +114,8 @@ pub struct Control {
     sessions: Sessions,
     /// Wakes the event stream: the state may have changed.
     pub changed: Notify,
+    /// Makes snapshots into JPEGs.
+    pub jpeg: super::jpeg::JpegHelper,
 }
 
 impl Control {
@@ -136,7 +138,15 @@ impl Control {
             stop,
             paused: Mutex::new(paused),
             changed: Notify::new(),
+            jpeg: Default::default(),
         }
+    }
+
+    /// Snapshots made by the built-in nodes' binary in `node_dir` (an
+    /// embedding application's), not where the runtime looks by default.
+    pub fn with_node_dir(mut self, node_dir: Option<std::path::PathBuf>) -> Control {
+        self.jpeg = super::jpeg::JpegHelper::in_dir(node_dir);
+        self
     }
 
     pub fn state(&self) -> StateView {
