@@ -70,20 +70,17 @@ fn main() -> Result<()> {
         return Ok(());
     }
     let vs_ffmpeg = take_flag(&mut args, "--vs-ffmpeg");
-    let graph = if args.first().is_some_and(|a| !a.starts_with("--")) {
-        args.remove(0)
-    } else if vs_ffmpeg {
-        "graphs/1080p60.yaml".into()
-    } else {
-        "graphs/1080p.yaml".into()
+    // GRAPH and SECONDS, each in turn when given before the options.
+    let mut positional = |default: &str| match args.first() {
+        Some(a) if !a.starts_with("--") => args.remove(0),
+        _ => default.to_string(),
     };
-    let seconds = if args.first().is_some_and(|a| !a.starts_with("--")) {
-        args.remove(0)
-    } else if vs_ffmpeg {
-        "60".into()
+    let graph = positional(if vs_ffmpeg {
+        "graphs/1080p60.yaml"
     } else {
-        "30".into()
-    };
+        "graphs/1080p.yaml"
+    });
+    let seconds = positional(if vs_ffmpeg { "60" } else { "30" });
     if vs_ffmpeg {
         return compare::run(compare_options(graph, &seconds, args)?);
     }

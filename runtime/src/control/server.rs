@@ -76,10 +76,7 @@ impl ControlServer {
         graph: Arc<Graph>,
         stop: StopHandle,
     ) -> Result<ControlServer> {
-        let control = Arc::new(Control::new(graph, stop));
-        // Linked before the first snapshot is asked for, not while it waits.
-        control.jpeg.start().await;
-        ControlServer::serve(addr, run_dir, control).await
+        ControlServer::serve(addr, run_dir, Arc::new(Control::new(graph, stop))).await
     }
 
     /// [`ControlServer::start`] over a [`Control`] others use as well (an
@@ -91,6 +88,9 @@ impl ControlServer {
         control: Arc<Control>,
     ) -> Result<ControlServer> {
         let token = Arc::new(Token::generate()?);
+        // The snapshot helper is linked before the first snapshot is asked
+        // for, not while it waits.
+        control.jpeg.start().await;
         std::fs::create_dir_all(run_dir)
             .with_context(|| format!("creating the run directory {}", run_dir.display()))?;
         let graph = control.graph.clone();

@@ -116,6 +116,14 @@ impl Default for RunOptions {
     }
 }
 
+impl RunOptions {
+    /// Whether `node` runs on this runtime's machine (every node does when
+    /// neither says a machine).
+    pub(crate) fn runs_here(&self, node: &crate::graph::NodeDef) -> bool {
+        self.machine.is_none() || node.machine.is_none() || node.machine == self.machine
+    }
+}
+
 /// A handle on a running graph, for whoever embeds the runtime (the CLI uses
 /// it for Ctrl-C): ask it to stop, or change a node's param while it runs.
 #[derive(Clone)]
@@ -275,7 +283,7 @@ fn fork_server(graph: &Graph, opts: &RunOptions) -> Option<forks::ForkServer> {
     let local_builtin = graph.nodes.iter().any(|n| {
         matches!(n.program, crate::graph::NodeProgram::Builtin(_))
             && !n.is_hosted()
-            && (opts.machine.is_none() || n.machine.is_none() || n.machine == opts.machine)
+            && opts.runs_here(n)
     });
     if !local_builtin {
         return None;

@@ -140,9 +140,7 @@ impl<'a> Supervisor<'a> {
         let (exit_tx, exits) = mpsc::unbounded_channel::<Exit>();
         let mut nodes = BTreeMap::new();
         for (i, def) in graph.nodes.iter().enumerate() {
-            let local =
-                opts.machine.is_none() || def.machine.is_none() || def.machine == opts.machine;
-            if local {
+            if opts.runs_here(def) {
                 let mut sup =
                     Supervised::new(i, spawn::program_path(def, opts.node_dir.as_deref())?);
                 sup.hosted = def.is_hosted();
