@@ -85,20 +85,6 @@ pub struct OutputConfig {
     pub max_queue: usize,
 }
 
-impl OutputConfig {
-    /// Whether this output's payloads go in shared memory (when the run uses
-    /// it). Raw audio travels as bytes: a frame is a few to a few tens of KiB,
-    /// which the socket copies in microseconds, while the first buffer a
-    /// process allocates in zenoh's shared memory brings its bookkeeping (a
-    /// 6 MiB watchdog channel in the allocating process, 2 MiB in each process
-    /// that holds its buffers, all touched at creation): ~22 MiB over a
-    /// camera + microphone graph, for no saving. Encoded packets are copied
-    /// into their messages anyway (see `Node::send_packet`).
-    pub fn in_shared_memory(&self) -> bool {
-        matches!(self.ty, PortType::RawVideo | PortType::Any)
-    }
-}
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TransportConfig {
     /// zenoh endpoints this node listens on.

@@ -180,8 +180,6 @@ impl Node {
     /// Sizes the shared-memory pool of `output` for payloads up to `max_payload`
     /// bytes. Call before the first event so a too-small memlock limit is
     /// reported at start, not mid-recording.
-    /// An output whose payloads travel as bytes gets none
-    /// ([`crate::OutputConfig::in_shared_memory`]).
     pub fn reserve(&mut self, output: &str, max_payload: usize) -> Result<()> {
         if !self.config.transport.shared_memory {
             return Ok(());
@@ -189,9 +187,6 @@ impl Node {
         let node_id = self.config.node_id.clone();
         let holds = self.holds.clone();
         let out = self.output_mut(output)?;
-        if !out.config.in_shared_memory() {
-            return Ok(());
-        }
         if out
             .pool
             .as_ref()

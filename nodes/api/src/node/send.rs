@@ -14,16 +14,16 @@ use crate::pool::{OutBuf, SharedBuf};
 
 impl Node {
     /// A buffer of `len` bytes to fill and send on `output`: from the output's
-    /// shared-memory pool (grown if `len` exceeds what was reserved), or on
-    /// the heap for an output whose payloads travel as bytes
-    /// ([`crate::OutputConfig::in_shared_memory`]).
+    /// shared-memory pool (grown if `len` exceeds what was reserved).
     pub fn alloc(&mut self, output: &str, len: usize) -> Result<OutBuf> {
-        let shared = self.config.transport.shared_memory;
-        let out = self.output_mut(output)?;
-        if !shared || !out.config.in_shared_memory() || len == 0 {
+        if !self.config.transport.shared_memory || len == 0 {
             return Ok(OutBuf::Heap(vec![0; len]));
         }
-        let needs_pool = out.pool.as_ref().is_none_or(|p| p.max_payload < len);
+        let needs_pool = self
+            .output_mut(output)?
+            .pool
+            .as_ref()
+            .is_none_or(|p| p.max_payload < len);
         if needs_pool {
             self.reserve(output, len)?;
         }
@@ -88,7 +88,7 @@ impl Node {
     }
 
     /// Sends a payload received on an input, unchanged, with a (possibly new)
-    /// header: the same shared-memory buffer, no copy. A picture that came
+    /// header: the same shared-memory buffer, no copy. A raw frame that came
     /// from another machine (not in shared memory) is put in this output's
     /// pool once, so the consumers on this machine read it in place rather
     /// than each receiving a copy through its socket.
@@ -102,8 +102,8 @@ impl Node {
         if !self.within_media_limit(output, &header)? {
             return Ok(());
         }
-        let video = matches!(header, Header::Video(_));
-        let remote = video && !payload.is_shm() && !payload.is_empty();
+        let raw = matches!(header, Header::Video(_) | Header::Audio(_));
+        let remote = raw && !payload.is_shm() && !payload.is_empty();
         let stale = payload.is_stale();
         if (remote || stale) && self.config.transport.shared_memory {
             let mut buf = self.alloc(output, payload.len())?;
