@@ -291,6 +291,70 @@ fn every_shipped_graph_records_as_an_ordinary_user_at_default_limits() {
     }
 }
 
+/// Live audio travels as bytes, so the audio nodes never make zenoh's
+/// shared-memory bookkeeping; pictures stay in shared memory. A replay faster
+/// than real time keeps its audio in shared memory: its pool is what holds
+/// the source back while sync paces it, and nothing of it is lost.
+#[test]
+fn live_audio_travels_as_bytes_and_a_replays_audio_in_shared_memory() {
+    let s = Scratch::new();
+    let input = source_file(&s);
+    let file = format!("file:{}", input.display());
+    let live = ["camera.source=test", "microphone.source=test"].map(String::from);
+    let replay = [
+        format!("camera.source={file}"),
+        "camera.realtime=false".into(),
+        format!("microphone.source={file}"),
+        "microphone.realtime=false".into(),
+    ];
+    for (what, sources, audio_in_shm) in [("live", &live[..], false), ("replay", &replay[..], true)]
+    {
+        let out = s.path(&format!("{what}.mp4"));
+        let mut sets = vec![format!("mux.path={}", out.display())];
+        sets.extend(sources.iter().cloned());
+        let mut args: Vec<&str> = sets.iter().flat_map(|x| ["--set", x.as_str()]).collect();
+        if what == "live" {
+            args.extend(["--duration", "2"]);
+        }
+        let r = graph_tests::media::run_to_end(
+            &s,
+            &repo_graph("1080p.yaml"),
+            &args,
+            Duration::from_secs(120),
+            what,
+        );
+        let input = |node: &str, name: &str| r.node(node)["stats"]["inputs"][name].clone();
+        for node in ["audio-normalize", "sync", "audio-encode"] {
+            let audio = input(node, "audio");
+            let received = audio["received"].as_u64().unwrap();
+            assert!(received > 0, "{what}: {node}: {audio}");
+            let in_shm = if audio_in_shm { received } else { 0 };
+            assert_eq!(
+                audio["shm_payloads"], in_shm,
+                "{what}: {node}'s audio: {audio}"
+            );
+            assert_eq!(audio["lost"], 0, "{what}: {node}: {audio}");
+        }
+        let video = input("video-encode", "video");
+        assert!(video["received"].as_u64().unwrap() > 0, "{what}: {video}");
+        assert_eq!(
+            video["shm_payloads"], video["received"],
+            "{what}: pictures in shared memory"
+        );
+        let p = probe(&out).unwrap();
+        let audio_s = p.audio[0].end - p.audio[0].start;
+        if what == "replay" {
+            let frames = p.video[0].frames();
+            assert!(
+                (audio_s - SECONDS as f64).abs() < 0.05 && frames == SECONDS * FPS,
+                "the whole replay: audio {audio_s:.3} s, {frames} pictures"
+            );
+        } else {
+            assert!(audio_s > 1.0, "{what}: audio in the file: {audio_s:.3} s");
+        }
+    }
+}
+
 #[test]
 fn the_file_size_limit_bounds_the_recording_not_the_pools() {
     if !is_root() {
