@@ -85,28 +85,6 @@ pub struct OutputConfig {
     pub max_queue: usize,
 }
 
-impl OutputConfig {
-    /// Whether this output's payloads go in shared memory (when the run uses
-    /// it). Live raw audio travels as bytes: a frame is a few KiB, which the
-    /// socket copies in microseconds, while the first buffer a process
-    /// allocates in zenoh's shared memory brings its bookkeeping (a 6 MiB
-    /// watchdog channel in the allocating process, 2 MiB in each process that
-    /// holds its buffers, all touched at creation). In a `no_drop` stream (a
-    /// replay faster than real time, an application's frames) audio uses its
-    /// pool: a full pool is what holds the source back while sync pauses the
-    /// input that runs ahead (a paused input does not block the transport's
-    /// receive thread, so bytes would pile up in sync instead). Encoded
-    /// packets are copied into their messages anyway (see
-    /// `Node::send_packet`).
-    pub fn in_shared_memory(&self, no_drop: bool) -> bool {
-        match self.ty {
-            PortType::RawVideo | PortType::Any => true,
-            PortType::RawAudio => no_drop,
-            PortType::EncodedVideo | PortType::EncodedAudio | PortType::Stats => false,
-        }
-    }
-}
-
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TransportConfig {
     /// zenoh endpoints this node listens on.

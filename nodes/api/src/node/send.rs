@@ -14,14 +14,9 @@ use crate::pool::{OutBuf, SharedBuf};
 
 impl Node {
     /// A buffer of `len` bytes to fill and send on `output`: from the output's
-    /// shared-memory pool (grown if `len` exceeds what was reserved), or on
-    /// the heap when the payload travels as bytes (live audio: see
-    /// [`crate::OutputConfig::in_shared_memory`]; the pool reserved for it
-    /// stays untouched, and costs no memory).
+    /// shared-memory pool (grown if `len` exceeds what was reserved).
     pub fn alloc(&mut self, output: &str, len: usize) -> Result<OutBuf> {
-        let no_drop = self.is_no_drop();
-        let typed_shm = self.output_mut(output)?.config.in_shared_memory(no_drop);
-        if !self.config.transport.shared_memory || !typed_shm || len == 0 {
+        if !self.config.transport.shared_memory || len == 0 {
             return Ok(OutBuf::Heap(vec![0; len]));
         }
         let needs_pool = self
