@@ -1,6 +1,7 @@
 //! Snapshots made into JPEGs by a helper process (`mediagraph-nodes
-//! --jpeg-server`, see `node_api::snapshot`), started at the first snapshot
-//! and kept until the control server ends: the runtime itself links no codec
+//! --jpeg-server`, see `node_api::snapshot`), started with the control
+//! server (again at the next snapshot if it could not start, or died) and
+//! kept until the control server ends: the runtime itself links no codec
 //! library, which kept ~200 shared libraries out of every run's start.
 
 use std::path::{Path, PathBuf};

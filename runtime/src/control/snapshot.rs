@@ -209,8 +209,8 @@ pub async fn handler(
             ApiError::new(StatusCode::GATEWAY_TIMEOUT, why).with("source", source.to_string())
         );
     };
-    let jpeg = (api.control.jpeg.encode(&frame, &data, width).await)
-        .map_err(|e| bad(format!("{source}: {e:#}")))?;
+    let jpeg = api.control.jpeg.encode(&frame, &data, width).await;
+    let jpeg = jpeg.map_err(|e| bad(format!("{source}: {e:#}")))?;
     let headers = [
         (header::CONTENT_TYPE, "image/jpeg"),
         (header::CACHE_CONTROL, "no-store"),
